@@ -1,0 +1,63 @@
+"""Typed errors. Each message names the table, file or setting at fault.
+
+``retryable`` tells the caller (and Dagster's retry policy) whether running the same request
+again later may succeed, for example when the database was unreachable.
+"""
+
+from __future__ import annotations
+
+
+class VectorAssetsError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+    retryable: bool = False
+
+
+class ConfigError(VectorAssetsError):
+    """A setting or request field is missing or malformed."""
+
+
+class InvalidTimestampError(ConfigError):
+    """A backup timestamp is not of the form YYYYMMDD_HHMMSS."""
+
+
+class InvalidTaskIdError(ConfigError):
+    """A task id is not of the form (task|manual)_YYYYMMDD_HHMMSS."""
+
+
+class UnknownTableError(ConfigError):
+    """A table name is not one of the LangChain tables we manage."""
+
+
+class PathOutsideRootError(ConfigError):
+    """A path resolves outside the backup root."""
+
+
+class DatabaseUnreachableError(VectorAssetsError):
+    """The database could not be reached; trying again later may work."""
+
+    retryable = True
+
+
+class TableNotFoundError(VectorAssetsError):
+    """A managed table does not exist in the database."""
+
+
+class BackupWriteError(VectorAssetsError):
+    """A backup file could not be written (disk full, permissions, connection lost mid-COPY)."""
+
+
+class BackupSetExistsError(VectorAssetsError):
+    """A set with this timestamp already exists in the location; we never overwrite one."""
+
+
+class BackupSetNotFoundError(VectorAssetsError):
+    """No complete set has the requested timestamp or partition key."""
+
+
+class IncompleteBackupSetError(VectorAssetsError):
+    """A set lacks a partner file, or still has .tmp files being written."""
+
+
+class ManifestError(VectorAssetsError):
+    """A manifest is unreadable or does not describe its set."""

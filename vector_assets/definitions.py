@@ -1,0 +1,17 @@
+"""The code location: ``defs`` is the single Definitions object (see workspace.yaml)."""
+
+import dagster as dg
+
+from vector_assets.defs.assets import backup_specs, source_table_specs
+from vector_assets.defs.checks import backup_checks
+from vector_assets.defs.jobs import backup_vector_tables, check_vector_backup
+from vector_assets.defs.resources import default_resources
+from vector_assets.defs.schedules import vector_backup_schedule
+
+defs = dg.Definitions(
+    assets=[*source_table_specs, *backup_specs],
+    asset_checks=backup_checks,
+    jobs=[backup_vector_tables, check_vector_backup],
+    schedules=[vector_backup_schedule],
+    resources=default_resources(),
+)

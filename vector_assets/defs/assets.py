@@ -1,0 +1,101 @@
+"""The source tables and the partitioned backup assets that depend on them.
+
+Backups are made by jobs (which pick their own timestamp) and found by the sensor, so the
+backup assets are declared as specs and their materializations are reported by those.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from vector_assets.core.backup_log import human_size
+from vector_assets.core.backup_set import BackupSet
+from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.defs.partitions import vector_backups_partitions
+
+SOURCE_GROUP = "pgvector"
+BACKUP_GROUP = "vector_backups"
+
+source_table_specs = [
+    dg.AssetSpec(
+        table,
+        group_name=SOURCE_GROUP,
+        description=f"The LangChain PGVector table {table} in the pgvector database.",
+        kinds={"postgres"},
+    )
+    for table in MANAGED_TABLES
+]
+
+
+def backup_asset_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(f"{table}_backup")
+
+
+backup_specs = [
+    dg.AssetSpec(
+        backup_asset_key(table),
+        deps=[dg.AssetKey(table)],
+        partitions_def=vector_backups_partitions,
+        group_name=BACKUP_GROUP,
+        description=f"CSV backups of {table}, one partition per backup set (key = timestamp).",
+        kinds={"csv"},
+    )
+    for table in MANAGED_TABLES
+]
+
+
+def table_metadata(backup_set: BackupSet, table: str, rows: int | None = None) -> dict[str, dg.RawMetadataValue]:
+    """Metadata for one table of a set; ``rows`` is given for legacy sets, counted by the caller."""
+    path = backup_set.csv_path(table)
+    entry = backup_set.manifest.tables[table] if backup_set.manifest else None
+    size = entry.bytes if entry else path.stat().st_size
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "path": dg.MetadataValue.path(str(path)),
+        "file": path.name,
+        "bytes": dg.MetadataValue.int(size),
+        "size": human_size(size),
+        "location": backup_set.location.label,
+        "task_id": backup_set.location.task_id or "global",
+        "timestamp": backup_set.timestamp,
+        "legacy": backup_set.is_legacy,
+    }
+    row_count = entry.rows if entry else rows
+    if row_count is not None:
+        metadata["rows"] = dg.MetadataValue.int(row_count)
+    if entry:
+        metadata["sha256"] = entry.sha256
+        metadata["columns"] = dg.MetadataValue.table_schema(
+            dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in entry.columns])
+        )
+    return metadata
+
+
+def set_metadata(backup_set: BackupSet) -> dict[str, dg.RawMetadataValue]:
+    """What the whole set shares: snapshot, timing, source (never a password)."""
+    manifest = backup_set.manifest
+    if manifest is None:
+        return {"consistent_snapshot": False}
+    total = sum(entry.bytes for entry in manifest.tables.values())
+    seconds = max(manifest.duration_seconds, 1e-6)
+    return {
+        "consistent_snapshot": manifest.consistent_snapshot,
+        "duration_seconds": dg.MetadataValue.float(round(manifest.duration_seconds, 3)),
+        "throughput_mb_per_s": dg.MetadataValue.float(round(total / 1_000_000 / seconds, 1)),
+        "source": f"{manifest.source.get('database')} on {manifest.source.get('host')}:{manifest.source.get('port')}",
+        "postgres_version": manifest.server_version,
+        "pgvector_version": manifest.pgvector_version or "missing",
+    }
+
+
+def set_materializations(
+    backup_set: BackupSet, legacy_rows: dict[str, int] | None = None
+) -> list[dg.AssetMaterialization]:
+    shared = set_metadata(backup_set)
+    return [
+        dg.AssetMaterialization(
+            asset_key=backup_asset_key(table),
+            partition=backup_set.key,
+            metadata={**table_metadata(backup_set, table, (legacy_rows or {}).get(table)), **shared},
+        )
+        for table in backup_set.tables
+    ]
