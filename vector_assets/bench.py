@@ -135,7 +135,9 @@ def build_database(maintenance_dsn: str, dsn: str, rows: int, dims: int) -> None
             started = time.monotonic()
             create_tables(cursor, dims)
             fill_tables(cursor, rows, dims)
-            cursor.execute("CREATE INDEX ix_cmetadata_gin ON langchain_pg_embedding USING gin (cmetadata jsonb_path_ops)")
+            cursor.execute(
+                "CREATE INDEX ix_cmetadata_gin ON langchain_pg_embedding USING gin (cmetadata jsonb_path_ops)"
+            )
             # Sets hint bits and visibility now, so no timed run pays for the first read.
             cursor.execute("VACUUM (FREEZE, ANALYZE) langchain_pg_collection, langchain_pg_embedding")
             log(f"built in {time.monotonic() - started:.1f} s")
@@ -396,7 +398,10 @@ def check_rows(child: ChildResult, rows: int) -> None:
 
 def read_server_version(dsn: str) -> str:
     with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
-        cursor.execute("SELECT current_setting('server_version'), (SELECT extversion FROM pg_extension WHERE extname = 'vector')")
+        cursor.execute(
+            "SELECT current_setting('server_version'),"
+            " (SELECT extversion FROM pg_extension WHERE extname = 'vector')"
+        )
         postgres, pgvector = cursor.fetchone()
     conn.close()
     return f"PostgreSQL {postgres}, pgvector {pgvector}"

@@ -97,10 +97,12 @@ def snapshot_transaction(conn: psycopg2.extensions.connection) -> Iterator[psyco
             yield cursor
         conn.commit()
     except BaseException:
-        conn.rollback()
+        if not conn.closed:  # a killed backend closes the connection under us
+            conn.rollback()
         raise
     finally:
-        conn.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
+        if not conn.closed:
+            conn.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
 
 
 def read_columns(cursor: psycopg2.extensions.cursor, table: str) -> list[Column]:

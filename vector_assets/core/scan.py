@@ -1,7 +1,7 @@
-"""Finding complete backup sets under a root: the global folder and every task folder.
+"""Finding backup sets under a root: the global folder and every task folder.
 
-A set is complete when its manifest's files are all present (or, for a legacy set, both CSV
-files), and no ``.tmp`` file for its timestamp is left in the folder.
+A set is listed when no ``.tmp`` file for its timestamp is left in the folder and either its
+manifest is published or, for a legacy set, both CSV files are present.
 """
 
 from __future__ import annotations
@@ -52,9 +52,14 @@ def timestamps_in_folder(folder: Path) -> dict[str, set[str]]:
 
 
 def complete_sets_in(root: Path, location: Location) -> list[tuple[str, Manifest | None]]:
-    """(timestamp, manifest or None) for each complete set of one location, oldest first."""
+    """(timestamp, manifest or None) for each set of one location, oldest first.
+
+    A set with a manifest counts even if a file has since gone missing: the manifest is
+    published after its files, so that set was complete and is now damaged, which the checks
+    must be able to report. A legacy set counts only with both CSV files present.
+    """
     folder = location.folder(root)
-    complete = []
+    found = []
     for timestamp, names in sorted(timestamps_in_folder(folder).items()):
         if any(name.endswith(TMP_SUFFIX) for name in names):
             continue
@@ -62,13 +67,10 @@ def complete_sets_in(root: Path, location: Location) -> list[tuple[str, Manifest
             manifest = _manifest_if_present(folder, timestamp, names)
         except ManifestError:
             continue  # an unreadable manifest never vouches for a set
-        expected = manifest.tables.values() if manifest else None
-        wanted = [entry.file for entry in expected] if expected else [
-            csv_file_name(table, timestamp) for table in MANAGED_TABLES
-        ]
-        if all(name in names for name in wanted):
-            complete.append((timestamp, manifest))
-    return complete
+        legacy_files = [csv_file_name(table, timestamp) for table in MANAGED_TABLES]
+        if manifest is not None or all(name in names for name in legacy_files):
+            found.append((timestamp, manifest))
+    return found
 
 
 def _manifest_if_present(folder: Path, timestamp: str, names: set[str]) -> Manifest | None:

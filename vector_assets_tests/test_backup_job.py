@@ -1,0 +1,116 @@
+"""The backup job through execute_in_process, on a real Dagster instance, and the checks."""
+
+import dagster as dg
+import pytest
+
+from vector_assets.core.scan import scan_root
+from vector_assets.definitions import defs
+from vector_assets.defs.assets import backup_asset_key
+from vector_assets_tests.conftest import folder_snapshot
+
+TABLES = ("langchain_pg_collection", "langchain_pg_embedding")
+
+
+@pytest.fixture
+def dagster_env(monkeypatch, store_db, backup_root):
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def run_backup_job(instance, run_config=None, raise_on_error=True):
+    return defs.get_job_def("backup_vector_tables").execute_in_process(
+        instance=instance, run_config=run_config or {}, raise_on_error=raise_on_error
+    )
+
+
+def latest_metadata(instance, table: str) -> dict:
+    event = instance.get_latest_materialization_event(backup_asset_key(table))
+    return event.asset_materialization
+
+
+def run_checks(instance, partition_key: str) -> dict[tuple[str, str], object]:
+    result = defs.get_job_def("check_vector_backup").execute_in_process(
+        instance=instance, tags={"dagster/partition": partition_key}, raise_on_error=False
+    )
+    evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    return {(ev.asset_key.path[-1], ev.check_name): ev for ev in evaluations}
+
+
+def test_backup_job_registers_a_partition_with_metadata(dagster_env, backup_root):
+    result = run_backup_job(dagster_env)
+    assert result.success
+    (backup_set,) = scan_root(backup_root)
+    assert dagster_env.get_dynamic_partitions("vector_backups") == [backup_set.key]
+    for table in TABLES:
+        materialization = latest_metadata(dagster_env, table)
+        metadata = materialization.metadata
+        entry = backup_set.manifest.tables[table]
+        assert materialization.partition == backup_set.key
+        assert metadata["rows"].value == entry.rows > 0
+        assert metadata["bytes"].value == entry.bytes
+        assert metadata["sha256"].value == entry.sha256
+        assert metadata["path"].value == str(backup_set.csv_path(table))
+        assert metadata["consistent_snapshot"].value is True
+        assert metadata["duration_seconds"].value >= 0
+        assert metadata["throughput_mb_per_s"].value >= 0
+
+
+def test_backup_job_writes_into_a_task_folder_and_a_subset_of_tables(dagster_env, backup_root):
+    config = {"ops": {"back_up_tables": {"config": {"task_id": "task_20250721_213627", "tables": ["langchain_pg_embedding"]}}}}
+    assert run_backup_job(dagster_env, config).success
+    (backup_set,) = scan_root(backup_root)
+    assert backup_set.location.task_id == "task_20250721_213627"
+    assert backup_set.tables == ("langchain_pg_embedding",)
+    assert dagster_env.get_latest_materialization_event(backup_asset_key("langchain_pg_collection")) is None
+
+
+@pytest.mark.parametrize(
+    ("op_config", "named"),
+    [({"task_id": "../escape"}, "task id '../escape'"), ({"tables": ["pg_authid"]}, "unknown table 'pg_authid'")],
+)
+def test_bad_backup_config_fails_clearly_and_writes_nothing(dagster_env, backup_root, op_config, named):
+    result = run_backup_job(dagster_env, {"ops": {"back_up_tables": {"config": op_config}}}, raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("back_up_tables")
+    assert named in failure.error.message
+    assert folder_snapshot(backup_root) == {}
+    assert dagster_env.get_dynamic_partitions("vector_backups") == []
+
+
+def test_checks_pass_on_a_good_set_and_fail_on_a_tampered_one(dagster_env, backup_root):
+    assert run_backup_job(dagster_env).success
+    (backup_set,) = scan_root(backup_root)
+    evaluations = run_checks(dagster_env, backup_set.key)
+    assert len(evaluations) == 6 and all(ev.passed for ev in evaluations.values())
+
+    path = backup_set.csv_path("langchain_pg_embedding")
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines + [lines[-1].replace(b"-sql", b"-sqx", 1)]))
+    evaluations = run_checks(dagster_env, backup_set.key)
+    assert evaluations[("langchain_pg_collection_backup", "sha256_matches_manifest")].passed
+    sha = evaluations[("langchain_pg_embedding_backup", "sha256_matches_manifest")]
+    rows = evaluations[("langchain_pg_embedding_backup", "row_count_matches_manifest")]
+    assert not sha.passed and path.name in sha.description
+    assert not rows.passed and "manifest says" in rows.description
+
+    path.unlink()
+    evaluations = run_checks(dagster_env, backup_set.key)
+    present = evaluations[("langchain_pg_embedding_backup", "file_present")]
+    assert not present.passed and path.name in (present.description or "")
+
+
+def test_password_in_dsn_is_nowhere_in_run_config_events_or_files(monkeypatch, store_db, backup_root):
+    secret = "pw-Zq9-never-shown"
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", f"{store_db} password={secret}")
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
+    with dg.instance_for_test() as instance:
+        result = run_backup_job(instance)
+        assert result.success
+        run = instance.get_run_by_id(result.run_id)
+        assert secret not in repr(run.run_config)
+        records = instance.get_records_for_run(result.run_id).records
+        assert records and all(secret not in repr(record.event_log_entry) for record in records)
+    for content in folder_snapshot(backup_root).values():
+        assert secret.encode() not in content
