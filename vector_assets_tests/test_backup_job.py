@@ -20,7 +20,7 @@ def dagster_env(monkeypatch, store_db, backup_root):
 
 
 def run_backup_job(instance, run_config=None, raise_on_error=True):
-    return defs.get_job_def("backup_vector_tables").execute_in_process(
+    return defs.resolve_job_def("backup_vector_tables").execute_in_process(
         instance=instance, run_config=run_config or {}, raise_on_error=raise_on_error
     )
 
@@ -31,7 +31,7 @@ def latest_metadata(instance, table: str) -> dict:
 
 
 def run_checks(instance, partition_key: str) -> dict[tuple[str, str], object]:
-    result = defs.get_job_def("check_vector_backup").execute_in_process(
+    result = defs.resolve_job_def("check_vector_backup").execute_in_process(
         instance=instance, tags={"dagster/partition": partition_key}, raise_on_error=False
     )
     evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
