@@ -82,7 +82,7 @@ def run_backup(request: BackupRequest) -> BackupResult:
     """Export every requested table inside one REPEATABLE READ snapshot, then publish the set."""
     folder = request.location.folder(request.root)
     folder.mkdir(parents=True, exist_ok=True)
-    timestamp = _free_timestamp(folder, request.timestamp)
+    timestamp = free_timestamp(folder, request.timestamp)
     conn = connect(request.dsn)
     try:
         with snapshot_transaction(conn) as cursor:
@@ -184,7 +184,7 @@ def _published_timestamps(folder: Path) -> set[str]:
     }
 
 
-def _free_timestamp(folder: Path, requested: str | None) -> str:
+def free_timestamp(folder: Path, requested: str | None) -> str:
     """The requested timestamp if unused; otherwise now, waiting out a same-second clash."""
     if requested is not None:
         if requested in _published_timestamps(folder):

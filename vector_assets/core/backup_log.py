@@ -12,8 +12,10 @@ from datetime import datetime
 from pathlib import Path
 
 from vector_assets.core.atomic_files import write_bytes_atomically
-from vector_assets.core.backup_set import LOG_FILE_NAME, TableFile
+from vector_assets.core.backup_set import LOG_FILE_NAME, Manifest, TableFile
 from vector_assets.core.tables import COLLECTION_TABLE
+
+LOG_HEADER = "=== Vector Table Backup Log ==="
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ def format_log_block(
     truncated: list[TruncateOutcome] | None = None,
 ) -> str:
     lines = [
-        "=== Vector Table Backup Log ===",
+        LOG_HEADER,
         f"Backup Time: {backup_time.strftime('%Y-%m-%d %H:%M:%S')}",
         f"Task ID: {task_id or 'global'}",
         f"Database: {database}",
@@ -60,6 +62,25 @@ def format_log_block(
         if COLLECTION_TABLE not in truncated_names:
             lines.append(f"- {COLLECTION_TABLE}: SKIPPED (collection table preserved)")
     return "\n".join(lines) + "\n"
+
+
+
+def rewrite_last_log_block(
+    folder: Path, manifest: Manifest, task_id: str | None, truncated: list[TruncateOutcome]
+) -> None:
+    """Replace the newest block (the set just written) with one that reports the truncate."""
+    path = folder / LOG_FILE_NAME
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    head, _, _ = existing.rpartition(LOG_HEADER)
+    block = format_log_block(
+        backup_time=datetime.strptime(manifest.timestamp, "%Y%m%d_%H%M%S"),
+        task_id=task_id,
+        database=manifest.source.get("database", ""),
+        duration_seconds=manifest.duration_seconds,
+        tables=manifest.tables,
+        truncated=truncated,
+    )
+    write_bytes_atomically(path, (head + block).encode("utf-8"))
 
 
 def append_log_block(folder: Path, block: str) -> None:

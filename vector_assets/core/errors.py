@@ -61,3 +61,32 @@ class IncompleteBackupSetError(VectorAssetsError):
 
 class ManifestError(VectorAssetsError):
     """A manifest is unreadable or does not describe its set."""
+
+
+class GuardedTruncateError(VectorAssetsError):
+    """A step of the guarded truncate failed; nothing was truncated."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"guarded truncate stopped at step '{step}', nothing was truncated: {cause}")
+        self.step = step
+        self.retryable = getattr(cause, "retryable", False)
+
+
+class VerificationError(VectorAssetsError):
+    """Files of a set do not match the database or the manifest."""
+
+
+class ColumnMismatchError(VectorAssetsError):
+    """A set's columns do not match the target table's columns."""
+
+
+class ExtensionMissingError(VectorAssetsError):
+    """The target database lacks the pgvector extension."""
+
+
+class RestoreConflictError(VectorAssetsError):
+    """Append mode found rows whose primary key already exists in the target."""
+
+
+class BackupFileError(VectorAssetsError):
+    """A backup file is damaged: cut off, not valid CSV, or not matching its manifest."""

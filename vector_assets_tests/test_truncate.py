@@ -1,0 +1,112 @@
+"""Guarded truncate: nothing is lost, and nothing is truncated unless the backup is verified."""
+
+import csv
+import os
+import threading
+import time
+import uuid
+
+import psycopg2
+import pytest
+
+from vector_assets.core.errors import ConfigError, GuardedTruncateError
+from vector_assets.core.scan import scan_root
+from vector_assets.core.truncate import TruncateRequest, run_guarded_truncate
+from vector_assets_tests.conftest import execute, fill_store, rows_as_text
+
+
+def test_truncate_backs_up_both_tables_and_empties_only_embeddings(store_db, backup_root):
+    collections = rows_as_text(store_db, "langchain_pg_collection")
+    embeddings = rows_as_text(store_db, "langchain_pg_embedding")
+    result = run_guarded_truncate(TruncateRequest(dsn=store_db, root=backup_root))
+    assert result.rows_before == {"langchain_pg_embedding": sum(embeddings.values())}
+    assert result.rows_after == {"langchain_pg_embedding": 0}
+    assert rows_as_text(store_db, "langchain_pg_collection") == collections
+    assert execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
+    (backup_set,) = scan_root(backup_root)
+    assert backup_set.manifest.tables["langchain_pg_embedding"].rows == sum(embeddings.values())
+    log = backup_set.log_path.read_text(encoding="utf-8")
+    assert f"✓ langchain_pg_embedding: TRUNCATED ({sum(embeddings.values()):,} rows removed)" in log
+    assert "- langchain_pg_collection: SKIPPED (collection table preserved)" in log
+
+
+def test_truncating_collections_needs_both_tables_and_then_empties_both(store_db, backup_root):
+    with pytest.raises(ConfigError, match="langchain_pg_collection alone"):
+        TruncateRequest(dsn=store_db, root=backup_root, tables=("langchain_pg_collection",))
+    result = run_guarded_truncate(
+        TruncateRequest(dsn=store_db, root=backup_root, tables=("langchain_pg_collection", "langchain_pg_embedding"))
+    )
+    assert result.rows_after == {"langchain_pg_collection": 0, "langchain_pg_embedding": 0}
+
+
+def test_a_failure_between_backup_and_truncate_leaves_the_table_untouched(store_db, backup_root):
+    # A real failure at the truncate step: a trigger that refuses TRUNCATE.
+    execute(
+        store_db,
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'truncate refused'; END $$;"
+        " CREATE TRIGGER no_truncate BEFORE TRUNCATE ON langchain_pg_embedding EXECUTE FUNCTION refuse();",
+    )
+    before = rows_as_text(store_db, "langchain_pg_embedding")
+    with pytest.raises(GuardedTruncateError, match="step 'truncate'.*truncate refused") as raised:
+        run_guarded_truncate(TruncateRequest(dsn=store_db, root=backup_root))
+    assert raised.value.step == "truncate"
+    assert rows_as_text(store_db, "langchain_pg_embedding") == before
+    (backup_set,) = scan_root(backup_root)  # the backup itself is fine and stays
+    assert "Truncate Status:\n- Not performed" in backup_set.log_path.read_text(encoding="utf-8")
+
+
+def test_a_failed_backup_step_truncates_nothing_and_leaves_no_set(store_db, backup_root):
+    folder = backup_root / "vector_bak"
+    folder.mkdir()
+    os.symlink("/dev/full", folder / "langchain_pg_embedding_20250101_000000.csv.tmp")
+    before = rows_as_text(store_db, "langchain_pg_embedding")
+    with pytest.raises(GuardedTruncateError, match="step 'backup'.*disk full"):
+        run_guarded_truncate(TruncateRequest(dsn=store_db, root=backup_root, timestamp="20250101_000000"))
+    assert rows_as_text(store_db, "langchain_pg_embedding") == before
+    assert list(folder.iterdir()) == []
+
+
+def insert_until_stopped(dsn: str, stop: threading.Event, committed: list[str]) -> None:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    collection = execute(dsn, "SELECT uuid FROM langchain_pg_collection LIMIT 1")[0][0]
+    vector = "[" + ",".join(["0.25"] * 384) + "]"
+    try:
+        with conn.cursor() as cursor:
+            while not stop.is_set():
+                row_id = f"{uuid.uuid4()}-writer"
+                cursor.execute(
+                    "INSERT INTO langchain_pg_embedding (id, collection_id, embedding) VALUES (%s, %s, %s)",
+                    (row_id, collection, vector),
+                )
+                committed.append(row_id)
+    finally:
+        conn.close()
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the concurrent writer stalled"
+        time.sleep(0.01)
+
+
+def test_rows_committed_by_a_concurrent_writer_are_in_the_backup_or_still_in_the_table(empty_db, backup_root):
+    fill_store(empty_db, embeddings=5000)
+    stop, committed = threading.Event(), []
+    writer = threading.Thread(target=insert_until_stopped, args=(empty_db, stop, committed))
+    writer.start()
+    try:
+        wait_until(lambda: len(committed) >= 20)
+        result = run_guarded_truncate(TruncateRequest(dsn=empty_db, root=backup_root))
+        after_commit = len(committed)
+        wait_until(lambda: len(committed) >= after_commit + 20)
+    finally:
+        stop.set()
+        writer.join()
+    with open(result.backup.paths["langchain_pg_embedding"], newline="", encoding="utf-8") as handle:
+        backed_up = {row["id"] for row in csv.DictReader(handle)}
+    in_table = {row_id for (row_id,) in execute(empty_db, "SELECT id FROM langchain_pg_embedding")}
+    lost = [row_id for row_id in committed if row_id not in backed_up and row_id not in in_table]
+    assert lost == []
+    assert backed_up & set(committed) and in_table & set(committed), "the writer must have written on both sides"
