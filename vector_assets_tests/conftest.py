@@ -12,6 +12,7 @@ import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -46,24 +47,35 @@ def dsn_for(maintenance: str, database: str) -> str:
     return psycopg2.extensions.make_dsn(**params)
 
 
-@pytest.fixture
-def empty_db(maintenance_dsn: str) -> Iterator[str]:
-    """A fresh database with the vector extension and no tables; dropped afterwards."""
+@contextmanager
+def fresh_database(maintenance_dsn: str) -> Iterator[str]:
+    """A new database with the vector extension and no tables; dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(maintenance_dsn)
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     dsn = dsn_for(maintenance_dsn, name)
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
-        cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    conn.close()
+    execute(dsn, "CREATE EXTENSION IF NOT EXISTS vector")
     try:
         yield dsn
     finally:
         with admin.cursor() as cursor:
             cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.close()
+
+
+@pytest.fixture
+def empty_db(maintenance_dsn: str) -> Iterator[str]:
+    with fresh_database(maintenance_dsn) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def second_db(maintenance_dsn: str) -> Iterator[str]:
+    """Another empty database on the same server, for restores into another database."""
+    with fresh_database(maintenance_dsn) as dsn:
+        yield dsn
 
 
 def fill_store(dsn: str, *, layout: str = "current", embeddings: int = 300, dims: int = 384) -> None:
@@ -107,7 +119,7 @@ def rows_as_text(dsn: str, table: str, schema: str = "public") -> Counter:
     return found
 
 
-def execute(dsn: str, statement: str, params: tuple = ()) -> list[tuple]:
+def execute(dsn: str, statement: str, params: tuple | None = None) -> list[tuple]:
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     try:

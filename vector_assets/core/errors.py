@@ -90,3 +90,7 @@ class RestoreConflictError(VectorAssetsError):
 
 class BackupFileError(VectorAssetsError):
     """A backup file is damaged: cut off, not valid CSV, or not matching its manifest."""
+
+
+class RestoreLoadError(VectorAssetsError):
+    """The target refused rows during the load (a constraint, a trigger); the restore rolled back."""

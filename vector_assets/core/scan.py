@@ -19,6 +19,8 @@ from vector_assets.core.backup_set import (
     Manifest,
     csv_file_name,
     manifest_file_name,
+    resolve_inside_root,
+    validate_timestamp,
 )
 from vector_assets.core.errors import BackupSetNotFoundError, ManifestError
 from vector_assets.core.tables import MANAGED_TABLES
@@ -102,3 +104,36 @@ def find_set(root: Path, key: str) -> BackupSet:
         if backup_set.key == key:
             return backup_set
     raise BackupSetNotFoundError(f"no complete backup set with key {key!r} under {root}")
+
+
+def locate_set(root: Path, timestamp: str, backup_path: str | None = None, configured_root: str | None = None) -> BackupSet:
+    """The set a restore asks for: by partition key, or by timestamp within ``backup_path``.
+
+    ``backup_path`` is relative to the root (``task_…/vector_bak`` or ``./vector_bak``). The
+    seed's form, the configured root followed by the location, is accepted too.
+    """
+    sets = scan_root(root)
+    if backup_path is None:
+        matches = [s for s in sets if s.key == timestamp] or [s for s in sets if s.timestamp == timestamp]
+        if len({s.folder for s in matches}) > 1:
+            where = ", ".join(s.location.label for s in matches)
+            raise BackupSetNotFoundError(f"timestamp {timestamp} exists in {where}; give backup_path to choose one")
+        if not matches:
+            validate_timestamp(timestamp.split("__")[0])
+            raise BackupSetNotFoundError(f"no complete backup set {timestamp!r} under {root}")
+        return matches[0]
+    validate_timestamp(timestamp)
+    folder = resolve_inside_root(root, _relative_to_configured_root(backup_path, configured_root))
+    for backup_set in sets:
+        if backup_set.folder == folder and backup_set.timestamp == timestamp:
+            return backup_set
+    raise BackupSetNotFoundError(f"no complete backup set {timestamp} in {backup_path!r} (looked in {folder})")
+
+
+def _relative_to_configured_root(backup_path: str, configured_root: str | None) -> str:
+    path_parts = [part for part in Path(backup_path).parts if part != "."]
+    if configured_root:
+        root_parts = [part for part in Path(configured_root).parts if part != "."]
+        if root_parts and path_parts[: len(root_parts)] == root_parts:
+            path_parts = path_parts[len(root_parts):]
+    return str(Path(*path_parts)) if path_parts else "."

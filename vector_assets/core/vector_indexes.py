@@ -1,0 +1,46 @@
+"""Dropping and rebuilding HNSW / IVFFlat indexes around a bulk load (pgvector's own advice).
+
+Loading into a table with an HNSW index is several times slower than loading and then
+building the index once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+VECTOR_INDEX_METHODS = ("hnsw", "ivfflat")
+
+
+@dataclass(frozen=True)
+class SavedIndex:
+    schema: str
+    name: str
+    definition: str  # pg_get_indexdef(), replayed as-is
+
+
+def drop_vector_indexes(cursor: psycopg2.extensions.cursor, table: str) -> list[SavedIndex]:
+    cursor.execute(
+        """
+        SELECT n.nspname, c.relname, pg_get_indexdef(i.indexrelid)
+        FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_am am ON am.oid = c.relam
+        WHERE i.indrelid = %s::regclass AND am.amname = ANY (%s)
+        ORDER BY c.relname
+        """,
+        (sql.Identifier(table).as_string(cursor), list(VECTOR_INDEX_METHODS)),
+    )
+    saved = [SavedIndex(schema, name, definition) for schema, name, definition in cursor.fetchall()]
+    for index in saved:
+        cursor.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(index.schema, index.name)))
+    return saved
+
+
+def recreate_indexes(cursor: psycopg2.extensions.cursor, saved: list[SavedIndex]) -> list[str]:
+    for index in saved:
+        cursor.execute(index.definition)
+    return [index.name for index in saved]
