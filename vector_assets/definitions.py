@@ -7,11 +7,12 @@ from vector_assets.defs.checks import backup_checks
 from vector_assets.defs.jobs import backup_vector_tables, check_vector_backup
 from vector_assets.defs.resources import default_resources
 from vector_assets.defs.schedules import vector_backup_schedule
+from vector_assets.defs.table_jobs import restore_vector_tables, truncate_vector_tables
 
 defs = dg.Definitions(
     assets=[*source_table_specs, *backup_specs],
     asset_checks=backup_checks,
-    jobs=[backup_vector_tables, check_vector_backup],
+    jobs=[backup_vector_tables, check_vector_backup, truncate_vector_tables, restore_vector_tables],
     schedules=[vector_backup_schedule],
     resources=default_resources(),
 )

@@ -24,8 +24,12 @@ class BackupRootResource(dg.ConfigurableResource):
 
     root: str = ""
 
+    def configured(self) -> str:
+        """The root as the operator wrote it (the seed's backup_path starts with it)."""
+        return self.root or os.environ.get(ROOT_ENV_VAR) or DEFAULT_ROOT
+
     def path(self) -> Path:
-        return Path(self.root or os.environ.get(ROOT_ENV_VAR) or DEFAULT_ROOT)
+        return Path(self.configured())
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:

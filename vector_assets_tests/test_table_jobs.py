@@ -1,0 +1,108 @@
+"""The truncate and restore jobs through execute_in_process, and the pool that keeps them apart."""
+
+from pathlib import Path
+
+import dagster as dg
+import psycopg2
+import pytest
+import yaml
+
+from vector_assets.core.scan import scan_root
+from vector_assets.definitions import defs
+from vector_assets.demo import create_tables
+from vector_assets_tests.conftest import execute, rows_as_text
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def instance(monkeypatch, store_db, backup_root):
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def run(instance, job: str, op: str, config: dict):
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance, run_config={"ops": {op: {"config": config}}}, raise_on_error=False
+    )
+
+
+def output_metadata(result, op: str) -> dict:
+    (event,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT" and e.step_key == op]
+    return event.event_specific_data.metadata
+
+
+def test_truncate_job_backs_up_registers_and_reports_rows_before_and_after(instance, store_db, backup_root):
+    rows = execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
+    result = run(instance, "truncate_vector_tables", "truncate_after_verified_backup", {})
+    assert result.success
+    (backup_set,) = scan_root(backup_root)
+    assert instance.get_dynamic_partitions("vector_backups") == [backup_set.key]
+    metadata = output_metadata(result, "truncate_after_verified_backup")
+    assert metadata["backup_performed"].value and metadata["truncate_performed"].value
+    assert metadata["backup_partition"].value == backup_set.key
+    (record,) = metadata["truncate_results"].records
+    assert record.data == {"table": "langchain_pg_embedding", "rows_before": rows, "rows_after": 0}
+    assert execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
+    observation = instance.fetch_observations(dg.AssetKey("langchain_pg_embedding"), limit=1).records[0]
+    assert observation.asset_observation.metadata["backup_partition"].value == backup_set.key
+
+
+def test_truncate_job_failure_names_the_step_and_keeps_the_rows(instance, store_db):
+    execute(
+        store_db,
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no'; END $$;"
+        " CREATE TRIGGER no_truncate BEFORE TRUNCATE ON langchain_pg_embedding EXECUTE FUNCTION refuse();",
+    )
+    before = rows_as_text(store_db, "langchain_pg_embedding")
+    result = run(instance, "truncate_vector_tables", "truncate_after_verified_backup", {})
+    assert not result.success
+    assert "step 'truncate'" in result.failure_data_for_node("truncate_after_verified_backup").error.message
+    assert rows_as_text(store_db, "langchain_pg_embedding") == before
+
+
+def test_restore_job_replaces_rows_and_observes_the_source_table(instance, store_db, backup_root):
+    assert defs.resolve_job_def("backup_vector_tables").execute_in_process(instance=instance).success
+    (backup_set,) = scan_root(backup_root)
+    snapshot = rows_as_text(store_db, "langchain_pg_embedding")
+    execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 7)")
+    result = run(instance, "restore_vector_tables", "restore_from_backup_set", {"timestamp": backup_set.key, "truncate_before_restore": True})
+    assert result.success
+    assert rows_as_text(store_db, "langchain_pg_embedding") == snapshot
+    restored = output_metadata(result, "restore_from_backup_set")["restore_results"].value
+    assert restored["langchain_pg_embedding"]["rows"] == sum(snapshot.values())
+    observation = instance.fetch_observations(dg.AssetKey("langchain_pg_embedding"), limit=1).records[0]
+    assert observation.asset_observation.metadata["restored_from"].value == backup_set.key
+
+
+def test_restore_job_targets_another_database_by_env_var_name(instance, monkeypatch, store_db, backup_root, second_db):
+    assert defs.resolve_job_def("backup_vector_tables").execute_in_process(instance=instance).success
+    (backup_set,) = scan_root(backup_root)
+    with psycopg2.connect(second_db) as conn, conn.cursor() as cursor:
+        create_tables(cursor)
+    conn.close()
+    monkeypatch.setenv("SCRATCH_VECTORS_DSN", second_db)
+    result = run(instance, "restore_vector_tables", "restore_from_backup_set", {"timestamp": backup_set.key, "target_env_var": "SCRATCH_VECTORS_DSN"})
+    assert result.success
+    assert rows_as_text(second_db, "langchain_pg_embedding") == rows_as_text(store_db, "langchain_pg_embedding")
+
+
+def test_restore_job_refuses_a_dsn_in_run_config(instance, store_db, backup_root):
+    dsn = "postgresql://admin:hunter2@db.example/vectors"
+    result = run(instance, "restore_vector_tables", "restore_from_backup_set", {"timestamp": "20250101_000000", "target_env_var": dsn})
+    assert not result.success
+    message = result.failure_data_for_node("restore_from_backup_set").error.message
+    assert "NAME of an environment variable" in message and "hunter2" not in message
+
+
+def test_backup_truncate_and_restore_share_one_pool_limited_to_one():
+    job_ops = {"backup_vector_tables": "back_up_tables", "truncate_vector_tables": "truncate_after_verified_backup",
+               "restore_vector_tables": "restore_from_backup_set"}
+    for job, op in job_ops.items():
+        assert defs.resolve_job_def(job).graph.node_named(op).definition.pool == "vector_tables"
+    settings = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    assert "tag_concurrency_limits" not in str(settings.get("run_coordinator", ""))
+    with dg.instance_for_test(overrides={"concurrency": settings["concurrency"]}) as instance:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
