@@ -110,6 +110,17 @@ def backup_root(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture
+def dagster_instance(monkeypatch, store_db: str, backup_root: Path):
+    """A real (temporary) Dagster instance, with the resources' env vars pointing at the test store."""
+    import dagster as dg
+
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
 def rows_as_text(dsn: str, table: str, schema: str = "public") -> Counter:
     """Every row as Postgres prints a record: NULL and '' print differently, JSON as text."""
     with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:

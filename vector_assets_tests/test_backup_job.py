@@ -12,11 +12,8 @@ TABLES = ("langchain_pg_collection", "langchain_pg_embedding")
 
 
 @pytest.fixture
-def dagster_env(monkeypatch, store_db, backup_root):
-    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
-    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
-    with dg.instance_for_test() as instance:
-        yield instance
+def dagster_env(dagster_instance):
+    return dagster_instance
 
 
 def run_backup_job(instance, run_config=None, raise_on_error=True):

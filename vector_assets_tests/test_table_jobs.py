@@ -16,11 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def instance(monkeypatch, store_db, backup_root):
-    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
-    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
-    with dg.instance_for_test() as instance:
-        yield instance
+def instance(dagster_instance):
+    return dagster_instance
 
 
 def run(instance, job: str, op: str, config: dict):

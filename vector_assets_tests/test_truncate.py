@@ -31,7 +31,7 @@ def test_truncate_backs_up_both_tables_and_empties_only_embeddings(store_db, bac
 
 
 def test_truncating_collections_needs_both_tables_and_then_empties_both(store_db, backup_root):
-    with pytest.raises(ConfigError, match="langchain_pg_collection alone"):
+    with pytest.raises(ConfigError, match="truncating langchain_pg_collection alone"):
         TruncateRequest(dsn=store_db, root=backup_root, tables=("langchain_pg_collection",))
     result = run_guarded_truncate(
         TruncateRequest(dsn=store_db, root=backup_root, tables=("langchain_pg_collection", "langchain_pg_embedding"))

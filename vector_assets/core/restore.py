@@ -30,7 +30,12 @@ from vector_assets.core.errors import (
 )
 from vector_assets.core.postgres import Column, connect, count_rows, read_columns, server_versions
 from vector_assets.core.scan import locate_set
-from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES, validate_tables
+from vector_assets.core.tables import (
+    EMBEDDING_TABLE,
+    MANAGED_TABLES,
+    require_embeddings_with_collections,
+    validate_tables,
+)
 from vector_assets.core.vector_indexes import drop_vector_indexes, recreate_indexes
 
 ON_CONFLICT_CHOICES = ("error", "skip")
@@ -56,10 +61,8 @@ class RestoreRequest:
         object.__setattr__(self, "root", Path(self.root))
         if self.on_conflict not in ON_CONFLICT_CHOICES:
             raise ConfigError(f"on_conflict {self.on_conflict!r} must be one of {', '.join(ON_CONFLICT_CHOICES)}")
-        if self.truncate_before_restore and COLLECTION_TABLE in self.tables and EMBEDDING_TABLE not in self.tables:
-            raise ConfigError(
-                f"truncating {COLLECTION_TABLE} alone would cascade into {EMBEDDING_TABLE}; restore both tables"
-            )
+        if self.truncate_before_restore:
+            require_embeddings_with_collections(self.tables, "truncating before restore")
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from vector_assets.core.errors import UnknownTableError
+from vector_assets.core.errors import ConfigError, UnknownTableError
 
 COLLECTION_TABLE = "langchain_pg_collection"
 EMBEDDING_TABLE = "langchain_pg_embedding"
@@ -24,3 +24,11 @@ def validate_tables(tables: Iterable[str]) -> tuple[str, ...]:
             f"unknown table {unknown[0]!r}; only {', '.join(MANAGED_TABLES)} are managed"
         )
     return tuple(name for name in MANAGED_TABLES if name in requested)
+
+
+def require_embeddings_with_collections(tables: tuple[str, ...], action: str) -> None:
+    """Truncating collections alone fails (or cascades) because embeddings reference them."""
+    if COLLECTION_TABLE in tables and EMBEDDING_TABLE not in tables:
+        raise ConfigError(
+            f"{action} {COLLECTION_TABLE} alone would cascade into {EMBEDDING_TABLE}; include both tables"
+        )

@@ -17,19 +17,22 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.backup import BackupResult, SetTarget, free_timestamp
-from vector_assets.core.backup import write_set
+from vector_assets.core.backup import BackupResult, SetTarget, free_timestamp, write_set
 from vector_assets.core.backup_log import TruncateOutcome, rewrite_last_log_block
 from vector_assets.core.backup_set import Location, count_csv_rows, sha256_of_file, validate_timestamp
 from vector_assets.core.errors import (
-    ConfigError,
     DatabaseUnreachableError,
     GuardedTruncateError,
     VectorAssetsError,
     VerificationError,
 )
 from vector_assets.core.postgres import connect, count_rows, describe_dsn
-from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES, validate_tables
+from vector_assets.core.tables import (
+    EMBEDDING_TABLE,
+    MANAGED_TABLES,
+    require_embeddings_with_collections,
+    validate_tables,
+)
 
 T = TypeVar("T")
 LOCK_TIMEOUT = "60s"
@@ -48,10 +51,7 @@ class TruncateRequest:
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
         object.__setattr__(self, "root", Path(self.root))
-        if COLLECTION_TABLE in self.tables and EMBEDDING_TABLE not in self.tables:
-            raise ConfigError(
-                f"truncating {COLLECTION_TABLE} alone would cascade into {EMBEDDING_TABLE}; list both tables"
-            )
+        require_embeddings_with_collections(self.tables, "truncating")
         if self.timestamp is not None:
             validate_timestamp(self.timestamp)
 
