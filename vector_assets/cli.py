@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -89,6 +90,7 @@ def run_dev(args: argparse.Namespace) -> int:
 
 def run_dagster_dev(args: argparse.Namespace, environment: dict[str, str]) -> int:
     environment["DAGSTER_HOME"] = str(prepare_dagster_home())
+    write_shell_env(environment)
     command = [str(Path(sys.executable).with_name("dagster")), "dev", "-h", args.host, "-p", args.port]
     command += ["-w", "workspace.yaml"] if Path("workspace.yaml").is_file() else ["-m", "vector_assets.definitions"]
     print(f"vector-assets: Dagster UI on http://{args.host}:{args.port}", flush=True)
@@ -101,6 +103,17 @@ def run_dagster_dev(args: argparse.Namespace, environment: dict[str, str]) -> in
     signal.signal(signal.SIGINT, stop_dagster)
     signal.signal(signal.SIGTERM, stop_dagster)
     return process.wait()
+
+
+def write_shell_env(environment: dict[str, str]) -> None:
+    """Let a second shell use the dagster CLI on this instance: ``source .vector_assets/dev.env``.
+
+    Only settings we filled in ourselves are written; a DSN the user exported (which may hold a
+    password) stays in the user's environment and never lands in a file.
+    """
+    keys = ["DAGSTER_HOME", ROOT_ENV_VAR] + [key for key in (DSN_ENV_VAR, DAGSTER_URL_ENV_VAR) if key not in os.environ]
+    lines = [f"export {key}={shlex.quote(environment[key])}" for key in keys]
+    (STATE_DIR / "dev.env").write_text("\n".join(lines) + "\n")
 
 
 def restore_default_sigint() -> None:
