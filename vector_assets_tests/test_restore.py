@@ -123,8 +123,9 @@ def drop_partner_file(folder):
 
 
 def tamper(folder):
-    with open(folder / f"langchain_pg_collection_{TS}.csv", "ab") as handle:
-        handle.write(b"\n")
+    """Valid CSV that COPY would load happily; only the checksum can tell."""
+    path = folder / f"langchain_pg_collection_{TS}.csv"
+    path.write_bytes(path.read_bytes().replace(b",ddl,", b",dd1,"))
 
 
 BAD_REQUESTS = [

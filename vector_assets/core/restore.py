@@ -1,7 +1,8 @@
 """The restore command: load a set into the same or another database, in one transaction.
 
-Everything is checked before the transaction starts: the set's files and checksums, the
-pgvector extension on the target, and the columns by name and type. Then, in one transaction:
+Checked before the transaction starts: the set's files, headers and row counts, the pgvector
+extension on the target, and the columns by name and type. Each file's sha256 is checked on
+the same read that feeds COPY, before anything commits. Then, in one transaction:
 optional TRUNCATE, COPY collections before embeddings, compare row counts, commit. Any error
 rolls back, so the tables are exactly as before.
 """
@@ -9,15 +10,17 @@ rolls back, so the tables are exactly as before.
 from __future__ import annotations
 
 import csv
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.backup_set import BackupSet, count_csv_rows, read_csv_header, sha256_of_file
+from vector_assets.core.backup_set import BackupSet, count_csv_rows, read_csv_header
 from vector_assets.core.errors import (
     BackupFileError,
     ColumnMismatchError,
@@ -40,6 +43,7 @@ from vector_assets.core.vector_indexes import drop_vector_indexes, recreate_inde
 
 ON_CONFLICT_CHOICES = ("error", "skip")
 INDEX_BUILD_MEMORY = "512MB"
+COPY_READ_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class PlannedTable:
     path: Path
     header: list[str]
     rows_in_set: int
+    sha256: str | None  # from the manifest; checked on the one read that feeds COPY
 
 
 def run_restore(request: RestoreRequest) -> RestoreResult:
@@ -121,8 +126,6 @@ def plan_table(backup_set: BackupSet, table: str) -> PlannedTable:
     if not path.is_file():
         raise IncompleteBackupSetError(f"set {backup_set.key} is missing {path.name} in {backup_set.folder}")
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
-    if entry is not None and sha256_of_file(path) != entry.sha256:
-        raise BackupFileError(f"{path.name} sha256 does not match the manifest of set {backup_set.key}")
     try:
         header = read_csv_header(path)
         rows = entry.rows if entry is not None else count_csv_rows(path)
@@ -130,7 +133,7 @@ def plan_table(backup_set: BackupSet, table: str) -> PlannedTable:
         raise BackupFileError(f"{path.name} is not valid CSV: {error}") from None
     if entry is not None and header != [column.name for column in entry.columns]:
         raise ColumnMismatchError(f"{path.name} header {header} differs from the manifest's columns")
-    return PlannedTable(table, path, header, rows)
+    return PlannedTable(table, path, header, rows, entry.sha256 if entry is not None else None)
 
 
 def check_target(conn: psycopg2.extensions.connection, backup_set: BackupSet, planned: list[PlannedTable]) -> None:
@@ -202,7 +205,9 @@ def _truncate(cursor: psycopg2.extensions.cursor, planned: list[PlannedTable], o
 def _load_table(cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome: TableRestore, request: RestoreRequest) -> None:
     started = time.monotonic()
     if request.truncate_before_restore:
-        outcome.rows_loaded = copy_file_into(cursor, plan, sql.Identifier(plan.table))
+        # FREEZE is allowed because the table was truncated in this transaction; it spares
+        # the later hint-bit rewrite of every loaded page.
+        outcome.rows_loaded = copy_file_into(cursor, plan, sql.Identifier(plan.table), freeze=True)
     else:
         _append_through_stage(cursor, plan, outcome, request)
     if outcome.rows_loaded + outcome.rows_skipped != plan.rows_in_set:
@@ -213,20 +218,50 @@ def _load_table(cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome:
     outcome.duration_seconds = time.monotonic() - started
 
 
-def copy_file_into(cursor: psycopg2.extensions.cursor, plan: PlannedTable, table: sql.Composable) -> int:
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER, ENCODING 'UTF8')").format(
+def copy_file_into(cursor: psycopg2.extensions.cursor, plan: PlannedTable, table: sql.Composable, freeze: bool = False) -> int:
+    """COPY the file in, hashing it on the same read; a sha256 mismatch raises before commit.
+
+    Hashing while loading reads a large set once instead of twice. Because the whole restore
+    is one transaction, a mismatch found here still leaves the tables exactly as before.
+    """
+    options = "FORMAT csv, HEADER, ENCODING 'UTF8'" + (", FREEZE" if freeze else "")
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (" + options + ")").format(
         table, sql.SQL(", ").join(map(sql.Identifier, plan.header))
     )
     try:
         with open(plan.path, "rb") as handle:
-            cursor.copy_expert(statement, handle, size=1 << 20)
+            reader = HashingReader(handle)
+            cursor.copy_expert(statement, reader, size=COPY_READ_BYTES)
     except psycopg2.DataError as error:
         raise BackupFileError(f"loading {plan.path.name} into {plan.table} failed: {str(error).strip()}") from None
     except psycopg2.OperationalError:
         raise
     except psycopg2.Error as error:
         raise RestoreLoadError(f"loading {plan.path.name} into {plan.table} failed: {str(error).strip()}") from None
+    if plan.sha256 is not None and reader.hexdigest() != plan.sha256:
+        raise BackupFileError(f"{plan.path.name} sha256 does not match the manifest; nothing was restored")
     return cursor.rowcount
+
+
+class HashingReader:
+    """A file wrapper for ``copy_expert`` that hashes what COPY reads."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self._digest.update(chunk)
+        return chunk
+
+    def readline(self, size: int = -1) -> bytes:
+        line = self._handle.readline(size)
+        self._digest.update(line)
+        return line
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def _append_through_stage(
