@@ -102,12 +102,13 @@ def test_restore_rolls_back_when_embedding_copy_fails(backed_up, backup_root):
     assert tables_now(dsn) == before
 
 
-def test_vector_indexes_are_dropped_and_rebuilt_when_replacing(backed_up, backup_root):
+def test_vector_and_other_secondary_indexes_are_rebuilt_but_the_primary_key_stays(backed_up, backup_root):
     dsn, snapshot = backed_up
     execute(dsn, "CREATE INDEX emb_hnsw ON langchain_pg_embedding USING hnsw (embedding vector_cosine_ops)")
     result = run_restore(RestoreRequest(target_dsn=dsn, root=backup_root, timestamp=TS, truncate_before_restore=True))
-    assert result.indexes_rebuilt == ["emb_hnsw"]
-    assert execute(dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'emb_hnsw'")[0][0] == 1
+    assert result.indexes_rebuilt == ["emb_hnsw", "ix_cmetadata_gin"]
+    indexes = {name for (name,) in execute(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = 'langchain_pg_embedding'")}
+    assert indexes == {"emb_hnsw", "ix_cmetadata_gin", "langchain_pg_embedding_pkey"}
     assert tables_now(dsn) == snapshot
 
 

@@ -39,7 +39,7 @@ from vector_assets.core.tables import (
     require_embeddings_with_collections,
     validate_tables,
 )
-from vector_assets.core.vector_indexes import drop_vector_indexes, recreate_indexes
+from vector_assets.core.vector_indexes import drop_secondary_indexes, recreate_indexes
 
 ON_CONFLICT_CHOICES = ("error", "skip")
 INDEX_BUILD_MEMORY = "512MB"
@@ -175,7 +175,7 @@ def _load_in_one_transaction(
             if request.truncate_before_restore:
                 _truncate(cursor, planned, outcomes)
                 if EMBEDDING_TABLE in outcomes:
-                    dropped = drop_vector_indexes(cursor, EMBEDDING_TABLE)
+                    dropped = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
             for plan in planned:
                 _load_table(cursor, plan, outcomes[plan.table], request)
             result.indexes_rebuilt = recreate_indexes(cursor, dropped)

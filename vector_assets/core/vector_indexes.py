@@ -1,7 +1,8 @@
-"""Dropping and rebuilding HNSW / IVFFlat indexes around a bulk load (pgvector's own advice).
+"""Dropping and rebuilding secondary indexes around a bulk load (pgvector's own advice).
 
 Loading into a table with an HNSW index is several times slower than loading and then
-building the index once.
+building the index once; the same holds, less dramatically, for the GIN index on cmetadata.
+Indexes that back a constraint (the primary key, UNIQUE) stay, so the load is still checked.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 import psycopg2.extensions
 from psycopg2 import sql
 
-VECTOR_INDEX_METHODS = ("hnsw", "ivfflat")
 
 
 @dataclass(frozen=True)
@@ -21,18 +21,18 @@ class SavedIndex:
     definition: str  # pg_get_indexdef(), replayed as-is
 
 
-def drop_vector_indexes(cursor: psycopg2.extensions.cursor, table: str) -> list[SavedIndex]:
+def drop_secondary_indexes(cursor: psycopg2.extensions.cursor, table: str) -> list[SavedIndex]:
     cursor.execute(
         """
         SELECT n.nspname, c.relname, pg_get_indexdef(i.indexrelid)
         FROM pg_index i
         JOIN pg_class c ON c.oid = i.indexrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        JOIN pg_am am ON am.oid = c.relam
-        WHERE i.indrelid = %s::regclass AND am.amname = ANY (%s)
+        WHERE i.indrelid = %s::regclass
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
         ORDER BY c.relname
         """,
-        (sql.Identifier(table).as_string(cursor), list(VECTOR_INDEX_METHODS)),
+        (sql.Identifier(table).as_string(cursor),),
     )
     saved = [SavedIndex(schema, name, definition) for schema, name, definition in cursor.fetchall()]
     for index in saved:
