@@ -325,11 +325,8 @@ def run_ours(dsn: str, work: Path) -> ChildResult:
     """``run_backup`` in a fresh interpreter; the set is deleted right after."""
     root = fresh_folder(work / "ours")
     command = [sys.executable, "-m", "vector_assets.bench", "--child", "--dsn", dsn, "--root", str(root)]
-    started = time.perf_counter()
-    completed = run_command(command)
-    process_seconds = time.perf_counter() - started
+    report, process_seconds = run_child_process(command)
     shutil.rmtree(root)
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
     return ChildResult(
         call_seconds=report["seconds"],
         process_seconds=process_seconds,
@@ -369,6 +366,14 @@ def timed_command(command: list[str], folder: Path) -> tuple[float, int]:
     size = folder_bytes(folder)
     shutil.rmtree(folder)
     return seconds, size
+
+
+def run_child_process(command: list[str]) -> tuple[dict, float]:
+    """Run a ``--child…`` mode; return the JSON report it prints last, and the process wall time."""
+    started = time.perf_counter()
+    completed = run_command(command)
+    process_seconds = time.perf_counter() - started
+    return json.loads(completed.stdout.strip().splitlines()[-1]), process_seconds
 
 
 def run_command(command: list[str]) -> subprocess.CompletedProcess[str]:
@@ -432,10 +437,7 @@ def run_ours_restore(dsn: str, restore_set: RestoreSet) -> RestoreChildResult:
         sys.executable, "-m", "vector_assets.bench", "--child-restore", "--dsn", dsn,
         "--root", str(restore_set.root), "--timestamp", restore_set.timestamp,
     ]  # fmt: skip
-    started = time.perf_counter()
-    completed = run_command(command)
-    process_seconds = time.perf_counter() - started
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    report, process_seconds = run_child_process(command)
     return RestoreChildResult(
         call_seconds=report["seconds"],
         process_seconds=process_seconds,

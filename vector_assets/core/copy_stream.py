@@ -127,15 +127,11 @@ def copy_table_to_file(
     try:
         cursor.copy_expert(statement, writer, CHUNK_BYTES)
         byte_count, sha256 = writer.finish()
-    except BackupWriteError:
+    except BaseException as exc:
         writer.abandon()
-        raise
-    except psycopg2.OperationalError as exc:
-        writer.abandon()
-        raise DatabaseUnreachableError(
-            f"lost the database connection while copying table {table!r}: {str(exc).strip()}"
-        ) from None
-    except BaseException:
-        writer.abandon()
+        if isinstance(exc, psycopg2.OperationalError):
+            raise DatabaseUnreachableError(
+                f"lost the database connection while copying table {table!r}: {str(exc).strip()}"
+            ) from None
         raise
     return CopyResult(rows=cursor.rowcount, bytes=byte_count, sha256=sha256)
