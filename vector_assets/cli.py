@@ -1,8 +1,9 @@
-"""The ``vector-assets`` command: ``dev`` (embedded default + dagster dev), ``backup``, ``bench``."""
+"""The ``vector-assets`` command: ``dev`` (embedded default + dagster dev), ``backup``, ``list``, ``bench``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from vector_assets.core.backup import BackupRequest, run_backup
 from vector_assets.core.backup_log import human_size
 from vector_assets.core.errors import VectorAssetsError
+from vector_assets.core.inventory import InventoryRequest, build_inventory
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.defs.resources import DEFAULT_ROOT, DSN_ENV_VAR, ROOT_ENV_VAR
 
@@ -48,14 +50,24 @@ def parser() -> argparse.ArgumentParser:
     backup.add_argument("--tables", nargs="+", default=list(MANAGED_TABLES), choices=MANAGED_TABLES)
     backup.set_defaults(command=run_backup_command)
 
+    listing = commands.add_parser("list", help="list the complete backup sets under $VECTOR_ASSETS_ROOT")
+    listing.add_argument("--global-only", action="store_true", help="only <root>/vector_bak")
+    listing.add_argument("--task-id", default=None, help="only <root>/<task_id>/vector_bak (wins over --global-only)")
+    listing.add_argument("--json", action="store_true", help="print the list API's JSON instead of text")
+    listing.set_defaults(command=run_list_command)
+
     bench = commands.add_parser("bench", help="benchmark backup against psql \\copy and pg_dump", add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(command=run_bench)
     return root
 
 
+def configured_root() -> str:
+    return os.environ.get(ROOT_ENV_VAR) or DEFAULT_ROOT
+
+
 def backup_root() -> Path:
-    return Path(os.environ.get(ROOT_ENV_VAR) or DEFAULT_ROOT)
+    return Path(configured_root())
 
 
 def run_backup_command(args: argparse.Namespace) -> int:
@@ -64,6 +76,15 @@ def run_backup_command(args: argparse.Namespace) -> int:
     for name, entry in result.manifest.tables.items():
         print(f"{name}: {entry.rows:,} rows -> {result.folder / entry.file} ({human_size(entry.bytes)})")
     print(f"set {result.timestamp}: {result.manifest.duration_seconds:.2f}s, {result.megabytes_per_second:.1f} MB/s")
+    return 0
+
+
+def run_list_command(args: argparse.Namespace) -> int:
+    request = InventoryRequest(
+        root=backup_root(), global_only=args.global_only, task_id=args.task_id, configured_root=configured_root()
+    )
+    inventory = build_inventory(request)
+    print(json.dumps(inventory.to_json(), indent=2, ensure_ascii=False) if args.json else inventory.format_text())
     return 0
 
 
