@@ -7,6 +7,7 @@ from vector_assets.defs.checks import backup_checks
 from vector_assets.defs.jobs import backup_vector_tables, check_vector_backup
 from vector_assets.defs.resources import default_resources
 from vector_assets.defs.schedules import vector_backup_schedule
+from vector_assets.defs.sensors import vector_bak_sensor
 from vector_assets.defs.table_jobs import restore_vector_tables, truncate_vector_tables
 
 defs = dg.Definitions(
@@ -14,5 +15,6 @@ defs = dg.Definitions(
     asset_checks=backup_checks,
     jobs=[backup_vector_tables, check_vector_backup, truncate_vector_tables, restore_vector_tables],
     schedules=[vector_backup_schedule],
+    sensors=[vector_bak_sensor],
     resources=default_resources(),
 )

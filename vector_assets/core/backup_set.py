@@ -246,3 +246,15 @@ def count_csv_rows(path: Path) -> int:
     with open(path, newline="", encoding="utf-8") as handle:
         records = sum(1 for _ in csv.reader(handle))
     return max(records - 1, 0)
+
+
+@dataclass(frozen=True)
+class LegacyFileStats:
+    """What a manifest would have said about a legacy file, computed by reading it once."""
+
+    rows: int
+    sha256: str
+
+
+def legacy_file_stats(path: Path) -> LegacyFileStats:
+    return LegacyFileStats(rows=count_csv_rows(path), sha256=sha256_of_file(path))

@@ -53,49 +53,68 @@ def timestamps_in_folder(folder: Path) -> dict[str, set[str]]:
     return names
 
 
-def complete_sets_in(root: Path, location: Location) -> list[tuple[str, Manifest | None]]:
-    """(timestamp, manifest or None) for each set of one location, oldest first.
+def complete_timestamps_in(folder: Path) -> list[tuple[str, bool]]:
+    """(timestamp, has a manifest) for each set that looks complete by its file names alone.
 
-    A set with a manifest counts even if a file has since gone missing: the manifest is
-    published after its files, so that set was complete and is now damaged, which the checks
-    must be able to report. A legacy set counts only with both CSV files present.
+    No file is read, so a sensor can call this on every tick. A timestamp with any ``.tmp``
+    file is still being written. With a manifest the set was complete once (the manifest is
+    published last); a legacy set needs both CSV files.
     """
-    folder = location.folder(root)
-    found = []
+    complete = []
     for timestamp, names in sorted(timestamps_in_folder(folder).items()):
         if any(name.endswith(TMP_SUFFIX) for name in names):
             continue
+        has_manifest = manifest_file_name(timestamp) in names
+        if has_manifest or all(csv_file_name(table, timestamp) in names for table in MANAGED_TABLES):
+            complete.append((timestamp, has_manifest))
+    return complete
+
+
+def complete_sets_in(root: Path, location: Location) -> list[tuple[str, Manifest | None]]:
+    """(timestamp, manifest or None) for each set of one location, oldest first.
+
+    A set with a manifest counts even if a file has since gone missing: that set was complete
+    and is now damaged, which the checks must be able to report. An unreadable manifest
+    never vouches for a set.
+    """
+    folder = location.folder(root)
+    found = []
+    for timestamp, has_manifest in complete_timestamps_in(folder):
         try:
-            manifest = _manifest_if_present(folder, timestamp, names)
+            manifest = Manifest.read(folder / manifest_file_name(timestamp)) if has_manifest else None
         except ManifestError:
-            continue  # an unreadable manifest never vouches for a set
-        legacy_files = [csv_file_name(table, timestamp) for table in MANAGED_TABLES]
-        if manifest is not None or all(name in names for name in legacy_files):
-            found.append((timestamp, manifest))
+            continue
+        found.append((timestamp, manifest))
     return found
 
 
-def _manifest_if_present(folder: Path, timestamp: str, names: set[str]) -> Manifest | None:
-    name = manifest_file_name(timestamp)
-    return Manifest.read(folder / name) if name in names else None
+def partition_keys(timestamps_by_location: list[tuple[Location, list[str]]]) -> list[tuple[str, Location, str]]:
+    """(key, location, timestamp) for every set; locations in scan order (global, then tasks).
+
+    Keys are timestamps. When one timestamp occurs in several locations, the first location
+    keeps the bare timestamp and the others get ``<ts>__<task_id>``, so keys are the same on
+    every tick for the same folders.
+    """
+    taken: set[str] = set()
+    keyed = []
+    for location, timestamps in timestamps_by_location:
+        for timestamp in timestamps:
+            key = timestamp if timestamp not in taken else f"{timestamp}__{location.task_id or 'global'}"
+            taken.add(key)
+            keyed.append((key, location, timestamp))
+    return keyed
 
 
 def scan_root(root: Path) -> list[BackupSet]:
-    """Every complete set under the root, with its partition key, oldest first.
-
-    Keys are timestamps. When one timestamp occurs in several locations, the first location
-    (global, then task folders by name) keeps the bare timestamp and the others get
-    ``<ts>__<task_id>``, so keys are stable from tick to tick.
-    """
+    """Every complete set under the root, with its partition key, oldest first."""
     root = Path(root)
-    found: list[BackupSet] = []
-    taken: set[str] = set()
-    per_location = [(loc, complete_sets_in(root, loc)) for loc in backup_locations(root)]
-    for location, sets in per_location:
-        for timestamp, manifest in sets:
-            key = timestamp if timestamp not in taken else f"{timestamp}__{location.task_id or 'global'}"
-            taken.add(key)
-            found.append(BackupSet(key, timestamp, location, location.folder(root), manifest))
+    per_location = [(location, dict(complete_sets_in(root, location))) for location in backup_locations(root)]
+    keyed = partition_keys([(location, list(sets)) for location, sets in per_location])
+    manifests = {(location, timestamp): manifest for location, sets in per_location for timestamp, manifest in sets.items()}
+    found = [
+        BackupSet(key, timestamp, location, location.folder(root), manifests[(location, timestamp)])
+        for key, location, timestamp in keyed
+    ]
     return sorted(found, key=lambda backup_set: (backup_set.timestamp, backup_set.key))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from vector_assets.core.backup_log import human_size
-from vector_assets.core.backup_set import BackupSet
+from vector_assets.core.backup_set import BackupSet, LegacyFileStats
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.defs.partitions import vector_backups_partitions
 
@@ -44,8 +44,10 @@ backup_specs = [
 ]
 
 
-def table_metadata(backup_set: BackupSet, table: str, rows: int | None = None) -> dict[str, dg.RawMetadataValue]:
-    """Metadata for one table of a set; ``rows`` is given for legacy sets, counted by the caller."""
+def table_metadata(
+    backup_set: BackupSet, table: str, legacy: LegacyFileStats | None = None
+) -> dict[str, dg.RawMetadataValue]:
+    """Metadata for one table of a set; ``legacy`` stats are given for legacy sets, read by the caller."""
     path = backup_set.csv_path(table)
     entry = backup_set.manifest.tables[table] if backup_set.manifest else None
     size = entry.bytes if entry else path.stat().st_size
@@ -58,12 +60,13 @@ def table_metadata(backup_set: BackupSet, table: str, rows: int | None = None) -
         "task_id": backup_set.location.task_id or "global",
         "timestamp": backup_set.timestamp,
         "legacy": backup_set.is_legacy,
+        "has_log": backup_set.log_path.is_file(),
     }
-    row_count = entry.rows if entry else rows
-    if row_count is not None:
-        metadata["rows"] = dg.MetadataValue.int(row_count)
+    known = entry or legacy
+    if known is not None:
+        metadata["rows"] = dg.MetadataValue.int(known.rows)
+        metadata["sha256"] = known.sha256
     if entry:
-        metadata["sha256"] = entry.sha256
         metadata["columns"] = dg.MetadataValue.table_schema(
             dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in entry.columns])
         )
@@ -88,14 +91,14 @@ def set_metadata(backup_set: BackupSet) -> dict[str, dg.RawMetadataValue]:
 
 
 def set_materializations(
-    backup_set: BackupSet, legacy_rows: dict[str, int] | None = None
+    backup_set: BackupSet, legacy_stats: dict[str, LegacyFileStats] | None = None
 ) -> list[dg.AssetMaterialization]:
     shared = set_metadata(backup_set)
     return [
         dg.AssetMaterialization(
             asset_key=backup_asset_key(table),
             partition=backup_set.key,
-            metadata={**table_metadata(backup_set, table, (legacy_rows or {}).get(table)), **shared},
+            metadata={**table_metadata(backup_set, table, (legacy_stats or {}).get(table)), **shared},
         )
         for table in backup_set.tables
     ]

@@ -1,0 +1,153 @@
+"""``vector_bak_sensor``: turns backup sets on disk into partitions, materializations and check runs.
+
+Sets written by other tools (the earlier ``psql \\copy`` scripts, the CLI, a crashed truncate)
+land under the root without Dagster knowing. Each tick registers the new ones, reports their
+metadata, requests their checks, and removes the partitions of sets deleted from disk.
+"""
+
+import os
+import time
+
+import dagster as dg
+
+from vector_assets.core.backup_set import BackupSet, LegacyFileStats, Manifest, legacy_file_stats
+from vector_assets.core.discovery import Discovery, DiscoveryCursor, FoundSet, discover
+from vector_assets.core.errors import ManifestError
+from vector_assets.defs.assets import set_materializations
+from vector_assets.defs.jobs import check_vector_backup
+from vector_assets.defs.partitions import vector_backups_partitions
+from vector_assets.defs.resources import BackupRootResource
+
+INTERVAL_ENV_VAR = "VECTOR_ASSETS_SENSOR_INTERVAL"
+DEFAULT_INTERVAL_SECONDS = 30
+# Dagster stops a sensor evaluation after 60 s; reading large legacy CSVs stops well before that
+# and the rest is reported on the next tick.
+WORK_BUDGET_SECONDS = 30.0
+# The first tick over a root with hundreds of old sets should not queue hundreds of runs at once.
+MAX_CHECK_RUNS_PER_TICK = 10
+
+
+def sensor_interval() -> int:
+    value = os.environ.get(INTERVAL_ENV_VAR, "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_INTERVAL_SECONDS
+
+
+@dg.sensor(
+    name="vector_bak_sensor",
+    jobs=[check_vector_backup],
+    minimum_interval_seconds=sensor_interval(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Registers backup sets found under VECTOR_ASSETS_ROOT (global, task_*, manual_*) as partitions.",
+)
+def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRootResource) -> dg.SensorResult:
+    root = backup_root.path()
+    if not root.is_dir():
+        # An unmounted root must not look like "every set was deleted".
+        return dg.SensorResult(skip_reason=f"backup root {root} does not exist; nothing registered or removed")
+    cursor = DiscoveryCursor.from_json(context.cursor)
+    discovery = discover(root, cursor)
+    registered = set(context.instance.get_dynamic_partitions(vector_backups_partitions.name))
+    on_disk = {found.key for found in discovery.sets}
+    log_duplicates(context, discovery)
+    reports = report_unreported(context, root, discovery, cursor, registered)
+    removed = sorted(registered - on_disk)
+    added = sorted({report.found.key for report in reports} - registered)
+    if removed:
+        context.log.info(f"sets deleted from disk, removing partitions: {', '.join(removed)}")
+    next_cursor = DiscoveryCursor(discovery.folders, next_reported(cursor, discovery, reports))
+    return dg.SensorResult(
+        dynamic_partitions_requests=partition_requests(added, removed),
+        asset_events=[event for report in reports for event in report.materializations],
+        run_requests=check_run_requests(reports),
+        cursor=next_cursor.to_json(),
+    )
+
+
+class SetReport:
+    """One newly seen set: its materializations and whether its partition is new."""
+
+    def __init__(self, found: FoundSet, backup_set: BackupSet, is_new_partition: bool, legacy: dict[str, LegacyFileStats]):
+        self.found = found
+        self.backup_set = backup_set
+        self.is_new_partition = is_new_partition
+        # A set our own job made is registered and materialized already; only its checks are due.
+        self.materializations = set_materializations(backup_set, legacy) if is_new_partition else []
+
+    @property
+    def appearance(self) -> str:
+        """Identifies this set on disk now; a set deleted and written again gets a new one."""
+        first_file = self.backup_set.csv_path(self.backup_set.tables[0])
+        mtime = first_file.stat().st_mtime_ns if first_file.exists() else 0
+        return f"{self.found.identity}:{self.found.key}:{mtime}"
+
+
+def report_unreported(
+    context: dg.SensorEvaluationContext, root, discovery: Discovery, cursor: DiscoveryCursor, registered: set[str]
+) -> list[SetReport]:
+    started = time.monotonic()
+    reports = []
+    pending = discovery.unreported(cursor)
+    for found in pending:
+        if time.monotonic() - started > WORK_BUDGET_SECONDS:
+            context.log.info(f"{len(pending) - len(reports)} sets left for the next tick (time budget)")
+            break
+        try:
+            backup_set = load_found_set(root, found)
+        except ManifestError as error:
+            context.log.warning(f"skipping set {found.identity}: {error}")
+            continue
+        legacy = read_legacy_stats(backup_set) if backup_set.is_legacy else {}
+        # A key that moved to this set from another (a duplicate timestamp appeared earlier in
+        # scan order) needs this set's metadata even though the partition exists.
+        needs_report = found.key not in registered or found.key in cursor.reported.values()
+        reports.append(SetReport(found, backup_set, needs_report, legacy))
+    return reports
+
+
+def load_found_set(root, found: FoundSet) -> BackupSet:
+    folder = found.location.folder(root)
+    backup_set = BackupSet(found.key, found.timestamp, found.location, folder, None)
+    if backup_set.manifest_path.is_file():
+        backup_set = BackupSet(found.key, found.timestamp, found.location, folder, Manifest.read(backup_set.manifest_path))
+    return backup_set
+
+
+def read_legacy_stats(backup_set: BackupSet) -> dict[str, LegacyFileStats]:
+    return {table: legacy_file_stats(backup_set.csv_path(table)) for table in backup_set.tables}
+
+
+def log_duplicates(context: dg.SensorEvaluationContext, discovery: Discovery) -> None:
+    for found in discovery.sets:
+        if found.key != found.timestamp:
+            context.log.info(
+                f"timestamp {found.timestamp} exists in more than one location; the set in "
+                f"{found.location.label} is registered as {found.key}"
+            )
+
+
+def next_reported(cursor: DiscoveryCursor, discovery: Discovery, reports: list[SetReport]) -> dict[str, str]:
+    present = {found.identity for found in discovery.sets}
+    reported = {identity: key for identity, key in cursor.reported.items() if identity in present}
+    reported.update({report.found.identity: report.found.key for report in reports})
+    return reported
+
+
+def partition_requests(added: list[str], removed: list[str]) -> list:
+    requests = []
+    if added:
+        requests.append(vector_backups_partitions.build_add_request(added))
+    if removed:
+        requests.append(vector_backups_partitions.build_delete_request(removed))
+    return requests
+
+
+def check_run_requests(reports: list[SetReport]) -> list[dg.RunRequest]:
+    """Check runs for the newest sets; a run key per set appearance, never the bare partition key."""
+    return [
+        dg.RunRequest(
+            run_key=f"checks:{report.appearance}",
+            job_name=check_vector_backup.name,
+            partition_key=report.found.key,
+        )
+        for report in reports[:MAX_CHECK_RUNS_PER_TICK]
+    ]

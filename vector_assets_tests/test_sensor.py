@@ -1,0 +1,231 @@
+"""vector_bak_sensor, evaluated tick by tick against a real Dagster test instance and real files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from vector_assets.core.backup import BackupRequest, run_backup
+from vector_assets.core.backup_set import csv_file_name, manifest_file_name, sha256_of_file
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.definitions import defs
+from vector_assets.defs.assets import backup_asset_key
+from vector_assets.defs.sensors import vector_bak_sensor
+from vector_assets.embedded import bundled_client
+
+PARTITIONS = "vector_backups"
+
+
+class Ticker:
+    """Evaluates the sensor and applies its result to the instance, as the daemon would."""
+
+    def __init__(self, instance: dg.DagsterInstance):
+        self.instance = instance
+        self.cursor: str | None = None
+
+    def tick(self) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=self.instance, instance_ref=self.instance.get_ref(), cursor=self.cursor, definitions=defs,
+            resources=defs.resources,
+        )
+        result = defs.resolve_sensor_def(vector_bak_sensor.name)(context)
+        self.apply(result)
+        self.cursor = result.cursor
+        return result
+
+    def apply(self, result: dg.SensorResult) -> None:
+        for event in result.asset_events:
+            self.instance.report_runless_asset_event(event)
+        for request in result.dynamic_partitions_requests:
+            if isinstance(request, dg.AddDynamicPartitionsRequest):
+                self.instance.add_dynamic_partitions(PARTITIONS, list(request.partition_keys))
+            else:
+                for key in request.partition_keys:
+                    self.instance.delete_dynamic_partition(PARTITIONS, key)
+
+    @property
+    def partitions(self) -> list[str]:
+        return sorted(self.instance.get_dynamic_partitions(PARTITIONS))
+
+
+@pytest.fixture
+def ticker(dagster_instance) -> Ticker:
+    return Ticker(dagster_instance)
+
+
+def added_keys(result: dg.SensorResult) -> list[str]:
+    return sorted(
+        key for request in result.dynamic_partitions_requests
+        if isinstance(request, dg.AddDynamicPartitionsRequest) for key in request.partition_keys
+    )
+
+
+def deleted_keys(result: dg.SensorResult) -> list[str]:
+    return sorted(
+        key for request in result.dynamic_partitions_requests
+        if isinstance(request, dg.DeleteDynamicPartitionsRequest) for key in request.partition_keys
+    )
+
+
+def psql_legacy_set(dsn: str, folder: Path, timestamp: str) -> None:
+    """A set exactly as the earlier scripts wrote it: psql \\copy ... csv header, no manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for table in MANAGED_TABLES:
+        target = folder / csv_file_name(table, timestamp)
+        subprocess.run([str(bundled_client("psql")), dsn, "-c", f"\\copy {table} TO '{target}' csv header"], check=True)
+
+
+def latest_metadata(instance: dg.DagsterInstance, table: str, key: str) -> dict:
+    event = instance.get_latest_materialization_event(backup_asset_key(table))
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=backup_asset_key(table), asset_partitions=[key]), limit=1
+    ).records
+    assert event is not None and records, f"no materialization of {table} for {key}"
+    return {name: value.value for name, value in records[0].asset_materialization.metadata.items()}
+
+
+def test_new_sets_are_registered_materialized_and_checked(ticker, store_db, backup_root):
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root, task_id="task_20250721_213627"))
+
+    result = ticker.tick()
+
+    assert added_keys(result) == [made.timestamp]
+    assert ticker.partitions == [made.timestamp]
+    metadata = latest_metadata(ticker.instance, EMBEDDING_TABLE, made.timestamp)
+    entry = made.manifest.tables[EMBEDDING_TABLE]
+    assert metadata["rows"] == entry.rows == 300
+    assert metadata["sha256"] == entry.sha256
+    assert metadata["location"] == "task_20250721_213627/vector_bak"
+    assert metadata["task_id"] == "task_20250721_213627"
+    assert metadata["legacy"] is False and metadata["has_log"] is True
+    assert [(r.job_name, r.partition_key) for r in result.run_requests] == [("check_vector_backup", made.timestamp)]
+
+
+def test_legacy_set_written_by_psql_copy_gets_rows_and_sha256(ticker, store_db, backup_root):
+    folder = backup_root / "manual_20250101_120000" / "vector_bak"
+    psql_legacy_set(store_db, folder, "20250101_120500")
+
+    result = ticker.tick()
+
+    assert added_keys(result) == ["20250101_120500"]
+    for table, rows in ((COLLECTION_TABLE, 3), (EMBEDDING_TABLE, 300)):
+        metadata = latest_metadata(ticker.instance, table, "20250101_120500")
+        assert metadata["legacy"] is True
+        assert metadata["rows"] == rows
+        assert metadata["sha256"] == sha256_of_file(folder / csv_file_name(table, "20250101_120500"))
+        assert metadata["has_log"] is False
+
+
+def test_half_written_folders_wait_for_a_later_tick(ticker, store_db, backup_root):
+    folder = backup_root / "vector_bak"
+    psql_legacy_set(store_db, folder, "20250102_000000")
+    (folder / csv_file_name(EMBEDDING_TABLE, "20250102_000000")).rename(
+        folder / (csv_file_name(EMBEDDING_TABLE, "20250102_000000") + ".tmp")
+    )
+    psql_legacy_set(store_db, folder, "20250103_000000")
+    (folder / csv_file_name(COLLECTION_TABLE, "20250103_000000")).unlink()  # partner file missing
+
+    first = ticker.tick()
+    assert added_keys(first) == [] and first.run_requests == [] and ticker.partitions == []
+
+    (folder / (csv_file_name(EMBEDDING_TABLE, "20250102_000000") + ".tmp")).rename(
+        folder / csv_file_name(EMBEDDING_TABLE, "20250102_000000")
+    )
+    second = ticker.tick()
+    assert added_keys(second) == ["20250102_000000"]
+    assert ticker.partitions == ["20250102_000000"]
+
+
+def test_duplicate_timestamp_gets_a_key_naming_its_location(ticker, store_db, backup_root, capfd):
+    psql_legacy_set(store_db, backup_root / "vector_bak", "20250104_000000")
+    psql_legacy_set(store_db, backup_root / "task_20250104_000000" / "vector_bak", "20250104_000000")
+
+    result = ticker.tick()
+
+    assert added_keys(result) == ["20250104_000000", "20250104_000000__task_20250104_000000"]
+    assert "registered as 20250104_000000__task_20250104_000000" in capfd.readouterr().err
+    metadata = latest_metadata(ticker.instance, EMBEDDING_TABLE, "20250104_000000__task_20250104_000000")
+    assert metadata["location"] == "task_20250104_000000/vector_bak"
+
+
+def test_deleted_set_loses_its_partition(ticker, store_db, backup_root):
+    kept = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    doomed_folder = backup_root / "task_20250105_000000" / "vector_bak"
+    psql_legacy_set(store_db, doomed_folder, "20250105_000000")
+    ticker.tick()
+    assert ticker.partitions == sorted([kept.timestamp, "20250105_000000"])
+
+    for path in doomed_folder.iterdir():
+        path.unlink()
+    result = ticker.tick()
+
+    assert deleted_keys(result) == ["20250105_000000"]
+    assert added_keys(result) == [] and result.run_requests == []
+    assert ticker.partitions == [kept.timestamp]
+
+
+def test_set_registered_by_the_backup_job_is_checked_but_not_reported_twice(ticker, store_db, backup_root):
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    ticker.instance.add_dynamic_partitions(PARTITIONS, [made.timestamp])  # what the job's op does
+
+    result = ticker.tick()
+
+    assert added_keys(result) == [] and result.asset_events == []
+    assert [r.partition_key for r in result.run_requests] == [made.timestamp]
+
+
+def test_second_tick_over_an_unchanged_root_reads_no_set_file(ticker, store_db, backup_root):
+    run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    psql_legacy_set(store_db, backup_root / "task_20250106_000000" / "vector_bak", "20250106_000000")
+    ticker.tick()
+
+    opened: list[str] = []
+    recording = [True]
+
+    def audit(event: str, args: tuple) -> None:
+        if recording[0] and event == "open" and isinstance(args[0], (str, Path)):
+            opened.append(str(args[0]))
+
+    sys.addaudithook(audit)  # audit hooks cannot be removed; the flag turns this one off
+    try:
+        result = ticker.tick()
+        read_under_root = [path for path in opened if path.startswith(str(backup_root))]
+        psql_legacy_set(store_db, backup_root / "task_20250107_000000" / "vector_bak", "20250107_000000")
+        opened.clear()
+        changed = ticker.tick()
+    finally:
+        recording[0] = False
+
+    assert added_keys(result) == [] and deleted_keys(result) == []
+    assert result.run_requests == [] and result.asset_events == []
+    assert read_under_root == [], f"an unchanged tick opened {read_under_root}"
+    assert added_keys(changed) == ["20250107_000000"]
+    assert any(path.endswith("20250107_000000.csv") for path in opened), "the hook saw the new set being read"
+    assert not any("20250106_000000" in path for path in opened), "the unchanged task folder was re-read"
+
+
+def test_unreadable_manifest_is_skipped_until_fixed(ticker, store_db, backup_root):
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    manifest = made.folder / manifest_file_name(made.timestamp)
+    good = manifest.read_bytes()
+    manifest.write_text("{not json")
+
+    assert added_keys(ticker.tick()) == []
+
+    manifest.write_bytes(good)
+    assert added_keys(ticker.tick()) == [made.timestamp]
+
+
+def test_missing_root_removes_nothing(ticker, store_db, backup_root, monkeypatch):
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    ticker.tick()
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root / "not-mounted"))
+
+    result = ticker.tick()
+
+    assert "does not exist" in str(result.skip_reason)
+    assert ticker.partitions == [made.timestamp]
