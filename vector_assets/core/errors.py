@@ -94,3 +94,13 @@ class BackupFileError(VectorAssetsError):
 
 class RestoreLoadError(VectorAssetsError):
     """The target refused rows during the load (a constraint, a trigger); the restore rolled back."""
+
+
+class PruneError(VectorAssetsError):
+    """Deleting a pruned set's files failed. Sets deleted before it stay deleted; the rest are kept.
+
+    ``partial_result`` holds what was done before the failure, so the caller can still drop
+    the partitions of the sets that are gone.
+    """
+
+    partial_result: object | None = None
