@@ -1,0 +1,154 @@
+"""The prune job ``prune_vector_backups`` and its schedule ``vector_prune_schedule``.
+
+The op shows the keep-and-delete plan as a table; it deletes only with ``dry_run: false``.
+Sets that an unfinished restore, drill or check run mentions are protected.
+"""
+
+import dagster as dg
+from pydantic import Field
+
+from vector_assets.core.backup_log import human_size
+from vector_assets.core.errors import PruneError, VectorAssetsError
+from vector_assets.core.retention import PruneRequest, PruneResult, RetentionPolicy, run_prune
+from vector_assets.defs.failures import as_failure
+from vector_assets.defs.jobs import VECTOR_TABLES_POOL
+from vector_assets.defs.partitions import vector_backups_partitions
+from vector_assets.defs.resources import BackupRootResource
+
+# Jobs whose unfinished runs read sets: restore, the restore drill, and the file checks.
+SET_READING_JOBS = ("restore_vector_tables", "verify_vector_backup", "check_vector_backup")
+UNFINISHED_STATUSES = [
+    status
+    for status in dg.DagsterRunStatus
+    if status not in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+]
+
+PLAN_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("key", "string"),
+    dg.TableColumn("location", "string"),
+    dg.TableColumn("timestamp", "string"),
+    dg.TableColumn("action", "string"),
+    dg.TableColumn("reasons", "string"),
+    dg.TableColumn("size", "string"),
+    dg.TableColumn("bytes", "int"),
+])
+
+
+class PruneConfig(dg.Config):
+    dry_run: bool = Field(
+        default=True,
+        description="Only show the keep-and-delete plan. Set false to delete the sets marked 'delete'.",
+    )
+
+
+@dg.op(pool=VECTOR_TABLES_POOL)
+def prune_backup_sets(context: dg.OpExecutionContext, config: PruneConfig, backup_root: BackupRootResource) -> dg.Output:
+    """Plan retention per location and, unless this is a dry run, delete and unregister old sets.
+
+    It shares the pool with backup and restore, so a restore launched after the in-use check
+    waits for the prune instead of reading a set while it is deleted.
+    """
+    try:
+        request = PruneRequest(
+            root=backup_root.path(), policy=RetentionPolicy.from_env(), dry_run=config.dry_run,
+            in_use=mentions_in_unfinished_runs(context.instance),
+        )
+        result = run_prune(request)
+    except PruneError as error:
+        if isinstance(error.partial_result, PruneResult):
+            update_partitions(context.instance, error.partial_result)
+        raise as_failure(error, "prune") from error
+    except VectorAssetsError as error:
+        raise as_failure(error, "prune") from error
+    removed = update_partitions(context.instance, result)
+    context.log.info(prune_summary(result))
+    return dg.Output(None, metadata=prune_metadata(result, removed))
+
+
+def mentions_in_unfinished_runs(instance: dg.DagsterInstance) -> frozenset[str]:
+    """Every string in the config and tags of unfinished runs that read sets.
+
+    Generous on purpose: whatever op or field names a timestamp or key, the set is protected.
+    """
+    mentions: set[str] = set()
+    for job_name in SET_READING_JOBS:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=UNFINISHED_STATUSES))
+        for run in runs:
+            mentions.update(strings_in(run.run_config))
+            mentions.update(strings_in(run.tags))
+    return frozenset(mentions)
+
+
+def strings_in(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in [*strings_in(key), *strings_in(item)]]
+    if isinstance(value, (list, tuple)):
+        return [text for item in value for text in strings_in(item)]
+    return []
+
+
+def update_partitions(instance: dg.DagsterInstance, result: PruneResult) -> list[str]:
+    """Drop the partitions of deleted sets; register keys that surviving sets carry now."""
+    name = vector_backups_partitions.name
+    removed = [key for key in result.removed_keys if instance.has_dynamic_partition(name, key)]
+    for key in removed:
+        instance.delete_dynamic_partition(name, key)
+    if result.new_keys:
+        instance.add_dynamic_partitions(name, list(result.new_keys))
+    return removed
+
+
+def prune_summary(result: PruneResult) -> str:
+    plan = result.plan
+    if result.dry_run:
+        return (
+            f"dry run ({plan.policy.describe()}): would keep {len(plan.kept)} sets and delete "
+            f"{len(plan.to_delete)} ({human_size(plan.bytes_to_free)}); run with dry_run: false to delete"
+        )
+    return (
+        f"kept {len(plan.kept)} sets, deleted {len(result.deleted)} ({human_size(result.bytes_freed)} freed); "
+        f"policy {plan.policy.describe()}"
+    )
+
+
+def prune_metadata(result: PruneResult, partitions_removed: list[str]) -> dict:
+    plan = result.plan
+    records = [
+        dg.TableRecord({
+            "key": planned.key, "location": planned.location, "timestamp": planned.timestamp,
+            "action": planned.action, "reasons": ", ".join(planned.reasons),
+            "size": human_size(planned.bytes), "bytes": planned.bytes,
+        })
+        for planned in plan.sets
+    ]
+    return {
+        "dry_run": result.dry_run,
+        "policy": plan.policy.describe(),
+        "plan": dg.MetadataValue.table(records, schema=PLAN_SCHEMA),
+        "sets_kept": len(plan.kept),
+        "sets_to_delete": len(plan.to_delete),
+        "sets_deleted": len(result.deleted),
+        "bytes_to_free": plan.bytes_to_free,
+        "bytes_freed": result.bytes_freed,
+        "partitions_removed": dg.MetadataValue.json(partitions_removed),
+    }
+
+
+@dg.job(description="Delete backup sets outside the retention policy (7 daily / 4 weekly / 12 monthly by default); dry run unless dry_run: false.")
+def prune_vector_backups() -> None:
+    prune_backup_sets()
+
+
+vector_prune_schedule = dg.ScheduleDefinition(
+    name="vector_prune_schedule",
+    job=prune_vector_backups,
+    cron_schedule="30 3 * * *",
+    run_config={"ops": {"prune_backup_sets": {"config": {"dry_run": False}}}},
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=(
+        "Off by default. When turned on it really deletes (dry_run: false) the sets outside the "
+        "retention policy every day at 03:30; launch prune_vector_backups by hand to see the plan first."
+    ),
+)
