@@ -10,7 +10,8 @@ from vector_assets.core.backup_set import BackupSet
 from vector_assets.core.errors import BackupSetNotFoundError, VectorAssetsError
 from vector_assets.core.scan import scan_root
 from vector_assets.core.tables import MANAGED_TABLES
-from vector_assets.defs.assets import backup_specs, set_materializations
+from vector_assets.defs.assets import set_materializations
+from vector_assets.defs.checks import backup_checks
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource, PgVectorResource
@@ -75,6 +76,6 @@ def backup_vector_tables() -> None:
 
 check_vector_backup = dg.define_asset_job(
     "check_vector_backup",
-    selection=dg.AssetSelection.checks_for_assets(*[spec.key for spec in backup_specs]),
+    selection=dg.AssetSelection.checks(*backup_checks),
     description="Run the file, sha256 and row-count checks on one backup partition.",
 )

@@ -1,0 +1,134 @@
+"""The restore drill: job ``verify_vector_backup``, check ``restore_drill``, weekly schedule.
+
+The job defaults to the newest set, which a partitioned asset job cannot do, so it is an op
+job that reports its outcome as the partition's ``restore_drill`` check evaluation. The same
+check can also be run per partition from the asset's page.
+"""
+
+import dagster as dg
+from pydantic import Field
+
+from vector_assets.core.drill import DrillRequest, DrillResult, run_drill
+from vector_assets.core.errors import VectorAssetsError
+from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.defs.assets import backup_asset_key
+from vector_assets.defs.failures import as_failure
+from vector_assets.defs.partitions import vector_backups_partitions
+from vector_assets.defs.resources import BackupRootResource, PgVectorResource
+
+DRILL_CHECK = "restore_drill"
+DRILL_CRON = "0 4 * * 0"
+
+
+class DrillConfig(dg.Config):
+    partition_key: str = Field(default="", description="The set to drill (its partition key); empty means the newest set.")
+
+
+def drill(pgvector: PgVectorResource, backup_root: BackupRootResource, key: str | None) -> DrillResult:
+    try:
+        request = DrillRequest(dsn=pgvector.dsn, root=backup_root.path(), key=key or None, configured_root=backup_root.configured())
+        return run_drill(request)
+    except VectorAssetsError as error:
+        raise as_failure(error, "restore drill") from error
+
+
+def drill_check_results(result: DrillResult) -> list[tuple[str, bool, str, dict]]:
+    """(table, passed, description, metadata) per table of the set."""
+    shared = {
+        "partition": result.backup_set.key,
+        "location": result.backup_set.location.label,
+        "scratch_database": result.scratch_database,
+        "scratch_dropped": result.scratch_dropped,
+    }
+    return [
+        (
+            table.table,
+            table.passed,
+            table.message,
+            {
+                **shared,
+                "rows_in_set": dg.MetadataValue.int(table.rows_in_set),
+                "rows_restored": dg.MetadataValue.int(table.rows_restored),
+                "set_sha256": table.set_sha256,
+                "restored_sha256": table.restored_sha256,
+            },
+        )
+        for table in result.tables
+    ]
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            DRILL_CHECK,
+            asset=backup_asset_key(table),
+            partitions_def=vector_backups_partitions,
+            description="Restore the set into a scratch database and compare every row with the file.",
+        )
+        for table in MANAGED_TABLES
+    ],
+    can_subset=True,
+)
+def restore_drill_check(
+    context: dg.AssetCheckExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource
+):
+    result = drill(pgvector, backup_root, context.partition_key)
+    for table, passed, description, metadata in drill_check_results(result):
+        yield dg.AssetCheckResult(
+            asset_key=backup_asset_key(table), check_name=DRILL_CHECK, passed=passed, description=description, metadata=metadata
+        )
+
+
+@dg.op
+def drill_restore_of_backup_set(
+    context: dg.OpExecutionContext, config: DrillConfig, pgvector: PgVectorResource, backup_root: BackupRootResource
+) -> dg.Output:
+    """Restore the set into a scratch database, compare, drop the scratch data; fail if it differs."""
+    result = drill(pgvector, backup_root, config.partition_key)
+    for table, passed, description, metadata in drill_check_results(result):
+        context.log_event(dg.AssetCheckEvaluation(
+            asset_key=backup_asset_key(table), check_name=DRILL_CHECK, passed=passed,
+            description=description, metadata=metadata, partition=result.backup_set.key,
+        ))
+        context.log.info(description)
+    if not result.passed:
+        raise dg.Failure(
+            description=f"restore drill of set {result.backup_set.key} failed: "
+            + "; ".join(t.message for t in result.tables if not t.passed),
+            metadata={"partition": result.backup_set.key},
+        )
+    return dg.Output(None, metadata=drill_metadata(result))
+
+
+def drill_metadata(result: DrillResult) -> dict:
+    schema = dg.TableSchema(columns=[
+        dg.TableColumn("table", "string"), dg.TableColumn("rows_in_set", "int"), dg.TableColumn("rows_restored", "int"),
+        dg.TableColumn("identical", "bool"),
+    ])
+    rows = [
+        dg.TableRecord({"table": t.table, "rows_in_set": t.rows_in_set, "rows_restored": t.rows_restored, "identical": t.passed})
+        for t in result.tables
+    ]
+    return {
+        "partition": result.backup_set.key,
+        "location": result.backup_set.location.label,
+        "passed": result.passed,
+        "tables": dg.MetadataValue.table(rows, schema=schema),
+        "scratch_database": result.scratch_database,
+        "scratch_dropped": result.scratch_dropped,
+        "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
+    }
+
+
+@dg.job(description="Restore drill: restore a set (default: the newest) into a scratch database and compare every row.")
+def verify_vector_backup() -> None:
+    drill_restore_of_backup_set()
+
+
+vector_verify_schedule = dg.ScheduleDefinition(
+    name="vector_verify_schedule",
+    job=verify_vector_backup,
+    cron_schedule=DRILL_CRON,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Weekly restore drill of the newest set (Sundays 04:00), in a scratch database.",
+)
