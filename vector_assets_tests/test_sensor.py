@@ -13,7 +13,7 @@ from vector_assets.core.backup import BackupRequest, run_backup
 from vector_assets.core.backup_set import csv_file_name, manifest_file_name, sha256_of_file
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
 from vector_assets.definitions import defs
-from vector_assets.defs.assets import backup_asset_key
+from vector_assets.defs.assets import INVENTORY_KEY, backup_asset_key
 from vector_assets.defs.sensors import vector_bak_sensor
 from vector_assets.embedded import bundled_client
 
@@ -174,7 +174,8 @@ def test_set_registered_by_the_backup_job_is_checked_but_not_reported_twice(tick
 
     result = ticker.tick()
 
-    assert added_keys(result) == [] and result.asset_events == []
+    assert added_keys(result) == []
+    assert [event.asset_key for event in result.asset_events] == [INVENTORY_KEY]  # no second report of the set
     assert [r.partition_key for r in result.run_requests] == [made.timestamp]
 
 
@@ -229,3 +230,30 @@ def test_missing_root_removes_nothing(ticker, store_db, backup_root, monkeypatch
 
     assert "does not exist" in str(result.skip_reason)
     assert ticker.partitions == [made.timestamp]
+
+
+def test_inventory_table_is_reported_when_the_sets_change(ticker, store_db, backup_root):
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    psql_legacy_set(store_db, backup_root / "task_20250108_000000" / "vector_bak", "20250108_000000")
+    ticker.tick()
+
+    table = inventory_rows(ticker.instance)
+    assert [(row["key"], row["location"], row["legacy"]) for row in table] == [
+        (made.timestamp, "global", False), ("20250108_000000", "task_20250108_000000", True)
+    ]
+    assert table[0]["embedding_rows"] == 300 and table[0]["has_log"] is True
+
+    unchanged = ticker.tick()
+    assert unchanged.asset_events == []
+
+    for path in (backup_root / "task_20250108_000000" / "vector_bak").iterdir():
+        path.unlink()
+    ticker.tick()
+    assert [row["key"] for row in inventory_rows(ticker.instance)] == [made.timestamp]
+
+
+def inventory_rows(instance: dg.DagsterInstance) -> list[dict]:
+    event = instance.get_latest_materialization_event(INVENTORY_KEY)
+    assert event is not None, "no inventory was reported"
+    table = event.asset_materialization.metadata["backup_sets"]
+    return [record.data for record in table.records]

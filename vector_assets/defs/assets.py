@@ -10,6 +10,7 @@ import dagster as dg
 
 from vector_assets.core.backup_log import human_size
 from vector_assets.core.backup_set import BackupSet, LegacyFileStats
+from vector_assets.core.inventory import Inventory, inventory_table_records
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.defs.partitions import vector_backups_partitions
 
@@ -102,3 +103,39 @@ def set_materializations(
         )
         for table in backup_set.tables
     ]
+
+
+INVENTORY_KEY = dg.AssetKey("vector_backup_inventory")
+
+inventory_spec = dg.AssetSpec(
+    INVENTORY_KEY,
+    deps=[spec.key for spec in backup_specs],
+    group_name=BACKUP_GROUP,
+    description="Every backup set under the root, by location, newest first (what `vector-assets list` prints). "
+    "Reported by vector_bak_sensor whenever the sets on disk change.",
+    kinds={"csv"},
+)
+
+INVENTORY_COLUMNS = [
+    ("key", "string"), ("location", "string"), ("timestamp", "string"), ("backup_date", "string"),
+    ("legacy", "bool"), ("collection_rows", "int"), ("embedding_rows", "int"), ("total_size", "string"),
+    ("total_bytes", "int"), ("has_log", "bool"),
+]
+
+
+def inventory_materialization(inventory: Inventory) -> dg.AssetMaterialization:
+    records = [dg.TableRecord(record) for record in inventory_table_records(inventory)]
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in INVENTORY_COLUMNS])
+    return dg.AssetMaterialization(
+        asset_key=INVENTORY_KEY,
+        description=inventory.response,
+        metadata={
+            "backup_sets": dg.MetadataValue.table(records, schema=schema),
+            "total_backup_sets": dg.MetadataValue.int(inventory.total_backup_sets),
+            "global_backups": dg.MetadataValue.int(inventory.global_backups),
+            "task_backups": dg.MetadataValue.int(inventory.task_backups),
+            "total_locations": dg.MetadataValue.int(len(inventory.locations)),
+            "total_size": human_size(sum(entry.total_bytes for loc in inventory.locations for entry in loc.backups)),
+            "root": inventory.root,
+        },
+    )

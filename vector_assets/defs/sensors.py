@@ -13,7 +13,8 @@ import dagster as dg
 from vector_assets.core.backup_set import BackupSet, LegacyFileStats, Manifest, legacy_file_stats
 from vector_assets.core.discovery import Discovery, DiscoveryCursor, FoundSet, discover
 from vector_assets.core.errors import ManifestError
-from vector_assets.defs.assets import set_materializations
+from vector_assets.core.inventory import InventoryRequest, build_inventory
+from vector_assets.defs.assets import inventory_materialization, set_materializations
 from vector_assets.defs.jobs import check_vector_backup
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource
@@ -55,9 +56,13 @@ def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRo
     if removed:
         context.log.info(f"sets deleted from disk, removing partitions: {', '.join(removed)}")
     next_cursor = DiscoveryCursor(discovery.folders, next_reported(cursor, discovery, reports))
+    events = [event for report in reports for event in report.materializations]
+    if context.cursor is None or next_cursor.reported != cursor.reported or removed:
+        inventory = build_inventory(InventoryRequest(root=root, configured_root=backup_root.configured()))
+        events.append(inventory_materialization(inventory))
     return dg.SensorResult(
         dynamic_partitions_requests=partition_requests(added, removed),
-        asset_events=[event for report in reports for event in report.materializations],
+        asset_events=events,
         run_requests=check_run_requests(reports),
         cursor=next_cursor.to_json(),
     )
