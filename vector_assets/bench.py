@@ -91,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_child_restore(args.dsn, args.root, args.timestamp)
     started = time.monotonic()
     report = run_benchmark(args.rows, args.dims, args.data_dir, None if args.skip_hnsw else args.hnsw_rows)
+    from vector_assets.bench_sensor import format_sensor_ticks, measure_sensor_ticks
+
+    log("sensor ticks at 10, 100 and 1,000 sets")
+    sensor_lines = format_sensor_ticks(measure_sensor_ticks())
     print(format_report(report, time.monotonic() - started))
+    print("\n" + "\n".join(sensor_lines))
     return 0
 
 

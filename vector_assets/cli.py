@@ -28,7 +28,12 @@ STATE_DIR = Path(".vector_assets")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    command_parser = parser()
+    args, unknown = command_parser.parse_known_args(argv)
+    if args.command is run_bench:
+        args.bench_args = unknown + args.bench_args  # argparse hands a leading --option to unknown
+    elif unknown:
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.command(args)
     except VectorAssetsError as error:
