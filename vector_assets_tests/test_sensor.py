@@ -27,17 +27,20 @@ class Ticker:
         self.instance = instance
         self.cursor: str | None = None
 
-    def tick(self) -> dg.SensorResult:
+    def tick(self):
+        """One evaluation as the daemon makes it: ``evaluate_tick`` also resolves the run requests
+        against their job, which calling the sensor function directly would not."""
         context = dg.build_sensor_context(
             instance=self.instance, instance_ref=self.instance.get_ref(), cursor=self.cursor, definitions=defs,
             resources=defs.resources,
         )
-        result = defs.resolve_sensor_def(vector_bak_sensor.name)(context)
+        result = defs.resolve_sensor_def(vector_bak_sensor.name).evaluate_tick(context)
         self.apply(result)
-        self.cursor = result.cursor
+        if result.cursor is not None:  # the daemon keeps the last cursor when a tick sets none
+            self.cursor = result.cursor
         return result
 
-    def apply(self, result: dg.SensorResult) -> None:
+    def apply(self, result) -> None:
         for event in result.asset_events:
             self.instance.report_runless_asset_event(event)
         for request in result.dynamic_partitions_requests:
@@ -57,14 +60,14 @@ def ticker(dagster_instance) -> Ticker:
     return Ticker(dagster_instance)
 
 
-def added_keys(result: dg.SensorResult) -> list[str]:
+def added_keys(result) -> list[str]:
     return sorted(
         key for request in result.dynamic_partitions_requests
         if isinstance(request, dg.AddDynamicPartitionsRequest) for key in request.partition_keys
     )
 
 
-def deleted_keys(result: dg.SensorResult) -> list[str]:
+def deleted_keys(result) -> list[str]:
     return sorted(
         key for request in result.dynamic_partitions_requests
         if isinstance(request, dg.DeleteDynamicPartitionsRequest) for key in request.partition_keys
@@ -102,7 +105,9 @@ def test_new_sets_are_registered_materialized_and_checked(ticker, store_db, back
     assert metadata["location"] == "task_20250721_213627/vector_bak"
     assert metadata["task_id"] == "task_20250721_213627"
     assert metadata["legacy"] is False and metadata["has_log"] is True
-    assert [(r.job_name, r.partition_key) for r in result.run_requests] == [("check_vector_backup", made.timestamp)]
+    assert [(r.job_name, r.tags["dagster/partition"]) for r in result.run_requests] == [
+        ("check_vector_backup", made.timestamp)
+    ]
 
 
 def test_legacy_set_written_by_psql_copy_gets_rows_and_sha256(ticker, store_db, backup_root):
@@ -176,7 +181,7 @@ def test_set_registered_by_the_backup_job_is_checked_but_not_reported_twice(tick
 
     assert added_keys(result) == []
     assert [event.asset_key for event in result.asset_events] == [INVENTORY_KEY]  # no second report of the set
-    assert [r.partition_key for r in result.run_requests] == [made.timestamp]
+    assert [r.tags["dagster/partition"] for r in result.run_requests] == [made.timestamp]
 
 
 def test_second_tick_over_an_unchanged_root_reads_no_set_file(ticker, store_db, backup_root):
@@ -228,7 +233,7 @@ def test_missing_root_removes_nothing(ticker, store_db, backup_root, monkeypatch
 
     result = ticker.tick()
 
-    assert "does not exist" in str(result.skip_reason)
+    assert "does not exist" in str(result.skip_message)
     assert ticker.partitions == [made.timestamp]
 
 

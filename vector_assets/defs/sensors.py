@@ -26,6 +26,7 @@ DEFAULT_INTERVAL_SECONDS = 30
 WORK_BUDGET_SECONDS = 30.0
 # The first tick over a root with hundreds of old sets should not queue hundreds of runs at once.
 MAX_CHECK_RUNS_PER_TICK = 10
+PARTITION_TAG = "dagster/partition"
 
 
 def sensor_interval() -> int:
@@ -152,7 +153,8 @@ def check_run_requests(reports: list[SetReport]) -> list[dg.RunRequest]:
         dg.RunRequest(
             run_key=f"checks:{report.appearance}",
             job_name=check_vector_backup.name,
-            partition_key=report.found.key,
+            # The job selects only partitioned checks, so Dagster cannot take partition_key= here.
+            tags={PARTITION_TAG: report.found.key},
         )
         for report in reports[:MAX_CHECK_RUNS_PER_TICK]
     ]
