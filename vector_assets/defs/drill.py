@@ -15,9 +15,11 @@ from vector_assets.defs.assets import backup_asset_key
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource, PgVectorResource
+from vector_assets.defs.schedules import cron_from_env
 
 DRILL_CHECK = "restore_drill"
-DRILL_CRON = "0 4 * * 0"
+DRILL_CRON_ENV_VAR = "VECTOR_ASSETS_VERIFY_CRON"
+DEFAULT_DRILL_CRON = "0 4 * * 0"
 
 
 class DrillConfig(dg.Config):
@@ -128,7 +130,7 @@ def verify_vector_backup() -> None:
 vector_verify_schedule = dg.ScheduleDefinition(
     name="vector_verify_schedule",
     job=verify_vector_backup,
-    cron_schedule=DRILL_CRON,
+    cron_schedule=cron_from_env(DRILL_CRON_ENV_VAR, DEFAULT_DRILL_CRON),
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Weekly restore drill of the newest set (Sundays 04:00), in a scratch database.",
+    description=f"Restore drill of the newest set in a scratch database, on {DRILL_CRON_ENV_VAR} (default weekly, Sundays 04:00).",
 )

@@ -14,6 +14,7 @@ from vector_assets.defs.failures import as_failure
 from vector_assets.defs.jobs import VECTOR_TABLES_POOL
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource
+from vector_assets.defs.schedules import cron_from_env
 
 # Jobs whose unfinished runs read sets: restore, the restore drill, and the file checks.
 SET_READING_JOBS = ("restore_vector_tables", "verify_vector_backup", "check_vector_backup")
@@ -141,14 +142,17 @@ def prune_vector_backups() -> None:
     prune_backup_sets()
 
 
+PRUNE_CRON_ENV_VAR = "VECTOR_ASSETS_PRUNE_CRON"
+DEFAULT_PRUNE_CRON = "30 3 * * *"
+
 vector_prune_schedule = dg.ScheduleDefinition(
     name="vector_prune_schedule",
     job=prune_vector_backups,
-    cron_schedule="30 3 * * *",
+    cron_schedule=cron_from_env(PRUNE_CRON_ENV_VAR, DEFAULT_PRUNE_CRON),
     run_config={"ops": {"prune_backup_sets": {"config": {"dry_run": False}}}},
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description=(
         "Off by default. When turned on it really deletes (dry_run: false) the sets outside the "
-        "retention policy every day at 03:30; launch prune_vector_backups by hand to see the plan first."
+        f"retention policy on {PRUNE_CRON_ENV_VAR} (default daily at 03:30); launch prune_vector_backups by hand to see the plan first."
     ),
 )

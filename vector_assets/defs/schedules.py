@@ -1,4 +1,5 @@
-"""The backup schedule. Its cron comes from VECTOR_ASSETS_BACKUP_CRON when the code loads."""
+"""The backup schedule, and where every schedule's cron comes from: an env var read when the
+code loads, else a default."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ CRON_ENV_VAR = "VECTOR_ASSETS_BACKUP_CRON"
 DEFAULT_BACKUP_CRON = "0 2 * * *"
 
 
+def cron_from_env(env_var: str, default: str) -> str:
+    return os.environ.get(env_var) or default
+
+
 def backup_cron() -> str:
-    return os.environ.get(CRON_ENV_VAR) or DEFAULT_BACKUP_CRON
+    return cron_from_env(CRON_ENV_VAR, DEFAULT_BACKUP_CRON)
 
 
 vector_backup_schedule = dg.ScheduleDefinition(
