@@ -185,14 +185,19 @@ def _published_timestamps(folder: Path) -> set[str]:
 
 
 def free_timestamp(folder: Path, requested: str | None) -> str:
-    """The requested timestamp if unused; otherwise now, waiting out a same-second clash."""
+    """The requested timestamp if unused; otherwise now, waiting out a same-second clash.
+
+    A requested timestamp may reuse one with only ``.tmp`` leftovers (rerunning a killed
+    backup). A chosen one never does: those files may be another process's backup in progress,
+    and sharing its timestamp would write into its files.
+    """
     if requested is not None:
         if requested in _published_timestamps(folder):
             raise BackupSetExistsError(f"a backup set {requested} already exists in {folder}")
         return requested
     for _ in range(TIMESTAMP_RETRIES):
         candidate = new_timestamp()
-        if candidate not in _published_timestamps(folder):
+        if candidate not in timestamps_in_folder(folder):
             return candidate
         time.sleep(1.0)
     raise BackupWriteError(f"could not find a free timestamp in {folder}")
