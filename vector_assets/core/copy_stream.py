@@ -97,7 +97,7 @@ class HashingFileWriter:
                 continue
             try:
                 self._digest.update(chunk)
-                self._handle.write(chunk)
+                self._write_all(chunk)
                 self._written += len(chunk)
                 self._unsynced += len(chunk)
                 if self._unsynced >= SYNC_EVERY_BYTES:
@@ -105,6 +105,15 @@ class HashingFileWriter:
                     self._unsynced = 0
             except OSError as exc:
                 self._error = exc
+
+    def _write_all(self, chunk: bytes) -> None:
+        """An unbuffered write stops short when the disk fills; the next write raises ENOSPC.
+
+        Ignoring the short count would hash and count bytes that never reached the file.
+        """
+        view = memoryview(chunk)
+        while view:
+            view = view[self._handle.write(view):]
 
     def _stop_thread(self) -> None:
         if self._thread.is_alive():
