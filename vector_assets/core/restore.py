@@ -31,7 +31,15 @@ from vector_assets.core.errors import (
     RestoreConflictError,
     RestoreLoadError,
 )
-from vector_assets.core.postgres import Column, connect, count_rows, read_columns, server_versions
+from vector_assets.core.postgres import (
+    Column,
+    connect,
+    count_rows,
+    describe_dsn,
+    read_columns,
+    redact,
+    server_versions,
+)
 from vector_assets.core.scan import locate_set
 from vector_assets.core.tables import (
     EMBEDDING_TABLE,
@@ -112,6 +120,8 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
         check_target(conn, backup_set, planned)
         result = RestoreResult(backup_set, request.dry_run, request.truncate_before_restore)
         _load_in_one_transaction(conn, request, planned, result)
+    except psycopg2.OperationalError as error:  # lost while checking the target
+        raise lost_target_error(request.target_dsn, error) from None
     finally:
         conn.close()
     result.duration_seconds = time.monotonic() - started
@@ -183,10 +193,19 @@ def _load_in_one_transaction(
         conn.rollback() if request.dry_run else conn.commit()
     except psycopg2.OperationalError as error:
         _rollback_quietly(conn)
-        raise DatabaseUnreachableError(f"lost the target database during the restore: {str(error).strip()}") from None
+        raise lost_target_error(request.target_dsn, error) from None
     except BaseException:
         _rollback_quietly(conn)
         raise
+
+
+def lost_target_error(dsn: str, error: psycopg2.OperationalError) -> DatabaseUnreachableError:
+    """Retryable, naming the target so the operator knows which server to look at; no password."""
+    target = describe_dsn(dsn)
+    return DatabaseUnreachableError(
+        f"lost the target database {target.database!r} on {target.host}:{target.port} during the restore: "
+        f"{redact(str(error).strip(), dsn)}"
+    )
 
 
 def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRestore:
