@@ -19,8 +19,9 @@ from psycopg2 import sql
 
 from vector_assets.core.backup import BackupResult, SetTarget, free_timestamp, write_set
 from vector_assets.core.backup_log import TruncateOutcome, rewrite_last_log_block
-from vector_assets.core.backup_set import Location, count_csv_rows, sha256_of_file, validate_timestamp
+from vector_assets.core.backup_set import LOG_FILE_NAME, Location, count_csv_rows, sha256_of_file, validate_timestamp
 from vector_assets.core.errors import (
+    BackupWriteError,
     DatabaseUnreachableError,
     GuardedTruncateError,
     VectorAssetsError,
@@ -62,6 +63,7 @@ class TruncateResult:
     rows_before: dict[str, int]
     rows_after: dict[str, int]
     duration_seconds: float
+    warnings: tuple[str, ...] = ()
 
     @property
     def truncated_tables(self) -> tuple[str, ...]:
@@ -92,8 +94,22 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
     finally:
         conn.close()
     outcomes = [TruncateOutcome(table, rows_before[table]) for table in request.tables]
-    rewrite_last_log_block(folder, backup.manifest, location.task_id, outcomes)
-    return TruncateResult(backup, {t: rows_before[t] for t in request.tables}, rows_after, time.monotonic() - started)
+    warnings = _note_truncate_in_log(folder, backup, location, outcomes)
+    return TruncateResult(
+        backup, {t: rows_before[t] for t in request.tables}, rows_after, time.monotonic() - started, warnings
+    )
+
+
+def _note_truncate_in_log(
+    folder: Path, backup: BackupResult, location: Location, outcomes: list[TruncateOutcome]
+) -> tuple[str, ...]:
+    """After the commit a failure here (a full disk) must not read as "nothing was truncated":
+    the set is complete and verified, only the human log's note is missing."""
+    try:
+        rewrite_last_log_block(folder, backup.manifest, location.task_id, outcomes)
+    except BackupWriteError as error:
+        return (f"the truncate committed, but {LOG_FILE_NAME} still says it was not performed: {error}",)
+    return ()
 
 
 def _step(name: str, action: Callable[[], T]) -> T:

@@ -42,6 +42,8 @@ def truncate_after_verified_backup(
         context.log.error(f"backup performed: unknown or no; truncate performed: no. {error}")
         raise as_failure(error, "guarded truncate") from error
     report_new_set(context, backup_set)
+    for warning in result.warnings:
+        context.log.warning(warning)
     for table in result.truncated_tables:
         context.log_event(dg.AssetObservation(
             asset_key=dg.AssetKey(table),
