@@ -1,0 +1,520 @@
+"""Faults: a killed backup, an interrupted restore, a full disk, and a password in the DSN.
+
+Each fault is real (SIGKILL, pg_terminate_backend, a stopped server, ENOSPC) and lands at a
+known point: the operation is made to wait on a lock the test holds, and the fault strikes
+while it waits. Afterwards the database and the backup root are consistent, and running the
+same request again succeeds.
+"""
+
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import dagster as dg
+import psycopg2
+import pytest
+from dagster._serdes import serialize_value
+from psycopg2 import sql
+
+from vector_assets.core.backup import BackupRequest, run_backup
+from vector_assets.core.backup_set import new_timestamp
+from vector_assets.core.errors import BackupWriteError, DatabaseUnreachableError, GuardedTruncateError
+from vector_assets.core.postgres import describe_dsn
+from vector_assets.core.restore import RestoreRequest, run_restore
+from vector_assets.core.scan import scan_root
+from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.truncate import TruncateRequest, run_guarded_truncate
+from vector_assets.core.verify import verify_set
+from vector_assets.definitions import defs
+from vector_assets.demo import create_tables
+from vector_assets.embedded import EmbeddedServer, start_embedded
+from vector_assets_tests.conftest import execute, fill_store, folder_snapshot, rows_as_text
+
+REPO = Path(__file__).resolve().parent.parent
+TS = "20250721_213627"
+LOCK_WAIT_SECONDS = 30
+HOLD_KEY = 7_350_001  # advisory lock the test holds to park a restore inside its COPY
+SMALL_DISK_BYTES = 256 * 1024
+BACKUP_JOB = ("backup_vector_tables", "back_up_tables")
+TRUNCATE_JOB = ("truncate_vector_tables", "truncate_after_verified_backup")
+RESTORE_JOB = ("restore_vector_tables", "restore_from_backup_set")
+
+
+def random_password() -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(24))
+
+
+PASSWORD = random_password()
+
+
+# --- helpers: tables, DSNs, locks, and a fault that strikes while the operation waits -----
+
+
+def tables_now(dsn: str) -> dict:
+    return {table: rows_as_text(dsn, table) for table in MANAGED_TABLES}
+
+
+def index_names(dsn: str) -> list[str]:
+    rows = execute(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = ANY(%s) ORDER BY 1", (list(MANAGED_TABLES),))
+    return [name for (name,) in rows]
+
+
+def change_the_store(dsn: str) -> None:
+    execute(dsn, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding ORDER BY id LIMIT 10)")
+    execute(dsn, "UPDATE langchain_pg_embedding SET document = 'changed' WHERE id = (SELECT min(id) FROM langchain_pg_embedding)")
+
+
+def with_password(dsn: str, password: str, user: str | None = None) -> str:
+    params = psycopg2.extensions.parse_dsn(dsn)
+    params["password"] = password
+    if user:
+        params["user"] = user
+    return psycopg2.extensions.make_dsn(**params)
+
+
+def url_with_password(dsn: str, user: str, password: str) -> str:
+    """The same database as a URL with the password in it (host and port as query parameters)."""
+    params = psycopg2.extensions.parse_dsn(dsn)
+    query = "&".join(f"{key}={quote(params[key], safe='')}" for key in ("host", "port") if key in params)
+    return f"postgresql://{user}:{password}@/{params['dbname']}" + (f"?{query}" if query else "")
+
+
+def assert_names_target_without_password(error: Exception, dsn: str) -> None:
+    target = describe_dsn(dsn)
+    assert f"'{target.database}'" in str(error) and target.host in str(error), str(error)
+    assert PASSWORD not in str(error)
+
+
+@contextmanager
+def locked(dsn: str, table: str, mode: str) -> Iterator[psycopg2.extensions.connection]:
+    """Hold a table lock in an open transaction, as a long-running reader or writer would."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql.SQL("LOCK TABLE {} IN " + mode + " MODE").format(sql.Identifier(table)))
+        yield conn
+    finally:
+        conn.close()
+
+
+def advisory_lock(dsn: str) -> psycopg2.extensions.connection:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", (HOLD_KEY,))
+    return conn
+
+
+def hold_embedding_inserts(dsn: str) -> None:
+    """A row trigger that waits for the test's advisory lock, so a replace restore parks inside
+    the embedding COPY after both tables were truncated and the collections reloaded."""
+    execute(
+        dsn,
+        "CREATE FUNCTION wait_for_fault_test() RETURNS trigger LANGUAGE plpgsql AS $$"
+        f" BEGIN PERFORM pg_advisory_xact_lock_shared({HOLD_KEY}); RETURN NEW; END $$;"
+        " CREATE TRIGGER wait_for_fault_test BEFORE INSERT ON langchain_pg_embedding"
+        " FOR EACH ROW EXECUTE FUNCTION wait_for_fault_test();",
+    )
+
+
+def backend_waiting_on_lock(dsn: str, statement: str, still_running: Callable[[], bool]) -> int:
+    """The pid of our backend (application_name vector_assets) once it waits on a lock in ``statement``."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        rows = execute(
+            dsn,
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = 'vector_assets' AND wait_event_type = 'Lock' AND query LIKE %s",
+            (statement + "%",),
+        )
+        if rows:
+            return rows[0][0]
+        if not still_running():
+            raise AssertionError(f"the operation ended before it waited on a lock in {statement!r}")
+        time.sleep(0.05)
+    raise AssertionError(f"no vector_assets backend waited on a lock in {statement!r} within {LOCK_WAIT_SECONDS}s")
+
+
+class Fault(threading.Thread):
+    """Once the operation waits on a lock in ``statement``: inject the fault, then always release
+    the lock, so a fault that misses never leaves the operation hanging."""
+
+    def __init__(self, dsn: str, statement: str, inject: Callable[[int], object], release: Callable[[], object]):
+        super().__init__(daemon=True)
+        self.dsn, self.statement, self.inject, self.release = dsn, statement, inject, release
+        self.operation_done = threading.Event()
+        self.injected = False
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            pid = backend_waiting_on_lock(self.dsn, self.statement, lambda: not self.operation_done.is_set())
+            self.inject(pid)
+            self.injected = True
+        except BaseException as error:  # reported in the test's thread
+            self.error = error
+        finally:
+            self.release()
+
+
+@contextmanager
+def fault_while_waiting(
+    dsn: str, statement: str, inject: Callable[[int], object], release: Callable[[], object]
+) -> Iterator[Fault]:
+    fault = Fault(dsn, statement, inject, release)
+    fault.start()
+    try:
+        yield fault
+    finally:
+        fault.operation_done.set()
+        fault.join(LOCK_WAIT_SECONDS + 30)
+    if fault.error is not None:
+        raise fault.error
+    assert fault.injected
+
+
+def run_job(instance, job: tuple[str, str], config: dict | None = None):
+    name, op = job
+    run_config = {"ops": {op: {"config": config}}} if config is not None else {}
+    return defs.resolve_job_def(name).execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+
+
+def failure_message(result, job: tuple[str, str]) -> str:
+    assert not result.success
+    return result.failure_data_for_node(job[1]).error.message
+
+
+# --- backup killed --------------------------------------------------------------------------
+
+
+def start_cli_backup(dsn: str, root: Path, output) -> subprocess.Popen:
+    environment = {**os.environ, "VECTOR_ASSETS_PG_DSN": dsn, "VECTOR_ASSETS_ROOT": str(root)}
+    command = [sys.executable, "-m", "vector_assets.cli", "backup"]
+    return subprocess.Popen(command, cwd=REPO, env=environment, stdout=output, stderr=subprocess.STDOUT)
+
+
+def test_sigkilled_backup_leaves_only_tmp_files_and_the_next_backup_is_complete(store_db, backup_root, tmp_path):
+    """The CLI backup is killed with SIGKILL while its embedding COPY waits behind our lock."""
+    folder = backup_root / "vector_bak"
+    output_path = tmp_path / "cli.out"
+    with locked(store_db, "langchain_pg_embedding", "ACCESS EXCLUSIVE"), open(output_path, "wb") as output:
+        process = start_cli_backup(store_db, backup_root, output)
+        try:
+            still_running = lambda: process.poll() is None  # noqa: E731
+            try:
+                backend_waiting_on_lock(store_db, 'COPY "langchain_pg_embedding"', still_running)
+            except AssertionError as error:
+                raise AssertionError(f"{error}; CLI output: {output_path.read_text()}") from None
+            process.send_signal(signal.SIGKILL)
+            assert process.wait(timeout=10) == -signal.SIGKILL
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    leftovers = {path.name: path.read_bytes() for path in folder.iterdir()}
+    (killed,) = {re.search(r"\d{8}_\d{6}", name).group() for name in leftovers}
+    assert sorted(leftovers) == [f"langchain_pg_collection_{killed}.csv.tmp", f"langchain_pg_embedding_{killed}.csv.tmp"]
+    assert leftovers[f"langchain_pg_collection_{killed}.csv.tmp"].startswith(b"uuid,name,cmetadata\n")
+    assert scan_root(backup_root) == []
+
+    result = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    (backup_set,) = scan_root(backup_root)
+    assert backup_set.timestamp == result.timestamp != killed
+    assert all(outcome.passed for outcome in verify_set(backup_set))
+    in_table = execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
+    assert backup_set.manifest.tables["langchain_pg_embedding"].rows == in_table > 0
+    # The killed run's files stay as they were: only their writer may remove them.
+    assert {name: (folder / name).read_bytes() for name in leftovers} == leftovers
+
+
+def test_a_new_backup_takes_its_own_timestamp_next_to_a_set_still_being_written(store_db, backup_root):
+    """A timestamp with only .tmp files may be another process's backup in progress: not free."""
+    folder = backup_root / "vector_bak"
+    folder.mkdir()
+    now = datetime.now()
+    in_progress = {}
+    for seconds in (0, 1):
+        path = folder / f"langchain_pg_embedding_{new_timestamp(now + timedelta(seconds=seconds))}.csv.tmp"
+        path.write_bytes(b"id,collection_id,embedding,document,cmetadata\n")
+        in_progress[path.name] = path.read_bytes()
+
+    result = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+
+    assert not any(result.timestamp in name for name in in_progress)
+    assert {name: (folder / name).read_bytes() for name in in_progress} == in_progress
+    assert [backup_set.timestamp for backup_set in scan_root(backup_root)] == [result.timestamp]
+
+
+# --- restore interrupted ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def changed_since_backup(store_db: str, backup_root: Path) -> dict:
+    """A set of the store, then the store changed (10 rows deleted, one edited); the set's rows."""
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
+    in_set = tables_now(store_db)
+    change_the_store(store_db)
+    return in_set
+
+
+def test_restore_whose_connection_is_terminated_mid_copy_changes_nothing_and_a_retry_succeeds(
+    store_db, backup_root, changed_since_backup
+):
+    hold_embedding_inserts(store_db)
+    before, indexes, files = tables_now(store_db), index_names(store_db), folder_snapshot(backup_root)
+    request = RestoreRequest(
+        target_dsn=with_password(store_db, PASSWORD), root=backup_root, timestamp=TS, truncate_before_restore=True
+    )
+    holder = advisory_lock(store_db)
+    terminate = lambda pid: execute(store_db, "SELECT pg_terminate_backend(%s)", (pid,))  # noqa: E731
+    with fault_while_waiting(store_db, 'COPY "langchain_pg_embedding"', terminate, holder.close):
+        with pytest.raises(DatabaseUnreachableError) as raised:
+            run_restore(request)
+
+    assert raised.value.retryable
+    assert_names_target_without_password(raised.value, store_db)
+    assert tables_now(store_db) == before
+    assert index_names(store_db) == indexes  # the GIN index dropped for the load is back
+    assert folder_snapshot(backup_root) == files
+
+    run_restore(request)
+    assert tables_now(store_db) == changed_since_backup
+
+
+@pytest.fixture
+def own_server() -> Iterator[EmbeddedServer]:
+    """A second embedded server this test may stop; a short path keeps its socket name short."""
+    data_dir = Path(tempfile.mkdtemp(prefix="va-f-"))
+    server = start_embedded(data_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+SHUTDOWN_SIGNALS = {
+    "fast": signal.SIGINT,  # what pg_ctl stop -m fast sends: sessions are terminated, clean shutdown
+    "immediate": signal.SIGQUIT,  # as after a crash: no checkpoint, recovery on the next start
+}
+
+
+def stop_server(server: EmbeddedServer, mode: str) -> None:
+    """Signal the postmaster directly: pixeltable's stop() takes a lock shared by every process
+    on the machine, and a fault that blocks on it would leave the restore waiting forever."""
+    postmaster = server.server.get_postmaster_info().process
+    postmaster.send_signal(SHUTDOWN_SIGNALS[mode])
+    postmaster.wait(30)
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_restore_interrupted_by_the_target_server_stopping_changes_nothing_and_a_retry_succeeds(
+    own_server, backup_root, mode
+):
+    dsn = own_server.dsn()
+    fill_store(dsn)
+    run_backup(BackupRequest(dsn=dsn, root=backup_root, timestamp=TS))
+    in_set = tables_now(dsn)
+    change_the_store(dsn)
+    hold_embedding_inserts(dsn)
+    before, indexes = tables_now(dsn), index_names(dsn)
+    request = RestoreRequest(
+        target_dsn=with_password(dsn, PASSWORD), root=backup_root, timestamp=TS, truncate_before_restore=True
+    )
+    holder = advisory_lock(dsn)
+    with fault_while_waiting(dsn, 'COPY "langchain_pg_embedding"', lambda pid: stop_server(own_server, mode), holder.close):
+        with pytest.raises(DatabaseUnreachableError) as raised:
+            run_restore(request)
+
+    assert raised.value.retryable
+    assert_names_target_without_password(raised.value, dsn)
+    own_server.server.start()
+    assert own_server.dsn() == dsn
+    assert tables_now(dsn) == before
+    assert index_names(dsn) == indexes
+
+    run_restore(request)
+    assert tables_now(dsn) == in_set
+
+
+# --- disk full --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs: writes hit a real ENOSPC once it is full. Needs the right to mount."""
+    mount_point = tmp_path / "small_disk"
+    mount_point.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_BYTES}", "tmpfs", str(mount_point)],
+            capture_output=True, text=True,
+        )
+    except FileNotFoundError:
+        pytest.skip("no mount command; the /dev/full tests cover disk-full portably")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()}); the /dev/full tests cover it")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def free_bytes(path: Path) -> int:
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
+
+
+def test_disk_filling_mid_copy_fails_backup_and_truncate_cleanly_and_truncates_nothing(monkeypatch, empty_db, small_disk):
+    """About 400 KB of embeddings onto a 256 KiB disk: the write that fills it must be the one reported."""
+    fill_store(empty_db, embeddings=100)
+    root = small_disk / "training_data"
+    root.mkdir()
+    folder = root / "vector_bak"
+    before, free = tables_now(empty_db), free_bytes(small_disk)
+    disk_full_at_embeddings = r"disk full while writing \S+/langchain_pg_embedding_\d{8}_\d{6}\.csv"
+
+    with pytest.raises(BackupWriteError, match=disk_full_at_embeddings):
+        run_backup(BackupRequest(dsn=empty_db, root=root))
+    assert list(folder.iterdir()) == []
+    with pytest.raises(GuardedTruncateError, match="step 'backup', nothing was truncated: " + disk_full_at_embeddings):
+        run_guarded_truncate(TruncateRequest(dsn=empty_db, root=root))
+    assert list(folder.iterdir()) == []
+
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", empty_db)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(root))
+    with dg.instance_for_test() as instance:
+        for job in (BACKUP_JOB, TRUNCATE_JOB):
+            message = failure_message(run_job(instance, job), job)
+            assert re.search(disk_full_at_embeddings, message), message
+            assert list(folder.iterdir()) == []
+        assert "nothing was truncated" in message
+        assert instance.get_dynamic_partitions("vector_backups") == []
+    assert tables_now(empty_db) == before
+    assert free_bytes(small_disk) == free  # every partial file was removed
+
+
+def test_disk_full_at_the_log_after_the_csvs_were_published_leaves_only_the_earlier_set(dagster_instance, store_db, backup_root):
+    """Writes to /dev/full fail with ENOSPC. The log is written after the CSVs are renamed into place."""
+    earlier = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
+    log_tmp = earlier.folder / "vector_backup_log.txt.tmp"
+    files, before = folder_snapshot(backup_root), tables_now(store_db)
+    for job in (BACKUP_JOB, TRUNCATE_JOB):
+        os.symlink("/dev/full", log_tmp)
+        message = failure_message(run_job(dagster_instance, job), job)
+        assert f"disk full while writing {earlier.folder / 'vector_backup_log.txt'}" in message
+        assert not os.path.lexists(log_tmp)
+        assert folder_snapshot(backup_root) == files
+    assert "nothing was truncated" in message
+    assert tables_now(store_db) == before
+    assert [backup_set.timestamp for backup_set in scan_root(backup_root)] == [TS]
+    assert dagster_instance.get_dynamic_partitions("vector_backups") == []
+
+
+def test_disk_full_after_the_truncate_committed_reports_the_truncate_as_done(dagster_instance, store_db, backup_root):
+    """The log's truncate note is rewritten after the commit; a full disk then must not make the run
+    claim that nothing was truncated. Our reader's lock parks the TRUNCATE while the disk fills."""
+    rows = execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
+    log_tmp = backup_root / "vector_bak" / "vector_backup_log.txt.tmp"
+    reader = psycopg2.connect(store_db)
+    with reader.cursor() as cursor:
+        cursor.execute("LOCK TABLE langchain_pg_embedding IN ACCESS SHARE MODE")
+    with fault_while_waiting(store_db, "TRUNCATE", lambda pid: os.symlink("/dev/full", log_tmp), reader.close):
+        result = run_job(dagster_instance, TRUNCATE_JOB)
+
+    assert result.success
+    assert execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
+    (backup_set,) = scan_root(backup_root)
+    assert backup_set.manifest.tables["langchain_pg_embedding"].rows == rows
+    assert all(outcome.passed for outcome in verify_set(backup_set))
+    assert dagster_instance.get_dynamic_partitions("vector_backups") == [backup_set.key]
+    warnings = [
+        entry.user_message for entry in dagster_instance.all_logs(result.run_id) if entry.level == logging.WARNING
+    ]
+    assert any("truncate committed" in text and "disk full while writing" in text for text in warnings), warnings
+    assert not os.path.lexists(log_tmp)
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def secret_role(store_db: str) -> Iterator[tuple[str, str]]:
+    """A login role with a random password. Over the embedded server's socket the password is
+    accepted and ignored (trust), which is enough: the DSN carrying it flows through our code."""
+    role, password = f"va_secret_{uuid.uuid4().hex[:8]}", random_password()
+    create = sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+    execute(store_db, create)
+    try:
+        yield role, password
+    finally:
+        execute(store_db, sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def places_in_the_instance(instance, results) -> dict[str, str]:
+    """Everything Dagster kept about the runs: run records, every event, asset events, its files."""
+    places: dict[str, str] = {}
+    for result in results:
+        run = instance.get_run_by_id(result.run_id)
+        places[f"run record of {run.job_name}"] = serialize_value(run) + repr(run.run_config)
+        events = instance.all_logs(result.run_id)
+        places[f"event log of {run.job_name}"] = "\n".join(serialize_value(entry) for entry in events)
+    for key in [dg.AssetKey(name) for table in MANAGED_TABLES for name in (table, f"{table}_backup")]:
+        records = [*instance.fetch_materializations(key, limit=100).records, *instance.fetch_observations(key, limit=100).records]
+        places[f"asset events of {key.to_user_string()}"] = "\n".join(serialize_value(r.event_log_entry) for r in records)
+    for path in Path(instance.root_directory).rglob("*"):
+        if path.is_file():
+            places[f"instance file {path}"] = path.read_bytes().decode("utf-8", errors="replace")
+    return places
+
+
+def test_a_password_in_the_dsn_is_in_no_event_run_config_metadata_log_or_file(
+    monkeypatch, capfd, store_db, second_db, backup_root, secret_role
+):
+    role, password = secret_role
+    with psycopg2.connect(second_db) as conn, conn.cursor() as cursor:
+        create_tables(cursor)
+    conn.close()
+    source_rows = tables_now(store_db)
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", url_with_password(store_db, role, password))
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
+    monkeypatch.setenv("FAULTS_TARGET_DSN", with_password(second_db, password, user=role))
+    monkeypatch.setenv("FAULTS_UNREACHABLE_DSN", f"postgresql://{role}:{password}@127.0.0.1:1/vectors?connect_timeout=2")
+    with dg.instance_for_test() as instance:
+        results = [run_job(instance, BACKUP_JOB), run_job(instance, TRUNCATE_JOB)]
+        key = scan_root(backup_root)[-1].key
+        results.append(run_job(instance, RESTORE_JOB, {"timestamp": key, "target_env_var": "FAULTS_TARGET_DSN"}))
+        unreachable = run_job(instance, RESTORE_JOB, {"timestamp": key, "target_env_var": "FAULTS_UNREACHABLE_DSN"})
+        assert [result.success for result in results] == [True, True, True]
+        assert "cannot connect to database 'vectors' on 127.0.0.1:1" in failure_message(unreachable, RESTORE_JOB)
+        places = places_in_the_instance(instance, [*results, unreachable])
+
+    assert tables_now(second_db) == source_rows  # the runs really used the DSNs with the password
+    for backup_set in scan_root(backup_root):
+        assert backup_set.manifest.source["user"] == role
+    for name, content in folder_snapshot(backup_root).items():
+        places[f"backup root file {name}"] = content.decode("utf-8", errors="replace")
+    captured = capfd.readouterr()
+    places["console output"] = captured.out + captured.err
+    # The search looked where the data is: manifests, the log, Dagster's own files, the console.
+    assert any("vector_backup_" in name and name.endswith(".json") for name in places)
+    assert any(name.endswith("vector_backup_log.txt") for name in places)
+    assert any(name.startswith("instance file") and "truncate_performed" in text for name, text in places.items())
+    assert "restore_from_backup_set" in places["console output"]
+    assert [place for place, text in places.items() if password in text] == []
