@@ -37,10 +37,15 @@ def truncate_after_verified_backup(
     try:
         request = TruncateRequest(dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=tuple(config.tables))
         result = run_guarded_truncate(request)
-        backup_set = registered_set(backup_root, result.backup)
     except VectorAssetsError as error:
         context.log.error(f"backup performed: unknown or no; truncate performed: no. {error}")
         raise as_failure(error, "guarded truncate") from error
+    try:
+        backup_set = registered_set(backup_root, result.backup)
+    except VectorAssetsError as error:
+        # The truncate has committed; its rows are in the set on disk, which the sensor will register.
+        context.log.error(f"backup performed: yes ({result.backup.folder}); truncate performed: yes. {error}")
+        raise as_failure(error, "registering the set after the truncate") from error
     report_new_set(context, backup_set)
     for warning in result.warnings:
         context.log.warning(warning)
