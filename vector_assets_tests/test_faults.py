@@ -6,6 +6,7 @@ while it waits. Afterwards the database and the backup root are consistent, and 
 same request again succeeds.
 """
 
+import json
 import logging
 import os
 import re
@@ -92,6 +93,43 @@ def url_with_password(dsn: str, user: str, password: str) -> str:
     params = psycopg2.extensions.parse_dsn(dsn)
     query = "&".join(f"{key}={quote(params[key], safe='')}" for key in ("host", "port") if key in params)
     return f"postgresql://{user}:{password}@/{params['dbname']}" + (f"?{query}" if query else "")
+
+
+# psycopg2 waits for the end of a COPY FROM holding the GIL, so a restore parked on a lock would
+# freeze a fault thread in the same process. The faulted restore therefore runs in a child
+# process (as a Dagster op does), and the test process stays free to inject the fault.
+RESTORE_CHILD = """
+import json, sys
+from vector_assets.core.errors import VectorAssetsError
+from vector_assets.core.restore import RestoreRequest, run_restore
+try:
+    run_restore(RestoreRequest(**json.loads(sys.argv[1])))
+    print(json.dumps({"error_type": None}))
+except VectorAssetsError as error:
+    print(json.dumps({"error_type": type(error).__name__, "retryable": error.retryable, "message": str(error)}))
+"""
+
+
+class ChildRestoreError(Exception):
+    """What a restore in a child process raised: its type name, retryability and message."""
+
+    def __init__(self, outcome: dict):
+        super().__init__(outcome.get("message", ""))
+        self.error_type, self.retryable = outcome["error_type"], outcome.get("retryable")
+
+
+def restore_in_child(request: RestoreRequest) -> ChildRestoreError | None:
+    arguments = {
+        "target_dsn": request.target_dsn, "root": str(request.root), "timestamp": request.timestamp,
+        "truncate_before_restore": request.truncate_before_restore,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", RESTORE_CHILD, json.dumps(arguments)],
+        cwd=REPO, capture_output=True, text=True, timeout=LOCK_WAIT_SECONDS * 4,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    return ChildRestoreError(outcome) if outcome["error_type"] else None
 
 
 def assert_names_target_without_password(error: Exception, dsn: str) -> None:
@@ -284,11 +322,11 @@ def test_restore_whose_connection_is_terminated_mid_copy_changes_nothing_and_a_r
     holder = advisory_lock(store_db)
     terminate = lambda pid: execute(store_db, "SELECT pg_terminate_backend(%s)", (pid,))  # noqa: E731
     with fault_while_waiting(store_db, 'COPY "langchain_pg_embedding"', terminate, holder.close):
-        with pytest.raises(DatabaseUnreachableError) as raised:
-            run_restore(request)
+        error = restore_in_child(request)
 
-    assert raised.value.retryable
-    assert_names_target_without_password(raised.value, store_db)
+    assert error is not None and error.error_type == DatabaseUnreachableError.__name__, error
+    assert error.retryable
+    assert_names_target_without_password(error, store_db)
     assert tables_now(store_db) == before
     assert index_names(store_db) == indexes  # the GIN index dropped for the load is back
     assert folder_snapshot(backup_root) == files
@@ -339,11 +377,11 @@ def test_restore_interrupted_by_the_target_server_stopping_changes_nothing_and_a
     )
     holder = advisory_lock(dsn)
     with fault_while_waiting(dsn, 'COPY "langchain_pg_embedding"', lambda pid: stop_server(own_server, mode), holder.close):
-        with pytest.raises(DatabaseUnreachableError) as raised:
-            run_restore(request)
+        error = restore_in_child(request)
 
-    assert raised.value.retryable
-    assert_names_target_without_password(raised.value, dsn)
+    assert error is not None and error.error_type == DatabaseUnreachableError.__name__, error
+    assert error.retryable
+    assert_names_target_without_password(error, dsn)
     own_server.server.start()
     assert own_server.dsn() == dsn
     assert tables_now(dsn) == before
