@@ -7,6 +7,7 @@ metadata, requests their checks, and removes the partitions of sets deleted from
 
 import os
 import time
+from pathlib import Path
 
 import dagster as dg
 
@@ -88,7 +89,7 @@ class SetReport:
 
 
 def report_unreported(
-    context: dg.SensorEvaluationContext, root, discovery: Discovery, cursor: DiscoveryCursor, registered: set[str]
+    context: dg.SensorEvaluationContext, root: Path, discovery: Discovery, cursor: DiscoveryCursor, registered: set[str]
 ) -> list[SetReport]:
     started = time.monotonic()
     reports = []
@@ -110,7 +111,7 @@ def report_unreported(
     return reports
 
 
-def load_found_set(root, found: FoundSet) -> BackupSet:
+def load_found_set(root: Path, found: FoundSet) -> BackupSet:
     folder = found.location.folder(root)
     backup_set = BackupSet(found.key, found.timestamp, found.location, folder, None)
     if backup_set.manifest_path.is_file():
