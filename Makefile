@@ -3,8 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test bench clean
+.PHONY: dev test test-fast bench clean
 
+# One venv for dev and test: the test extra includes the dev extra.
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -15,10 +16,15 @@ dev: $(INSTALLED)
 	$(BIN)/vector-assets dev
 
 test: $(INSTALLED)
+	$(BIN)/dg check defs
 	$(BIN)/pytest -q
 
+# The quick loop: everything but the end-to-end and fault tests.
+test-fast: $(INSTALLED)
+	$(BIN)/pytest -q -m "not e2e and not faults"
+
 bench: $(INSTALLED)
-	$(BIN)/vector-assets bench
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) .vector_assets

@@ -1,174 +1,264 @@
-"""The ``vector-assets`` command: ``dev`` (embedded default + dagster dev), ``backup``, ``list``, ``bench``."""
+"""vector-assets: back up, truncate, restore, verify, drill and prune the pgvector tables of a
+LangChain/Vanna store, with or without Dagster running.
+
+Every command builds the same request object as its Dagster op. The database is
+$VECTOR_ASSETS_PG_DSN and the backup root $VECTOR_ASSETS_ROOT. Exit codes: 0 done,
+2 failed and will fail again until something is fixed, 75 failed but worth retrying
+(the database was unreachable).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
-import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from vector_assets.core.backup import BackupRequest, run_backup
-from vector_assets.core.backup_log import human_size
+from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
-from vector_assets.core.inventory import InventoryRequest, build_inventory
-from vector_assets.core.tables import MANAGED_TABLES
-from vector_assets.defs.resources import DEFAULT_ROOT, DSN_ENV_VAR, ROOT_ENV_VAR
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.drill import DrillRequest, DrillResult, run_drill
+from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
+from vector_assets.core.ops.restore import ON_CONFLICT_CHOICES, RestoreRequest, RestoreResult, run_restore
+from vector_assets.core.ops.truncate import TruncateRequest, TruncateResult, run_guarded_truncate
+from vector_assets.core.ops.verify import VerifyRequest, VerifyResult, run_verify
+from vector_assets.core.sets.catalog import SetCatalog
+from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
+from vector_assets.core.sets.retention import RetentionPolicy
+from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.units import human_size
 
-if TYPE_CHECKING:
-    from vector_assets.embedded import EmbeddedServer
-
-DAGSTER_URL_ENV_VAR = "DAGSTER_PG_URL"
-STATE_DIR = Path(".vector_assets")
+EXIT_OK = 0
+EXIT_FAILED = 2
+EXIT_RETRYABLE = 75  # EX_TEMPFAIL
+LATEST = "latest"
 
 
 def main(argv: list[str] | None = None) -> int:
-    command_parser = parser()
-    args, unknown = command_parser.parse_known_args(argv)
-    if args.command is run_bench:
-        args.bench_args = unknown + args.bench_args  # argparse hands a leading --option to unknown
-    elif unknown:
-        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = parser().parse_args(argv)
     try:
         return args.command(args)
     except VectorAssetsError as error:
         print(f"vector-assets: {error}", file=sys.stderr)
-        return 75 if error.retryable else 2  # 75 = EX_TEMPFAIL: worth retrying
+        return EXIT_RETRYABLE if error.retryable else EXIT_FAILED
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="vector-assets", description=__doc__)
-    commands = root.add_subparsers(required=True)
+    root = argparse.ArgumentParser(
+        prog="vector-assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = root.add_subparsers(required=True, metavar="COMMAND")
+    _add_backup(commands)
+    _add_truncate(commands)
+    _add_restore(commands)
+    _add_verify(commands)
+    _add_drill(commands)
+    _add_prune(commands)
+    _add_list(commands)
+    _add_dev(commands)
+    return root
 
-    dev = commands.add_parser("dev", help="start the embedded PostgreSQL+pgvector (unless configured) and dagster dev")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", default="3000")
-    dev.set_defaults(command=run_dev)
 
-    backup = commands.add_parser("backup", help="back up the tables of $VECTOR_ASSETS_PG_DSN to a new set")
-    backup.add_argument("--task-id", default=None, help="write into <root>/<task_id>/vector_bak")
-    backup.add_argument("--tables", nargs="+", default=list(MANAGED_TABLES), choices=MANAGED_TABLES)
+def _add_backup(commands: argparse._SubParsersAction) -> None:
+    backup = commands.add_parser("backup", help="back up the tables into a new timestamped set")
+    backup.add_argument("--task-id", default=None, help="write into <root>/<task_id>/vector_bak (task_… or manual_…)")
+    backup.add_argument("--tables", nargs="+", default=list(MANAGED_TABLES), choices=MANAGED_TABLES, metavar="TABLE",
+                        help="tables to back up (default: both)")
     backup.set_defaults(command=run_backup_command)
 
-    listing = commands.add_parser("list", help="list the complete backup sets under $VECTOR_ASSETS_ROOT")
+
+def _add_truncate(commands: argparse._SubParsersAction) -> None:
+    truncate = commands.add_parser(
+        "truncate", help="back up both tables, verify the set, then empty the tables, in one transaction",
+        description="Lock the tables against writers, back both up into a new set, verify the files against "
+        "the locked tables, truncate, commit. If any step fails nothing is truncated.",
+    )
+    truncate.add_argument("--tables", nargs="+", default=[EMBEDDING_TABLE], choices=MANAGED_TABLES, metavar="TABLE",
+                          help=f"tables to empty (default: {EMBEDDING_TABLE}; the collection table needs both)")
+    truncate.add_argument("--task-id", default=None, help="write the safety set into <root>/<task_id>/vector_bak")
+    truncate.add_argument("--dry-run", action="store_true", help="only count the rows that would be removed")
+    truncate.set_defaults(command=run_truncate_command)
+
+
+def _add_restore(commands: argparse._SubParsersAction) -> None:
+    restore = commands.add_parser(
+        "restore", help="restore a set into the database, in one transaction",
+        description="Load a set into the database in one transaction that rolls back on any error. "
+        "Appends unless --replace is given. Works with no Dagster process running.",
+    )
+    restore.add_argument("set", metavar="TIMESTAMP|latest", help="the set's timestamp or partition key, or 'latest'")
+    restore.add_argument("--backup-path", default=None,
+                         help="the set's folder relative to the root (task_…/vector_bak), when the timestamp is in several")
+    restore.add_argument("--tables", nargs="+", default=list(MANAGED_TABLES), choices=MANAGED_TABLES, metavar="TABLE",
+                         help="tables to restore (default: both)")
+    restore.add_argument("--replace", action="store_true", help="truncate the tables first instead of appending")
+    restore.add_argument("--on-conflict", default="error", choices=ON_CONFLICT_CHOICES,
+                         help="when appending, fail on an existing key (default) or skip it")
+    restore.add_argument("--dry-run", action="store_true", help="do everything, then roll back")
+    restore.add_argument("--target", default=None, metavar="NAME",
+                         help=f"NAME of an environment variable holding the target DSN (default: {settings.PG_DSN.name})")
+    restore.set_defaults(command=run_restore_command)
+
+
+def _add_verify(commands: argparse._SubParsersAction) -> None:
+    verify = commands.add_parser("verify", help="check a set's files: present, sha256 and row counts as in the manifest")
+    verify.add_argument("key", nargs="?", default=None, metavar="KEY", help="the set's partition key (default: newest)")
+    verify.set_defaults(command=run_verify_command)
+
+
+def _add_drill(commands: argparse._SubParsersAction) -> None:
+    drill = commands.add_parser(
+        "drill", help="restore a set into a scratch database, compare every row, drop the scratch database"
+    )
+    drill.add_argument("key", nargs="?", default=None, metavar="KEY", help="the set's partition key (default: newest)")
+    drill.set_defaults(command=run_drill_command)
+
+
+def _add_prune(commands: argparse._SubParsersAction) -> None:
+    prune = commands.add_parser(
+        "prune", help="show the retention plan; with --apply, delete the sets it marks",
+        description="Keeps, per location, the newest set of each of the newest VECTOR_ASSETS_KEEP_DAILY days, "
+        "_WEEKLY ISO weeks and _MONTHLY months (7 / 4 / 12), and always the newest intact set.",
+    )
+    prune.add_argument("--apply", action="store_true", help="really delete (default: only show the plan)")
+    prune.set_defaults(command=run_prune_command)
+
+
+def _add_list(commands: argparse._SubParsersAction) -> None:
+    listing = commands.add_parser("list", help="list the complete backup sets under the root")
     listing.add_argument("--global-only", action="store_true", help="only <root>/vector_bak")
     listing.add_argument("--task-id", default=None, help="only <root>/<task_id>/vector_bak (wins over --global-only)")
     listing.add_argument("--json", action="store_true", help="print the list API's JSON instead of text")
     listing.set_defaults(command=run_list_command)
 
-    bench = commands.add_parser("bench", help="benchmark backup against psql \\copy and pg_dump", add_help=False)
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
-    bench.set_defaults(command=run_bench)
-    return root
 
-
-def configured_root() -> str:
-    return os.environ.get(ROOT_ENV_VAR) or DEFAULT_ROOT
+def _add_dev(commands: argparse._SubParsersAction) -> None:
+    dev = commands.add_parser("dev", help="start the embedded PostgreSQL+pgvector (unless configured) and dagster dev")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", default="3000")
+    dev.set_defaults(command=run_dev_command)
 
 
 def backup_root() -> Path:
-    return Path(configured_root())
+    return Path(settings.ROOT.get())
 
 
 def run_backup_command(args: argparse.Namespace) -> int:
-    dsn = os.environ.get(DSN_ENV_VAR, "")
-    result = run_backup(BackupRequest(dsn=dsn, root=backup_root(), task_id=args.task_id, tables=tuple(args.tables)))
+    result = run_backup(BackupRequest(
+        dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables)
+    ))
     for name, entry in result.manifest.tables.items():
         print(f"{name}: {entry.rows:,} rows -> {result.folder / entry.file} ({human_size(entry.bytes)})")
     print(f"set {result.timestamp}: {result.manifest.duration_seconds:.2f}s, {result.megabytes_per_second:.1f} MB/s")
-    return 0
+    return EXIT_OK
+
+
+def run_truncate_command(args: argparse.Namespace) -> int:
+    result = run_guarded_truncate(TruncateRequest(
+        dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
+        dry_run=args.dry_run,
+    ))
+    print(format_truncate(result))
+    return EXIT_OK
+
+
+def format_truncate(result: TruncateResult) -> str:
+    if result.dry_run or result.backup is None:
+        tables = ", ".join(f"{table}: {rows:,} rows" for table, rows in result.rows_before.items())
+        return f"dry run: would back up both tables into a new set in {result.folder}, then remove {tables}"
+    tables = ", ".join(f"{t}: {result.rows_before[t]:,} -> {result.rows_after[t]} rows" for t in result.truncated_tables)
+    lines = [f"backed up into set {result.backup.timestamp} in {result.backup.folder}, verified; truncated {tables}"]
+    lines += [f"warning: {warning}" for warning in result.warnings]
+    return "\n".join(lines)
+
+
+def run_restore_command(args: argparse.Namespace) -> int:
+    root = backup_root()
+    key = SetCatalog(root, settings.ROOT.get()).newest().key if args.set == LATEST else args.set
+    target = settings.dsn_from_variable(args.target, "--target") if args.target else settings.PG_DSN.get()
+    result = run_restore(RestoreRequest(
+        target_dsn=target, root=root, timestamp=key, backup_path=args.backup_path, tables=tuple(args.tables),
+        truncate_before_restore=args.replace, dry_run=args.dry_run, on_conflict=args.on_conflict,
+        configured_root=settings.ROOT.get(),
+    ))
+    print(format_restore(result))
+    return EXIT_OK
+
+
+def format_restore(result: RestoreResult) -> str:
+    verb = "dry run, rolled back: would restore" if result.dry_run else "restored"
+    lines = [f"{verb} set {result.backup_set.key} from {result.backup_set.location.label}"]
+    for table in result.tables:
+        replaced = f", {table.rows_truncated:,} replaced" if result.truncated else ""
+        lines.append(f"  {table.table}: {table.rows_loaded:,} loaded, {table.rows_skipped:,} skipped{replaced}")
+    if result.indexes_rebuilt:
+        lines.append(f"  indexes rebuilt: {', '.join(result.indexes_rebuilt)}")
+    lines.append(f"  {result.duration_seconds:.2f}s")
+    return "\n".join(lines)
+
+
+def run_verify_command(args: argparse.Namespace) -> int:
+    result = run_verify(VerifyRequest(root=backup_root(), key=args.key))
+    print(format_verify(result))
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def format_verify(result: VerifyResult) -> str:
+    lines = [f"set {result.backup_set.key} in {result.backup_set.location.label}:"]
+    lines += [f"  {'ok  ' if o.passed else 'FAIL'} {o.check}: {o.message}" for o in result.outcomes]
+    lines.append("verified" if result.passed else "FAILED: the set does not match its manifest")
+    return "\n".join(lines)
+
+
+def run_drill_command(args: argparse.Namespace) -> int:
+    result = run_drill(DrillRequest(
+        dsn=settings.PG_DSN.get(), root=backup_root(), key=args.key, configured_root=settings.ROOT.get()
+    ))
+    print(format_drill(result))
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def format_drill(result: DrillResult) -> str:
+    lines = [f"drill of set {result.backup_set.key} in scratch database {result.scratch_database}:"]
+    lines += [f"  {'ok  ' if t.passed else 'FAIL'} {t.message}" for t in result.tables]
+    dropped = "dropped" if result.scratch_dropped else "NOT dropped"
+    lines.append(f"{'passed' if result.passed else 'FAILED'} in {result.duration_seconds:.2f}s; scratch database {dropped}")
+    return "\n".join(lines)
+
+
+def run_prune_command(args: argparse.Namespace) -> int:
+    result = run_prune(PruneRequest(root=backup_root(), policy=RetentionPolicy.from_env(), dry_run=not args.apply))
+    print(format_prune(result))
+    return EXIT_OK
+
+
+def format_prune(result: PruneResult) -> str:
+    plan = result.plan
+    lines = [f"policy: {plan.policy.describe()}"]
+    for planned in plan.sets:
+        why = f" ({', '.join(planned.reasons)})" if planned.reasons else ""
+        lines.append(f"  {planned.action:6} {planned.key:32} {planned.location:36} {human_size(planned.bytes):>9}{why}")
+    if result.dry_run:
+        lines.append(f"dry run: would delete {len(plan.to_delete)} sets ({human_size(plan.bytes_to_free)}); "
+                     "run with --apply to delete")
+    else:
+        lines.append(f"deleted {len(result.deleted)} sets ({human_size(result.bytes_freed)} freed)")
+    return "\n".join(lines)
 
 
 def run_list_command(args: argparse.Namespace) -> int:
     request = InventoryRequest(
-        root=backup_root(), global_only=args.global_only, task_id=args.task_id, configured_root=configured_root()
+        root=backup_root(), global_only=args.global_only, task_id=args.task_id, configured_root=settings.ROOT.get()
     )
     inventory = build_inventory(request)
     print(json.dumps(inventory.to_json(), indent=2, ensure_ascii=False) if args.json else inventory.format_text())
-    return 0
+    return EXIT_OK
 
 
-def run_bench(args: argparse.Namespace) -> int:
-    from vector_assets import bench
+def run_dev_command(args: argparse.Namespace) -> int:
+    from vector_assets.dev.server import run_dev  # dev-only: needs the 'dev' extra
 
-    return bench.main(args.bench_args)
-
-
-def run_dev(args: argparse.Namespace) -> int:
-    """Fill in what the environment does not say with the embedded server, then run dagster dev."""
-    environment = dict(os.environ)
-    environment.setdefault(ROOT_ENV_VAR, str(Path(DEFAULT_ROOT).resolve()))
-    Path(environment[ROOT_ENV_VAR]).mkdir(parents=True, exist_ok=True)
-    server = None
-    if not environment.get(DSN_ENV_VAR) or not environment.get(DAGSTER_URL_ENV_VAR):
-        server = start_embedded_defaults(environment)
-    try:
-        return run_dagster_dev(args, environment)
-    finally:
-        if server is not None:
-            server.stop()
-
-
-def run_dagster_dev(args: argparse.Namespace, environment: dict[str, str]) -> int:
-    environment["DAGSTER_HOME"] = str(prepare_dagster_home())
-    write_shell_env(environment)
-    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-h", args.host, "-p", args.port]
-    command += ["-w", "workspace.yaml"] if Path("workspace.yaml").is_file() else ["-m", "vector_assets.definitions"]
-    print(f"vector-assets: Dagster UI on http://{args.host}:{args.port}", flush=True)
-    # A shell's background job inherits SIGINT ignored; give dagster dev the default back.
-    process = subprocess.Popen(command, env=environment, preexec_fn=restore_default_sigint)
-
-    def stop_dagster(signum: int, frame: object) -> None:
-        process.send_signal(signal.SIGINT)  # dagster dev shuts its children down on SIGINT
-
-    signal.signal(signal.SIGINT, stop_dagster)
-    signal.signal(signal.SIGTERM, stop_dagster)
-    return process.wait()
-
-
-def write_shell_env(environment: dict[str, str]) -> None:
-    """Let a second shell use the dagster CLI on this instance: ``source .vector_assets/dev.env``.
-
-    Only settings we filled in ourselves are written; a DSN the user exported (which may hold a
-    password) stays in the user's environment and never lands in a file.
-    """
-    keys = ["DAGSTER_HOME", ROOT_ENV_VAR] + [key for key in (DSN_ENV_VAR, DAGSTER_URL_ENV_VAR) if key not in os.environ]
-    lines = [f"export {key}={shlex.quote(environment[key])}" for key in keys]
-    (STATE_DIR / "dev.env").write_text("\n".join(lines) + "\n")
-
-
-def restore_default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def start_embedded_defaults(environment: dict[str, str]) -> "EmbeddedServer":
-    from vector_assets.demo import ensure_demo_store
-    from vector_assets.embedded import start_embedded
-
-    server = start_embedded(STATE_DIR)
-    if not environment.get(DSN_ENV_VAR):
-        environment[DSN_ENV_VAR] = server.dsn()
-        if ensure_demo_store(server.dsn(), Path(environment[ROOT_ENV_VAR])):
-            print("vector-assets: created the LangChain tables with a demo store", flush=True)
-    if not environment.get(DAGSTER_URL_ENV_VAR):
-        environment[DAGSTER_URL_ENV_VAR] = server.dagster_storage_url()
-    print(f"vector-assets: embedded PostgreSQL with pgvector in {server.pgdata}", flush=True)
-    return server
-
-
-def prepare_dagster_home() -> Path:
-    home = (STATE_DIR / "dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    source = Path("dagster.yaml")
-    if not source.is_file():
-        source = Path(__file__).resolve().parent.parent / "dagster.yaml"
-    shutil.copyfile(source, home / "dagster.yaml")
-    return home
+    return run_dev(args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import uuid
 
 import psycopg2
 
-from vector_assets.core.backup import BackupRequest, run_backup
-from vector_assets_tests.conftest import execute, fill_store
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets_tests.support.database import execute, fill_store
 
 
 def writer(dsn: str, stop: threading.Event, inserted: list[int]) -> None:

@@ -3,10 +3,10 @@
 import dagster as dg
 import pytest
 
-from vector_assets.core.scan import scan_root
-from vector_assets.definitions import defs
-from vector_assets.defs.assets import backup_asset_key
-from vector_assets_tests.conftest import folder_snapshot
+from vector_assets.core.sets.catalog import scan_root
+from vector_assets_tests.support.dagster import definitions
+from vector_assets.defs.backup import backup_asset_key
+from vector_assets_tests.support.files import folder_snapshot
 
 TABLES = ("langchain_pg_collection", "langchain_pg_embedding")
 
@@ -17,7 +17,7 @@ def dagster_env(dagster_instance):
 
 
 def run_backup_job(instance, run_config=None, raise_on_error=True):
-    return defs.resolve_job_def("backup_vector_tables").execute_in_process(
+    return definitions().resolve_job_def("backup_vector_tables").execute_in_process(
         instance=instance, run_config=run_config or {}, raise_on_error=raise_on_error
     )
 
@@ -28,7 +28,7 @@ def latest_metadata(instance, table: str) -> dict:
 
 
 def run_checks(instance, partition_key: str) -> dict[tuple[str, str], object]:
-    result = defs.resolve_job_def("check_vector_backup").execute_in_process(
+    result = definitions().resolve_job_def("check_vector_backup").execute_in_process(
         instance=instance, tags={"dagster/partition": partition_key}, raise_on_error=False
     )
     evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]

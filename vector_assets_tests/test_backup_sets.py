@@ -5,8 +5,9 @@ import subprocess
 
 import pytest
 
-from vector_assets.core.backup import BackupRequest, run_backup
-from vector_assets.core.backup_set import Location, count_csv_rows, resolve_inside_root, validate_timestamp
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.sets.csv_files import count_csv_rows
+from vector_assets.core.sets.naming import Location, resolve_inside_root, validate_timestamp
 from vector_assets.core.errors import (
     BackupSetExistsError,
     InvalidTaskIdError,
@@ -14,11 +15,12 @@ from vector_assets.core.errors import (
     PathOutsideRootError,
     UnknownTableError,
 )
-from vector_assets.core.scan import find_set, scan_root
-from vector_assets.core.verify import verify_set
-from vector_assets.demo import LEGACY_TASK_ID, LEGACY_TIMESTAMP, ensure_demo_store
-from vector_assets.embedded import bundled_client
-from vector_assets_tests.conftest import execute, folder_snapshot
+from vector_assets.core.sets.catalog import SetCatalog, scan_root
+from vector_assets.core.ops.verify import verify_set
+from vector_assets.dev.demo import LEGACY_TASK_ID, LEGACY_TIMESTAMP, ensure_demo_store
+from vector_assets.dev.embedded import bundled_client
+from vector_assets_tests.support.database import execute
+from vector_assets_tests.support.files import folder_snapshot
 
 
 @pytest.mark.parametrize("bad", ["2025-07-21", "20250721213627", "20251341_000000", "20250721_246000", ""])
@@ -100,7 +102,7 @@ def test_legacy_set_from_psql_copy_is_read_with_a_real_csv_parser(store_db, back
 def test_demo_store_is_deterministic_and_ships_a_legacy_set(empty_db, backup_root):
     assert ensure_demo_store(empty_db, backup_root) is True
     assert ensure_demo_store(empty_db, backup_root) is False
-    backup_set = find_set(backup_root, LEGACY_TIMESTAMP)
+    backup_set = SetCatalog(backup_root).get(LEGACY_TIMESTAMP)
     assert backup_set.is_legacy and backup_set.location.task_id == LEGACY_TASK_ID
     assert count_csv_rows(backup_set.csv_path("langchain_pg_embedding")) == 3000
     names = execute(empty_db, "SELECT name FROM langchain_pg_collection ORDER BY name")

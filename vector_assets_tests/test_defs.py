@@ -1,23 +1,32 @@
 """The definitions load, every job resolves, and the wiring matches the product's names."""
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 
-from vector_assets.definitions import defs
-from vector_assets.defs.assets import backup_asset_key
+from vector_assets_tests.support.dagster import definitions
+from vector_assets.defs.backup import backup_asset_key
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_every_job_resolves():
-    names = {job.name for job in defs.get_repository_def().get_all_jobs()}
+    names = {job.name for job in definitions().get_repository_def().get_all_jobs()}
     assert {
         "backup_vector_tables", "check_vector_backup", "truncate_vector_tables", "restore_vector_tables",
-        "verify_vector_backup", "prune_vector_backups",
+        "drill_vector_backup", "prune_vector_backups",
     } <= names
+    assert "verify_vector_backup" not in names  # "verify" means the file checks; the drill is the drill
     for name in names:
-        assert defs.resolve_job_def(name) is not None
+        assert definitions().resolve_job_def(name) is not None
 
 
 def test_backup_schedule_is_on_by_default_and_launches_the_backup_job():
-    schedule = defs.resolve_schedule_def("vector_backup_schedule")
+    schedule = definitions().resolve_schedule_def("vector_backup_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.job_name == "backup_vector_tables"
@@ -26,21 +35,32 @@ def test_backup_schedule_is_on_by_default_and_launches_the_backup_job():
     assert len(requests) == 1 and requests[0].run_key is None
 
 
-def test_backup_schedule_cron_comes_from_the_environment(monkeypatch):
+def reloaded_schedule(module_name: str, schedule_name: str):
+    """The schedule as a code location reload would build it from the environment now."""
     import importlib
 
-    import vector_assets.defs.schedules as schedules
-
-    monkeypatch.setenv("VECTOR_ASSETS_BACKUP_CRON", "15 3 * * 1")
+    module = importlib.reload(importlib.import_module(module_name))
     try:
-        assert importlib.reload(schedules).vector_backup_schedule.cron_schedule == "15 3 * * 1"
+        return getattr(module, schedule_name)
     finally:
-        monkeypatch.delenv("VECTOR_ASSETS_BACKUP_CRON")
-        importlib.reload(schedules)
+        importlib.reload(module)
+
+
+def test_backup_schedule_cron_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("VECTOR_ASSETS_BACKUP_CRON", "15 3 * * 1")
+    schedule = reloaded_schedule("vector_assets.defs.backup", "vector_backup_schedule")
+    assert schedule.cron_schedule == "15 3 * * 1"
+
+
+def test_drill_schedule_cron_comes_from_drill_cron_and_still_from_the_deprecated_verify_cron(monkeypatch):
+    monkeypatch.setenv("VECTOR_ASSETS_VERIFY_CRON", "0 5 * * 1")
+    assert reloaded_schedule("vector_assets.defs.drill", "vector_drill_schedule").cron_schedule == "0 5 * * 1"
+    monkeypatch.setenv("VECTOR_ASSETS_DRILL_CRON", "0 6 * * 2")
+    assert reloaded_schedule("vector_assets.defs.drill", "vector_drill_schedule").cron_schedule == "0 6 * * 2"
 
 
 def test_lineage_runs_from_source_tables_to_partitioned_backups():
-    graph = defs.resolve_asset_graph()
+    graph = definitions().resolve_asset_graph()
     for table in ("langchain_pg_collection", "langchain_pg_embedding"):
         backup = graph.get(backup_asset_key(table))
         assert backup.parent_keys == {dg.AssetKey(table)}
@@ -50,14 +70,47 @@ def test_lineage_runs_from_source_tables_to_partitioned_backups():
 
 
 def test_dsn_is_read_from_an_env_var_never_stored_in_config():
-    resource = defs.resources["pgvector"]
+    resource = definitions().resources["pgvector"]
     assert "VECTOR_ASSETS_PG_DSN" in repr(resource.dsn)
 
 
 def test_sensor_and_drill_schedule_are_on_and_prune_schedule_is_off_by_default():
-    assert defs.resolve_sensor_def("vector_bak_sensor").default_status == dg.DefaultSensorStatus.RUNNING
-    drill = defs.resolve_schedule_def("vector_verify_schedule")
-    assert drill.default_status == dg.DefaultScheduleStatus.RUNNING and drill.job_name == "verify_vector_backup"
+    assert definitions().resolve_sensor_def("vector_bak_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    drill = definitions().resolve_schedule_def("vector_drill_schedule")
+    assert drill.default_status == dg.DefaultScheduleStatus.RUNNING and drill.job_name == "drill_vector_backup"
     assert drill.cron_schedule == "0 4 * * 0"
-    prune = defs.resolve_schedule_def("vector_prune_schedule")
+    prune = definitions().resolve_schedule_def("vector_prune_schedule")
     assert prune.default_status == dg.DefaultScheduleStatus.STOPPED and prune.job_name == "prune_vector_backups"
+
+
+def test_definitions_come_from_the_defs_folder_not_a_hand_written_list():
+    source = (REPO / "vector_assets" / "definitions.py").read_text()
+    assert "load_from_defs_folder" in source
+    assert "jobs=" not in source and "schedules=" not in source and "sensors=" not in source
+
+
+def test_dg_check_defs_passes_from_the_project_root():
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dg")), "check", "defs"], cwd=REPO, capture_output=True, text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "VECTOR_ASSETS_"))},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All definitions loaded successfully" in result.stdout + result.stderr
+
+
+def test_the_cli_and_the_core_import_no_dagster():
+    program = (
+        "import sys, vector_assets.cli, vector_assets.core.ops.restore, vector_assets.settings\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith('dagster')}))"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_only_settings_reads_the_environment():
+    readers = [
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "vector_assets").rglob("*.py")
+        if re.search(r"os\.environ|os\.getenv", path.read_text()) and "/dev/" not in path.as_posix()
+    ]
+    assert readers == ["vector_assets/settings.py"]

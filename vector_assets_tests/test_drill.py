@@ -1,18 +1,19 @@
-"""The restore drill: verify_vector_backup restores into a scratch database, compares, drops it."""
+"""The restore drill: drill_vector_backup restores into a scratch database, compares, drops it."""
 
 from __future__ import annotations
 
 import dagster as dg
 import psycopg2
 
-from vector_assets.core.backup import BackupRequest, run_backup
-from vector_assets.core.backup_set import csv_file_name
-from vector_assets.core.drill import SCRATCH_DATABASE_PREFIX, DrillRequest, run_drill
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.sets.naming import csv_file_name
+from vector_assets.core.ops.drill import SCRATCH_DATABASE_PREFIX, DrillRequest, run_drill
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
-from vector_assets.definitions import defs
-from vector_assets.defs.assets import backup_asset_key
-from vector_assets.demo import write_legacy_set
-from vector_assets_tests.conftest import execute, folder_snapshot, rows_as_text
+from vector_assets_tests.support.dagster import definitions
+from vector_assets.defs.backup import backup_asset_key
+from vector_assets.dev.demo import write_legacy_set
+from vector_assets_tests.support.database import execute, rows_as_text
+from vector_assets_tests.support.files import folder_snapshot
 
 
 def scratch_databases(dsn: str) -> list[str]:
@@ -76,7 +77,7 @@ def test_verify_job_reports_check_evaluations_for_the_partition(dagster_instance
     made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
     dagster_instance.add_dynamic_partitions("vector_backups", [made.timestamp])
 
-    result = defs.resolve_job_def("verify_vector_backup").execute_in_process(instance=dagster_instance)
+    result = definitions().resolve_job_def("drill_vector_backup").execute_in_process(instance=dagster_instance)
 
     assert result.success
     evaluations = drill_evaluations(dagster_instance, result.run_id)
@@ -98,7 +99,7 @@ def test_verify_job_fails_on_a_damaged_set_and_still_drops_the_scratch_database(
     files_before = folder_snapshot(backup_root)
     rows_before = rows_as_text(store_db, EMBEDDING_TABLE)
 
-    result = defs.resolve_job_def("verify_vector_backup").execute_in_process(
+    result = definitions().resolve_job_def("drill_vector_backup").execute_in_process(
         instance=dagster_instance, raise_on_error=False,
         run_config={"ops": {"drill_restore_of_backup_set": {"config": {"partition_key": made.timestamp}}}},
     )
@@ -118,7 +119,7 @@ def test_restore_drill_check_runs_for_one_partition(dagster_instance, store_db, 
         "drill_check_only",
         selection=dg.AssetSelection.checks(dg.AssetCheckKey(backup_asset_key(EMBEDDING_TABLE), "restore_drill")),
     )
-    check_job = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("drill_check_only")
+    check_job = dg.Definitions.merge(definitions(), dg.Definitions(jobs=[job])).resolve_job_def("drill_check_only")
 
     result = check_job.execute_in_process(instance=dagster_instance, tags={"dagster/partition": made.timestamp})
 
@@ -128,7 +129,7 @@ def test_restore_drill_check_runs_for_one_partition(dagster_instance, store_db, 
 
 
 def test_drill_with_no_sets_names_the_root(dagster_instance, backup_root):
-    result = defs.resolve_job_def("verify_vector_backup").execute_in_process(
+    result = definitions().resolve_job_def("drill_vector_backup").execute_in_process(
         instance=dagster_instance, raise_on_error=False
     )
 

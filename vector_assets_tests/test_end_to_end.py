@@ -16,12 +16,14 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from vector_assets.core.backup_set import BACKUP_FOLDER_NAME, csv_file_name
+from vector_assets.core.sets.naming import BACKUP_FOLDER_NAME, csv_file_name
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
-from vector_assets.defs.jobs import VECTOR_TABLES_POOL
-from vector_assets.demo import DEMO_EMBEDDINGS, write_legacy_set
-from vector_assets_tests.conftest import execute, rows_as_text
-from vector_assets_tests.stack import DevStack, StepWindow, dev_stack, leftover_processes, stop_dev_stack
+from vector_assets.defs.resources import VECTOR_TABLES_POOL
+from vector_assets.dev.demo import DEMO_EMBEDDINGS, write_legacy_set
+from vector_assets_tests.support.database import execute, rows_as_text
+from vector_assets_tests.support.stack import DevStack, StepWindow, dev_stack, leftover_processes, stop_dev_stack
+
+pytestmark = pytest.mark.e2e
 
 SENSOR_NAME = "vector_bak_sensor"
 SENSOR_INTERVAL_S = 5

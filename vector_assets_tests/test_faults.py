@@ -32,19 +32,22 @@ import pytest
 from dagster._serdes import serialize_value
 from psycopg2 import sql
 
-from vector_assets.core.backup import BackupRequest, run_backup
-from vector_assets.core.backup_set import new_timestamp
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.sets.naming import new_timestamp
 from vector_assets.core.errors import BackupWriteError, DatabaseUnreachableError, GuardedTruncateError
-from vector_assets.core.postgres import describe_dsn
-from vector_assets.core.restore import RestoreRequest, run_restore
-from vector_assets.core.scan import scan_root
+from vector_assets.core.pg.connection import describe_dsn
+from vector_assets.core.ops.restore import RestoreRequest, run_restore
+from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.tables import MANAGED_TABLES
-from vector_assets.core.truncate import TruncateRequest, run_guarded_truncate
-from vector_assets.core.verify import verify_set
-from vector_assets.definitions import defs
-from vector_assets.demo import create_tables
-from vector_assets.embedded import EmbeddedServer, start_embedded
-from vector_assets_tests.conftest import execute, fill_store, folder_snapshot, rows_as_text
+from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncate
+from vector_assets.core.ops.verify import verify_set
+from vector_assets_tests.support.dagster import definitions
+from vector_assets.dev.demo import create_tables
+from vector_assets.dev.embedded import EmbeddedServer, start_embedded
+from vector_assets_tests.support.database import execute, fill_store, rows_as_text
+from vector_assets_tests.support.files import folder_snapshot
+
+pytestmark = pytest.mark.faults
 
 REPO = Path(__file__).resolve().parent.parent
 TS = "20250721_213627"
@@ -101,7 +104,7 @@ def url_with_password(dsn: str, user: str, password: str) -> str:
 RESTORE_CHILD = """
 import json, sys
 from vector_assets.core.errors import VectorAssetsError
-from vector_assets.core.restore import RestoreRequest, run_restore
+from vector_assets.core.ops.restore import RestoreRequest, run_restore
 try:
     run_restore(RestoreRequest(**json.loads(sys.argv[1])))
     print(json.dumps({"error_type": None}))
@@ -229,7 +232,7 @@ def fault_while_waiting(
 def run_job(instance, job: tuple[str, str], config: dict | None = None):
     name, op = job
     run_config = {"ops": {op: {"config": config}}} if config is not None else {}
-    return defs.resolve_job_def(name).execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+    return definitions().resolve_job_def(name).execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
 
 
 def failure_message(result, job: tuple[str, str]) -> str:

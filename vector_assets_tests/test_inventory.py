@@ -9,12 +9,13 @@ import dagster as dg
 import pytest
 
 from vector_assets.cli import main
-from vector_assets.core.backup import BackupRequest, run_backup
-from vector_assets.core.backup_log import human_size
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.units import human_size
 from vector_assets.core.errors import InvalidTaskIdError
-from vector_assets.core.inventory import InventoryRequest, build_inventory, inventory_table_records
-from vector_assets.core.scan import locate_set
-from vector_assets_tests.conftest import execute, folder_snapshot
+from vector_assets.core.sets.inventory import InventoryRequest, build_inventory, inventory_table_records
+from vector_assets.core.sets.catalog import SetCatalog
+from vector_assets_tests.support.database import execute
+from vector_assets_tests.support.files import folder_snapshot
 
 SEED_SCAN_TIME = datetime(2025, 7, 22, 10, 30, 45, tzinfo=timezone(timedelta(hours=8)))
 SEED_ENTRY_KEYS = {
@@ -164,7 +165,7 @@ def test_relative_path_and_timestamp_find_the_same_set_for_a_restore(populated_r
     inventory = build_inventory(InventoryRequest(root=populated_root, configured_root=configured))
     for location in inventory.to_json()["backup_locations"]:
         for entry in location["backups"]:
-            found = locate_set(populated_root, entry["timestamp"], location["relative_path"], configured)
+            found = SetCatalog(populated_root, configured).locate(entry["timestamp"], location["relative_path"])
             assert found.key == entry["key"]
 
 

@@ -4,7 +4,7 @@ import psycopg2
 
 import pytest
 
-from vector_assets.core.backup import BackupRequest, run_backup
+from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.errors import (
     BackupFileError,
     BackupSetNotFoundError,
@@ -18,10 +18,11 @@ from vector_assets.core.errors import (
     RestoreLoadError,
     UnknownTableError,
 )
-from vector_assets.core.restore import RestoreRequest, run_restore
+from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.tables import MANAGED_TABLES
-from vector_assets.demo import create_tables
-from vector_assets_tests.conftest import execute, folder_snapshot, rows_as_text
+from vector_assets.dev.demo import create_tables
+from vector_assets_tests.support.database import execute, rows_as_text
+from vector_assets_tests.support.files import folder_snapshot
 
 TS = "20250721_213627"
 

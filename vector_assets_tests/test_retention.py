@@ -7,32 +7,19 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from vector_assets.core.backup_set import (
-    LOG_FILE_NAME,
-    BackupSet,
-    Location,
-    Manifest,
-    TableFile,
-    csv_file_name,
-    manifest_file_name,
-    sha256_of_file,
-)
+from vector_assets.core.hashing import sha256_of_file
+from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.manifest import Manifest, TableFile
+from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, csv_file_name, manifest_file_name
 from vector_assets.core.errors import ConfigError, PathOutsideRootError, PruneError
-from vector_assets.core.retention import (
-    DELETE,
-    KEEP,
-    PruneRequest,
-    RetentionPolicy,
-    delete_set,
-    plan_retention,
-    run_prune,
-)
-from vector_assets.core.scan import scan_root
+from vector_assets.core.ops.prune import PruneRequest, delete_set, run_prune
+from vector_assets.core.sets.retention import DELETE, KEEP, RetentionPolicy, plan_retention
+from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
-from vector_assets.core.verify import verify_set
+from vector_assets.core.ops.verify import verify_set
 from vector_assets.defs.prune import prune_vector_backups, vector_prune_schedule
 from vector_assets.defs.resources import BackupRootResource
-from vector_assets_tests.conftest import folder_snapshot
+from vector_assets_tests.support.files import folder_snapshot
 
 PARTITIONS = "vector_backups"
 KEEP_VARS = ("VECTOR_ASSETS_KEEP_DAILY", "VECTOR_ASSETS_KEEP_WEEKLY", "VECTOR_ASSETS_KEEP_MONTHLY")
@@ -237,7 +224,7 @@ def test_unfinished_restore_and_drill_runs_protect_their_sets_finished_runs_do_n
     instance.add_dynamic_partitions(PARTITIONS, [s.key for s in scan_root(backup_root)])
     restore_config = {"ops": {"restore_from_backup_set": {"config": {"timestamp": "20250301_020000"}}}}
     add_run(instance, "restore_vector_tables", dg.DagsterRunStatus.STARTED, run_config=restore_config)
-    add_run(instance, "verify_vector_backup", dg.DagsterRunStatus.NOT_STARTED, tags={"dagster/partition": "20250302_020000"})
+    add_run(instance, "drill_vector_backup", dg.DagsterRunStatus.NOT_STARTED, tags={"dagster/partition": "20250302_020000"})
     done_config = {"ops": {"restore_from_backup_set": {"config": {"timestamp": "20250303_020000"}}}}
     add_run(instance, "restore_vector_tables", dg.DagsterRunStatus.SUCCESS, run_config=done_config)
     add_run(instance, "backup_vector_tables", dg.DagsterRunStatus.STARTED, tags={"note": "20250304_020000"})

@@ -9,13 +9,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from vector_assets.core.backup import BackupRequest, run_backup
-from vector_assets.core.backup_set import csv_file_name, manifest_file_name, sha256_of_file
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.hashing import sha256_of_file
+from vector_assets.core.sets.naming import csv_file_name, manifest_file_name
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
-from vector_assets.definitions import defs
-from vector_assets.defs.assets import INVENTORY_KEY, backup_asset_key
-from vector_assets.defs.sensors import vector_bak_sensor
-from vector_assets.embedded import bundled_client
+from vector_assets_tests.support.dagster import definitions
+from vector_assets.defs.backup import backup_asset_key
+from vector_assets.defs.discovery import INVENTORY_KEY
+from vector_assets.defs.discovery import vector_bak_sensor
+from vector_assets.dev.embedded import bundled_client
 
 PARTITIONS = "vector_backups"
 
@@ -31,10 +33,10 @@ class Ticker:
         """One evaluation as the daemon makes it: ``evaluate_tick`` also resolves the run requests
         against their job, which calling the sensor function directly would not."""
         context = dg.build_sensor_context(
-            instance=self.instance, instance_ref=self.instance.get_ref(), cursor=self.cursor, definitions=defs,
-            resources=defs.resources,
+            instance=self.instance, instance_ref=self.instance.get_ref(), cursor=self.cursor, definitions=definitions(),
+            resources=definitions().resources,
         )
-        result = defs.resolve_sensor_def(vector_bak_sensor.name).evaluate_tick(context)
+        result = definitions().resolve_sensor_def(vector_bak_sensor.name).evaluate_tick(context)
         self.apply(result)
         if result.cursor is not None:  # the daemon keeps the last cursor when a tick sets none
             self.cursor = result.cursor

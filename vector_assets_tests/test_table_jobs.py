@@ -7,10 +7,10 @@ import psycopg2
 import pytest
 import yaml
 
-from vector_assets.core.scan import scan_root
-from vector_assets.definitions import defs
-from vector_assets.demo import create_tables
-from vector_assets_tests.conftest import execute, rows_as_text
+from vector_assets.core.sets.catalog import scan_root
+from vector_assets_tests.support.dagster import definitions
+from vector_assets.dev.demo import create_tables
+from vector_assets_tests.support.database import execute, rows_as_text
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ def instance(dagster_instance):
 
 
 def run(instance, job: str, op: str, config: dict):
-    return defs.resolve_job_def(job).execute_in_process(
+    return definitions().resolve_job_def(job).execute_in_process(
         instance=instance, run_config={"ops": {op: {"config": config}}}, raise_on_error=False
     )
 
@@ -61,7 +61,7 @@ def test_truncate_job_failure_names_the_step_and_keeps_the_rows(instance, store_
 
 
 def test_restore_job_replaces_rows_and_observes_the_source_table(instance, store_db, backup_root):
-    assert defs.resolve_job_def("backup_vector_tables").execute_in_process(instance=instance).success
+    assert definitions().resolve_job_def("backup_vector_tables").execute_in_process(instance=instance).success
     (backup_set,) = scan_root(backup_root)
     snapshot = rows_as_text(store_db, "langchain_pg_embedding")
     execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 7)")
@@ -75,7 +75,7 @@ def test_restore_job_replaces_rows_and_observes_the_source_table(instance, store
 
 
 def test_restore_job_targets_another_database_by_env_var_name(instance, monkeypatch, store_db, backup_root, second_db):
-    assert defs.resolve_job_def("backup_vector_tables").execute_in_process(instance=instance).success
+    assert definitions().resolve_job_def("backup_vector_tables").execute_in_process(instance=instance).success
     (backup_set,) = scan_root(backup_root)
     with psycopg2.connect(second_db) as conn, conn.cursor() as cursor:
         create_tables(cursor)
@@ -98,7 +98,7 @@ def test_backup_truncate_and_restore_share_one_pool_limited_to_one():
     job_ops = {"backup_vector_tables": "back_up_tables", "truncate_vector_tables": "truncate_after_verified_backup",
                "restore_vector_tables": "restore_from_backup_set"}
     for job, op in job_ops.items():
-        assert defs.resolve_job_def(job).graph.node_named(op).definition.pool == "vector_tables"
+        assert definitions().resolve_job_def(job).graph.node_named(op).definition.pool == "vector_tables"
     settings = yaml.safe_load((REPO / "dagster.yaml").read_text())
     assert "tag_concurrency_limits" not in str(settings.get("run_coordinator", ""))
     with dg.instance_for_test(overrides={"concurrency": settings["concurrency"]}) as instance:

@@ -10,9 +10,9 @@ import psycopg2
 import pytest
 
 from vector_assets.core.errors import ConfigError, GuardedTruncateError
-from vector_assets.core.scan import scan_root
-from vector_assets.core.truncate import TruncateRequest, run_guarded_truncate
-from vector_assets_tests.conftest import execute, fill_store, rows_as_text
+from vector_assets.core.sets.catalog import scan_root
+from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncate
+from vector_assets_tests.support.database import execute, fill_store, rows_as_text
 
 
 def test_truncate_backs_up_both_tables_and_empties_only_embeddings(store_db, backup_root):

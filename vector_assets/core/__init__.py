@@ -1,4 +1,7 @@
-"""The plain core of vector_assets: the Postgres side and the backup-set side.
+"""The plain core of vector_assets. Nothing in this package imports Dagster.
 
-Nothing in this package imports Dagster; the Dagster shell in ``vector_assets.defs`` calls it.
+- ``pg/``: everything that speaks SQL (connecting, the catalog, COPY, locks, indexes).
+- ``sets/``: backup sets (names, the manifest, storage, the catalog, discovery, inventory,
+  retention plans).
+- ``ops/``: one module per operator command, each ``XRequest`` -> ``run_x()`` -> ``XResult``.
 """

@@ -1,14 +1,15 @@
-"""Asset checks per backup partition: files present, sha256 as in the manifest, CSV row counts."""
+"""The file checks per backup partition (files present, sha256 as in the manifest, CSV row
+counts) and ``check_vector_backup``, the job that runs them on one partition."""
 
 import warnings
 
 import dagster as dg
 
 from vector_assets.core.errors import VectorAssetsError
-from vector_assets.core.scan import find_set
+from vector_assets.core.ops.verify import CHECK_NAMES, check_table_file
+from vector_assets.core.sets.catalog import SetCatalog
 from vector_assets.core.tables import MANAGED_TABLES
-from vector_assets.core.verify import CHECK_NAMES, check_table_file
-from vector_assets.defs.assets import backup_asset_key
+from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource
 
@@ -28,7 +29,7 @@ def _build_check(table: str, check: str) -> dg.AssetChecksDefinition:
     )
     def _check(context: dg.AssetCheckExecutionContext, backup_root: BackupRootResource) -> dg.AssetCheckResult:
         try:
-            backup_set = find_set(backup_root.path(), context.partition_key)
+            backup_set = SetCatalog(backup_root.path()).get(context.partition_key)
         except VectorAssetsError as error:
             return dg.AssetCheckResult(passed=False, description=str(error))
         outcome = check_table_file(backup_set, table, check)
@@ -46,3 +47,9 @@ def _build_check(table: str, check: str) -> dg.AssetChecksDefinition:
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec")
 
 backup_checks = [_build_check(table, check) for table in MANAGED_TABLES for check in CHECK_NAMES]
+
+check_vector_backup = dg.define_asset_job(
+    "check_vector_backup",
+    selection=dg.AssetSelection.checks(*backup_checks),
+    description="Run the file, sha256 and row-count checks on one backup partition.",
+)

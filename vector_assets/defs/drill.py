@@ -1,4 +1,4 @@
-"""The restore drill: job ``verify_vector_backup``, check ``restore_drill``, weekly schedule.
+"""The restore drill: job ``drill_vector_backup``, check ``restore_drill``, ``vector_drill_schedule``.
 
 The job defaults to the newest set, which a partitioned asset job cannot do, so it is an op
 job that reports its outcome as the partition's ``restore_drill`` check evaluation. The same
@@ -8,18 +8,16 @@ check can also be run per partition from the asset's page.
 import dagster as dg
 from pydantic import Field
 
-from vector_assets.core.drill import DrillRequest, DrillResult, run_drill
+from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
+from vector_assets.core.ops.drill import DrillRequest, DrillResult, run_drill
 from vector_assets.core.tables import MANAGED_TABLES
-from vector_assets.defs.assets import backup_asset_key
+from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource, PgVectorResource
-from vector_assets.defs.schedules import cron_from_env
 
 DRILL_CHECK = "restore_drill"
-DRILL_CRON_ENV_VAR = "VECTOR_ASSETS_VERIFY_CRON"
-DEFAULT_DRILL_CRON = "0 4 * * 0"
 
 
 class DrillConfig(dg.Config):
@@ -123,14 +121,17 @@ def drill_metadata(result: DrillResult) -> dict:
 
 
 @dg.job(description="Restore drill: restore a set (default: the newest) into a scratch database and compare every row.")
-def verify_vector_backup() -> None:
+def drill_vector_backup() -> None:
     drill_restore_of_backup_set()
 
 
-vector_verify_schedule = dg.ScheduleDefinition(
-    name="vector_verify_schedule",
-    job=verify_vector_backup,
-    cron_schedule=cron_from_env(DRILL_CRON_ENV_VAR, DEFAULT_DRILL_CRON),
+vector_drill_schedule = dg.ScheduleDefinition(
+    name="vector_drill_schedule",
+    job=drill_vector_backup,
+    cron_schedule=settings.DRILL_CRON.get(),
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=f"Restore drill of the newest set in a scratch database, on {DRILL_CRON_ENV_VAR} (default weekly, Sundays 04:00).",
+    description=(
+        f"Restore drill of the newest set in a scratch database, on {settings.DRILL_CRON.name} "
+        f"(default weekly, Sundays 04:00; {settings.DRILL_CRON.deprecated_alias} still works, deprecated)."
+    ),
 )

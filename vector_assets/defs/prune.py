@@ -7,17 +7,17 @@ Sets that an unfinished restore, drill or check run mentions are protected.
 import dagster as dg
 from pydantic import Field
 
-from vector_assets.core.backup_log import human_size
+from vector_assets import settings
 from vector_assets.core.errors import PruneError, VectorAssetsError
-from vector_assets.core.retention import PruneRequest, PruneResult, RetentionPolicy, run_prune
+from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
+from vector_assets.core.sets.retention import RetentionPolicy
+from vector_assets.core.units import human_size
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.jobs import VECTOR_TABLES_POOL
 from vector_assets.defs.partitions import vector_backups_partitions
-from vector_assets.defs.resources import BackupRootResource
-from vector_assets.defs.schedules import cron_from_env
+from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource
 
-# Jobs whose unfinished runs read sets: restore, the restore drill, and the file checks.
-SET_READING_JOBS = ("restore_vector_tables", "verify_vector_backup", "check_vector_backup")
+# Jobs whose unfinished runs read sets: restore, the restore drill (and its name before 0.2), the file checks.
+SET_READING_JOBS = ("restore_vector_tables", "drill_vector_backup", "check_vector_backup", "verify_vector_backup")
 UNFINISHED_STATUSES = [
     status
     for status in dg.DagsterRunStatus
@@ -142,17 +142,14 @@ def prune_vector_backups() -> None:
     prune_backup_sets()
 
 
-PRUNE_CRON_ENV_VAR = "VECTOR_ASSETS_PRUNE_CRON"
-DEFAULT_PRUNE_CRON = "30 3 * * *"
-
 vector_prune_schedule = dg.ScheduleDefinition(
     name="vector_prune_schedule",
     job=prune_vector_backups,
-    cron_schedule=cron_from_env(PRUNE_CRON_ENV_VAR, DEFAULT_PRUNE_CRON),
+    cron_schedule=settings.PRUNE_CRON.get(),
     run_config={"ops": {"prune_backup_sets": {"config": {"dry_run": False}}}},
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description=(
         "Off by default. When turned on it really deletes (dry_run: false) the sets outside the "
-        f"retention policy on {PRUNE_CRON_ENV_VAR} (default daily at 03:30); launch prune_vector_backups by hand to see the plan first."
+        f"retention policy on {settings.PRUNE_CRON.name} (default daily at 03:30); launch prune_vector_backups by hand to see the plan first."
     ),
 )

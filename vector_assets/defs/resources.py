@@ -1,15 +1,16 @@
-"""Resources, built once from environment variables and handed to ops, checks and sensors."""
+"""Resources, built once from environment variables (``settings``) and handed to ops, checks
+and sensors; and the pool that keeps table-changing ops from overlapping."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dagster as dg
 
-DSN_ENV_VAR = "VECTOR_ASSETS_PG_DSN"
-ROOT_ENV_VAR = "VECTOR_ASSETS_ROOT"
-DEFAULT_ROOT = "./data_pipeline/training_data"
+from vector_assets import settings
+
+# Backup, truncate, restore and prune ops share this pool; dagster.yaml limits it to 1.
+VECTOR_TABLES_POOL = "vector_tables"
 
 
 class PgVectorResource(dg.ConfigurableResource):
@@ -26,7 +27,7 @@ class BackupRootResource(dg.ConfigurableResource):
 
     def configured(self) -> str:
         """The root as the operator wrote it (the seed's backup_path starts with it)."""
-        return self.root or os.environ.get(ROOT_ENV_VAR) or DEFAULT_ROOT
+        return self.root or settings.ROOT.get()
 
     def path(self) -> Path:
         return Path(self.configured())
@@ -34,6 +35,11 @@ class BackupRootResource(dg.ConfigurableResource):
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
-        "pgvector": PgVectorResource(dsn=dg.EnvVar(DSN_ENV_VAR)),
+        "pgvector": PgVectorResource(dsn=dg.EnvVar(settings.PG_DSN.name)),
         "backup_root": BackupRootResource(),
     }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=default_resources())

@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.backup_restore import main
+
+sys.exit(main())

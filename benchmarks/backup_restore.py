@@ -1,0 +1,805 @@
+"""The benchmark behind ``make bench``: our backup and restore against psql ``\\copy`` and pg_dump.
+
+It runs on its own embedded server in ``.vector_assets/bench`` so it never touches dev data.
+The design targets are: a backup takes at most 1.10 x the time of psql ``\\copy`` of both
+tables, and the peak RSS of a backup of 4N rows is at most 1.2 x that of N rows (memory stays
+flat). Our backup runs in a fresh child process, so its peak RSS is its own and nothing else's.
+Missed targets are reported, not raised: the exit code says only whether something broke.
+
+Restore is timed twice. In replace mode, ``run_restore`` of an N-row set takes at most 1.10 x
+``psql -1`` with TRUNCATE and ``\\copy FROM`` of both CSVs (pg_restore --data-only is shown as
+a second anchor). With an HNSW index on the embeddings (M rows, its own database), our restore,
+which drops the index, loads and rebuilds it, is at least 4 x faster than ``\\copy FROM`` into
+the indexed table.
+
+    python -m benchmarks [--rows N] [--dims D] [--hnsw-rows M] [--skip-hnsw] [--data-dir PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from vector_assets.core.pg.indexes import INDEX_BUILD_MEMORY
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
+from vector_assets.dev import demo
+from vector_assets.dev.embedded import ensure_database, start_embedded
+
+DEFAULT_ROWS = 100_000
+DEFAULT_DIMS = 384
+DEFAULT_DATA_DIR = Path(".vector_assets/bench")
+REPEATS = 3
+BENCH_DATABASE = "bench"
+BENCH4_DATABASE = "bench4"
+MEMORY_FACTOR = 4
+COLLECTIONS = demo.VANNA_COLLECTIONS
+TARGET_TIME_RATIO = 1.10
+TARGET_RSS_RATIO = 1.2
+HNSW_DATABASE = "bench_hnsw"
+DEFAULT_HNSW_ROWS = 50_000
+RESTORE_TIMESTAMP = "20000101_000000"  # the one set each restore benchmark makes and reuses
+TARGET_RESTORE_RATIO = 1.10
+TARGET_HNSW_SPEEDUP = 4.0
+HNSW_BUILD_MEMORY = INDEX_BUILD_MEMORY  # as a restore rebuilds with
+TRUNCATE_BOTH = f"TRUNCATE {COLLECTION_TABLE}, {EMBEDDING_TABLE}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Benchmark run_backup and run_restore against psql \\copy, pg_dump and pg_restore."
+    )
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="embedding rows (N)")
+    parser.add_argument("--dims", type=int, default=DEFAULT_DIMS, help="vector dimensions (D)")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="bench server folder")
+    parser.add_argument(
+        "--hnsw-rows", type=int, default=DEFAULT_HNSW_ROWS, help="embedding rows (M) of the HNSW restore benchmark"
+    )
+    parser.add_argument("--skip-hnsw", action="store_true", help="skip the restore benchmark with an HNSW index")
+    # Internal: one backup (or restore) in this process, result printed as JSON (see run_child).
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-restore", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--dsn", help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--timestamp", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rows < 1 or args.dims < 1 or args.hnsw_rows < 1:
+        parser.error("--rows, --dims and --hnsw-rows must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return run_child(args.dsn, args.root)
+    if args.child_restore:
+        return run_child_restore(args.dsn, args.root, args.timestamp)
+    started = time.monotonic()
+    report = run_benchmark(args.rows, args.dims, args.data_dir, None if args.skip_hnsw else args.hnsw_rows)
+    from benchmarks.sensor_ticks import format_sensor_ticks, measure_sensor_ticks
+
+    log("sensor ticks at 10, 100 and 1,000 sets")
+    sensor_lines = format_sensor_ticks(measure_sensor_ticks())
+    print(format_report(report, time.monotonic() - started))
+    print("\n" + "\n".join(sensor_lines))
+    return 0
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr so stdout holds only the report."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The child: one backup, measured from inside
+
+
+def run_child(dsn: str | None, root: Path | None) -> int:
+    """Back up once and print the call's wall time and this process's peak RSS as JSON.
+
+    Runs in a fresh interpreter so ``ru_maxrss`` is the backup's own peak, not the parent's.
+    """
+    if not dsn or root is None:
+        print("--child needs --dsn and --root", file=sys.stderr)
+        return 2
+    from vector_assets.core.ops.backup import BackupRequest, run_backup
+
+    started = time.perf_counter()
+    result = run_backup(BackupRequest(dsn=dsn, root=root))
+    seconds = time.perf_counter() - started
+    rows = {name: entry.rows for name, entry in result.manifest.tables.items()}
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "manifest_seconds": result.manifest.duration_seconds,
+                "bytes": result.total_bytes,
+                "rows": rows,
+                "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            }
+        )
+    )
+    return 0
+
+
+def run_child_restore(dsn: str | None, root: Path | None, timestamp: str | None) -> int:
+    """Restore once (replace mode) and print wall time, rows, COPY times and peak RSS as JSON."""
+    if not dsn or root is None or not timestamp:
+        print("--child-restore needs --dsn, --root and --timestamp", file=sys.stderr)
+        return 2
+    from vector_assets.core.ops.restore import RestoreRequest, run_restore
+
+    started = time.perf_counter()
+    result = run_restore(RestoreRequest(target_dsn=dsn, root=root, timestamp=timestamp, truncate_before_restore=True))
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rows": {table.table: table.rows_loaded for table in result.tables},
+                "copy_seconds": {table.table: table.duration_seconds for table in result.tables},
+                "indexes_rebuilt": result.indexes_rebuilt,
+                "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            }
+        )
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Test data, built on the server
+
+
+def build_database(maintenance_dsn: str, dsn: str, rows: int, dims: int) -> None:
+    """Make sure ``dsn`` holds the two LangChain tables with ``rows`` embeddings of ``dims``.
+
+    Building takes a while at 4N, so an existing set of the right shape is reused.
+    """
+    ensure_database(maintenance_dsn, psycopg2.extensions.parse_dsn(dsn)["dbname"])
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            if current_shape(cursor) == (len(COLLECTIONS), rows, dims):
+                log(f"reusing {rows} x {dims} rows in {dsn_database(dsn)}")
+                return
+            log(f"building {rows} x {dims} rows in {dsn_database(dsn)} ...")
+            started = time.monotonic()
+            cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(
+                sql.Identifier(EMBEDDING_TABLE), sql.Identifier(COLLECTION_TABLE)
+            ))
+            demo.create_tables(cursor, dims=dims)  # the product's DDL: current layout, GIN on cmetadata
+            fill_tables(cursor, rows, dims)
+            # Sets hint bits and visibility now, so no timed run pays for the first read.
+            cursor.execute("VACUUM (FREEZE, ANALYZE) langchain_pg_collection, langchain_pg_embedding")
+            log(f"built in {time.monotonic() - started:.1f} s")
+    finally:
+        conn.close()
+
+
+def current_shape(cursor: psycopg2.extensions.cursor) -> tuple[int, int, int] | None:
+    """(collections, embeddings, dims) of what is there now, or None when the tables are missing."""
+    cursor.execute("SELECT to_regclass(%s), to_regclass(%s)", (COLLECTION_TABLE, EMBEDDING_TABLE))
+    if None in cursor.fetchone():
+        return None
+    cursor.execute(
+        """
+        SELECT (SELECT count(*) FROM langchain_pg_collection),
+               (SELECT count(*) FROM langchain_pg_embedding),
+               (SELECT atttypmod FROM pg_attribute
+                 WHERE attrelid = 'langchain_pg_embedding'::regclass AND attname = 'embedding')
+        """
+    )
+    collections, embeddings, dims = cursor.fetchone()
+    return int(collections), int(embeddings), int(dims)
+
+
+def fill_tables(cursor: psycopg2.extensions.cursor, rows: int, dims: int) -> None:
+    """Generate everything server-side: fast, and the data never crosses the socket.
+
+    Documents carry commas, double quotes and some newlines, so the CSV quoting path is
+    exercised as it is with real Vanna data. The vector subquery mentions ``g.i`` so the
+    planner runs it per row instead of once.
+    """
+    cursor.execute(
+        """
+        INSERT INTO langchain_pg_collection (uuid, name, cmetadata)
+        SELECT gen_random_uuid(), name, json_build_object('source', 'bench', 'note', 'a, "quoted" note')
+        FROM unnest(%s::text[]) AS name
+        """,
+        (list(COLLECTIONS),),
+    )
+    cursor.execute(
+        """
+        WITH c AS (
+            SELECT uuid, name, (row_number() OVER (ORDER BY name) - 1)::int AS k
+            FROM langchain_pg_collection
+        )
+        INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+        SELECT gen_random_uuid()::text || '-' || c.name,
+               c.uuid,
+               (SELECT array_agg(random()::real) FROM generate_series(1, %(dims)s) WHERE g.i > 0)::vector,
+               format('SELECT "col_%%s", name FROM t_%%s WHERE a = ''x, y'' -- doc %%s, "quoted"%%s',
+                      g.i %% 97, c.name, md5(g.i::text),
+                      CASE WHEN g.i %% 10 = 0 THEN E'\\nsecond line, with "quotes"' ELSE '' END)
+                 || repeat(' lorem, ipsum', g.i %% 20),
+               jsonb_build_object('source', 'bench', 'n', g.i, 'tags', jsonb_build_array('a,b', 'c"d'),
+                                  'hash', md5(g.i::text))
+        FROM generate_series(1, %(rows)s) AS g(i)
+        JOIN c ON c.k = g.i %% %(collections)s
+        """,
+        {"rows": rows, "dims": dims, "collections": len(COLLECTIONS)},
+    )
+
+
+def ensure_hnsw_index(dsn: str) -> None:
+    """Build the HNSW index once; a database that already has it is reused as it is."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+        if hnsw_indexes(cursor):
+            log(f"reusing the HNSW index in {dsn_database(dsn)}")
+        else:
+            log(f"building the HNSW index in {dsn_database(dsn)} ...")
+            started = time.monotonic()
+            cursor.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(HNSW_BUILD_MEMORY)))
+            cursor.execute(f"CREATE INDEX ON {EMBEDDING_TABLE} USING hnsw (embedding vector_cosine_ops)")
+            log(f"index built in {time.monotonic() - started:.1f} s")
+    conn.close()
+
+
+def hnsw_indexes(cursor: psycopg2.extensions.cursor) -> list[str]:
+    """Valid HNSW indexes on the embedding table."""
+    cursor.execute(
+        """
+        SELECT c.relname FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_am am ON am.oid = c.relam
+        WHERE i.indrelid = %s::regclass AND am.amname = 'hnsw' AND i.indisvalid
+        ORDER BY c.relname
+        """,
+        (EMBEDDING_TABLE,),
+    )
+    return [name for (name,) in cursor.fetchall()]
+
+
+def dsn_database(dsn: str) -> str:
+    return psycopg2.extensions.parse_dsn(dsn).get("dbname", "?")
+
+
+# ---------------------------------------------------------------------------------------------
+# Timed operations
+
+
+@dataclass
+class Runs:
+    """Wall times of one operation, plus what it produced."""
+
+    name: str
+    seconds: list[float] = field(default_factory=list)
+    output_bytes: int = 0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    call_seconds: float
+    process_seconds: float
+    csv_bytes: int
+    rows: dict[str, int]
+    max_rss_kb: int
+
+
+def run_ours(dsn: str, work: Path) -> ChildResult:
+    """``run_backup`` in a fresh interpreter; the set is deleted right after."""
+    root = fresh_folder(work / "ours")
+    command = [sys.executable, "-m", "benchmarks", "--child", "--dsn", dsn, "--root", str(root)]
+    report, process_seconds = run_child_process(command)
+    shutil.rmtree(root)
+    return ChildResult(
+        call_seconds=report["seconds"],
+        process_seconds=process_seconds,
+        csv_bytes=report["bytes"],
+        rows=report["rows"],
+        max_rss_kb=report["max_rss_kb"],
+    )
+
+
+def run_psql_copy(bin_dir: Path, dsn: str, work: Path) -> tuple[float, int]:
+    """Both tables with client-side ``\\copy`` in one psql, as ours copies both in one process."""
+    folder = fresh_folder(work / "psql")
+    copies = [
+        f"\\copy {table} TO {quote_literal(str(folder / (table + '.csv')))} csv header"
+        for table in (COLLECTION_TABLE, EMBEDDING_TABLE)
+    ]
+    command = [str(bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn]
+    for copy in copies:
+        command += ["-c", copy]
+    return timed_command(command, folder)
+
+
+def run_pg_dump(bin_dir: Path, dsn: str, work: Path) -> tuple[float, int]:
+    folder = fresh_folder(work / "pg_dump")
+    command = [
+        str(bin_dir / "pg_dump"), "-Fc", "-t", EMBEDDING_TABLE, "-t", COLLECTION_TABLE,
+        "-f", str(folder / "bench.dump"), "-d", dsn,
+    ]  # fmt: skip
+    return timed_command(command, folder)
+
+
+def timed_command(command: list[str], folder: Path) -> tuple[float, int]:
+    """(wall seconds, bytes written into folder); the folder is deleted afterwards."""
+    started = time.perf_counter()
+    run_command(command)
+    seconds = time.perf_counter() - started
+    size = folder_bytes(folder)
+    shutil.rmtree(folder)
+    return seconds, size
+
+
+def run_child_process(command: list[str]) -> tuple[dict, float]:
+    """Run a ``--child…`` mode; return the JSON report it prints last, and the process wall time."""
+    started = time.perf_counter()
+    completed = run_command(command)
+    process_seconds = time.perf_counter() - started
+    return json.loads(completed.stdout.strip().splitlines()[-1]), process_seconds
+
+
+def run_command(command: list[str]) -> subprocess.CompletedProcess[str]:
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{Path(command[0]).name} failed ({completed.returncode}): {completed.stderr.strip()}")
+    return completed
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def fresh_folder(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+# ---------------------------------------------------------------------------------------------
+# Timed restores
+
+
+@dataclass(frozen=True)
+class RestoreSet:
+    """The one backup set a restore benchmark loads again and again."""
+
+    root: Path
+    timestamp: str
+    paths: dict[str, Path]
+    headers: dict[str, list[str]]
+    csv_bytes: int
+
+
+@dataclass(frozen=True)
+class RestoreChildResult:
+    call_seconds: float
+    process_seconds: float
+    rows: dict[str, int]
+    copy_seconds: dict[str, float]
+    indexes_rebuilt: list[str]
+    max_rss_kb: int
+
+
+def make_restore_set(dsn: str, root: Path) -> RestoreSet:
+    """Back up ``dsn`` once with ``run_backup`` (untimed) into a fresh ``root``."""
+    from vector_assets.core.ops.backup import BackupRequest, run_backup
+
+    result = run_backup(BackupRequest(dsn=dsn, root=fresh_folder(root), timestamp=RESTORE_TIMESTAMP))
+    headers = {table: [column.name for column in entry.columns] for table, entry in result.manifest.tables.items()}
+    return RestoreSet(root, result.timestamp, dict(result.paths), headers, result.total_bytes)
+
+
+def run_ours_restore(dsn: str, restore_set: RestoreSet) -> RestoreChildResult:
+    """``run_restore`` (replace mode) in a fresh interpreter, so its peak RSS is its own."""
+    command = [
+        sys.executable, "-m", "benchmarks", "--child-restore", "--dsn", dsn,
+        "--root", str(restore_set.root), "--timestamp", restore_set.timestamp,
+    ]  # fmt: skip
+    report, process_seconds = run_child_process(command)
+    return RestoreChildResult(
+        call_seconds=report["seconds"],
+        process_seconds=process_seconds,
+        rows=report["rows"],
+        copy_seconds=report["copy_seconds"],
+        indexes_rebuilt=report["indexes_rebuilt"],
+        max_rss_kb=report["max_rss_kb"],
+    )
+
+
+def run_psql_copy_from(bin_dir: Path, dsn: str, restore_set: RestoreSet) -> float:
+    """TRUNCATE both tables and ``\\copy FROM`` both CSVs in one psql, in one transaction (-1).
+
+    Like ours: the same CSVs, collections first, the CSV header's column list, one transaction.
+    """
+    command = [str(bin_dir / "psql"), "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", TRUNCATE_BOTH]
+    for table in (COLLECTION_TABLE, EMBEDDING_TABLE):
+        columns = ", ".join(quote_identifier(name) for name in restore_set.headers[table])
+        path = quote_literal(str(restore_set.paths[table]))
+        command += ["-c", f"\\copy {table} ({columns}) FROM {path} csv header"]
+    started = time.perf_counter()
+    run_command(command)
+    return time.perf_counter() - started
+
+
+def run_pg_restore(bin_dir: Path, dsn: str, archive: Path) -> float:
+    """An untimed TRUNCATE of both tables, then a timed ``pg_restore --data-only --single-transaction``."""
+    run_command([str(bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", TRUNCATE_BOTH])
+    command = [str(bin_dir / "pg_restore"), "--data-only", "--single-transaction", "-d", dsn, str(archive)]
+    started = time.perf_counter()
+    run_command(command)
+    return time.perf_counter() - started
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def verify_restored(dsn: str, rows: int, dims: int, step: str, *, hnsw: bool = False) -> list[str]:
+    """Both tables hold the expected rows after ``step`` (and the HNSW index, when asked for).
+
+    The count also reads every new row once, so hint bits are set here, untimed, and not by
+    whatever step comes next.
+    """
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+        shape = current_shape(cursor)
+        indexes = hnsw_indexes(cursor)
+    conn.close()
+    if shape != (len(COLLECTIONS), rows, dims):
+        raise RuntimeError(f"after {step}: (collections, embeddings, dims) = {shape}, expected {rows} embeddings")
+    if hnsw and not indexes:
+        raise RuntimeError(f"after {step}: no valid HNSW index on {EMBEDDING_TABLE}")
+    return indexes
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class Report:
+    rows: int
+    dims: int
+    ours: Runs
+    ours_process: Runs
+    psql: Runs
+    pg_dump: Runs
+    rss_n_kb: int
+    rss_4n_kb: int
+    backup_4n_seconds: float
+    csv_4n_bytes: int
+    server_version: str
+    restore: RestoreReport | None = None
+    hnsw: HnswReport | None = None
+
+
+@dataclass
+class RestoreReport:
+    rows: int
+    csv_bytes: int
+    archive_bytes: int
+    ours: Runs
+    ours_process: Runs
+    psql: Runs
+    pg_restore: Runs
+    rss_kb: int
+    copy_seconds: dict[str, float]
+
+
+@dataclass
+class HnswReport:
+    rows: int
+    csv_bytes: int
+    ours_seconds: float
+    ours_process_seconds: float
+    ours_copy_seconds: dict[str, float]
+    ours_rss_kb: int
+    psql_seconds: float
+    indexes_after_ours: list[str]
+    indexes_after_psql: list[str]
+
+
+def run_benchmark(rows: int, dims: int, data_dir: Path, hnsw_rows: int | None = DEFAULT_HNSW_ROWS) -> Report:
+    """Build (or reuse) the databases, time the three operations interleaved, then check memory.
+
+    Repetitions are interleaved (ours, psql, pg_dump, ours, ...) so a warming page cache or a
+    noisy neighbour hits all three alike instead of favouring whichever runs last. Then the
+    restores: replace mode on the N-row database, and (unless ``hnsw_rows`` is None) a restore
+    into an HNSW-indexed table in its own database.
+    """
+    server = start_embedded(data_dir, stop_on_exit=True)
+    maintenance = server.dsn("postgres")
+    dsn, dsn4 = server.dsn(BENCH_DATABASE), server.dsn(BENCH4_DATABASE)
+    build_database(maintenance, dsn, rows, dims)
+    build_database(maintenance, dsn4, rows * MEMORY_FACTOR, dims)
+    dsn_hnsw = server.dsn(HNSW_DATABASE)
+    if hnsw_rows is not None:
+        build_database(maintenance, dsn_hnsw, hnsw_rows, dims)
+        ensure_hnsw_index(dsn_hnsw)
+    work = fresh_folder(Path(data_dir).resolve() / "work")
+    try:
+        report = measure(server.bin_dir, dsn, dsn4, rows, dims, work)
+        report.restore = measure_restore(server.bin_dir, dsn, rows, dims, work)
+        if hnsw_rows is not None:
+            report.hnsw = measure_hnsw(dsn_hnsw, server.bin_dir, hnsw_rows, dims, work)
+        return report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(bin_dir: Path, dsn: str, dsn4: str, rows: int, dims: int, work: Path) -> Report:
+    ours, ours_process = Runs("ours: run_backup (call)"), Runs("ours: child process wall")
+    psql, pg_dump = Runs("psql \\copy (both tables)"), Runs("pg_dump -Fc (both tables)")
+    log("warm-up: one psql \\copy")
+    run_psql_copy(bin_dir, dsn, work)
+    rss_n = 0
+    for repetition in range(1, REPEATS + 1):
+        log(f"repetition {repetition}/{REPEATS}")
+        child = run_ours(dsn, work)
+        check_rows(child, rows)
+        ours.seconds.append(child.call_seconds)
+        ours_process.seconds.append(child.process_seconds)
+        ours.output_bytes = ours_process.output_bytes = child.csv_bytes
+        rss_n = max(rss_n, child.max_rss_kb)
+        record(psql, lambda: run_psql_copy(bin_dir, dsn, work))
+        record(pg_dump, lambda: run_pg_dump(bin_dir, dsn, work))
+    log(f"memory: one backup of {rows * MEMORY_FACTOR} rows")
+    child4 = run_ours(dsn4, work)
+    check_rows(child4, rows * MEMORY_FACTOR)
+    return Report(
+        rows=rows, dims=dims, ours=ours, ours_process=ours_process, psql=psql, pg_dump=pg_dump,
+        rss_n_kb=rss_n, rss_4n_kb=child4.max_rss_kb, backup_4n_seconds=child4.call_seconds,
+        csv_4n_bytes=child4.csv_bytes, server_version=read_server_version(dsn),
+    )  # fmt: skip
+
+
+def measure_restore(bin_dir: Path, dsn: str, rows: int, dims: int, work: Path) -> RestoreReport:
+    """Replace-mode restores of one set, interleaved: ours, psql -1 \\copy FROM, pg_restore.
+
+    The set and the pg_dump archive are made once; every step must leave exactly N rows.
+    """
+    log(f"restore: making one set and one pg_dump -Fc archive of {rows} rows")
+    restore_set = make_restore_set(dsn, work / "restore_set")
+    archive = work / "restore.dump"
+    run_command([
+        str(bin_dir / "pg_dump"), "-Fc", "-t", EMBEDDING_TABLE, "-t", COLLECTION_TABLE,
+        "-f", str(archive), "-d", dsn,
+    ])  # fmt: skip
+    ours, ours_process = Runs("ours: run_restore (call)"), Runs("ours: child process wall")
+    psql = Runs("psql -1: TRUNCATE + \\copy FROM (both tables)")
+    pg_restore = Runs("pg_restore --data-only --single-transaction")
+    log("restore warm-up: one psql \\copy FROM")
+    run_psql_copy_from(bin_dir, dsn, restore_set)
+    verify_restored(dsn, rows, dims, "the warm-up")
+    rss_kb, copy_seconds = 0, {}
+    for repetition in range(1, REPEATS + 1):
+        log(f"restore repetition {repetition}/{REPEATS}")
+        child = run_ours_restore(dsn, restore_set)
+        if child.rows != {COLLECTION_TABLE: len(COLLECTIONS), EMBEDDING_TABLE: rows}:
+            raise RuntimeError(f"run_restore loaded {child.rows}, expected {rows} embeddings")
+        verify_restored(dsn, rows, dims, "run_restore")
+        ours.seconds.append(child.call_seconds)
+        ours_process.seconds.append(child.process_seconds)
+        rss_kb = max(rss_kb, child.max_rss_kb)
+        copy_seconds = child.copy_seconds
+        psql.seconds.append(run_psql_copy_from(bin_dir, dsn, restore_set))
+        verify_restored(dsn, rows, dims, "psql \\copy FROM")
+        pg_restore.seconds.append(run_pg_restore(bin_dir, dsn, archive))
+        verify_restored(dsn, rows, dims, "pg_restore")
+    for runs in (ours, ours_process, psql, pg_restore):
+        runs.output_bytes = restore_set.csv_bytes
+    # Leave the table as build_database does, so a later run's backup timings see the same state.
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True  # not ``with conn``: that opens a transaction, and VACUUM refuses one
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"VACUUM (FREEZE, ANALYZE) {COLLECTION_TABLE}, {EMBEDDING_TABLE}")
+    finally:
+        conn.close()
+    shutil.rmtree(restore_set.root, ignore_errors=True)
+    return RestoreReport(
+        rows=rows, csv_bytes=restore_set.csv_bytes, archive_bytes=archive.stat().st_size, ours=ours,
+        ours_process=ours_process, psql=psql, pg_restore=pg_restore, rss_kb=rss_kb, copy_seconds=copy_seconds,
+    )  # fmt: skip
+
+
+def measure_hnsw(dsn: str, bin_dir: Path, rows: int, dims: int, work: Path) -> HnswReport:
+    """One restore each into the HNSW-indexed table: ours (drop, load, rebuild) and psql \\copy FROM.
+
+    The anchor maintains the index row by row and takes minutes, so each runs once.
+    """
+    log(f"hnsw: making one set of {rows} rows")
+    restore_set = make_restore_set(dsn, work / "hnsw_set")
+    log("hnsw: ours, run_restore (drops the index, loads, rebuilds it)")
+    child = run_ours_restore(dsn, restore_set)
+    if child.rows != {COLLECTION_TABLE: len(COLLECTIONS), EMBEDDING_TABLE: rows} or not child.indexes_rebuilt:
+        raise RuntimeError(f"run_restore loaded {child.rows} and rebuilt {child.indexes_rebuilt}")
+    after_ours = verify_restored(dsn, rows, dims, "run_restore", hnsw=True)
+    log(f"hnsw: ours took {child.call_seconds:.1f} s; now psql -1 \\copy FROM into the indexed table")
+    psql_seconds = run_psql_copy_from(bin_dir, dsn, restore_set)
+    after_psql = verify_restored(dsn, rows, dims, "psql \\copy FROM", hnsw=True)
+    log(f"hnsw: psql took {psql_seconds:.1f} s")
+    shutil.rmtree(restore_set.root, ignore_errors=True)
+    return HnswReport(
+        rows=rows, csv_bytes=restore_set.csv_bytes, ours_seconds=child.call_seconds,
+        ours_process_seconds=child.process_seconds, ours_copy_seconds=child.copy_seconds,
+        ours_rss_kb=child.max_rss_kb, psql_seconds=psql_seconds, indexes_after_ours=after_ours,
+        indexes_after_psql=after_psql,
+    )  # fmt: skip
+
+
+def record(runs: Runs, operation: Callable[[], tuple[float, int]]) -> None:
+    seconds, size = operation()
+    runs.seconds.append(seconds)
+    runs.output_bytes = size
+
+
+def check_rows(child: ChildResult, rows: int) -> None:
+    """A backup that copied the wrong number of rows would make its timing meaningless."""
+    copied = child.rows.get(EMBEDDING_TABLE)
+    if copied != rows or child.rows.get(COLLECTION_TABLE) != len(COLLECTIONS):
+        raise RuntimeError(f"backup copied {child.rows}, expected {rows} embeddings")
+
+
+def read_server_version(dsn: str) -> str:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('server_version'),"
+            " (SELECT extversion FROM pg_extension WHERE extname = 'vector')"
+        )
+        postgres, pgvector = cursor.fetchone()
+    conn.close()
+    return f"PostgreSQL {postgres}, pgvector {pgvector}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def format_report(report: Report, total_seconds: float) -> str:
+    csv_bytes = report.ours.output_bytes
+    anchor = report.psql.median
+    time_ratio = report.ours.median / anchor
+    rss_ratio = report.rss_4n_kb / report.rss_n_kb
+    lines = [
+        f"## vector_assets backup benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- data: {report.rows} x {report.dims} embeddings, {len(COLLECTIONS)} collections; "
+        f"CSV set {megabytes(csv_bytes):.1f} MB (psql \\copy wrote {megabytes(report.psql.output_bytes):.1f} MB, "
+        f"pg_dump -Fc {megabytes(report.pg_dump.output_bytes):.1f} MB)",
+        f"- machine: {machine()}; {report.server_version}",
+        f"- median of {REPEATS} runs each, interleaved; MB/s = CSV set size / time",
+        "",
+        "| operation | median wall s | x psql \\copy | MB/s | runs s |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for runs in (report.ours, report.ours_process, report.psql, report.pg_dump):
+        lines.append(table_row(runs, anchor, csv_bytes))
+    lines += [
+        "",
+        f"- peak RSS, backup of N = {report.rows}: {report.rss_n_kb / 1024:.1f} MiB",
+        f"- peak RSS, backup of 4N = {report.rows * MEMORY_FACTOR}: {report.rss_4n_kb / 1024:.1f} MiB "
+        f"(backup {report.backup_4n_seconds:.2f} s, {megabytes(report.csv_4n_bytes) / report.backup_4n_seconds:.0f} MB/s)",
+        "",
+        f"- target backup <= {TARGET_TIME_RATIO:.2f} x \\copy: {time_ratio:.2f} x -> {verdict(time_ratio <= TARGET_TIME_RATIO)}",
+        f"- target RSS(4N)/RSS(N) <= {TARGET_RSS_RATIO}: {rss_ratio:.2f} -> {verdict(rss_ratio <= TARGET_RSS_RATIO)}",
+    ]
+    if report.restore is not None:
+        lines += ["", *format_restore(report.restore, report.dims)]
+    if report.hnsw is not None:
+        lines += ["", *format_hnsw(report.hnsw, report.dims)]
+    lines += ["", f"- total benchmark runtime: {total_seconds:.1f} s"]
+    return "\n".join(lines)
+
+
+def format_restore(restore: RestoreReport, dims: int) -> list[str]:
+    anchor = restore.psql.median
+    ratio = restore.ours.median / anchor
+    copies = ", ".join(f"{table} {seconds:.2f} s" for table, seconds in restore.copy_seconds.items())
+    lines = [
+        "### restore, replace mode (truncate, then load)",
+        "",
+        f"- data: {restore.rows} x {dims} embeddings, {len(COLLECTIONS)} collections; one CSV set of "
+        f"{megabytes(restore.csv_bytes):.1f} MB made by run_backup; pg_dump -Fc archive {megabytes(restore.archive_bytes):.1f} MB",
+        f"- median of {REPEATS} runs each, interleaved, after one untimed warm-up; every run leaves exactly "
+        f"{restore.rows} rows (checked); MB/s = CSV set size / time",
+        "",
+        "| operation | median wall s | x psql \\copy FROM | MB/s | runs s |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for runs in (restore.ours, restore.ours_process, restore.psql, restore.pg_restore):
+        lines.append(table_row(runs, anchor, restore.csv_bytes))
+    lines += [
+        "",
+        f"- ours, COPY time per table (last run): {copies}",
+        f"- peak RSS, restore of N = {restore.rows}: {restore.rss_kb / 1024:.1f} MiB",
+        f"- target restore <= {TARGET_RESTORE_RATIO:.2f} x \\copy FROM: {ratio:.2f} x -> {verdict(ratio <= TARGET_RESTORE_RATIO)}",
+    ]
+    return lines
+
+
+def format_hnsw(hnsw: HnswReport, dims: int) -> list[str]:
+    speedup = hnsw.psql_seconds / hnsw.ours_seconds
+    copies = ", ".join(f"{table} {seconds:.2f} s" for table, seconds in hnsw.ours_copy_seconds.items())
+    return [
+        "### restore into a table with an HNSW index (vector_cosine_ops)",
+        "",
+        f"- data: {hnsw.rows} x {dims} embeddings in database {HNSW_DATABASE}; CSV set {megabytes(hnsw.csv_bytes):.1f} MB; "
+        "one run each",
+        "",
+        "| operation | wall s | x ours |",
+        "|---|---:|---:|",
+        f"| ours: run_restore (call: drop index, load, rebuild) | {hnsw.ours_seconds:.2f} | 1.00 |",
+        f"| ours: child process wall | {hnsw.ours_process_seconds:.2f} | {hnsw.ours_process_seconds / hnsw.ours_seconds:.2f} |",
+        f"| psql -1: TRUNCATE + \\copy FROM into the indexed table | {hnsw.psql_seconds:.2f} | {speedup:.2f} |",
+        "",
+        f"- ours, COPY time per table: {copies}; the rest is mostly the index rebuild "
+        f"(maintenance_work_mem {HNSW_BUILD_MEMORY})",
+        f"- peak RSS, restore of M = {hnsw.rows}: {hnsw.ours_rss_kb / 1024:.1f} MiB",
+        f"- HNSW index after ours: {', '.join(hnsw.indexes_after_ours)}; after psql: {', '.join(hnsw.indexes_after_psql)}",
+        f"- target ours >= {TARGET_HNSW_SPEEDUP:.0f} x faster than \\copy FROM: {speedup:.2f} x -> "
+        f"{verdict(speedup >= TARGET_HNSW_SPEEDUP)}",
+    ]
+
+
+def table_row(runs: Runs, anchor: float, csv_bytes: int) -> str:
+    times = ", ".join(f"{seconds:.2f}" for seconds in runs.seconds)
+    rate = megabytes(csv_bytes) / runs.median
+    return f"| {runs.name} | {runs.median:.2f} | {runs.median / anchor:.2f} | {rate:.0f} | {times} |"
+
+
+def verdict(met: bool) -> str:
+    return "MET" if met else "MISSED"
+
+
+def megabytes(size: int) -> float:
+    return size / 1_000_000
+
+
+def machine() -> str:
+    return f"nproc {len(os.sched_getaffinity(0))}, {cpu_model()}"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""The restore drill: prove a set restores, by restoring it somewhere harmless and comparing.
+
+The set is restored with the restore command itself into a scratch schema of a scratch
+database on the same server, then each table is exported again and compared with the set's
+file: the row count, and the sha256 of the export against the file's. A freshly loaded table
+is read back in load order, so an identical export means every row came back exactly. The
+scratch database is dropped whatever happens.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vector_assets.core.errors import ColumnMismatchError
+from vector_assets.core.hashing import HashingSink, sha256_of_file
+from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, run_restore
+from vector_assets.core.pg.catalog import Column, column_names, count_rows, read_columns
+from vector_assets.core.pg.connection import connect
+from vector_assets.core.pg.copy import copy_out
+from vector_assets.core.pg.scratch import create_database, create_scratch_tables, drop_database, scratch_dsn
+from vector_assets.core.sets.catalog import BackupSet, SetCatalog
+from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
+from vector_assets.core.tables import EMBEDDING_TABLE
+
+SCRATCH_DATABASE_PREFIX = "vector_assets_drill_"
+
+
+@dataclass(frozen=True)
+class DrillRequest:
+    """Which set to drill (a partition key; None means the newest), and the server to drill on."""
+
+    dsn: str
+    root: Path
+    key: str | None = None
+    configured_root: str | None = None
+
+
+@dataclass
+class TableDrill:
+    table: str
+    rows_in_set: int
+    rows_restored: int
+    set_sha256: str
+    restored_sha256: str
+
+    @property
+    def passed(self) -> bool:
+        return self.rows_in_set == self.rows_restored and self.set_sha256 == self.restored_sha256
+
+    @property
+    def message(self) -> str:
+        if self.passed:
+            return f"{self.table}: {self.rows_restored:,} rows restored and exported again byte for byte"
+        if self.rows_in_set != self.rows_restored:
+            return f"{self.table}: the set has {self.rows_in_set:,} rows, the scratch restore has {self.rows_restored:,}"
+        return f"{self.table}: the restored rows differ from the file (sha256 {self.restored_sha256} != {self.set_sha256})"
+
+
+@dataclass
+class DrillResult:
+    backup_set: BackupSet
+    scratch_database: str
+    tables: list[TableDrill] = field(default_factory=list)
+    restore: RestoreResult | None = None
+    scratch_dropped: bool = False
+    duration_seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.tables) and all(table.passed for table in self.tables)
+
+
+def run_drill(request: DrillRequest) -> DrillResult:
+    started = time.monotonic()
+    backup_set = SetCatalog(request.root, request.configured_root).get_or_newest(request.key)
+    result = DrillResult(backup_set, f"{SCRATCH_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}")
+    columns = table_columns(request.dsn, backup_set)
+    with scratch_database(request.dsn, result) as scratch_dsn:
+        create_scratch_tables(scratch_dsn, columns)
+        result.restore = run_restore(RestoreRequest(
+            target_dsn=scratch_dsn, root=request.root, timestamp=backup_set.key, tables=backup_set.tables,
+            truncate_before_restore=EMBEDDING_TABLE in backup_set.tables, configured_root=request.configured_root,
+        ))
+        result.tables = [compare_table(scratch_dsn, backup_set, table, columns[table]) for table in backup_set.tables]
+    result.duration_seconds = time.monotonic() - started
+    return result
+
+
+def table_columns(dsn: str, backup_set: BackupSet) -> dict[str, list[Column]]:
+    """Each table's columns in file order: the manifest's, or for a legacy set, which records
+    no types, the file header's names with the source table's types."""
+    if backup_set.manifest is not None:
+        return {table: backup_set.manifest.tables[table].columns for table in backup_set.tables}
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cursor:
+            return {table: _legacy_columns(backup_set, table, read_columns(cursor, table)) for table in backup_set.tables}
+    finally:
+        conn.close()
+
+
+def _legacy_columns(backup_set: BackupSet, table: str, source: list[Column]) -> list[Column]:
+    types = {column.name: column.type for column in source}
+    header = read_csv_header(backup_set.csv_path(table))
+    unknown = [name for name in header if name not in types]
+    if unknown:
+        raise ColumnMismatchError(
+            f"{backup_set.csv_path(table).name} has columns {unknown} that the source table {table} lacks; "
+            "a legacy set's column types are taken from the source table"
+        )
+    return [Column(name, types[name]) for name in header]
+
+
+@contextmanager
+def scratch_database(dsn: str, result: DrillResult) -> Iterator[str]:
+    """A new database on the same server, with pgvector; its DSN puts the scratch schema first."""
+    admin = connect(dsn)
+    admin.autocommit = True
+    try:
+        create_database(admin, result.scratch_database)
+        try:
+            yield scratch_dsn(dsn, result.scratch_database)
+        finally:
+            drop_database(admin, result.scratch_database)
+            result.scratch_dropped = True
+    finally:
+        admin.close()
+
+
+def compare_table(dsn: str, backup_set: BackupSet, table: str, columns: list[Column]) -> TableDrill:
+    entry = backup_set.manifest.tables[table] if backup_set.manifest else None
+    set_sha256 = entry.sha256 if entry else sha256_of_file(backup_set.csv_path(table))
+    rows_in_set = entry.rows if entry else count_csv_rows(backup_set.csv_path(table))
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SET synchronize_seqscans = off")  # read from the first page, in load order
+            rows_restored = count_rows(cursor, table)
+            sink = HashingSink()
+            copy_out(cursor, table, column_names(columns), sink)
+        conn.rollback()
+    finally:
+        conn.close()
+    return TableDrill(table, rows_in_set, rows_restored, set_sha256, sink.hexdigest())
+

@@ -1,0 +1,126 @@
+"""The prune command: plan retention, and unless this is a dry run, delete what the plan says.
+
+It is pgBackRest's ``expire`` with its ``--dry-run``: the plan is shown first, and files go
+only when the request says ``dry_run=False``. Each set is hidden before its files go (see
+``sets/storage.py``), so an interrupted prune never leaves a set that looks complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vector_assets.core.errors import ConfigError, PathOutsideRootError, PruneError
+from vector_assets.core.sets.catalog import BackupSet, scan_root, timestamps_in_folder
+from vector_assets.core.sets.naming import csv_file_name, manifest_file_name, resolve_inside_root
+from vector_assets.core.sets.retention import PlannedSet, PrunePlan, RetentionPolicy, plan_retention
+from vector_assets.core.sets.storage import delete_files, file_size
+from vector_assets.core.tables import MANAGED_TABLES
+
+
+@dataclass(frozen=True)
+class PruneRequest:
+    """Options for one prune run; ``dry_run`` is on unless the caller turns it off."""
+
+    root: Path
+    policy: RetentionPolicy = field(default_factory=RetentionPolicy)
+    dry_run: bool = True
+    in_use: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """The plan, what was deleted, and how partition keys changed because of it.
+
+    Keys are per root (see ``scan_root``): deleting the global set of a timestamp that a task
+    folder also has gives that task's set the bare timestamp as its key. ``removed_keys`` no
+    longer name any set; ``new_keys`` are the keys such surviving sets carry now.
+    """
+
+    plan: PrunePlan
+    dry_run: bool
+    deleted: tuple[PlannedSet, ...] = ()
+    bytes_freed: int = 0
+    removed_keys: tuple[str, ...] = ()
+    new_keys: tuple[str, ...] = ()
+
+
+def run_prune(request: PruneRequest) -> PruneResult:
+    """Plan, and unless this is a dry run, delete the sets the plan marks for deletion."""
+    root = Path(request.root)
+    if not root.is_dir():
+        raise ConfigError(f"backup root {root} does not exist or is not a folder (VECTOR_ASSETS_ROOT)")
+    sets = scan_root(root)
+    sizes = {s.key: set_size(s) for s in sets}
+    damaged = [s.key for s in sets if not s.files_present()]
+    plan = plan_retention(sets, request.policy, request.in_use, sizes=sizes, damaged=damaged)
+    if request.dry_run:
+        return PruneResult(plan=plan, dry_run=True)
+    return _delete_planned(plan, root, sets)
+
+
+def _delete_planned(plan: PrunePlan, root: Path, before: list[BackupSet]) -> PruneResult:
+    deleted: list[PlannedSet] = []
+    freed = 0
+    done: set[tuple[Path, str]] = set()
+    for planned in plan.to_delete:
+        place = (Path(planned.backup_set.folder).resolve(), planned.timestamp)
+        try:
+            freed += 0 if place in done else delete_set(planned.backup_set, root)
+        except PruneError as error:
+            error.partial_result = _result_after(plan, root, before, deleted, freed)
+            raise
+        done.add(place)
+        deleted.append(planned)
+    return _result_after(plan, root, before, deleted, freed)
+
+
+def _result_after(
+    plan: PrunePlan, root: Path, before: list[BackupSet], deleted: list[PlannedSet], freed: int
+) -> PruneResult:
+    after = {(Path(s.folder), s.timestamp): s.key for s in scan_root(root)}
+    after_keys = set(after.values())
+    removed = tuple(s.key for s in before if s.key not in after_keys)
+    new = tuple(
+        after[(Path(s.folder), s.timestamp)]
+        for s in before
+        if after.get((Path(s.folder), s.timestamp), s.key) != s.key
+    )
+    return PruneResult(plan, False, tuple(deleted), freed, removed, new)
+
+
+def set_files(backup_set: BackupSet) -> list[str]:
+    """Names in the set's folder that belong to its timestamp (CSVs, manifest, leftovers)."""
+    return sorted(timestamps_in_folder(backup_set.folder).get(backup_set.timestamp, set()))
+
+
+def set_size(backup_set: BackupSet) -> int:
+    return sum(file_size(backup_set.folder / name) for name in set_files(backup_set))
+
+
+def delete_set(backup_set: BackupSet, root: Path) -> int:
+    """Delete one set's files, hiding the set first. ``vector_backup_log.txt`` is shared by all
+    sets of the folder and is left as it is. Returns the bytes freed."""
+    folder = _folder_inside_root(backup_set, Path(root))
+    names = set_files(backup_set)
+    if not names:
+        return 0
+    return delete_files(folder, names, _marker_source(backup_set.timestamp, names), backup_set.key)
+
+
+def _folder_inside_root(backup_set: BackupSet, root: Path) -> Path:
+    """The set's folder as the root resolves it; a set claiming any other folder is refused."""
+    expected = resolve_inside_root(root, backup_set.location.label)
+    actual = Path(backup_set.folder).resolve()
+    if actual != expected:
+        raise PathOutsideRootError(
+            f"set {backup_set.key} claims folder {backup_set.folder}, but its location "
+            f"{backup_set.location.label} resolves to {expected} under the root {root}"
+        )
+    return expected
+
+
+def _marker_source(timestamp: str, names: list[str]) -> str:
+    """The file whose rename hides the set: the manifest, else the first CSV, else any file."""
+    candidates = [manifest_file_name(timestamp)] + [csv_file_name(t, timestamp) for t in MANAGED_TABLES]
+    return next((name for name in candidates if name in names), names[0])

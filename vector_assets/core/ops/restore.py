@@ -1,0 +1,257 @@
+"""The restore command: load a set into the same or another database, in one transaction.
+
+Checked before the transaction starts: the set's files, headers and row counts, the pgvector
+extension on the target, and the columns by name and type. Each file's sha256 is checked on
+the same read that feeds COPY, before anything commits. Then, in one transaction:
+optional TRUNCATE, COPY collections before embeddings, compare row counts, commit. Any error
+rolls back, so the tables are exactly as before.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from vector_assets.core.errors import (
+    BackupFileError,
+    ColumnMismatchError,
+    ConfigError,
+    ExtensionMissingError,
+    IncompleteBackupSetError,
+    RestoreConflictError,
+    RestoreLoadError,
+)
+from vector_assets.core.hashing import HashingReader
+from vector_assets.core.pg.catalog import Column, count_rows, primary_key, read_columns, server_versions
+from vector_assets.core.pg.connection import connect, lost_connection_is_retryable, rollback_quietly
+from vector_assets.core.pg.copy import copy_in
+from vector_assets.core.pg.indexes import drop_secondary_indexes, recreate_indexes, size_index_builds
+from vector_assets.core.pg.table_changes import count_conflicts, create_stage, insert_from_stage, truncate_tables
+from vector_assets.core.sets.catalog import BackupSet, SetCatalog
+from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
+from vector_assets.core.tables import (
+    EMBEDDING_TABLE,
+    MANAGED_TABLES,
+    require_embeddings_with_collections,
+    validate_tables,
+)
+
+ON_CONFLICT_CHOICES = ("error", "skip")
+LOST_TARGET = "lost the target database during the restore"
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """Which set, which tables, how, and into which database (a DSN from the environment)."""
+
+    target_dsn: str
+    root: Path
+    timestamp: str
+    backup_path: str | None = None
+    tables: tuple[str, ...] = MANAGED_TABLES
+    truncate_before_restore: bool = False
+    dry_run: bool = False
+    on_conflict: str = "error"
+    configured_root: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tables", validate_tables(self.tables))
+        object.__setattr__(self, "root", Path(self.root))
+        if self.on_conflict not in ON_CONFLICT_CHOICES:
+            raise ConfigError(f"on_conflict {self.on_conflict!r} must be one of {', '.join(ON_CONFLICT_CHOICES)}")
+        if self.truncate_before_restore:
+            require_embeddings_with_collections(self.tables, "truncating before restore")
+
+
+@dataclass
+class TableRestore:
+    table: str
+    file: str
+    bytes: int
+    rows_in_set: int
+    rows_before: int = 0
+    rows_truncated: int = 0
+    rows_loaded: int = 0
+    rows_skipped: int = 0
+    conflicts: int = 0
+    first_conflict: str | None = None
+    duration_seconds: float = 0.0
+
+
+@dataclass
+class RestoreResult:
+    backup_set: BackupSet
+    dry_run: bool
+    truncated: bool
+    tables: list[TableRestore] = field(default_factory=list)
+    indexes_rebuilt: list[str] = field(default_factory=list)
+    duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PlannedTable:
+    table: str
+    path: Path
+    header: list[str]
+    rows_in_set: int
+    sha256: str | None  # from the manifest; checked on the one read that feeds COPY
+
+
+def run_restore(request: RestoreRequest) -> RestoreResult:
+    started = time.monotonic()
+    backup_set = SetCatalog(request.root, request.configured_root).locate(request.timestamp, request.backup_path)
+    planned = [plan_table(backup_set, table) for table in request.tables]
+    conn = connect(request.target_dsn)
+    try:
+        with lost_connection_is_retryable(conn, LOST_TARGET):
+            check_target(conn, backup_set, planned)
+            result = RestoreResult(backup_set, request.dry_run, request.truncate_before_restore)
+            _load_in_one_transaction(conn, request, planned, result)
+    finally:
+        conn.close()
+    result.duration_seconds = time.monotonic() - started
+    return result
+
+
+def plan_table(backup_set: BackupSet, table: str) -> PlannedTable:
+    """Check one table's file before touching the database: present, intact, parseable header."""
+    if table not in backup_set.tables:
+        raise IncompleteBackupSetError(f"set {backup_set.key} has no {table} file")
+    path = backup_set.csv_path(table)
+    if not path.is_file():
+        raise IncompleteBackupSetError(f"set {backup_set.key} is missing {path.name} in {backup_set.folder}")
+    entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
+    try:
+        header = read_csv_header(path)
+        rows = entry.rows if entry is not None else count_csv_rows(path)
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise BackupFileError(f"{path.name} is not valid CSV: {error}") from None
+    if entry is not None and header != [column.name for column in entry.columns]:
+        raise ColumnMismatchError(f"{path.name} header {header} differs from the manifest's columns")
+    return PlannedTable(table, path, header, rows, entry.sha256 if entry is not None else None)
+
+
+def check_target(conn: psycopg2.extensions.connection, backup_set: BackupSet, planned: list[PlannedTable]) -> None:
+    """The target has pgvector and every table has the set's columns, by name and by type."""
+    with conn.cursor() as cursor:
+        if server_versions(cursor)[1] is None:
+            raise ExtensionMissingError("the target database has no 'vector' extension (CREATE EXTENSION vector)")
+        for plan in planned:
+            _compare_columns(plan, read_columns(cursor, plan.table), backup_set)
+    conn.rollback()
+
+
+def _compare_columns(plan: PlannedTable, target: list[Column], backup_set: BackupSet) -> None:
+    target_names = [column.name for column in target]
+    missing = [name for name in plan.header if name not in target_names]
+    extra = [name for name in target_names if name not in plan.header]
+    if missing or extra:
+        raise ColumnMismatchError(
+            f"table {plan.table}: set columns not in the target: {missing or 'none'}; "
+            f"target columns not in the set: {extra or 'none'}"
+        )
+    entry = backup_set.manifest.tables.get(plan.table) if backup_set.manifest else None
+    target_types = {column.name: column.type for column in target}
+    for column in entry.columns if entry else []:
+        if target_types[column.name] != column.type:
+            raise ColumnMismatchError(
+                f"table {plan.table} column {column.name}: the set has {column.type}, the target has {target_types[column.name]}"
+            )
+
+
+def _load_in_one_transaction(
+    conn: psycopg2.extensions.connection, request: RestoreRequest, planned: list[PlannedTable], result: RestoreResult
+) -> None:
+    try:
+        with conn.cursor() as cursor:
+            size_index_builds(cursor)
+            outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
+            dropped = []
+            if request.truncate_before_restore:
+                _truncate(cursor, planned, outcomes)
+                if EMBEDDING_TABLE in outcomes:
+                    dropped = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
+            for plan in planned:
+                _load_table(cursor, plan, outcomes[plan.table], request)
+            result.indexes_rebuilt = recreate_indexes(cursor, dropped)
+            result.tables = list(outcomes.values())
+        conn.rollback() if request.dry_run else conn.commit()
+    except BaseException:
+        rollback_quietly(conn)
+        raise
+
+
+def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRestore:
+    return TableRestore(
+        plan.table, plan.path.name, plan.path.stat().st_size, plan.rows_in_set, rows_before=count_rows(cursor, plan.table)
+    )
+
+
+def _truncate(cursor: psycopg2.extensions.cursor, planned: list[PlannedTable], outcomes: dict[str, TableRestore]) -> None:
+    names = [plan.table for plan in planned]
+    truncate_tables(cursor, names)
+    for name in names:
+        outcomes[name].rows_truncated = outcomes[name].rows_before
+
+
+def _load_table(cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome: TableRestore, request: RestoreRequest) -> None:
+    started = time.monotonic()
+    if request.truncate_before_restore:
+        # FREEZE is allowed because the table was truncated in this transaction; it spares
+        # the later hint-bit rewrite of every loaded page.
+        outcome.rows_loaded = copy_file_into(cursor, plan, sql.Identifier(plan.table), freeze=True)
+    else:
+        _append_through_stage(cursor, plan, outcome, request)
+    if outcome.rows_loaded + outcome.rows_skipped != plan.rows_in_set:
+        raise BackupFileError(
+            f"{plan.path.name}: loaded {outcome.rows_loaded} and skipped {outcome.rows_skipped} rows, "
+            f"but the set has {plan.rows_in_set}"
+        )
+    outcome.duration_seconds = time.monotonic() - started
+
+
+def copy_file_into(cursor: psycopg2.extensions.cursor, plan: PlannedTable, table: sql.Composable, freeze: bool = False) -> int:
+    """COPY the file in, hashing it on the same read; a sha256 mismatch raises before commit.
+
+    Hashing while loading reads a large set once instead of twice. Because the whole restore
+    is one transaction, a mismatch found here still leaves the tables exactly as before.
+    """
+    try:
+        with open(plan.path, "rb") as handle:
+            reader = HashingReader(handle)
+            rows = copy_in(cursor, table, plan.header, reader, freeze=freeze)
+    except psycopg2.DataError as error:
+        raise BackupFileError(f"loading {plan.path.name} into {plan.table} failed: {str(error).strip()}") from None
+    except psycopg2.OperationalError:
+        raise
+    except psycopg2.Error as error:
+        raise RestoreLoadError(f"loading {plan.path.name} into {plan.table} failed: {str(error).strip()}") from None
+    if plan.sha256 is not None and reader.hexdigest() != plan.sha256:
+        raise BackupFileError(f"{plan.path.name} sha256 does not match the manifest; nothing was restored")
+    return rows
+
+
+def _append_through_stage(
+    cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome: TableRestore, request: RestoreRequest
+) -> None:
+    """Load into a temporary copy first, so conflicts can be named or skipped before inserting."""
+    stage = create_stage(cursor, plan.table)
+    copy_file_into(cursor, plan, stage)
+    key = primary_key(cursor, plan.table)
+    outcome.conflicts, outcome.first_conflict = count_conflicts(cursor, plan.table, stage, key)
+    if outcome.conflicts and request.on_conflict == "error" and not request.dry_run:
+        raise RestoreConflictError(
+            f"table {plan.table}: {outcome.conflicts} rows of {plan.path.name} already exist; "
+            f"first conflicting {', '.join(key)} = {outcome.first_conflict} (use on_conflict: skip, or truncate_before_restore)"
+        )
+    try:
+        outcome.rows_loaded = insert_from_stage(cursor, plan.table, stage, plan.header)
+    except psycopg2.IntegrityError as error:
+        raise RestoreConflictError(f"table {plan.table}: {str(error).strip()}") from None
+    outcome.rows_skipped = plan.rows_in_set - outcome.rows_loaded

@@ -1,0 +1,152 @@
+"""The guarded truncate: back up, verify, and only then empty the tables, in one transaction.
+
+The tables are locked in SHARE ROW EXCLUSIVE mode first: writers wait, readers go on. So a row
+a concurrent writer commits is either committed before the lock (and in the backup) or after
+our commit (and still in the table). Never lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import psycopg2
+import psycopg2.extensions
+
+from vector_assets.core.errors import BackupWriteError, GuardedTruncateError, VectorAssetsError, VerificationError
+from vector_assets.core.hashing import sha256_of_file
+from vector_assets.core.ops.backup import BackupResult, SetTarget, free_timestamp, write_set
+from vector_assets.core.pg.catalog import count_rows
+from vector_assets.core.pg.connection import connect, describe_dsn, lost_connection_is_retryable, rollback_quietly
+from vector_assets.core.pg.table_changes import lock_against_writers, truncate_tables
+from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log_block
+from vector_assets.core.sets.csv_files import count_csv_rows
+from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
+from vector_assets.core.tables import (
+    EMBEDDING_TABLE,
+    MANAGED_TABLES,
+    require_embeddings_with_collections,
+    validate_tables,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TruncateRequest:
+    """Back up both tables, then truncate ``tables`` (by default only the embeddings).
+
+    ``dry_run`` counts what would go and writes nothing."""
+
+    dsn: str
+    root: Path
+    task_id: str | None = None
+    tables: tuple[str, ...] = (EMBEDDING_TABLE,)
+    timestamp: str | None = None
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tables", validate_tables(self.tables))
+        object.__setattr__(self, "root", Path(self.root))
+        require_embeddings_with_collections(self.tables, "truncating")
+        if self.timestamp is not None:
+            validate_timestamp(self.timestamp)
+
+
+@dataclass(frozen=True)
+class TruncateResult:
+    """What was removed and the verified set holding it; on a dry run, what would be (no set)."""
+
+    backup: BackupResult | None
+    rows_before: dict[str, int]
+    rows_after: dict[str, int]
+    duration_seconds: float
+    warnings: tuple[str, ...] = ()
+    dry_run: bool = False
+    folder: Path | None = None
+
+    @property
+    def truncated_tables(self) -> tuple[str, ...]:
+        return tuple(self.rows_after)
+
+
+def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
+    """Lock, back up both tables, verify the files against the database, truncate, commit."""
+    started = time.monotonic()
+    location = Location(request.task_id)
+    folder = location.folder(request.root)
+    if request.dry_run:
+        return _dry_run(request, folder, started)
+    folder.mkdir(parents=True, exist_ok=True)
+    conn = connect(request.dsn)
+    try:
+        with conn.cursor() as cursor:
+            _step(conn, "lock", lambda: lock_against_writers(cursor, MANAGED_TABLES))
+            rows_before = {table: count_rows(cursor, table) for table in MANAGED_TABLES}
+            target = SetTarget(folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict())
+            backup = _step(conn, "backup", lambda: write_set(cursor, target, MANAGED_TABLES))
+            _step(conn, "verify", lambda: verify_against_database(cursor, backup))
+            _step(conn, "truncate", lambda: truncate_tables(cursor, request.tables))
+            rows_after = {table: count_rows(cursor, table) for table in request.tables}
+            _step(conn, "commit", conn.commit)
+    except BaseException:
+        rollback_quietly(conn)
+        raise
+    finally:
+        conn.close()
+    outcomes = [TruncateOutcome(table, rows_before[table]) for table in request.tables]
+    warnings = _note_truncate_in_log(folder, backup, location, outcomes)
+    return TruncateResult(
+        backup, {t: rows_before[t] for t in request.tables}, rows_after, time.monotonic() - started, warnings,
+        folder=folder,
+    )
+
+
+def _dry_run(request: TruncateRequest, folder: Path, started: float) -> TruncateResult:
+    """Count the rows that would go; no lock, no file, no change."""
+    conn = connect(request.dsn)
+    try:
+        with lost_connection_is_retryable(conn, "lost the database during the truncate's dry run"), conn.cursor() as cursor:
+            rows = {table: count_rows(cursor, table) for table in request.tables}
+        conn.rollback()
+    finally:
+        conn.close()
+    return TruncateResult(None, rows, dict(rows), time.monotonic() - started, dry_run=True, folder=folder)
+
+
+def _note_truncate_in_log(
+    folder: Path, backup: BackupResult, location: Location, outcomes: list[TruncateOutcome]
+) -> tuple[str, ...]:
+    """After the commit a failure here (a full disk) must not read as "nothing was truncated":
+    the set is complete and verified, only the human log's note is missing."""
+    try:
+        rewrite_last_log_block(folder, backup.manifest, location.task_id, outcomes)
+    except BackupWriteError as error:
+        return (f"the truncate committed, but {LOG_FILE_NAME} still says it was not performed: {error}",)
+    return ()
+
+
+def _step(conn: psycopg2.extensions.connection, name: str, action: Callable[[], T]) -> T:
+    try:
+        with lost_connection_is_retryable(conn, f"lost the database during the truncate's step '{name}'"):
+            return action()
+    except (VectorAssetsError, psycopg2.Error, OSError) as error:
+        raise GuardedTruncateError(name, error) from error
+
+
+def verify_against_database(cursor: psycopg2.extensions.cursor, backup: BackupResult) -> None:
+    """Each file's rows equal the table's rows now (under the lock), and its sha256 is as recorded."""
+    for table, entry in backup.manifest.tables.items():
+        path = backup.folder / entry.file
+        in_database = count_rows(cursor, table)
+        in_file = count_csv_rows(path)
+        if not in_database == in_file == entry.rows:
+            raise VerificationError(
+                f"{table}: database has {in_database} rows, {path.name} has {in_file}, manifest says {entry.rows}"
+            )
+        if sha256_of_file(path) != entry.sha256:
+            raise VerificationError(f"{path.name} sha256 changed after it was written")
+

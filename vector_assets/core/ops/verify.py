@@ -1,0 +1,99 @@
+"""The verify command: check a set's files against its manifest (present, sha256, row counts).
+
+"Verify" means these file checks, nothing else; restoring a set to prove it is the drill.
+Legacy sets have no manifest, so only presence is checked and their row counts are reported.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from vector_assets.core.hashing import sha256_of_file
+from vector_assets.core.sets.catalog import BackupSet, SetCatalog
+from vector_assets.core.sets.csv_files import count_csv_rows
+
+FILE_PRESENT = "file_present"
+SHA256_MATCHES = "sha256_matches_manifest"
+ROW_COUNT_MATCHES = "row_count_matches_manifest"
+CHECK_NAMES = (FILE_PRESENT, SHA256_MATCHES, ROW_COUNT_MATCHES)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    check: str
+    table: str
+    passed: bool
+    message: str
+    expected: str | int | None = None
+    actual: str | int | None = None
+
+
+def check_table_file(backup_set: BackupSet, table: str, check: str) -> CheckOutcome:
+    """Run one named check for one table of a set."""
+    path = backup_set.csv_path(table)
+    if not path.is_file():
+        return CheckOutcome(check, table, False, f"{path.name} is missing from {backup_set.folder}")
+    if check == FILE_PRESENT:
+        return CheckOutcome(check, table, True, f"{path.name} is present ({path.stat().st_size} bytes)")
+    entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
+    if check == SHA256_MATCHES:
+        return _check_sha256(table, path.name, entry.sha256 if entry else None, sha256_of_file(path), check)
+    if check == ROW_COUNT_MATCHES:
+        return _check_rows(backup_set, table, entry.rows if entry else None, check)
+    raise ValueError(f"unknown check {check!r}")
+
+
+def _check_sha256(table: str, file_name: str, expected: str | None, actual: str, check: str) -> CheckOutcome:
+    if expected is None:
+        return CheckOutcome(check, table, True, f"legacy set: no manifest sha256 for {file_name}", None, actual)
+    if expected != actual:
+        return CheckOutcome(
+            check, table, False, f"{file_name} sha256 {actual} does not match the manifest's {expected}",
+            expected, actual,
+        )
+    return CheckOutcome(check, table, True, f"{file_name} sha256 matches the manifest", expected, actual)
+
+
+def _check_rows(backup_set: BackupSet, table: str, expected: int | None, check: str) -> CheckOutcome:
+    path = backup_set.csv_path(table)
+    try:
+        actual = count_csv_rows(path)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        return CheckOutcome(check, table, False, f"{path.name} is not valid CSV: {exc}", expected, None)
+    if expected is None:
+        return CheckOutcome(check, table, True, f"legacy set: {path.name} has {actual} rows", None, actual)
+    if expected != actual:
+        return CheckOutcome(
+            check, table, False, f"{path.name} has {actual} CSV rows but the manifest says {expected}",
+            expected, actual,
+        )
+    return CheckOutcome(check, table, True, f"{path.name} has the manifest's {expected} rows", expected, actual)
+
+
+def verify_set(backup_set: BackupSet) -> list[CheckOutcome]:
+    return [check_table_file(backup_set, table, check) for table in backup_set.tables for check in CHECK_NAMES]
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """Which set to verify: a partition key, or None for the newest set."""
+
+    root: Path
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    backup_set: BackupSet
+    outcomes: list[CheckOutcome]
+
+    @property
+    def passed(self) -> bool:
+        return all(outcome.passed for outcome in self.outcomes)
+
+
+def run_verify(request: VerifyRequest) -> VerifyResult:
+    backup_set = SetCatalog(request.root).get_or_newest(request.key)
+    return VerifyResult(backup_set, verify_set(backup_set))

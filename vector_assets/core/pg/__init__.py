@@ -1,0 +1,1 @@
+"""The Postgres side of the core: all SQL lives in this package."""

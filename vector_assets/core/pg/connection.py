@@ -1,0 +1,135 @@
+"""Connecting, snapshot transactions, and the one place a lost connection becomes an error.
+
+Every table and column name reaches SQL through ``psycopg2.sql.Identifier``. Every message
+about a connection is redacted: it names the database, host and port, never the password.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg2
+import psycopg2.extensions
+
+from vector_assets.core.errors import ConfigError, DatabaseUnreachableError
+
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class ServerDescription:
+    """Where data came from. Deliberately has no password field."""
+
+    host: str
+    port: str
+    database: str
+    user: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"host": self.host, "port": self.port, "database": self.database, "user": self.user}
+
+    def __str__(self) -> str:
+        return f"database {self.database!r} on {self.host}:{self.port}"
+
+
+class Connection(psycopg2.extensions.connection):
+    """A psycopg2 connection that remembers its DSN, so errors raised later can name the
+    server and redact the password without the caller passing the DSN around."""
+
+    target_dsn: str = ""
+
+    @property
+    def server(self) -> ServerDescription:
+        return describe_dsn(self.target_dsn)
+
+
+def describe_dsn(dsn: str) -> ServerDescription:
+    """Parse a DSN (URL or key=value) into the parts that are safe to record."""
+    try:
+        parts = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError as exc:
+        raise ConfigError(f"the database DSN is malformed: {redact(str(exc), dsn)}") from None
+    return ServerDescription(
+        host=parts.get("host", "localhost"),
+        port=parts.get("port", "5432"),
+        database=parts.get("dbname", parts.get("user", "")),
+        user=parts.get("user", ""),
+    )
+
+
+def redact(text: str, dsn: str) -> str:
+    """Remove the DSN's password (and any password=... pair) from a message."""
+    try:
+        password = psycopg2.extensions.parse_dsn(dsn).get("password")
+    except psycopg2.ProgrammingError:
+        password = None
+    if password:
+        text = text.replace(password, "***")
+    text = re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.IGNORECASE)
+    return re.sub(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+
+
+def unreachable(dsn: str, doing: str, error: psycopg2.Error) -> DatabaseUnreachableError:
+    """A retryable error naming the server and what we were doing; the password redacted."""
+    return DatabaseUnreachableError(f"{doing}: {describe_dsn(dsn)}: {redact(str(error).strip(), dsn)}")
+
+
+@contextmanager
+def lost_connection_is_retryable(conn: psycopg2.extensions.connection, doing: str) -> Iterator[None]:
+    """The one wrapper around work on a connection: a lost connection becomes a retryable,
+    redacted ``DatabaseUnreachableError`` that says what was being done."""
+    try:
+        yield
+    except psycopg2.OperationalError as error:
+        raise unreachable(getattr(conn, "target_dsn", ""), doing, error) from None
+
+
+def connect(dsn: str, *, application_name: str = "vector_assets") -> Connection:
+    """Open a connection; an unreachable server becomes a retryable, password-free error."""
+    if not dsn:
+        raise ConfigError("no database DSN given (set VECTOR_ASSETS_PG_DSN)")
+    server = describe_dsn(dsn)
+    try:
+        conn = psycopg2.connect(
+            dsn,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name=application_name,
+            connection_factory=Connection,
+        )
+    except psycopg2.OperationalError as exc:
+        raise DatabaseUnreachableError(
+            f"cannot connect to {server}: {redact(str(exc).strip(), dsn)}"
+        ) from None
+    conn.target_dsn = dsn
+    conn.set_client_encoding("UTF8")
+    return conn
+
+
+@contextmanager
+def snapshot_transaction(conn: psycopg2.extensions.connection) -> Iterator[psycopg2.extensions.cursor]:
+    """One REPEATABLE READ, READ ONLY transaction: every statement in it sees the same snapshot."""
+    conn.set_session(
+        isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True
+    )
+    try:
+        with conn.cursor() as cursor:
+            yield cursor
+        conn.commit()
+    except BaseException:
+        rollback_quietly(conn)
+        raise
+    finally:
+        if not conn.closed:
+            conn.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
+
+
+def rollback_quietly(conn: psycopg2.extensions.connection) -> None:
+    """Roll back if the connection is still there; a killed backend closes it under us."""
+    if not conn.closed:
+        try:
+            conn.rollback()
+        except psycopg2.Error:
+            pass

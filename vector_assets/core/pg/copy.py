@@ -1,0 +1,55 @@
+"""Streaming ``COPY ... TO STDOUT`` into a sink and ``COPY ... FROM STDIN`` from a reader.
+
+The caller owns the transaction and the file: these functions speak SQL only. Explicit column
+lists go into every COPY, because the two LangChain layouts order their columns differently.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from vector_assets.core.pg.catalog import column_list
+from vector_assets.core.pg.connection import lost_connection_is_retryable
+
+COPY_CHUNK_BYTES = 1 << 20
+CSV_OPTIONS = "FORMAT csv, HEADER, ENCODING 'UTF8'"
+
+
+class Sink(Protocol):
+    def write(self, data: bytes) -> object: ...
+
+
+class Source(Protocol):
+    def read(self, size: int = -1) -> bytes: ...
+
+
+def copy_out(cursor: psycopg2.extensions.cursor, table: str, columns: list[str], sink: Sink) -> int:
+    """Stream one table as CSV with a header into ``sink``; returns the rows copied."""
+    statement = sql.SQL("COPY {table} ({columns}) TO STDOUT WITH (" + CSV_OPTIONS + ")").format(
+        table=sql.Identifier(table), columns=column_list(columns)
+    )
+    with lost_connection_is_retryable(cursor.connection, f"lost the connection while copying table {table!r}"):
+        cursor.copy_expert(statement, sink, COPY_CHUNK_BYTES)
+    return cursor.rowcount
+
+
+def copy_in(
+    cursor: psycopg2.extensions.cursor,
+    target: sql.Composable,
+    columns: list[str],
+    source: Source,
+    *,
+    freeze: bool = False,
+) -> int:
+    """Load CSV with a header from ``source`` into ``target``; returns the rows loaded.
+
+    Driver errors are left to the caller, which knows which file they came from.
+    """
+    options = CSV_OPTIONS + (", FREEZE" if freeze else "")
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (" + options + ")").format(target, column_list(columns))
+    cursor.copy_expert(statement, source, size=COPY_CHUNK_BYTES)
+    return cursor.rowcount

@@ -1,0 +1,56 @@
+"""A scratch database for the restore drill: created on the source's server, always dropped."""
+
+from __future__ import annotations
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+from psycopg2 import sql
+
+from vector_assets.core.errors import ConfigError
+from vector_assets.core.pg.catalog import Column
+from vector_assets.core.pg.connection import connect, lost_connection_is_retryable
+
+SCRATCH_SCHEMA = "vector_drill"
+
+
+def create_database(admin: psycopg2.extensions.connection, name: str) -> None:
+    try:
+        with lost_connection_is_retryable(admin, "could not create the scratch database"), admin.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg2.errors.InsufficientPrivilege:
+        raise ConfigError(
+            "the restore drill needs to create a scratch database on the pgvector server; "
+            "grant CREATEDB to the role in VECTOR_ASSETS_PG_DSN"
+        ) from None
+
+
+def drop_database(admin: psycopg2.extensions.connection, name: str) -> None:
+    with admin.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def scratch_dsn(dsn: str, database: str) -> str:
+    params = psycopg2.extensions.parse_dsn(dsn)
+    params["dbname"] = database
+    # Unqualified table names then resolve to the scratch schema, so the restore command runs as is.
+    params["options"] = f"{params.get('options', '')} -c search_path={SCRATCH_SCHEMA},public".strip()
+    return psycopg2.extensions.make_dsn(**params)
+
+
+def create_scratch_tables(dsn: str, columns: dict[str, list[Column]]) -> None:
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
+            cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCRATCH_SCHEMA)))
+            for table, table_columns in columns.items():
+                definition = sql.SQL(", ").join(
+                    sql.SQL("{} {}").format(sql.Identifier(column.name), sql.SQL(column.type)) for column in table_columns
+                )
+                cursor.execute(sql.SQL("CREATE TABLE {}.{} ({})").format(
+                    sql.Identifier(SCRATCH_SCHEMA), sql.Identifier(table), definition
+                ))
+        conn.commit()
+    finally:
+        conn.close()

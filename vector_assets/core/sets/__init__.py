@@ -1,0 +1,1 @@
+"""Backup sets: names, the manifest, storage, the catalog, discovery, inventory, retention."""

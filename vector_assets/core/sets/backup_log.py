@@ -1,0 +1,84 @@
+"""The human log ``vector_backup_log.txt``, in the format of seed 001 section 4.2.
+
+The earlier tooling wrote one log per folder. A folder here can hold many sets, so each set
+appends its own block; every block is exactly the seed's format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from vector_assets.core.sets.manifest import Manifest, TableFile
+from vector_assets.core.sets.naming import LOG_FILE_NAME, timestamp_time
+from vector_assets.core.sets.storage import write_bytes_atomically
+from vector_assets.core.tables import COLLECTION_TABLE
+from vector_assets.core.units import human_size
+
+LOG_HEADER = "=== Vector Table Backup Log ==="
+
+
+@dataclass(frozen=True)
+class TruncateOutcome:
+    table: str
+    rows_before: int
+
+
+def format_log_block(
+    *,
+    backup_time: datetime,
+    task_id: str | None,
+    database: str,
+    duration_seconds: float,
+    tables: Mapping[str, TableFile],
+    truncated: list[TruncateOutcome] | None = None,
+) -> str:
+    lines = [
+        LOG_HEADER,
+        f"Backup Time: {backup_time.strftime('%Y-%m-%d %H:%M:%S')}",
+        f"Task ID: {task_id or 'global'}",
+        f"Database: {database}",
+        f"Duration: {duration_seconds:.2f}s",
+        "",
+        "Tables Backup Status:",
+    ]
+    for name, entry in tables.items():
+        lines.append(f"✓ {name}: {entry.rows:,} rows -> {entry.file} ({human_size(entry.bytes)})")
+    lines += ["", "Truncate Status:"]
+    if truncated is None:
+        lines.append("- Not performed")
+    else:
+        truncated_names = {outcome.table for outcome in truncated}
+        for outcome in truncated:
+            lines.append(f"✓ {outcome.table}: TRUNCATED ({outcome.rows_before:,} rows removed)")
+        if COLLECTION_TABLE not in truncated_names:
+            lines.append(f"- {COLLECTION_TABLE}: SKIPPED (collection table preserved)")
+    return "\n".join(lines) + "\n"
+
+
+def rewrite_last_log_block(
+    folder: Path, manifest: Manifest, task_id: str | None, truncated: list[TruncateOutcome]
+) -> None:
+    """Replace the newest block (the set just written) with one that reports the truncate."""
+    path = folder / LOG_FILE_NAME
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    head, _, _ = existing.rpartition(LOG_HEADER)
+    block = format_log_block(
+        backup_time=timestamp_time(manifest.timestamp),
+        task_id=task_id,
+        database=manifest.source.get("database", ""),
+        duration_seconds=manifest.duration_seconds,
+        tables=manifest.tables,
+        truncated=truncated,
+    )
+    write_bytes_atomically(path, (head + block).encode("utf-8"))
+
+
+def append_log_block(folder: Path, block: str) -> None:
+    """Append a block, rewriting the whole (small) log atomically."""
+    path = folder / LOG_FILE_NAME
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    separator = "\n" if existing and not existing.endswith("\n\n") else ""
+    write_bytes_atomically(path, (existing + separator + block).encode("utf-8"))

@@ -1,0 +1,234 @@
+"""The set catalog: finding complete sets under a root, and the one way to look a set up.
+
+A set is listed when no ``.tmp`` file for its timestamp is left in the folder and either its
+manifest is published or, for a legacy set, both CSV files are present. Partition keys are
+timestamps; when one timestamp occurs in several locations, the first location in scan order
+(global, then task folders by name) keeps the bare timestamp and the others get
+``<ts>__<task_id>``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from vector_assets.core.errors import BackupSetNotFoundError, ManifestError
+from vector_assets.core.sets.manifest import Manifest
+from vector_assets.core.sets.naming import (
+    BACKUP_FOLDER_NAME,
+    LOG_FILE_NAME,
+    SET_FILE_PATTERN,
+    TASK_ID_PATTERN,
+    TMP_SUFFIX,
+    Location,
+    csv_file_name,
+    manifest_file_name,
+    resolve_inside_root,
+    validate_timestamp,
+)
+from vector_assets.core.tables import MANAGED_TABLES
+
+
+@dataclass(frozen=True)
+class BackupSet:
+    """A complete set under the root. ``key`` is its partition key in Dagster."""
+
+    key: str
+    timestamp: str
+    location: Location
+    folder: Path
+    manifest: Manifest | None
+
+    @property
+    def is_legacy(self) -> bool:
+        return self.manifest is None
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        if self.manifest is not None:
+            return tuple(name for name in MANAGED_TABLES if name in self.manifest.tables)
+        return MANAGED_TABLES
+
+    def csv_path(self, table: str) -> Path:
+        return self.folder / csv_file_name(table, self.timestamp)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / manifest_file_name(self.timestamp)
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / LOG_FILE_NAME
+
+    def files_present(self) -> bool:
+        return all(self.csv_path(table).is_file() for table in self.tables)
+
+
+def backup_locations(root: Path) -> list[Location]:
+    """The global location first, then task locations sorted by name; only those that exist."""
+    root = Path(root)
+    found: list[Location] = []
+    if (root / BACKUP_FOLDER_NAME).is_dir():
+        found.append(Location())
+    if root.is_dir():
+        for child in sorted(root.iterdir()):
+            if TASK_ID_PATTERN.match(child.name) and (child / BACKUP_FOLDER_NAME).is_dir():
+                found.append(Location(child.name))
+    return found
+
+
+def timestamps_in_folder(folder: Path) -> dict[str, set[str]]:
+    """Map each timestamp seen in a folder to the names present for it (tmp files included)."""
+    names: dict[str, set[str]] = defaultdict(set)
+    for entry in folder.iterdir():
+        match = SET_FILE_PATTERN.match(entry.name)
+        if match:
+            names[match.group("ts")].add(entry.name)
+    return names
+
+
+def published_timestamps(folder: Path) -> set[str]:
+    """Timestamps with at least one published file; stale ``.tmp`` leftovers do not count."""
+    return {
+        timestamp
+        for timestamp, names in timestamps_in_folder(folder).items()
+        if any(not name.endswith(TMP_SUFFIX) for name in names)
+    }
+
+
+def complete_timestamps_in(folder: Path) -> list[tuple[str, bool]]:
+    """(timestamp, has a manifest) for each set that looks complete by its file names alone.
+
+    No file is read, so a sensor can call this on every tick. A timestamp with any ``.tmp``
+    file is still being written. With a manifest the set was complete once (the manifest is
+    published last); a legacy set needs both CSV files.
+    """
+    complete = []
+    for timestamp, names in sorted(timestamps_in_folder(folder).items()):
+        if any(name.endswith(TMP_SUFFIX) for name in names):
+            continue
+        has_manifest = manifest_file_name(timestamp) in names
+        if has_manifest or all(csv_file_name(table, timestamp) in names for table in MANAGED_TABLES):
+            complete.append((timestamp, has_manifest))
+    return complete
+
+
+def complete_sets_in(root: Path, location: Location) -> list[tuple[str, Manifest | None]]:
+    """(timestamp, manifest or None) for each set of one location, oldest first.
+
+    A set with a manifest counts even if a file has since gone missing: that set was complete
+    and is now damaged, which the checks must be able to report. An unreadable manifest
+    never vouches for a set.
+    """
+    folder = location.folder(root)
+    found = []
+    for timestamp, has_manifest in complete_timestamps_in(folder):
+        try:
+            manifest = Manifest.read(folder / manifest_file_name(timestamp)) if has_manifest else None
+        except ManifestError:
+            continue
+        found.append((timestamp, manifest))
+    return found
+
+
+def partition_keys(timestamps_by_location: list[tuple[Location, list[str]]]) -> list[tuple[str, Location, str]]:
+    """(key, location, timestamp) for every set; locations in scan order (global, then tasks)."""
+    taken: set[str] = set()
+    keyed = []
+    for location, timestamps in timestamps_by_location:
+        for timestamp in timestamps:
+            key = timestamp if timestamp not in taken else f"{timestamp}__{location.task_id or 'global'}"
+            taken.add(key)
+            keyed.append((key, location, timestamp))
+    return keyed
+
+
+def read_set(root: Path, key: str, location: Location, timestamp: str) -> BackupSet:
+    """One set whose identity is already known (the sensor's discovery), read without a scan."""
+    folder = location.folder(root)
+    manifest_path = folder / manifest_file_name(timestamp)
+    manifest = Manifest.read(manifest_path) if manifest_path.is_file() else None
+    return BackupSet(key, timestamp, location, folder, manifest)
+
+
+def scan_root(root: Path) -> list[BackupSet]:
+    """Every complete set under the root, with its partition key, oldest first."""
+    root = Path(root)
+    per_location = [(location, dict(complete_sets_in(root, location))) for location in backup_locations(root)]
+    keyed = partition_keys([(location, list(sets)) for location, sets in per_location])
+    manifests = {(loc, ts): manifest for loc, sets in per_location for ts, manifest in sets.items()}
+    found = [
+        BackupSet(key, timestamp, location, location.folder(root), manifests[(location, timestamp)])
+        for key, location, timestamp in keyed
+    ]
+    return sorted(found, key=lambda backup_set: (backup_set.timestamp, backup_set.key))
+
+
+class SetCatalog:
+    """Every complete set under a root, scanned once: the one way to look a set up.
+
+    ``configured_root`` is the root as the operator wrote it; the seed's ``backup_path``
+    starts with it, and a lookup accepts that form too.
+    """
+
+    def __init__(self, root: Path, configured_root: str | None = None) -> None:
+        self.root = Path(root)
+        self.configured_root = configured_root
+        self.sets = scan_root(self.root)
+
+    def get(self, key: str) -> BackupSet:
+        """The set with this partition key."""
+        for backup_set in self.sets:
+            if backup_set.key == key:
+                return backup_set
+        raise BackupSetNotFoundError(f"no complete backup set with key {key!r} under {self.root}{self._nearest(key)}")
+
+    def newest(self) -> BackupSet:
+        if not self.sets:
+            raise BackupSetNotFoundError(f"no complete backup set under {self.root}")
+        return self.sets[-1]
+
+    def get_or_newest(self, key: str | None) -> BackupSet:
+        return self.get(key) if key else self.newest()
+
+    def locate(self, timestamp: str, backup_path: str | None = None) -> BackupSet:
+        """A restore's lookup: by partition key, or by timestamp within ``backup_path``
+        (``task_…/vector_bak`` or ``./vector_bak``, relative to the root)."""
+        if backup_path is None:
+            return self._by_key_or_timestamp(timestamp)
+        validate_timestamp(timestamp)
+        folder = resolve_inside_root(self.root, self._relative_to_root(backup_path))
+        found = self.at(folder, timestamp)
+        if found is None:
+            raise BackupSetNotFoundError(f"no complete backup set {timestamp} in {backup_path!r} (looked in {folder})")
+        return found
+
+    def at(self, folder: Path, timestamp: str) -> BackupSet | None:
+        """The set of this timestamp in this folder, if it is complete."""
+        folder = Path(folder).resolve()
+        return next((s for s in self.sets if s.folder == folder and s.timestamp == timestamp), None)
+
+    def _by_key_or_timestamp(self, wanted: str) -> BackupSet:
+        matches = [s for s in self.sets if s.key == wanted] or [s for s in self.sets if s.timestamp == wanted]
+        if len({s.folder for s in matches}) > 1:
+            where = ", ".join(s.location.label for s in matches)
+            raise BackupSetNotFoundError(f"timestamp {wanted} exists in {where}; give backup_path to choose one")
+        if not matches:
+            validate_timestamp(wanted.split("__")[0])
+            raise BackupSetNotFoundError(f"no complete backup set {wanted!r} under {self.root}{self._nearest(wanted)}")
+        return matches[0]
+
+    def _nearest(self, wanted: str) -> str:
+        keys = [s.key for s in self.sets]
+        nearest = difflib.get_close_matches(wanted, keys, n=3, cutoff=0.5) or keys[-3:][::-1]
+        return f"; nearest existing: {', '.join(nearest)}" if nearest else ""
+
+    def _relative_to_root(self, backup_path: str) -> str:
+        path_parts = [part for part in Path(backup_path).parts if part != "."]
+        if self.configured_root:
+            root_parts = [part for part in Path(self.configured_root).parts if part != "."]
+            if root_parts and path_parts[: len(root_parts)] == root_parts:
+                path_parts = path_parts[len(root_parts):]
+        return str(Path(*path_parts)) if path_parts else "."

@@ -1,0 +1,308 @@
+"""The inventory: which complete sets exist under the root, in the shape of seed 000's list API.
+
+The seed's ``GET /restore/list`` answered with ``backup_locations`` (global first, then task
+folders newest first), each with its ``backups`` newest first, and a ``summary``. We keep that
+shape so existing clients of the list API can read ours, and add per set what only we know:
+the partition key, whether the set is legacy, its row counts and its total bytes.
+
+Listing is cheap on purpose: it never opens a CSV file. Sizes come from ``stat`` and row counts
+from the manifest; a legacy set has no recorded row counts, so they are ``None``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from vector_assets.core.errors import InvalidTaskIdError
+from vector_assets.core.sets.catalog import BackupSet, scan_root
+from vector_assets.core.sets.naming import LOG_FILE_NAME, TIMESTAMP_FORMAT, Location
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
+from vector_assets.core.units import human_size
+
+# The seed's rule for its task_id query parameter; it keeps paths like "../x" out.
+TASK_ID_FILTER_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+BACKUP_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass(frozen=True)
+class InventoryRequest:
+    """Which locations to list. ``task_id`` wins over ``global_only``, as in the seed.
+
+    ``configured_root`` is the root as the operator wrote it (``./data_pipeline/training_data``);
+    it is what ``relative_path`` shows, so the path can be handed back to a restore unchanged.
+    """
+
+    root: Path
+    global_only: bool = False
+    task_id: str | None = None
+    configured_root: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+        if self.task_id is not None:
+            validate_task_id_filter(self.task_id)
+
+    def includes(self, location: Location) -> bool:
+        if self.task_id is not None:
+            return location.task_id == self.task_id
+        if self.global_only:
+            return location.task_id is None
+        return True
+
+
+def validate_task_id_filter(task_id: str) -> str:
+    if not isinstance(task_id, str) or not TASK_ID_FILTER_PATTERN.match(task_id):
+        raise InvalidTaskIdError(
+            f"task id {task_id!r} is not valid: it may contain only letters, digits and underscores"
+        )
+    return task_id
+
+
+@dataclass(frozen=True)
+class InventoryEntry:
+    """One complete set as the list shows it. ``sizes`` is None per table whose file is gone."""
+
+    key: str
+    timestamp: str
+    legacy: bool
+    files: Mapping[str, str]
+    sizes: Mapping[str, int | None]
+    rows: Mapping[str, int] | None
+    log_file: str | None
+
+    @property
+    def has_log(self) -> bool:
+        return self.log_file is not None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(size for size in self.sizes.values() if size is not None)
+
+    @property
+    def backup_date(self) -> str:
+        return datetime.strptime(self.timestamp, TIMESTAMP_FORMAT).strftime(BACKUP_DATE_FORMAT)
+
+    def size_text(self, table: str) -> str | None:
+        size = self.sizes.get(table)
+        return None if size is None else human_size(size)
+
+    def to_json(self) -> dict[str, Any]:
+        """The seed's fields first, then ours."""
+        return {
+            "timestamp": self.timestamp,
+            "collection_file": self.files.get(COLLECTION_TABLE),
+            "embedding_file": self.files.get(EMBEDDING_TABLE),
+            "collection_size": self.size_text(COLLECTION_TABLE),
+            "embedding_size": self.size_text(EMBEDDING_TABLE),
+            "backup_date": self.backup_date,
+            "has_log": self.has_log,
+            "log_file": self.log_file,
+            "key": self.key,
+            "legacy": self.legacy,
+            "rows": dict(self.rows) if self.rows is not None else None,
+            "total_bytes": self.total_bytes,
+        }
+
+    def format_line(self) -> str:
+        parts = [f"  {self.key}  {self.backup_date}", ", ".join(self._table_texts())]
+        parts.append(f"{human_size(self.total_bytes)} total")
+        if self.legacy:
+            parts.append("legacy, rows not recorded")
+        return "  ".join(parts)
+
+    def _table_texts(self) -> list[str]:
+        texts = []
+        for table in self.files:
+            short = table.removeprefix("langchain_pg_")
+            size = self.size_text(table) or "file missing"
+            rows = f" ({self.rows[table]:,} rows)" if self.rows and table in self.rows else ""
+            texts.append(f"{short} {size}{rows}")
+        return texts
+
+
+@dataclass(frozen=True)
+class InventoryLocation:
+    """One backup folder and its sets, newest first."""
+
+    location: Location
+    relative_path: str
+    backups: tuple[InventoryEntry, ...]
+
+    @property
+    def kind(self) -> str:
+        return "global" if self.location.task_id is None else "task"
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.kind}
+        if self.location.task_id is not None:
+            body["task_id"] = self.location.task_id
+        body["relative_path"] = self.relative_path
+        body["backups"] = [entry.to_json() for entry in self.backups]
+        return body
+
+    def format_heading(self) -> str:
+        name = "global" if self.location.task_id is None else f"task {self.location.task_id}"
+        return f"{name}: {self.relative_path}"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The answer to an ``InventoryRequest``: locations in the seed's order, and when we looked."""
+
+    root: str
+    scanned_at: datetime
+    locations: tuple[InventoryLocation, ...] = field(default_factory=tuple)
+
+    @property
+    def total_backup_sets(self) -> int:
+        return sum(len(location.backups) for location in self.locations)
+
+    @property
+    def global_backups(self) -> int:
+        return sum(len(location.backups) for location in self.locations if location.kind == "global")
+
+    @property
+    def task_backups(self) -> int:
+        return self.total_backup_sets - self.global_backups
+
+    @property
+    def response(self) -> str:
+        if not self.locations:
+            return f"no backup sets found under {self.root}"
+        return (
+            f"found {_count(self.total_backup_sets, 'backup set')} "
+            f"in {_count(len(self.locations), 'location')}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        scan_time = self.scanned_at.isoformat(timespec="seconds")
+        return {
+            "response": self.response,
+            "backup_locations": [location.to_json() for location in self.locations],
+            "summary": {
+                "total_locations": len(self.locations),
+                "total_backup_sets": self.total_backup_sets,
+                "global_backups": self.global_backups,
+                "task_backups": self.task_backups,
+                "scan_time": scan_time,
+            },
+            "timestamp": scan_time,
+        }
+
+    def format_text(self) -> str:
+        """For a terminal: each location with its sets newest first, then the counts."""
+        lines: list[str] = []
+        for location in self.locations:
+            lines.append(location.format_heading())
+            lines.extend(entry.format_line() for entry in location.backups)
+            lines.append("")
+        if not self.locations:
+            lines += [self.response, ""]
+        lines.append(
+            f"{_count(len(self.locations), 'location')}, {_count(self.total_backup_sets, 'backup set')} "
+            f"({self.global_backups} global, {self.task_backups} task)"
+        )
+        return "\n".join(lines)
+
+
+def build_inventory(request: InventoryRequest, now: datetime | None = None) -> Inventory:
+    """List the complete sets the request asks for.
+
+    The whole root is scanned even when one location is asked for: partition keys depend on
+    every location (a repeated timestamp gets a ``__<task_id>`` suffix), and the keys shown
+    must be the ones Dagster and a restore accept.
+    """
+    shown_root = displayed_root(request.root, request.configured_root)
+    grouped: dict[Location, list[InventoryEntry]] = {}
+    for backup_set in scan_root(request.root):
+        if request.includes(backup_set.location):
+            grouped.setdefault(backup_set.location, []).append(entry_for(backup_set))
+    locations = [
+        InventoryLocation(location, posixpath.join(shown_root, location.label), _newest_first(entries))
+        for location, entries in grouped.items()
+    ]
+    scanned_at = now or datetime.now()
+    if scanned_at.tzinfo is None:
+        scanned_at = scanned_at.astimezone()  # the seed's scan_time carries its UTC offset
+    return Inventory(root=shown_root, scanned_at=scanned_at, locations=_seed_order(locations))
+
+
+def entry_for(backup_set: BackupSet) -> InventoryEntry:
+    files = {table: backup_set.csv_path(table).name for table in backup_set.tables}
+    manifest = backup_set.manifest
+    rows = None if manifest is None else {table: entry.rows for table, entry in manifest.tables.items()}
+    return InventoryEntry(
+        key=backup_set.key,
+        timestamp=backup_set.timestamp,
+        legacy=backup_set.is_legacy,
+        files=files,
+        sizes={table: _size_or_none(backup_set.csv_path(table)) for table in files},
+        rows=rows,
+        log_file=LOG_FILE_NAME if backup_set.log_path.is_file() else None,
+    )
+
+
+def inventory_table_records(inventory: Inventory) -> list[dict[str, str | int | bool | None]]:
+    """One flat row per set, in the inventory's order, for ``dg.MetadataValue.table``."""
+    records = []
+    for location in inventory.locations:
+        for entry in location.backups:
+            rows = entry.rows or {}
+            records.append(
+                {
+                    "key": entry.key,
+                    "location": location.location.task_id or "global",
+                    "timestamp": entry.timestamp,
+                    "backup_date": entry.backup_date,
+                    "legacy": entry.legacy,
+                    "collection_rows": rows.get(COLLECTION_TABLE),
+                    "embedding_rows": rows.get(EMBEDDING_TABLE),
+                    "total_size": human_size(entry.total_bytes),
+                    "total_bytes": entry.total_bytes,
+                    "has_log": entry.has_log,
+                }
+            )
+    return records
+
+
+def displayed_root(root: Path, configured_root: str | None) -> str:
+    """The root as the seed showed it: ``./data_pipeline/training_data``, or absolute if so given."""
+    text = (configured_root or str(root)).rstrip("/") or "/"
+    if text.startswith("/") or text == "." or text.startswith(("./", "../")):
+        return text
+    return f"./{text}"
+
+
+def _size_or_none(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None  # a manifest set whose file was deleted afterwards: the checks report it
+
+
+def _newest_first(entries: list[InventoryEntry]) -> tuple[InventoryEntry, ...]:
+    return tuple(sorted(entries, key=lambda entry: (entry.timestamp, entry.key), reverse=True))
+
+
+def _seed_order(locations: list[InventoryLocation]) -> tuple[InventoryLocation, ...]:
+    """Global first, then task folders newest first by the time in their name."""
+    global_locations = [loc for loc in locations if loc.location.task_id is None]
+    task_locations = [loc for loc in locations if loc.location.task_id is not None]
+    task_locations.sort(key=lambda loc: _task_time(loc.location.task_id or ""), reverse=True)
+    return tuple(global_locations + task_locations)
+
+
+def _task_time(task_id: str) -> tuple[str, str]:
+    """``task_20250721_213627`` and ``manual_…`` sort together by their time."""
+    _, _, when = task_id.partition("_")
+    return when, task_id
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"

@@ -1,0 +1,113 @@
+"""The manifest ``vector_backup_<ts>.json``: the single source of truth for a set.
+
+Backup writes it last; restore, the checks, the drill and the catalog read it. A format
+version this code does not know is refused, never guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vector_assets.core.errors import ManifestError
+from vector_assets.core.pg.catalog import Column
+
+MANIFEST_FORMAT_VERSION = 1
+KNOWN_FORMAT_VERSIONS = (1,)
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """One table's file in a set, as the manifest records it."""
+
+    table: str
+    file: str
+    rows: int
+    bytes: int
+    sha256: str
+    columns: list[Column] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "columns": [asdict(column) for column in self.columns],
+        }
+
+    @classmethod
+    def from_json(cls, table: str, data: dict[str, Any]) -> TableFile:
+        return cls(
+            table=table,
+            file=str(data["file"]),
+            rows=int(data["rows"]),
+            bytes=int(data["bytes"]),
+            sha256=str(data["sha256"]),
+            columns=[Column(name=c["name"], type=c["type"]) for c in data.get("columns", [])],
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a set holds and where it came from. Never holds a password."""
+
+    timestamp: str
+    created_at: str
+    location: str
+    source: dict[str, str]
+    server_version: str
+    pgvector_version: str | None
+    consistent_snapshot: bool
+    duration_seconds: float
+    tables: dict[str, TableFile]
+    format_version: int = MANIFEST_FORMAT_VERSION
+
+    def to_json(self) -> str:
+        body = {
+            "format_version": self.format_version,
+            "timestamp": self.timestamp,
+            "created_at": self.created_at,
+            "location": self.location,
+            "source": self.source,
+            "server_version": self.server_version,
+            "pgvector_version": self.pgvector_version,
+            "consistent_snapshot": self.consistent_snapshot,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "tables": {name: entry.to_json() for name, entry in self.tables.items()},
+        }
+        return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            version = int(data["format_version"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ManifestError(f"manifest {path} is unreadable: {exc}") from None
+        if version not in KNOWN_FORMAT_VERSIONS:
+            raise ManifestError(
+                f"manifest {path} has format version {version}, which this version of vector_assets "
+                f"does not know (it reads {', '.join(map(str, KNOWN_FORMAT_VERSIONS))}); upgrade to read it"
+            )
+        try:
+            return cls._from_json(data)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ManifestError(f"manifest {path} is unreadable: {exc}") from None
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any]) -> Manifest:
+        return cls(
+            format_version=int(data["format_version"]),
+            timestamp=str(data["timestamp"]),
+            created_at=str(data["created_at"]),
+            location=str(data["location"]),
+            source=dict(data["source"]),
+            server_version=str(data["server_version"]),
+            pgvector_version=data.get("pgvector_version"),
+            consistent_snapshot=bool(data["consistent_snapshot"]),
+            duration_seconds=float(data["duration_seconds"]),
+            tables={name: TableFile.from_json(name, entry) for name, entry in data["tables"].items()},
+        )

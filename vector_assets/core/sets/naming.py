@@ -1,0 +1,111 @@
+"""Names: the only place set file names, folder names and the timestamp pattern are spelled.
+
+Layout (DESIGN section 4)::
+
+    <root>/vector_bak/                      global location
+    <root>/<task_id>/vector_bak/            task location, task_id = (task|manual)_YYYYMMDD_HHMMSS
+        langchain_pg_collection_<ts>.csv    COPY ... TO STDOUT WITH (FORMAT csv, HEADER)
+        langchain_pg_embedding_<ts>.csv
+        vector_backup_log.txt               the seed's human log, one block per set
+        vector_backup_<ts>.json             the manifest, written last
+
+A set without a manifest is a *legacy* set, written by the earlier tooling.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from vector_assets.core.errors import InvalidTaskIdError, InvalidTimestampError, PathOutsideRootError
+from vector_assets.core.tables import MANAGED_TABLES
+
+BACKUP_FOLDER_NAME = "vector_bak"
+LOG_FILE_NAME = "vector_backup_log.txt"
+TMP_SUFFIX = ".tmp"
+TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+TIMESTAMP_PATTERN = re.compile(r"^\d{8}_\d{6}$")
+TASK_ID_PATTERN = re.compile(r"^(task|manual)_\d{8}_\d{6}$")
+# A name that belongs to a set's timestamp: a data file or manifest, published or ``.tmp``.
+SET_FILE_PATTERN = re.compile(
+    r"^(?:(?P<table>" + "|".join(MANAGED_TABLES) + r")_|vector_backup_)(?P<ts>\d{8}_\d{6})\.(?:csv|json)"
+)
+
+
+def validate_timestamp(timestamp: str) -> str:
+    if not isinstance(timestamp, str) or not TIMESTAMP_PATTERN.match(timestamp):
+        raise InvalidTimestampError(
+            f"timestamp {timestamp!r} is not of the form YYYYMMDD_HHMMSS (e.g. 20250721_213627)"
+        )
+    try:
+        datetime.strptime(timestamp, TIMESTAMP_FORMAT)
+    except ValueError:
+        raise InvalidTimestampError(f"timestamp {timestamp!r} is not a real date and time") from None
+    return timestamp
+
+
+def validate_task_id(task_id: str) -> str:
+    if not isinstance(task_id, str) or not TASK_ID_PATTERN.match(task_id):
+        raise InvalidTaskIdError(
+            f"task id {task_id!r} is not of the form task_YYYYMMDD_HHMMSS or manual_YYYYMMDD_HHMMSS"
+        )
+    return task_id
+
+
+def new_timestamp(now: datetime | None = None) -> str:
+    return (now or datetime.now()).strftime(TIMESTAMP_FORMAT)
+
+
+def timestamp_time(timestamp: str) -> datetime:
+    return datetime.strptime(timestamp, TIMESTAMP_FORMAT)
+
+
+def csv_file_name(table: str, timestamp: str) -> str:
+    return f"{table}_{timestamp}.csv"
+
+
+def manifest_file_name(timestamp: str) -> str:
+    return f"vector_backup_{timestamp}.json"
+
+
+def tmp_name(name: str) -> str:
+    return name + TMP_SUFFIX
+
+
+@dataclass(frozen=True)
+class Location:
+    """A backup folder under the root: the global one (task_id None) or a task's."""
+
+    task_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.task_id is not None:
+            validate_task_id(self.task_id)
+
+    @property
+    def label(self) -> str:
+        """The folder relative to the root, as operators write it."""
+        if self.task_id is None:
+            return BACKUP_FOLDER_NAME
+        return f"{self.task_id}/{BACKUP_FOLDER_NAME}"
+
+    def folder(self, root: Path) -> Path:
+        return resolve_inside_root(root, self.label)
+
+
+def resolve_inside_root(root: Path, relative: str | Path) -> Path:
+    """Resolve a path under the root, refusing absolute paths, ``..`` and symlink escapes."""
+    relative_path = Path(relative)
+    if relative_path.is_absolute():
+        raise PathOutsideRootError(f"path {str(relative)!r} is absolute; give it relative to the root {root}")
+    if ".." in relative_path.parts:
+        raise PathOutsideRootError(f"path {str(relative)!r} contains '..'; it must stay inside the root {root}")
+    real_root = Path(root).resolve()
+    candidate = (real_root / relative_path).resolve()
+    if candidate != real_root and real_root not in candidate.parents:
+        raise PathOutsideRootError(
+            f"path {str(relative)!r} resolves to {candidate}, outside the root {real_root} (a symlink?)"
+        )
+    return candidate

@@ -1,0 +1,173 @@
+"""Retention planning: which sets to keep (grandfather-father-son, per location).
+
+The policy keeps, in each location (global ``vector_bak/`` and every task folder) separately:
+
+- the newest set of each of the newest ``keep_daily`` distinct days,
+- the newest set of each of the newest ``keep_weekly`` ISO weeks,
+- the newest set of each of the newest ``keep_monthly`` months,
+- always the newest complete set, whatever the counts say,
+- every set a running restore or drill mentions.
+
+A set kept for any reason is kept, and the plan records every reason. The plan is pure: the
+prune command (``core/ops/prune.py``) shows it first and deletes only when asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from vector_assets import settings
+from vector_assets.core.errors import ConfigError
+from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.naming import Location, timestamp_time
+
+KEEP = "keep"
+DELETE = "delete"
+
+DAILY = "daily"
+WEEKLY = "weekly"
+MONTHLY = "monthly"
+NEWEST = "newest"
+IN_USE = "in-use"
+REASON_ORDER = (DAILY, WEEKLY, MONTHLY, NEWEST, IN_USE)
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How many days, ISO weeks and months keep a set, per location (seed 003: 7 / 4 / 12)."""
+
+    keep_daily: int = 7
+    keep_weekly: int = 4
+    keep_monthly: int = 12
+
+    def __post_init__(self) -> None:
+        for name in ("keep_daily", "keep_weekly", "keep_monthly"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"retention {name} must be a whole number >= 0, got {value!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RetentionPolicy:
+        """Read the counts from the environment (``settings``); unset or empty means the default."""
+        return cls(
+            keep_daily=settings.KEEP_DAILY.count(environ),
+            keep_weekly=settings.KEEP_WEEKLY.count(environ),
+            keep_monthly=settings.KEEP_MONTHLY.count(environ),
+        )
+
+    def describe(self) -> str:
+        return f"{self.keep_daily} daily, {self.keep_weekly} weekly, {self.keep_monthly} monthly per location"
+
+
+@dataclass(frozen=True)
+class PlannedSet:
+    """One set in the plan, what happens to it, and why it is kept (empty when deleted)."""
+
+    backup_set: BackupSet
+    action: str
+    reasons: tuple[str, ...]
+    bytes: int = 0
+
+    @property
+    def key(self) -> str:
+        return self.backup_set.key
+
+    @property
+    def timestamp(self) -> str:
+        return self.backup_set.timestamp
+
+    @property
+    def location(self) -> str:
+        return self.backup_set.location.label
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """Every set under the root, grouped by location, newest first within each."""
+
+    policy: RetentionPolicy
+    sets: tuple[PlannedSet, ...]
+
+    @property
+    def kept(self) -> tuple[PlannedSet, ...]:
+        return tuple(planned for planned in self.sets if planned.action == KEEP)
+
+    @property
+    def to_delete(self) -> tuple[PlannedSet, ...]:
+        return tuple(planned for planned in self.sets if planned.action == DELETE)
+
+    @property
+    def bytes_to_free(self) -> int:
+        return sum(planned.bytes for planned in self.to_delete)
+
+
+def plan_retention(
+    sets: Iterable[BackupSet],
+    policy: RetentionPolicy,
+    in_use: Collection[str] = (),
+    *,
+    sizes: Mapping[str, int] | None = None,
+    damaged: Collection[str] = (),
+) -> PrunePlan:
+    """Decide keep or delete for every set. Pure: it reads nothing from disk.
+
+    ``in_use`` holds strings taken from running restores and drills (run config values, tags);
+    a set is in use when any of them contains its key or timestamp. ``sizes`` maps keys to
+    bytes on disk, for the report. ``damaged`` lists keys of sets missing a file: the "newest"
+    guarantee goes to the newest set that can actually be restored.
+    """
+    by_location: dict[Location, list[BackupSet]] = {}
+    for backup_set in sets:
+        by_location.setdefault(backup_set.location, []).append(backup_set)
+    planned: list[PlannedSet] = []
+    for location in sorted(by_location, key=lambda loc: (loc.task_id is not None, loc.task_id or "")):
+        reasons = _reasons_in_location(by_location[location], policy, in_use, set(damaged))
+        for backup_set, why in reasons:
+            action = KEEP if why else DELETE
+            planned.append(PlannedSet(backup_set, action, why, (sizes or {}).get(backup_set.key, 0)))
+    return PrunePlan(policy, tuple(planned))
+
+
+def _reasons_in_location(
+    sets: list[BackupSet], policy: RetentionPolicy, in_use: Collection[str], damaged: set[str]
+) -> list[tuple[BackupSet, tuple[str, ...]]]:
+    newest_first = sorted(sets, key=lambda s: (s.timestamp, s.key), reverse=True)
+    reasons: dict[str, set[str]] = {s.key: set() for s in newest_first}
+    rules: list[tuple[str, Callable[[datetime], object], int]] = [
+        (DAILY, lambda t: t.date(), policy.keep_daily),
+        (WEEKLY, lambda t: t.isocalendar()[:2], policy.keep_weekly),
+        (MONTHLY, lambda t: (t.year, t.month), policy.keep_monthly),
+    ]
+    for reason, period_of, count in rules:
+        for backup_set in newest_per_period(newest_first, period_of, count):
+            reasons[backup_set.key].add(reason)
+    intact = [s for s in newest_first if s.key not in damaged]
+    reasons[(intact or newest_first)[0].key].add(NEWEST)
+    for backup_set in newest_first:
+        if is_in_use(backup_set, in_use):
+            reasons[backup_set.key].add(IN_USE)
+    return [(s, tuple(r for r in REASON_ORDER if r in reasons[s.key])) for s in newest_first]
+
+
+def newest_per_period(
+    newest_first: list[BackupSet], period_of: Callable[[datetime], object], count: int
+) -> list[BackupSet]:
+    """The newest set of each of the newest ``count`` distinct periods."""
+    chosen: list[BackupSet] = []
+    seen: set[object] = set()
+    for backup_set in newest_first:
+        period = period_of(timestamp_time(backup_set.timestamp))
+        if period in seen:
+            continue
+        if len(seen) == count:
+            break
+        seen.add(period)
+        chosen.append(backup_set)
+    return chosen
+
+
+def is_in_use(backup_set: BackupSet, mentions: Collection[str]) -> bool:
+    """Generous on purpose: a run naming the timestamp protects that timestamp in every location."""
+    return any(backup_set.key in text or backup_set.timestamp in text for text in mentions)

@@ -1,0 +1,177 @@
+"""Backup: the source tables, the partitioned backup assets, ``backup_vector_tables`` and
+``vector_backup_schedule``.
+
+Backups are made by jobs (which pick their own timestamp) and found by the sensor, so the
+backup assets are declared as specs and their materializations are reported by those.
+"""
+
+
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from vector_assets import settings
+from vector_assets.core.errors import BackupSetNotFoundError, VectorAssetsError
+from vector_assets.core.ops.backup import BackupRequest, BackupResult, run_backup
+from vector_assets.core.sets.catalog import BackupSet, SetCatalog
+from vector_assets.core.sets.csv_files import LegacyFileStats
+from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.units import human_size
+from vector_assets.defs.failures import as_failure
+from vector_assets.defs.partitions import vector_backups_partitions
+from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource, PgVectorResource
+
+SOURCE_GROUP = "pgvector"
+BACKUP_GROUP = "vector_backups"
+
+source_table_specs = [
+    dg.AssetSpec(
+        table,
+        group_name=SOURCE_GROUP,
+        description=f"The LangChain PGVector table {table} in the pgvector database.",
+        kinds={"postgres"},
+    )
+    for table in MANAGED_TABLES
+]
+
+
+def backup_asset_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(f"{table}_backup")
+
+
+backup_specs = [
+    dg.AssetSpec(
+        backup_asset_key(table),
+        deps=[dg.AssetKey(table)],
+        partitions_def=vector_backups_partitions,
+        group_name=BACKUP_GROUP,
+        description=f"CSV backups of {table}, one partition per backup set (key = timestamp).",
+        kinds={"csv"},
+    )
+    for table in MANAGED_TABLES
+]
+
+
+def table_metadata(
+    backup_set: BackupSet, table: str, legacy: LegacyFileStats | None = None
+) -> dict[str, Any]:
+    """Metadata for one table of a set; ``legacy`` stats are given for legacy sets, read by the caller."""
+    path = backup_set.csv_path(table)
+    entry = backup_set.manifest.tables[table] if backup_set.manifest else None
+    size = entry.bytes if entry else path.stat().st_size
+    metadata: dict[str, Any] = {
+        "path": dg.MetadataValue.path(str(path)),
+        "file": path.name,
+        "bytes": dg.MetadataValue.int(size),
+        "size": human_size(size),
+        "location": backup_set.location.label,
+        "task_id": backup_set.location.task_id or "global",
+        "timestamp": backup_set.timestamp,
+        "legacy": backup_set.is_legacy,
+        "has_log": backup_set.log_path.is_file(),
+    }
+    known = entry or legacy
+    if known is not None:
+        metadata["rows"] = dg.MetadataValue.int(known.rows)
+        metadata["sha256"] = known.sha256
+    if entry:
+        metadata["columns"] = dg.MetadataValue.table_schema(
+            dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in entry.columns])
+        )
+    return metadata
+
+
+def set_metadata(backup_set: BackupSet) -> dict[str, Any]:
+    """What the whole set shares: snapshot, timing, source (never a password)."""
+    manifest = backup_set.manifest
+    if manifest is None:
+        return {"consistent_snapshot": False}
+    total = sum(entry.bytes for entry in manifest.tables.values())
+    seconds = max(manifest.duration_seconds, 1e-6)
+    return {
+        "consistent_snapshot": manifest.consistent_snapshot,
+        "duration_seconds": dg.MetadataValue.float(round(manifest.duration_seconds, 3)),
+        "throughput_mb_per_s": dg.MetadataValue.float(round(total / 1_000_000 / seconds, 1)),
+        "source": f"{manifest.source.get('database')} on {manifest.source.get('host')}:{manifest.source.get('port')}",
+        "postgres_version": manifest.server_version,
+        "pgvector_version": manifest.pgvector_version or "missing",
+    }
+
+
+def set_materializations(
+    backup_set: BackupSet, legacy_stats: dict[str, LegacyFileStats] | None = None
+) -> list[dg.AssetMaterialization]:
+    shared = set_metadata(backup_set)
+    return [
+        dg.AssetMaterialization(
+            asset_key=backup_asset_key(table),
+            partition=backup_set.key,
+            metadata={**table_metadata(backup_set, table, (legacy_stats or {}).get(table)), **shared},
+        )
+        for table in backup_set.tables
+    ]
+
+
+class BackupConfig(dg.Config):
+    task_id: str | None = Field(
+        default=None,
+        description="Write into <root>/<task_id>/vector_bak (task_… or manual_…); empty means the global vector_bak.",
+    )
+    tables: list[str] = Field(
+        default=list(MANAGED_TABLES), description="Tables to back up, from langchain_pg_collection, langchain_pg_embedding."
+    )
+
+
+@dg.op(pool=VECTOR_TABLES_POOL, retry_policy=dg.RetryPolicy(max_retries=2, delay=15))
+def back_up_tables(
+    context: dg.OpExecutionContext, config: BackupConfig, pgvector: PgVectorResource, backup_root: BackupRootResource
+) -> None:
+    """Stream the tables into a new set in one snapshot, then register it as a partition."""
+    try:
+        request = BackupRequest(
+            dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=tuple(config.tables)
+        )
+        result = run_backup(request)
+        backup_set = registered_set(backup_root, result)
+    except VectorAssetsError as error:
+        raise as_failure(error, "backup") from error
+    report_new_set(context, backup_set)
+    context.log.info(summary_line(result, backup_set))
+
+
+def registered_set(backup_root: BackupRootResource, result: BackupResult) -> BackupSet:
+    found = SetCatalog(backup_root.path()).at(result.folder, result.timestamp)
+    if found is None:
+        raise BackupSetNotFoundError(f"the new set {result.timestamp} in {result.folder} is not complete on disk")
+    return found
+
+
+def report_new_set(context: dg.OpExecutionContext, backup_set: BackupSet) -> None:
+    context.instance.add_dynamic_partitions(vector_backups_partitions.name, [backup_set.key])
+    for materialization in set_materializations(backup_set):
+        context.log_event(materialization)
+
+
+def summary_line(result: BackupResult, backup_set: BackupSet) -> str:
+    tables = ", ".join(
+        f"{name}: {entry.rows:,} rows ({human_size(entry.bytes)})" for name, entry in result.manifest.tables.items()
+    )
+    return (
+        f"backup set {backup_set.key} in {backup_set.location.label}: {tables}; "
+        f"{result.manifest.duration_seconds:.2f}s, {result.megabytes_per_second:.1f} MB/s, consistent snapshot"
+    )
+
+
+@dg.job(description="Back up the LangChain pgvector tables to a new timestamped CSV set (one consistent snapshot).")
+def backup_vector_tables() -> None:
+    back_up_tables()
+
+
+vector_backup_schedule = dg.ScheduleDefinition(
+    name="vector_backup_schedule",
+    job=backup_vector_tables,
+    cron_schedule=settings.BACKUP_CRON.get(),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=f"Backs up the pgvector tables on {settings.BACKUP_CRON.name} (default {settings.BACKUP_CRON.default!r}).",
+)

@@ -1,0 +1,189 @@
+"""Discovery: ``vector_bak_sensor`` turns backup sets on disk into partitions, materializations
+and check runs, and reports ``vector_backup_inventory``.
+
+Sets written by other tools (the earlier ``psql \\copy`` scripts, the CLI, a crashed truncate)
+land under the root without Dagster knowing. Each tick registers the new ones, reports their
+metadata, requests their checks, and removes the partitions of sets deleted from disk.
+"""
+
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from vector_assets import settings
+from vector_assets.core.errors import ManifestError
+from vector_assets.core.sets.catalog import BackupSet, read_set
+from vector_assets.core.sets.csv_files import LegacyFileStats, legacy_file_stats
+from vector_assets.core.sets.discovery import Discovery, DiscoveryCursor, FoundSet, discover
+from vector_assets.core.sets.inventory import Inventory, InventoryRequest, build_inventory, inventory_table_records
+from vector_assets.core.units import human_size
+from vector_assets.defs import checks
+from vector_assets.defs.backup import BACKUP_GROUP, backup_specs, set_materializations
+from vector_assets.defs.partitions import vector_backups_partitions
+from vector_assets.defs.resources import BackupRootResource
+
+# Dagster stops a sensor evaluation after 60 s; reading large legacy CSVs stops well before that
+# and the rest is reported on the next tick.
+WORK_BUDGET_SECONDS = 30.0
+# The first tick over a root with hundreds of old sets should not queue hundreds of runs at once.
+MAX_CHECK_RUNS_PER_TICK = 10
+PARTITION_TAG = "dagster/partition"
+
+
+INVENTORY_KEY = dg.AssetKey("vector_backup_inventory")
+
+inventory_spec = dg.AssetSpec(
+    INVENTORY_KEY,
+    deps=[spec.key for spec in backup_specs],
+    group_name=BACKUP_GROUP,
+    description="Every backup set under the root, by location, newest first (what `vector-assets list` prints). "
+    "Reported by vector_bak_sensor whenever the sets on disk change.",
+    kinds={"csv"},
+)
+
+INVENTORY_COLUMNS = [
+    ("key", "string"), ("location", "string"), ("timestamp", "string"), ("backup_date", "string"),
+    ("legacy", "bool"), ("collection_rows", "int"), ("embedding_rows", "int"), ("total_size", "string"),
+    ("total_bytes", "int"), ("has_log", "bool"),
+]
+
+
+def inventory_materialization(inventory: Inventory) -> dg.AssetMaterialization:
+    records = [dg.TableRecord(record) for record in inventory_table_records(inventory)]
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in INVENTORY_COLUMNS])
+    return dg.AssetMaterialization(
+        asset_key=INVENTORY_KEY,
+        description=inventory.response,
+        metadata={
+            "backup_sets": dg.MetadataValue.table(records, schema=schema),
+            "total_backup_sets": dg.MetadataValue.int(inventory.total_backup_sets),
+            "global_backups": dg.MetadataValue.int(inventory.global_backups),
+            "task_backups": dg.MetadataValue.int(inventory.task_backups),
+            "total_locations": dg.MetadataValue.int(len(inventory.locations)),
+            "total_size": human_size(sum(entry.total_bytes for loc in inventory.locations for entry in loc.backups)),
+            "root": inventory.root,
+        },
+    )
+
+
+@dg.sensor(
+    name="vector_bak_sensor",
+    jobs=[checks.check_vector_backup],
+    minimum_interval_seconds=settings.sensor_interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Registers backup sets found under VECTOR_ASSETS_ROOT (global, task_*, manual_*) as partitions.",
+)
+def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRootResource) -> dg.SensorResult:
+    root = backup_root.path()
+    if not root.is_dir():
+        # An unmounted root must not look like "every set was deleted".
+        return dg.SensorResult(skip_reason=f"backup root {root} does not exist; nothing registered or removed")
+    cursor = DiscoveryCursor.from_json(context.cursor)
+    discovery = discover(root, cursor)
+    registered = set(context.instance.get_dynamic_partitions(vector_backups_partitions.name))
+    on_disk = {found.key for found in discovery.sets}
+    log_duplicates(context, discovery)
+    reports = report_unreported(context, root, discovery, cursor, registered)
+    removed = sorted(registered - on_disk)
+    added = sorted({report.found.key for report in reports} - registered)
+    if removed:
+        context.log.info(f"sets deleted from disk, removing partitions: {', '.join(removed)}")
+    next_cursor = DiscoveryCursor(discovery.folders, next_reported(cursor, discovery, reports))
+    events = [event for report in reports for event in report.materializations]
+    if context.cursor is None or next_cursor.reported != cursor.reported or removed:
+        inventory = build_inventory(InventoryRequest(root=root, configured_root=backup_root.configured()))
+        events.append(inventory_materialization(inventory))
+    return dg.SensorResult(
+        dynamic_partitions_requests=partition_requests(added, removed),
+        asset_events=events,
+        run_requests=check_run_requests(reports),
+        cursor=next_cursor.to_json(),
+    )
+
+
+class SetReport:
+    """One newly seen set: its materializations and whether its partition is new."""
+
+    def __init__(self, found: FoundSet, backup_set: BackupSet, is_new_partition: bool, legacy: dict[str, LegacyFileStats]):
+        self.found = found
+        self.backup_set = backup_set
+        self.is_new_partition = is_new_partition
+        # A set our own job made is registered and materialized already; only its checks are due.
+        self.materializations = set_materializations(backup_set, legacy) if is_new_partition else []
+
+    @property
+    def appearance(self) -> str:
+        """Identifies this set on disk now; a set deleted and written again gets a new one."""
+        first_file = self.backup_set.csv_path(self.backup_set.tables[0])
+        mtime = first_file.stat().st_mtime_ns if first_file.exists() else 0
+        return f"{self.found.identity}:{self.found.key}:{mtime}"
+
+
+def report_unreported(
+    context: dg.SensorEvaluationContext, root: Path, discovery: Discovery, cursor: DiscoveryCursor, registered: set[str]
+) -> list[SetReport]:
+    started = time.monotonic()
+    reports = []
+    pending = discovery.unreported(cursor)
+    for found in pending:
+        if time.monotonic() - started > WORK_BUDGET_SECONDS:
+            context.log.info(f"{len(pending) - len(reports)} sets left for the next tick (time budget)")
+            break
+        try:
+            backup_set = load_found_set(root, found)
+        except ManifestError as error:
+            context.log.warning(f"skipping set {found.identity}: {error}")
+            continue
+        legacy = read_legacy_stats(backup_set) if backup_set.is_legacy else {}
+        # A key that moved to this set from another (a duplicate timestamp appeared earlier in
+        # scan order) needs this set's metadata even though the partition exists.
+        needs_report = found.key not in registered or found.key in cursor.reported.values()
+        reports.append(SetReport(found, backup_set, needs_report, legacy))
+    return reports
+
+
+def load_found_set(root: Path, found: FoundSet) -> BackupSet:
+    return read_set(root, found.key, found.location, found.timestamp)
+
+
+def read_legacy_stats(backup_set: BackupSet) -> dict[str, LegacyFileStats]:
+    return {table: legacy_file_stats(backup_set.csv_path(table)) for table in backup_set.tables}
+
+
+def log_duplicates(context: dg.SensorEvaluationContext, discovery: Discovery) -> None:
+    for found in discovery.sets:
+        if found.key != found.timestamp:
+            context.log.info(
+                f"timestamp {found.timestamp} exists in more than one location; the set in "
+                f"{found.location.label} is registered as {found.key}"
+            )
+
+
+def next_reported(cursor: DiscoveryCursor, discovery: Discovery, reports: list[SetReport]) -> dict[str, str]:
+    present = {found.identity for found in discovery.sets}
+    reported = {identity: key for identity, key in cursor.reported.items() if identity in present}
+    reported.update({report.found.identity: report.found.key for report in reports})
+    return reported
+
+
+def partition_requests(added: list[str], removed: list[str]) -> list:
+    requests = []
+    if added:
+        requests.append(vector_backups_partitions.build_add_request(added))
+    if removed:
+        requests.append(vector_backups_partitions.build_delete_request(removed))
+    return requests
+
+
+def check_run_requests(reports: list[SetReport]) -> list[dg.RunRequest]:
+    """Check runs for the newest sets; a run key per set appearance, never the bare partition key."""
+    return [
+        dg.RunRequest(
+            run_key=f"checks:{report.appearance}",
+            job_name=checks.check_vector_backup.name,
+            # The job selects only partitioned checks, so Dagster cannot take partition_key= here.
+            tags={PARTITION_TAG: report.found.key},
+        )
+        for report in reports[:MAX_CHECK_RUNS_PER_TICK]
+    ]

@@ -1,0 +1,89 @@
+"""Truncate: ``truncate_vector_tables`` empties tables only after a verified backup of exactly
+the rows it removes. It shares the pool ``vector_tables`` with backup, restore and prune."""
+
+import dagster as dg
+from pydantic import Field
+
+from vector_assets.core.errors import VectorAssetsError
+from vector_assets.core.ops.truncate import TruncateRequest, TruncateResult, run_guarded_truncate
+from vector_assets.core.tables import EMBEDDING_TABLE
+from vector_assets.defs.backup import registered_set, report_new_set
+from vector_assets.defs.failures import as_failure
+from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource, PgVectorResource
+
+
+class TruncateConfig(dg.Config):
+    tables: list[str] = Field(
+        default=[EMBEDDING_TABLE],
+        description="Tables to empty. Adding langchain_pg_collection requires langchain_pg_embedding too.",
+    )
+    task_id: str | None = Field(default=None, description="Back up into <root>/<task_id>/vector_bak; empty: global.")
+    dry_run: bool = Field(default=False, description="Only count the rows that would be removed; change nothing.")
+
+
+@dg.op(pool=VECTOR_TABLES_POOL)
+def truncate_after_verified_backup(
+    context: dg.OpExecutionContext, config: TruncateConfig, pgvector: PgVectorResource, backup_root: BackupRootResource
+) -> dg.Output:
+    """Lock, back up both tables, verify the files against the database, truncate, commit."""
+    try:
+        request = TruncateRequest(
+            dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=tuple(config.tables),
+            dry_run=config.dry_run,
+        )
+        result = run_guarded_truncate(request)
+    except VectorAssetsError as error:
+        context.log.error(f"backup performed: unknown or no; truncate performed: no. {error}")
+        raise as_failure(error, "guarded truncate") from error
+    if result.dry_run:
+        context.log.info(dry_run_summary(result))
+        return dg.Output(None, metadata={"dry_run": True, "rows_to_remove": dg.MetadataValue.json(result.rows_before)})
+    try:
+        backup_set = registered_set(backup_root, result.backup)
+    except VectorAssetsError as error:
+        # The truncate has committed; its rows are in the set on disk, which the sensor will register.
+        context.log.error(f"backup performed: yes ({result.backup.folder}); truncate performed: yes. {error}")
+        raise as_failure(error, "registering the set after the truncate") from error
+    report_new_set(context, backup_set)
+    for warning in result.warnings:
+        context.log.warning(warning)
+    for table in result.truncated_tables:
+        context.log_event(dg.AssetObservation(
+            asset_key=dg.AssetKey(table),
+            metadata={"truncated": True, "rows_before": result.rows_before[table], "backup_partition": backup_set.key},
+        ))
+    context.log.info(truncate_summary(result, backup_set.key))
+    return dg.Output(None, metadata=truncate_metadata(result, backup_set.key))
+
+
+def dry_run_summary(result: TruncateResult) -> str:
+    tables = ", ".join(f"{t}: {rows:,} rows" for t, rows in result.rows_before.items())
+    return f"dry run: would back up both tables into a new set in {result.folder}, then remove {tables}; nothing changed"
+
+
+def truncate_summary(result: TruncateResult, key: str) -> str:
+    tables = ", ".join(f"{t}: {result.rows_before[t]:,} -> {result.rows_after[t]} rows" for t in result.truncated_tables)
+    return f"backup performed: yes (set {key}); truncate performed: yes; {tables}"
+
+
+def truncate_metadata(result: TruncateResult, key: str) -> dict:
+    rows = [
+        dg.TableRecord({"table": t, "rows_before": result.rows_before[t], "rows_after": result.rows_after[t]})
+        for t in result.truncated_tables
+    ]
+    schema = dg.TableSchema(columns=[
+        dg.TableColumn("table", "string"), dg.TableColumn("rows_before", "int"), dg.TableColumn("rows_after", "int")
+    ])
+    return {
+        "backup_performed": True,
+        "truncate_performed": True,
+        "backup_partition": key,
+        "backup_folder": dg.MetadataValue.path(str(result.backup.folder)),
+        "truncate_results": dg.MetadataValue.table(rows, schema=schema),
+        "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
+    }
+
+
+@dg.job(description="Back up, verify, then empty langchain_pg_embedding (and optionally collections) in one transaction.")
+def truncate_vector_tables() -> None:
+    truncate_after_verified_backup()

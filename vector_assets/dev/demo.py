@@ -1,0 +1,166 @@
+"""A small deterministic demo store, and the LangChain table layouts it is built on.
+
+The documents and metadata include what breaks naive CSV handling: commas, double quotes,
+newlines, backslashes, Chinese text, and NULL next to the empty string.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import uuid
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from vector_assets.core.sets.naming import BACKUP_FOLDER_NAME, LOG_FILE_NAME, csv_file_name
+from vector_assets.core.sets.storage import write_bytes_atomically
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+
+DEMO_SEED = 20250721
+DEMO_EMBEDDINGS = 3000
+DEMO_DIMENSIONS = 384
+VANNA_COLLECTIONS = ("sql", "ddl", "documentation")
+LEGACY_TASK_ID = "task_20250721_213627"
+LEGACY_TIMESTAMP = "20250721_213627"
+
+# langchain-postgres PGVector (current layout).
+CURRENT_LAYOUT_DDL = """
+CREATE TABLE langchain_pg_collection (
+  uuid UUID NOT NULL PRIMARY KEY, name VARCHAR NOT NULL UNIQUE, cmetadata JSON);
+CREATE TABLE langchain_pg_embedding (
+  id VARCHAR NOT NULL PRIMARY KEY,
+  collection_id UUID REFERENCES langchain_pg_collection (uuid) ON DELETE CASCADE,
+  embedding VECTOR({dims}), document VARCHAR, cmetadata JSONB);
+CREATE INDEX ix_cmetadata_gin ON langchain_pg_embedding USING gin (cmetadata jsonb_path_ops);
+"""
+
+# langchain_community PGVector (older layout, still common): uuid key plus custom_id, JSON
+# metadata, no UNIQUE on the collection name, and another column order.
+COMMUNITY_LAYOUT_DDL = """
+CREATE TABLE langchain_pg_collection (
+  name VARCHAR, cmetadata JSON, uuid UUID NOT NULL PRIMARY KEY);
+CREATE TABLE langchain_pg_embedding (
+  collection_id UUID REFERENCES langchain_pg_collection (uuid) ON DELETE CASCADE,
+  embedding VECTOR({dims}), document VARCHAR, cmetadata JSON, custom_id VARCHAR,
+  uuid UUID NOT NULL PRIMARY KEY);
+"""
+
+TRICKY_DOCUMENTS = (
+    'SELECT name, "total" FROM sales WHERE region = \'north, east\';',
+    "line one\nline two\r\nline three",
+    "C:\\data\\export\\N \\N and a trailing backslash \\",
+    "高速公路服务区的营业收入统计，按月汇总。",
+    'she said "hello, world" and left',
+    "",
+    None,
+    "tab\tseparated\tvalues, with \"quotes\"\nand a newline",
+)
+
+
+def tables_exist(cursor: psycopg2.extensions.cursor) -> bool:
+    cursor.execute("SELECT to_regclass(%s), to_regclass(%s)", MANAGED_TABLES)
+    return all(oid is not None for oid in cursor.fetchone())
+
+
+def create_tables(cursor: psycopg2.extensions.cursor, *, layout: str = "current", dims: int = DEMO_DIMENSIONS) -> None:
+    ddl = {"current": CURRENT_LAYOUT_DDL, "community": COMMUNITY_LAYOUT_DDL}[layout]
+    cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    cursor.execute(ddl.format(dims=int(dims)))
+
+
+def demo_rows(
+    *, embeddings: int = DEMO_EMBEDDINGS, dims: int = DEMO_DIMENSIONS, seed: int = DEMO_SEED
+) -> tuple[list[dict], list[dict]]:
+    """Deterministic collections and embeddings as plain dicts (values are Python objects)."""
+    rng = random.Random(seed)
+    collections = [
+        {"uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "name": name,
+         "cmetadata": None if name == "documentation" else f'{{"source": "vanna", "kind": "{name}"}}'}
+        for name in VANNA_COLLECTIONS
+    ]
+    rows = []
+    for index in range(embeddings):
+        collection = collections[index % len(collections)]
+        rows.append({
+            "id": f"{uuid.UUID(int=rng.getrandbits(128), version=4)}-{collection['name']}",
+            "collection_id": collection["uuid"],
+            "embedding": "[" + ",".join(f"{rng.uniform(-1, 1):.6f}" for _ in range(dims)) + "]",
+            "document": _document(index, rng),
+            "cmetadata": _metadata(index),
+        })
+    return collections, rows
+
+
+def _document(index: int, rng: random.Random) -> str | None:
+    if index < len(TRICKY_DOCUMENTS):
+        return TRICKY_DOCUMENTS[index]
+    return f"question {index}: how many rows, in total, does \"table_{rng.randint(1, 99)}\" hold?"
+
+
+def _metadata(index: int) -> str | None:
+    if index % 50 == 7:
+        return None
+    return (
+        '{"source": "a,b", "note": "he said \\"hi\\"\\n", "zh": "中文", '
+        f'"backslash": "\\\\", "index": {index}}}'
+    )
+
+
+def load_rows(conn: psycopg2.extensions.connection, table: str, rows: list[dict]) -> None:
+    """COPY rows in; NULL stays NULL and the empty string stays empty."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join(_copy_text(row[column]) for column in columns) + "\n")
+    buffer.seek(0)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with conn.cursor() as cursor:
+        cursor.copy_expert(statement, buffer)
+
+
+def _copy_text(value: object) -> str:
+    if value is None:
+        return "\\N"
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def ensure_demo_store(dsn: str, root: Path) -> bool:
+    """Create and fill the LangChain tables if they are missing; drop in a legacy set. True if created."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cursor:
+            if tables_exist(cursor):
+                return False
+            create_tables(cursor)
+        collections, embeddings = demo_rows()
+        load_rows(conn, COLLECTION_TABLE, collections)
+        load_rows(conn, EMBEDDING_TABLE, embeddings)
+        conn.commit()
+        write_legacy_set(conn, Path(root) / LEGACY_TASK_ID / BACKUP_FOLDER_NAME, LEGACY_TIMESTAMP)
+        return True
+    finally:
+        conn.close()
+
+
+def write_legacy_set(conn: psycopg2.extensions.connection, folder: Path, timestamp: str) -> None:
+    """A set as the earlier tooling wrote it: plain COPY ... CSV HEADER files and a log, no manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["=== Vector Table Backup Log ===", "Backup Time: 2025-07-21 21:36:27",
+             f"Task ID: {folder.parent.name}", "", "Tables Backup Status:"]
+    for table in MANAGED_TABLES:
+        buffer = io.BytesIO()
+        with conn.cursor() as cursor:
+            cursor.copy_expert(sql.SQL("COPY {} TO STDOUT WITH CSV HEADER").format(sql.Identifier(table)), buffer)
+            rows = cursor.rowcount
+        write_bytes_atomically(folder / csv_file_name(table, timestamp), buffer.getvalue())
+        lines.append(f"✓ {table}: {rows} rows -> {csv_file_name(table, timestamp)}")
+    lines += ["", "Truncate Status:", "- Not performed", ""]
+    write_bytes_atomically(folder / LOG_FILE_NAME, "\n".join(lines).encode("utf-8"))

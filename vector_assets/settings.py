@@ -1,0 +1,79 @@
+"""Every environment variable vector_assets reads, with its default, in one place.
+
+The CLI and the Dagster layer both read settings through this module; nothing else calls
+``os.environ`` for a setting. Values are read when asked for, so a test (or a reloaded code
+location) sees the environment as it is now.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from vector_assets.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    meaning: str
+    deprecated_alias: str | None = None
+
+    def get(self, environ: Mapping[str, str] | None = None) -> str:
+        """The value, else the deprecated alias's value, else the default; empty counts as unset."""
+        env = os.environ if environ is None else environ
+        value = (env.get(self.name) or "").strip()
+        if not value and self.deprecated_alias:
+            value = (env.get(self.deprecated_alias) or "").strip()
+        return value or self.default
+
+    def count(self, environ: Mapping[str, str] | None = None) -> int:
+        """A whole number >= 0, or a ConfigError that names the variable."""
+        raw = self.get(environ)
+        if not raw.isascii() or not raw.isdigit():
+            raise ConfigError(f"environment variable {self.name} must be a whole number >= 0, got {raw!r}")
+        return int(raw)
+
+
+PG_DSN = Setting("VECTOR_ASSETS_PG_DSN", "", "the pgvector database (libpq URL or key=value)")
+ROOT = Setting("VECTOR_ASSETS_ROOT", "./data_pipeline/training_data", "the backup root folder")
+DAGSTER_PG_URL = Setting("DAGSTER_PG_URL", "", "Dagster's own storage, as postgresql+psycopg2://…")
+BACKUP_CRON = Setting("VECTOR_ASSETS_BACKUP_CRON", "0 2 * * *", "when vector_backup_schedule backs up")
+DRILL_CRON = Setting(
+    "VECTOR_ASSETS_DRILL_CRON", "0 4 * * 0", "when vector_drill_schedule drills the newest set",
+    deprecated_alias="VECTOR_ASSETS_VERIFY_CRON",
+)
+PRUNE_CRON = Setting("VECTOR_ASSETS_PRUNE_CRON", "30 3 * * *", "when vector_prune_schedule prunes (it is off by default)")
+KEEP_DAILY = Setting("VECTOR_ASSETS_KEEP_DAILY", "7", "sets kept per location: newest of each of this many days")
+KEEP_WEEKLY = Setting("VECTOR_ASSETS_KEEP_WEEKLY", "4", "… of this many ISO weeks")
+KEEP_MONTHLY = Setting("VECTOR_ASSETS_KEEP_MONTHLY", "12", "… of this many months")
+SENSOR_INTERVAL = Setting("VECTOR_ASSETS_SENSOR_INTERVAL", "30", "seconds between vector_bak_sensor ticks")
+
+ALL_SETTINGS = (
+    PG_DSN, ROOT, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
+    KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, SENSOR_INTERVAL,
+)
+
+
+def sensor_interval_seconds() -> int:
+    value = SENSOR_INTERVAL.get()
+    return int(value) if value.isdigit() and int(value) > 0 else int(SENSOR_INTERVAL.default)
+
+
+ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def dsn_from_variable(name: str, purpose: str) -> str:
+    """The DSN held by the environment variable ``name``. Only a variable's NAME is ever
+    accepted: a DSN typed where a name belongs would end up in run config or shell history."""
+    if not ENV_VAR_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{purpose} must be the NAME of an environment variable, not a DSN: Dagster keeps run config in plain text"
+        )
+    value = os.environ.get(name, "")
+    if not value:
+        raise ConfigError(f"environment variable {name} ({purpose}) is not set")
+    return value
