@@ -19,8 +19,17 @@ from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.drill import DrillRequest, DrillResult, run_drill
 from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
-from vector_assets.core.ops.restore import ON_CONFLICT_CHOICES, RestoreRequest, RestoreResult, run_restore
-from vector_assets.core.ops.truncate import TruncateRequest, TruncateResult, run_guarded_truncate
+from vector_assets.core.ops.restore import (
+    ON_CONFLICT_CHOICES,
+    RestoreRequest,
+    RestoreResult,
+    run_restore,
+)
+from vector_assets.core.ops.truncate import (
+    TruncateRequest,
+    TruncateResult,
+    run_guarded_truncate,
+)
 from vector_assets.core.ops.verify import VerifyRequest, VerifyResult, run_verify
 from vector_assets.core.sets.catalog import SetCatalog
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory

@@ -7,8 +7,8 @@ import time
 import psycopg2
 import pytest
 
-from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.errors import BackupWriteError, DatabaseUnreachableError
+from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets_tests.support.database import execute
 from vector_assets_tests.support.files import folder_snapshot

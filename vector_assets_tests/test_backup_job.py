@@ -4,8 +4,8 @@ import dagster as dg
 import pytest
 
 from vector_assets.core.sets.catalog import scan_root
-from vector_assets_tests.support.dagster import definitions
 from vector_assets.defs.backup import backup_asset_key
+from vector_assets_tests.support.dagster import definitions
 from vector_assets_tests.support.files import folder_snapshot
 
 TABLES = ("langchain_pg_collection", "langchain_pg_embedding")

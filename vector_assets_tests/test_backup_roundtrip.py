@@ -7,8 +7,8 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.hashing import sha256_of_file
+from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.csv_files import read_csv_header
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets_tests.support.database import execute, fill_store, rows_as_text

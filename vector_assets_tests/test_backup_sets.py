@@ -5,9 +5,6 @@ import subprocess
 
 import pytest
 
-from vector_assets.core.ops.backup import BackupRequest, run_backup
-from vector_assets.core.sets.csv_files import count_csv_rows
-from vector_assets.core.sets.naming import Location, resolve_inside_root, validate_timestamp
 from vector_assets.core.errors import (
     BackupSetExistsError,
     InvalidTaskIdError,
@@ -15,8 +12,15 @@ from vector_assets.core.errors import (
     PathOutsideRootError,
     UnknownTableError,
 )
-from vector_assets.core.sets.catalog import SetCatalog, scan_root
+from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.verify import verify_set
+from vector_assets.core.sets.catalog import SetCatalog, scan_root
+from vector_assets.core.sets.csv_files import count_csv_rows
+from vector_assets.core.sets.naming import (
+    Location,
+    resolve_inside_root,
+    validate_timestamp,
+)
 from vector_assets.dev.demo import LEGACY_TASK_ID, LEGACY_TIMESTAMP, ensure_demo_store
 from vector_assets.dev.embedded import bundled_client
 from vector_assets_tests.support.database import execute

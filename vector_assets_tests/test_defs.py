@@ -8,8 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from vector_assets_tests.support.dagster import definitions
 from vector_assets.defs.backup import backup_asset_key
+from vector_assets_tests.support.dagster import definitions
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,12 +6,16 @@ import dagster as dg
 import psycopg2
 
 from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.drill import (
+    SCRATCH_DATABASE_PREFIX,
+    DrillRequest,
+    run_drill,
+)
 from vector_assets.core.sets.naming import csv_file_name
-from vector_assets.core.ops.drill import SCRATCH_DATABASE_PREFIX, DrillRequest, run_drill
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
-from vector_assets_tests.support.dagster import definitions
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets.dev.demo import write_legacy_set
+from vector_assets_tests.support.dagster import definitions
 from vector_assets_tests.support.database import execute, rows_as_text
 from vector_assets_tests.support.files import folder_snapshot
 

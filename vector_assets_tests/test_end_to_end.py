@@ -21,7 +21,13 @@ from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED
 from vector_assets.defs.resources import VECTOR_TABLES_POOL
 from vector_assets.dev.demo import DEMO_EMBEDDINGS, write_legacy_set
 from vector_assets_tests.support.database import execute, rows_as_text
-from vector_assets_tests.support.stack import DevStack, StepWindow, dev_stack, leftover_processes, stop_dev_stack
+from vector_assets_tests.support.stack import (
+    DevStack,
+    StepWindow,
+    dev_stack,
+    leftover_processes,
+    stop_dev_stack,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -3,19 +3,22 @@
 import json
 import re
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from vector_assets.cli import main
-from vector_assets.core.ops.backup import BackupRequest, run_backup
-from vector_assets.core.units import human_size
 from vector_assets.core.errors import InvalidTaskIdError
-from vector_assets.core.sets.inventory import InventoryRequest, build_inventory, inventory_table_records
+from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.catalog import SetCatalog
+from vector_assets.core.sets.inventory import (
+    InventoryRequest,
+    build_inventory,
+    inventory_table_records,
+)
+from vector_assets.core.units import human_size
 from vector_assets_tests.support.database import execute
-from vector_assets_tests.support.files import folder_snapshot
+from vector_assets_tests.support.files import folder_snapshot, write_tiny_legacy_set
 
 SEED_SCAN_TIME = datetime(2025, 7, 22, 10, 30, 45, tzinfo=timezone(timedelta(hours=8)))
 SEED_ENTRY_KEYS = {
@@ -29,19 +32,6 @@ LEGACY_TIMESTAMP = "20250721_201447"
 HALF_WRITTEN_TIMESTAMP = "20250723_000000"
 
 
-def write_legacy_set(folder: Path, timestamp: str, embedding_bytes: bytes | None = None) -> None:
-    """What the earlier tooling left behind: two CSV files, no manifest, no log."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"langchain_pg_collection_{timestamp}.csv").write_text(
-        "uuid,name,cmetadata\n00000000-0000-0000-0000-000000000001,sql,\n", encoding="utf-8"
-    )
-    embeddings = embedding_bytes or (
-        b"id,collection_id,embedding,document,cmetadata\n"
-        b'1-sql,00000000-0000-0000-0000-000000000001,"[0.1,0.2]","a, ""b""",\n'
-    )
-    (folder / f"langchain_pg_embedding_{timestamp}.csv").write_bytes(embeddings)
-
-
 @pytest.fixture
 def populated_root(store_db, backup_root):
     """Two global sets, sets in a task and a manual folder, a legacy task set, a half-written set."""
@@ -49,7 +39,7 @@ def populated_root(store_db, backup_root):
     run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp="20250722_010318"))
     run_backup(BackupRequest(dsn=store_db, root=backup_root, task_id="task_20250721_213627", timestamp="20250721_215758"))
     run_backup(BackupRequest(dsn=store_db, root=backup_root, task_id="manual_20250801_090000", timestamp="20250801_090500"))
-    write_legacy_set(backup_root / LEGACY_TASK / "vector_bak", LEGACY_TIMESTAMP)
+    write_tiny_legacy_set(backup_root / LEGACY_TASK / "vector_bak", LEGACY_TIMESTAMP)
     global_folder = backup_root / "vector_bak"
     (global_folder / f"langchain_pg_collection_{HALF_WRITTEN_TIMESTAMP}.csv").write_text("uuid,name,cmetadata\n")
     (global_folder / f"langchain_pg_embedding_{HALF_WRITTEN_TIMESTAMP}.csv.tmp").write_text("id\n")
@@ -116,7 +106,7 @@ def test_json_has_the_shape_of_the_seed_list_api(populated_root, store_db):
 def test_a_legacy_set_is_listed_from_stat_alone_without_reading_its_csv(backup_root):
     """The embedding file is not even UTF-8: a listing that parsed it would fail."""
     garbage = b"\xff\xfe not csv \x00\x81" * 100
-    write_legacy_set(backup_root / LEGACY_TASK / "vector_bak", LEGACY_TIMESTAMP, embedding_bytes=garbage)
+    write_tiny_legacy_set(backup_root / LEGACY_TASK / "vector_bak", LEGACY_TIMESTAMP, embedding_bytes=garbage)
     body = build_inventory(InventoryRequest(root=backup_root)).to_json()
     (entry,) = body["backup_locations"][0]["backups"]
     assert entry["legacy"] is True and entry["rows"] is None
@@ -219,7 +209,7 @@ def test_cli_on_an_absent_root_prints_an_empty_inventory(tmp_path, monkeypatch, 
 def test_cli_shows_the_default_root_as_the_seed_did(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("VECTOR_ASSETS_ROOT", raising=False)
-    write_legacy_set(tmp_path / "data_pipeline" / "training_data" / "vector_bak", "20250722_010318")
+    write_tiny_legacy_set(tmp_path / "data_pipeline" / "training_data" / "vector_bak", "20250722_010318")
     assert main(["list", "--json"]) == 0
     (location,) = json.loads(capsys.readouterr().out)["backup_locations"]
     assert location["relative_path"] == "./data_pipeline/training_data/vector_bak"

@@ -1,10 +1,8 @@
 """Transactional restore: replace or append, dry run, index rebuild, and every bad input."""
 
 import psycopg2
-
 import pytest
 
-from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.errors import (
     BackupFileError,
     BackupSetNotFoundError,
@@ -18,10 +16,11 @@ from vector_assets.core.errors import (
     RestoreLoadError,
     UnknownTableError,
 )
+from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.dev.demo import create_tables
-from vector_assets_tests.support.database import execute, rows_as_text
+from vector_assets_tests.support.database import execute, rows_as_text, tables_now
 from vector_assets_tests.support.files import folder_snapshot
 
 TS = "20250721_213627"
@@ -35,10 +34,6 @@ def backed_up(store_db, backup_root):
     execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding ORDER BY id LIMIT 10)")
     execute(store_db, "UPDATE langchain_pg_embedding SET document = 'changed' WHERE id = (SELECT min(id) FROM langchain_pg_embedding)")
     return store_db, snapshot
-
-
-def tables_now(dsn):
-    return {table: rows_as_text(dsn, table) for table in MANAGED_TABLES}
 
 
 def test_replace_restore_brings_back_exactly_the_set(backed_up, backup_root):

@@ -7,19 +7,26 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from vector_assets.core.hashing import sha256_of_file
-from vector_assets.core.sets.catalog import BackupSet
-from vector_assets.core.sets.manifest import Manifest, TableFile
-from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, csv_file_name, manifest_file_name
 from vector_assets.core.errors import ConfigError, PathOutsideRootError, PruneError
 from vector_assets.core.ops.prune import PruneRequest, delete_set, run_prune
-from vector_assets.core.sets.retention import DELETE, KEEP, RetentionPolicy, plan_retention
-from vector_assets.core.sets.catalog import scan_root
-from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
 from vector_assets.core.ops.verify import verify_set
+from vector_assets.core.sets.catalog import BackupSet, scan_root
+from vector_assets.core.sets.naming import (
+    LOG_FILE_NAME,
+    Location,
+    csv_file_name,
+    manifest_file_name,
+)
+from vector_assets.core.sets.retention import (
+    DELETE,
+    KEEP,
+    RetentionPolicy,
+    plan_retention,
+)
+from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets.defs.prune import prune_vector_backups, vector_prune_schedule
 from vector_assets.defs.resources import BackupRootResource
-from vector_assets_tests.support.files import folder_snapshot
+from vector_assets_tests.support.files import folder_snapshot, write_tiny_set
 
 PARTITIONS = "vector_backups"
 KEEP_VARS = ("VECTOR_ASSETS_KEEP_DAILY", "VECTOR_ASSETS_KEEP_WEEKLY", "VECTOR_ASSETS_KEEP_MONTHLY")
@@ -35,24 +42,6 @@ def default_policy_env(monkeypatch):
 def instance():
     with dg.instance_for_test() as test_instance:
         yield test_instance
-
-
-def write_set(folder: Path, timestamp: str, *, manifest: bool = False) -> None:
-    """A tiny set written directly: two CSVs with a header and a row, optionally a manifest."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tables = {}
-    for table in MANAGED_TABLES:
-        path = folder / csv_file_name(table, timestamp)
-        path.write_text(f"id,document\n{timestamp},\"a, b\"\n", encoding="utf-8")
-        tables[table] = TableFile(table, path.name, 1, path.stat().st_size, sha256_of_file(path))
-    if manifest:
-        body = Manifest(
-            timestamp=timestamp, created_at=timestamp, location=folder.name, source={"host": "test", "database": "t"},
-            server_version="18", pgvector_version="0.8.5", consistent_snapshot=True, duration_seconds=0.1, tables=tables,
-        )
-        (folder / manifest_file_name(timestamp)).write_text(body.to_json(), encoding="utf-8")
-    with open(folder / LOG_FILE_NAME, "a", encoding="utf-8") as log:
-        log.write(f"=== Vector Table Backup Log ===\nBackup Time: {timestamp}\n")
 
 
 def daily_timestamps(first: date, days: int, time: str = "020000") -> list[str]:
@@ -114,11 +103,11 @@ def test_the_newest_set_of_a_day_week_or_month_is_the_one_kept():
 
 
 def test_counts_apply_to_each_location_separately(backup_root):
-    write_set(backup_root / "vector_bak", "20250105_020000", manifest=True)
+    write_tiny_set(backup_root / "vector_bak", "20250105_020000", manifest=True)
     for ts in daily_timestamps(date(2025, 1, 1), 4):
-        write_set(backup_root / "task_20250101_000000" / "vector_bak", ts)
+        write_tiny_set(backup_root / "task_20250101_000000" / "vector_bak", ts)
     for ts in daily_timestamps(date(2025, 2, 1), 3, "120000"):
-        write_set(backup_root / "manual_20250201_000000" / "vector_bak", ts, manifest=True)
+        write_tiny_set(backup_root / "manual_20250201_000000" / "vector_bak", ts, manifest=True)
     plan = plan_retention(scan_root(backup_root), RetentionPolicy(keep_daily=2, keep_weekly=0, keep_monthly=0))
     by_location = {}
     for planned in plan.kept:
@@ -143,7 +132,7 @@ def test_the_newest_set_of_every_location_is_kept_even_with_all_counts_zero():
 def test_the_newest_intact_set_is_kept_when_the_newest_has_lost_a_file(backup_root):
     folder = backup_root / "vector_bak"
     for ts in ("20250101_020000", "20250102_020000", "20250103_020000"):
-        write_set(folder, ts, manifest=True)
+        write_tiny_set(folder, ts, manifest=True)
     (folder / csv_file_name(EMBEDDING_TABLE, "20250103_020000")).unlink()
     policy = RetentionPolicy(keep_daily=0, keep_weekly=0, keep_monthly=0)
     plan = run_prune(PruneRequest(root=backup_root, policy=policy)).plan
@@ -163,7 +152,7 @@ def test_dry_run_is_the_default_and_shows_the_plan_without_touching_files_or_par
     monkeypatch.setenv("VECTOR_ASSETS_KEEP_WEEKLY", "0")
     monkeypatch.setenv("VECTOR_ASSETS_KEEP_MONTHLY", "0")
     for n, ts in enumerate(daily_timestamps(date(2025, 1, 1), 5)):
-        write_set(backup_root / "vector_bak", ts, manifest=n % 2 == 0)
+        write_tiny_set(backup_root / "vector_bak", ts, manifest=n % 2 == 0)
     keys = [s.key for s in scan_root(backup_root)]
     instance.add_dynamic_partitions(PARTITIONS, keys)
     before = folder_snapshot(backup_root)
@@ -193,8 +182,8 @@ def test_real_run_deletes_old_sets_and_their_partitions_and_keeps_the_rest_compl
     monkeypatch.setenv("VECTOR_ASSETS_KEEP_MONTHLY", "2")
     global_folder, task_folder = backup_root / "vector_bak", backup_root / "task_20250101_000000" / "vector_bak"
     for n, ts in enumerate(daily_timestamps(date(2025, 1, 30), 4)):
-        write_set(global_folder, ts, manifest=n % 2 == 1)
-    write_set(task_folder, "20240101_020000")
+        write_tiny_set(global_folder, ts, manifest=n % 2 == 1)
+    write_tiny_set(task_folder, "20240101_020000")
     instance.add_dynamic_partitions(PARTITIONS, [s.key for s in scan_root(backup_root)])
     log_before = (global_folder / LOG_FILE_NAME).read_bytes()
     doomed_bytes = sum(p.stat().st_size for p in global_folder.glob("*20250130_020000*"))
@@ -220,7 +209,7 @@ def test_unfinished_restore_and_drill_runs_protect_their_sets_finished_runs_do_n
     for name in KEEP_VARS:
         monkeypatch.setenv(name, "0")
     for ts in daily_timestamps(date(2025, 3, 1), 5):
-        write_set(backup_root / "vector_bak", ts, manifest=True)
+        write_tiny_set(backup_root / "vector_bak", ts, manifest=True)
     instance.add_dynamic_partitions(PARTITIONS, [s.key for s in scan_root(backup_root)])
     restore_config = {"ops": {"restore_from_backup_set": {"config": {"timestamp": "20250301_020000"}}}}
     add_run(instance, "restore_vector_tables", dg.DagsterRunStatus.STARTED, run_config=restore_config)
@@ -243,7 +232,7 @@ def test_a_bad_retention_setting_is_refused_by_name_and_nothing_is_deleted(insta
     with pytest.raises(ConfigError, match=name):
         RetentionPolicy.from_env({name: value})
     for ts in daily_timestamps(date(2025, 1, 1), 3):
-        write_set(backup_root / "vector_bak", ts)
+        write_tiny_set(backup_root / "vector_bak", ts)
     instance.add_dynamic_partitions(PARTITIONS, [s.key for s in scan_root(backup_root)])
     before = folder_snapshot(backup_root)
     monkeypatch.setenv(name, value)
@@ -266,7 +255,7 @@ def test_a_failed_delete_leaves_the_set_hidden_not_damaged_and_unregisters_what_
         monkeypatch.setenv(name, "0")
     folder = backup_root / "vector_bak"
     for ts in daily_timestamps(date(2025, 1, 1), 3):
-        write_set(folder, ts, manifest=True)
+        write_tiny_set(folder, ts, manifest=True)
     stuck = make_undeletable(folder, "20250101_020000")
     instance.add_dynamic_partitions(PARTITIONS, [s.key for s in scan_root(backup_root)])
 
@@ -292,7 +281,7 @@ def make_undeletable(folder: Path, timestamp: str) -> Path:
 def test_a_failed_delete_stops_the_prune_and_reports_the_sets_already_deleted(backup_root):
     folder = backup_root / "vector_bak"
     for ts in daily_timestamps(date(2025, 1, 1), 4):
-        write_set(folder, ts, manifest=True)
+        write_tiny_set(folder, ts, manifest=True)
     make_undeletable(folder, "20250102_020000")
     policy = RetentionPolicy(keep_daily=0, keep_weekly=0, keep_monthly=0)
     with pytest.raises(PruneError, match="langchain_pg_embedding_20250102_020000.csv") as caught:
@@ -306,8 +295,8 @@ def test_a_failed_delete_stops_the_prune_and_reports_the_sets_already_deleted(ba
 def test_a_location_that_escapes_the_root_through_a_symlink_stops_the_prune(backup_root, tmp_path):
     outside = tmp_path / "elsewhere"
     for ts in daily_timestamps(date(2025, 1, 1), 3):
-        write_set(outside, ts)
-    write_set(backup_root / "vector_bak", "20250101_020000")
+        write_tiny_set(outside, ts)
+    write_tiny_set(backup_root / "vector_bak", "20250101_020000")
     (backup_root / "task_20250101_000000").mkdir()
     (backup_root / "task_20250101_000000" / "vector_bak").symlink_to(outside)
     before, outside_before = folder_snapshot(backup_root), folder_snapshot(outside)
@@ -320,7 +309,7 @@ def test_a_location_that_escapes_the_root_through_a_symlink_stops_the_prune(back
 
 def test_delete_set_refuses_a_set_whose_folder_is_not_its_location_under_the_root(backup_root, tmp_path):
     outside = tmp_path / "elsewhere" / "vector_bak"
-    write_set(outside, "20250101_020000")
+    write_tiny_set(outside, "20250101_020000")
     stray = BackupSet("20250101_020000", "20250101_020000", Location(), outside, None)
     before = folder_snapshot(outside)
     with pytest.raises(PathOutsideRootError, match="20250101_020000"):
@@ -332,9 +321,9 @@ def test_deleting_a_shared_timestamp_moves_the_bare_key_to_the_surviving_set(ins
     monkeypatch.setenv("VECTOR_ASSETS_KEEP_DAILY", "1")
     for name in KEEP_VARS[1:]:
         monkeypatch.setenv(name, "0")
-    write_set(backup_root / "vector_bak", "20250101_020000")
-    write_set(backup_root / "vector_bak", "20250102_020000")
-    write_set(backup_root / "task_20250101_000000" / "vector_bak", "20250101_020000")
+    write_tiny_set(backup_root / "vector_bak", "20250101_020000")
+    write_tiny_set(backup_root / "vector_bak", "20250102_020000")
+    write_tiny_set(backup_root / "task_20250101_000000" / "vector_bak", "20250101_020000")
     keys = [s.key for s in scan_root(backup_root)]
     assert "20250101_020000__task_20250101_000000" in keys
     instance.add_dynamic_partitions(PARTITIONS, keys)

@@ -2,59 +2,25 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.hashing import sha256_of_file
+from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.naming import csv_file_name, manifest_file_name
-from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
-from vector_assets_tests.support.dagster import definitions
-from vector_assets.defs.backup import backup_asset_key
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.defs.discovery import INVENTORY_KEY
-from vector_assets.defs.discovery import vector_bak_sensor
-from vector_assets.dev.embedded import bundled_client
-
-PARTITIONS = "vector_backups"
-
-
-class Ticker:
-    """Evaluates the sensor and applies its result to the instance, as the daemon would."""
-
-    def __init__(self, instance: dg.DagsterInstance):
-        self.instance = instance
-        self.cursor: str | None = None
-
-    def tick(self):
-        """One evaluation as the daemon makes it: ``evaluate_tick`` also resolves the run requests
-        against their job, which calling the sensor function directly would not."""
-        context = dg.build_sensor_context(
-            instance=self.instance, instance_ref=self.instance.get_ref(), cursor=self.cursor, definitions=definitions(),
-            resources=definitions().resources,
-        )
-        result = definitions().resolve_sensor_def(vector_bak_sensor.name).evaluate_tick(context)
-        self.apply(result)
-        if result.cursor is not None:  # the daemon keeps the last cursor when a tick sets none
-            self.cursor = result.cursor
-        return result
-
-    def apply(self, result) -> None:
-        for event in result.asset_events:
-            self.instance.report_runless_asset_event(event)
-        for request in result.dynamic_partitions_requests:
-            if isinstance(request, dg.AddDynamicPartitionsRequest):
-                self.instance.add_dynamic_partitions(PARTITIONS, list(request.partition_keys))
-            else:
-                for key in request.partition_keys:
-                    self.instance.delete_dynamic_partition(PARTITIONS, key)
-
-    @property
-    def partitions(self) -> list[str]:
-        return sorted(self.instance.get_dynamic_partitions(PARTITIONS))
+from vector_assets_tests.support.dagster import (
+    PARTITIONS,
+    Ticker,
+    added_keys,
+    deleted_keys,
+    partition_metadata,
+)
+from vector_assets_tests.support.files import psql_legacy_set
 
 
 @pytest.fixture
@@ -62,35 +28,7 @@ def ticker(dagster_instance) -> Ticker:
     return Ticker(dagster_instance)
 
 
-def added_keys(result) -> list[str]:
-    return sorted(
-        key for request in result.dynamic_partitions_requests
-        if isinstance(request, dg.AddDynamicPartitionsRequest) for key in request.partition_keys
-    )
 
-
-def deleted_keys(result) -> list[str]:
-    return sorted(
-        key for request in result.dynamic_partitions_requests
-        if isinstance(request, dg.DeleteDynamicPartitionsRequest) for key in request.partition_keys
-    )
-
-
-def psql_legacy_set(dsn: str, folder: Path, timestamp: str) -> None:
-    """A set exactly as the earlier scripts wrote it: psql \\copy ... csv header, no manifest."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for table in MANAGED_TABLES:
-        target = folder / csv_file_name(table, timestamp)
-        subprocess.run([str(bundled_client("psql")), dsn, "-c", f"\\copy {table} TO '{target}' csv header"], check=True)
-
-
-def latest_metadata(instance: dg.DagsterInstance, table: str, key: str) -> dict:
-    event = instance.get_latest_materialization_event(backup_asset_key(table))
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=backup_asset_key(table), asset_partitions=[key]), limit=1
-    ).records
-    assert event is not None and records, f"no materialization of {table} for {key}"
-    return {name: value.value for name, value in records[0].asset_materialization.metadata.items()}
 
 
 def test_new_sets_are_registered_materialized_and_checked(ticker, store_db, backup_root):
@@ -100,7 +38,7 @@ def test_new_sets_are_registered_materialized_and_checked(ticker, store_db, back
 
     assert added_keys(result) == [made.timestamp]
     assert ticker.partitions == [made.timestamp]
-    metadata = latest_metadata(ticker.instance, EMBEDDING_TABLE, made.timestamp)
+    metadata = partition_metadata(ticker.instance, EMBEDDING_TABLE, made.timestamp)
     entry = made.manifest.tables[EMBEDDING_TABLE]
     assert metadata["rows"] == entry.rows == 300
     assert metadata["sha256"] == entry.sha256
@@ -120,7 +58,7 @@ def test_legacy_set_written_by_psql_copy_gets_rows_and_sha256(ticker, store_db, 
 
     assert added_keys(result) == ["20250101_120500"]
     for table, rows in ((COLLECTION_TABLE, 3), (EMBEDDING_TABLE, 300)):
-        metadata = latest_metadata(ticker.instance, table, "20250101_120500")
+        metadata = partition_metadata(ticker.instance, table, "20250101_120500")
         assert metadata["legacy"] is True
         assert metadata["rows"] == rows
         assert metadata["sha256"] == sha256_of_file(folder / csv_file_name(table, "20250101_120500"))
@@ -155,7 +93,7 @@ def test_duplicate_timestamp_gets_a_key_naming_its_location(ticker, store_db, ba
 
     assert added_keys(result) == ["20250104_000000", "20250104_000000__task_20250104_000000"]
     assert "registered as 20250104_000000__task_20250104_000000" in capfd.readouterr().err
-    metadata = latest_metadata(ticker.instance, EMBEDDING_TABLE, "20250104_000000__task_20250104_000000")
+    metadata = partition_metadata(ticker.instance, EMBEDDING_TABLE, "20250104_000000__task_20250104_000000")
     assert metadata["location"] == "task_20250104_000000/vector_bak"
 
 

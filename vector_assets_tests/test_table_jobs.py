@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from vector_assets.core.sets.catalog import scan_root
-from vector_assets_tests.support.dagster import definitions
 from vector_assets.dev.demo import create_tables
+from vector_assets_tests.support.dagster import definitions, output_metadata, run_job
 from vector_assets_tests.support.database import execute, rows_as_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,20 +20,9 @@ def instance(dagster_instance):
     return dagster_instance
 
 
-def run(instance, job: str, op: str, config: dict):
-    return definitions().resolve_job_def(job).execute_in_process(
-        instance=instance, run_config={"ops": {op: {"config": config}}}, raise_on_error=False
-    )
-
-
-def output_metadata(result, op: str) -> dict:
-    (event,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT" and e.step_key == op]
-    return event.event_specific_data.metadata
-
-
 def test_truncate_job_backs_up_registers_and_reports_rows_before_and_after(instance, store_db, backup_root):
     rows = execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
-    result = run(instance, "truncate_vector_tables", "truncate_after_verified_backup", {})
+    result = run_job(instance, "truncate_vector_tables", "truncate_after_verified_backup", {})
     assert result.success
     (backup_set,) = scan_root(backup_root)
     assert instance.get_dynamic_partitions("vector_backups") == [backup_set.key]
@@ -54,7 +43,7 @@ def test_truncate_job_failure_names_the_step_and_keeps_the_rows(instance, store_
         " CREATE TRIGGER no_truncate BEFORE TRUNCATE ON langchain_pg_embedding EXECUTE FUNCTION refuse();",
     )
     before = rows_as_text(store_db, "langchain_pg_embedding")
-    result = run(instance, "truncate_vector_tables", "truncate_after_verified_backup", {})
+    result = run_job(instance, "truncate_vector_tables", "truncate_after_verified_backup", {})
     assert not result.success
     assert "step 'truncate'" in result.failure_data_for_node("truncate_after_verified_backup").error.message
     assert rows_as_text(store_db, "langchain_pg_embedding") == before
@@ -65,7 +54,7 @@ def test_restore_job_replaces_rows_and_observes_the_source_table(instance, store
     (backup_set,) = scan_root(backup_root)
     snapshot = rows_as_text(store_db, "langchain_pg_embedding")
     execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 7)")
-    result = run(instance, "restore_vector_tables", "restore_from_backup_set", {"timestamp": backup_set.key, "truncate_before_restore": True})
+    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"timestamp": backup_set.key, "truncate_before_restore": True})
     assert result.success
     assert rows_as_text(store_db, "langchain_pg_embedding") == snapshot
     restored = output_metadata(result, "restore_from_backup_set")["restore_results"].value
@@ -81,14 +70,14 @@ def test_restore_job_targets_another_database_by_env_var_name(instance, monkeypa
         create_tables(cursor)
     conn.close()
     monkeypatch.setenv("SCRATCH_VECTORS_DSN", second_db)
-    result = run(instance, "restore_vector_tables", "restore_from_backup_set", {"timestamp": backup_set.key, "target_env_var": "SCRATCH_VECTORS_DSN"})
+    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"timestamp": backup_set.key, "target_env_var": "SCRATCH_VECTORS_DSN"})
     assert result.success
     assert rows_as_text(second_db, "langchain_pg_embedding") == rows_as_text(store_db, "langchain_pg_embedding")
 
 
 def test_restore_job_refuses_a_dsn_in_run_config(instance, store_db, backup_root):
     dsn = "postgresql://admin:hunter2@db.example/vectors"
-    result = run(instance, "restore_vector_tables", "restore_from_backup_set", {"timestamp": "20250101_000000", "target_env_var": dsn})
+    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"timestamp": "20250101_000000", "target_env_var": dsn})
     assert not result.success
     message = result.failure_data_for_node("restore_from_backup_set").error.message
     assert "NAME of an environment variable" in message and "hunter2" not in message

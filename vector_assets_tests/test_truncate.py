@@ -10,8 +10,8 @@ import psycopg2
 import pytest
 
 from vector_assets.core.errors import ConfigError, GuardedTruncateError
-from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncate
+from vector_assets.core.sets.catalog import scan_root
 from vector_assets_tests.support.database import execute, fill_store, rows_as_text
 
 

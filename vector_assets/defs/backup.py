@@ -20,7 +20,11 @@ from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_size
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
-from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource, PgVectorResource
+from vector_assets.defs.resources import (
+    VECTOR_TABLES_POOL,
+    BackupRootResource,
+    PgVectorResource,
+)
 
 SOURCE_GROUP = "pgvector"
 BACKUP_GROUP = "vector_backups"

@@ -15,8 +15,18 @@ from vector_assets import settings
 from vector_assets.core.errors import ManifestError
 from vector_assets.core.sets.catalog import BackupSet, read_set
 from vector_assets.core.sets.csv_files import LegacyFileStats, legacy_file_stats
-from vector_assets.core.sets.discovery import Discovery, DiscoveryCursor, FoundSet, discover
-from vector_assets.core.sets.inventory import Inventory, InventoryRequest, build_inventory, inventory_table_records
+from vector_assets.core.sets.discovery import (
+    Discovery,
+    DiscoveryCursor,
+    FoundSet,
+    discover,
+)
+from vector_assets.core.sets.inventory import (
+    Inventory,
+    InventoryRequest,
+    build_inventory,
+    inventory_table_records,
+)
 from vector_assets.core.units import human_size
 from vector_assets.defs import checks
 from vector_assets.defs.backup import BACKUP_GROUP, backup_specs, set_materializations

@@ -10,7 +10,12 @@ from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, run_re
 from vector_assets.core.pg.connection import describe_dsn
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource, PgVectorResource
+from vector_assets.defs.resources import (
+    VECTOR_TABLES_POOL,
+    BackupRootResource,
+    PgVectorResource,
+)
+
 
 class RestoreConfig(dg.Config):
     timestamp: str = Field(description="The set's timestamp (YYYYMMDD_HHMMSS) or partition key.")

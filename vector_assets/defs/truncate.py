@@ -5,11 +5,19 @@ import dagster as dg
 from pydantic import Field
 
 from vector_assets.core.errors import VectorAssetsError
-from vector_assets.core.ops.truncate import TruncateRequest, TruncateResult, run_guarded_truncate
+from vector_assets.core.ops.truncate import (
+    TruncateRequest,
+    TruncateResult,
+    run_guarded_truncate,
+)
 from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets.defs.backup import registered_set, report_new_set
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource, PgVectorResource
+from vector_assets.defs.resources import (
+    VECTOR_TABLES_POOL,
+    BackupRootResource,
+    PgVectorResource,
+)
 
 
 class TruncateConfig(dg.Config):

@@ -15,7 +15,11 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.sets.naming import BACKUP_FOLDER_NAME, LOG_FILE_NAME, csv_file_name
+from vector_assets.core.sets.naming import (
+    BACKUP_FOLDER_NAME,
+    LOG_FILE_NAME,
+    csv_file_name,
+)
 from vector_assets.core.sets.storage import write_bytes_atomically
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
 

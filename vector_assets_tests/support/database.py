@@ -12,7 +12,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
 from vector_assets.dev.demo import create_tables, demo_rows, load_rows
 
 
@@ -76,3 +76,8 @@ def execute(dsn: str, statement: str, params: tuple | None = None) -> list[tuple
             return cursor.fetchall() if cursor.description else []
     finally:
         conn.close()
+
+
+def tables_now(dsn: str) -> dict[str, Counter]:
+    """Every managed table's rows, to compare a database before and after."""
+    return {table: rows_as_text(dsn, table) for table in MANAGED_TABLES}

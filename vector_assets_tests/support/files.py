@@ -2,9 +2,60 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+
+from vector_assets.core.hashing import sha256_of_file
+from vector_assets.core.sets.manifest import Manifest, TableFile
+from vector_assets.core.sets.naming import (
+    LOG_FILE_NAME,
+    csv_file_name,
+    manifest_file_name,
+)
+from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.dev.embedded import bundled_client
 
 
 def folder_snapshot(root: Path) -> dict[str, bytes]:
     """Every file under the root with its content, to show a failure changed nothing."""
     return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def write_tiny_legacy_set(folder: Path, timestamp: str, embedding_bytes: bytes | None = None) -> None:
+    """What the earlier tooling left behind: two CSV files, no manifest, no log."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"langchain_pg_collection_{timestamp}.csv").write_text(
+        "uuid,name,cmetadata\n00000000-0000-0000-0000-000000000001,sql,\n", encoding="utf-8"
+    )
+    embeddings = embedding_bytes or (
+        b"id,collection_id,embedding,document,cmetadata\n"
+        b'1-sql,00000000-0000-0000-0000-000000000001,"[0.1,0.2]","a, ""b""",\n'
+    )
+    (folder / f"langchain_pg_embedding_{timestamp}.csv").write_bytes(embeddings)
+
+
+def write_tiny_set(folder: Path, timestamp: str, *, manifest: bool = False) -> None:
+    """A tiny set written directly: two CSVs with a header and a row, optionally a manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = {}
+    for table in MANAGED_TABLES:
+        path = folder / csv_file_name(table, timestamp)
+        path.write_text(f"id,document\n{timestamp},\"a, b\"\n", encoding="utf-8")
+        tables[table] = TableFile(table, path.name, 1, path.stat().st_size, sha256_of_file(path))
+    if manifest:
+        body = Manifest(
+            timestamp=timestamp, created_at=timestamp, location=folder.name, source={"host": "test", "database": "t"},
+            server_version="18", pgvector_version="0.8.5", consistent_snapshot=True, duration_seconds=0.1, tables=tables,
+        )
+        (folder / manifest_file_name(timestamp)).write_text(body.to_json(), encoding="utf-8")
+    with open(folder / LOG_FILE_NAME, "a", encoding="utf-8") as log:
+        log.write(f"=== Vector Table Backup Log ===\nBackup Time: {timestamp}\n")
+
+
+def psql_legacy_set(dsn: str, folder: Path, timestamp: str) -> None:
+    """A set exactly as the earlier scripts wrote it: psql \\copy ... csv header, no manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for table in MANAGED_TABLES:
+        target = folder / csv_file_name(table, timestamp)
+        subprocess.run([str(bundled_client("psql")), dsn, "-c", f"\\copy {table} TO '{target}' csv header"], check=True)
+

@@ -11,10 +11,19 @@ from pathlib import Path
 import psycopg2.extensions
 
 from vector_assets.core.errors import BackupSetExistsError, BackupWriteError
-from vector_assets.core.pg.catalog import Column, column_names, read_columns, server_versions
+from vector_assets.core.pg.catalog import (
+    Column,
+    column_names,
+    read_columns,
+    server_versions,
+)
 from vector_assets.core.pg.connection import connect, describe_dsn, snapshot_transaction
 from vector_assets.core.pg.copy import copy_out
-from vector_assets.core.sets.backup_log import TruncateOutcome, append_log_block, format_log_block
+from vector_assets.core.sets.backup_log import (
+    TruncateOutcome,
+    append_log_block,
+    format_log_block,
+)
 from vector_assets.core.sets.catalog import published_timestamps, timestamps_in_folder
 from vector_assets.core.sets.manifest import Manifest, TableFile
 from vector_assets.core.sets.naming import (
@@ -25,7 +34,13 @@ from vector_assets.core.sets.naming import (
     timestamp_time,
     validate_timestamp,
 )
-from vector_assets.core.sets.storage import HashingFileWriter, publish, remove_quietly, tmp_path_for, write_tmp_file
+from vector_assets.core.sets.storage import (
+    HashingFileWriter,
+    publish,
+    remove_quietly,
+    tmp_path_for,
+    write_tmp_file,
+)
 from vector_assets.core.tables import MANAGED_TABLES, validate_tables
 
 TIMESTAMP_RETRIES = 3

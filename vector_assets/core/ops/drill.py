@@ -22,7 +22,12 @@ from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, run_re
 from vector_assets.core.pg.catalog import Column, column_names, count_rows, read_columns
 from vector_assets.core.pg.connection import connect
 from vector_assets.core.pg.copy import copy_out
-from vector_assets.core.pg.scratch import create_database, create_scratch_tables, drop_database, scratch_dsn
+from vector_assets.core.pg.scratch import (
+    create_database,
+    create_scratch_tables,
+    drop_database,
+    scratch_dsn,
+)
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
 from vector_assets.core.tables import EMBEDDING_TABLE

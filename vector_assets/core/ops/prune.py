@@ -12,8 +12,17 @@ from pathlib import Path
 
 from vector_assets.core.errors import ConfigError, PathOutsideRootError, PruneError
 from vector_assets.core.sets.catalog import BackupSet, scan_root, timestamps_in_folder
-from vector_assets.core.sets.naming import csv_file_name, manifest_file_name, resolve_inside_root
-from vector_assets.core.sets.retention import PlannedSet, PrunePlan, RetentionPolicy, plan_retention
+from vector_assets.core.sets.naming import (
+    csv_file_name,
+    manifest_file_name,
+    resolve_inside_root,
+)
+from vector_assets.core.sets.retention import (
+    PlannedSet,
+    PrunePlan,
+    RetentionPolicy,
+    plan_retention,
+)
 from vector_assets.core.sets.storage import delete_files, file_size
 from vector_assets.core.tables import MANAGED_TABLES
 

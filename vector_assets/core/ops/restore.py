@@ -28,11 +28,30 @@ from vector_assets.core.errors import (
     RestoreLoadError,
 )
 from vector_assets.core.hashing import HashingReader
-from vector_assets.core.pg.catalog import Column, count_rows, primary_key, read_columns, server_versions
-from vector_assets.core.pg.connection import connect, lost_connection_is_retryable, rollback_quietly
+from vector_assets.core.pg.catalog import (
+    Column,
+    count_rows,
+    primary_key,
+    read_columns,
+    server_versions,
+)
+from vector_assets.core.pg.connection import (
+    connect,
+    lost_connection_is_retryable,
+    rollback_quietly,
+)
 from vector_assets.core.pg.copy import copy_in
-from vector_assets.core.pg.indexes import drop_secondary_indexes, recreate_indexes, size_index_builds
-from vector_assets.core.pg.table_changes import count_conflicts, create_stage, insert_from_stage, truncate_tables
+from vector_assets.core.pg.indexes import (
+    drop_secondary_indexes,
+    recreate_indexes,
+    size_index_builds,
+)
+from vector_assets.core.pg.table_changes import (
+    count_conflicts,
+    create_stage,
+    insert_from_stage,
+    truncate_tables,
+)
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
 from vector_assets.core.tables import (

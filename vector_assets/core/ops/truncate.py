@@ -16,11 +16,26 @@ from typing import TypeVar
 import psycopg2
 import psycopg2.extensions
 
-from vector_assets.core.errors import BackupWriteError, GuardedTruncateError, VectorAssetsError, VerificationError
+from vector_assets.core.errors import (
+    BackupWriteError,
+    GuardedTruncateError,
+    VectorAssetsError,
+    VerificationError,
+)
 from vector_assets.core.hashing import sha256_of_file
-from vector_assets.core.ops.backup import BackupResult, SetTarget, free_timestamp, write_set
+from vector_assets.core.ops.backup import (
+    BackupResult,
+    SetTarget,
+    free_timestamp,
+    write_set,
+)
 from vector_assets.core.pg.catalog import count_rows
-from vector_assets.core.pg.connection import connect, describe_dsn, lost_connection_is_retryable, rollback_quietly
+from vector_assets.core.pg.connection import (
+    connect,
+    describe_dsn,
+    lost_connection_is_retryable,
+    rollback_quietly,
+)
 from vector_assets.core.pg.table_changes import lock_against_writers, truncate_tables
 from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log_block
 from vector_assets.core.sets.csv_files import count_csv_rows

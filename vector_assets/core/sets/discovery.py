@@ -11,7 +11,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vector_assets.core.sets.catalog import backup_locations, complete_timestamps_in, partition_keys
+from vector_assets.core.sets.catalog import (
+    backup_locations,
+    complete_timestamps_in,
+    partition_keys,
+)
 from vector_assets.core.sets.naming import Location
 
 CURSOR_VERSION = 1

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from vector_assets.core.errors import InvalidTaskIdError, InvalidTimestampError, PathOutsideRootError
+from vector_assets.core.errors import (
+    InvalidTaskIdError,
+    InvalidTimestampError,
+    PathOutsideRootError,
+)
 from vector_assets.core.tables import MANAGED_TABLES
 
 BACKUP_FOLDER_NAME = "vector_bak"
