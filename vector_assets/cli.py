@@ -246,7 +246,8 @@ def format_prune(result: PruneResult) -> str:
     lines = [f"policy: {plan.policy.describe()}"]
     for planned in plan.sets:
         why = f" ({', '.join(planned.reasons)})" if planned.reasons else ""
-        lines.append(f"  {planned.action:6} {planned.key:32} {planned.location:36} {human_size(planned.bytes):>9}{why}")
+        note = f"; {planned.note}" if planned.note else ""
+        lines.append(f"  {planned.action:6} {planned.key:32} {planned.location:36} {human_size(planned.bytes):>9}{why}{note}")
     if result.dry_run:
         lines.append(f"dry run: would delete {len(plan.to_delete)} sets ({human_size(plan.bytes_to_free)}); "
                      "run with --apply to delete")

@@ -341,3 +341,60 @@ def test_prune_schedule_is_off_by_default_and_really_deletes_when_turned_on(inst
     assert "dry_run: false" in vector_prune_schedule.description
     (request,) = vector_prune_schedule.evaluate_tick(dg.build_schedule_context(instance=instance)).run_requests
     assert request.run_config == {"ops": {"prune_backup_sets": {"config": {"dry_run": False}}}}
+
+
+def test_prune_deletes_exactly_the_set_files_and_never_an_operators_file_beside_them(backup_root):
+    folder = backup_root / "vector_bak"
+    for ts in ("20250101_020000", "20250102_020000"):
+        write_tiny_set(folder, ts, manifest=True)
+    old = "20250101_020000"
+    own_files = [
+        f"langchain_pg_embedding_{old}.csv.sig", f"langchain_pg_embedding_{old}.csv.zst",
+        f"langchain_pg_collection_{old}.csv.bak", f"vector_backup_{old}.json.note", f"vector_backup_{old}.jsonl",
+    ]
+    for name in own_files:
+        (folder / name).write_text("the operator's own file")
+    policy = RetentionPolicy(keep_daily=0, keep_weekly=0, keep_monthly=0)
+
+    result = run_prune(PruneRequest(root=backup_root, policy=policy, dry_run=False))
+
+    assert [p.key for p in result.deleted] == [old]
+    assert [s.key for s in scan_root(backup_root)] == ["20250102_020000"]
+    for name in own_files:
+        assert (folder / name).read_text() == "the operator's own file"
+    assert not (folder / csv_file_name(EMBEDDING_TABLE, old)).exists()
+    assert not (folder / manifest_file_name(old)).exists()
+    assert result.bytes_freed == result.plan.to_delete[0].bytes
+
+
+def test_the_newest_restorable_set_is_kept_when_the_newest_fails_its_checksum(backup_root):
+    folder = backup_root / "vector_bak"
+    for ts in ("20250101_020000", "20250102_020000", "20250103_020000"):
+        write_tiny_set(folder, ts, manifest=True)
+    damaged = folder / csv_file_name(EMBEDDING_TABLE, "20250103_020000")
+    damaged.write_text(damaged.read_text().replace("a, b", "a, c"))  # same size, other bytes
+    policy = RetentionPolicy(keep_daily=0, keep_weekly=0, keep_monthly=0)
+
+    result = run_prune(PruneRequest(root=backup_root, policy=policy, dry_run=False))
+
+    assert [s.key for s in scan_root(backup_root)] == ["20250102_020000"]
+    kept_set = next(p for p in result.plan.sets if p.key == "20250102_020000")
+    assert kept_set.reasons == ("newest",)
+    assert "newest intact" in kept_set.note and "20250103_020000" in kept_set.note
+    damaged_set = next(p for p in result.plan.sets if p.key == "20250103_020000")
+    assert "damaged" in damaged_set.note and "sha256" in damaged_set.note
+
+
+def test_a_task_id_or_timestamp_with_a_trailing_newline_is_refused_and_makes_no_folder(backup_root):
+    from vector_assets.core.errors import InvalidTaskIdError, InvalidTimestampError
+    from vector_assets.core.ops.backup import BackupRequest
+    from vector_assets.core.sets.naming import validate_timestamp
+
+    with pytest.raises(InvalidTaskIdError, match="task_20250101_000000"):
+        BackupRequest(dsn="postgresql:///none", root=backup_root, task_id="task_20250101_000000\n")
+    with pytest.raises(InvalidTimestampError):
+        validate_timestamp("20250101_000000\n")
+    (backup_root / "task_20250101_000000\n" / "vector_bak").mkdir(parents=True)
+    write_tiny_set(backup_root / "task_20250101_000000\n" / "vector_bak", "20250101_000000")
+    assert scan_root(backup_root) == []
+    assert [p.name for p in backup_root.iterdir()] == ["task_20250101_000000\n"]

@@ -30,6 +30,7 @@ PLAN_SCHEMA = dg.TableSchema(columns=[
     dg.TableColumn("timestamp", "string"),
     dg.TableColumn("action", "string"),
     dg.TableColumn("reasons", "string"),
+    dg.TableColumn("note", "string"),
     dg.TableColumn("size", "string"),
     dg.TableColumn("bytes", "int"),
 ])
@@ -119,7 +120,7 @@ def prune_metadata(result: PruneResult, partitions_removed: list[str]) -> dict:
     records = [
         dg.TableRecord({
             "key": planned.key, "location": planned.location, "timestamp": planned.timestamp,
-            "action": planned.action, "reasons": ", ".join(planned.reasons),
+            "action": planned.action, "reasons": ", ".join(planned.reasons), "note": planned.note,
             "size": human_size(planned.bytes), "bytes": planned.bytes,
         })
         for planned in plan.sets

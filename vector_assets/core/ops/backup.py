@@ -32,6 +32,7 @@ from vector_assets.core.sets.naming import (
     manifest_file_name,
     new_timestamp,
     timestamp_time,
+    validate_task_id,
     validate_timestamp,
 )
 from vector_assets.core.sets.storage import (
@@ -61,6 +62,8 @@ class BackupRequest:
         object.__setattr__(self, "root", Path(self.root))
         if self.timestamp is not None:
             validate_timestamp(self.timestamp)
+        if self.task_id is not None:
+            validate_task_id(self.task_id)
 
     @property
     def location(self) -> Location:

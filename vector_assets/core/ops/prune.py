@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vector_assets.core.errors import ConfigError, PathOutsideRootError, PruneError
+from vector_assets.core.ops.verify import verify_set
 from vector_assets.core.sets.catalog import BackupSet, scan_root, timestamps_in_folder
 from vector_assets.core.sets.naming import (
     csv_file_name,
@@ -61,11 +62,30 @@ def run_prune(request: PruneRequest) -> PruneResult:
         raise ConfigError(f"backup root {root} does not exist or is not a folder (VECTOR_ASSETS_ROOT)")
     sets = scan_root(root)
     sizes = {s.key: set_size(s) for s in sets}
-    damaged = [s.key for s in sets if not s.files_present()]
-    plan = plan_retention(sets, request.policy, request.in_use, sizes=sizes, damaged=damaged)
+    plan = plan_retention(sets, request.policy, request.in_use, sizes=sizes, damaged=damaged_newest_sets(sets))
     if request.dry_run:
         return PruneResult(plan=plan, dry_run=True)
     return _delete_planned(plan, root, sets)
+
+
+def damaged_newest_sets(sets: list[BackupSet]) -> dict[str, str]:
+    """Per location, newest first: the sets that fail verification before the first that passes.
+
+    Only these matter to the "keep the newest restorable set" guarantee, and usually that is
+    one set read per location. A set passes when its files are present and their sizes,
+    sha256 and row counts match the manifest (a legacy set: present and valid CSV).
+    """
+    damaged: dict[str, str] = {}
+    by_location: dict[str, list[BackupSet]] = {}
+    for backup_set in sets:
+        by_location.setdefault(backup_set.location.label, []).append(backup_set)
+    for location_sets in by_location.values():
+        for backup_set in sorted(location_sets, key=lambda s: (s.timestamp, s.key), reverse=True):
+            failed = [outcome.message for outcome in verify_set(backup_set) if not outcome.passed]
+            if not failed:
+                break
+            damaged[backup_set.key] = failed[0]
+    return damaged
 
 
 def _delete_planned(plan: PrunePlan, root: Path, before: list[BackupSet]) -> PruneResult:

@@ -19,13 +19,13 @@ from vector_assets.core.sets.manifest import Manifest
 from vector_assets.core.sets.naming import (
     BACKUP_FOLDER_NAME,
     LOG_FILE_NAME,
-    SET_FILE_PATTERN,
     TASK_ID_PATTERN,
     TMP_SUFFIX,
     Location,
     csv_file_name,
     manifest_file_name,
     resolve_inside_root,
+    set_timestamp_of,
     validate_timestamp,
 )
 from vector_assets.core.tables import MANAGED_TABLES
@@ -74,7 +74,7 @@ def backup_locations(root: Path) -> list[Location]:
         found.append(Location())
     if root.is_dir():
         for child in sorted(root.iterdir()):
-            if TASK_ID_PATTERN.match(child.name) and (child / BACKUP_FOLDER_NAME).is_dir():
+            if TASK_ID_PATTERN.fullmatch(child.name) and (child / BACKUP_FOLDER_NAME).is_dir():
                 found.append(Location(child.name))
     return found
 
@@ -83,9 +83,9 @@ def timestamps_in_folder(folder: Path) -> dict[str, set[str]]:
     """Map each timestamp seen in a folder to the names present for it (tmp files included)."""
     names: dict[str, set[str]] = defaultdict(set)
     for entry in folder.iterdir():
-        match = SET_FILE_PATTERN.match(entry.name)
-        if match:
-            names[match.group("ts")].add(entry.name)
+        timestamp = set_timestamp_of(entry.name)
+        if timestamp is not None:
+            names[timestamp].add(entry.name)
     return names
 
 

@@ -26,7 +26,7 @@ from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.core.units import human_size
 
 # The seed's rule for its task_id query parameter; it keeps paths like "../x" out.
-TASK_ID_FILTER_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+TASK_ID_FILTER_PATTERN = re.compile(r"[A-Za-z0-9_]+")
 BACKUP_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -57,7 +57,7 @@ class InventoryRequest:
 
 
 def validate_task_id_filter(task_id: str) -> str:
-    if not isinstance(task_id, str) or not TASK_ID_FILTER_PATTERN.match(task_id):
+    if not isinstance(task_id, str) or not TASK_ID_FILTER_PATTERN.fullmatch(task_id):
         raise InvalidTaskIdError(
             f"task id {task_id!r} is not valid: it may contain only letters, digits and underscores"
         )

@@ -30,16 +30,17 @@ BACKUP_FOLDER_NAME = "vector_bak"
 LOG_FILE_NAME = "vector_backup_log.txt"
 TMP_SUFFIX = ".tmp"
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
-TIMESTAMP_PATTERN = re.compile(r"^\d{8}_\d{6}$")
-TASK_ID_PATTERN = re.compile(r"^(task|manual)_\d{8}_\d{6}$")
-# A name that belongs to a set's timestamp: a data file or manifest, published or ``.tmp``.
-SET_FILE_PATTERN = re.compile(
-    r"^(?:(?P<table>" + "|".join(MANAGED_TABLES) + r")_|vector_backup_)(?P<ts>\d{8}_\d{6})\.(?:csv|json)"
+# Patterns guard whole names: always use fullmatch (``$`` would let a trailing newline through).
+TIMESTAMP_PATTERN = re.compile(r"\d{8}_\d{6}")
+TASK_ID_PATTERN = re.compile(r"(task|manual)_\d{8}_\d{6}")
+# Finds the timestamp a name may belong to; ``set_file_names`` then says whether it really does.
+SET_FILE_CANDIDATE = re.compile(
+    r"(?:" + "|".join(MANAGED_TABLES) + r"|vector_backup)_(?P<ts>\d{8}_\d{6})\..+"
 )
 
 
 def validate_timestamp(timestamp: str) -> str:
-    if not isinstance(timestamp, str) or not TIMESTAMP_PATTERN.match(timestamp):
+    if not isinstance(timestamp, str) or not TIMESTAMP_PATTERN.fullmatch(timestamp):
         raise InvalidTimestampError(
             f"timestamp {timestamp!r} is not of the form YYYYMMDD_HHMMSS (e.g. 20250721_213627)"
         )
@@ -51,7 +52,7 @@ def validate_timestamp(timestamp: str) -> str:
 
 
 def validate_task_id(task_id: str) -> str:
-    if not isinstance(task_id, str) or not TASK_ID_PATTERN.match(task_id):
+    if not isinstance(task_id, str) or not TASK_ID_PATTERN.fullmatch(task_id):
         raise InvalidTaskIdError(
             f"task id {task_id!r} is not of the form task_YYYYMMDD_HHMMSS or manual_YYYYMMDD_HHMMSS"
         )
@@ -76,6 +77,24 @@ def manifest_file_name(timestamp: str) -> str:
 
 def tmp_name(name: str) -> str:
     return name + TMP_SUFFIX
+
+
+def set_file_names(timestamp: str) -> frozenset[str]:
+    """Every name a set of this timestamp can have, published or being written, and no other.
+
+    An operator's own file beside a set (a detached signature, a compressed copy, a note) is
+    never one of these, so no scan counts it and no prune deletes it.
+    """
+    published = [csv_file_name(table, timestamp) for table in MANAGED_TABLES] + [manifest_file_name(timestamp)]
+    return frozenset(published + [tmp_name(name) for name in published])
+
+
+def set_timestamp_of(name: str) -> str | None:
+    """The timestamp of the set this file belongs to, or None if it belongs to no set."""
+    match = SET_FILE_CANDIDATE.fullmatch(name)
+    if match is None or name not in set_file_names(match.group("ts")):
+        return None
+    return match.group("ts")
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ class PlannedSet:
     action: str
     reasons: tuple[str, ...]
     bytes: int = 0
+    note: str = ""  # why a set is damaged, or why an older set is kept as the newest intact one
 
     @property
     def key(self) -> str:
@@ -109,30 +110,31 @@ def plan_retention(
     in_use: Collection[str] = (),
     *,
     sizes: Mapping[str, int] | None = None,
-    damaged: Collection[str] = (),
+    damaged: Mapping[str, str] | None = None,
 ) -> PrunePlan:
     """Decide keep or delete for every set. Pure: it reads nothing from disk.
 
     ``in_use`` holds strings taken from running restores and drills (run config values, tags);
     a set is in use when any of them contains its key or timestamp. ``sizes`` maps keys to
-    bytes on disk, for the report. ``damaged`` lists keys of sets missing a file: the "newest"
-    guarantee goes to the newest set that can actually be restored.
+    bytes on disk, for the report. ``damaged`` maps keys of sets that cannot be restored as they
+    are (a file missing, a size or sha256 not as the manifest says) to what is wrong: the
+    "newest" guarantee goes to the newest set that can actually be restored.
     """
     by_location: dict[Location, list[BackupSet]] = {}
     for backup_set in sets:
         by_location.setdefault(backup_set.location, []).append(backup_set)
     planned: list[PlannedSet] = []
     for location in sorted(by_location, key=lambda loc: (loc.task_id is not None, loc.task_id or "")):
-        reasons = _reasons_in_location(by_location[location], policy, in_use, set(damaged))
-        for backup_set, why in reasons:
+        reasons = _reasons_in_location(by_location[location], policy, in_use, dict(damaged or {}))
+        for backup_set, why, note in reasons:
             action = KEEP if why else DELETE
-            planned.append(PlannedSet(backup_set, action, why, (sizes or {}).get(backup_set.key, 0)))
+            planned.append(PlannedSet(backup_set, action, why, (sizes or {}).get(backup_set.key, 0), note))
     return PrunePlan(policy, tuple(planned))
 
 
 def _reasons_in_location(
-    sets: list[BackupSet], policy: RetentionPolicy, in_use: Collection[str], damaged: set[str]
-) -> list[tuple[BackupSet, tuple[str, ...]]]:
+    sets: list[BackupSet], policy: RetentionPolicy, in_use: Collection[str], damaged: dict[str, str]
+) -> list[tuple[BackupSet, tuple[str, ...], str]]:
     newest_first = sorted(sets, key=lambda s: (s.timestamp, s.key), reverse=True)
     reasons: dict[str, set[str]] = {s.key: set() for s in newest_first}
     rules: list[tuple[str, Callable[[datetime], object], int]] = [
@@ -143,12 +145,19 @@ def _reasons_in_location(
     for reason, period_of, count in rules:
         for backup_set in newest_per_period(newest_first, period_of, count):
             reasons[backup_set.key].add(reason)
+    notes = {key: f"damaged: {why}" for key, why in damaged.items()}
     intact = [s for s in newest_first if s.key not in damaged]
-    reasons[(intact or newest_first)[0].key].add(NEWEST)
+    newest_intact = (intact or newest_first)[0]
+    reasons[newest_intact.key].add(NEWEST)
+    newer_damaged = [s.key for s in newest_first if s.timestamp > newest_intact.timestamp]
+    if intact and newer_damaged:
+        notes[newest_intact.key] = f"kept as the newest intact set: newer {', '.join(newer_damaged)} damaged"
     for backup_set in newest_first:
         if is_in_use(backup_set, in_use):
             reasons[backup_set.key].add(IN_USE)
-    return [(s, tuple(r for r in REASON_ORDER if r in reasons[s.key])) for s in newest_first]
+    return [
+        (s, tuple(r for r in REASON_ORDER if r in reasons[s.key]), notes.get(s.key, "")) for s in newest_first
+    ]
 
 
 def newest_per_period(
