@@ -17,6 +17,19 @@ import psycopg2.extensions
 from vector_assets.core.errors import ConfigError, DatabaseUnreachableError
 
 CONNECT_TIMEOUT_SECONDS = 10
+# Set on every connection, as pg_dump does, so that data leaves and comes back exactly whatever
+# the database or role sets: no rounded floats, no day/month swaps, no local time zones, no
+# rows silently hidden by row-level security, no statement timeout cutting a long COPY.
+PINNED_SESSION_SETTINGS = {
+    "DateStyle": "ISO",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "3",
+    "TimeZone": "UTC",
+    "bytea_output": "hex",
+    "row_security": "off",
+    "statement_timeout": "0",
+    "idle_in_transaction_session_timeout": "0",
+}
 
 
 @dataclass(frozen=True)
@@ -105,7 +118,17 @@ def connect(dsn: str, *, application_name: str = "vector_assets") -> Connection:
         ) from None
     conn.target_dsn = dsn
     conn.set_client_encoding("UTF8")
+    with lost_connection_is_retryable(conn, "lost the connection while setting up the session"):
+        pin_session_settings(conn)
     return conn
+
+
+def pin_session_settings(conn: psycopg2.extensions.connection) -> None:
+    with conn.cursor() as cursor:
+        pairs = list(PINNED_SESSION_SETTINGS.items())
+        selects = ", ".join("set_config(%s, %s, false)" for _ in pairs)
+        cursor.execute(f"SELECT {selects}", [item for pair in pairs for item in pair])
+    conn.commit()
 
 
 @contextmanager
