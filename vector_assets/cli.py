@@ -199,7 +199,8 @@ def format_restore(result: RestoreResult) -> str:
     lines = [f"{verb} set {result.backup_set.key} from {result.backup_set.location.label}"]
     for table in result.tables:
         replaced = f", {table.rows_truncated:,} replaced" if result.truncated else ""
-        lines.append(f"  {table.table}: {table.rows_loaded:,} loaded, {table.rows_skipped:,} skipped{replaced}")
+        why = "".join(f"; {rows:,} skipped: {reason}" for reason, rows in table.skipped_because.items())
+        lines.append(f"  {table.table}: {table.rows_loaded:,} loaded, {table.rows_skipped:,} skipped{replaced}{why}")
     if result.indexes_rebuilt:
         lines.append(f"  indexes rebuilt: {', '.join(result.indexes_rebuilt)}")
     lines.append(f"  {result.duration_seconds:.2f}s")

@@ -1,5 +1,8 @@
 """Transactional restore: replace or append, dry run, index rebuild, and every bad input."""
 
+import csv
+import io
+
 import psycopg2
 import pytest
 
@@ -18,9 +21,16 @@ from vector_assets.core.errors import (
 )
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
+from vector_assets.core.sets.catalog import SetCatalog
+from vector_assets.core.sets.naming import csv_file_name
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.dev.demo import create_tables
-from vector_assets_tests.support.database import execute, rows_as_text, tables_now
+from vector_assets_tests.support.database import (
+    execute,
+    fill_store,
+    rows_as_text,
+    tables_now,
+)
 from vector_assets_tests.support.files import folder_snapshot
 
 TS = "20250721_213627"
@@ -196,3 +206,76 @@ def test_seed_style_backup_path_is_accepted(store_db, backup_root):
         configured_root="./data_pipeline/training_data",
     ))
     assert result.backup_set.location.task_id == "task_20250721_213627"
+
+
+def legacy_copy_with_a_repeated_row(backup_root, key: str) -> str:
+    """The set as a legacy set (no manifest) whose embedding CSV holds its last row twice."""
+    set_ = SetCatalog(backup_root).get(key)
+    legacy_ts = "20250722_000000"
+    folder = backup_root / "task_20250722_000000" / "vector_bak"
+    folder.mkdir(parents=True)
+    for table in MANAGED_TABLES:
+        body = set_.csv_path(table).read_bytes()
+        if table == "langchain_pg_embedding":
+            last_row = list(csv.reader(io.StringIO(body.decode())))[-1]
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerow(last_row)
+            body += buffer.getvalue().encode()
+        (folder / csv_file_name(table, legacy_ts)).write_bytes(body)
+    return legacy_ts
+
+
+def collections_only_target(dsn: str) -> None:
+    """The demo's collections, but 'ddl' gone and 'documentation' under another uuid."""
+    fill_store(dsn, embeddings=0)
+    execute(dsn, "DELETE FROM langchain_pg_collection WHERE name IN ('ddl', 'documentation')")
+    execute(dsn, "INSERT INTO langchain_pg_collection (uuid, name) VALUES (gen_random_uuid(), 'documentation')")
+
+
+def test_append_with_error_fails_on_a_conflict_with_another_unique_constraint_and_names_it(store_db, backup_root, second_db):
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
+    collections_only_target(second_db)
+    execute(second_db, "DELETE FROM langchain_pg_collection WHERE name = 'sql'")  # no key conflict left
+    before = tables_now(second_db)
+    with pytest.raises(RestoreConflictError, match="langchain_pg_collection_name_key.*documentation"):
+        run_restore(RestoreRequest(
+            target_dsn=second_db, root=backup_root, timestamp=TS, tables=("langchain_pg_collection",),
+        ))
+    assert tables_now(second_db) == before
+
+
+def test_append_with_error_fails_on_a_key_the_file_holds_twice(store_db, backup_root, second_db):
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
+    legacy = legacy_copy_with_a_repeated_row(backup_root, TS)
+    fill_store(second_db, embeddings=0)
+    before = tables_now(second_db)
+    with pytest.raises(RestoreConflictError, match="repeats 1 keys; first repeated id = "):
+        run_restore(RestoreRequest(
+            target_dsn=second_db, root=backup_root, timestamp=legacy, tables=("langchain_pg_embedding",),
+        ))
+    assert tables_now(second_db) == before
+
+
+def test_append_with_skip_reports_exactly_what_it_skipped_and_why(store_db, backup_root, second_db):
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
+    legacy = legacy_copy_with_a_repeated_row(backup_root, TS)
+    collections_only_target(second_db)
+
+    collections = run_restore(RestoreRequest(
+        target_dsn=second_db, root=backup_root, timestamp=TS, tables=("langchain_pg_collection",), on_conflict="skip",
+    )).tables[0]
+    assert (collections.rows_loaded, collections.rows_skipped) == (1, 2)
+    assert collections.skipped_because == {
+        "key already in the table": 1, "UNIQUE langchain_pg_collection_name_key": 1,
+    }
+
+    execute(second_db, "DELETE FROM langchain_pg_collection WHERE name = 'documentation'")
+    run_restore(RestoreRequest(target_dsn=second_db, root=backup_root, timestamp=TS, tables=("langchain_pg_collection",),
+                               on_conflict="skip"))
+    embeddings = run_restore(RestoreRequest(
+        target_dsn=second_db, root=backup_root, timestamp=legacy, tables=("langchain_pg_embedding",), on_conflict="skip",
+    )).tables[0]
+    assert embeddings.rows_in_set == 301
+    assert (embeddings.rows_loaded, embeddings.rows_skipped) == (300, 1)
+    assert embeddings.skipped_because == {"key repeated in the file": 1}
+    assert tables_now(second_db) == tables_now(store_db)

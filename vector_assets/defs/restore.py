@@ -82,7 +82,8 @@ def restore_metadata(result: RestoreResult, target: str) -> dict:
         } if result.truncated else {}),
         "restore_results": dg.MetadataValue.json({
             t.table: {
-                "rows": t.rows_loaded, "rows_skipped": t.rows_skipped, "conflicts": t.conflicts,
+                "rows": t.rows_loaded, "rows_skipped": t.rows_skipped, "skipped_because": t.skipped_because,
+                "conflicts": t.conflicts,
                 "first_conflict": t.first_conflict, "file": t.file, "size": t.bytes,
                 "duration_seconds": round(t.duration_seconds, 3),
             }

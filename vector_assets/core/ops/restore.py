@@ -48,8 +48,10 @@ from vector_assets.core.pg.indexes import (
 )
 from vector_assets.core.pg.table_changes import (
     count_conflicts,
+    count_repeated_keys,
     create_stage,
     insert_from_stage,
+    other_unique_constraints,
     truncate_tables,
 )
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
@@ -62,6 +64,8 @@ from vector_assets.core.tables import (
 )
 
 ON_CONFLICT_CHOICES = ("error", "skip")
+KEY_IN_TABLE = "key already in the table"
+KEY_REPEATED = "key repeated in the file"
 LOST_TARGET = "lost the target database during the restore"
 
 
@@ -100,6 +104,7 @@ class TableRestore:
     rows_skipped: int = 0
     conflicts: int = 0
     first_conflict: str | None = None
+    skipped_because: dict[str, int] = field(default_factory=dict)  # why rows were skipped, and how many
     duration_seconds: float = 0.0
 
 
@@ -259,18 +264,64 @@ def copy_file_into(cursor: psycopg2.extensions.cursor, plan: PlannedTable, table
 def _append_through_stage(
     cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome: TableRestore, request: RestoreRequest
 ) -> None:
-    """Load into a temporary copy first, so conflicts can be named or skipped before inserting."""
+    """Load into a temporary copy first, so conflicts can be named or skipped before inserting.
+
+    The stage's COPY counts the file's rows independently of the insert, so loaded + skipped is
+    checked against the set, never computed from it.
+    """
     stage = create_stage(cursor, plan.table)
-    copy_file_into(cursor, plan, stage)
+    staged = copy_file_into(cursor, plan, stage)
     key = primary_key(cursor, plan.table)
     outcome.conflicts, outcome.first_conflict = count_conflicts(cursor, plan.table, stage, key)
-    if outcome.conflicts and request.on_conflict == "error" and not request.dry_run:
+    repeated, first_repeated = count_repeated_keys(cursor, plan.table, stage, key)
+    if request.on_conflict == "error" and not request.dry_run:
+        _refuse_conflicts(plan, outcome, key, repeated, first_repeated)
+        outcome.rows_loaded = _insert_or_name_the_conflict(cursor, plan, stage)
+    else:
+        outcome.rows_loaded = insert_from_stage(cursor, plan.table, stage, plan.header, skip_conflicts=True)
+        outcome.rows_skipped = staged - outcome.rows_loaded
+        outcome.skipped_because = _why_skipped(cursor, plan, outcome, repeated)
+
+
+def _refuse_conflicts(
+    plan: PlannedTable, outcome: TableRestore, key: list[str], repeated: int, first_repeated: str | None
+) -> None:
+    hint = "(use on_conflict: skip, or truncate_before_restore)"
+    if outcome.conflicts:
         raise RestoreConflictError(
             f"table {plan.table}: {outcome.conflicts} rows of {plan.path.name} already exist; "
-            f"first conflicting {', '.join(key)} = {outcome.first_conflict} (use on_conflict: skip, or truncate_before_restore)"
+            f"first conflicting {', '.join(key)} = {outcome.first_conflict} {hint}"
         )
+    if repeated:
+        raise RestoreConflictError(
+            f"table {plan.table}: {plan.path.name} repeats {repeated} keys; first repeated "
+            f"{', '.join(key)} = {first_repeated}; nothing was restored {hint}"
+        )
+
+
+def _insert_or_name_the_conflict(cursor: psycopg2.extensions.cursor, plan: PlannedTable, stage: sql.Identifier) -> int:
     try:
-        outcome.rows_loaded = insert_from_stage(cursor, plan.table, stage, plan.header)
+        return insert_from_stage(cursor, plan.table, stage, plan.header, skip_conflicts=False)
     except psycopg2.IntegrityError as error:
-        raise RestoreConflictError(f"table {plan.table}: {str(error).strip()}") from None
-    outcome.rows_skipped = plan.rows_in_set - outcome.rows_loaded
+        detail = (error.diag.message_detail or "").strip()
+        raise RestoreConflictError(
+            f"table {plan.table}: a row of {plan.path.name} conflicts with constraint "
+            f"{error.diag.constraint_name}: {detail or str(error).strip()}; nothing was restored "
+            "(use on_conflict: skip, or truncate_before_restore)"
+        ) from None
+
+
+def _why_skipped(
+    cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome: TableRestore, repeated: int
+) -> dict[str, int]:
+    """Split the skipped rows by cause; what the key explains not, another unique index did."""
+    reasons = {KEY_IN_TABLE: outcome.conflicts, KEY_REPEATED: repeated}
+    other = outcome.rows_skipped - outcome.conflicts - repeated
+    if other < 0:
+        raise RestoreLoadError(
+            f"table {plan.table}: {outcome.rows_skipped} rows were skipped but {outcome.conflicts + repeated} "
+            "conflict by key; the table changed during the restore"
+        )
+    if other:
+        reasons["UNIQUE " + ", ".join(other_unique_constraints(cursor, plan.table))] = other
+    return {reason: rows for reason, rows in reasons.items() if rows}

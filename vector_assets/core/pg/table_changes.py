@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.pg.catalog import column_list
+from vector_assets.core.pg.catalog import column_list, regclass_literal
 
 LOCK_TIMEOUT = "60s"
 
@@ -47,14 +47,50 @@ def count_conflicts(
     return int(count), first
 
 
-def insert_from_stage(
-    cursor: psycopg2.extensions.cursor, table: str, stage: sql.Identifier, columns: list[str]
-) -> int:
-    """Insert the staged rows, skipping those that conflict; returns the rows inserted."""
-    names = column_list(columns)
+def count_repeated_keys(
+    cursor: psycopg2.extensions.cursor, table: str, stage: sql.Identifier, key: list[str]
+) -> tuple[int, str | None]:
+    """(staged rows repeating a key an earlier staged row has, that key as text), among keys
+    not already in the table (those are counted as conflicts with the table)."""
+    if not key:
+        return 0, None
+    keys = column_list(key)
+    join = sql.SQL(" AND ").join(sql.SQL("s.{0} = t.{0}").format(sql.Identifier(column)) for column in key)
+    key_text = sql.SQL(" || ', ' || ").join(sql.SQL("s.{}::text").format(sql.Identifier(c)) for c in key)
     cursor.execute(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
-            sql.Identifier(table), names, names, stage
-        )
+        sql.SQL(
+            "SELECT coalesce(sum(n - 1), 0), min(k) FILTER (WHERE n > 1) FROM ("
+            " SELECT count(*) AS n, min({key_text}) AS k FROM {stage} s"
+            " WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {join}) GROUP BY {keys}) g"
+        ).format(key_text=key_text, stage=stage, table=sql.Identifier(table), join=join, keys=keys)
+    )
+    count, first = cursor.fetchone()
+    return int(count), first
+
+
+def other_unique_constraints(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
+    """Names of the unique indexes (constraints or not) other than the primary key."""
+    cursor.execute(
+        """
+        SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = %s::regclass AND i.indisunique AND NOT i.indisprimary ORDER BY 1
+        """,
+        (regclass_literal(cursor, table),),
+    )
+    return [name for (name,) in cursor.fetchall()]
+
+
+def insert_from_stage(
+    cursor: psycopg2.extensions.cursor, table: str, stage: sql.Identifier, columns: list[str], *, skip_conflicts: bool
+) -> int:
+    """Insert the staged rows; returns the rows inserted.
+
+    Without ``skip_conflicts`` any unique violation raises, whichever constraint it is on.
+    With it, rows that conflict on any unique constraint are left out.
+    """
+    names = column_list(columns)
+    conflict = sql.SQL(" ON CONFLICT DO NOTHING") if skip_conflicts else sql.SQL("")
+    cursor.execute(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}{}").format(sql.Identifier(table), names, names, stage, conflict)
     )
     return cursor.rowcount
