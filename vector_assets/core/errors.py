@@ -39,6 +39,11 @@ class DatabaseUnreachableError(VectorAssetsError):
     retryable = True
 
 
+class DatabaseAccessError(VectorAssetsError):
+    """The server refused the login (wrong password, unknown role or database, pg_hba rule).
+    Trying again will not help until the configuration changes."""
+
+
 class TableNotFoundError(VectorAssetsError):
     """A managed table does not exist in the database."""
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.extensions
 
-from vector_assets.core.errors import ConfigError, DatabaseUnreachableError
+from vector_assets.core.errors import ConfigError, DatabaseAccessError, DatabaseUnreachableError
 
 CONNECT_TIMEOUT_SECONDS = 10
 # Set on every connection, as pg_dump does, so that data leaves and comes back exactly whatever
@@ -59,12 +59,28 @@ class Connection(psycopg2.extensions.connection):
         return describe_dsn(self.target_dsn)
 
 
+URL_SCHEME = re.compile(r"postgres(?:ql)?://", re.IGNORECASE)
+# Connection failures that are about who we are, not whether the server is up.
+LOGIN_REFUSED = re.compile(
+    r"authentication failed|no password supplied|password is required|does not exist"
+    r"|not permitted to log in|pg_hba\.conf|permission denied",
+    re.IGNORECASE,
+)
+
+
 def describe_dsn(dsn: str) -> ServerDescription:
-    """Parse a DSN (URL or key=value) into the parts that are safe to record."""
+    """Parse a DSN (URL or key=value) into the parts that are safe to record.
+
+    A DSN libpq cannot parse, or a URL whose password holds an unencoded ``@`` or ``/`` (libpq
+    would then read part of the password as the host, port or database), is refused without
+    echoing any of it: libpq's own message quotes the fragment it choked on.
+    """
     try:
         parts = psycopg2.extensions.parse_dsn(dsn)
-    except psycopg2.ProgrammingError as exc:
-        raise ConfigError(f"the database DSN is malformed: {redact(str(exc), dsn)}") from None
+    except psycopg2.ProgrammingError:
+        raise ConfigError(malformed_dsn_message(dsn)) from None
+    if URL_SCHEME.match(dsn) and url_is_misread(dsn):
+        raise ConfigError(malformed_dsn_message(dsn))
     return ServerDescription(
         host=parts.get("host", "localhost"),
         port=parts.get("port", "5432"),
@@ -73,14 +89,55 @@ def describe_dsn(dsn: str) -> ServerDescription:
     )
 
 
-def redact(text: str, dsn: str) -> str:
-    """Remove the DSN's password (and any password=... pair) from a message."""
+def url_is_misread(dsn: str) -> bool:
+    """libpq ends a URL's authority at the first ``/`` and splits it at the first ``@``; an
+    unencoded ``@`` or ``/`` in the password moves the rest of it into host, port or dbname."""
+    after_scheme = URL_SCHEME.sub("", dsn, count=1)
+    authority, _, path = after_scheme.partition("/")
+    return authority.count("@") > 1 or "@" in path.split("?", 1)[0]
+
+
+def malformed_dsn_message(dsn: str) -> str:
+    if URL_SCHEME.match(dsn):
+        return (
+            "the database DSN is a malformed URL: percent-encode '@', '/', '%' and spaces in the user "
+            "name, password and database name (%40, %2F, %25, %20); no part of it is shown here"
+        )
+    return (
+        "the database DSN is malformed: in key=value form quote a value that holds spaces or quotes "
+        "(password='…', with \\' for a quote); no part of it is shown here"
+    )
+
+
+def secret_fragments(dsn: str) -> list[str]:
+    """The password as libpq reads it, the raw text that may be the password however it was
+    mistyped, and the pieces of that text long enough to be recognised; longest first."""
+    found: set[str] = set()
     try:
         password = psycopg2.extensions.parse_dsn(dsn).get("password")
+        if password:
+            found.add(password)
     except psycopg2.ProgrammingError:
-        password = None
-    if password:
-        text = text.replace(password, "***")
+        pass
+    raw = _raw_password(dsn)
+    if raw:
+        found.add(raw)
+        found.update(piece for piece in re.split(r"[\s@/:?#&=%'\"]+", raw) if len(piece) >= 3)
+    return sorted(found, key=len, reverse=True)
+
+
+def _raw_password(dsn: str) -> str | None:
+    if URL_SCHEME.match(dsn):
+        userinfo = URL_SCHEME.sub("", dsn, count=1).rpartition("@")[0]
+        return userinfo.partition(":")[2] or None
+    match = re.search(r"password\s*=\s*(.*)", dsn, flags=re.IGNORECASE | re.DOTALL)
+    return match.group(1).strip() if match else None
+
+
+def redact(text: str, dsn: str) -> str:
+    """Remove the DSN's password, and every fragment of what may be it, from a message."""
+    for fragment in secret_fragments(dsn):
+        text = text.replace(fragment, "***")
     text = re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.IGNORECASE)
     return re.sub(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
@@ -113,9 +170,10 @@ def connect(dsn: str, *, application_name: str = "vector_assets") -> Connection:
             connection_factory=Connection,
         )
     except psycopg2.OperationalError as exc:
-        raise DatabaseUnreachableError(
-            f"cannot connect to {server}: {redact(str(exc).strip(), dsn)}"
-        ) from None
+        reason = redact(" ".join(str(exc).split()), dsn)
+        if LOGIN_REFUSED.search(reason):
+            raise DatabaseAccessError(f"the server refused the login to {server} as user {server.user!r}: {reason}") from None
+        raise DatabaseUnreachableError(f"cannot connect to {server}: {reason}") from None
     conn.target_dsn = dsn
     conn.set_client_encoding("UTF8")
     with lost_connection_is_retryable(conn, "lost the connection while setting up the session"):

@@ -1,0 +1,92 @@
+"""No part of a password leaks, whatever the DSN looks like, and a refused login is not retried.
+
+libpq quotes the fragment it chokes on, and reads an unencoded '/' or '@' in a URL's password as
+the start of the host, port or database; our messages must never echo any of it.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from vector_assets.cli import main
+from vector_assets_tests.support.dagster import run_job
+from vector_assets_tests.support.database import dsn_for, execute
+from vector_assets_tests.support.files import folder_snapshot
+
+FRAGMENTS = ("Hunter2x", "SeaLion9")
+MALFORMED_DSNS = {
+    "slash in a URL password": "postgresql://backup_user:Hunter2x/SeaLion9@127.0.0.1:1/rag",
+    "two @ in a URL": "postgresql://backup_user:Hunter2x@SeaLion9@127.0.0.1:1/rag",
+    "bad percent escape": "postgresql://backup_user:Hunter2x%zzSeaLion9@127.0.0.1:1/rag",
+    "unquoted space": "host=127.0.0.1 port=1 user=backup_user password=Hunter2x SeaLion9 dbname=rag",
+    "unterminated quote": "host=127.0.0.1 port=1 user=backup_user password='Hunter2x SeaLion9 dbname=rag",
+}
+
+
+def leaked(text: str) -> list[str]:
+    return [fragment for fragment in FRAGMENTS if fragment in text]
+
+
+@pytest.mark.parametrize("dsn", MALFORMED_DSNS.values(), ids=MALFORMED_DSNS.keys())
+def test_a_malformed_dsn_is_refused_without_echoing_any_part_of_it_in_the_cli(dsn, backup_root, monkeypatch, capsys):
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", dsn)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
+    assert main(["backup"]) == 2
+    out, err = capsys.readouterr()
+    assert "malformed" in err and err.count("\n") == 1
+    assert leaked(out + err) == []
+    assert folder_snapshot(backup_root) == {}
+
+
+@pytest.mark.parametrize("dsn", MALFORMED_DSNS.values(), ids=MALFORMED_DSNS.keys())
+def test_a_malformed_dsn_fails_the_backup_job_once_without_echoing_any_part_of_it(dsn, dagster_instance, monkeypatch):
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", dsn)
+    result = run_job(dagster_instance, "backup_vector_tables")
+    assert not result.success
+    assert "malformed" in result.failure_data_for_node("back_up_tables").error.message
+    logged = " ".join(str(record.dagster_event or record.user_message) for record in dagster_instance.all_logs(result.run_id))
+    assert leaked(logged) == []
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+@pytest.fixture
+def password_role(maintenance_dsn):
+    """A role that must give its password: a scram line for it heads pg_hba.conf while the test runs."""
+    role, password = "va_password_role", "Right-Hunter2x"
+    hba = Path(execute(maintenance_dsn, "SHOW hba_file")[0][0])
+    original = hba.read_text()
+    execute(maintenance_dsn, sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+        sql.Identifier(role), sql.Literal(password)).as_string(psycopg2.connect(maintenance_dsn)))
+    hba.write_text(f"local all {role} scram-sha-256\nhost all {role} 127.0.0.1/32 scram-sha-256\n" + original)
+    execute(maintenance_dsn, "SELECT pg_reload_conf()")
+    try:
+        yield role, password
+    finally:
+        hba.write_text(original)
+        execute(maintenance_dsn, "SELECT pg_reload_conf()")
+        execute(maintenance_dsn, f"DROP ROLE IF EXISTS {role}")
+
+
+def test_a_wrong_password_is_a_refused_login_not_an_unreachable_server_and_is_not_retried(
+    password_role, maintenance_dsn, backup_root, monkeypatch, capsys
+):
+    role, _ = password_role
+    params = psycopg2.extensions.parse_dsn(dsn_for(maintenance_dsn, "postgres"))
+    params.update(user=role, password="Wrong-SeaLion9")
+    wrong = psycopg2.extensions.make_dsn(**params)
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", wrong)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
+
+    assert main(["backup"]) == 2
+    err = capsys.readouterr().err
+    assert "refused the login" in err and "password authentication failed" in err
+    assert "cannot connect" not in err and "SeaLion9" not in err
+
+    with dg.instance_for_test() as instance:
+        result = run_job(instance, "backup_vector_tables")
+    assert not result.success
+    assert "refused the login" in result.failure_data_for_node("back_up_tables").error.message
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
