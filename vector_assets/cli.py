@@ -249,6 +249,7 @@ def format_prune(result: PruneResult) -> str:
         why = f" ({', '.join(planned.reasons)})" if planned.reasons else ""
         note = f"; {planned.note}" if planned.note else ""
         lines.append(f"  {planned.action:6} {planned.key:32} {planned.location:36} {human_size(planned.bytes):>9}{why}{note}")
+    lines += [f"warning: {skipped}" for skipped in plan.skipped_locations]
     if result.dry_run:
         lines.append(f"dry run: would delete {len(plan.to_delete)} sets ({human_size(plan.bytes_to_free)}); "
                      "run with --apply to delete")

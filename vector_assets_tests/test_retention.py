@@ -292,18 +292,23 @@ def test_a_failed_delete_stops_the_prune_and_reports_the_sets_already_deleted(ba
     assert [s.key for s in scan_root(backup_root)] == ["20250101_020000", "20250104_020000"]
 
 
-def test_a_location_that_escapes_the_root_through_a_symlink_stops_the_prune(backup_root, tmp_path):
+def test_a_location_that_escapes_the_root_is_skipped_and_reported_and_the_rest_is_pruned(backup_root, tmp_path):
     outside = tmp_path / "elsewhere"
     for ts in daily_timestamps(date(2025, 1, 1), 3):
         write_tiny_set(outside, ts)
-    write_tiny_set(backup_root / "vector_bak", "20250101_020000")
+    for ts in daily_timestamps(date(2025, 1, 1), 2):
+        write_tiny_set(backup_root / "vector_bak", ts)
     (backup_root / "task_20250101_000000").mkdir()
     (backup_root / "task_20250101_000000" / "vector_bak").symlink_to(outside)
-    before, outside_before = folder_snapshot(backup_root), folder_snapshot(outside)
+    outside_before = folder_snapshot(outside)
     policy = RetentionPolicy(keep_daily=0, keep_weekly=0, keep_monthly=0)
-    with pytest.raises(PathOutsideRootError, match="task_20250101_000000/vector_bak"):
-        run_prune(PruneRequest(root=backup_root, policy=policy, dry_run=False))
-    assert folder_snapshot(backup_root) == before
+
+    result = run_prune(PruneRequest(root=backup_root, policy=policy, dry_run=False))
+
+    assert [p.key for p in result.deleted] == ["20250101_020000"]
+    assert [s.key for s in scan_root(backup_root)] == ["20250102_020000"]
+    (skipped,) = result.plan.skipped_locations
+    assert skipped.startswith("task_20250101_000000/vector_bak was not read") and "outside the root" in skipped
     assert folder_snapshot(outside) == outside_before
 
 

@@ -8,8 +8,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from vector_assets.cli import main
+from vector_assets.core.errors import BackupSetNotFoundError
 from vector_assets.core.hashing import sha256_of_file
 from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.naming import csv_file_name, manifest_file_name
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.defs.discovery import INVENTORY_KEY
@@ -20,7 +23,11 @@ from vector_assets_tests.support.dagster import (
     deleted_keys,
     partition_metadata,
 )
-from vector_assets_tests.support.files import psql_legacy_set
+from vector_assets_tests.support.files import (
+    psql_legacy_set,
+    write_tiny_legacy_set,
+    write_tiny_set,
+)
 
 
 @pytest.fixture
@@ -202,3 +209,49 @@ def inventory_rows(instance: dg.DagsterInstance) -> list[dict]:
     assert event is not None, "no inventory was reported"
     table = event.asset_materialization.metadata["backup_sets"]
     return [record.data for record in table.records]
+
+
+def link_a_task_folder_outside_the_root(backup_root: Path, outside: Path) -> None:
+    write_tiny_set(outside, "20250101_020000")
+    (backup_root / "task_20250101_000000").mkdir()
+    (backup_root / "task_20250101_000000" / "vector_bak").symlink_to(outside)
+
+
+def test_a_location_symlinked_outside_the_root_is_skipped_and_reported_and_blocks_nothing(
+    ticker, store_db, backup_root, tmp_path, monkeypatch, capsys
+):
+    link_a_task_folder_outside_the_root(backup_root, tmp_path / "elsewhere")
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+
+    result = ticker.tick()
+    assert added_keys(result) == [made.timestamp]
+    inventory = ticker.instance.get_latest_materialization_event(INVENTORY_KEY).asset_materialization
+    (warning,) = inventory.metadata["warnings"].value
+    assert warning.startswith("task_20250101_000000/vector_bak was not read") and "outside the root" in warning
+
+    restored = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=made.timestamp,
+                                          truncate_before_restore=True))
+    assert restored.tables[1].rows_loaded == 300
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert made.timestamp in out and "warning: task_20250101_000000/vector_bak was not read" in out
+    with pytest.raises(BackupSetNotFoundError):
+        run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp="20250101_020000"))
+
+
+def test_a_legacy_set_that_is_not_utf8_is_registered_as_unreadable_and_the_others_go_on(ticker, store_db, backup_root):
+    folder = backup_root / "task_20250101_000000" / "vector_bak"
+    write_tiny_legacy_set(folder, "20250101_020000", embedding_bytes=b"id,document\n1,caf\xe9 \xff\n")
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+
+    result = ticker.tick()
+
+    assert added_keys(result) == sorted(["20250101_020000", made.timestamp])
+    bad = partition_metadata(ticker.instance, EMBEDDING_TABLE, "20250101_020000")
+    assert bad["readable"] is False and "langchain_pg_embedding_20250101_020000.csv is not valid UTF-8" in bad["error"]
+    assert partition_metadata(ticker.instance, EMBEDDING_TABLE, made.timestamp)["rows"] == 300
+    again = ticker.tick()
+    assert added_keys(again) == [] and again.asset_events == []
+    newer = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    assert added_keys(ticker.tick()) == [newer.timestamp]

@@ -7,6 +7,7 @@ metadata, requests their checks, and removes the partitions of sets deleted from
 """
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -27,9 +28,15 @@ from vector_assets.core.sets.inventory import (
     build_inventory,
     inventory_table_records,
 )
+from vector_assets.core.sets.naming import set_file_names
+from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_size
-from vector_assets.defs import checks
-from vector_assets.defs.backup import BACKUP_GROUP, backup_specs, set_materializations
+from vector_assets.defs import backup, checks
+from vector_assets.defs.backup import (
+    BACKUP_GROUP,
+    backup_asset_key,
+    set_materializations,
+)
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource
 
@@ -45,7 +52,7 @@ INVENTORY_KEY = dg.AssetKey("vector_backup_inventory")
 
 inventory_spec = dg.AssetSpec(
     INVENTORY_KEY,
-    deps=[spec.key for spec in backup_specs],
+    deps=[spec.key for spec in backup.backup_specs],
     group_name=BACKUP_GROUP,
     description="Every backup set under the root, by location, newest first (what `vector-assets list` prints). "
     "Reported by vector_bak_sensor whenever the sets on disk change.",
@@ -73,6 +80,7 @@ def inventory_materialization(inventory: Inventory) -> dg.AssetMaterialization:
             "total_locations": dg.MetadataValue.int(len(inventory.locations)),
             "total_size": human_size(sum(entry.total_bytes for loc in inventory.locations for entry in loc.backups)),
             "root": inventory.root,
+            "warnings": dg.MetadataValue.json(list(inventory.warnings)),
         },
     )
 
@@ -94,6 +102,8 @@ def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRo
     registered = set(context.instance.get_dynamic_partitions(vector_backups_partitions.name))
     on_disk = {found.key for found in discovery.sets}
     log_duplicates(context, discovery)
+    for skipped in discovery.skipped:
+        context.log.warning(f"{skipped.label} is not read: {skipped.reason}")
     reports = report_unreported(context, root, discovery, cursor, registered)
     removed = sorted(registered - on_disk)
     added = sorted({report.found.key for report in reports} - registered)
@@ -112,22 +122,46 @@ def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRo
     )
 
 
+@dataclass
 class SetReport:
-    """One newly seen set: its materializations and whether its partition is new."""
+    """One newly seen set: its materializations (none for a set our own job reported), and
+    its appearance, which identifies it on disk now (a set deleted and written again gets a new one)."""
 
-    def __init__(self, found: FoundSet, backup_set: BackupSet, is_new_partition: bool, legacy: dict[str, LegacyFileStats]):
-        self.found = found
-        self.backup_set = backup_set
-        self.is_new_partition = is_new_partition
-        # A set our own job made is registered and materialized already; only its checks are due.
-        self.materializations = set_materializations(backup_set, legacy) if is_new_partition else []
+    found: FoundSet
+    materializations: list[dg.AssetMaterialization]
+    appearance: str
 
-    @property
-    def appearance(self) -> str:
-        """Identifies this set on disk now; a set deleted and written again gets a new one."""
-        first_file = self.backup_set.csv_path(self.backup_set.tables[0])
-        mtime = first_file.stat().st_mtime_ns if first_file.exists() else 0
-        return f"{self.found.identity}:{self.found.key}:{mtime}"
+
+def appearance_of(found: FoundSet, root: Path) -> str:
+    folder = found.location.folder(root)
+    stamps = [(folder / name).stat().st_mtime_ns for name in sorted(set_file_names(found.timestamp))
+              if (folder / name).is_file()]
+    return f"{found.identity}:{found.key}:{min(stamps, default=0)}"
+
+
+def read_report(root: Path, found: FoundSet, is_new_partition: bool) -> SetReport:
+    backup_set = load_found_set(root, found)
+    if not is_new_partition:  # our own job registered and materialized it; only its checks are due
+        return SetReport(found, [], appearance_of(found, root))
+    legacy = read_legacy_stats(backup_set) if backup_set.is_legacy else {}
+    return SetReport(found, set_materializations(backup_set, legacy), appearance_of(found, root))
+
+
+def unreadable_report(root: Path, found: FoundSet, error: Exception) -> SetReport:
+    """A set that could not be read still gets its partition, with what is wrong as metadata."""
+    metadata = {
+        "readable": False, "error": f"{type(error).__name__}: {error}", "location": found.location.label,
+        "timestamp": found.timestamp,
+    }
+    events = [
+        dg.AssetMaterialization(asset_key=backup_asset_key(table), partition=found.key, metadata=metadata)
+        for table in MANAGED_TABLES
+    ]
+    try:
+        appearance = appearance_of(found, root)
+    except OSError:
+        appearance = f"{found.identity}:{found.key}:unreadable"
+    return SetReport(found, events, appearance)
 
 
 def report_unreported(
@@ -140,16 +174,16 @@ def report_unreported(
         if time.monotonic() - started > WORK_BUDGET_SECONDS:
             context.log.info(f"{len(pending) - len(reports)} sets left for the next tick (time budget)")
             break
-        try:
-            backup_set = load_found_set(root, found)
-        except ManifestError as error:
-            context.log.warning(f"skipping set {found.identity}: {error}")
-            continue
-        legacy = read_legacy_stats(backup_set) if backup_set.is_legacy else {}
         # A key that moved to this set from another (a duplicate timestamp appeared earlier in
         # scan order) needs this set's metadata even though the partition exists.
         needs_report = found.key not in registered or found.key in cursor.reported.values()
-        reports.append(SetReport(found, backup_set, needs_report, legacy))
+        try:
+            reports.append(read_report(root, found, needs_report))
+        except ManifestError as error:
+            context.log.warning(f"skipping set {found.identity}: {error}")
+        except Exception as error:  # one unreadable set must not stop every other set, forever
+            context.log.warning(f"set {found.identity} is unreadable; registered with the error as metadata: {error}")
+            reports.append(unreadable_report(root, found, error))
     return reports
 
 

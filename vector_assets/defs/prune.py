@@ -63,6 +63,8 @@ def prune_backup_sets(context: dg.OpExecutionContext, config: PruneConfig, backu
     except VectorAssetsError as error:
         raise as_failure(error, "prune") from error
     removed = update_partitions(context.instance, result)
+    for skipped in result.plan.skipped_locations:
+        context.log.warning(skipped)
     context.log.info(prune_summary(result))
     return dg.Output(None, metadata=prune_metadata(result, removed))
 
@@ -135,6 +137,7 @@ def prune_metadata(result: PruneResult, partitions_removed: list[str]) -> dict:
         "bytes_to_free": plan.bytes_to_free,
         "bytes_freed": result.bytes_freed,
         "partitions_removed": dg.MetadataValue.json(partitions_removed),
+        "skipped_locations": dg.MetadataValue.json(list(plan.skipped_locations)),
     }
 
 

@@ -7,12 +7,17 @@ only when the request says ``dry_run=False``. Each set is hidden before its file
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vector_assets.core.errors import ConfigError, PathOutsideRootError, PruneError
 from vector_assets.core.ops.verify import verify_set
-from vector_assets.core.sets.catalog import BackupSet, scan_root, timestamps_in_folder
+from vector_assets.core.sets.catalog import (
+    BackupSet,
+    SkippedLocation,
+    scan_root,
+    timestamps_in_folder,
+)
 from vector_assets.core.sets.naming import (
     csv_file_name,
     manifest_file_name,
@@ -60,9 +65,11 @@ def run_prune(request: PruneRequest) -> PruneResult:
     root = Path(request.root)
     if not root.is_dir():
         raise ConfigError(f"backup root {root} does not exist or is not a folder (VECTOR_ASSETS_ROOT)")
-    sets = scan_root(root)
+    skipped: list[SkippedLocation] = []
+    sets = scan_root(root, skipped)
     sizes = {s.key: set_size(s) for s in sets}
     plan = plan_retention(sets, request.policy, request.in_use, sizes=sizes, damaged=damaged_newest_sets(sets))
+    plan = replace(plan, skipped_locations=tuple(f"{s.label} was not read: {s.reason}" for s in skipped))
     if request.dry_run:
         return PruneResult(plan=plan, dry_run=True)
     return _delete_planned(plan, root, sets)

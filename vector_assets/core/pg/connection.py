@@ -14,7 +14,11 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.extensions
 
-from vector_assets.core.errors import ConfigError, DatabaseAccessError, DatabaseUnreachableError
+from vector_assets.core.errors import (
+    ConfigError,
+    DatabaseAccessError,
+    DatabaseUnreachableError,
+)
 
 CONNECT_TIMEOUT_SECONDS = 10
 # Set on every connection, as pg_dump does, so that data leaves and comes back exactly whatever

@@ -14,7 +14,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from vector_assets.core.errors import BackupSetNotFoundError, ManifestError
+from vector_assets.core.errors import (
+    BackupSetNotFoundError,
+    ManifestError,
+    PathOutsideRootError,
+)
 from vector_assets.core.sets.manifest import Manifest
 from vector_assets.core.sets.naming import (
     BACKUP_FOLDER_NAME,
@@ -66,16 +70,37 @@ class BackupSet:
         return all(self.csv_path(table).is_file() for table in self.tables)
 
 
-def backup_locations(root: Path) -> list[Location]:
-    """The global location first, then task locations sorted by name; only those that exist."""
+@dataclass(frozen=True)
+class SkippedLocation:
+    """A backup folder that is not read, and why (one that resolves outside the root)."""
+
+    label: str
+    reason: str
+
+
+def backup_locations(root: Path, skipped: list[SkippedLocation] | None = None) -> list[Location]:
+    """The global location first, then task locations sorted by name; only those that exist.
+
+    A location that resolves outside the root (a symlink) is never read through. It is left
+    out, so it cannot stop the others, and added to ``skipped`` for the caller to report.
+    """
     root = Path(root)
-    found: list[Location] = []
+    candidates: list[Location] = []
     if (root / BACKUP_FOLDER_NAME).is_dir():
-        found.append(Location())
+        candidates.append(Location())
     if root.is_dir():
         for child in sorted(root.iterdir()):
             if TASK_ID_PATTERN.fullmatch(child.name) and (child / BACKUP_FOLDER_NAME).is_dir():
-                found.append(Location(child.name))
+                candidates.append(Location(child.name))
+    found = []
+    for location in candidates:
+        try:
+            location.folder(root)
+        except PathOutsideRootError as error:
+            if skipped is not None:
+                skipped.append(SkippedLocation(location.label, str(error)))
+            continue
+        found.append(location)
     return found
 
 
@@ -153,10 +178,12 @@ def read_set(root: Path, key: str, location: Location, timestamp: str) -> Backup
     return BackupSet(key, timestamp, location, folder, manifest)
 
 
-def scan_root(root: Path) -> list[BackupSet]:
+def scan_root(root: Path, skipped: list[SkippedLocation] | None = None) -> list[BackupSet]:
     """Every complete set under the root, with its partition key, oldest first."""
     root = Path(root)
-    per_location = [(location, dict(complete_sets_in(root, location))) for location in backup_locations(root)]
+    per_location = [
+        (location, dict(complete_sets_in(root, location))) for location in backup_locations(root, skipped)
+    ]
     keyed = partition_keys([(location, list(sets)) for location, sets in per_location])
     manifests = {(loc, ts): manifest for loc, sets in per_location for ts, manifest in sets.items()}
     found = [
@@ -176,7 +203,8 @@ class SetCatalog:
     def __init__(self, root: Path, configured_root: str | None = None) -> None:
         self.root = Path(root)
         self.configured_root = configured_root
-        self.sets = scan_root(self.root)
+        self.skipped: list[SkippedLocation] = []
+        self.sets = scan_root(self.root, self.skipped)
 
     def get(self, key: str) -> BackupSet:
         """The set with this partition key."""

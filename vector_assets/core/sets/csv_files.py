@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from vector_assets.core.errors import BackupFileError
 from vector_assets.core.hashing import sha256_of_file
 
 # Vectors of a few thousand dimensions make CSV fields larger than csv's 128 KiB default.
@@ -34,4 +35,8 @@ class LegacyFileStats:
 
 
 def legacy_file_stats(path: Path) -> LegacyFileStats:
-    return LegacyFileStats(rows=count_csv_rows(path), sha256=sha256_of_file(path))
+    try:
+        rows = count_csv_rows(path)
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise BackupFileError(f"{path.name} is not valid UTF-8 CSV: {error}") from None
+    return LegacyFileStats(rows=rows, sha256=sha256_of_file(path))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vector_assets.core.sets.catalog import (
+    SkippedLocation,
     backup_locations,
     complete_timestamps_in,
     partition_keys,
@@ -73,6 +74,7 @@ class Discovery:
     sets: list[FoundSet]
     folders: dict[str, FolderState]
     rescanned: list[str]
+    skipped: list[SkippedLocation] = field(default_factory=list)
 
     def unreported(self, cursor: DiscoveryCursor) -> list[FoundSet]:
         """Sets not yet reported under their current key, newest first."""
@@ -87,7 +89,8 @@ def folder_fingerprint(folder: Path) -> str:
 
 def discover(root: Path, cursor: DiscoveryCursor) -> Discovery:
     root = Path(root)
-    locations = backup_locations(root)
+    skipped: list[SkippedLocation] = []
+    locations = backup_locations(root, skipped)
     folders: dict[str, FolderState] = {}
     rescanned = []
     for location in locations:
@@ -100,4 +103,4 @@ def discover(root: Path, cursor: DiscoveryCursor) -> Discovery:
         folders[location.label] = FolderState(fingerprint, [ts for ts, _ in complete_timestamps_in(folder)])
         rescanned.append(location.label)
     keyed = partition_keys([(location, folders[location.label].timestamps) for location in locations])
-    return Discovery([FoundSet(key, location, ts) for key, location, ts in keyed], folders, rescanned)
+    return Discovery([FoundSet(key, location, ts) for key, location, ts in keyed], folders, rescanned, skipped)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vector_assets.core.errors import InvalidTaskIdError
-from vector_assets.core.sets.catalog import BackupSet, scan_root
+from vector_assets.core.sets.catalog import BackupSet, SkippedLocation, scan_root
 from vector_assets.core.sets.naming import LOG_FILE_NAME, TIMESTAMP_FORMAT, Location
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.core.units import human_size
@@ -158,6 +158,7 @@ class Inventory:
     root: str
     scanned_at: datetime
     locations: tuple[InventoryLocation, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()  # locations that were not read, and why
 
     @property
     def total_backup_sets(self) -> int:
@@ -182,7 +183,7 @@ class Inventory:
 
     def to_json(self) -> dict[str, Any]:
         scan_time = self.scanned_at.isoformat(timespec="seconds")
-        return {
+        body = {
             "response": self.response,
             "backup_locations": [location.to_json() for location in self.locations],
             "summary": {
@@ -194,6 +195,9 @@ class Inventory:
             },
             "timestamp": scan_time,
         }
+        if self.warnings:  # ours; the seed's shape is kept when there is nothing to warn about
+            body["warnings"] = list(self.warnings)
+        return body
 
     def format_text(self) -> str:
         """For a terminal: each location with its sets newest first, then the counts."""
@@ -208,6 +212,7 @@ class Inventory:
             f"{_count(len(self.locations), 'location')}, {_count(self.total_backup_sets, 'backup set')} "
             f"({self.global_backups} global, {self.task_backups} task)"
         )
+        lines += [f"warning: {warning}" for warning in self.warnings]
         return "\n".join(lines)
 
 
@@ -220,7 +225,8 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     """
     shown_root = displayed_root(request.root, request.configured_root)
     grouped: dict[Location, list[InventoryEntry]] = {}
-    for backup_set in scan_root(request.root):
+    skipped: list[SkippedLocation] = []
+    for backup_set in scan_root(request.root, skipped):
         if request.includes(backup_set.location):
             grouped.setdefault(backup_set.location, []).append(entry_for(backup_set))
     locations = [
@@ -230,7 +236,8 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     scanned_at = now or datetime.now()
     if scanned_at.tzinfo is None:
         scanned_at = scanned_at.astimezone()  # the seed's scan_time carries its UTC offset
-    return Inventory(root=shown_root, scanned_at=scanned_at, locations=_seed_order(locations))
+    warnings = tuple(f"{s.label} was not read: {s.reason}" for s in skipped)
+    return Inventory(root=shown_root, scanned_at=scanned_at, locations=_seed_order(locations), warnings=warnings)
 
 
 def entry_for(backup_set: BackupSet) -> InventoryEntry:

@@ -90,6 +90,7 @@ class PrunePlan:
 
     policy: RetentionPolicy
     sets: tuple[PlannedSet, ...]
+    skipped_locations: tuple[str, ...] = ()  # locations not read (outside the root), and why
 
     @property
     def kept(self) -> tuple[PlannedSet, ...]:
