@@ -9,9 +9,15 @@ from psycopg2 import sql
 
 from vector_assets.core.hashing import sha256_of_file
 from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.csv_files import read_csv_header
 from vector_assets.core.tables import MANAGED_TABLES
-from vector_assets_tests.support.database import execute, fill_store, rows_as_text
+from vector_assets_tests.support.database import (
+    execute,
+    fill_store,
+    rows_as_text,
+    tables_now,
+)
 
 
 def load_set_into_schema(dsn: str, result, schema: str) -> None:
@@ -102,3 +108,25 @@ def test_log_appends_a_seed_format_block_per_set(store_db, backup_root):
     rows = first.manifest.tables["langchain_pg_embedding"].rows
     assert f"✓ langchain_pg_embedding: {rows:,} rows -> langchain_pg_embedding_20250101_010101.csv (" in log
     assert "Truncate Status:\n- Not performed" in log
+
+
+def test_a_generated_column_is_left_out_of_the_files_recorded_in_the_manifest_and_recomputed_on_restore(
+    store_db, backup_root
+):
+    execute(
+        store_db,
+        "ALTER TABLE langchain_pg_embedding ADD COLUMN search tsvector "
+        "GENERATED ALWAYS AS (to_tsvector('simple', coalesce(document, ''))) STORED",
+    )
+    before = tables_now(store_db)
+
+    result = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+
+    entry = result.manifest.tables["langchain_pg_embedding"]
+    (generated,) = entry.generated_columns
+    assert generated.name == "search" and generated.type == "tsvector" and "to_tsvector" in generated.expression
+    assert "search" not in read_csv_header(result.paths["langchain_pg_embedding"])
+    assert "search" not in [column.name for column in entry.columns]
+    execute(store_db, "DELETE FROM langchain_pg_embedding")
+    run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=result.timestamp, truncate_before_restore=True))
+    assert tables_now(store_db) == before

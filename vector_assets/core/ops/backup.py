@@ -15,6 +15,7 @@ from vector_assets.core.pg.catalog import (
     Column,
     column_names,
     read_columns,
+    read_generated_columns,
     server_versions,
 )
 from vector_assets.core.pg.connection import connect, describe_dsn, snapshot_transaction
@@ -172,7 +173,8 @@ def _copy_tables(
         tmp_path = tmp_path_for(target.folder / file_name)
         written.append(tmp_path)
         rows, byte_count, sha256 = copy_table_to_file(cursor, table, columns, tmp_path)
-        entries[table] = TableFile(table, file_name, rows, byte_count, sha256, columns)
+        generated = read_generated_columns(cursor, table)
+        entries[table] = TableFile(table, file_name, rows, byte_count, sha256, columns, generated)
     return entries
 
 

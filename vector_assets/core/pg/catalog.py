@@ -20,22 +20,48 @@ def regclass_literal(cursor: psycopg2.extensions.cursor, table: str) -> str:
     return sql.Identifier(table).as_string(cursor)
 
 
+@dataclass(frozen=True)
+class GeneratedColumn:
+    """A column the server computes (GENERATED ALWAYS AS ...): never copied, recomputed on load."""
+
+    name: str
+    type: str
+    expression: str
+
+
 def read_columns(cursor: psycopg2.extensions.cursor, table: str) -> list[Column]:
-    """The table's columns in order, with their types, read from the catalog."""
+    """The table's stored columns in order, with their types, read from the catalog.
+
+    Generated columns are left out: COPY refuses them, and the server recomputes them on load.
+    """
+    return [Column(name, type_name) for name, type_name, expression in _attributes(cursor, table) if expression is None]
+
+
+def read_generated_columns(cursor: psycopg2.extensions.cursor, table: str) -> list[GeneratedColumn]:
+    return [
+        GeneratedColumn(name, type_name, expression)
+        for name, type_name, expression in _attributes(cursor, table)
+        if expression is not None
+    ]
+
+
+def _attributes(cursor: psycopg2.extensions.cursor, table: str) -> list[tuple[str, str, str | None]]:
     cursor.execute("SELECT to_regclass(%s)", (regclass_literal(cursor, table),))
     (oid,) = cursor.fetchone()
     if oid is None:
         raise TableNotFoundError(f"table {table!r} does not exist in this database")
     cursor.execute(
         """
-        SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod),
+               CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END
         FROM pg_attribute a
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
         ORDER BY a.attnum
         """,
         (regclass_literal(cursor, table),),
     )
-    return [Column(name=name, type=type_name) for name, type_name in cursor.fetchall()]
+    return cursor.fetchall()
 
 
 def server_versions(cursor: psycopg2.extensions.cursor) -> tuple[str, str | None]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vector_assets.core.errors import ManifestError
-from vector_assets.core.pg.catalog import Column
+from vector_assets.core.pg.catalog import Column, GeneratedColumn
 
 MANIFEST_FORMAT_VERSION = 1
 KNOWN_FORMAT_VERSIONS = (1,)
@@ -28,6 +28,7 @@ class TableFile:
     bytes: int
     sha256: str
     columns: list[Column] = field(default_factory=list)
+    generated_columns: list[GeneratedColumn] = field(default_factory=list)  # not in the file
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +37,7 @@ class TableFile:
             "bytes": self.bytes,
             "sha256": self.sha256,
             "columns": [asdict(column) for column in self.columns],
+            "generated_columns": [asdict(column) for column in self.generated_columns],
         }
 
     @classmethod
@@ -47,6 +49,7 @@ class TableFile:
             bytes=int(data["bytes"]),
             sha256=str(data["sha256"]),
             columns=[Column(name=c["name"], type=c["type"]) for c in data.get("columns", [])],
+            generated_columns=[GeneratedColumn(**c) for c in data.get("generated_columns", [])],
         )
 
 
