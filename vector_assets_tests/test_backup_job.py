@@ -1,11 +1,15 @@
 """The backup job through execute_in_process, on a real Dagster instance, and the checks."""
 
+import uuid
+
 import dagster as dg
+import psycopg2
 import pytest
 
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets_tests.support.dagster import definitions
+from vector_assets_tests.support.database import execute
 from vector_assets_tests.support.files import folder_snapshot
 
 TABLES = ("langchain_pg_collection", "langchain_pg_embedding")
@@ -111,3 +115,33 @@ def test_password_in_dsn_is_nowhere_in_run_config_events_or_files(monkeypatch, s
         assert records and all(secret not in repr(record.event_log_entry) for record in records)
     for content in folder_snapshot(backup_root).values():
         assert secret.encode() not in content
+
+
+@pytest.fixture
+def role_without_embeddings(store_db):
+    """A role that may read the collections but not the embeddings."""
+    role = f"va_no_embeddings_{uuid.uuid4().hex[:8]}"
+    database = psycopg2.extensions.parse_dsn(store_db)["dbname"]
+    execute(store_db, f'CREATE ROLE "{role}" LOGIN')
+    execute(store_db, f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
+    execute(store_db, f'GRANT SELECT ON langchain_pg_collection TO "{role}"')
+    params = psycopg2.extensions.parse_dsn(store_db)
+    params["user"] = role
+    yield psycopg2.extensions.make_dsn(**params)
+    execute(store_db, f'DROP OWNED BY "{role}"')
+    execute(store_db, f'DROP ROLE "{role}"')
+
+
+def test_a_permanent_database_error_fails_the_backup_once_with_our_message_and_no_retry(
+    dagster_env, role_without_embeddings, backup_root, monkeypatch
+):
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", role_without_embeddings)
+    result = run_backup_job(dagster_env, raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("back_up_tables")
+    assert failure.error.message.startswith("dagster._core.definitions.events.Failure: backup failed: the database refused")
+    assert "permission denied for table langchain_pg_embedding" in failure.error.message
+    assert failure.user_failure_data.metadata["error_type"].value == "DatabaseError"
+    assert failure.user_failure_data.metadata["retryable"].value is False
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert scan_root(backup_root) == [] and [p for p in backup_root.rglob("*") if p.is_file()] == []

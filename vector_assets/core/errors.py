@@ -39,6 +39,17 @@ class DatabaseUnreachableError(VectorAssetsError):
     retryable = True
 
 
+class LockTimeoutError(VectorAssetsError):
+    """A lock was not granted in time because another session holds it; trying later may work."""
+
+    retryable = True
+
+
+class DatabaseError(VectorAssetsError):
+    """The database refused a statement (a permission, an unsupported column, a constraint).
+    Trying again will not help until something changes."""
+
+
 class DatabaseAccessError(VectorAssetsError):
     """The server refused the login (wrong password, unknown role or database, pg_hba rule).
     Trying again will not help until the configuration changes."""

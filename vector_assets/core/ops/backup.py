@@ -18,7 +18,7 @@ from vector_assets.core.pg.catalog import (
     read_generated_columns,
     server_versions,
 )
-from vector_assets.core.pg.connection import connect, describe_dsn, snapshot_transaction
+from vector_assets.core.pg.connection import connect, database_errors, describe_dsn, snapshot_transaction
 from vector_assets.core.pg.copy import copy_out
 from vector_assets.core.sets.backup_log import (
     TruncateOutcome,
@@ -98,7 +98,7 @@ def run_backup(request: BackupRequest) -> BackupResult:
     timestamp = free_timestamp(folder, request.timestamp)
     conn = connect(request.dsn)
     try:
-        with snapshot_transaction(conn) as cursor:
+        with database_errors(conn, "during the backup"), snapshot_transaction(conn) as cursor:
             return write_set(
                 cursor,
                 SetTarget(folder, request.location, timestamp, describe_dsn(request.dsn).as_dict()),

@@ -20,7 +20,7 @@ from vector_assets.core.errors import ColumnMismatchError
 from vector_assets.core.hashing import HashingSink, sha256_of_file
 from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, run_restore
 from vector_assets.core.pg.catalog import Column, column_names, count_rows, read_columns
-from vector_assets.core.pg.connection import connect
+from vector_assets.core.pg.connection import connect, database_errors
 from vector_assets.core.pg.copy import copy_out
 from vector_assets.core.pg.scratch import (
     create_database,
@@ -103,7 +103,7 @@ def table_columns(dsn: str, backup_set: BackupSet) -> dict[str, list[Column]]:
         return {table: backup_set.manifest.tables[table].columns for table in backup_set.tables}
     conn = connect(dsn)
     try:
-        with conn.cursor() as cursor:
+        with database_errors(conn, "during the drill"), conn.cursor() as cursor:
             return {table: _legacy_columns(backup_set, table, read_columns(cursor, table)) for table in backup_set.tables}
     finally:
         conn.close()
@@ -143,7 +143,7 @@ def compare_table(dsn: str, backup_set: BackupSet, table: str, columns: list[Col
     rows_in_set = entry.rows if entry else count_csv_rows(backup_set.csv_path(table))
     conn = connect(dsn)
     try:
-        with conn.cursor() as cursor:
+        with database_errors(conn, "during the drill"), conn.cursor() as cursor:
             cursor.execute("SET synchronize_seqscans = off")  # read from the first page, in load order
             rows_restored = count_rows(cursor, table)
             sink = HashingSink()

@@ -37,7 +37,7 @@ from vector_assets.core.pg.catalog import (
 )
 from vector_assets.core.pg.connection import (
     connect,
-    lost_connection_is_retryable,
+    database_errors,
     rollback_quietly,
 )
 from vector_assets.core.pg.copy import copy_in
@@ -66,7 +66,7 @@ from vector_assets.core.tables import (
 ON_CONFLICT_CHOICES = ("error", "skip")
 KEY_IN_TABLE = "key already in the table"
 KEY_REPEATED = "key repeated in the file"
-LOST_TARGET = "lost the target database during the restore"
+DURING_RESTORE = "during the restore, on the target"
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
     planned = [plan_table(backup_set, table) for table in request.tables]
     conn = connect(request.target_dsn)
     try:
-        with lost_connection_is_retryable(conn, LOST_TARGET):
+        with database_errors(conn, DURING_RESTORE):
             check_target(conn, backup_set, planned)
             result = RestoreResult(backup_set, request.dry_run, request.truncate_before_restore)
             _load_in_one_transaction(conn, request, planned, result)

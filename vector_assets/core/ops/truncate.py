@@ -32,8 +32,8 @@ from vector_assets.core.ops.backup import (
 from vector_assets.core.pg.catalog import count_rows
 from vector_assets.core.pg.connection import (
     connect,
+    database_errors,
     describe_dsn,
-    lost_connection_is_retryable,
     rollback_quietly,
 )
 from vector_assets.core.pg.table_changes import lock_against_writers, truncate_tables
@@ -98,7 +98,7 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
     folder.mkdir(parents=True, exist_ok=True)
     conn = connect(request.dsn)
     try:
-        with conn.cursor() as cursor:
+        with database_errors(conn, "during the truncate"), conn.cursor() as cursor:
             _step(conn, "lock", lambda: lock_against_writers(cursor, MANAGED_TABLES))
             rows_before = {table: count_rows(cursor, table) for table in MANAGED_TABLES}
             target = SetTarget(folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict())
@@ -124,7 +124,7 @@ def _dry_run(request: TruncateRequest, folder: Path, started: float) -> Truncate
     """Count the rows that would go; no lock, no file, no change."""
     conn = connect(request.dsn)
     try:
-        with lost_connection_is_retryable(conn, "lost the database during the truncate's dry run"), conn.cursor() as cursor:
+        with database_errors(conn, "during the truncate's dry run"), conn.cursor() as cursor:
             rows = {table: count_rows(cursor, table) for table in request.tables}
         conn.rollback()
     finally:
@@ -146,7 +146,7 @@ def _note_truncate_in_log(
 
 def _step(conn: psycopg2.extensions.connection, name: str, action: Callable[[], T]) -> T:
     try:
-        with lost_connection_is_retryable(conn, f"lost the database during the truncate's step '{name}'"):
+        with database_errors(conn, f"during the truncate's step '{name}'"):
             return action()
     except (VectorAssetsError, psycopg2.Error, OSError) as error:
         raise GuardedTruncateError(name, error) from error

@@ -12,12 +12,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 
 from vector_assets.core.errors import (
     ConfigError,
     DatabaseAccessError,
+    DatabaseError,
     DatabaseUnreachableError,
+    LockTimeoutError,
+    VectorAssetsError,
 )
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -146,19 +150,33 @@ def redact(text: str, dsn: str) -> str:
     return re.sub(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
 
-def unreachable(dsn: str, doing: str, error: psycopg2.Error) -> DatabaseUnreachableError:
-    """A retryable error naming the server and what we were doing; the password redacted."""
-    return DatabaseUnreachableError(f"{doing}: {describe_dsn(dsn)}: {redact(str(error).strip(), dsn)}")
+# Errors a later attempt may not meet: a deadlock, a serialization conflict (and, below, another
+# session's lock or a lost connection). Anything else the server says will be said again.
+RETRYABLE_STATEMENT_ERRORS = (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure)
+
+
+def our_error(dsn: str, doing: str, error: psycopg2.Error) -> VectorAssetsError:
+    """The driver's error as one of ours: named server, what we were doing, password redacted,
+    and ``retryable`` set by what the error is."""
+    where = f"{doing}: {describe_dsn(dsn)}" if dsn else doing
+    reason = redact(" ".join(str(error).split()), dsn)
+    if isinstance(error, psycopg2.errors.LockNotAvailable):
+        return LockTimeoutError(f"timed out waiting for a lock {where}: {reason}")
+    if isinstance(error, RETRYABLE_STATEMENT_ERRORS):
+        return LockTimeoutError(f"a concurrent transaction got in the way {where}: {reason}")
+    if isinstance(error, psycopg2.OperationalError):
+        return DatabaseUnreachableError(f"lost the database connection {where}: {reason}")
+    return DatabaseError(f"the database refused a statement {where}: {reason}")
 
 
 @contextmanager
-def lost_connection_is_retryable(conn: psycopg2.extensions.connection, doing: str) -> Iterator[None]:
-    """The one wrapper around work on a connection: a lost connection becomes a retryable,
-    redacted ``DatabaseUnreachableError`` that says what was being done."""
+def database_errors(conn: psycopg2.extensions.connection, doing: str) -> Iterator[None]:
+    """The one wrapper around work on a connection: every driver error becomes one of ours
+    (a lost connection a retryable ``DatabaseUnreachableError``), always redacted."""
     try:
         yield
-    except psycopg2.OperationalError as error:
-        raise unreachable(getattr(conn, "target_dsn", ""), doing, error) from None
+    except psycopg2.Error as error:
+        raise our_error(getattr(conn, "target_dsn", ""), doing, error) from None
 
 
 def connect(dsn: str, *, application_name: str = "vector_assets") -> Connection:
@@ -180,7 +198,7 @@ def connect(dsn: str, *, application_name: str = "vector_assets") -> Connection:
         raise DatabaseUnreachableError(f"cannot connect to {server}: {reason}") from None
     conn.target_dsn = dsn
     conn.set_client_encoding("UTF8")
-    with lost_connection_is_retryable(conn, "lost the connection while setting up the session"):
+    with database_errors(conn, "while setting up the session"):
         pin_session_settings(conn)
     return conn
 

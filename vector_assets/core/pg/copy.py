@@ -13,7 +13,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from vector_assets.core.pg.catalog import column_list
-from vector_assets.core.pg.connection import lost_connection_is_retryable
+from vector_assets.core.pg.connection import database_errors
 
 COPY_CHUNK_BYTES = 1 << 20
 CSV_OPTIONS = "FORMAT csv, HEADER, ENCODING 'UTF8'"
@@ -32,7 +32,7 @@ def copy_out(cursor: psycopg2.extensions.cursor, table: str, columns: list[str],
     statement = sql.SQL("COPY {table} ({columns}) TO STDOUT WITH (" + CSV_OPTIONS + ")").format(
         table=sql.Identifier(table), columns=column_list(columns)
     )
-    with lost_connection_is_retryable(cursor.connection, f"lost the connection while copying table {table!r}"):
+    with database_errors(cursor.connection, f"while copying table {table!r}"):
         cursor.copy_expert(statement, sink, COPY_CHUNK_BYTES)
     return cursor.rowcount
 

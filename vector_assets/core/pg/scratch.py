@@ -9,20 +9,22 @@ from psycopg2 import sql
 
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.pg.catalog import Column
-from vector_assets.core.pg.connection import connect, lost_connection_is_retryable
+from vector_assets.core.pg.connection import connect, our_error
 
 SCRATCH_SCHEMA = "vector_drill"
 
 
 def create_database(admin: psycopg2.extensions.connection, name: str) -> None:
     try:
-        with lost_connection_is_retryable(admin, "could not create the scratch database"), admin.cursor() as cursor:
+        with admin.cursor() as cursor:
             cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except psycopg2.errors.InsufficientPrivilege:
         raise ConfigError(
             "the restore drill needs to create a scratch database on the pgvector server; "
             "grant CREATEDB to the role in VECTOR_ASSETS_PG_DSN"
         ) from None
+    except psycopg2.Error as error:
+        raise our_error(admin.target_dsn, "while creating the scratch database", error) from None
 
 
 def drop_database(admin: psycopg2.extensions.connection, name: str) -> None:
