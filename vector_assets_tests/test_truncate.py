@@ -13,6 +13,7 @@ from vector_assets.core.errors import ConfigError, GuardedTruncateError
 from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncate
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets_tests.support.database import execute, fill_store, rows_as_text
+from vector_assets_tests.support.faults import backend_waiting_on_lock
 
 
 def test_truncate_backs_up_both_tables_and_empties_only_embeddings(store_db, backup_root):
@@ -110,3 +111,44 @@ def test_rows_committed_by_a_concurrent_writer_are_in_the_backup_or_still_in_the
     lost = [row_id for row_id in committed if row_id not in backed_up and row_id not in in_table]
     assert lost == []
     assert backed_up & set(committed) and in_table & set(committed), "the writer must have written on both sides"
+
+
+def test_a_long_reader_makes_the_truncate_give_up_retryably_naming_it_and_new_readers_are_never_held_long(
+    store_db, backup_root
+):
+    reader = psycopg2.connect(store_db)
+    with reader.cursor() as cursor:
+        cursor.execute("SET application_name = 'long_report'")
+        cursor.execute("SELECT count(*) FROM langchain_pg_embedding")  # holds ACCESS SHARE until rollback
+    reader_pid = reader.get_backend_pid()
+    before = rows_as_text(store_db, "langchain_pg_embedding")
+    outcome: dict = {}
+
+    def truncate() -> None:
+        try:
+            run_guarded_truncate(TruncateRequest(dsn=store_db, root=backup_root))
+        except BaseException as error:  # reported below
+            outcome["error"] = error
+
+    worker = threading.Thread(target=truncate)
+    worker.start()
+    try:
+        backend_waiting_on_lock(store_db, "TRUNCATE", worker.is_alive)
+        waits = []
+        while worker.is_alive():  # new readers, arriving while the truncate waits for its lock
+            started = time.monotonic()
+            execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")
+            waits.append(time.monotonic() - started)
+            time.sleep(0.2)
+    finally:
+        worker.join()
+        reader.rollback()
+        reader.close()
+
+    error = outcome["error"]
+    assert isinstance(error, GuardedTruncateError) and error.retryable
+    assert "step 'truncate'" in str(error) and f"pid {reader_pid}" in str(error) and "long_report" in str(error)
+    assert waits and max(waits) < 5, f"a reader waited {max(waits):.1f}s behind the truncate"
+    assert rows_as_text(store_db, "langchain_pg_embedding") == before
+    result = run_guarded_truncate(TruncateRequest(dsn=store_db, root=backup_root))
+    assert result.rows_after == {"langchain_pg_embedding": 0}

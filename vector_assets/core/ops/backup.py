@@ -18,7 +18,12 @@ from vector_assets.core.pg.catalog import (
     read_generated_columns,
     server_versions,
 )
-from vector_assets.core.pg.connection import connect, database_errors, describe_dsn, snapshot_transaction
+from vector_assets.core.pg.connection import (
+    connect,
+    database_errors,
+    describe_dsn,
+    snapshot_transaction,
+)
 from vector_assets.core.pg.copy import copy_out
 from vector_assets.core.sets.backup_log import (
     TruncateOutcome,

@@ -52,7 +52,7 @@ from vector_assets.core.pg.table_changes import (
     create_stage,
     insert_from_stage,
     other_unique_constraints,
-    truncate_tables,
+    truncate_with_brief_waits,
 )
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
@@ -219,7 +219,7 @@ def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRes
 
 def _truncate(cursor: psycopg2.extensions.cursor, planned: list[PlannedTable], outcomes: dict[str, TableRestore]) -> None:
     names = [plan.table for plan in planned]
-    truncate_tables(cursor, names)
+    truncate_with_brief_waits(cursor, names)
     for name in names:
         outcomes[name].rows_truncated = outcomes[name].rows_before
 

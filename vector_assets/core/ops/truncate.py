@@ -36,7 +36,10 @@ from vector_assets.core.pg.connection import (
     describe_dsn,
     rollback_quietly,
 )
-from vector_assets.core.pg.table_changes import lock_against_writers, truncate_tables
+from vector_assets.core.pg.table_changes import (
+    lock_against_writers,
+    truncate_with_brief_waits,
+)
 from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log_block
 from vector_assets.core.sets.csv_files import count_csv_rows
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
@@ -104,7 +107,7 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
             target = SetTarget(folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict())
             backup = _step(conn, "backup", lambda: write_set(cursor, target, MANAGED_TABLES))
             _step(conn, "verify", lambda: verify_against_database(cursor, backup))
-            _step(conn, "truncate", lambda: truncate_tables(cursor, request.tables))
+            _step(conn, "truncate", lambda: truncate_with_brief_waits(cursor, request.tables))
             rows_after = {table: count_rows(cursor, table) for table in request.tables}
             _step(conn, "commit", conn.commit)
     except BaseException:

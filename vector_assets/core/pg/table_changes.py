@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import time
+
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
+from vector_assets.core.errors import LockTimeoutError
 from vector_assets.core.pg.catalog import column_list, regclass_literal
 
 LOCK_TIMEOUT = "60s"
+# TRUNCATE needs ACCESS EXCLUSIVE, and while it waits every new reader queues behind it. So it
+# waits at most this long per attempt, and pauses between attempts to let the readers through.
+EXCLUSIVE_LOCK_TIMEOUT = "1s"
+EXCLUSIVE_LOCK_ATTEMPTS = 5
+EXCLUSIVE_LOCK_PAUSE_SECONDS = 1.0
 
 
 def lock_against_writers(cursor: psycopg2.extensions.cursor, tables: tuple[str, ...]) -> None:
@@ -21,6 +30,54 @@ def lock_against_writers(cursor: psycopg2.extensions.cursor, tables: tuple[str, 
 def truncate_tables(cursor: psycopg2.extensions.cursor, tables: list[str] | tuple[str, ...]) -> None:
     # One statement: the foreign key forbids truncating collections on their own.
     cursor.execute(sql.SQL("TRUNCATE TABLE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
+
+
+def truncate_with_brief_waits(cursor: psycopg2.extensions.cursor, tables: list[str] | tuple[str, ...]) -> None:
+    """TRUNCATE, taking its exclusive lock in short tries inside a savepoint, so readers are
+    never held up for more than a second at a time; the rest of the transaction survives a miss.
+    """
+    for attempt in range(1, EXCLUSIVE_LOCK_ATTEMPTS + 1):
+        cursor.execute("SAVEPOINT vector_assets_truncate")
+        cursor.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(EXCLUSIVE_LOCK_TIMEOUT)))
+        try:
+            truncate_tables(cursor, tables)
+        except psycopg2.errors.LockNotAvailable:
+            cursor.execute("ROLLBACK TO SAVEPOINT vector_assets_truncate")
+            if attempt == EXCLUSIVE_LOCK_ATTEMPTS:
+                raise LockTimeoutError(_lock_timeout_message(cursor, tables)) from None
+            time.sleep(EXCLUSIVE_LOCK_PAUSE_SECONDS)
+            continue
+        cursor.execute("RELEASE SAVEPOINT vector_assets_truncate")
+        return
+
+
+def _lock_timeout_message(cursor: psycopg2.extensions.cursor, tables: list[str] | tuple[str, ...]) -> str:
+    holders = lock_holders(cursor, tables)
+    who = "; ".join(holders) if holders else "the holder had gone by the time we looked"
+    return (
+        f"could not take the exclusive lock to truncate {', '.join(tables)} in {EXCLUSIVE_LOCK_ATTEMPTS} tries "
+        f"of {EXCLUSIVE_LOCK_TIMEOUT} (readers were let through between tries); held by: {who}"
+    )
+
+
+def lock_holders(cursor: psycopg2.extensions.cursor, tables: list[str] | tuple[str, ...]) -> list[str]:
+    """Other sessions holding a lock on the tables, as operators find them in pg_stat_activity
+    (no query text: it may hold data)."""
+    cursor.execute(
+        """
+        SELECT DISTINCT a.pid, a.usename, a.application_name, a.state, a.xact_start
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.granted AND l.pid <> pg_backend_pid()
+          AND l.relation = ANY (SELECT to_regclass(t) FROM unnest(%s::text[]) AS t)
+        ORDER BY a.pid
+        """,
+        ([regclass_literal(cursor, table) for table in tables],),
+    )
+    return [
+        f"pid {pid} (user {user}, application {application or '-'}, {state}, transaction since {started:%Y-%m-%d %H:%M:%S%z})"
+        if started else f"pid {pid} (user {user}, application {application or '-'}, {state})"
+        for pid, user, application, state, started in cursor.fetchall()
+    ]
 
 
 def create_stage(cursor: psycopg2.extensions.cursor, table: str) -> sql.Identifier:
