@@ -90,6 +90,7 @@ def restore_metadata(result: RestoreResult, target: str) -> dict:
             for t in result.tables
         }),
         "indexes_rebuilt": dg.MetadataValue.json(result.indexes_rebuilt),
+        "sequences_advanced": dg.MetadataValue.json(result.sequences_advanced),
         "errors": dg.MetadataValue.json([]),
         "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
     }

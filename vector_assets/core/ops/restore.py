@@ -47,6 +47,7 @@ from vector_assets.core.pg.indexes import (
     size_index_builds,
 )
 from vector_assets.core.pg.table_changes import (
+    advance_owned_sequences,
     count_conflicts,
     count_repeated_keys,
     create_stage,
@@ -115,6 +116,7 @@ class RestoreResult:
     truncated: bool
     tables: list[TableRestore] = field(default_factory=list)
     indexes_rebuilt: list[str] = field(default_factory=list)
+    sequences_advanced: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
 
 
@@ -204,6 +206,7 @@ def _load_in_one_transaction(
             for plan in planned:
                 _load_table(cursor, plan, outcomes[plan.table], request)
             result.indexes_rebuilt = recreate_indexes(cursor, dropped)
+            result.sequences_advanced = [seq for plan in planned for seq in advance_owned_sequences(cursor, plan.table)]
             result.tables = list(outcomes.values())
         conn.rollback() if request.dry_run else conn.commit()
     except BaseException:

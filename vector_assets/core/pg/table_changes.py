@@ -80,6 +80,35 @@ def lock_holders(cursor: psycopg2.extensions.cursor, tables: list[str] | tuple[s
     ]
 
 
+def advance_owned_sequences(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
+    """Set every sequence the table owns (serial and identity columns) past the largest value
+    loaded, as pg_dump's restore does, so the application's next insert gets a free value.
+    A sequence already further on is left alone. Returns the sequences moved."""
+    table_name = regclass_literal(cursor, table)
+    cursor.execute(
+        """
+        SELECT a.attname, pg_get_serial_sequence(%s, a.attname)
+        FROM pg_attribute a
+        WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+          AND pg_get_serial_sequence(%s, a.attname) IS NOT NULL
+        """,
+        (table_name, table_name, table_name),
+    )
+    moved = []
+    for column, sequence in cursor.fetchall():
+        cursor.execute(
+            sql.SQL(
+                "SELECT setval(%(seq)s, m) FROM (SELECT max({column})::bigint AS m FROM {table}) loaded,"
+                " pg_sequences s WHERE format('%%I.%%I', s.schemaname, s.sequencename)::regclass = %(seq)s::regclass"
+                " AND m IS NOT NULL AND m >= coalesce(s.last_value + s.increment_by, s.start_value)"
+            ).format(column=sql.Identifier(column), table=sql.Identifier(table)),
+            {"seq": sequence},
+        )
+        if cursor.fetchone() is not None:
+            moved.append(sequence)
+    return moved
+
+
 def create_stage(cursor: psycopg2.extensions.cursor, table: str) -> sql.Identifier:
     """A temporary copy of the table's shape, dropped at commit, to load into before inserting."""
     stage = sql.Identifier(f"restore_stage_{table}")
