@@ -306,3 +306,40 @@ def test_after_a_restore_into_a_fresh_database_the_next_insert_gets_a_free_seria
     execute(second_db, "INSERT INTO langchain_pg_embedding (id, collection_id) VALUES ('new-row', %s)", (collection,))
     assert execute(second_db, "SELECT row_no FROM langchain_pg_embedding WHERE id = 'new-row'") == [(301,)]
     assert execute(second_db, "SELECT row_no FROM langchain_pg_collection WHERE name = 'new'") == [(4,)]
+
+
+def index_properties(dsn: str) -> dict:
+    """Each index of the embeddings with what pg_dump would keep, and the table's replica identity."""
+    rows = execute(dsn, """
+        SELECT c.relname, pg_get_indexdef(i.indexrelid), coalesce(ts.spcname, ''),
+               obj_description(i.indexrelid, 'pg_class'), i.indisclustered, i.indisreplident,
+               ARRAY(SELECT a.attstattarget::int FROM pg_attribute a WHERE a.attrelid = i.indexrelid ORDER BY a.attnum)::text
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace
+        WHERE i.indrelid = 'langchain_pg_embedding'::regclass""")
+    identity = execute(dsn, "SELECT relreplident FROM pg_class WHERE oid = 'langchain_pg_embedding'::regclass")
+    return {"indexes": {row[0]: row[1:] for row in rows}, "replica_identity": identity}
+
+
+def test_a_replace_restore_recreates_every_index_exactly_as_it_was(store_db, backup_root):
+    for statement in (
+        "CREATE UNIQUE INDEX embedding_id_for_replication ON langchain_pg_embedding (id)",
+        "ALTER TABLE langchain_pg_embedding REPLICA IDENTITY USING INDEX embedding_id_for_replication",
+        "CREATE INDEX ix_document_lower ON langchain_pg_embedding ((lower(document)))",
+        "CREATE INDEX ix_short_documents ON langchain_pg_embedding (id) WHERE length(document) < 20",
+        "COMMENT ON INDEX ix_document_lower IS 'case-insensitive search, see runbook'",
+        "ALTER INDEX ix_document_lower ALTER COLUMN 1 SET STATISTICS 500",
+        "ALTER TABLE langchain_pg_embedding CLUSTER ON ix_document_lower",
+        "COMMENT ON INDEX ix_cmetadata_gin IS 'metadata filters'",
+        "CREATE INDEX ix_embedding_hnsw ON langchain_pg_embedding USING hnsw (embedding vector_cosine_ops) WITH (m = 8)",
+    ):
+        execute(store_db, statement)
+    before = index_properties(store_db)
+    key = run_backup(BackupRequest(dsn=store_db, root=backup_root)).timestamp
+
+    result = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=key, truncate_before_restore=True))
+
+    assert sorted(result.indexes_rebuilt) == [
+        "ix_cmetadata_gin", "ix_document_lower", "ix_embedding_hnsw", "ix_short_documents",
+    ]
+    assert index_properties(store_db) == before
+    assert before["replica_identity"] == [("i",)]
