@@ -43,10 +43,12 @@ from vector_assets.core.sets.naming import (
 )
 from vector_assets.core.sets.storage import (
     HashingFileWriter,
+    prepare_folder,
     publish,
     remove_quietly,
     tmp_path_for,
     write_tmp_file,
+    writing_under,
 )
 from vector_assets.core.tables import MANAGED_TABLES, validate_tables
 
@@ -99,8 +101,9 @@ class BackupResult:
 def run_backup(request: BackupRequest) -> BackupResult:
     """Export every requested table inside one REPEATABLE READ snapshot, then publish the set."""
     folder = request.location.folder(request.root)
-    folder.mkdir(parents=True, exist_ok=True)
-    timestamp = free_timestamp(folder, request.timestamp)
+    prepare_folder(folder)
+    with writing_under(folder):
+        timestamp = free_timestamp(folder, request.timestamp)
     conn = connect(request.dsn)
     try:
         with database_errors(conn, "during the backup"), snapshot_transaction(conn) as cursor:
@@ -137,35 +140,49 @@ def write_set(
     On any failure every file of the set is removed again.
     """
     started = time.monotonic()
-    server_version, pgvector_version = server_versions(cursor)
     manifest_path = target.folder / manifest_file_name(target.timestamp)
     written: list[Path] = [tmp_path_for(manifest_path)]
     try:
-        entries = _copy_tables(cursor, target, tables, written)
-        manifest = Manifest(
-            timestamp=target.timestamp,
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            location=target.location.label,
-            source=target.source,
-            server_version=server_version,
-            pgvector_version=pgvector_version,
-            consistent_snapshot=True,
-            duration_seconds=time.monotonic() - started,
-            tables=entries,
-        )
-        write_tmp_file(manifest_path, manifest.to_json().encode())
-        for entry in entries.values():
-            final_path = target.folder / entry.file
-            written.append(final_path)
-            publish(tmp_path_for(final_path), final_path)
-        append_log_block(target.folder, _log_block(target, manifest, truncate_plan))
-        publish(tmp_path_for(manifest_path), manifest_path)
+        with writing_under(target.folder):
+            manifest = _write_and_publish(cursor, target, tables, truncate_plan, started, written)
     except BaseException:
         for path in written:
             remove_quietly(path)
         raise
-    paths = {table: target.folder / entry.file for table, entry in entries.items()}
+    paths = {table: target.folder / entry.file for table, entry in manifest.tables.items()}
     return BackupResult(folder=target.folder, manifest=manifest, paths=paths)
+
+
+def _write_and_publish(
+    cursor: psycopg2.extensions.cursor,
+    target: SetTarget,
+    tables: Iterable[str],
+    truncate_plan: list[TruncateOutcome] | None,
+    started: float,
+    written: list[Path],
+) -> Manifest:
+    server_version, pgvector_version = server_versions(cursor)
+    manifest_path = target.folder / manifest_file_name(target.timestamp)
+    entries = _copy_tables(cursor, target, tables, written)
+    manifest = Manifest(
+        timestamp=target.timestamp,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        location=target.location.label,
+        source=target.source,
+        server_version=server_version,
+        pgvector_version=pgvector_version,
+        consistent_snapshot=True,
+        duration_seconds=time.monotonic() - started,
+        tables=entries,
+    )
+    write_tmp_file(manifest_path, manifest.to_json().encode())
+    for entry in entries.values():
+        final_path = target.folder / entry.file
+        written.append(final_path)
+        publish(tmp_path_for(final_path), final_path)
+    append_log_block(target.folder, _log_block(target, manifest, truncate_plan))
+    publish(tmp_path_for(manifest_path), manifest_path)
+    return manifest
 
 
 def _copy_tables(

@@ -43,6 +43,7 @@ from vector_assets.core.pg.table_changes import (
 from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log_block
 from vector_assets.core.sets.csv_files import count_csv_rows
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
+from vector_assets.core.sets.storage import prepare_folder
 from vector_assets.core.tables import (
     EMBEDDING_TABLE,
     MANAGED_TABLES,
@@ -98,7 +99,7 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
     folder = location.folder(request.root)
     if request.dry_run:
         return _dry_run(request, folder, started)
-    folder.mkdir(parents=True, exist_ok=True)
+    prepare_folder(folder)
     conn = connect(request.dsn)
     try:
         with database_errors(conn, "during the truncate"), conn.cursor() as cursor:

@@ -11,7 +11,8 @@ import errno
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from vector_assets.core.errors import BackupWriteError, PruneError
@@ -66,9 +67,10 @@ def write_bytes_atomically(final_path: Path, data: bytes) -> None:
 
 
 def remove_quietly(path: Path) -> None:
+    """Best-effort cleanup after a failure: an error here must not hide the failure itself."""
     try:
         path.unlink()
-    except FileNotFoundError:
+    except OSError:
         pass
 
 
@@ -76,6 +78,23 @@ def describe_os_error(exc: OSError, path: Path) -> str:
     if exc.errno == errno.ENOSPC:
         return f"disk full while writing {path}"
     return f"cannot write {path}: {exc.strerror or exc}"
+
+
+@contextmanager
+def writing_under(path: Path) -> Iterator[None]:
+    """Any OS error while writing under ``path`` (permission, read-only file system, a missing
+    mount, a file where a folder should be) becomes a BackupWriteError naming the path."""
+    try:
+        yield
+    except OSError as exc:
+        raise BackupWriteError(describe_os_error(exc, Path(exc.filename) if exc.filename else path)) from exc
+
+
+def prepare_folder(folder: Path) -> Path:
+    """Create a set's folder (and the root above it) if needed; a failure names the path."""
+    with writing_under(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 class HashingFileWriter:
@@ -89,7 +108,8 @@ class HashingFileWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._handle = open(path, "wb", buffering=0)
+        with writing_under(path):
+            self._handle = open(path, "wb", buffering=0)
         self._hash = Sha256Stream()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
