@@ -104,6 +104,8 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--on-conflict", default="error", choices=ON_CONFLICT_CHOICES,
                          help="when appending, fail on an existing key (default) or skip it")
     restore.add_argument("--dry-run", action="store_true", help="do everything, then roll back")
+    restore.add_argument("--no-safety-backup", dest="safety_backup", action="store_false",
+                         help="do not back up what the restore replaces first (by default it does, as a pre_restore set)")
     restore.add_argument("--target", default=None, metavar="NAME",
                          help=f"NAME of an environment variable holding the target DSN (default: {settings.PG_DSN.name})")
     restore.set_defaults(command=run_restore_command)
@@ -188,13 +190,28 @@ def run_restore_command(args: argparse.Namespace) -> int:
     result = run_restore(RestoreRequest(
         target_dsn=target, root=root, timestamp=key, backup_path=args.backup_path, tables=tuple(args.tables),
         truncate_before_restore=args.replace, dry_run=args.dry_run, on_conflict=args.on_conflict,
-        configured_root=settings.ROOT.get(),
+        configured_root=settings.ROOT.get(), safety_backup=args.safety_backup,
     ))
-    print(format_restore(result))
+    if not args.safety_backup:
+        print("warning: --no-safety-backup: what this restore replaced was not backed up", file=sys.stderr)
+    print(format_restore(result, args.target))
     return EXIT_OK
 
 
-def format_restore(result: RestoreResult) -> str:
+def undo_command(result: RestoreResult, target: str | None) -> str | None:
+    """The command that puts back what the restore replaced: its safety set, restored with --replace."""
+    safety = result.safety_set
+    if safety is None:
+        return None
+    tables = " ".join(safety.manifest.tables)
+    target_part = f" --target {target}" if target else ""
+    return (
+        f"vector-assets restore {safety.timestamp} --backup-path {safety.manifest.location} --replace "
+        f"--tables {tables}{target_part}"
+    )
+
+
+def format_restore(result: RestoreResult, target: str | None = None) -> str:
     verb = "dry run, rolled back: would restore" if result.dry_run else "restored"
     lines = [f"{verb} set {result.backup_set.key} from {result.backup_set.location.label}"]
     for table in result.tables:
@@ -204,6 +221,9 @@ def format_restore(result: RestoreResult) -> str:
     if result.indexes_rebuilt:
         lines.append(f"  indexes rebuilt: {', '.join(result.indexes_rebuilt)}")
     lines.append(f"  {result.duration_seconds:.2f}s")
+    undo = undo_command(result, target)
+    if undo:
+        lines.append(f"what it replaced is in the pre_restore set {result.safety_set.timestamp}; to undo: {undo}")
     return "\n".join(lines)
 
 

@@ -88,6 +88,17 @@ class GuardedTruncateError(VectorAssetsError):
         self.retryable = getattr(cause, "retryable", False)
 
 
+class SafetyBackupError(VectorAssetsError):
+    """A restore could not back up what it would replace, so it restored nothing."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    @property
+    def retryable(self) -> bool:  # as retryable as its cause
+        return bool(getattr(self.__cause__, "retryable", False))
+
+
 class VerificationError(VectorAssetsError):
     """Files of a set do not match the database or the manifest."""
 

@@ -31,7 +31,7 @@ from vector_assets.core.sets.backup_log import (
     format_log_block,
 )
 from vector_assets.core.sets.catalog import published_timestamps, timestamps_in_folder
-from vector_assets.core.sets.manifest import Manifest, TableFile
+from vector_assets.core.sets.manifest import FULL, Manifest, TableFile
 from vector_assets.core.sets.naming import (
     Location,
     csv_file_name,
@@ -124,6 +124,7 @@ class SetTarget:
     location: Location
     timestamp: str
     source: dict[str, str]
+    kind: str = FULL
 
 
 def write_set(
@@ -174,6 +175,7 @@ def _write_and_publish(
         consistent_snapshot=True,
         duration_seconds=time.monotonic() - started,
         tables=entries,
+        kind=target.kind,
     )
     write_tmp_file(manifest_path, manifest.to_json().encode())
     for entry in entries.values():

@@ -90,6 +90,7 @@ def run_drill(request: DrillRequest) -> DrillResult:
         result.restore = run_restore(RestoreRequest(
             target_dsn=scratch_dsn, root=request.root, timestamp=backup_set.key, tables=backup_set.tables,
             truncate_before_restore=EMBEDDING_TABLE in backup_set.tables, configured_root=request.configured_root,
+            safety_backup=False,  # the scratch tables are new and empty
         ))
         result.tables = [compare_table(scratch_dsn, backup_set, table, columns[table]) for table in backup_set.tables]
     result.duration_seconds = time.monotonic() - started

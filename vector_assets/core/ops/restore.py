@@ -26,8 +26,16 @@ from vector_assets.core.errors import (
     IncompleteBackupSetError,
     RestoreConflictError,
     RestoreLoadError,
+    SafetyBackupError,
+    VectorAssetsError,
 )
 from vector_assets.core.hashing import HashingReader
+from vector_assets.core.ops.backup import (
+    BackupResult,
+    SetTarget,
+    free_timestamp,
+    write_set,
+)
 from vector_assets.core.pg.catalog import (
     Column,
     count_rows,
@@ -38,6 +46,7 @@ from vector_assets.core.pg.catalog import (
 from vector_assets.core.pg.connection import (
     connect,
     database_errors,
+    describe_dsn,
     rollback_quietly,
 )
 from vector_assets.core.pg.copy import copy_in
@@ -52,11 +61,14 @@ from vector_assets.core.pg.table_changes import (
     count_repeated_keys,
     create_stage,
     insert_from_stage,
+    lock_against_writers,
     other_unique_constraints,
     truncate_with_brief_waits,
 )
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
+from vector_assets.core.sets.manifest import PRE_RESTORE
+from vector_assets.core.sets.storage import discard_set, prepare_folder, read_log
 from vector_assets.core.tables import (
     EMBEDDING_TABLE,
     MANAGED_TABLES,
@@ -83,6 +95,7 @@ class RestoreRequest:
     dry_run: bool = False
     on_conflict: str = "error"
     configured_root: str | None = None
+    safety_backup: bool = True  # back up what the restore replaces, in its own transaction
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
@@ -117,6 +130,8 @@ class RestoreResult:
     tables: list[TableRestore] = field(default_factory=list)
     indexes_rebuilt: list[str] = field(default_factory=list)
     sequences_advanced: list[str] = field(default_factory=list)
+    safety_set: BackupResult | None = None  # what the restore replaced, as a pre_restore set
+    safety_backup: bool = True
     duration_seconds: float = 0.0
 
 
@@ -137,7 +152,9 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
     try:
         with database_errors(conn, DURING_RESTORE):
             check_target(conn, backup_set, planned)
-            result = RestoreResult(backup_set, request.dry_run, request.truncate_before_restore)
+            result = RestoreResult(
+                backup_set, request.dry_run, request.truncate_before_restore, safety_backup=request.safety_backup
+            )
             _load_in_one_transaction(conn, request, planned, result)
     finally:
         conn.close()
@@ -194,10 +211,15 @@ def _compare_columns(plan: PlannedTable, target: list[Column], backup_set: Backu
 def _load_in_one_transaction(
     conn: psycopg2.extensions.connection, request: RestoreRequest, planned: list[PlannedTable], result: RestoreResult
 ) -> None:
+    committing = False
+    log_before = read_log(result.backup_set.folder)
     try:
         with conn.cursor() as cursor:
             size_index_builds(cursor)
+            if request.safety_backup and not request.dry_run:
+                lock_against_writers(cursor, tuple(plan.table for plan in planned))
             outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
+            result.safety_set = _back_up_what_is_replaced(cursor, request, result.backup_set, outcomes)
             dropped = []
             if request.truncate_before_restore:
                 _truncate(cursor, planned, outcomes)
@@ -208,10 +230,43 @@ def _load_in_one_transaction(
             result.indexes_rebuilt = recreate_indexes(cursor, dropped)
             result.sequences_advanced = [seq for plan in planned for seq in advance_owned_sequences(cursor, plan.table)]
             result.tables = list(outcomes.values())
-        conn.rollback() if request.dry_run else conn.commit()
+        if request.dry_run:
+            conn.rollback()
+            return
+        committing = True
+        conn.commit()
     except BaseException:
         rollback_quietly(conn)
+        if result.safety_set is not None and not committing:
+            _discard_safety_set(result.safety_set, log_before)  # the target is as it was
         raise
+
+
+def _discard_safety_set(safety_set: BackupResult, log_before: bytes | None) -> None:
+    """Best effort: a safety set of a restore that rolled back only duplicates the target."""
+    try:
+        discard_set(safety_set.folder, safety_set.timestamp, log_before)
+    except (VectorAssetsError, OSError):
+        pass
+
+
+def _back_up_what_is_replaced(
+    cursor: psycopg2.extensions.cursor, request: RestoreRequest, backup_set: BackupSet, outcomes: dict[str, TableRestore]
+) -> BackupResult | None:
+    """The guarded truncate's mechanism, reused: under the lock and in the restore's own
+    transaction, the tables as they are now go into a ``pre_restore`` set beside the set being
+    restored. If it cannot be written, nothing is restored. An empty target needs none."""
+    if not request.safety_backup or request.dry_run or not any(o.rows_before for o in outcomes.values()):
+        return None
+    folder = prepare_folder(backup_set.folder)
+    target = SetTarget(
+        folder, backup_set.location, free_timestamp(folder, None), describe_dsn(request.target_dsn).as_dict(),
+        kind=PRE_RESTORE,
+    )
+    try:
+        return write_set(cursor, target, tuple(outcomes))
+    except VectorAssetsError as error:
+        raise SafetyBackupError(f"the safety backup of what the restore would replace failed, so nothing was restored: {error}") from error
 
 
 def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRestore:

@@ -42,6 +42,7 @@ from vector_assets.core.pg.table_changes import (
 )
 from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log_block
 from vector_assets.core.sets.csv_files import count_csv_rows
+from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
 from vector_assets.core.sets.storage import prepare_folder
 from vector_assets.core.tables import (
@@ -105,7 +106,10 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
         with database_errors(conn, "during the truncate"), conn.cursor() as cursor:
             _step(conn, "lock", lambda: lock_against_writers(cursor, MANAGED_TABLES))
             rows_before = {table: count_rows(cursor, table) for table in MANAGED_TABLES}
-            target = SetTarget(folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict())
+            target = SetTarget(
+                folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict(),
+                kind=PRE_TRUNCATE,
+            )
             backup = _step(conn, "backup", lambda: write_set(cursor, target, MANAGED_TABLES))
             _step(conn, "verify", lambda: verify_against_database(cursor, backup))
             _step(conn, "truncate", lambda: truncate_with_brief_waits(cursor, request.tables))

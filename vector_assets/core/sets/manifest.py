@@ -15,6 +15,11 @@ from vector_assets.core.errors import ManifestError
 from vector_assets.core.pg.catalog import Column, GeneratedColumn
 
 MANIFEST_FORMAT_VERSION = 1
+# What made a set: a backup, or the safety set a restore or a truncate wrote before changing rows.
+FULL = "full"
+PRE_RESTORE = "pre_restore"
+PRE_TRUNCATE = "pre_truncate"
+SET_KINDS = (FULL, PRE_RESTORE, PRE_TRUNCATE)
 KNOWN_FORMAT_VERSIONS = (1,)
 
 
@@ -67,11 +72,13 @@ class Manifest:
     duration_seconds: float
     tables: dict[str, TableFile]
     format_version: int = MANIFEST_FORMAT_VERSION
+    kind: str = FULL
 
     def to_json(self) -> str:
         body = {
             "format_version": self.format_version,
             "timestamp": self.timestamp,
+            "kind": self.kind,
             "created_at": self.created_at,
             "location": self.location,
             "source": self.source,
@@ -105,6 +112,7 @@ class Manifest:
         return cls(
             format_version=int(data["format_version"]),
             timestamp=str(data["timestamp"]),
+            kind=str(data.get("kind", FULL)),
             created_at=str(data["created_at"]),
             location=str(data["location"]),
             source=dict(data["source"]),

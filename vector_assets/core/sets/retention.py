@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.naming import Location, timestamp_time
 
 KEEP = "keep"
@@ -31,7 +32,11 @@ WEEKLY = "weekly"
 MONTHLY = "monthly"
 NEWEST = "newest"
 IN_USE = "in-use"
-REASON_ORDER = (DAILY, WEEKLY, MONTHLY, NEWEST, IN_USE)
+SAFETY = "safety set, kept 7 days"
+REASON_ORDER = (DAILY, WEEKLY, MONTHLY, NEWEST, IN_USE, SAFETY)
+# A restore's safety set (what it replaced) is kept this long, whatever the counts say. It is not
+# a scheduled backup, so it never takes a daily, weekly, monthly or newest place from one.
+SAFETY_SET_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ def plan_retention(
     *,
     sizes: Mapping[str, int] | None = None,
     damaged: Mapping[str, str] | None = None,
+    now: datetime | None = None,
 ) -> PrunePlan:
     """Decide keep or delete for every set. Pure: it reads nothing from disk.
 
@@ -126,7 +132,9 @@ def plan_retention(
         by_location.setdefault(backup_set.location, []).append(backup_set)
     planned: list[PlannedSet] = []
     for location in sorted(by_location, key=lambda loc: (loc.task_id is not None, loc.task_id or "")):
-        reasons = _reasons_in_location(by_location[location], policy, in_use, dict(damaged or {}))
+        reasons = _reasons_in_location(
+            by_location[location], policy, in_use, dict(damaged or {}), now or datetime.now()
+        )
         for backup_set, why, note in reasons:
             action = KEEP if why else DELETE
             planned.append(PlannedSet(backup_set, action, why, (sizes or {}).get(backup_set.key, 0), note))
@@ -134,10 +142,14 @@ def plan_retention(
 
 
 def _reasons_in_location(
-    sets: list[BackupSet], policy: RetentionPolicy, in_use: Collection[str], damaged: dict[str, str]
+    sets: list[BackupSet], policy: RetentionPolicy, in_use: Collection[str], damaged: dict[str, str], now: datetime
 ) -> list[tuple[BackupSet, tuple[str, ...], str]]:
-    newest_first = sorted(sets, key=lambda s: (s.timestamp, s.key), reverse=True)
-    reasons: dict[str, set[str]] = {s.key: set() for s in newest_first}
+    everything = sorted(sets, key=lambda s: (s.timestamp, s.key), reverse=True)
+    reasons: dict[str, set[str]] = {s.key: set() for s in everything}
+    for backup_set in everything:
+        if is_safety_set(backup_set) and now - timestamp_time(backup_set.timestamp) < timedelta(days=SAFETY_SET_DAYS):
+            reasons[backup_set.key].add(SAFETY)
+    newest_first = [s for s in everything if not is_safety_set(s)] or everything
     rules: list[tuple[str, Callable[[datetime], object], int]] = [
         (DAILY, lambda t: t.date(), policy.keep_daily),
         (WEEKLY, lambda t: t.isocalendar()[:2], policy.keep_weekly),
@@ -153,12 +165,16 @@ def _reasons_in_location(
     newer_damaged = [s.key for s in newest_first if s.timestamp > newest_intact.timestamp]
     if intact and newer_damaged:
         notes[newest_intact.key] = f"kept as the newest intact set: newer {', '.join(newer_damaged)} damaged"
-    for backup_set in newest_first:
+    for backup_set in everything:
         if is_in_use(backup_set, in_use):
             reasons[backup_set.key].add(IN_USE)
     return [
-        (s, tuple(r for r in REASON_ORDER if r in reasons[s.key]), notes.get(s.key, "")) for s in newest_first
+        (s, tuple(r for r in REASON_ORDER if r in reasons[s.key]), notes.get(s.key, "")) for s in everything
     ]
+
+
+def is_safety_set(backup_set: BackupSet) -> bool:
+    return backup_set.manifest is not None and backup_set.manifest.kind == PRE_RESTORE
 
 
 def newest_per_period(

@@ -17,7 +17,12 @@ from pathlib import Path
 
 from vector_assets.core.errors import BackupWriteError, PruneError
 from vector_assets.core.hashing import Sha256Stream
-from vector_assets.core.sets.naming import tmp_name
+from vector_assets.core.sets.naming import (
+    LOG_FILE_NAME,
+    manifest_file_name,
+    set_file_names,
+    tmp_name,
+)
 
 WRITE_CHUNK_BYTES = 1 << 20
 QUEUED_CHUNKS = 8
@@ -216,6 +221,26 @@ def delete_files(folder: Path, names: list[str], marker_source: str, label: str)
             _step(label, folder / name, hidden, lambda path=folder / name: path.unlink(missing_ok=True))
     _step(label, marker, hidden, lambda: marker.unlink(missing_ok=True))
     return freed
+
+
+def discard_set(folder: Path, timestamp: str, log_before: bytes | None) -> None:
+    """Remove a set written moments ago that is not needed after all, and its log block."""
+    names = sorted(name for name in set_file_names(timestamp) if (folder / name).exists())
+    if names:
+        marker = manifest_file_name(timestamp) if manifest_file_name(timestamp) in names else names[0]
+        delete_files(folder, names, marker, timestamp)
+    log = folder / LOG_FILE_NAME
+    if log_before is None:
+        remove_quietly(log)
+    else:
+        write_bytes_atomically(log, log_before)
+
+
+def read_log(folder: Path) -> bytes | None:
+    try:
+        return (folder / LOG_FILE_NAME).read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def _step(label: str, path: Path, state: str, action: Callable[[], object]) -> None:
