@@ -235,7 +235,7 @@ def run_verify_command(args: argparse.Namespace) -> int:
 
 def format_verify(result: VerifyResult) -> str:
     lines = [f"set {result.backup_set.key} in {result.backup_set.location.label}:"]
-    lines += [f"  {'ok  ' if o.passed else 'FAIL'} {o.check}: {o.message}" for o in result.outcomes]
+    lines += [f"  {'FAIL' if not o.passed else 'WARN' if o.warning else 'ok  '} {o.check}: {o.message}" for o in result.outcomes]
     lines.append("verified" if result.passed else "FAILED: the set does not match its manifest")
     return "\n".join(lines)
 

@@ -50,12 +50,17 @@ PRUNE_CRON = Setting("VECTOR_ASSETS_PRUNE_CRON", "30 3 * * *", "when vector_prun
 KEEP_DAILY = Setting("VECTOR_ASSETS_KEEP_DAILY", "7", "sets kept per location: newest of each of this many days")
 KEEP_WEEKLY = Setting("VECTOR_ASSETS_KEEP_WEEKLY", "4", "… of this many ISO weeks")
 KEEP_MONTHLY = Setting("VECTOR_ASSETS_KEEP_MONTHLY", "12", "… of this many months")
+RESTORE_TARGETS = Setting(
+    "VECTOR_ASSETS_RESTORE_TARGETS", "",
+    "comma-separated NAMES of environment variables that hold restore-target DSNs; with 'default', the only targets a restore accepts",
+)
 SENSOR_INTERVAL = Setting("VECTOR_ASSETS_SENSOR_INTERVAL", "30", "seconds between vector_bak_sensor ticks")
 
 ALL_SETTINGS = (
     PG_DSN, ROOT, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
-    KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, SENSOR_INTERVAL,
+    KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL,
 )
+DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
 
 def sensor_interval_seconds() -> int:
@@ -77,3 +82,23 @@ def dsn_from_variable(name: str, purpose: str) -> str:
     if not value:
         raise ConfigError(f"environment variable {name} ({purpose}) is not set")
     return value
+
+
+def restore_target_names(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The declared restore targets, in the order given. Each must be a variable's NAME."""
+    names = [name.strip() for name in RESTORE_TARGETS.get(environ).split(",") if name.strip()]
+    for name in names:
+        if not ENV_VAR_NAME.fullmatch(name) or name == DEFAULT_TARGET:
+            raise ConfigError(
+                f"{RESTORE_TARGETS.name} must list NAMES of environment variables, never a DSN and never "
+                f"'{DEFAULT_TARGET}'; entry {len(names[:names.index(name)]) + 1} is not one"
+            )
+    return list(dict.fromkeys(names))
+
+
+def restore_target_dsn(name: str) -> str:
+    """The DSN of a declared target; 'default' is the caller's business (the resource's DSN)."""
+    if name not in restore_target_names():
+        declared = ", ".join([DEFAULT_TARGET, *restore_target_names()])
+        raise ConfigError(f"restore target {name[:40]!r} is not declared in {RESTORE_TARGETS.name}; declared: {declared}")
+    return dsn_from_variable(name, f"restore target {name}")

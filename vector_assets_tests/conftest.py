@@ -18,6 +18,10 @@ import pytest
 from vector_assets_tests.support.database import fill_store, fresh_database
 
 TEST_DSN_ENV_VAR = "VECTOR_ASSETS_TEST_PG_DSN"
+# The restore targets the tests use, declared as an operator declares them: in the environment
+# the code location loads in (its Launchpad dropdown is built then). Their DSNs are set per test.
+TEST_RESTORE_TARGETS = "SCRATCH_VECTORS_DSN,FAULTS_TARGET_DSN,FAULTS_UNREACHABLE_DSN"
+os.environ.setdefault("VECTOR_ASSETS_RESTORE_TARGETS", TEST_RESTORE_TARGETS)
 
 
 @pytest.fixture(scope="session")

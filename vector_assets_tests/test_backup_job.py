@@ -10,7 +10,7 @@ from vector_assets.core.sets.catalog import scan_root
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets_tests.support.dagster import definitions
 from vector_assets_tests.support.database import execute
-from vector_assets_tests.support.files import folder_snapshot
+from vector_assets_tests.support.files import folder_snapshot, write_tiny_legacy_set
 
 TABLES = ("langchain_pg_collection", "langchain_pg_embedding")
 
@@ -33,9 +33,10 @@ def latest_metadata(instance, table: str) -> dict:
 
 def run_checks(instance, partition_key: str) -> dict[tuple[str, str], object]:
     result = definitions().resolve_job_def("check_vector_backup").execute_in_process(
-        instance=instance, tags={"dagster/partition": partition_key}, raise_on_error=False
+        instance=instance, partition_key=partition_key, raise_on_error=False
     )
-    evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    records = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    evaluations = [record.dagster_event.event_specific_data for record in records]
     return {(ev.asset_key.path[-1], ev.check_name): ev for ev in evaluations}
 
 
@@ -67,9 +68,15 @@ def test_backup_job_writes_into_a_task_folder_and_a_subset_of_tables(dagster_env
     assert dagster_env.get_latest_materialization_event(backup_asset_key("langchain_pg_collection")) is None
 
 
+def test_an_unknown_table_is_refused_by_the_config_schema_and_no_run_is_stored(dagster_env, backup_root):
+    with pytest.raises(dg.DagsterInvalidConfigError, match="not in enum type ManagedTable got pg_authid"):
+        run_backup_job(dagster_env, {"ops": {"back_up_tables": {"config": {"tables": ["pg_authid"]}}}})
+    assert dagster_env.get_runs() == [] and folder_snapshot(backup_root) == {}
+
+
 @pytest.mark.parametrize(
     ("op_config", "named"),
-    [({"task_id": "../escape"}, "task id '../escape'"), ({"tables": ["pg_authid"]}, "unknown table 'pg_authid'")],
+    [({"task_id": "../escape"}, "task id '../escape'"), ({"task_id": "task_20250101_000000\n"}, "task id")],
 )
 def test_bad_backup_config_fails_clearly_and_writes_nothing(dagster_env, backup_root, op_config, named):
     result = run_backup_job(dagster_env, {"ops": {"back_up_tables": {"config": op_config}}}, raise_on_error=False)
@@ -145,3 +152,14 @@ def test_a_permanent_database_error_fails_the_backup_once_with_our_message_and_n
     assert failure.user_failure_data.metadata["retryable"].value is False
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert scan_root(backup_root) == [] and [p for p in backup_root.rglob("*") if p.is_file()] == []
+
+
+def test_a_legacy_sets_sha256_check_is_a_warning_that_nothing_was_compared(dagster_env, backup_root):
+    write_tiny_legacy_set(backup_root / "task_20250721_213627" / "vector_bak", "20250721_213627")
+    dagster_env.add_dynamic_partitions("vector_backups", ["20250721_213627"])
+    evaluations = run_checks(dagster_env, "20250721_213627")
+    for table in TABLES:
+        sha = evaluations[(f"{table}_backup", "sha256_matches_manifest")]
+        assert not sha.passed and sha.severity == dg.AssetCheckSeverity.WARN
+        assert sha.description.startswith("no checksum recorded: counted rows only")
+        assert evaluations[(f"{table}_backup", "row_count_matches_manifest")].passed

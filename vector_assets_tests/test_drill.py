@@ -81,7 +81,9 @@ def test_verify_job_reports_check_evaluations_for_the_partition(dagster_instance
     made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
     dagster_instance.add_dynamic_partitions("vector_backups", [made.timestamp])
 
-    result = definitions().resolve_job_def("drill_vector_backup").execute_in_process(instance=dagster_instance)
+    result = definitions().resolve_job_def("drill_vector_backup").execute_in_process(
+        instance=dagster_instance, partition_key=made.timestamp
+    )
 
     assert result.success
     evaluations = drill_evaluations(dagster_instance, result.run_id)
@@ -103,9 +105,9 @@ def test_verify_job_fails_on_a_damaged_set_and_still_drops_the_scratch_database(
     files_before = folder_snapshot(backup_root)
     rows_before = rows_as_text(store_db, EMBEDDING_TABLE)
 
+    dagster_instance.add_dynamic_partitions("vector_backups", [made.timestamp])
     result = definitions().resolve_job_def("drill_vector_backup").execute_in_process(
-        instance=dagster_instance, raise_on_error=False,
-        run_config={"ops": {"drill_restore_of_backup_set": {"config": {"partition_key": made.timestamp}}}},
+        instance=dagster_instance, raise_on_error=False, partition_key=made.timestamp,
     )
 
     assert not result.success
@@ -132,12 +134,38 @@ def test_restore_drill_check_runs_for_one_partition(dagster_instance, store_db, 
     assert [e.passed for e in evaluations if e.asset_key == backup_asset_key(EMBEDDING_TABLE)] == [True]
 
 
-def test_drill_with_no_sets_names_the_root(dagster_instance, backup_root):
+def test_drill_job_without_a_chosen_set_stops_with_one_line_and_records_no_check(dagster_instance, backup_root):
     result = definitions().resolve_job_def("drill_vector_backup").execute_in_process(
         instance=dagster_instance, raise_on_error=False
     )
 
     assert not result.success
-    assert f"no complete backup set under {backup_root}" in result.failure_data_for_node(
+    assert "no backup set chosen: launch drill_vector_backup" in result.failure_data_for_node(
         "drill_restore_of_backup_set"
     ).error.message
+    assert drill_evaluations(dagster_instance, result.run_id) == []
+
+
+def test_the_drill_schedule_drills_the_newest_registered_set_and_skips_when_there_is_none(dagster_instance):
+    schedule = definitions().resolve_schedule_def("vector_drill_schedule")
+    context = dg.build_schedule_context(instance=dagster_instance)
+    assert schedule.evaluate_tick(context).run_requests == []
+    dagster_instance.add_dynamic_partitions(
+        "vector_backups", ["20250102_020000", "20250103_020000__task_20250101_000000", "20250101_020000"]
+    )
+    context = dg.build_schedule_context(instance=dagster_instance, repository_def=definitions().get_repository_def())
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "20250103_020000__task_20250101_000000"
+
+
+def test_a_partitionless_check_run_stops_with_one_line_and_marks_no_check_failed(dagster_instance, store_db, backup_root):
+    run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    job = dg.define_asset_job("all_checks_without_a_partition", selection=dg.AssetSelection.all_asset_checks())
+    checks_job = dg.Definitions.merge(definitions(), dg.Definitions(jobs=[job])).resolve_job_def(job.name)
+
+    result = checks_job.execute_in_process(instance=dagster_instance, raise_on_error=False)
+
+    assert not result.success
+    assert dagster_instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION) == []
+    messages = {event.event_specific_data.error.message for event in result.all_events if event.is_step_failure}
+    assert messages and all("no backup set chosen" in message for message in messages)

@@ -7,7 +7,9 @@ by stopping it with Ctrl-C and looking for anything left behind.
 
 import hashlib
 import json
+import re
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+import yaml
+from dagster_graphql import DagsterGraphQLClientError
 
 from vector_assets.core.sets.naming import BACKUP_FOLDER_NAME, csv_file_name
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
@@ -22,6 +26,8 @@ from vector_assets.defs.resources import VECTOR_TABLES_POOL
 from vector_assets.dev.demo import DEMO_EMBEDDINGS, write_legacy_set
 from vector_assets_tests.support.database import execute, rows_as_text
 from vector_assets_tests.support.stack import (
+    REPO_ROOT,
+    RUN_EVENTS_QUERY,
     DevStack,
     StepWindow,
     dev_stack,
@@ -85,9 +91,7 @@ def live_rows(stack: DevStack) -> dict[str, Counter]:
     return {table: rows_as_text(stack.vectors_dsn(), table) for table in MANAGED_TABLES}
 
 
-def restore_config(timestamp: str, backup_path: str) -> dict:
-    return {"ops": {"restore_from_backup_set": {"config": {
-        "timestamp": timestamp, "backup_path": backup_path, "truncate_before_restore": True}}}}
+REPLACE_CONFIG = {"ops": {"restore_from_backup_set": {"config": {"truncate_before_restore": True}}}}
 
 
 def test_backup_launched_through_graphql_registers_a_partition_with_its_metadata(stack: DevStack) -> None:
@@ -134,7 +138,7 @@ def test_sensor_in_the_daemon_registers_a_legacy_set_dropped_into_the_root(
 
 def test_restore_with_truncate_makes_the_tables_equal_to_the_legacy_set(stack: DevStack, legacy_set: LegacySet) -> None:
     assert live_rows(stack) != legacy_set.rows, "the live tables must differ from the set for the restore to show"
-    run_id = stack.launch("restore_vector_tables", restore_config(LEGACY_TIMESTAMP, LEGACY_PATH))
+    run_id = stack.launch("restore_vector_tables", REPLACE_CONFIG, partition=LEGACY_TIMESTAMP)
     stack.wait_for_run(run_id)
 
     restored = live_rows(stack)
@@ -158,7 +162,7 @@ def test_truncate_and_restore_launched_together_never_run_their_ops_at_the_same_
         with holder.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {EMBEDDING_TABLE} IN ACCESS EXCLUSIVE MODE")
         run_ids += [stack.launch("truncate_vector_tables"),
-                    stack.launch("restore_vector_tables", restore_config(LEGACY_TIMESTAMP, LEGACY_PATH))]
+                    stack.launch("restore_vector_tables", REPLACE_CONFIG, partition=LEGACY_TIMESTAMP)]
         stack.wait_for("one op to start and block on the held lock", lambda: started_steps(stack, run_ids), 120)
         queued_until = time.monotonic() + QUEUE_HOLD_S
         evidence = stack.wait_for(
@@ -209,6 +213,41 @@ def assert_tables_match_the_order(
         assert final[EMBEDDING_TABLE] == legacy_set.rows[EMBEDDING_TABLE], "restore ran last: the legacy rows"
     else:
         assert final[EMBEDDING_TABLE] == Counter(), "truncate ran last: no embeddings"
+
+
+def test_a_dsn_typed_as_the_target_or_an_unknown_table_is_invalid_config_and_no_run_stores_it(
+    stack: DevStack, legacy_set: LegacySet
+) -> None:
+    secret = f"e2e-secret-{uuid.uuid4().hex[:12]}"
+    mistakes = ({"target": f"postgresql://backup_user:{secret}@db.internal:5432/rag"}, {"tables": [f"foo_{secret}"]})
+    for config in mistakes:
+        with pytest.raises(DagsterGraphQLClientError, match="RunConfigValidationInvalid"):
+            stack.launch("restore_vector_tables", {"ops": {"restore_from_backup_set": {"config": config}}},
+                         partition=LEGACY_TIMESTAMP)
+    storage = stack.dagster_storage_dsn()
+    for table, column in (("runs", "run_body"), ("event_logs", "event")):
+        assert execute(storage, f"SELECT count(*) FROM {table} WHERE {column} LIKE %s", (f"%{secret}%",)) == [(0,)]
+
+
+def readme_restore_example() -> tuple[str, dict]:
+    """The partition and the config of the README's restore example, exactly as it is written there."""
+    text = (REPO_ROOT / "README.md").read_text()
+    block = text.split("<!-- restore example -->", 1)[1]
+    partition = re.search(r"partition `([^`]+)`", block).group(1)
+    config = yaml.safe_load(block.split("```yaml", 1)[1].split("```", 1)[0])
+    return partition, config
+
+
+def test_the_readme_restore_example_works_as_written_and_names_its_safety_set(stack: DevStack) -> None:
+    partition, config = readme_restore_example()
+    run_id = stack.launch("restore_vector_tables", config, partition=partition)
+    stack.wait_for_run(run_id)
+    keys = stack.partition_keys(EMBEDDING_BACKUP)
+    events = stack.graphql(RUN_EVENTS_QUERY, {"runId": run_id})["logsForRun"]["events"]
+    undo = [e["message"] for e in events if "To undo: vector-assets restore" in (e.get("message") or "")]
+    assert undo, "the run log must name the safety set and the undo"
+    safety_key = re.search(r"pre_restore set (\S+)\.", undo[0]).group(1)
+    assert safety_key in keys
 
 
 def test_ctrl_c_stops_dagster_and_postgres_leaving_no_process_behind(stack: DevStack) -> None:

@@ -369,8 +369,8 @@ def test_a_password_in_the_dsn_is_in_no_event_run_config_metadata_log_or_file(
     with dg.instance_for_test() as instance:
         results = [run_job(instance, BACKUP_JOB), run_job(instance, TRUNCATE_JOB)]
         key = scan_root(backup_root)[-1].key
-        results.append(run_job(instance, RESTORE_JOB, {"timestamp": key, "target_env_var": "FAULTS_TARGET_DSN"}))
-        unreachable = run_job(instance, RESTORE_JOB, {"timestamp": key, "target_env_var": "FAULTS_UNREACHABLE_DSN"})
+        results.append(run_job(instance, RESTORE_JOB, {"target": "FAULTS_TARGET_DSN"}, partition_key=key))
+        unreachable = run_job(instance, RESTORE_JOB, {"target": "FAULTS_UNREACHABLE_DSN"}, partition_key=key)
         assert [result.success for result in results] == [True, True, True]
         assert "cannot connect to database 'vectors' on 127.0.0.1:1" in failure_message(unreachable, RESTORE_JOB)
         places = places_in_the_instance(instance, [*results, unreachable])

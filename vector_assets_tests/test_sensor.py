@@ -52,7 +52,7 @@ def test_new_sets_are_registered_materialized_and_checked(ticker, store_db, back
     assert metadata["location"] == "task_20250721_213627/vector_bak"
     assert metadata["task_id"] == "task_20250721_213627"
     assert metadata["legacy"] is False and metadata["has_log"] is True
-    assert [(r.job_name, r.tags["dagster/partition"]) for r in result.run_requests] == [
+    assert [(r.job_name, r.partition_key) for r in result.run_requests] == [
         ("check_vector_backup", made.timestamp)
     ]
 
@@ -128,7 +128,7 @@ def test_set_registered_by_the_backup_job_is_checked_but_not_reported_twice(tick
 
     assert added_keys(result) == []
     assert [event.asset_key for event in result.asset_events] == [INVENTORY_KEY]  # no second report of the set
-    assert [r.tags["dagster/partition"] for r in result.run_requests] == [made.timestamp]
+    assert [r.partition_key for r in result.run_requests] == [made.timestamp]
 
 
 def test_second_tick_over_an_unchanged_root_reads_no_set_file(ticker, store_db, backup_root):

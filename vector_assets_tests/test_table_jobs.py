@@ -54,7 +54,8 @@ def test_restore_job_replaces_rows_and_observes_the_source_table(instance, store
     (backup_set,) = scan_root(backup_root)
     snapshot = rows_as_text(store_db, "langchain_pg_embedding")
     execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 7)")
-    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"timestamp": backup_set.key, "truncate_before_restore": True})
+    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"truncate_before_restore": True},
+                     partition_key=backup_set.key)
     assert result.success
     assert rows_as_text(store_db, "langchain_pg_embedding") == snapshot
     restored = output_metadata(result, "restore_from_backup_set")["restore_results"].value
@@ -63,24 +64,53 @@ def test_restore_job_replaces_rows_and_observes_the_source_table(instance, store
     assert observation.asset_observation.metadata["restored_from"].value == backup_set.key
 
 
-def test_restore_job_targets_another_database_by_env_var_name(instance, monkeypatch, store_db, backup_root, second_db):
+def test_restore_job_targets_a_declared_database_by_its_name(instance, monkeypatch, store_db, backup_root, second_db):
     assert definitions().resolve_job_def("backup_vector_tables").execute_in_process(instance=instance).success
     (backup_set,) = scan_root(backup_root)
     with psycopg2.connect(second_db) as conn, conn.cursor() as cursor:
         create_tables(cursor)
     conn.close()
     monkeypatch.setenv("SCRATCH_VECTORS_DSN", second_db)
-    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"timestamp": backup_set.key, "target_env_var": "SCRATCH_VECTORS_DSN"})
+    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"target": "SCRATCH_VECTORS_DSN"},
+                     partition_key=backup_set.key)
     assert result.success
     assert rows_as_text(second_db, "langchain_pg_embedding") == rows_as_text(store_db, "langchain_pg_embedding")
 
 
-def test_restore_job_refuses_a_dsn_in_run_config(instance, store_db, backup_root):
-    dsn = "postgresql://admin:hunter2@db.example/vectors"
-    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"timestamp": "20250101_000000", "target_env_var": dsn})
+def test_restore_job_refuses_a_dsn_or_an_unknown_table_in_config_before_any_run_exists(instance, store_db, backup_root):
+    instance.add_dynamic_partitions("vector_backups", ["20250101_000000"])
+    for config in ({"target": "postgresql://admin:hunter2@db.example/vectors"}, {"tables": ["foo"]},
+                   {"on_conflict": "overwrite"}):
+        with pytest.raises(dg.DagsterInvalidConfigError):
+            run_job(instance, "restore_vector_tables", "restore_from_backup_set", config, partition_key="20250101_000000")
+    assert instance.get_runs() == []
+
+
+def test_restore_job_without_a_chosen_set_stops_with_one_line_and_changes_nothing(instance, store_db, backup_root):
+    before = rows_as_text(store_db, "langchain_pg_embedding")
+    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"truncate_before_restore": True})
     assert not result.success
-    message = result.failure_data_for_node("restore_from_backup_set").error.message
-    assert "NAME of an environment variable" in message and "hunter2" not in message
+    assert "no backup set chosen: launch restore_vector_tables" in result.failure_data_for_node(
+        "restore_from_backup_set").error.message
+    assert rows_as_text(store_db, "langchain_pg_embedding") == before
+
+
+def test_a_replacing_restore_job_names_its_safety_set_and_the_undo(instance, store_db, backup_root):
+    assert definitions().resolve_job_def("backup_vector_tables").execute_in_process(instance=instance).success
+    (backup_set,) = scan_root(backup_root)
+    execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 7)")
+    before = rows_as_text(store_db, "langchain_pg_embedding")
+    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"truncate_before_restore": True},
+                     partition_key=backup_set.key)
+    assert result.success
+    metadata = output_metadata(result, "restore_from_backup_set")
+    safety = metadata["safety_set"].value
+    assert safety in instance.get_dynamic_partitions("vector_backups")
+    assert metadata["undo_cli"].value.startswith(f"vector-assets restore {safety} --replace")
+    undo = run_job(instance, "restore_vector_tables", "restore_from_backup_set",
+                   {"truncate_before_restore": True, "safety_backup": False}, partition_key=safety)
+    assert undo.success
+    assert rows_as_text(store_db, "langchain_pg_embedding") == before
 
 
 def test_backup_truncate_and_restore_share_one_pool_limited_to_one():

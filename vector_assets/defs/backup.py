@@ -18,6 +18,7 @@ from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import LegacyFileStats
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_size
+from vector_assets.defs.choices import ManagedTable, values
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import (
@@ -122,9 +123,7 @@ class BackupConfig(dg.Config):
         default=None,
         description="Write into <root>/<task_id>/vector_bak (task_… or manual_…); empty means the global vector_bak.",
     )
-    tables: list[str] = Field(
-        default=list(MANAGED_TABLES), description="Tables to back up, from langchain_pg_collection, langchain_pg_embedding."
-    )
+    tables: list[ManagedTable] = Field(default=list(MANAGED_TABLES), description="Tables to back up.")
 
 
 @dg.op(pool=VECTOR_TABLES_POOL, retry_policy=dg.RetryPolicy(max_retries=2, delay=15))
@@ -134,12 +133,12 @@ def back_up_tables(
     """Stream the tables into a new set in one snapshot, then register it as a partition."""
     try:
         request = BackupRequest(
-            dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=tuple(config.tables)
+            dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=values(config.tables)
         )
         result = run_backup(request)
         backup_set = registered_set(backup_root, result)
     except VectorAssetsError as error:
-        raise as_failure(error, "backup") from error
+        raise as_failure(error, "backup") from None
     report_new_set(context, backup_set)
     context.log.info(summary_line(result, backup_set))
 

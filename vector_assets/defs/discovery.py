@@ -45,7 +45,6 @@ from vector_assets.defs.resources import BackupRootResource
 WORK_BUDGET_SECONDS = 30.0
 # The first tick over a root with hundreds of old sets should not queue hundreds of runs at once.
 MAX_CHECK_RUNS_PER_TICK = 10
-PARTITION_TAG = "dagster/partition"
 
 
 INVENTORY_KEY = dg.AssetKey("vector_backup_inventory")
@@ -226,8 +225,7 @@ def check_run_requests(reports: list[SetReport]) -> list[dg.RunRequest]:
         dg.RunRequest(
             run_key=f"checks:{report.appearance}",
             job_name=checks.check_vector_backup.name,
-            # The job selects only partitioned checks, so Dagster cannot take partition_key= here.
-            tags={PARTITION_TAG: report.found.key},
+            partition_key=report.found.key,
         )
         for report in reports[:MAX_CHECK_RUNS_PER_TICK]
     ]

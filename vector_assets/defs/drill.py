@@ -1,12 +1,11 @@
 """The restore drill: job ``drill_vector_backup``, check ``restore_drill``, ``vector_drill_schedule``.
 
-The job defaults to the newest set, which a partitioned asset job cannot do, so it is an op
-job that reports its outcome as the partition's ``restore_drill`` check evaluation. The same
-check can also be run per partition from the asset's page.
+The job is partitioned by the sets, so the Launchpad offers the set picker; it reports its
+outcome as that partition's ``restore_drill`` check evaluation. The schedule drills the newest
+registered set.
 """
 
 import dagster as dg
-from pydantic import Field
 
 from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
@@ -14,14 +13,14 @@ from vector_assets.core.ops.drill import DrillRequest, DrillResult, run_drill
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.partitions import vector_backups_partitions
+from vector_assets.defs.partitions import (
+    chosen_set,
+    newest_key,
+    vector_backups_partitions,
+)
 from vector_assets.defs.resources import BackupRootResource, PgVectorResource
 
 DRILL_CHECK = "restore_drill"
-
-
-class DrillConfig(dg.Config):
-    partition_key: str = Field(default="", description="The set to drill (its partition key); empty means the newest set.")
 
 
 def drill(pgvector: PgVectorResource, backup_root: BackupRootResource, key: str | None) -> DrillResult:
@@ -29,7 +28,7 @@ def drill(pgvector: PgVectorResource, backup_root: BackupRootResource, key: str 
         request = DrillRequest(dsn=pgvector.dsn, root=backup_root.path(), key=key or None, configured_root=backup_root.configured())
         return run_drill(request)
     except VectorAssetsError as error:
-        raise as_failure(error, "restore drill") from error
+        raise as_failure(error, "restore drill") from None
 
 
 def drill_check_results(result: DrillResult) -> list[tuple[str, bool, str, dict]]:
@@ -72,7 +71,7 @@ def drill_check_results(result: DrillResult) -> list[tuple[str, bool, str, dict]
 def restore_drill_check(
     context: dg.AssetCheckExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource
 ):
-    result = drill(pgvector, backup_root, context.partition_key)
+    result = drill(pgvector, backup_root, chosen_set(context, "drill_vector_backup"))
     for table, passed, description, metadata in drill_check_results(result):
         yield dg.AssetCheckResult(
             asset_key=backup_asset_key(table), check_name=DRILL_CHECK, passed=passed, description=description, metadata=metadata
@@ -81,10 +80,10 @@ def restore_drill_check(
 
 @dg.op
 def drill_restore_of_backup_set(
-    context: dg.OpExecutionContext, config: DrillConfig, pgvector: PgVectorResource, backup_root: BackupRootResource
+    context: dg.OpExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource
 ) -> dg.Output:
     """Restore the set into a scratch database, compare, drop the scratch data; fail if it differs."""
-    result = drill(pgvector, backup_root, config.partition_key)
+    result = drill(pgvector, backup_root, chosen_set(context, "drill_vector_backup"))
     for table, passed, description, metadata in drill_check_results(result):
         context.log_event(dg.AssetCheckEvaluation(
             asset_key=backup_asset_key(table), check_name=DRILL_CHECK, passed=passed,
@@ -120,12 +119,15 @@ def drill_metadata(result: DrillResult) -> dict:
     }
 
 
-@dg.job(description="Restore drill: restore a set (default: the newest) into a scratch database and compare every row.")
+@dg.job(
+    partitions_def=vector_backups_partitions,
+    description="Restore drill: restore the chosen set into a scratch database, compare every row, drop the scratch database.",
+)
 def drill_vector_backup() -> None:
     drill_restore_of_backup_set()
 
 
-vector_drill_schedule = dg.ScheduleDefinition(
+@dg.schedule(
     name="vector_drill_schedule",
     job=drill_vector_backup,
     cron_schedule=settings.DRILL_CRON.get(),
@@ -135,3 +137,8 @@ vector_drill_schedule = dg.ScheduleDefinition(
         f"(default weekly, Sundays 04:00; {settings.DRILL_CRON.deprecated_alias} still works, deprecated)."
     ),
 )
+def vector_drill_schedule(context: dg.ScheduleEvaluationContext):
+    newest = newest_key(context.instance.get_dynamic_partitions(vector_backups_partitions.name))
+    if newest is None:
+        return dg.SkipReason("no backup set is registered yet; nothing to drill")
+    return dg.RunRequest(partition_key=newest)

@@ -59,9 +59,9 @@ def prune_backup_sets(context: dg.OpExecutionContext, config: PruneConfig, backu
     except PruneError as error:
         if isinstance(error.partial_result, PruneResult):
             update_partitions(context.instance, error.partial_result)
-        raise as_failure(error, "prune") from error
+        raise as_failure(error, "prune") from None
     except VectorAssetsError as error:
-        raise as_failure(error, "prune") from error
+        raise as_failure(error, "prune") from None
     removed = update_partitions(context.instance, result)
     for skipped in result.plan.skipped_locations:
         context.log.warning(skipped)

@@ -12,6 +12,7 @@ from vector_assets.core.ops.truncate import (
 )
 from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets.defs.backup import registered_set, report_new_set
+from vector_assets.defs.choices import ManagedTable, values
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.resources import (
     VECTOR_TABLES_POOL,
@@ -21,7 +22,7 @@ from vector_assets.defs.resources import (
 
 
 class TruncateConfig(dg.Config):
-    tables: list[str] = Field(
+    tables: list[ManagedTable] = Field(
         default=[EMBEDDING_TABLE],
         description="Tables to empty. Adding langchain_pg_collection requires langchain_pg_embedding too.",
     )
@@ -36,13 +37,13 @@ def truncate_after_verified_backup(
     """Lock, back up both tables, verify the files against the database, truncate, commit."""
     try:
         request = TruncateRequest(
-            dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=tuple(config.tables),
+            dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=values(config.tables),
             dry_run=config.dry_run,
         )
         result = run_guarded_truncate(request)
     except VectorAssetsError as error:
         context.log.error(f"backup performed: unknown or no; truncate performed: no. {error}")
-        raise as_failure(error, "guarded truncate") from error
+        raise as_failure(error, "guarded truncate") from None
     if result.dry_run:
         context.log.info(dry_run_summary(result))
         return dg.Output(None, metadata={"dry_run": True, "rows_to_remove": dg.MetadataValue.json(result.rows_before)})
@@ -51,7 +52,7 @@ def truncate_after_verified_backup(
     except VectorAssetsError as error:
         # The truncate has committed; its rows are in the set on disk, which the sensor will register.
         context.log.error(f"backup performed: yes ({result.backup.folder}); truncate performed: yes. {error}")
-        raise as_failure(error, "registering the set after the truncate") from error
+        raise as_failure(error, "registering the set after the truncate") from None
     report_new_set(context, backup_set)
     for warning in result.warnings:
         context.log.warning(warning)
@@ -92,6 +93,9 @@ def truncate_metadata(result: TruncateResult, key: str) -> dict:
     }
 
 
-@dg.job(description="Back up, verify, then empty langchain_pg_embedding (and optionally collections) in one transaction.")
+@dg.job(description=(
+    "DELETES ROWS: empties langchain_pg_embedding (and, if asked, the collections) after backing up both tables "
+    "into a new set and verifying it against the locked tables, all in one transaction. dry_run: true only counts."
+))
 def truncate_vector_tables() -> None:
     truncate_after_verified_backup()

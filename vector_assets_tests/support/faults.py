@@ -193,9 +193,9 @@ def fault_while_waiting(
     assert fault.injected
 
 
-def run_job(instance, job: tuple[str, str], config: dict | None = None):
+def run_job(instance, job: tuple[str, str], config: dict | None = None, **kwargs):
     name, op = job
-    return run_dagster_job(instance, name, op, config)
+    return run_dagster_job(instance, name, op, config, **kwargs)
 
 
 def failure_message(result, job: tuple[str, str]) -> str:

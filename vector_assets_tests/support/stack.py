@@ -105,6 +105,10 @@ class DevStack:
     def vectors_dsn(self) -> str:
         return self.dev_env()["VECTOR_ASSETS_PG_DSN"]
 
+    def dagster_storage_dsn(self) -> str:
+        """Dagster's own run storage (the embedded server's ``dagster`` database), for psycopg2."""
+        return self.dev_env()["DAGSTER_PG_URL"].replace("postgresql+psycopg2://", "postgresql://", 1)
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
@@ -148,9 +152,11 @@ class DevStack:
 
     # --- runs -------------------------------------------------------------------------------
 
-    def launch(self, job_name: str, run_config: dict[str, Any] | None = None) -> str:
+    def launch(self, job_name: str, run_config: dict[str, Any] | None = None, partition: str | None = None) -> str:
+        """Launch as the Launchpad does; a partition is picked with the dagster/partition tag."""
         return self.client.submit_job_execution(
-            job_name, repository_location_name=LOCATION_NAME, repository_name=REPOSITORY_NAME, run_config=run_config or {}
+            job_name, repository_location_name=LOCATION_NAME, repository_name=REPOSITORY_NAME, run_config=run_config or {},
+            tags={"dagster/partition": partition} if partition else None,
         )
 
     def run_status(self, run_id: str) -> str:

@@ -1,0 +1,24 @@
+"""Launchpad dropdowns: values Dagster checks before a run is created, so a typo (or a DSN
+typed where a name belongs) never becomes a stored run."""
+
+import enum
+
+from vector_assets import settings
+from vector_assets.core.ops.restore import ON_CONFLICT_CHOICES
+from vector_assets.core.tables import MANAGED_TABLES
+
+ManagedTable = enum.Enum("ManagedTable", {name: name for name in MANAGED_TABLES})
+OnConflict = enum.Enum("OnConflict", {name: name for name in ON_CONFLICT_CHOICES})
+# Built when the code location loads, from VECTOR_ASSETS_RESTORE_TARGETS in its environment.
+RestoreTarget = enum.Enum(
+    "RestoreTarget", {name: name for name in [settings.DEFAULT_TARGET, *settings.restore_target_names()]}
+)
+
+
+def value_of(choice: enum.Enum | str) -> str:
+    """A config value as a plain string: Dagster hands over defaults as given, and chosen values as members."""
+    return choice.value if isinstance(choice, enum.Enum) else str(choice)
+
+
+def values(choices: list[enum.Enum | str]) -> tuple[str, ...]:
+    return tuple(value_of(choice) for choice in choices)
