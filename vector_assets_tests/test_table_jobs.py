@@ -122,3 +122,16 @@ def test_backup_truncate_and_restore_share_one_pool_limited_to_one():
     assert "tag_concurrency_limits" not in str(settings.get("run_coordinator", ""))
     with dg.instance_for_test(overrides={"concurrency": settings["concurrency"]}) as instance:
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+
+
+def test_a_truncate_dry_run_job_counts_the_rows_and_changes_nothing(instance, store_db, backup_root):
+    before = rows_as_text(store_db, "langchain_pg_embedding")
+    result = run_job(instance, "truncate_vector_tables", "truncate_after_verified_backup", {"dry_run": True})
+    assert result.success
+    metadata = output_metadata(result, "truncate_after_verified_backup")
+    assert metadata["dry_run"].value is True
+    assert metadata["rows_to_remove"].value == {"langchain_pg_embedding": 300}
+    assert rows_as_text(store_db, "langchain_pg_embedding") == before
+    assert list(backup_root.iterdir()) == [] and instance.get_dynamic_partitions("vector_backups") == []
+    description = definitions().resolve_job_def("truncate_vector_tables").description
+    assert description.startswith("DELETES ROWS") and "dry_run: true" in description
