@@ -77,6 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # Internal: one backup (or restore) in this process, result printed as JSON (see run_child).
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-restore", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-safety-backup", dest="safety_backup", action="store_false", help=argparse.SUPPRESS)
     parser.add_argument("--dsn", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--timestamp", help=argparse.SUPPRESS)
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return run_child(args.dsn, args.root)
     if args.child_restore:
-        return run_child_restore(args.dsn, args.root, args.timestamp)
+        return run_child_restore(args.dsn, args.root, args.timestamp, args.safety_backup)
     started = time.monotonic()
     report = run_benchmark(args.rows, args.dims, args.data_dir, None if args.skip_hnsw else args.hnsw_rows)
     from benchmarks.sensor_ticks import format_sensor_ticks, measure_sensor_ticks
@@ -140,7 +141,7 @@ def run_child(dsn: str | None, root: Path | None) -> int:
     return 0
 
 
-def run_child_restore(dsn: str | None, root: Path | None, timestamp: str | None) -> int:
+def run_child_restore(dsn: str | None, root: Path | None, timestamp: str | None, safety_backup: bool = True) -> int:
     """Restore once (replace mode) and print wall time, rows, COPY times and peak RSS as JSON."""
     if not dsn or root is None or not timestamp:
         print("--child-restore needs --dsn, --root and --timestamp", file=sys.stderr)
@@ -148,7 +149,9 @@ def run_child_restore(dsn: str | None, root: Path | None, timestamp: str | None)
     from vector_assets.core.ops.restore import RestoreRequest, run_restore
 
     started = time.perf_counter()
-    result = run_restore(RestoreRequest(target_dsn=dsn, root=root, timestamp=timestamp, truncate_before_restore=True))
+    result = run_restore(RestoreRequest(
+        target_dsn=dsn, root=root, timestamp=timestamp, truncate_before_restore=True, safety_backup=safety_backup
+    ))
     seconds = time.perf_counter() - started
     print(
         json.dumps(
@@ -420,12 +423,15 @@ def make_restore_set(dsn: str, root: Path) -> RestoreSet:
     return RestoreSet(root, result.timestamp, dict(result.paths), headers, result.total_bytes)
 
 
-def run_ours_restore(dsn: str, restore_set: RestoreSet) -> RestoreChildResult:
-    """``run_restore`` (replace mode) in a fresh interpreter, so its peak RSS is its own."""
+def run_ours_restore(dsn: str, restore_set: RestoreSet, safety_backup: bool = True) -> RestoreChildResult:
+    """``run_restore`` (replace mode) in a fresh interpreter, so its peak RSS is its own.
+
+    By default it first backs up what it replaces (a pre_restore set), as every restore does
+    unless told not to; without that it does the same work as the psql anchor."""
     command = [
         sys.executable, "-m", "benchmarks", "--child-restore", "--dsn", dsn,
         "--root", str(restore_set.root), "--timestamp", restore_set.timestamp,
-    ]  # fmt: skip
+    ] + ([] if safety_backup else ["--no-safety-backup"])  # fmt: skip
     report, process_seconds = run_child_process(command)
     return RestoreChildResult(
         call_seconds=report["seconds"],
@@ -435,6 +441,13 @@ def run_ours_restore(dsn: str, restore_set: RestoreSet) -> RestoreChildResult:
         indexes_rebuilt=report["indexes_rebuilt"],
         max_rss_kb=report["max_rss_kb"],
     )
+
+
+def remove_safety_sets(restore_set: RestoreSet) -> None:
+    """Keep the disk flat between runs: only the set being restored stays."""
+    for path in restore_set.root.rglob("*"):
+        if path.is_file() and restore_set.timestamp not in path.name and path.suffix != ".txt":
+            path.unlink()
 
 
 def run_psql_copy_from(bin_dir: Path, dsn: str, restore_set: RestoreSet) -> float:
@@ -510,6 +523,7 @@ class RestoreReport:
     archive_bytes: int
     ours: Runs
     ours_process: Runs
+    ours_safe: Runs
     psql: Runs
     pg_restore: Runs
     rss_kb: int
@@ -595,7 +609,8 @@ def measure_restore(bin_dir: Path, dsn: str, rows: int, dims: int, work: Path) -
         str(bin_dir / "pg_dump"), "-Fc", "-t", EMBEDDING_TABLE, "-t", COLLECTION_TABLE,
         "-f", str(archive), "-d", dsn,
     ])  # fmt: skip
-    ours, ours_process = Runs("ours: run_restore (call)"), Runs("ours: child process wall")
+    ours, ours_process = Runs("ours: run_restore, no safety backup (call)"), Runs("ours: the same, child process wall")
+    ours_safe = Runs("ours: run_restore with its safety backup (the default)")
     psql = Runs("psql -1: TRUNCATE + \\copy FROM (both tables)")
     pg_restore = Runs("pg_restore --data-only --single-transaction")
     log("restore warm-up: one psql \\copy FROM")
@@ -604,7 +619,10 @@ def measure_restore(bin_dir: Path, dsn: str, rows: int, dims: int, work: Path) -
     rss_kb, copy_seconds = 0, {}
     for repetition in range(1, REPEATS + 1):
         log(f"restore repetition {repetition}/{REPEATS}")
-        child = run_ours_restore(dsn, restore_set)
+        ours_safe.seconds.append(run_ours_restore(dsn, restore_set).call_seconds)
+        verify_restored(dsn, rows, dims, "run_restore with a safety backup")
+        remove_safety_sets(restore_set)
+        child = run_ours_restore(dsn, restore_set, safety_backup=False)
         if child.rows != {COLLECTION_TABLE: len(COLLECTIONS), EMBEDDING_TABLE: rows}:
             raise RuntimeError(f"run_restore loaded {child.rows}, expected {rows} embeddings")
         verify_restored(dsn, rows, dims, "run_restore")
@@ -616,7 +634,7 @@ def measure_restore(bin_dir: Path, dsn: str, rows: int, dims: int, work: Path) -
         verify_restored(dsn, rows, dims, "psql \\copy FROM")
         pg_restore.seconds.append(run_pg_restore(bin_dir, dsn, archive))
         verify_restored(dsn, rows, dims, "pg_restore")
-    for runs in (ours, ours_process, psql, pg_restore):
+    for runs in (ours, ours_process, ours_safe, psql, pg_restore):
         runs.output_bytes = restore_set.csv_bytes
     # Leave the table as build_database does, so a later run's backup timings see the same state.
     conn = psycopg2.connect(dsn)
@@ -629,7 +647,7 @@ def measure_restore(bin_dir: Path, dsn: str, rows: int, dims: int, work: Path) -
     shutil.rmtree(restore_set.root, ignore_errors=True)
     return RestoreReport(
         rows=rows, csv_bytes=restore_set.csv_bytes, archive_bytes=archive.stat().st_size, ours=ours,
-        ours_process=ours_process, psql=psql, pg_restore=pg_restore, rss_kb=rss_kb, copy_seconds=copy_seconds,
+        ours_process=ours_process, ours_safe=ours_safe, psql=psql, pg_restore=pg_restore, rss_kb=rss_kb, copy_seconds=copy_seconds,
     )  # fmt: skip
 
 
@@ -737,7 +755,7 @@ def format_restore(restore: RestoreReport, dims: int) -> list[str]:
         "| operation | median wall s | x psql \\copy FROM | MB/s | runs s |",
         "|---|---:|---:|---:|---|",
     ]
-    for runs in (restore.ours, restore.ours_process, restore.psql, restore.pg_restore):
+    for runs in (restore.ours, restore.ours_process, restore.ours_safe, restore.psql, restore.pg_restore):
         lines.append(table_row(runs, anchor, restore.csv_bytes))
     lines += [
         "",
