@@ -118,3 +118,14 @@ def test_retention_keeps_a_safety_set_seven_days_and_never_gives_it_a_backups_pl
     assert fresh[key] == ("daily", "newest")
     old = {p.key: p for p in plan_retention(sets, policy, now=made + timedelta(days=8)).sets}
     assert old[safety.timestamp].action == "delete" and old[key].action == "keep"
+
+
+def test_a_safety_sets_partition_metadata_says_what_kind_of_set_it_is(store_db, backup_root):
+    from vector_assets.defs.backup import set_metadata
+
+    key = run_backup(BackupRequest(dsn=store_db, root=backup_root)).timestamp
+    safety = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=key,
+                                        truncate_before_restore=True)).safety_set
+    catalog = SetCatalog(backup_root)
+    assert set_metadata(catalog.get(key))["kind"] == "full"
+    assert set_metadata(catalog.get(safety.timestamp))["kind"] == "pre_restore"

@@ -91,10 +91,11 @@ def set_metadata(backup_set: BackupSet) -> dict[str, Any]:
     """What the whole set shares: snapshot, timing, source (never a password)."""
     manifest = backup_set.manifest
     if manifest is None:
-        return {"consistent_snapshot": False}
+        return {"consistent_snapshot": False, "kind": "legacy"}
     total = sum(entry.bytes for entry in manifest.tables.values())
     seconds = max(manifest.duration_seconds, 1e-6)
     return {
+        "kind": manifest.kind,
         "consistent_snapshot": manifest.consistent_snapshot,
         "duration_seconds": dg.MetadataValue.float(round(manifest.duration_seconds, 3)),
         "throughput_mb_per_s": dg.MetadataValue.float(round(total / 1_000_000 / seconds, 1)),
