@@ -107,7 +107,8 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--no-safety-backup", dest="safety_backup", action="store_false",
                          help="do not back up what the restore replaces first (by default it does, as a pre_restore set)")
     restore.add_argument("--target", default=None, metavar="NAME",
-                         help=f"NAME of an environment variable holding the target DSN (default: {settings.PG_DSN.name})")
+                         help=f"a target declared in {settings.RESTORE_TARGETS.name} (the NAME of an environment "
+                         f"variable holding its DSN), or 'default' for {settings.PG_DSN.name} (the default)")
     restore.set_defaults(command=run_restore_command)
 
 
@@ -186,7 +187,8 @@ def format_truncate(result: TruncateResult) -> str:
 def run_restore_command(args: argparse.Namespace) -> int:
     root = backup_root()
     key = SetCatalog(root, settings.ROOT.get()).newest().key if args.set == LATEST else args.set
-    target = settings.dsn_from_variable(args.target, "--target") if args.target else settings.PG_DSN.get()
+    uses_default = args.target in (None, settings.DEFAULT_TARGET)
+    target = settings.PG_DSN.get() if uses_default else settings.restore_target_dsn(args.target)
     result = run_restore(RestoreRequest(
         target_dsn=target, root=root, timestamp=key, backup_path=args.backup_path, tables=tuple(args.tables),
         truncate_before_restore=args.replace, dry_run=args.dry_run, on_conflict=args.on_conflict,

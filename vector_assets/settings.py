@@ -98,7 +98,9 @@ def restore_target_names(environ: Mapping[str, str] | None = None) -> list[str]:
 
 def restore_target_dsn(name: str) -> str:
     """The DSN of a declared target; 'default' is the caller's business (the resource's DSN)."""
+    if not ENV_VAR_NAME.fullmatch(name):
+        return dsn_from_variable(name, "the restore target")  # refuses it without echoing it
     if name not in restore_target_names():
         declared = ", ".join([DEFAULT_TARGET, *restore_target_names()])
-        raise ConfigError(f"restore target {name[:40]!r} is not declared in {RESTORE_TARGETS.name}; declared: {declared}")
+        raise ConfigError(f"restore target {name!r} is not declared in {RESTORE_TARGETS.name}; declared: {declared}")
     return dsn_from_variable(name, f"restore target {name}")

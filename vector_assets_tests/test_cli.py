@@ -129,3 +129,14 @@ def test_an_unreachable_database_exits_75(backup_root, monkeypatch, capsys):
     assert cli("truncate", "--dry-run") == 75
     message = capsys.readouterr().err
     assert "cannot connect to database 'none' on 127.0.0.1:1" in message and "secret" not in message
+
+
+def test_a_target_that_is_not_declared_is_refused_by_name(cli_env, monkeypatch, capsys):
+    store_db, backup_root = cli_env
+    key = run_backup(BackupRequest(dsn=store_db, root=backup_root)).timestamp
+    monkeypatch.setenv("UNDECLARED_DSN", store_db)
+    before = tables_now(store_db)
+    assert cli("restore", key, "--target", "UNDECLARED_DSN") == 2
+    err = capsys.readouterr().err
+    assert "'UNDECLARED_DSN' is not declared in VECTOR_ASSETS_RESTORE_TARGETS; declared: default, SCRATCH_VECTORS_DSN" in err
+    assert tables_now(store_db) == before

@@ -158,7 +158,7 @@ def test_the_drill_schedule_drills_the_newest_registered_set_and_skips_when_ther
     assert request.partition_key == "20250103_020000__task_20250101_000000"
 
 
-def test_a_partitionless_check_run_stops_with_one_line_and_marks_no_check_failed(dagster_instance, store_db, backup_root):
+def test_a_partitionless_check_run_stops_with_one_line_and_records_no_check_result(dagster_instance, store_db, backup_root):
     run_backup(BackupRequest(dsn=store_db, root=backup_root))
     job = dg.define_asset_job("all_checks_without_a_partition", selection=dg.AssetSelection.all_asset_checks())
     checks_job = dg.Definitions.merge(definitions(), dg.Definitions(jobs=[job])).resolve_job_def(job.name)
