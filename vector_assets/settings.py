@@ -87,11 +87,11 @@ def dsn_from_variable(name: str, purpose: str) -> str:
 def restore_target_names(environ: Mapping[str, str] | None = None) -> list[str]:
     """The declared restore targets, in the order given. Each must be a variable's NAME."""
     names = [name.strip() for name in RESTORE_TARGETS.get(environ).split(",") if name.strip()]
-    for name in names:
+    for position, name in enumerate(names, start=1):
         if not ENV_VAR_NAME.fullmatch(name) or name == DEFAULT_TARGET:
             raise ConfigError(
                 f"{RESTORE_TARGETS.name} must list NAMES of environment variables, never a DSN and never "
-                f"'{DEFAULT_TARGET}'; entry {len(names[:names.index(name)]) + 1} is not one"
+                f"'{DEFAULT_TARGET}'; entry {position} is not one"
             )
     return list(dict.fromkeys(names))
 

@@ -91,9 +91,6 @@ class GuardedTruncateError(VectorAssetsError):
 class SafetyBackupError(VectorAssetsError):
     """A restore could not back up what it would replace, so it restored nothing."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
     @property
     def retryable(self) -> bool:  # as retryable as its cause
         return bool(getattr(self.__cause__, "retryable", False))

@@ -212,7 +212,7 @@ def _load_in_one_transaction(
     conn: psycopg2.extensions.connection, request: RestoreRequest, planned: list[PlannedTable], result: RestoreResult
 ) -> None:
     committing = False
-    log_before = read_log(result.backup_set.folder)
+    log_before = read_log(result.backup_set.folder) if request.safety_backup and not request.dry_run else None
     try:
         with conn.cursor() as cursor:
             size_index_builds(cursor)

@@ -62,10 +62,6 @@ class Connection(psycopg2.extensions.connection):
 
     target_dsn: str = ""
 
-    @property
-    def server(self) -> ServerDescription:
-        return describe_dsn(self.target_dsn)
-
 
 URL_SCHEME = re.compile(r"postgres(?:ql)?://", re.IGNORECASE)
 # Connection failures that are about who we are, not whether the server is up.

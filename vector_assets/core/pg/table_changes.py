@@ -124,10 +124,10 @@ def count_conflicts(
     """(rows of the stage whose key exists in the table, the smallest such key as text)."""
     if not key:
         return 0, None
-    join = sql.SQL(" AND ").join(sql.SQL("s.{0} = t.{0}").format(sql.Identifier(column)) for column in key)
-    key_text = sql.SQL(" || ', ' || ").join(sql.SQL("s.{}::text").format(sql.Identifier(c)) for c in key)
     cursor.execute(
-        sql.SQL("SELECT count(*), min({}) FROM {} s JOIN {} t ON {}").format(key_text, stage, sql.Identifier(table), join)
+        sql.SQL("SELECT count(*), min({}) FROM {} s JOIN {} t ON {}").format(
+            _key_text(key), stage, sql.Identifier(table), _same_key(key)
+        )
     )
     count, first = cursor.fetchone()
     return int(count), first
@@ -140,18 +140,26 @@ def count_repeated_keys(
     not already in the table (those are counted as conflicts with the table)."""
     if not key:
         return 0, None
-    keys = column_list(key)
-    join = sql.SQL(" AND ").join(sql.SQL("s.{0} = t.{0}").format(sql.Identifier(column)) for column in key)
-    key_text = sql.SQL(" || ', ' || ").join(sql.SQL("s.{}::text").format(sql.Identifier(c)) for c in key)
     cursor.execute(
         sql.SQL(
             "SELECT coalesce(sum(n - 1), 0), min(k) FILTER (WHERE n > 1) FROM ("
             " SELECT count(*) AS n, min({key_text}) AS k FROM {stage} s"
             " WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {join}) GROUP BY {keys}) g"
-        ).format(key_text=key_text, stage=stage, table=sql.Identifier(table), join=join, keys=keys)
+        ).format(key_text=_key_text(key), stage=stage, table=sql.Identifier(table), join=_same_key(key),
+                 keys=column_list(key))
     )
     count, first = cursor.fetchone()
     return int(count), first
+
+
+def _same_key(key: list[str]) -> sql.Composable:
+    """Stage row ``s`` and table row ``t`` have the same key."""
+    return sql.SQL(" AND ").join(sql.SQL("s.{0} = t.{0}").format(sql.Identifier(column)) for column in key)
+
+
+def _key_text(key: list[str]) -> sql.Composable:
+    """A stage row's key as text, for naming it in a message."""
+    return sql.SQL(" || ', ' || ").join(sql.SQL("s.{}::text").format(sql.Identifier(column)) for column in key)
 
 
 def other_unique_constraints(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
