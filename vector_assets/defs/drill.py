@@ -16,6 +16,7 @@ from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import (
     chosen_set,
     newest_key,
+    set_chosen_for_checks,
     vector_backups_partitions,
 )
 from vector_assets.defs.resources import BackupRootResource, PgVectorResource
@@ -71,7 +72,10 @@ def drill_check_results(result: DrillResult) -> list[tuple[str, bool, str, dict]
 def restore_drill_check(
     context: dg.AssetCheckExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource
 ):
-    result = drill(pgvector, backup_root, chosen_set(context, "drill_vector_backup"))
+    key = set_chosen_for_checks(context, "drill_vector_backup")
+    if key is None:
+        return
+    result = drill(pgvector, backup_root, key)
     for table, passed, description, metadata in drill_check_results(result):
         yield dg.AssetCheckResult(
             asset_key=backup_asset_key(table), check_name=DRILL_CHECK, passed=passed, description=description, metadata=metadata

@@ -6,17 +6,29 @@ import dagster as dg
 vector_backups_partitions = dg.DynamicPartitionsDefinition(name="vector_backups")
 
 
-def chosen_set(context: dg.OpExecutionContext | dg.AssetCheckExecutionContext, job: str) -> str:
-    """The run's partition key. A run without one (the Checks tab's "Execute all", a job
-    launched without picking a set) stops here with one line that says what to do, before any
-    check result is recorded."""
-    op_context = getattr(context, "op_execution_context", context)
-    if not op_context.has_partition_key:
-        raise dg.Failure(
-            description=f"no backup set chosen: launch {job} from its Launchpad and pick the set (its partition)",
-            allow_retries=False,
-        )
-    return op_context.partition_key
+def no_set_chosen(job: str) -> str:
+    return f"no backup set chosen: launch {job} from its Launchpad and pick the set (its partition)"
+
+
+def chosen_set(context: dg.OpExecutionContext, job: str) -> str:
+    """The run's partition key. A job launched without picking a set stops here with one line
+    that says what to do."""
+    if not context.has_partition_key:
+        raise dg.Failure(description=no_set_chosen(job), allow_retries=False)
+    return context.partition_key
+
+
+def set_chosen_for_checks(context: dg.AssetCheckExecutionContext, job: str) -> str | None:
+    """The run's partition key, or None for a run without one (the Checks tab's "Execute all").
+
+    Such a run records no result and ends successfully, so Dagster shows its checks as skipped,
+    not failed: a failed run would mark every planned check "Execution failed". The one line
+    that says what to do goes to the run's log."""
+    op_context = context.op_execution_context
+    if op_context.has_partition_key:
+        return op_context.partition_key
+    context.log.warning(no_set_chosen(job) + "; nothing was checked")
+    return None
 
 
 def newest_key(keys: list[str]) -> str | None:

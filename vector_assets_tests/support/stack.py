@@ -214,6 +214,32 @@ class DevStack:
     def set_pool_limit(self, name: str, limit: int) -> None:
         assert self.graphql(SET_POOL_LIMIT, {"pool": name, "limit": limit})["setConcurrencyLimit"], f"pool {name}"
 
+    # --- asset checks -------------------------------------------------------------------------
+
+    def execute_all_checks(self, asset: str) -> str:
+        """What the Checks tab's "Execute all" sends: the asset's checks, in the job they are
+        listed in, with no partition."""
+        node = self.graphql(ASSET_CHECKS_QUERY, {"path": [asset]})["assetNodeOrError"]
+        checks = node["assetChecksOrError"]["checks"]
+        selector = {
+            "repositoryLocationName": LOCATION_NAME, "repositoryName": REPOSITORY_NAME,
+            "pipelineName": checks[0]["jobNames"][0], "assetSelection": [],
+            "assetCheckSelection": [{"assetKey": {"path": [asset]}, "name": check["name"]} for check in checks],
+        }
+        params = {"mode": "default", "executionMetadata": {}, "runConfigData": {}, "selector": selector}
+        launched = self.graphql(LAUNCH_QUERY, {"executionParams": params})["launchPipelineExecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        return launched["run"]["runId"]
+
+    def check_statuses(self, asset: str, run_id: str) -> dict[str, str]:
+        """Each check's resolved status in that run, as the Checks tab shows it."""
+        node = self.graphql(ASSET_CHECKS_QUERY, {"path": [asset]})["assetNodeOrError"]
+        statuses = {}
+        for check in node["assetChecksOrError"]["checks"]:
+            executions = self.graphql(CHECK_EXECUTIONS_QUERY, {"path": [asset], "name": check["name"]})
+            statuses.update({check["name"]: e["status"] for e in executions["assetCheckExecutions"] if e["runId"] == run_id})
+        return statuses
+
     def reset_pool_limit(self, name: str) -> None:
         """Back to ``dagster.yaml``'s ``default_limit``, as the UI's 'delete limit' does."""
         assert self.graphql(DELETE_POOL_LIMIT, {"pool": name})["deleteConcurrencyLimit"], f"pool {name}"
@@ -279,6 +305,25 @@ query Pool($pool: String!) {
   instance { concurrencyLimit(concurrencyKey: $pool) {
     limit usingDefaultLimit slotCount activeSlotCount pendingStepCount
     claimedSlots { runId stepKey } pendingSteps { runId stepKey assignedTimestamp } } }
+}"""
+
+ASSET_CHECKS_QUERY = """
+query AssetChecks($path: [String!]!) {
+  assetNodeOrError(assetKey: {path: $path}) { __typename ... on AssetNode {
+    assetChecksOrError { __typename ... on AssetChecks { checks { name jobNames canExecuteIndividually } } } } }
+}"""
+
+CHECK_EXECUTIONS_QUERY = """
+query CheckExecutions($path: [String!]!, $name: String!) {
+  assetCheckExecutions(assetKey: {path: $path}, checkName: $name, limit: 5) { runId status partition }
+}"""
+
+LAUNCH_QUERY = """
+mutation Launch($executionParams: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $executionParams) { __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } } }
 }"""
 
 SET_POOL_LIMIT = "mutation SetPool($pool: String!, $limit: Int!) { setConcurrencyLimit(concurrencyKey: $pool, limit: $limit) }"
