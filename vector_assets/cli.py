@@ -220,6 +220,8 @@ def format_restore(result: RestoreResult, target: str | None = None) -> str:
         replaced = f", {table.rows_truncated:,} replaced" if result.truncated else ""
         why = "".join(f"; {rows:,} skipped: {reason}" for reason, rows in table.skipped_because.items())
         lines.append(f"  {table.table}: {table.rows_loaded:,} loaded, {table.rows_skipped:,} skipped{replaced}{why}")
+    if result.tables_created:
+        lines.append(f"  tables created from the set's definitions: {', '.join(result.tables_created)}")
     if result.indexes_rebuilt:
         lines.append(f"  indexes rebuilt: {', '.join(result.indexes_rebuilt)}")
     lines.append(f"  {result.duration_seconds:.2f}s")

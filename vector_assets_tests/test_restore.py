@@ -11,7 +11,6 @@ from vector_assets.core.errors import (
     BackupSetNotFoundError,
     ColumnMismatchError,
     DatabaseUnreachableError,
-    ExtensionMissingError,
     IncompleteBackupSetError,
     InvalidTimestampError,
     PathOutsideRootError,
@@ -184,12 +183,6 @@ def test_column_mismatch_names_table_and_column(backed_up, backup_root):
     with pytest.raises(ColumnMismatchError, match=r"table langchain_pg_embedding: set columns not in the target: \['document'\]"):
         run_restore(RestoreRequest(target_dsn=dsn, root=backup_root, timestamp=TS, truncate_before_restore=True))
     assert tables_now(dsn) == before
-
-
-def test_target_without_pgvector_is_refused(backed_up, backup_root, second_db):
-    execute(second_db, "DROP EXTENSION vector")
-    with pytest.raises(ExtensionMissingError, match="'vector' extension"):
-        run_restore(RestoreRequest(target_dsn=second_db, root=backup_root, timestamp=TS))
 
 
 def test_unreachable_target_is_retryable(backed_up, backup_root):

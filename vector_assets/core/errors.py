@@ -105,7 +105,11 @@ class ColumnMismatchError(VectorAssetsError):
 
 
 class ExtensionMissingError(VectorAssetsError):
-    """The target database lacks the pgvector extension."""
+    """The target database lacks the pgvector extension, and the role may not create it."""
+
+
+class MissingTableDefinitionError(TableNotFoundError):
+    """A table the target lacks, from a set that holds no definition to create it."""
 
 
 class RestoreConflictError(VectorAssetsError):

@@ -128,6 +128,7 @@ def restore_metadata(result: RestoreResult, target: str) -> dict:
             for t in result.tables
         }),
         "indexes_rebuilt": dg.MetadataValue.json(result.indexes_rebuilt),
+        "tables_created": dg.MetadataValue.json(result.tables_created),
         "sequences_advanced": dg.MetadataValue.json(result.sequences_advanced),
         "errors": dg.MetadataValue.json([]),
         "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),

@@ -25,6 +25,7 @@ from vector_assets.core.pg.connection import (
     snapshot_transaction,
 )
 from vector_assets.core.pg.copy import copy_out
+from vector_assets.core.pg.ddl import read_table_definition
 from vector_assets.core.sets.backup_log import (
     TruncateOutcome,
     append_log_block,
@@ -198,7 +199,8 @@ def _copy_tables(
         written.append(tmp_path)
         rows, byte_count, sha256 = copy_table_to_file(cursor, table, columns, tmp_path)
         generated = read_generated_columns(cursor, table)
-        entries[table] = TableFile(table, file_name, rows, byte_count, sha256, columns, generated)
+        definition = read_table_definition(cursor, table)
+        entries[table] = TableFile(table, file_name, rows, byte_count, sha256, columns, generated, definition)
     return entries
 
 

@@ -1,7 +1,9 @@
 """The restore command: load a set into the same or another database, in one transaction.
 
 Checked before the transaction starts: the set's files, headers and row counts, the pgvector
-extension on the target, and the columns by name and type. Each file's sha256 is checked on
+extension on the target (or the right to create it), and the columns by name and type. A table
+the target lacks is created from the definition in the set's manifest, and its indexes are
+built after its rows are in. Each file's sha256 is checked on
 the same read that feeds COPY, before anything commits. Then, in one transaction:
 optional TRUNCATE, COPY collections before embeddings, compare row counts, commit. Any error
 rolls back, so the tables are exactly as before.
@@ -24,6 +26,7 @@ from vector_assets.core.errors import (
     ConfigError,
     ExtensionMissingError,
     IncompleteBackupSetError,
+    MissingTableDefinitionError,
     RestoreConflictError,
     RestoreLoadError,
     SafetyBackupError,
@@ -42,6 +45,7 @@ from vector_assets.core.pg.catalog import (
     primary_key,
     read_columns,
     server_versions,
+    table_exists,
 )
 from vector_assets.core.pg.connection import (
     connect,
@@ -50,6 +54,7 @@ from vector_assets.core.pg.connection import (
     rollback_quietly,
 )
 from vector_assets.core.pg.copy import copy_in
+from vector_assets.core.pg.ddl import TableDefinition, build_indexes, create_table
 from vector_assets.core.pg.indexes import (
     drop_secondary_indexes,
     recreate_indexes,
@@ -130,6 +135,7 @@ class RestoreResult:
     tables: list[TableRestore] = field(default_factory=list)
     indexes_rebuilt: list[str] = field(default_factory=list)
     sequences_advanced: list[str] = field(default_factory=list)
+    tables_created: list[str] = field(default_factory=list)  # from the set's definitions
     safety_set: BackupResult | None = None  # what the restore replaced, as a pre_restore set
     safety_backup: bool = True
     duration_seconds: float = 0.0
@@ -142,6 +148,7 @@ class PlannedTable:
     header: list[str]
     rows_in_set: int
     sha256: str | None  # from the manifest; checked on the one read that feeds COPY
+    definition: TableDefinition | None  # from the manifest; creates the table if the target lacks it
 
 
 def run_restore(request: RestoreRequest) -> RestoreResult:
@@ -151,11 +158,11 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
     conn = connect(request.target_dsn)
     try:
         with database_errors(conn, DURING_RESTORE):
-            check_target(conn, backup_set, planned)
+            to_create = check_target(conn, backup_set, planned)
             result = RestoreResult(
                 backup_set, request.dry_run, request.truncate_before_restore, safety_backup=request.safety_backup
             )
-            _load_in_one_transaction(conn, request, planned, result)
+            _load_in_one_transaction(conn, request, planned, to_create, result)
     finally:
         conn.close()
     result.duration_seconds = time.monotonic() - started
@@ -177,17 +184,48 @@ def plan_table(backup_set: BackupSet, table: str) -> PlannedTable:
         raise BackupFileError(f"{path.name} is not valid CSV: {error}") from None
     if entry is not None and header != [column.name for column in entry.columns]:
         raise ColumnMismatchError(f"{path.name} header {header} differs from the manifest's columns")
-    return PlannedTable(table, path, header, rows, entry.sha256 if entry is not None else None)
+    if entry is None:
+        return PlannedTable(table, path, header, rows, None, None)
+    return PlannedTable(table, path, header, rows, entry.sha256, entry.definition)
 
 
-def check_target(conn: psycopg2.extensions.connection, backup_set: BackupSet, planned: list[PlannedTable]) -> None:
-    """The target has pgvector and every table has the set's columns, by name and by type."""
+def check_target(
+    conn: psycopg2.extensions.connection, backup_set: BackupSet, planned: list[PlannedTable]
+) -> list[PlannedTable]:
+    """The target has pgvector (or the role may create it), and every table has the set's
+    columns by name and type, or is missing and can be created from the set: those are returned."""
     with conn.cursor() as cursor:
+        to_create = [plan for plan in planned if not table_exists(cursor, plan.table)]
+        for plan in to_create:
+            if plan.definition is None:
+                raise MissingTableDefinitionError(
+                    f"table {plan.table} does not exist in the target, and set {backup_set.key} holds no table "
+                    "definitions (it was made before vector_assets 0.3, or by another tool): create the tables first"
+                )
         if server_versions(cursor)[1] is None:
-            raise ExtensionMissingError("the target database has no 'vector' extension (CREATE EXTENSION vector)")
+            _require_right_to_create_the_extension(cursor)
         for plan in planned:
-            _compare_columns(plan, read_columns(cursor, plan.table), backup_set)
+            if plan not in to_create:
+                _compare_columns(plan, read_columns(cursor, plan.table), backup_set)
     conn.rollback()
+    return to_create
+
+
+def _require_right_to_create_the_extension(cursor: psycopg2.extensions.cursor) -> None:
+    """Try it, and take it back: the real CREATE EXTENSION runs in the restore's transaction."""
+    cursor.execute("SAVEPOINT probe_extension")
+    try:
+        cursor.execute("CREATE EXTENSION vector")
+    except psycopg2.Error as error:
+        cursor.execute("ROLLBACK TO SAVEPOINT probe_extension")
+        cursor.execute("SELECT current_user, current_database()")
+        role, database = cursor.fetchone()
+        raise ExtensionMissingError(
+            f"the target database {database} has no 'vector' extension and role {role} may not create it "
+            f"({error.pgerror.splitlines()[0].removeprefix('ERROR:').strip() if error.pgerror else type(error).__name__}): "
+            "ask a superuser to run CREATE EXTENSION vector there; nothing was changed"
+        ) from None
+    cursor.execute("ROLLBACK TO SAVEPOINT probe_extension")
 
 
 def _compare_columns(plan: PlannedTable, target: list[Column], backup_set: BackupSet) -> None:
@@ -209,13 +247,18 @@ def _compare_columns(plan: PlannedTable, target: list[Column], backup_set: Backu
 
 
 def _load_in_one_transaction(
-    conn: psycopg2.extensions.connection, request: RestoreRequest, planned: list[PlannedTable], result: RestoreResult
+    conn: psycopg2.extensions.connection,
+    request: RestoreRequest,
+    planned: list[PlannedTable],
+    to_create: list[PlannedTable],
+    result: RestoreResult,
 ) -> None:
     committing = False
     log_before = read_log(result.backup_set.folder) if request.safety_backup and not request.dry_run else None
     try:
         with conn.cursor() as cursor:
             size_index_builds(cursor)
+            result.tables_created = _create_tables(cursor, to_create)
             if request.safety_backup and not request.dry_run:
                 lock_against_writers(cursor, tuple(plan.table for plan in planned))
             outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
@@ -226,8 +269,9 @@ def _load_in_one_transaction(
                 if EMBEDDING_TABLE in outcomes:
                     dropped = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
             for plan in planned:
-                _load_table(cursor, plan, outcomes[plan.table], request)
+                _load_table(cursor, plan, outcomes[plan.table], request, created=plan in to_create)
             result.indexes_rebuilt = recreate_indexes(cursor, dropped)
+            result.indexes_rebuilt += [name for plan in to_create for name in build_indexes(cursor, plan.definition)]
             result.sequences_advanced = [seq for plan in planned for seq in advance_owned_sequences(cursor, plan.table)]
             result.tables = list(outcomes.values())
         if request.dry_run:
@@ -282,11 +326,28 @@ def _truncate(cursor: psycopg2.extensions.cursor, planned: list[PlannedTable], o
         outcomes[name].rows_truncated = outcomes[name].rows_before
 
 
-def _load_table(cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome: TableRestore, request: RestoreRequest) -> None:
+def _create_tables(cursor: psycopg2.extensions.cursor, to_create: list[PlannedTable]) -> list[str]:
+    if to_create:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    for plan in to_create:
+        try:
+            create_table(cursor, plan.definition)
+        except psycopg2.OperationalError:
+            raise
+        except psycopg2.Error as error:
+            raise RestoreLoadError(
+                f"creating table {plan.table} from the set's definition failed: {str(error).strip()}; nothing was restored"
+            ) from None
+    return [plan.table for plan in to_create]
+
+
+def _load_table(
+    cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome: TableRestore, request: RestoreRequest, created: bool
+) -> None:
     started = time.monotonic()
-    if request.truncate_before_restore:
-        # FREEZE is allowed because the table was truncated in this transaction; it spares
-        # the later hint-bit rewrite of every loaded page.
+    if request.truncate_before_restore or created:
+        # FREEZE is allowed because the table was truncated or created in this transaction; it
+        # spares the later hint-bit rewrite of every loaded page.
         outcome.rows_loaded = copy_file_into(cursor, plan, sql.Identifier(plan.table), freeze=True)
     else:
         _append_through_stage(cursor, plan, outcome, request)

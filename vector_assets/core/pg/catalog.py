@@ -45,6 +45,11 @@ def read_generated_columns(cursor: psycopg2.extensions.cursor, table: str) -> li
     ]
 
 
+def table_exists(cursor: psycopg2.extensions.cursor, table: str) -> bool:
+    cursor.execute("SELECT to_regclass(%s)", (regclass_literal(cursor, table),))
+    return cursor.fetchone()[0] is not None
+
+
 def _attributes(cursor: psycopg2.extensions.cursor, table: str) -> list[tuple[str, str, str | None]]:
     cursor.execute("SELECT to_regclass(%s)", (regclass_literal(cursor, table),))
     (oid,) = cursor.fetchone()

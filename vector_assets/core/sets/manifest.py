@@ -13,6 +13,7 @@ from typing import Any
 
 from vector_assets.core.errors import ManifestError
 from vector_assets.core.pg.catalog import Column, GeneratedColumn
+from vector_assets.core.pg.ddl import TableDefinition
 
 MANIFEST_FORMAT_VERSION = 1
 # What made a set: a backup, or the safety set a restore or a truncate wrote before changing rows.
@@ -34,9 +35,10 @@ class TableFile:
     sha256: str
     columns: list[Column] = field(default_factory=list)
     generated_columns: list[GeneratedColumn] = field(default_factory=list)  # not in the file
+    definition: TableDefinition | None = None  # sets made before 0.3 have none
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body = {
             "file": self.file,
             "rows": self.rows,
             "bytes": self.bytes,
@@ -44,6 +46,9 @@ class TableFile:
             "columns": [asdict(column) for column in self.columns],
             "generated_columns": [asdict(column) for column in self.generated_columns],
         }
+        if self.definition is not None:
+            body["definition"] = self.definition.to_json()
+        return body
 
     @classmethod
     def from_json(cls, table: str, data: dict[str, Any]) -> TableFile:
@@ -55,6 +60,7 @@ class TableFile:
             sha256=str(data["sha256"]),
             columns=[Column(name=c["name"], type=c["type"]) for c in data.get("columns", [])],
             generated_columns=[GeneratedColumn(**c) for c in data.get("generated_columns", [])],
+            definition=TableDefinition.from_json(data["definition"]) if "definition" in data else None,
         )
 
 

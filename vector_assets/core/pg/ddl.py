@@ -1,0 +1,139 @@
+"""A table's definition as SQL, read from the catalog, so a set can recreate its tables.
+
+The statements are schema-less (``CREATE TABLE langchain_pg_embedding ...``): they land in the
+target's first schema on the search path, as the set's rows do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+from vector_assets.core.pg.catalog import regclass_literal
+
+# Constraint kinds that are written into CREATE TABLE, foreign keys last. NOT NULL ('n' in
+# PostgreSQL 18) goes with its column.
+CONSTRAINT_ORDER = ("p", "u", "c", "x", "f")
+
+
+@dataclass(frozen=True)
+class TableDefinition:
+    """What recreates a table: statements run before loading, indexes built after it."""
+
+    statements: list[str] = field(default_factory=list)
+    indexes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"statements": list(self.statements), "indexes": list(self.indexes)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TableDefinition:
+        return cls(statements=[str(s) for s in data["statements"]], indexes=[str(s) for s in data["indexes"]])
+
+
+def read_table_definition(cursor: psycopg2.extensions.cursor, table: str) -> TableDefinition:
+    name = sql.Identifier(table).as_string(cursor)
+    serial_sequences = _serial_sequences(cursor, table)
+    create = f"CREATE TABLE {name} (\n  " + ",\n  ".join(_columns(cursor, table) + _constraints(cursor, table)) + "\n)"
+    statements = [f"CREATE SEQUENCE {sequence}" for sequence, _ in serial_sequences]
+    statements.append(create)
+    statements += [f"ALTER SEQUENCE {sequence} OWNED BY {name}.{column}" for sequence, column in serial_sequences]
+    return TableDefinition(statements=statements, indexes=_indexes(cursor, table))
+
+
+def _columns(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
+    cursor.execute(
+        """
+        SELECT quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),
+               CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(co.collname) END,
+               pg_get_expr(d.adbin, d.adrelid), a.attgenerated, a.attidentity, a.attnotnull
+        FROM pg_attribute a
+        JOIN pg_type t ON t.oid = a.atttypid
+        LEFT JOIN pg_collation co ON co.oid = a.attcollation
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum
+        """,
+        (regclass_literal(cursor, table),),
+    )
+    return [_column(*row) for row in cursor.fetchall()]
+
+
+def _column(
+    name: str, type_name: str, collation: str | None, expression: str | None, generated: str, identity: str, not_null: bool
+) -> str:
+    parts = [name, type_name]
+    if collation:
+        parts.append(f"COLLATE {collation}")
+    if generated:
+        parts.append(f"GENERATED ALWAYS AS ({expression}) " + ("STORED" if generated == "s" else "VIRTUAL"))
+    elif identity:
+        parts.append("GENERATED " + ("ALWAYS" if identity == "a" else "BY DEFAULT") + " AS IDENTITY")
+    elif expression is not None:
+        parts.append(f"DEFAULT {expression}")
+    if not_null:
+        parts.append("NOT NULL")
+    return " ".join(parts)
+
+
+def _constraints(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
+    cursor.execute(
+        """
+        SELECT quote_ident(conname), pg_get_constraintdef(oid), contype::text FROM pg_constraint
+        WHERE conrelid = %s::regclass AND contype = ANY (%s)
+        """,
+        (regclass_literal(cursor, table), list(CONSTRAINT_ORDER)),
+    )
+    rows = sorted(cursor.fetchall(), key=lambda row: (CONSTRAINT_ORDER.index(row[2]), row[0]))
+    return [f"CONSTRAINT {name} {definition}" for name, definition, _ in rows]
+
+
+def _serial_sequences(cursor: psycopg2.extensions.cursor, table: str) -> list[tuple[str, str]]:
+    """(sequence, column) for each sequence a column owns as ``serial`` does (not identity)."""
+    cursor.execute(
+        """
+        SELECT quote_ident(s.relname), quote_ident(a.attname) FROM pg_depend d
+        JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+        JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+        WHERE d.refobjid = %s::regclass AND d.classid = 'pg_class'::regclass AND d.deptype = 'a'
+        ORDER BY a.attnum
+        """,
+        (regclass_literal(cursor, table),),
+    )
+    return cursor.fetchall()
+
+
+def _indexes(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
+    """Every index that backs no constraint (HNSW, IVFFlat, GIN, expression, partial, unique),
+    with its table name unqualified."""
+    cursor.execute(
+        """
+        SELECT pg_get_indexdef(i.indexrelid), quote_ident(n.nspname) || '.' || quote_ident(t.relname),
+               quote_ident(t.relname)
+        FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_class t ON t.oid = i.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        WHERE i.indrelid = %s::regclass
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid)
+        ORDER BY c.relname
+        """,
+        (regclass_literal(cursor, table),),
+    )
+    return [definition.replace(f" ON {qualified} ", f" ON {bare} ", 1) for definition, qualified, bare in cursor.fetchall()]
+
+
+def create_table(cursor: psycopg2.extensions.cursor, definition: TableDefinition) -> None:
+    for statement in definition.statements:
+        cursor.execute(statement)
+
+
+def build_indexes(cursor: psycopg2.extensions.cursor, definition: TableDefinition) -> list[str]:
+    """Build the table's indexes after its rows are in; returns their names."""
+    names = []
+    for statement in definition.indexes:
+        cursor.execute(statement)
+        names.append(statement.split(" ON ", 1)[0].split()[-1])
+    return names
