@@ -27,9 +27,12 @@ class Source(Protocol):
     def read(self, size: int = -1) -> bytes: ...
 
 
-def copy_out(cursor: psycopg2.extensions.cursor, table: str, columns: list[str], sink: Sink) -> int:
-    """Stream one table as CSV with a header into ``sink``; returns the rows copied."""
-    statement = sql.SQL("COPY {table} ({columns}) TO STDOUT WITH (" + CSV_OPTIONS + ")").format(
+def copy_out(
+    cursor: psycopg2.extensions.cursor, table: str, columns: list[str], sink: Sink, options: str = CSV_OPTIONS
+) -> int:
+    """Stream one table (CSV with a header unless ``options`` say otherwise) into ``sink``;
+    returns the rows copied."""
+    statement = sql.SQL("COPY {table} ({columns}) TO STDOUT WITH (" + options + ")").format(
         table=sql.Identifier(table), columns=column_list(columns)
     )
     with database_errors(cursor.connection, f"while copying table {table!r}"):
@@ -44,12 +47,14 @@ def copy_in(
     source: Source,
     *,
     freeze: bool = False,
+    options: str = CSV_OPTIONS,
 ) -> int:
-    """Load CSV with a header from ``source`` into ``target``; returns the rows loaded.
+    """Load ``source`` (CSV with a header unless ``options`` say otherwise) into ``target``;
+    returns the rows loaded.
 
     Driver errors are left to the caller, which knows which file they came from.
     """
-    options = CSV_OPTIONS + (", FREEZE" if freeze else "")
+    options = options + (", FREEZE" if freeze else "")
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (" + options + ")").format(target, column_list(columns))
     cursor.copy_expert(statement, source, size=COPY_CHUNK_BYTES)
     return cursor.rowcount

@@ -1,0 +1,178 @@
+"""The formats a set's data files come in, and the streams that write and read them.
+
+``csv`` is the seed tooling's format, byte for byte. ``pgcopy`` is PostgreSQL's binary COPY
+format: no text parsing on either side. The ``.zst`` variants compress while streaming (zstd,
+through ``zstandard``). A file's sha256 is always of the bytes as stored, so a check reads the
+file once, without decompressing it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+import zstandard
+
+from vector_assets.core.errors import BackupFileError, ConfigError
+from vector_assets.core.pg.copy import CSV_OPTIONS
+
+BINARY_COPY_OPTIONS = "FORMAT binary"
+ZSTD = "zstd"
+ZSTD_LEVEL = 3
+PGCOPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+READ_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class SetFormat:
+    name: str  # also the data files' suffix: <table>_<ts>.<name>
+    binary: bool
+    codec: str | None
+
+    @property
+    def copy_options(self) -> str:
+        return BINARY_COPY_OPTIONS if self.binary else CSV_OPTIONS
+
+    @property
+    def suffix(self) -> str:
+        return "." + self.name
+
+
+CSV = SetFormat("csv", binary=False, codec=None)
+CSV_ZST = SetFormat("csv.zst", binary=False, codec=ZSTD)
+PGCOPY = SetFormat("pgcopy", binary=True, codec=None)
+PGCOPY_ZST = SetFormat("pgcopy.zst", binary=True, codec=ZSTD)
+FORMATS = {fmt.name: fmt for fmt in (CSV, CSV_ZST, PGCOPY, PGCOPY_ZST)}
+
+
+def set_format(name: str) -> SetFormat:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise ConfigError(f"format {name!r} is not one of {', '.join(FORMATS)}") from None
+
+
+def format_of_file(file_name: str) -> SetFormat:
+    """The format a data file's name says (longest suffix first: ``.csv.zst`` before ``.csv``)."""
+    for fmt in sorted(FORMATS.values(), key=lambda f: -len(f.suffix)):
+        if file_name.endswith(fmt.suffix):
+            return fmt
+    raise BackupFileError(f"{file_name} is not a data file of any known format ({', '.join(FORMATS)})")
+
+
+class Sink(Protocol):
+    def write(self, data: bytes) -> object: ...
+
+
+class EncodingSink:
+    """What COPY writes into: passes bytes through, or compresses them on the way."""
+
+    def __init__(self, fmt: SetFormat, raw: Sink) -> None:
+        self._raw = raw
+        self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj() if fmt.codec else None
+
+    def write(self, data: bytes) -> int:
+        if self._compressor is None:
+            self._raw.write(data)
+        else:
+            compressed = self._compressor.compress(data)
+            if compressed:
+                self._raw.write(compressed)
+        return len(data)
+
+    def finish(self) -> None:
+        """End the compressed frame; without it the file is cut short and will not read back."""
+        if self._compressor is not None:
+            self._raw.write(self._compressor.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH))
+
+
+class DecodingReader(io.RawIOBase):
+    """What COPY FROM reads: the file's bytes, decompressed if the format says so.
+
+    A compressed file cut short ends in the middle of a frame; that is an error here, never a
+    quiet end of data.
+    """
+
+    def __init__(self, fmt: SetFormat, raw: BinaryIO, name: str) -> None:
+        self._raw = raw
+        self._name = name
+        self._decompressor = zstandard.ZstdDecompressor().decompressobj() if fmt.codec else None
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._decompressor is None:
+            return self._raw.read(size)
+        size = READ_CHUNK_BYTES if size is None or size < 0 else size
+        while len(self._buffer) < size:
+            compressed = self._raw.read(READ_CHUNK_BYTES)
+            if not compressed:
+                self._require_complete_frame()
+                break
+            self._buffer += self._decompress(compressed)
+        chunk, self._buffer = self._buffer[:size], self._buffer[size:]
+        return chunk
+
+    def readinto(self, target) -> int:
+        chunk = self.read(len(target))
+        target[: len(chunk)] = chunk
+        return len(chunk)
+
+    def _decompress(self, compressed: bytes) -> bytes:
+        try:
+            return self._decompressor.decompress(compressed)
+        except zstandard.ZstdError as error:
+            raise BackupFileError(f"{self._name} is not valid zstd data: {error}") from None
+
+    def _require_complete_frame(self) -> None:
+        if not self._decompressor.eof:
+            raise BackupFileError(f"{self._name} ends in the middle of its zstd frame: the file is cut short")
+
+
+def read_csv_header(stream: BinaryIO) -> list[str]:
+    text = io.TextIOWrapper(io.BufferedReader(stream), encoding="utf-8", newline="")
+    return next(csv.reader(text), [])
+
+
+def count_rows(fmt: SetFormat, stream: BinaryIO, name: str) -> int:
+    """Data rows in a decoded stream: CSV parsed properly (quoted fields hold newlines), or the
+    binary COPY format's tuples walked field by field."""
+    try:
+        return _count_pgcopy_tuples(io.BufferedReader(stream, READ_CHUNK_BYTES), name) if fmt.binary else _count_csv_records(stream)
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise BackupFileError(f"{name} is not valid UTF-8 CSV: {error}") from None
+
+
+def _count_csv_records(stream: BinaryIO) -> int:
+    text = io.TextIOWrapper(io.BufferedReader(stream, READ_CHUNK_BYTES), encoding="utf-8", newline="")
+    return max(sum(1 for _ in csv.reader(text)) - 1, 0)
+
+
+def _count_pgcopy_tuples(reader: io.BufferedReader, name: str) -> int:
+    header = _read_exactly(reader, len(PGCOPY_SIGNATURE) + 8, name)
+    if header[: len(PGCOPY_SIGNATURE)] != PGCOPY_SIGNATURE:
+        raise BackupFileError(f"{name} is not a binary COPY file (its signature is wrong)")
+    (extension_length,) = struct.unpack("!i", header[-4:])
+    _read_exactly(reader, extension_length, name)
+    tuples = 0
+    while True:
+        (fields,) = struct.unpack("!h", _read_exactly(reader, 2, name))
+        if fields == -1:
+            return tuples
+        for _ in range(fields):
+            (length,) = struct.unpack("!i", _read_exactly(reader, 4, name))
+            if length > 0:
+                _read_exactly(reader, length, name)
+        tuples += 1
+
+
+def _read_exactly(reader: io.BufferedReader, size: int, name: str) -> bytes:
+    data = reader.read(size)
+    if len(data) != size:
+        raise BackupFileError(f"{name} ends in the middle of a binary COPY record: the file is cut short")
+    return data
