@@ -52,7 +52,7 @@ backup_specs = [
         partitions_def=vector_backups_partitions,
         group_name=BACKUP_GROUP,
         description=f"CSV backups of {table}, one partition per backup set (key = timestamp).",
-        kinds={"csv"},
+        kinds={"csv", "zstd", "pgcopy"},
     )
     for table in MANAGED_TABLES
 ]
@@ -62,12 +62,15 @@ def table_metadata(
     backup_set: BackupSet, table: str, legacy: LegacyFileStats | None = None
 ) -> dict[str, Any]:
     """Metadata for one table of a set; ``legacy`` stats are given for legacy sets, read by the caller."""
-    path = backup_set.csv_path(table)
+    files = backup_set.data_files(table)
+    path = files[0][0]
     entry = backup_set.manifest.tables[table] if backup_set.manifest else None
     size = entry.bytes if entry else path.stat().st_size
     metadata: dict[str, Any] = {
         "path": dg.MetadataValue.path(str(path)),
         "file": path.name,
+        "format": backup_set.manifest.format if backup_set.manifest else "csv",
+        "files": len(files),
         "bytes": dg.MetadataValue.int(size),
         "size": human_size(size),
         "location": backup_set.location.label,
@@ -79,7 +82,7 @@ def table_metadata(
     known = entry or legacy
     if known is not None:
         metadata["rows"] = dg.MetadataValue.int(known.rows)
-        metadata["sha256"] = known.sha256
+        metadata["sha256"] = known.sha256 or "one per part, in the manifest"
     if entry:
         metadata["columns"] = dg.MetadataValue.table_schema(
             dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in entry.columns])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,16 +27,25 @@ from vector_assets.core.pg.connection import (
 )
 from vector_assets.core.pg.copy import copy_out
 from vector_assets.core.pg.ddl import read_table_definition
+from vector_assets.core.pg.parts import (
+    BlockRange,
+    at_snapshot,
+    block_ranges,
+    copy_part_out,
+    export_snapshot,
+    table_bytes,
+)
 from vector_assets.core.sets.backup_log import (
     TruncateOutcome,
     append_log_block,
     format_log_block,
 )
 from vector_assets.core.sets.catalog import published_timestamps, timestamps_in_folder
-from vector_assets.core.sets.manifest import FULL, Manifest, TableFile
+from vector_assets.core.sets.formats import CSV, EncodingSink, SetFormat, set_format
+from vector_assets.core.sets.manifest import FULL, NEWER_FORMATS_VERSION, FilePart, Manifest, TableFile
 from vector_assets.core.sets.naming import (
     Location,
-    csv_file_name,
+    data_file_name,
     manifest_file_name,
     new_timestamp,
     timestamp_time,
@@ -54,6 +64,17 @@ from vector_assets.core.sets.storage import (
 from vector_assets.core.tables import MANAGED_TABLES, validate_tables
 
 TIMESTAMP_RETRIES = 3
+# A table larger than this (heap bytes) is exported in parts, in the newer formats only.
+DEFAULT_PART_BYTES = 64 * 1024 * 1024
+DEFAULT_PARALLEL_PARTS = 4
+
+
+@dataclass(frozen=True)
+class PartPolicy:
+    """When a table is split into parts, and how many are exported at once."""
+
+    part_bytes: int = DEFAULT_PART_BYTES
+    max_parts: int = DEFAULT_PARALLEL_PARTS
 
 
 @dataclass(frozen=True)
@@ -65,8 +86,11 @@ class BackupRequest:
     task_id: str | None = None
     tables: tuple[str, ...] = MANAGED_TABLES
     timestamp: str | None = None
+    format: str = CSV.name
+    parts: PartPolicy = PartPolicy()
 
     def __post_init__(self) -> None:
+        set_format(self.format)
         object.__setattr__(self, "tables", validate_tables(self.tables))
         object.__setattr__(self, "root", Path(self.root))
         if self.timestamp is not None:
@@ -108,11 +132,11 @@ def run_backup(request: BackupRequest) -> BackupResult:
     conn = connect(request.dsn)
     try:
         with database_errors(conn, "during the backup"), snapshot_transaction(conn) as cursor:
-            return write_set(
-                cursor,
-                SetTarget(folder, request.location, timestamp, describe_dsn(request.dsn).as_dict()),
-                request.tables,
+            target = SetTarget(
+                folder, request.location, timestamp, describe_dsn(request.dsn).as_dict(),
+                format=request.format, parts=request.parts, dsn=request.dsn,
             )
+            return write_set(cursor, target, request.tables)
     finally:
         conn.close()
 
@@ -126,6 +150,13 @@ class SetTarget:
     timestamp: str
     source: dict[str, str]
     kind: str = FULL
+    format: str = CSV.name
+    parts: PartPolicy = PartPolicy()
+    dsn: str | None = field(default=None, repr=False)  # lets parts read on connections of their own
+
+    @property
+    def set_format(self) -> SetFormat:
+        return set_format(self.format)
 
 
 def write_set(
@@ -177,12 +208,15 @@ def _write_and_publish(
         duration_seconds=time.monotonic() - started,
         tables=entries,
         kind=target.kind,
+        format=target.format,
+        format_version=1 if target.format == CSV.name else NEWER_FORMATS_VERSION,
     )
     write_tmp_file(manifest_path, manifest.to_json().encode())
     for entry in entries.values():
-        final_path = target.folder / entry.file
-        written.append(final_path)
-        publish(tmp_path_for(final_path), final_path)
+        for piece in entry.pieces:
+            final_path = target.folder / piece.file
+            written.append(final_path)
+            publish(tmp_path_for(final_path), final_path)
     append_log_block(target.folder, _log_block(target, manifest, truncate_plan))
     publish(tmp_path_for(manifest_path), manifest_path)
     return manifest
@@ -192,25 +226,78 @@ def _copy_tables(
     cursor: psycopg2.extensions.cursor, target: SetTarget, tables: Iterable[str], written: list[Path]
 ) -> dict[str, TableFile]:
     entries: dict[str, TableFile] = {}
+    snapshot: list[str] = []  # exported once, when the first table is split into parts
     for table in tables:
         columns = read_columns(cursor, table)
-        file_name = csv_file_name(table, target.timestamp)
-        tmp_path = tmp_path_for(target.folder / file_name)
-        written.append(tmp_path)
-        rows, byte_count, sha256 = copy_table_to_file(cursor, table, columns, tmp_path)
+        ranges = _part_ranges(cursor, target, table)
+        if len(ranges) > 1:
+            snapshot = snapshot or [export_snapshot(cursor)]
+            parts = _copy_parts(target, snapshot[0], table, columns, ranges, written)
+        else:
+            parts = [_copy_whole_table(cursor, target, table, columns, written)]
         generated = read_generated_columns(cursor, table)
         definition = read_table_definition(cursor, table)
-        entries[table] = TableFile(table, file_name, rows, byte_count, sha256, columns, generated, definition)
+        rows, byte_count = sum(part.rows for part in parts), sum(part.bytes for part in parts)
+        entries[table] = TableFile(
+            table, parts[0].file, rows, byte_count, parts[0].sha256 if len(parts) == 1 else "",
+            columns, generated, definition, parts=parts if len(parts) > 1 else [],
+        )
     return entries
 
 
+def _part_ranges(cursor: psycopg2.extensions.cursor, target: SetTarget, table: str) -> list[BlockRange]:
+    """One range (the whole table) unless the table is large, the format is a newer one and
+    the parts can read on connections of their own."""
+    if target.format == CSV.name or target.dsn is None or table_bytes(cursor, table) <= target.parts.part_bytes:
+        return [BlockRange(0, None)]
+    return block_ranges(cursor, table, target.parts.part_bytes, target.parts.max_parts)
+
+
+def _copy_whole_table(
+    cursor: psycopg2.extensions.cursor, target: SetTarget, table: str, columns: list[Column], written: list[Path]
+) -> FilePart:
+    file_name = data_file_name(table, target.timestamp, target.format)
+    tmp_path = tmp_path_for(target.folder / file_name)
+    written.append(tmp_path)
+    rows, byte_count, sha256 = copy_table_to_file(cursor, table, columns, tmp_path, target.set_format)
+    return FilePart(file_name, rows, byte_count, sha256)
+
+
+def _copy_parts(
+    target: SetTarget, snapshot: str, table: str, columns: list[Column], ranges: list[BlockRange], written: list[Path]
+) -> list[FilePart]:
+    names = [data_file_name(table, target.timestamp, target.format, part) for part in range(1, len(ranges) + 1)]
+    written.extend(tmp_path_for(target.folder / name) for name in names)
+
+    def copy_part(name: str, blocks: BlockRange) -> FilePart:
+        with at_snapshot(target.dsn, snapshot) as part_cursor:
+            rows, byte_count, sha256 = copy_table_to_file(
+                part_cursor, table, columns, tmp_path_for(target.folder / name), target.set_format, blocks
+            )
+        return FilePart(name, rows, byte_count, sha256)
+
+    with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix=f"export {table}") as pool:
+        return list(pool.map(copy_part, names, ranges))
+
+
 def copy_table_to_file(
-    cursor: psycopg2.extensions.cursor, table: str, columns: list[Column], path: Path
+    cursor: psycopg2.extensions.cursor,
+    table: str,
+    columns: list[Column],
+    path: Path,
+    fmt: SetFormat = CSV,
+    blocks: BlockRange | None = None,
 ) -> tuple[int, int, str]:
-    """Stream one table into ``path``, hashed on the way: (rows, bytes, sha256)."""
+    """Stream one table (or one block range of it) into ``path`` in ``fmt``, hashed on the way
+    as stored: (rows, bytes, sha256)."""
     writer = HashingFileWriter(path)
     try:
-        rows = copy_out(cursor, table, column_names(columns), writer)
+        sink = EncodingSink(fmt, writer)
+        if blocks is None:
+            rows = copy_out(cursor, table, column_names(columns), sink, fmt.copy_options)
+        else:
+            rows = copy_part_out(cursor, table, column_names(columns), blocks, sink, fmt.copy_options)
+        sink.finish()
         byte_count, sha256 = writer.finish()
     except BaseException:
         writer.abandon()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vector_assets.core.errors import ColumnMismatchError
-from vector_assets.core.hashing import HashingSink, sha256_of_file
+from vector_assets.core.hashing import HashingSink
 from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, run_restore
 from vector_assets.core.pg.catalog import Column, column_names, count_rows, read_columns
 from vector_assets.core.pg.connection import connect, database_errors
@@ -29,7 +29,8 @@ from vector_assets.core.pg.scratch import (
     scratch_dsn,
 )
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
-from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
+from vector_assets.core.sets.csv_files import read_csv_header
+from vector_assets.core.sets.formats import content_sha256, count_rows_in_file, format_of_file
 from vector_assets.core.tables import EMBEDDING_TABLE
 
 SCRATCH_DATABASE_PREFIX = "vector_assets_drill_"
@@ -140,15 +141,17 @@ def scratch_database(dsn: str, result: DrillResult) -> Iterator[str]:
 
 def compare_table(dsn: str, backup_set: BackupSet, table: str, columns: list[Column]) -> TableDrill:
     entry = backup_set.manifest.tables[table] if backup_set.manifest else None
-    set_sha256 = entry.sha256 if entry else sha256_of_file(backup_set.csv_path(table))
-    rows_in_set = entry.rows if entry else count_csv_rows(backup_set.csv_path(table))
+    paths = [path for path, _ in backup_set.data_files(table)]
+    set_sha256 = content_sha256(paths)
+    rows_in_set = entry.rows if entry else count_rows_in_file(paths[0])
+    fmt = format_of_file(paths[0].name)
     conn = connect(dsn)
     try:
         with database_errors(conn, "during the drill"), conn.cursor() as cursor:
             cursor.execute("SET synchronize_seqscans = off")  # read from the first page, in load order
             rows_restored = count_rows(cursor, table)
             sink = HashingSink()
-            copy_out(cursor, table, column_names(columns), sink)
+            copy_out(cursor, table, column_names(columns), sink, fmt.copy_options)
         conn.rollback()
     finally:
         conn.close()

@@ -19,9 +19,11 @@ from vector_assets.core.sets.catalog import (
     timestamps_in_folder,
 )
 from vector_assets.core.sets.naming import (
+    TMP_SUFFIX,
     csv_file_name,
     manifest_file_name,
     resolve_inside_root,
+    set_file_names,
 )
 from vector_assets.core.sets.retention import (
     PlannedSet,
@@ -126,8 +128,18 @@ def _result_after(
 
 
 def set_files(backup_set: BackupSet) -> list[str]:
-    """Names in the set's folder that belong to its timestamp (CSVs, manifest, leftovers)."""
-    return sorted(timestamps_in_folder(backup_set.folder).get(backup_set.timestamp, set()))
+    """Names in the set's folder that belong to it: its data files (the ones its manifest
+    lists), its manifest, and their leftovers. An operator's file that only looks like a data
+    file of the timestamp (a compressed copy of a legacy CSV) is not the set's."""
+    present = timestamps_in_folder(backup_set.folder).get(backup_set.timestamp, set())
+    own = set(set_file_names(backup_set.timestamp)) | set(_listed_files(backup_set))
+    return sorted(name for name in present if name in own or name.removesuffix(TMP_SUFFIX) in own)
+
+
+def _listed_files(backup_set: BackupSet) -> list[str]:
+    if backup_set.manifest is None:
+        return []
+    return [piece.file for entry in backup_set.manifest.tables.values() for piece in entry.pieces]
 
 
 def set_size(backup_set: BackupSet) -> int:

@@ -71,7 +71,8 @@ from vector_assets.core.pg.table_changes import (
     truncate_with_brief_waits,
 )
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
-from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
+from vector_assets.core.sets.formats import DecodingReader, SetFormat, format_of_file, read_csv_header
+from vector_assets.core.sets.formats import count_rows as count_file_rows
 from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.storage import discard_set, prepare_folder, read_log
 from vector_assets.core.tables import (
@@ -142,13 +143,28 @@ class RestoreResult:
 
 
 @dataclass(frozen=True)
+class PlannedFile:
+    path: Path
+    format: SetFormat
+    sha256: str | None  # from the manifest; checked on the one read that feeds COPY
+
+
+@dataclass(frozen=True)
 class PlannedTable:
     table: str
-    path: Path
-    header: list[str]
+    files: list[PlannedFile]  # the whole table, or its parts in order
+    header: list[str]  # the columns, in the files' order
     rows_in_set: int
-    sha256: str | None  # from the manifest; checked on the one read that feeds COPY
     definition: TableDefinition | None  # from the manifest; creates the table if the target lacks it
+
+    @property
+    def label(self) -> str:
+        first = self.files[0].path.name
+        return first if len(self.files) == 1 else f"{first} (and {len(self.files) - 1} more parts)"
+
+    @property
+    def bytes(self) -> int:
+        return sum(file.path.stat().st_size for file in self.files)
 
 
 def run_restore(request: RestoreRequest) -> RestoreResult:
@@ -170,23 +186,35 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
 
 
 def plan_table(backup_set: BackupSet, table: str) -> PlannedTable:
-    """Check one table's file before touching the database: present, intact, parseable header."""
+    """Check one table's files before touching the database: present, parseable header."""
     if table not in backup_set.tables:
         raise IncompleteBackupSetError(f"set {backup_set.key} has no {table} file")
-    path = backup_set.csv_path(table)
-    if not path.is_file():
-        raise IncompleteBackupSetError(f"set {backup_set.key} is missing {path.name} in {backup_set.folder}")
+    files = []
+    for path, piece in backup_set.data_files(table):
+        if not path.is_file():
+            raise IncompleteBackupSetError(f"set {backup_set.key} is missing {path.name} in {backup_set.folder}")
+        files.append(PlannedFile(path, format_of_file(path.name), piece.sha256 if piece else None))
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
-    try:
-        header = read_csv_header(path)
-        rows = entry.rows if entry is not None else count_csv_rows(path)
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise BackupFileError(f"{path.name} is not valid CSV: {error}") from None
-    if entry is not None and header != [column.name for column in entry.columns]:
-        raise ColumnMismatchError(f"{path.name} header {header} differs from the manifest's columns")
+    manifest_columns = [column.name for column in entry.columns] if entry is not None else None
+    header = manifest_columns if files[0].format.binary else _read_header(files[0])
     if entry is None:
-        return PlannedTable(table, path, header, rows, None, None)
-    return PlannedTable(table, path, header, rows, entry.sha256, entry.definition)
+        return PlannedTable(table, files, header, _count_legacy_rows(files[0]), None)
+    if header != manifest_columns:
+        raise ColumnMismatchError(f"{files[0].path.name} header {header} differs from the manifest's columns")
+    return PlannedTable(table, files, header, entry.rows, entry.definition)
+
+
+def _read_header(file: PlannedFile) -> list[str]:
+    try:
+        with open(file.path, "rb") as handle:
+            return read_csv_header(DecodingReader(file.format, handle, file.path.name))
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise BackupFileError(f"{file.path.name} is not valid CSV: {error}") from None
+
+
+def _count_legacy_rows(file: PlannedFile) -> int:
+    with open(file.path, "rb") as handle:
+        return count_file_rows(file.format, handle, file.path.name)
 
 
 def check_target(
@@ -289,7 +317,8 @@ def _load_in_one_transaction(
 def _discard_safety_set(safety_set: BackupResult, log_before: bytes | None) -> None:
     """Best effort: a safety set of a restore that rolled back only duplicates the target."""
     try:
-        discard_set(safety_set.folder, safety_set.timestamp, log_before)
+        data_files = tuple(piece.file for entry in safety_set.manifest.tables.values() for piece in entry.pieces)
+        discard_set(safety_set.folder, safety_set.timestamp, log_before, data_files)
     except (VectorAssetsError, OSError):
         pass
 
@@ -314,9 +343,7 @@ def _back_up_what_is_replaced(
 
 
 def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRestore:
-    return TableRestore(
-        plan.table, plan.path.name, plan.path.stat().st_size, plan.rows_in_set, rows_before=count_rows(cursor, plan.table)
-    )
+    return TableRestore(plan.table, plan.label, plan.bytes, plan.rows_in_set, rows_before=count_rows(cursor, plan.table))
 
 
 def _truncate(cursor: psycopg2.extensions.cursor, planned: list[PlannedTable], outcomes: dict[str, TableRestore]) -> None:
@@ -353,30 +380,39 @@ def _load_table(
         _append_through_stage(cursor, plan, outcome, request)
     if outcome.rows_loaded + outcome.rows_skipped != plan.rows_in_set:
         raise BackupFileError(
-            f"{plan.path.name}: loaded {outcome.rows_loaded} and skipped {outcome.rows_skipped} rows, "
+            f"{plan.label}: loaded {outcome.rows_loaded} and skipped {outcome.rows_skipped} rows, "
             f"but the set has {plan.rows_in_set}"
         )
     outcome.duration_seconds = time.monotonic() - started
 
 
 def copy_file_into(cursor: psycopg2.extensions.cursor, plan: PlannedTable, table: sql.Composable, freeze: bool = False) -> int:
-    """COPY the file in, hashing it on the same read; a sha256 mismatch raises before commit.
+    """COPY the table's files in, hashing each on the same read; a sha256 mismatch raises
+    before commit.
 
     Hashing while loading reads a large set once instead of twice. Because the whole restore
     is one transaction, a mismatch found here still leaves the tables exactly as before.
     """
+    return sum(_copy_one_file(cursor, plan, file, table, freeze) for file in plan.files)
+
+
+def _copy_one_file(
+    cursor: psycopg2.extensions.cursor, plan: PlannedTable, file: PlannedFile, table: sql.Composable, freeze: bool
+) -> int:
+    name = file.path.name
     try:
-        with open(plan.path, "rb") as handle:
+        with open(file.path, "rb") as handle:
             reader = HashingReader(handle)
-            rows = copy_in(cursor, table, plan.header, reader, freeze=freeze)
+            decoded = DecodingReader(file.format, reader, name)
+            rows = copy_in(cursor, table, plan.header, decoded, freeze=freeze, options=file.format.copy_options)
     except psycopg2.DataError as error:
-        raise BackupFileError(f"loading {plan.path.name} into {plan.table} failed: {str(error).strip()}") from None
+        raise BackupFileError(f"loading {name} into {plan.table} failed: {str(error).strip()}") from None
     except psycopg2.OperationalError:
         raise
     except psycopg2.Error as error:
-        raise RestoreLoadError(f"loading {plan.path.name} into {plan.table} failed: {str(error).strip()}") from None
-    if plan.sha256 is not None and reader.hexdigest() != plan.sha256:
-        raise BackupFileError(f"{plan.path.name} sha256 does not match the manifest; nothing was restored")
+        raise RestoreLoadError(f"loading {name} into {plan.table} failed: {str(error).strip()}") from None
+    if file.sha256 is not None and reader.hexdigest() != file.sha256:
+        raise BackupFileError(f"{name} sha256 does not match the manifest; nothing was restored")
     return rows
 
 
@@ -408,12 +444,12 @@ def _refuse_conflicts(
     hint = "(use on_conflict: skip, or truncate_before_restore)"
     if outcome.conflicts:
         raise RestoreConflictError(
-            f"table {plan.table}: {outcome.conflicts} rows of {plan.path.name} already exist; "
+            f"table {plan.table}: {outcome.conflicts} rows of {plan.label} already exist; "
             f"first conflicting {', '.join(key)} = {outcome.first_conflict} {hint}"
         )
     if repeated:
         raise RestoreConflictError(
-            f"table {plan.table}: {plan.path.name} repeats {repeated} keys; first repeated "
+            f"table {plan.table}: {plan.label} repeats {repeated} keys; first repeated "
             f"{', '.join(key)} = {first_repeated}; nothing was restored {hint}"
         )
 
@@ -424,7 +460,7 @@ def _insert_or_name_the_conflict(cursor: psycopg2.extensions.cursor, plan: Plann
     except psycopg2.IntegrityError as error:
         detail = (error.diag.message_detail or "").strip()
         raise RestoreConflictError(
-            f"table {plan.table}: a row of {plan.path.name} conflicts with constraint "
+            f"table {plan.table}: a row of {plan.label} conflicts with constraint "
             f"{error.diag.constraint_name}: {detail or str(error).strip()}; nothing was restored "
             "(use on_conflict: skip, or truncate_before_restore)"
         ) from None

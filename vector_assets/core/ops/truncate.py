@@ -41,7 +41,7 @@ from vector_assets.core.pg.table_changes import (
     truncate_with_brief_waits,
 )
 from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log_block
-from vector_assets.core.sets.csv_files import count_csv_rows
+from vector_assets.core.sets.formats import count_rows_in_file
 from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
 from vector_assets.core.sets.storage import prepare_folder
@@ -161,15 +161,16 @@ def _step(conn: psycopg2.extensions.connection, name: str, action: Callable[[], 
 
 
 def verify_against_database(cursor: psycopg2.extensions.cursor, backup: BackupResult) -> None:
-    """Each file's rows equal the table's rows now (under the lock), and its sha256 is as recorded."""
+    """Each table's files hold the table's rows now (under the lock), and each file's sha256 is
+    as recorded."""
     for table, entry in backup.manifest.tables.items():
-        path = backup.folder / entry.file
         in_database = count_rows(cursor, table)
-        in_file = count_csv_rows(path)
-        if not in_database == in_file == entry.rows:
+        in_files = sum(count_rows_in_file(backup.folder / piece.file) for piece in entry.pieces)
+        if not in_database == in_files == entry.rows:
             raise VerificationError(
-                f"{table}: database has {in_database} rows, {path.name} has {in_file}, manifest says {entry.rows}"
+                f"{table}: database has {in_database} rows, {entry.file} has {in_files}, manifest says {entry.rows}"
             )
-        if sha256_of_file(path) != entry.sha256:
-            raise VerificationError(f"{path.name} sha256 changed after it was written")
+        for piece in entry.pieces:
+            if sha256_of_file(backup.folder / piece.file) != piece.sha256:
+                raise VerificationError(f"{piece.file} sha256 changed after it was written")
 

@@ -6,13 +6,14 @@ Legacy sets have no manifest, so only presence is checked and their row counts a
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from vector_assets.core.errors import BackupFileError
 from vector_assets.core.hashing import sha256_of_file
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
-from vector_assets.core.sets.csv_files import count_csv_rows
+from vector_assets.core.sets.formats import count_rows_in_file
+from vector_assets.core.sets.manifest import FilePart
 
 FILE_PRESENT = "file_present"
 SHA256_MATCHES = "sha256_matches_manifest"
@@ -32,48 +33,56 @@ class CheckOutcome:
 
 
 def check_table_file(backup_set: BackupSet, table: str, check: str) -> CheckOutcome:
-    """Run one named check for one table of a set."""
-    path = backup_set.csv_path(table)
-    if not path.is_file():
-        return CheckOutcome(check, table, False, f"{path.name} is missing from {backup_set.folder}")
+    """Run one named check for one table of a set (all its files, when it is in parts)."""
+    files = backup_set.data_files(table)
+    missing = [path.name for path, _ in files if not path.is_file()]
+    if missing:
+        return CheckOutcome(check, table, False, f"{', '.join(missing)} missing from {backup_set.folder}")
+    label = files[0][0].name if len(files) == 1 else f"{files[0][0].name} and {len(files) - 1} more parts"
     if check == FILE_PRESENT:
-        return CheckOutcome(check, table, True, f"{path.name} is present ({path.stat().st_size} bytes)")
-    entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
+        size = sum(path.stat().st_size for path, _ in files)
+        return CheckOutcome(check, table, True, f"{label} {'is' if len(files) == 1 else 'are'} present ({size} bytes)")
     if check == SHA256_MATCHES:
-        return _check_sha256(table, path.name, entry.sha256 if entry else None, sha256_of_file(path), check)
+        return _check_sha256(table, files, check)
     if check == ROW_COUNT_MATCHES:
-        return _check_rows(backup_set, table, entry.rows if entry else None, check)
+        entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
+        return _check_rows(table, label, files, entry.rows if entry else None, check)
     raise ValueError(f"unknown check {check!r}")
 
 
-def _check_sha256(table: str, file_name: str, expected: str | None, actual: str, check: str) -> CheckOutcome:
-    if expected is None:
+def _check_sha256(table: str, files: list[tuple[Path, FilePart | None]], check: str) -> CheckOutcome:
+    (path, piece), *_ = files
+    if piece is None:
         return CheckOutcome(
-            check, table, True, f"no checksum recorded: counted rows only ({file_name} is from a legacy set)",
-            None, actual, warning=True,
+            check, table, True, f"no checksum recorded: counted rows only ({path.name} is from a legacy set)",
+            None, sha256_of_file(path), warning=True,
         )
-    if expected != actual:
-        return CheckOutcome(
-            check, table, False, f"{file_name} sha256 {actual} does not match the manifest's {expected}",
-            expected, actual,
-        )
-    return CheckOutcome(check, table, True, f"{file_name} sha256 matches the manifest", expected, actual)
+    for path, piece in files:
+        actual = sha256_of_file(path)
+        if actual != piece.sha256:
+            return CheckOutcome(
+                check, table, False, f"{path.name} sha256 {actual} does not match the manifest's {piece.sha256}",
+                piece.sha256, actual,
+            )
+    if len(files) == 1:
+        return CheckOutcome(check, table, True, f"{path.name} sha256 matches the manifest", piece.sha256, actual)
+    return CheckOutcome(check, table, True, f"the sha256 of each of the {len(files)} parts matches the manifest")
 
 
-def _check_rows(backup_set: BackupSet, table: str, expected: int | None, check: str) -> CheckOutcome:
-    path = backup_set.csv_path(table)
+def _check_rows(
+    table: str, label: str, files: list[tuple[Path, FilePart | None]], expected: int | None, check: str
+) -> CheckOutcome:
     try:
-        actual = count_csv_rows(path)
-    except (csv.Error, UnicodeDecodeError) as exc:
-        return CheckOutcome(check, table, False, f"{path.name} is not valid CSV: {exc}", expected, None)
+        actual = sum(count_rows_in_file(path) for path, _ in files)
+    except BackupFileError as exc:
+        return CheckOutcome(check, table, False, str(exc), expected, None)
     if expected is None:
-        return CheckOutcome(check, table, True, f"legacy set: {path.name} has {actual} rows", None, actual)
+        return CheckOutcome(check, table, True, f"legacy set: {label} has {actual} rows", None, actual)
     if expected != actual:
         return CheckOutcome(
-            check, table, False, f"{path.name} has {actual} CSV rows but the manifest says {expected}",
-            expected, actual,
+            check, table, False, f"{label} has {actual} rows but the manifest says {expected}", expected, actual,
         )
-    return CheckOutcome(check, table, True, f"{path.name} has the manifest's {expected} rows", expected, actual)
+    return CheckOutcome(check, table, True, f"{label} has the manifest's {expected} rows", expected, actual)
 
 
 def verify_set(backup_set: BackupSet) -> list[CheckOutcome]:

@@ -45,7 +45,8 @@ def format_log_block(
         "Tables Backup Status:",
     ]
     for name, entry in tables.items():
-        lines.append(f"✓ {name}: {entry.rows:,} rows -> {entry.file} ({human_size(entry.bytes)})")
+        files = entry.file if not entry.parts else f"{entry.file} … ({len(entry.parts)} parts)"
+        lines.append(f"✓ {name}: {entry.rows:,} rows -> {files} ({human_size(entry.bytes)})")
     lines += ["", "Truncate Status:"]
     if truncated is None:
         lines.append("- Not performed")

@@ -19,7 +19,7 @@ from vector_assets.core.errors import (
     ManifestError,
     PathOutsideRootError,
 )
-from vector_assets.core.sets.manifest import Manifest
+from vector_assets.core.sets.manifest import FilePart, Manifest
 from vector_assets.core.sets.naming import (
     BACKUP_FOLDER_NAME,
     LOG_FILE_NAME,
@@ -56,7 +56,15 @@ class BackupSet:
         return MANAGED_TABLES
 
     def csv_path(self, table: str) -> Path:
+        """A legacy set's file of the table (the seed tooling's name)."""
         return self.folder / csv_file_name(table, self.timestamp)
+
+    def data_files(self, table: str) -> list[tuple[Path, FilePart | None]]:
+        """The table's files in load order, each with what the manifest says of it (None for a
+        legacy set, whose one CSV file nothing describes)."""
+        if self.manifest is None:
+            return [(self.csv_path(table), None)]
+        return [(self.folder / piece.file, piece) for piece in self.manifest.tables[table].pieces]
 
     @property
     def manifest_path(self) -> Path:
@@ -67,7 +75,7 @@ class BackupSet:
         return self.folder / LOG_FILE_NAME
 
     def files_present(self) -> bool:
-        return all(self.csv_path(table).is_file() for table in self.tables)
+        return all(path.is_file() for table in self.tables for path, _ in self.data_files(table))
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,13 @@ import csv
 import io
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import zstandard
 
 from vector_assets.core.errors import BackupFileError, ConfigError
+from vector_assets.core.hashing import Sha256Stream
 from vector_assets.core.pg.copy import CSV_OPTIONS
 
 BINARY_COPY_OPTIONS = "FORMAT binary"
@@ -146,6 +148,52 @@ def count_rows(fmt: SetFormat, stream: BinaryIO, name: str) -> int:
         return _count_pgcopy_tuples(io.BufferedReader(stream, READ_CHUNK_BYTES), name) if fmt.binary else _count_csv_records(stream)
     except (csv.Error, UnicodeDecodeError) as error:
         raise BackupFileError(f"{name} is not valid UTF-8 CSV: {error}") from None
+
+
+def count_rows_in_file(path: Path) -> int:
+    """Data rows in a set's file, of whatever format its name says."""
+    fmt = format_of_file(path.name)
+    with open(path, "rb") as handle:
+        return count_rows(fmt, DecodingReader(fmt, handle, path.name), path.name)
+
+
+def content_sha256(paths: list[Path]) -> str:
+    """sha256 of a table's data as one uncompressed COPY stream would carry it: what a fresh
+    export of the restored table must equal. For one uncompressed file, its own sha256.
+
+    Parts are joined as COPY would have written them in one go: one CSV header, or one binary
+    header and trailer.
+    """
+    digest = Sha256Stream()
+    for index, path in enumerate(paths):
+        fmt = format_of_file(path.name)
+        with open(path, "rb") as handle:
+            stream = io.BufferedReader(DecodingReader(fmt, handle, path.name), READ_CHUNK_BYTES)
+            if index > 0:
+                _skip_header(fmt, stream, path.name)
+            _feed(stream, digest, keep_trailer=index == len(paths) - 1 or not fmt.binary)
+    return digest.hexdigest()
+
+
+def _skip_header(fmt: SetFormat, stream: io.BufferedReader, name: str) -> None:
+    if not fmt.binary:
+        stream.readline()
+        return
+    header = _read_exactly(stream, len(PGCOPY_SIGNATURE) + 8, name)
+    (extension_length,) = struct.unpack("!i", header[-4:])
+    _read_exactly(stream, extension_length, name)
+
+
+def _feed(stream: io.BufferedReader, digest: Sha256Stream, keep_trailer: bool) -> None:
+    """All of the stream, or all but its last two bytes (binary COPY's end-of-data marker)."""
+    held = b""
+    while chunk := stream.read(READ_CHUNK_BYTES):
+        data = held + chunk
+        if keep_trailer:
+            digest.update(data)
+        else:
+            digest.update(data[:-2])
+            held = data[-2:]
 
 
 def _count_csv_records(stream: BinaryIO) -> int:

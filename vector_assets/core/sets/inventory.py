@@ -241,7 +241,7 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
 
 
 def entry_for(backup_set: BackupSet) -> InventoryEntry:
-    files = {table: backup_set.csv_path(table).name for table in backup_set.tables}
+    files = {table: backup_set.data_files(table)[0][0].name for table in backup_set.tables}
     manifest = backup_set.manifest
     rows = None if manifest is None else {table: entry.rows for table, entry in manifest.tables.items()}
     return InventoryEntry(
@@ -249,7 +249,7 @@ def entry_for(backup_set: BackupSet) -> InventoryEntry:
         timestamp=backup_set.timestamp,
         legacy=backup_set.is_legacy,
         files=files,
-        sizes={table: _size_or_none(backup_set.csv_path(table)) for table in files},
+        sizes={table: _total_size_or_none(backup_set, table) for table in files},
         rows=rows,
         log_file=LOG_FILE_NAME if backup_set.log_path.is_file() else None,
     )
@@ -286,9 +286,9 @@ def displayed_root(root: Path, configured_root: str | None) -> str:
     return f"./{text}"
 
 
-def _size_or_none(path: Path) -> int | None:
+def _total_size_or_none(backup_set: BackupSet, table: str) -> int | None:
     try:
-        return path.stat().st_size
+        return sum(path.stat().st_size for path, _ in backup_set.data_files(table))
     except FileNotFoundError:
         return None  # a manifest set whose file was deleted afterwards: the checks report it
 

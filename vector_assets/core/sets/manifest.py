@@ -16,12 +16,25 @@ from vector_assets.core.pg.catalog import Column, GeneratedColumn
 from vector_assets.core.pg.ddl import TableDefinition
 
 MANIFEST_FORMAT_VERSION = 1
+# Version 2: data files in other formats than CSV, or in parts; version 1 readers refuse it.
+NEWER_FORMATS_VERSION = 2
 # What made a set: a backup, or the safety set a restore or a truncate wrote before changing rows.
 FULL = "full"
 PRE_RESTORE = "pre_restore"
 PRE_TRUNCATE = "pre_truncate"
 SET_KINDS = (FULL, PRE_RESTORE, PRE_TRUNCATE)
-KNOWN_FORMAT_VERSIONS = (1,)
+KNOWN_FORMAT_VERSIONS = (1, 2)
+CSV_FORMAT = "csv"
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One data file: a whole table, or one part of a table exported in parts."""
+
+    file: str
+    rows: int
+    bytes: int
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,12 @@ class TableFile:
     columns: list[Column] = field(default_factory=list)
     generated_columns: list[GeneratedColumn] = field(default_factory=list)  # not in the file
     definition: TableDefinition | None = None  # sets made before 0.3 have none
+    parts: list[FilePart] = field(default_factory=list)  # a table exported in parts; else empty
+
+    @property
+    def pieces(self) -> list[FilePart]:
+        """The table's data files in load order: its parts, or its one file."""
+        return self.parts or [FilePart(self.file, self.rows, self.bytes, self.sha256)]
 
     def to_json(self) -> dict[str, Any]:
         body = {
@@ -48,6 +67,8 @@ class TableFile:
         }
         if self.definition is not None:
             body["definition"] = self.definition.to_json()
+        if self.parts:
+            body["parts"] = [asdict(part) for part in self.parts]
         return body
 
     @classmethod
@@ -61,6 +82,7 @@ class TableFile:
             columns=[Column(name=c["name"], type=c["type"]) for c in data.get("columns", [])],
             generated_columns=[GeneratedColumn(**c) for c in data.get("generated_columns", [])],
             definition=TableDefinition.from_json(data["definition"]) if "definition" in data else None,
+            parts=[FilePart(str(p["file"]), int(p["rows"]), int(p["bytes"]), str(p["sha256"])) for p in data.get("parts", [])],
         )
 
 
@@ -79,12 +101,15 @@ class Manifest:
     tables: dict[str, TableFile]
     format_version: int = MANIFEST_FORMAT_VERSION
     kind: str = FULL
+    format: str = CSV_FORMAT  # the data files' format: csv, csv.zst, pgcopy, pgcopy.zst
 
     def to_json(self) -> str:
         body = {
             "format_version": self.format_version,
             "timestamp": self.timestamp,
             "kind": self.kind,
+            "format": self.format,
+            "codec": "zstd" if self.format.endswith(".zst") else None,
             "created_at": self.created_at,
             "location": self.location,
             "source": self.source,
@@ -119,6 +144,7 @@ class Manifest:
             format_version=int(data["format_version"]),
             timestamp=str(data["timestamp"]),
             kind=str(data.get("kind", FULL)),
+            format=str(data.get("format", CSV_FORMAT)),
             created_at=str(data["created_at"]),
             location=str(data["location"]),
             source=dict(data["source"]),

@@ -5,7 +5,8 @@ Layout (DESIGN section 4)::
     <root>/vector_bak/                      global location
     <root>/<task_id>/vector_bak/            task location, task_id = (task|manual)_YYYYMMDD_HHMMSS
         langchain_pg_collection_<ts>.csv    COPY ... TO STDOUT WITH (FORMAT csv, HEADER)
-        langchain_pg_embedding_<ts>.csv
+        langchain_pg_embedding_<ts>.csv     (or .csv.zst, .pgcopy, .pgcopy.zst; a large table in
+                                            the newer formats: <table>_<ts>.part0001.<format>, ...)
         vector_backup_log.txt               the seed's human log, one block per set
         vector_backup_<ts>.json             the manifest, written last
 
@@ -36,6 +37,12 @@ TASK_ID_PATTERN = re.compile(r"(task|manual)_\d{8}_\d{6}")
 # Finds the timestamp a name may belong to; ``set_file_names`` then says whether it really does.
 SET_FILE_CANDIDATE = re.compile(
     r"(?:" + "|".join(MANAGED_TABLES) + r"|vector_backup)_(?P<ts>\d{8}_\d{6})\..+"
+)
+DATA_FORMAT_NAMES = ("csv", "csv.zst", "pgcopy", "pgcopy.zst")
+# A data file of the newer formats, whole or in parts. Plain CSV stays one file per table.
+NEWER_DATA_FILE = re.compile(
+    r"(?:" + "|".join(MANAGED_TABLES) + r")_(?P<ts>\d{8}_\d{6})(?:\.part\d{4})?\.(?:csv\.zst|pgcopy|pgcopy\.zst)"
+    + re.escape(TMP_SUFFIX) + "?"
 )
 
 
@@ -71,6 +78,11 @@ def csv_file_name(table: str, timestamp: str) -> str:
     return f"{table}_{timestamp}.csv"
 
 
+def data_file_name(table: str, timestamp: str, format_name: str, part: int | None = None) -> str:
+    """A table's data file in a set; ``part`` (1, 2, ...) for a table exported in parts."""
+    return f"{table}_{timestamp}" + (f".part{part:04d}" if part is not None else "") + f".{format_name}"
+
+
 def manifest_file_name(timestamp: str) -> str:
     return f"vector_backup_{timestamp}.json"
 
@@ -91,6 +103,9 @@ def set_file_names(timestamp: str) -> frozenset[str]:
 
 def set_timestamp_of(name: str) -> str | None:
     """The timestamp of the set this file belongs to, or None if it belongs to no set."""
+    newer = NEWER_DATA_FILE.fullmatch(name)
+    if newer is not None:
+        return newer.group("ts")
     match = SET_FILE_CANDIDATE.fullmatch(name)
     if match is None or name not in set_file_names(match.group("ts")):
         return None

@@ -223,9 +223,11 @@ def delete_files(folder: Path, names: list[str], marker_source: str, label: str)
     return freed
 
 
-def discard_set(folder: Path, timestamp: str, log_before: bytes | None) -> None:
-    """Remove a set written moments ago that is not needed after all, and its log block."""
-    names = sorted(name for name in set_file_names(timestamp) if (folder / name).exists())
+def discard_set(folder: Path, timestamp: str, log_before: bytes | None, data_files: tuple[str, ...] = ()) -> None:
+    """Remove a set written moments ago that is not needed after all, and its log block.
+    ``data_files`` names its files in the newer formats, which no fixed name list holds."""
+    candidates = set(set_file_names(timestamp)) | set(data_files) | {tmp_name(name) for name in data_files}
+    names = sorted(name for name in candidates if (folder / name).exists())
     if names:
         marker = manifest_file_name(timestamp) if manifest_file_name(timestamp) in names else names[0]
         delete_files(folder, names, marker, timestamp)
