@@ -32,6 +32,7 @@ from vector_assets.core.ops.truncate import (
 )
 from vector_assets.core.ops.verify import VerifyRequest, VerifyResult, run_verify
 from vector_assets.core.sets.catalog import SetCatalog
+from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
@@ -73,6 +74,8 @@ def _add_backup(commands: argparse._SubParsersAction) -> None:
     backup.add_argument("--task-id", default=None, help="write into <root>/<task_id>/vector_bak (task_… or manual_…)")
     backup.add_argument("--tables", nargs="+", default=list(MANAGED_TABLES), choices=MANAGED_TABLES, metavar="TABLE",
                         help="tables to back up (default: both)")
+    backup.add_argument("--format", default=None, choices=list(FORMATS),
+                        help="data file format (default: VECTOR_ASSETS_FORMAT, else csv)")
     backup.set_defaults(command=run_backup_command)
 
 
@@ -157,10 +160,12 @@ def backup_root() -> Path:
 
 def run_backup_command(args: argparse.Namespace) -> int:
     result = run_backup(BackupRequest(
-        dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables)
+        dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
+        format=args.format or settings.backup_format(), parts=settings.part_policy(),
     ))
     for name, entry in result.manifest.tables.items():
-        print(f"{name}: {entry.rows:,} rows -> {result.folder / entry.file} ({human_size(entry.bytes)})")
+        parts = f" in {len(entry.parts)} parts" if entry.parts else ""
+        print(f"{name}: {entry.rows:,} rows -> {result.folder / entry.file}{parts} ({human_size(entry.bytes)})")
     print(f"set {result.timestamp}: {result.manifest.duration_seconds:.2f}s, {result.megabytes_per_second:.1f} MB/s")
     return EXIT_OK
 

@@ -55,10 +55,18 @@ RESTORE_TARGETS = Setting(
     "comma-separated NAMES of environment variables that hold restore-target DSNs; with 'default', the only targets a restore accepts",
 )
 SENSOR_INTERVAL = Setting("VECTOR_ASSETS_SENSOR_INTERVAL", "30", "seconds between vector_bak_sensor ticks")
+FORMAT = Setting(
+    "VECTOR_ASSETS_FORMAT", "csv",
+    "the data file format of scheduled backups and the Launchpad's default: csv, csv.zst, pgcopy, pgcopy.zst",
+)
+PART_SIZE_MB = Setting(
+    "VECTOR_ASSETS_PART_SIZE_MB", "64", "a table larger than this (MB on disk) is backed up in parts, in the newer formats"
+)
+PARALLEL_PARTS = Setting("VECTOR_ASSETS_PARALLEL_PARTS", "4", "parts exported at once, each on its own connection")
 
 ALL_SETTINGS = (
     PG_DSN, ROOT, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
-    KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL,
+    KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, FORMAT, PART_SIZE_MB, PARALLEL_PARTS,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
@@ -104,3 +112,23 @@ def restore_target_dsn(name: str) -> str:
         declared = ", ".join([DEFAULT_TARGET, *restore_target_names()])
         raise ConfigError(f"restore target {name!r} is not declared in {RESTORE_TARGETS.name}; declared: {declared}")
     return dsn_from_variable(name, f"restore target {name}")
+
+
+def backup_format(environ: Mapping[str, str] | None = None) -> str:
+    """VECTOR_ASSETS_FORMAT, checked: a ConfigError names the variable and the formats."""
+    from vector_assets.core.sets.formats import FORMATS
+
+    name = FORMAT.get(environ)
+    if name not in FORMATS:
+        raise ConfigError(f"environment variable {FORMAT.name} is {name!r}, not one of {', '.join(FORMATS)}")
+    return name
+
+
+def part_policy(environ: Mapping[str, str] | None = None):
+    """When a backup splits a table into parts, from the environment."""
+    from vector_assets.core.ops.backup import PartPolicy
+
+    size_mb, parallel = PART_SIZE_MB.count(environ), PARALLEL_PARTS.count(environ)
+    if size_mb < 1 or parallel < 1:
+        raise ConfigError(f"{PART_SIZE_MB.name} and {PARALLEL_PARTS.name} must be at least 1")
+    return PartPolicy(part_bytes=size_mb * 1_000_000, max_parts=parallel)

@@ -18,7 +18,7 @@ from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import LegacyFileStats
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_size
-from vector_assets.defs.choices import ManagedTable, values
+from vector_assets.defs.choices import ManagedTable, SetFormatChoice, value_of, values
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import (
@@ -128,6 +128,11 @@ class BackupConfig(dg.Config):
         description="Write into <root>/<task_id>/vector_bak (task_… or manual_…); empty means the global vector_bak.",
     )
     tables: list[ManagedTable] = Field(default=list(MANAGED_TABLES), description="Tables to back up.")
+    format: SetFormatChoice = Field(
+        default=settings.backup_format(),
+        description="csv (the seed tooling's, the default), csv.zst (compressed), pgcopy (binary COPY: fastest), "
+        "pgcopy.zst (binary, compressed: smallest). Default: VECTOR_ASSETS_FORMAT.",
+    )
 
 
 @dg.op(pool=VECTOR_TABLES_POOL, retry_policy=dg.RetryPolicy(max_retries=2, delay=15))
@@ -137,7 +142,8 @@ def back_up_tables(
     """Stream the tables into a new set in one snapshot, then register it as a partition."""
     try:
         request = BackupRequest(
-            dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=values(config.tables)
+            dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=values(config.tables),
+            format=value_of(config.format), parts=settings.part_policy(),
         )
         result = run_backup(request)
         backup_set = registered_set(backup_root, result)

@@ -5,10 +5,12 @@ import enum
 
 from vector_assets import settings
 from vector_assets.core.ops.restore import ON_CONFLICT_CHOICES
+from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.tables import MANAGED_TABLES
 
 ManagedTable = enum.Enum("ManagedTable", {name: name for name in MANAGED_TABLES})
 OnConflict = enum.Enum("OnConflict", {name: name for name in ON_CONFLICT_CHOICES})
+SetFormatChoice = enum.Enum("SetFormat", {name: name for name in FORMATS})
 # Built when the code location loads, from VECTOR_ASSETS_RESTORE_TARGETS in its environment.
 RestoreTarget = enum.Enum(
     "RestoreTarget", {name: name for name in [settings.DEFAULT_TARGET, *settings.restore_target_names()]}

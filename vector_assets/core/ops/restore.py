@@ -405,15 +405,21 @@ def _copy_one_file(
             reader = HashingReader(handle)
             decoded = DecodingReader(file.format, reader, name)
             rows = copy_in(cursor, table, plan.header, decoded, freeze=freeze, options=file.format.copy_options)
-    except psycopg2.DataError as error:
-        raise BackupFileError(f"loading {name} into {plan.table} failed: {str(error).strip()}") from None
-    except psycopg2.OperationalError:
-        raise
     except psycopg2.Error as error:
-        raise RestoreLoadError(f"loading {name} into {plan.table} failed: {str(error).strip()}") from None
+        if decoded.failure is not None:
+            raise decoded.failure from None
+        raise _load_error(name, plan.table, error) from None
     if file.sha256 is not None and reader.hexdigest() != file.sha256:
         raise BackupFileError(f"{name} sha256 does not match the manifest; nothing was restored")
     return rows
+
+
+def _load_error(name: str, table: str, error: psycopg2.Error) -> Exception:
+    if isinstance(error, psycopg2.DataError):
+        return BackupFileError(f"loading {name} into {table} failed: {str(error).strip()}")
+    if isinstance(error, psycopg2.OperationalError):
+        return error
+    return RestoreLoadError(f"loading {name} into {table} failed: {str(error).strip()}")
 
 
 def _append_through_stage(

@@ -41,7 +41,7 @@ from vector_assets.core.pg.table_changes import (
     truncate_with_brief_waits,
 )
 from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log_block
-from vector_assets.core.sets.formats import count_rows_in_file
+from vector_assets.core.sets.formats import CSV, count_rows_in_file, set_format
 from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
 from vector_assets.core.sets.storage import prepare_folder
@@ -67,8 +67,10 @@ class TruncateRequest:
     tables: tuple[str, ...] = (EMBEDDING_TABLE,)
     timestamp: str | None = None
     dry_run: bool = False
+    format: str = CSV.name  # of the safety set; written on the locked transaction's own connection
 
     def __post_init__(self) -> None:
+        set_format(self.format)
         object.__setattr__(self, "tables", validate_tables(self.tables))
         object.__setattr__(self, "root", Path(self.root))
         require_embeddings_with_collections(self.tables, "truncating")
@@ -108,7 +110,7 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
             rows_before = {table: count_rows(cursor, table) for table in MANAGED_TABLES}
             target = SetTarget(
                 folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict(),
-                kind=PRE_TRUNCATE,
+                kind=PRE_TRUNCATE, format=request.format,
             )
             backup = _step(conn, "backup", lambda: write_set(cursor, target, MANAGED_TABLES))
             _step(conn, "verify", lambda: verify_against_database(cursor, backup))

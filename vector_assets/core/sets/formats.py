@@ -95,12 +95,14 @@ class DecodingReader(io.RawIOBase):
     """What COPY FROM reads: the file's bytes, decompressed if the format says so.
 
     A compressed file cut short ends in the middle of a frame; that is an error here, never a
-    quiet end of data.
+    quiet end of data. COPY FROM turns an error raised by ``read`` into a cancelled COPY, so
+    the error is also kept in ``failure`` for the caller to raise instead.
     """
 
     def __init__(self, fmt: SetFormat, raw: BinaryIO, name: str) -> None:
         self._raw = raw
         self._name = name
+        self.failure: BackupFileError | None = None
         self._decompressor = zstandard.ZstdDecompressor().decompressobj() if fmt.codec else None
         self._buffer = b""
 
@@ -129,11 +131,15 @@ class DecodingReader(io.RawIOBase):
         try:
             return self._decompressor.decompress(compressed)
         except zstandard.ZstdError as error:
-            raise BackupFileError(f"{self._name} is not valid zstd data: {error}") from None
+            raise self._failed(f"{self._name} is not valid zstd data: {error}") from None
 
     def _require_complete_frame(self) -> None:
         if not self._decompressor.eof:
-            raise BackupFileError(f"{self._name} ends in the middle of its zstd frame: the file is cut short")
+            raise self._failed(f"{self._name} ends in the middle of its zstd frame: the file is cut short")
+
+    def _failed(self, message: str) -> BackupFileError:
+        self.failure = BackupFileError(message)
+        return self.failure
 
 
 def read_csv_header(stream: BinaryIO) -> list[str]:
