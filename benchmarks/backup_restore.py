@@ -81,6 +81,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dsn", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--timestamp", help=argparse.SUPPRESS)
+    parser.add_argument("--child-format-backup", metavar="FORMAT", help=argparse.SUPPRESS)
+    parser.add_argument("--child-job-restore", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-formats", action="store_true", help="skip the set formats and the restore job section")
     args = parser.parse_args(argv)
     if args.rows < 1 or args.dims < 1 or args.hnsw_rows < 1:
         parser.error("--rows, --dims and --hnsw-rows must be positive")
@@ -93,8 +96,18 @@ def main(argv: list[str] | None = None) -> int:
         return run_child(args.dsn, args.root)
     if args.child_restore:
         return run_child_restore(args.dsn, args.root, args.timestamp, args.safety_backup)
+    if args.child_format_backup:
+        from benchmarks.formats import child_backup
+
+        return child_backup(args.dsn, args.root, args.child_format_backup, args.timestamp)
+    if args.child_job_restore:
+        from benchmarks.formats import child_job_restore
+
+        return child_job_restore(args.dsn, args.root, args.timestamp)
     started = time.monotonic()
-    report = run_benchmark(args.rows, args.dims, args.data_dir, None if args.skip_hnsw else args.hnsw_rows)
+    report = run_benchmark(
+        args.rows, args.dims, args.data_dir, None if args.skip_hnsw else args.hnsw_rows, formats=not args.skip_formats
+    )
     from benchmarks.sensor_ticks import format_sensor_ticks, measure_sensor_ticks
 
     log("sensor ticks at 10, 100 and 1,000 sets")
@@ -514,6 +527,7 @@ class Report:
     server_version: str
     restore: RestoreReport | None = None
     hnsw: HnswReport | None = None
+    formats: object | None = None  # benchmarks.formats.FormatsReport
 
 
 @dataclass
@@ -543,7 +557,9 @@ class HnswReport:
     indexes_after_psql: list[str]
 
 
-def run_benchmark(rows: int, dims: int, data_dir: Path, hnsw_rows: int | None = DEFAULT_HNSW_ROWS) -> Report:
+def run_benchmark(
+    rows: int, dims: int, data_dir: Path, hnsw_rows: int | None = DEFAULT_HNSW_ROWS, formats: bool = True
+) -> Report:
     """Build (or reuse) the databases, time the three operations interleaved, then check memory.
 
     Repetitions are interleaved (ours, psql, pg_dump, ours, ...) so a warming page cache or a
@@ -566,6 +582,10 @@ def run_benchmark(rows: int, dims: int, data_dir: Path, hnsw_rows: int | None = 
         report.restore = measure_restore(server.bin_dir, dsn, rows, dims, work)
         if hnsw_rows is not None:
             report.hnsw = measure_hnsw(dsn_hnsw, server.bin_dir, hnsw_rows, dims, work)
+        if formats:
+            from benchmarks.formats import measure_formats
+
+            report.formats = measure_formats(server, server.bin_dir, dsn, dsn4, rows, dims, work)
         return report
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -736,6 +756,10 @@ def format_report(report: Report, total_seconds: float) -> str:
         lines += ["", *format_restore(report.restore, report.dims)]
     if report.hnsw is not None:
         lines += ["", *format_hnsw(report.hnsw, report.dims)]
+    if report.formats is not None:
+        from benchmarks.formats import format_formats
+
+        lines += ["", *format_formats(report.formats)]
     lines += ["", f"- total benchmark runtime: {total_seconds:.1f} s"]
     return "\n".join(lines)
 
