@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
@@ -32,6 +31,7 @@ from vector_assets.core.ops.truncate import (
 )
 from vector_assets.core.ops.verify import VerifyRequest, VerifyResult, run_verify
 from vector_assets.core.sets.catalog import SetCatalog
+from vector_assets.core.sets.roots import Root, open_root
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
@@ -151,8 +151,8 @@ def _add_dev(commands: argparse._SubParsersAction) -> None:
     dev.set_defaults(command=run_dev_command)
 
 
-def backup_root() -> Path:
-    return Path(settings.ROOT.get())
+def backup_root() -> Root:
+    return open_root(settings.ROOT.get())
 
 
 def run_backup_command(args: argparse.Namespace) -> int:
@@ -160,7 +160,7 @@ def run_backup_command(args: argparse.Namespace) -> int:
         dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables)
     ))
     for name, entry in result.manifest.tables.items():
-        print(f"{name}: {entry.rows:,} rows -> {result.folder / entry.file} ({human_size(entry.bytes)})")
+        print(f"{name}: {entry.rows:,} rows -> {result.folder.locator(entry.file)} ({human_size(entry.bytes)})")
     print(f"set {result.timestamp}: {result.manifest.duration_seconds:.2f}s, {result.megabytes_per_second:.1f} MB/s")
     return EXIT_OK
 

@@ -53,7 +53,7 @@ def _build_check(table: str, check: str) -> dg.AssetChecksDefinition:
     def _check(context: dg.AssetCheckExecutionContext, backup_root: BackupRootResource) -> dg.AssetCheckResult:
         key = chosen_set(context, CHECK_JOB)
         try:
-            backup_set = SetCatalog(backup_root.path()).get(key)
+            backup_set = SetCatalog(backup_root.open()).get(key)
         except VectorAssetsError as error:
             return dg.AssetCheckResult(passed=False, description=str(error))
         return dg.AssetCheckResult(**check_fields(backup_set, check_table_file(backup_set, table, check)))
@@ -72,7 +72,7 @@ def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootRes
     """Run every file check on the chosen set and record them on its partition."""
     key = chosen_set(context, CHECK_JOB)
     try:
-        backup_set = SetCatalog(backup_root.path()).get(key)
+        backup_set = SetCatalog(backup_root.open()).get(key)
     except VectorAssetsError as error:
         raise as_failure(error, "verify") from None
     failed = []

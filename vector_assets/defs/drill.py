@@ -25,7 +25,7 @@ DRILL_CHECK = "restore_drill"
 
 def drill(pgvector: PgVectorResource, backup_root: BackupRootResource, key: str | None) -> DrillResult:
     try:
-        request = DrillRequest(dsn=pgvector.dsn, root=backup_root.path(), key=key or None, configured_root=backup_root.configured())
+        request = DrillRequest(dsn=pgvector.dsn, root=backup_root.open(), key=key or None, configured_root=backup_root.configured())
         return run_drill(request)
     except VectorAssetsError as error:
         raise as_failure(error, "restore drill") from None

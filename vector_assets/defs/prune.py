@@ -52,7 +52,7 @@ def prune_backup_sets(context: dg.OpExecutionContext, config: PruneConfig, backu
     """
     try:
         request = PruneRequest(
-            root=backup_root.path(), policy=RetentionPolicy.from_env(), dry_run=config.dry_run,
+            root=backup_root.open(), policy=RetentionPolicy.from_env(), dry_run=config.dry_run,
             in_use=mentions_in_unfinished_runs(context.instance),
         )
         result = run_prune(request)

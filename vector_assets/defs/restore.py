@@ -51,7 +51,7 @@ def restore_from_backup_set(
     try:
         dsn = target_dsn(target, pgvector)
         request = RestoreRequest(
-            target_dsn=dsn, root=backup_root.path(), timestamp=key, tables=values(config.tables),
+            target_dsn=dsn, root=backup_root.open(), timestamp=key, tables=values(config.tables),
             truncate_before_restore=config.truncate_before_restore, dry_run=config.dry_run,
             on_conflict=value_of(config.on_conflict), configured_root=backup_root.configured(),
             safety_backup=config.safety_backup,

@@ -37,19 +37,20 @@ from vector_assets.core.sets.naming import (
     csv_file_name,
     manifest_file_name,
     new_timestamp,
+    tmp_name,
     timestamp_time,
     validate_task_id,
     validate_timestamp,
 )
-from vector_assets.core.sets.storage import (
-    HashingFileWriter,
-    prepare_folder,
-    publish,
+from vector_assets.core.sets.roots import (
+    Root,
+    SetFolder,
+    files_visible_when_written,
+    open_root,
     remove_quietly,
-    tmp_path_for,
-    write_tmp_file,
-    writing_under,
+    writing_to,
 )
+from vector_assets.core.sets.storage import HashingWriter
 from vector_assets.core.tables import MANAGED_TABLES, validate_tables
 
 TIMESTAMP_RETRIES = 3
@@ -60,14 +61,14 @@ class BackupRequest:
     """What to back up and where. The CLI, the Dagster op and the tests all build this."""
 
     dsn: str
-    root: Path
+    root: Root | Path | str
     task_id: str | None = None
     tables: tuple[str, ...] = MANAGED_TABLES
     timestamp: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
-        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "root", open_root(self.root))
         if self.timestamp is not None:
             validate_timestamp(self.timestamp)
         if self.task_id is not None:
@@ -80,9 +81,9 @@ class BackupRequest:
 
 @dataclass(frozen=True)
 class BackupResult:
-    folder: Path
+    folder: SetFolder
     manifest: Manifest
-    paths: dict[str, Path] = field(default_factory=dict)
+    paths: dict[str, Path | str] = field(default_factory=dict)  # where each table's file is, for people
 
     @property
     def timestamp(self) -> str:
@@ -101,8 +102,8 @@ class BackupResult:
 def run_backup(request: BackupRequest) -> BackupResult:
     """Export every requested table inside one REPEATABLE READ snapshot, then publish the set."""
     folder = request.location.folder(request.root)
-    prepare_folder(folder)
-    with writing_under(folder):
+    with writing_to(folder):
+        folder.prepare()
         timestamp = free_timestamp(folder, request.timestamp)
     conn = connect(request.dsn)
     try:
@@ -120,7 +121,7 @@ def run_backup(request: BackupRequest) -> BackupResult:
 class SetTarget:
     """Where a new set goes and what to record about its source (never a password)."""
 
-    folder: Path
+    folder: SetFolder
     location: Location
     timestamp: str
     source: dict[str, str]
@@ -133,25 +134,31 @@ def write_set(
     tables: Iterable[str],
     truncate_plan: list[TruncateOutcome] | None = None,
 ) -> BackupResult:
-    """Copy tables to tmp files, then publish CSVs, log and manifest, the manifest last.
+    """Stream the tables into data files, then publish them, the log and the manifest last.
 
     The caller owns the transaction, so a guarded truncate can run this under its locks.
-    The manifest's own tmp file is written before any CSV is renamed, so a scanner never sees
-    the CSV pair without a marker and mistakes a set in progress for a complete legacy set.
+    Until the manifest is published the set is hidden by a ``.tmp`` name: on disk the data
+    files' own until the manifest's tmp file exists; in an object store, where a data object
+    is visible once uploaded, a marker object written first. So a scanner never sees the CSV
+    pair without a marker and mistakes a set in progress for a complete legacy set.
     On any failure every file of the set is removed again.
     """
     started = time.monotonic()
-    manifest_path = target.folder / manifest_file_name(target.timestamp)
-    written: list[Path] = [tmp_path_for(manifest_path)]
+    folder = target.folder
+    marker = tmp_name(manifest_file_name(target.timestamp))
+    written: list[str] = [marker]
     try:
-        with writing_under(target.folder):
+        with writing_to(folder):
+            if files_visible_when_written(folder):
+                folder.write_bytes(marker, b"")  # before the first upload, which is visible at once
             manifest = _write_and_publish(cursor, target, tables, truncate_plan, started, written)
+            folder.remove(marker)
     except BaseException:
-        for path in written:
-            remove_quietly(path)
+        for name in written:
+            remove_quietly(folder, name)
         raise
-    paths = {table: target.folder / entry.file for table, entry in manifest.tables.items()}
-    return BackupResult(folder=target.folder, manifest=manifest, paths=paths)
+    paths = {table: folder.locator(entry.file) for table, entry in manifest.tables.items()}
+    return BackupResult(folder=folder, manifest=manifest, paths=paths)
 
 
 def _write_and_publish(
@@ -160,11 +167,11 @@ def _write_and_publish(
     tables: Iterable[str],
     truncate_plan: list[TruncateOutcome] | None,
     started: float,
-    written: list[Path],
+    written: list[str],
 ) -> Manifest:
     server_version, pgvector_version = server_versions(cursor)
-    manifest_path = target.folder / manifest_file_name(target.timestamp)
-    entries = _copy_tables(cursor, target, tables, written)
+    writers = _copy_tables(cursor, target, tables, written)
+    entries = {table: entry for table, (entry, _) in writers.items()}
     manifest = Manifest(
         timestamp=target.timestamp,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -177,36 +184,38 @@ def _write_and_publish(
         tables=entries,
         kind=target.kind,
     )
-    write_tmp_file(manifest_path, manifest.to_json().encode())
-    for entry in entries.values():
-        final_path = target.folder / entry.file
-        written.append(final_path)
-        publish(tmp_path_for(final_path), final_path)
+    manifest_name = manifest_file_name(target.timestamp)
+    body = manifest.to_json().encode()
+    if not files_visible_when_written(target.folder):
+        target.folder.write_bytes(tmp_name(manifest_name), b"")  # before the tmp files are renamed
+    for entry, writer in writers.values():
+        written.append(entry.file)
+        writer.publish()
     append_log_block(target.folder, _log_block(target, manifest, truncate_plan))
-    publish(tmp_path_for(manifest_path), manifest_path)
+    written.append(manifest_name)
+    target.folder.write_bytes(manifest_name, body)
     return manifest
 
 
 def _copy_tables(
-    cursor: psycopg2.extensions.cursor, target: SetTarget, tables: Iterable[str], written: list[Path]
-) -> dict[str, TableFile]:
-    entries: dict[str, TableFile] = {}
+    cursor: psycopg2.extensions.cursor, target: SetTarget, tables: Iterable[str], written: list[str]
+) -> dict[str, tuple[TableFile, HashingWriter]]:
+    copied: dict[str, tuple[TableFile, HashingWriter]] = {}
     for table in tables:
         columns = read_columns(cursor, table)
         file_name = csv_file_name(table, target.timestamp)
-        tmp_path = tmp_path_for(target.folder / file_name)
-        written.append(tmp_path)
-        rows, byte_count, sha256 = copy_table_to_file(cursor, table, columns, tmp_path)
+        written.append(tmp_name(file_name))
+        writer = target.folder.open_writer(file_name)
+        rows, byte_count, sha256 = copy_table_into(cursor, table, columns, writer)
         generated = read_generated_columns(cursor, table)
-        entries[table] = TableFile(table, file_name, rows, byte_count, sha256, columns, generated)
-    return entries
+        copied[table] = (TableFile(table, file_name, rows, byte_count, sha256, columns, generated), writer)
+    return copied
 
 
-def copy_table_to_file(
-    cursor: psycopg2.extensions.cursor, table: str, columns: list[Column], path: Path
+def copy_table_into(
+    cursor: psycopg2.extensions.cursor, table: str, columns: list[Column], writer: HashingWriter
 ) -> tuple[int, int, str]:
-    """Stream one table into ``path``, hashed on the way: (rows, bytes, sha256)."""
-    writer = HashingFileWriter(path)
+    """Stream one table into a writer, hashed on the way: (rows, bytes, sha256)."""
     try:
         rows = copy_out(cursor, table, column_names(columns), writer)
         byte_count, sha256 = writer.finish()
@@ -227,7 +236,7 @@ def _log_block(target: SetTarget, manifest: Manifest, truncate_plan: list[Trunca
     )
 
 
-def free_timestamp(folder: Path, requested: str | None) -> str:
+def free_timestamp(folder: SetFolder, requested: str | None) -> str:
     """The requested timestamp if unused; otherwise now, waiting out a same-second clash.
 
     A requested timestamp may reuse one with only ``.tmp`` leftovers (rerunning a killed

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vector_assets.core.errors import ColumnMismatchError
-from vector_assets.core.hashing import HashingSink, sha256_of_file
+from vector_assets.core.hashing import HashingSink
 from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, run_restore
 from vector_assets.core.pg.catalog import Column, column_names, count_rows, read_columns
 from vector_assets.core.pg.connection import connect, database_errors
@@ -29,7 +29,8 @@ from vector_assets.core.pg.scratch import (
     scratch_dsn,
 )
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
-from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
+from vector_assets.core.sets.csv_files import header_of, legacy_file_stats
+from vector_assets.core.sets.roots import Root
 from vector_assets.core.tables import EMBEDDING_TABLE
 
 SCRATCH_DATABASE_PREFIX = "vector_assets_drill_"
@@ -40,7 +41,7 @@ class DrillRequest:
     """Which set to drill (a partition key; None means the newest), and the server to drill on."""
 
     dsn: str
-    root: Path
+    root: Root | Path | str
     key: str | None = None
     configured_root: str | None = None
 
@@ -112,11 +113,11 @@ def table_columns(dsn: str, backup_set: BackupSet) -> dict[str, list[Column]]:
 
 def _legacy_columns(backup_set: BackupSet, table: str, source: list[Column]) -> list[Column]:
     types = {column.name: column.type for column in source}
-    header = read_csv_header(backup_set.csv_path(table))
+    header = header_of(backup_set.folder, backup_set.file_name(table))
     unknown = [name for name in header if name not in types]
     if unknown:
         raise ColumnMismatchError(
-            f"{backup_set.csv_path(table).name} has columns {unknown} that the source table {table} lacks; "
+            f"{backup_set.file_name(table)} has columns {unknown} that the source table {table} lacks; "
             "a legacy set's column types are taken from the source table"
         )
     return [Column(name, types[name]) for name in header]
@@ -140,8 +141,11 @@ def scratch_database(dsn: str, result: DrillResult) -> Iterator[str]:
 
 def compare_table(dsn: str, backup_set: BackupSet, table: str, columns: list[Column]) -> TableDrill:
     entry = backup_set.manifest.tables[table] if backup_set.manifest else None
-    set_sha256 = entry.sha256 if entry else sha256_of_file(backup_set.csv_path(table))
-    rows_in_set = entry.rows if entry else count_csv_rows(backup_set.csv_path(table))
+    if entry is not None:
+        set_sha256, rows_in_set = entry.sha256, entry.rows
+    else:
+        stats = legacy_file_stats(backup_set.folder, backup_set.file_name(table))
+        set_sha256, rows_in_set = stats.sha256, stats.rows
     conn = connect(dsn)
     try:
         with database_errors(conn, "during the drill"), conn.cursor() as cursor:

@@ -66,9 +66,10 @@ from vector_assets.core.pg.table_changes import (
     truncate_with_brief_waits,
 )
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
-from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
+from vector_assets.core.sets.csv_files import header_of, rows_in
 from vector_assets.core.sets.manifest import PRE_RESTORE
-from vector_assets.core.sets.storage import discard_set, prepare_folder, read_log
+from vector_assets.core.sets.naming import LOG_FILE_NAME
+from vector_assets.core.sets.roots import Root, SetFolder, discard_set, open_root, writing_to
 from vector_assets.core.tables import (
     EMBEDDING_TABLE,
     MANAGED_TABLES,
@@ -87,7 +88,7 @@ class RestoreRequest:
     """Which set, which tables, how, and into which database (a DSN from the environment)."""
 
     target_dsn: str
-    root: Path
+    root: Root | Path | str
     timestamp: str
     backup_path: str | None = None
     tables: tuple[str, ...] = MANAGED_TABLES
@@ -99,7 +100,7 @@ class RestoreRequest:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
-        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "root", open_root(self.root))
         if self.on_conflict not in ON_CONFLICT_CHOICES:
             raise ConfigError(f"on_conflict {self.on_conflict!r} must be one of {', '.join(ON_CONFLICT_CHOICES)}")
         if self.truncate_before_restore:
@@ -138,7 +139,9 @@ class RestoreResult:
 @dataclass(frozen=True)
 class PlannedTable:
     table: str
-    path: Path
+    folder: SetFolder
+    file: str
+    bytes: int
     header: list[str]
     rows_in_set: int
     sha256: str | None  # from the manifest; checked on the one read that feeds COPY
@@ -166,18 +169,19 @@ def plan_table(backup_set: BackupSet, table: str) -> PlannedTable:
     """Check one table's file before touching the database: present, intact, parseable header."""
     if table not in backup_set.tables:
         raise IncompleteBackupSetError(f"set {backup_set.key} has no {table} file")
-    path = backup_set.csv_path(table)
-    if not path.is_file():
-        raise IncompleteBackupSetError(f"set {backup_set.key} is missing {path.name} in {backup_set.folder}")
+    name = backup_set.file_name(table)
+    size = backup_set.folder.size(name)
+    if size is None:
+        raise IncompleteBackupSetError(f"set {backup_set.key} is missing {name} in {backup_set.folder}")
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
     try:
-        header = read_csv_header(path)
-        rows = entry.rows if entry is not None else count_csv_rows(path)
+        header = header_of(backup_set.folder, name)
+        rows = entry.rows if entry is not None else rows_in(backup_set.folder, name)
     except (csv.Error, UnicodeDecodeError) as error:
-        raise BackupFileError(f"{path.name} is not valid CSV: {error}") from None
+        raise BackupFileError(f"{name} is not valid CSV: {error}") from None
     if entry is not None and header != [column.name for column in entry.columns]:
-        raise ColumnMismatchError(f"{path.name} header {header} differs from the manifest's columns")
-    return PlannedTable(table, path, header, rows, entry.sha256 if entry is not None else None)
+        raise ColumnMismatchError(f"{name} header {header} differs from the manifest's columns")
+    return PlannedTable(table, backup_set.folder, name, size, header, rows, entry.sha256 if entry is not None else None)
 
 
 def check_target(conn: psycopg2.extensions.connection, backup_set: BackupSet, planned: list[PlannedTable]) -> None:
@@ -212,7 +216,7 @@ def _load_in_one_transaction(
     conn: psycopg2.extensions.connection, request: RestoreRequest, planned: list[PlannedTable], result: RestoreResult
 ) -> None:
     committing = False
-    log_before = read_log(result.backup_set.folder) if request.safety_backup and not request.dry_run else None
+    log_before = result.backup_set.folder.read_bytes(LOG_FILE_NAME) if request.safety_backup and not request.dry_run else None
     try:
         with conn.cursor() as cursor:
             size_index_builds(cursor)
@@ -258,7 +262,9 @@ def _back_up_what_is_replaced(
     restored. If it cannot be written, nothing is restored. An empty target needs none."""
     if not request.safety_backup or request.dry_run or not any(o.rows_before for o in outcomes.values()):
         return None
-    folder = prepare_folder(backup_set.folder)
+    folder = backup_set.folder
+    with writing_to(folder):
+        folder.prepare()
     target = SetTarget(
         folder, backup_set.location, free_timestamp(folder, None), describe_dsn(request.target_dsn).as_dict(),
         kind=PRE_RESTORE,
@@ -270,9 +276,7 @@ def _back_up_what_is_replaced(
 
 
 def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRestore:
-    return TableRestore(
-        plan.table, plan.path.name, plan.path.stat().st_size, plan.rows_in_set, rows_before=count_rows(cursor, plan.table)
-    )
+    return TableRestore(plan.table, plan.file, plan.bytes, plan.rows_in_set, rows_before=count_rows(cursor, plan.table))
 
 
 def _truncate(cursor: psycopg2.extensions.cursor, planned: list[PlannedTable], outcomes: dict[str, TableRestore]) -> None:
@@ -292,7 +296,7 @@ def _load_table(cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome:
         _append_through_stage(cursor, plan, outcome, request)
     if outcome.rows_loaded + outcome.rows_skipped != plan.rows_in_set:
         raise BackupFileError(
-            f"{plan.path.name}: loaded {outcome.rows_loaded} and skipped {outcome.rows_skipped} rows, "
+            f"{plan.file}: loaded {outcome.rows_loaded} and skipped {outcome.rows_skipped} rows, "
             f"but the set has {plan.rows_in_set}"
         )
     outcome.duration_seconds = time.monotonic() - started
@@ -305,17 +309,17 @@ def copy_file_into(cursor: psycopg2.extensions.cursor, plan: PlannedTable, table
     is one transaction, a mismatch found here still leaves the tables exactly as before.
     """
     try:
-        with open(plan.path, "rb") as handle:
+        with plan.folder.open_reader(plan.file) as handle:
             reader = HashingReader(handle)
             rows = copy_in(cursor, table, plan.header, reader, freeze=freeze)
     except psycopg2.DataError as error:
-        raise BackupFileError(f"loading {plan.path.name} into {plan.table} failed: {str(error).strip()}") from None
+        raise BackupFileError(f"loading {plan.file} into {plan.table} failed: {str(error).strip()}") from None
     except psycopg2.OperationalError:
         raise
     except psycopg2.Error as error:
-        raise RestoreLoadError(f"loading {plan.path.name} into {plan.table} failed: {str(error).strip()}") from None
+        raise RestoreLoadError(f"loading {plan.file} into {plan.table} failed: {str(error).strip()}") from None
     if plan.sha256 is not None and reader.hexdigest() != plan.sha256:
-        raise BackupFileError(f"{plan.path.name} sha256 does not match the manifest; nothing was restored")
+        raise BackupFileError(f"{plan.file} sha256 does not match the manifest; nothing was restored")
     return rows
 
 
@@ -347,12 +351,12 @@ def _refuse_conflicts(
     hint = "(use on_conflict: skip, or truncate_before_restore)"
     if outcome.conflicts:
         raise RestoreConflictError(
-            f"table {plan.table}: {outcome.conflicts} rows of {plan.path.name} already exist; "
+            f"table {plan.table}: {outcome.conflicts} rows of {plan.file} already exist; "
             f"first conflicting {', '.join(key)} = {outcome.first_conflict} {hint}"
         )
     if repeated:
         raise RestoreConflictError(
-            f"table {plan.table}: {plan.path.name} repeats {repeated} keys; first repeated "
+            f"table {plan.table}: {plan.file} repeats {repeated} keys; first repeated "
             f"{', '.join(key)} = {first_repeated}; nothing was restored {hint}"
         )
 
@@ -363,7 +367,7 @@ def _insert_or_name_the_conflict(cursor: psycopg2.extensions.cursor, plan: Plann
     except psycopg2.IntegrityError as error:
         detail = (error.diag.message_detail or "").strip()
         raise RestoreConflictError(
-            f"table {plan.table}: a row of {plan.path.name} conflicts with constraint "
+            f"table {plan.table}: a row of {plan.file} conflicts with constraint "
             f"{error.diag.constraint_name}: {detail or str(error).strip()}; nothing was restored "
             "(use on_conflict: skip, or truncate_before_restore)"
         ) from None

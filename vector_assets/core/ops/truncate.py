@@ -19,10 +19,11 @@ import psycopg2.extensions
 from vector_assets.core.errors import (
     BackupWriteError,
     GuardedTruncateError,
+    ObjectStoreError,
     VectorAssetsError,
     VerificationError,
 )
-from vector_assets.core.hashing import sha256_of_file
+from vector_assets.core.hashing import HashingReader
 from vector_assets.core.ops.backup import (
     BackupResult,
     SetTarget,
@@ -44,7 +45,7 @@ from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log
 from vector_assets.core.sets.csv_files import count_csv_rows
 from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
-from vector_assets.core.sets.storage import prepare_folder
+from vector_assets.core.sets.roots import Root, SetFolder, open_root, writing_to
 from vector_assets.core.tables import (
     EMBEDDING_TABLE,
     MANAGED_TABLES,
@@ -62,7 +63,7 @@ class TruncateRequest:
     ``dry_run`` counts what would go and writes nothing."""
 
     dsn: str
-    root: Path
+    root: Root | Path | str
     task_id: str | None = None
     tables: tuple[str, ...] = (EMBEDDING_TABLE,)
     timestamp: str | None = None
@@ -70,7 +71,7 @@ class TruncateRequest:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
-        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "root", open_root(self.root))
         require_embeddings_with_collections(self.tables, "truncating")
         if self.timestamp is not None:
             validate_timestamp(self.timestamp)
@@ -86,7 +87,7 @@ class TruncateResult:
     duration_seconds: float
     warnings: tuple[str, ...] = ()
     dry_run: bool = False
-    folder: Path | None = None
+    folder: SetFolder | None = None
 
     @property
     def truncated_tables(self) -> tuple[str, ...]:
@@ -100,7 +101,8 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
     folder = location.folder(request.root)
     if request.dry_run:
         return _dry_run(request, folder, started)
-    prepare_folder(folder)
+    with writing_to(folder):
+        folder.prepare()
     conn = connect(request.dsn)
     try:
         with database_errors(conn, "during the truncate"), conn.cursor() as cursor:
@@ -128,7 +130,7 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
     )
 
 
-def _dry_run(request: TruncateRequest, folder: Path, started: float) -> TruncateResult:
+def _dry_run(request: TruncateRequest, folder: SetFolder, started: float) -> TruncateResult:
     """Count the rows that would go; no lock, no file, no change."""
     conn = connect(request.dsn)
     try:
@@ -141,13 +143,13 @@ def _dry_run(request: TruncateRequest, folder: Path, started: float) -> Truncate
 
 
 def _note_truncate_in_log(
-    folder: Path, backup: BackupResult, location: Location, outcomes: list[TruncateOutcome]
+    folder: SetFolder, backup: BackupResult, location: Location, outcomes: list[TruncateOutcome]
 ) -> tuple[str, ...]:
     """After the commit a failure here (a full disk) must not read as "nothing was truncated":
     the set is complete and verified, only the human log's note is missing."""
     try:
         rewrite_last_log_block(folder, backup.manifest, location.task_id, outcomes)
-    except BackupWriteError as error:
+    except (BackupWriteError, ObjectStoreError) as error:
         return (f"the truncate committed, but {LOG_FILE_NAME} still says it was not performed: {error}",)
     return ()
 
@@ -163,13 +165,14 @@ def _step(conn: psycopg2.extensions.connection, name: str, action: Callable[[], 
 def verify_against_database(cursor: psycopg2.extensions.cursor, backup: BackupResult) -> None:
     """Each file's rows equal the table's rows now (under the lock), and its sha256 is as recorded."""
     for table, entry in backup.manifest.tables.items():
-        path = backup.folder / entry.file
         in_database = count_rows(cursor, table)
-        in_file = count_csv_rows(path)
+        with backup.folder.open_reader(entry.file) as handle:
+            reader = HashingReader(handle)
+            in_file = count_csv_rows(reader)
         if not in_database == in_file == entry.rows:
             raise VerificationError(
-                f"{table}: database has {in_database} rows, {path.name} has {in_file}, manifest says {entry.rows}"
+                f"{table}: database has {in_database} rows, {entry.file} has {in_file}, manifest says {entry.rows}"
             )
-        if sha256_of_file(path) != entry.sha256:
-            raise VerificationError(f"{path.name} sha256 changed after it was written")
+        if reader.hash.bytes != entry.bytes or reader.hexdigest() != entry.sha256:
+            raise VerificationError(f"{backup.folder.locator(entry.file)}: size or sha256 changed after it was written")
 

@@ -10,9 +10,10 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from vector_assets.core.hashing import sha256_of_file
+from vector_assets.core.hashing import sha256_of_stream
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
-from vector_assets.core.sets.csv_files import count_csv_rows
+from vector_assets.core.sets.roots import Root
+from vector_assets.core.sets.csv_files import rows_in
 
 FILE_PRESENT = "file_present"
 SHA256_MATCHES = "sha256_matches_manifest"
@@ -33,14 +34,17 @@ class CheckOutcome:
 
 def check_table_file(backup_set: BackupSet, table: str, check: str) -> CheckOutcome:
     """Run one named check for one table of a set."""
-    path = backup_set.csv_path(table)
-    if not path.is_file():
-        return CheckOutcome(check, table, False, f"{path.name} is missing from {backup_set.folder}")
+    name = backup_set.file_name(table)
+    size = backup_set.folder.size(name)
+    if size is None:
+        return CheckOutcome(check, table, False, f"{name} is missing from {backup_set.folder}")
     if check == FILE_PRESENT:
-        return CheckOutcome(check, table, True, f"{path.name} is present ({path.stat().st_size} bytes)")
+        return CheckOutcome(check, table, True, f"{name} is present ({size} bytes)")
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
     if check == SHA256_MATCHES:
-        return _check_sha256(table, path.name, entry.sha256 if entry else None, sha256_of_file(path), check)
+        with backup_set.folder.open_reader(name) as handle:
+            actual = sha256_of_stream(handle)
+        return _check_sha256(table, name, entry.sha256 if entry else None, actual, check)
     if check == ROW_COUNT_MATCHES:
         return _check_rows(backup_set, table, entry.rows if entry else None, check)
     raise ValueError(f"unknown check {check!r}")
@@ -61,19 +65,19 @@ def _check_sha256(table: str, file_name: str, expected: str | None, actual: str,
 
 
 def _check_rows(backup_set: BackupSet, table: str, expected: int | None, check: str) -> CheckOutcome:
-    path = backup_set.csv_path(table)
+    name = backup_set.file_name(table)
     try:
-        actual = count_csv_rows(path)
+        actual = rows_in(backup_set.folder, name)
     except (csv.Error, UnicodeDecodeError) as exc:
-        return CheckOutcome(check, table, False, f"{path.name} is not valid CSV: {exc}", expected, None)
+        return CheckOutcome(check, table, False, f"{name} is not valid CSV: {exc}", expected, None)
     if expected is None:
-        return CheckOutcome(check, table, True, f"legacy set: {path.name} has {actual} rows", None, actual)
+        return CheckOutcome(check, table, True, f"legacy set: {name} has {actual} rows", None, actual)
     if expected != actual:
         return CheckOutcome(
-            check, table, False, f"{path.name} has {actual} CSV rows but the manifest says {expected}",
+            check, table, False, f"{name} has {actual} CSV rows but the manifest says {expected}",
             expected, actual,
         )
-    return CheckOutcome(check, table, True, f"{path.name} has the manifest's {expected} rows", expected, actual)
+    return CheckOutcome(check, table, True, f"{name} has the manifest's {expected} rows", expected, actual)
 
 
 def verify_set(backup_set: BackupSet) -> list[CheckOutcome]:
@@ -84,7 +88,7 @@ def verify_set(backup_set: BackupSet) -> list[CheckOutcome]:
 class VerifyRequest:
     """Which set to verify: a partition key, or None for the newest set."""
 
-    root: Path
+    root: Root | Path | str
     key: str | None = None
 
 

@@ -22,6 +22,9 @@ from typing import Any
 from vector_assets.core.errors import InvalidTaskIdError
 from vector_assets.core.sets.catalog import BackupSet, SkippedLocation, scan_root
 from vector_assets.core.sets.naming import LOG_FILE_NAME, TIMESTAMP_FORMAT, Location
+from vector_assets.core.sets.object_store import is_object_store_url
+from vector_assets.core.sets.roots import Root, open_root
+from vector_assets.core.sets.storage import FileEntry
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.core.units import human_size
 
@@ -38,13 +41,13 @@ class InventoryRequest:
     it is what ``relative_path`` shows, so the path can be handed back to a restore unchanged.
     """
 
-    root: Path
+    root: Root | Path | str
     global_only: bool = False
     task_id: str | None = None
     configured_root: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "root", open_root(self.root))
         if self.task_id is not None:
             validate_task_id_filter(self.task_id)
 
@@ -226,9 +229,13 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     shown_root = displayed_root(request.root, request.configured_root)
     grouped: dict[Location, list[InventoryEntry]] = {}
     skipped: list[SkippedLocation] = []
+    listings: dict[Location, dict[str, FileEntry]] = {}
     for backup_set in scan_root(request.root, skipped):
         if request.includes(backup_set.location):
-            grouped.setdefault(backup_set.location, []).append(entry_for(backup_set))
+            if backup_set.location not in listings:
+                listings[backup_set.location] = backup_set.folder.entries()
+            entry = entry_for(backup_set, listings[backup_set.location])
+            grouped.setdefault(backup_set.location, []).append(entry)
     locations = [
         InventoryLocation(location, posixpath.join(shown_root, location.label), _newest_first(entries))
         for location, entries in grouped.items()
@@ -240,8 +247,10 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     return Inventory(root=shown_root, scanned_at=scanned_at, locations=_seed_order(locations), warnings=warnings)
 
 
-def entry_for(backup_set: BackupSet) -> InventoryEntry:
-    files = {table: backup_set.csv_path(table).name for table in backup_set.tables}
+def entry_for(backup_set: BackupSet, listing: dict[str, FileEntry] | None = None) -> InventoryEntry:
+    """One set's line; ``listing`` is its folder's, when the caller has it already."""
+    listing = backup_set.folder.entries() if listing is None else listing
+    files = {table: backup_set.file_name(table) for table in backup_set.tables}
     manifest = backup_set.manifest
     rows = None if manifest is None else {table: entry.rows for table, entry in manifest.tables.items()}
     return InventoryEntry(
@@ -249,9 +258,9 @@ def entry_for(backup_set: BackupSet) -> InventoryEntry:
         timestamp=backup_set.timestamp,
         legacy=backup_set.is_legacy,
         files=files,
-        sizes={table: _size_or_none(backup_set.csv_path(table)) for table in files},
+        sizes={table: listing[name].size if name in listing else None for table, name in files.items()},
         rows=rows,
-        log_file=LOG_FILE_NAME if backup_set.log_path.is_file() else None,
+        log_file=LOG_FILE_NAME if LOG_FILE_NAME in listing else None,
     )
 
 
@@ -278,19 +287,13 @@ def inventory_table_records(inventory: Inventory) -> list[dict[str, str | int | 
     return records
 
 
-def displayed_root(root: Path, configured_root: str | None) -> str:
-    """The root as the seed showed it: ``./data_pipeline/training_data``, or absolute if so given."""
+def displayed_root(root: Root | Path, configured_root: str | None) -> str:
+    """The root as the seed showed it: ``./data_pipeline/training_data``, absolute if so given,
+    or the object store's URL."""
     text = (configured_root or str(root)).rstrip("/") or "/"
-    if text.startswith("/") or text == "." or text.startswith(("./", "../")):
+    if text.startswith("/") or text == "." or text.startswith(("./", "../")) or is_object_store_url(text):
         return text
     return f"./{text}"
-
-
-def _size_or_none(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None  # a manifest set whose file was deleted afterwards: the checks report it
 
 
 def _newest_first(entries: list[InventoryEntry]) -> tuple[InventoryEntry, ...]:
