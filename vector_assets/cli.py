@@ -10,6 +10,7 @@ $VECTOR_ASSETS_PG_DSN and the backup root $VECTOR_ASSETS_ROOT. Exit codes: 0 don
 from __future__ import annotations
 
 import argparse
+import signal
 import json
 import sys
 
@@ -40,16 +41,27 @@ from vector_assets.core.units import human_size
 EXIT_OK = 0
 EXIT_FAILED = 2
 EXIT_RETRYABLE = 75  # EX_TEMPFAIL
+EXIT_INTERRUPTED = 130
 LATEST = "latest"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         return args.command(args)
     except VectorAssetsError as error:
         print(f"vector-assets: {error}", file=sys.stderr)
         return EXIT_RETRYABLE if error.retryable else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("vector-assets: stopped; what was being written was removed, nothing was changed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    """A SIGTERM (a stopped container, a killed pod) unwinds like Ctrl-C, so a backup aborts its
+    multipart uploads and removes its files instead of leaving them behind."""
+    raise KeyboardInterrupt
 
 
 def parser() -> argparse.ArgumentParser:

@@ -188,8 +188,7 @@ def _write_and_publish(
     body = manifest.to_json().encode()
     if not files_visible_when_written(target.folder):
         target.folder.write_bytes(tmp_name(manifest_name), b"")  # before the tmp files are renamed
-    for entry, writer in writers.values():
-        written.append(entry.file)
+    for _, writer in writers.values():
         writer.publish()
     append_log_block(target.folder, _log_block(target, manifest, truncate_plan))
     written.append(manifest_name)
@@ -204,7 +203,7 @@ def _copy_tables(
     for table in tables:
         columns = read_columns(cursor, table)
         file_name = csv_file_name(table, target.timestamp)
-        written.append(tmp_name(file_name))
+        written += [tmp_name(file_name), file_name]  # an upload is visible under its final name
         writer = target.folder.open_writer(file_name)
         rows, byte_count, sha256 = copy_table_into(cursor, table, columns, writer)
         generated = read_generated_columns(cursor, table)
