@@ -60,7 +60,7 @@ inventory_spec = dg.AssetSpec(
 INVENTORY_COLUMNS = [
     ("key", "string"), ("location", "string"), ("timestamp", "string"), ("backup_date", "string"),
     ("legacy", "bool"), ("collection_rows", "int"), ("embedding_rows", "int"), ("total_size", "string"),
-    ("total_bytes", "int"), ("has_log", "bool"),
+    ("total_bytes", "int"), ("has_log", "bool"), ("copies", "string"),
 ]
 
 
@@ -110,7 +110,9 @@ def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRo
     next_cursor = DiscoveryCursor(discovery.folders, next_reported(cursor, discovery, reports))
     events = [event for report in reports for event in report.materializations]
     if context.cursor is None or next_cursor.reported != cursor.reported or removed:
-        inventory = build_inventory(InventoryRequest(root=root, configured_root=backup_root.configured()))
+        inventory = build_inventory(InventoryRequest(
+            root=root, configured_root=backup_root.configured(), offsite_root=backup_root.open_offsite()
+        ))
         events.append(inventory_materialization(inventory))
     return dg.SensorResult(
         dynamic_partitions_requests=partition_requests(added, removed),

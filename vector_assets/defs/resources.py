@@ -23,10 +23,16 @@ class BackupRootResource(dg.ConfigurableResource):
     """The backup root. Empty means: ``VECTOR_ASSETS_ROOT`` at run time, else the seed's default."""
 
     root: str = ""
+    offsite: str = ""  # empty: VECTOR_ASSETS_OFFSITE_ROOT at run time; unset there too: no second root
 
     def configured(self) -> str:
         """The root as the operator wrote it (the seed's backup_path starts with it)."""
         return self.root or settings.ROOT.get()
+
+    def open_offsite(self) -> Root | None:
+        """The second root (``VECTOR_ASSETS_OFFSITE_ROOT``), or None when there is none."""
+        configured = self.offsite or settings.OFFSITE_ROOT.get()
+        return open_root(configured) if configured else None
 
     def open(self) -> Root:
         """A local folder, or an object store (``s3://bucket/prefix``) with credentials from the

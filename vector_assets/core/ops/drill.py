@@ -28,7 +28,8 @@ from vector_assets.core.pg.scratch import (
     drop_database,
     scratch_dsn,
 )
-from vector_assets.core.sets.catalog import BackupSet, SetCatalog
+from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.csv_files import header_of, legacy_file_stats
 from vector_assets.core.sets.roots import Root
 from vector_assets.core.tables import EMBEDDING_TABLE
@@ -44,6 +45,7 @@ class DrillRequest:
     root: Root | Path | str
     key: str | None = None
     configured_root: str | None = None
+    offsite_root: Root | Path | str | None = None  # drill the offsite copy when the local one is missing or damaged
 
 
 @dataclass
@@ -75,6 +77,7 @@ class DrillResult:
     restore: RestoreResult | None = None
     scratch_dropped: bool = False
     duration_seconds: float = 0.0
+    read_from_offsite: str | None = None  # why the offsite copy was drilled, if it was
 
     @property
     def passed(self) -> bool:
@@ -83,14 +86,16 @@ class DrillResult:
 
 def run_drill(request: DrillRequest) -> DrillResult:
     started = time.monotonic()
-    backup_set = SetCatalog(request.root, request.configured_root).get_or_newest(request.key)
-    result = DrillResult(backup_set, f"{SCRATCH_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}")
+    chosen = choose_copy(request.root, request.offsite_root, request.key, configured_root=request.configured_root)
+    backup_set = chosen.backup_set
+    result = DrillResult(backup_set, f"{SCRATCH_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}", read_from_offsite=chosen.note)
     columns = table_columns(request.dsn, backup_set)
     with scratch_database(request.dsn, result) as scratch_dsn:
         create_scratch_tables(scratch_dsn, columns)
         result.restore = run_restore(RestoreRequest(
             target_dsn=scratch_dsn, root=request.root, timestamp=backup_set.key, tables=backup_set.tables,
             truncate_before_restore=EMBEDDING_TABLE in backup_set.tables, configured_root=request.configured_root,
+            offsite_root=request.offsite_root,
             safety_backup=False,  # the scratch tables are new and empty
         ))
         result.tables = [compare_table(scratch_dsn, backup_set, table, columns[table]) for table in backup_set.tables]

@@ -65,7 +65,8 @@ from vector_assets.core.pg.table_changes import (
     other_unique_constraints,
     truncate_with_brief_waits,
 )
-from vector_assets.core.sets.catalog import BackupSet, SetCatalog
+from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.csv_files import header_of, rows_in
 from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.naming import LOG_FILE_NAME
@@ -97,10 +98,13 @@ class RestoreRequest:
     on_conflict: str = "error"
     configured_root: str | None = None
     safety_backup: bool = True  # back up what the restore replaces, in its own transaction
+    offsite_root: Root | Path | str | None = None  # read from here when the local copy is missing or damaged
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
         object.__setattr__(self, "root", open_root(self.root))
+        if self.offsite_root is not None:
+            object.__setattr__(self, "offsite_root", open_root(self.offsite_root))
         if self.on_conflict not in ON_CONFLICT_CHOICES:
             raise ConfigError(f"on_conflict {self.on_conflict!r} must be one of {', '.join(ON_CONFLICT_CHOICES)}")
         if self.truncate_before_restore:
@@ -134,6 +138,7 @@ class RestoreResult:
     safety_set: BackupResult | None = None  # what the restore replaced, as a pre_restore set
     safety_backup: bool = True
     duration_seconds: float = 0.0
+    read_from_offsite: str | None = None  # why the offsite copy was read, if it was
 
 
 @dataclass(frozen=True)
@@ -149,14 +154,18 @@ class PlannedTable:
 
 def run_restore(request: RestoreRequest) -> RestoreResult:
     started = time.monotonic()
-    backup_set = SetCatalog(request.root, request.configured_root).locate(request.timestamp, request.backup_path)
+    chosen = choose_copy(
+        request.root, request.offsite_root, request.timestamp, request.backup_path, request.configured_root
+    )
+    backup_set = chosen.backup_set
     planned = [plan_table(backup_set, table) for table in request.tables]
     conn = connect(request.target_dsn)
     try:
         with database_errors(conn, DURING_RESTORE):
             check_target(conn, backup_set, planned)
             result = RestoreResult(
-                backup_set, request.dry_run, request.truncate_before_restore, safety_backup=request.safety_backup
+                backup_set, request.dry_run, request.truncate_before_restore, safety_backup=request.safety_backup,
+                read_from_offsite=chosen.note,
             )
             _load_in_one_transaction(conn, request, planned, result)
     finally:
@@ -216,7 +225,8 @@ def _load_in_one_transaction(
     conn: psycopg2.extensions.connection, request: RestoreRequest, planned: list[PlannedTable], result: RestoreResult
 ) -> None:
     committing = False
-    log_before = result.backup_set.folder.read_bytes(LOG_FILE_NAME) if request.safety_backup and not request.dry_run else None
+    safety_folder = result.backup_set.location.folder(request.root)  # local, even when reading offsite
+    log_before = safety_folder.read_bytes(LOG_FILE_NAME) if request.safety_backup and not request.dry_run else None
     try:
         with conn.cursor() as cursor:
             size_index_builds(cursor)
@@ -262,7 +272,7 @@ def _back_up_what_is_replaced(
     restored. If it cannot be written, nothing is restored. An empty target needs none."""
     if not request.safety_backup or request.dry_run or not any(o.rows_before for o in outcomes.values()):
         return None
-    folder = backup_set.folder
+    folder = backup_set.location.folder(request.root)
     with writing_to(folder):
         folder.prepare()
     target = SetTarget(

@@ -14,13 +14,14 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from vector_assets.core.errors import InvalidTaskIdError
 from vector_assets.core.sets.catalog import BackupSet, SkippedLocation, scan_root
+from vector_assets.core.sets.copies import where_copies_are
 from vector_assets.core.sets.naming import LOG_FILE_NAME, TIMESTAMP_FORMAT, Location
 from vector_assets.core.sets.object_store import is_object_store_url
 from vector_assets.core.sets.roots import Root, open_root
@@ -45,6 +46,7 @@ class InventoryRequest:
     global_only: bool = False
     task_id: str | None = None
     configured_root: str | None = None
+    offsite_root: Root | Path | str | None = None  # when set, each entry says where its copies are
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", open_root(self.root))
@@ -78,6 +80,7 @@ class InventoryEntry:
     sizes: Mapping[str, int | None]
     rows: Mapping[str, int] | None
     log_file: str | None
+    copies: tuple[str, ...] = ()  # "local", "offsite"; empty when no offsite root is configured
 
     @property
     def has_log(self) -> bool:
@@ -110,6 +113,7 @@ class InventoryEntry:
             "legacy": self.legacy,
             "rows": dict(self.rows) if self.rows is not None else None,
             "total_bytes": self.total_bytes,
+            **({"copies": list(self.copies)} if self.copies else {}),
         }
 
     def format_line(self) -> str:
@@ -117,6 +121,8 @@ class InventoryEntry:
         parts.append(f"{human_size(self.total_bytes)} total")
         if self.legacy:
             parts.append("legacy, rows not recorded")
+        if self.copies:
+            parts.append("copies: " + " + ".join(self.copies))
         return "  ".join(parts)
 
     def _table_texts(self) -> list[str]:
@@ -230,11 +236,13 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     grouped: dict[Location, list[InventoryEntry]] = {}
     skipped: list[SkippedLocation] = []
     listings: dict[Location, dict[str, FileEntry]] = {}
-    for backup_set in scan_root(request.root, skipped):
+    local_sets = scan_root(request.root, skipped)
+    copies = where_copies_are(local_sets, scan_root(request.offsite_root)) if request.offsite_root else {}
+    for backup_set in local_sets:
         if request.includes(backup_set.location):
             if backup_set.location not in listings:
                 listings[backup_set.location] = backup_set.folder.entries()
-            entry = entry_for(backup_set, listings[backup_set.location])
+            entry = replace(entry_for(backup_set, listings[backup_set.location]), copies=copies.get(backup_set.key, ()))
             grouped.setdefault(backup_set.location, []).append(entry)
     locations = [
         InventoryLocation(location, posixpath.join(shown_root, location.label), _newest_first(entries))
@@ -282,6 +290,7 @@ def inventory_table_records(inventory: Inventory) -> list[dict[str, str | int | 
                     "total_size": human_size(entry.total_bytes),
                     "total_bytes": entry.total_bytes,
                     "has_log": entry.has_log,
+                    "copies": ", ".join(entry.copies) or "local",
                 }
             )
     return records

@@ -62,6 +62,15 @@ class RetentionPolicy:
             keep_monthly=settings.KEEP_MONTHLY.count(environ),
         )
 
+    @classmethod
+    def offsite_from_env(cls, environ: Mapping[str, str] | None = None) -> RetentionPolicy:
+        """The offsite root's counts, usually longer than the local ones."""
+        return cls(
+            keep_daily=settings.OFFSITE_KEEP_DAILY.count(environ),
+            keep_weekly=settings.OFFSITE_KEEP_WEEKLY.count(environ),
+            keep_monthly=settings.OFFSITE_KEEP_MONTHLY.count(environ),
+        )
+
     def describe(self) -> str:
         return f"{self.keep_daily} daily, {self.keep_weekly} weekly, {self.keep_monthly} monthly per location"
 
