@@ -293,7 +293,7 @@ def format_drill(result: DrillResult) -> str:
 
 def run_prune_command(args: argparse.Namespace) -> int:
     if args.offsite:
-        root, policy = offsite_root(), RetentionPolicy.offsite_from_env()
+        root, policy = offsite_root(), RetentionPolicy.from_env(offsite=True)
         if root is None:
             raise ConfigError(f"--offsite, but {settings.OFFSITE_ROOT.name} is not set")
     else:

@@ -13,7 +13,7 @@ import dagster as dg
 
 from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.verify import CHECK_NAMES, CheckOutcome, check_table_file
-from vector_assets.core.sets.catalog import BackupSet, SetCatalog
+from vector_assets.core.sets.copies import ChosenCopy, choose_copy
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.failures import as_failure
@@ -28,9 +28,12 @@ CHECK_DESCRIPTIONS = {
 }
 
 
-def check_fields(backup_set: BackupSet, outcome: CheckOutcome) -> dict:
+def check_fields(chosen: ChosenCopy, outcome: CheckOutcome) -> dict:
     """What an outcome says, as the fields of a check result or evaluation."""
+    backup_set = chosen.backup_set
     metadata: dict = {"folder": str(backup_set.folder), "legacy": backup_set.is_legacy}
+    if chosen.note:
+        metadata["read_from_offsite"] = chosen.note
     if outcome.expected is not None:
         metadata["expected"] = outcome.expected
     if outcome.actual is not None:
@@ -53,10 +56,11 @@ def _build_check(table: str, check: str) -> dg.AssetChecksDefinition:
     def _check(context: dg.AssetCheckExecutionContext, backup_root: BackupRootResource) -> dg.AssetCheckResult:
         key = chosen_set(context, CHECK_JOB)
         try:
-            backup_set = SetCatalog(backup_root.open()).get(key)
+            chosen = choose_copy(backup_root.open(), backup_root.open_offsite(), key)
         except VectorAssetsError as error:
             return dg.AssetCheckResult(passed=False, description=str(error))
-        return dg.AssetCheckResult(**check_fields(backup_set, check_table_file(backup_set, table, check)))
+        outcome = check_table_file(chosen.backup_set, table, check)
+        return dg.AssetCheckResult(**check_fields(chosen, outcome))
 
     return _check
 
@@ -72,15 +76,18 @@ def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootRes
     """Run every file check on the chosen set and record them on its partition."""
     key = chosen_set(context, CHECK_JOB)
     try:
-        backup_set = SetCatalog(backup_root.open()).get(key)
+        chosen = choose_copy(backup_root.open(), backup_root.open_offsite(), key)
     except VectorAssetsError as error:
         raise as_failure(error, "verify") from None
+    if chosen.note:
+        context.log.warning(chosen.note)
+    backup_set = chosen.backup_set
     failed = []
     for table in backup_set.tables:
         for check in CHECK_NAMES:
             outcome = check_table_file(backup_set, table, check)
             context.log_event(dg.AssetCheckEvaluation(
-                asset_key=backup_asset_key(table), check_name=check, partition=key, **check_fields(backup_set, outcome)
+                asset_key=backup_asset_key(table), check_name=check, partition=key, **check_fields(chosen, outcome)
             ))
             (context.log.warning if outcome.warning else context.log.info)(f"{table} {check}: {outcome.message}")
             if not outcome.passed:

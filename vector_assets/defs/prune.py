@@ -81,7 +81,7 @@ def pruned_root(config: PruneConfig, backup_root: BackupRootResource) -> tuple[R
     offsite = backup_root.open_offsite()
     if offsite is None:
         raise ConfigError(f"offsite: true, but {settings.OFFSITE_ROOT.name} is not set")
-    return offsite, RetentionPolicy.offsite_from_env()
+    return offsite, RetentionPolicy.from_env(offsite=True)
 
 
 def mentions_in_unfinished_runs(instance: dg.DagsterInstance) -> frozenset[str]:
