@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -33,6 +35,7 @@ TARGET_RESTORE_RATIO = 1.3
 TARGET_RSS_RATIO = 1.2
 REPEATS = 2
 CHUNK_BYTES = 1 << 20
+S3_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
 
 
 @dataclass
@@ -63,31 +66,51 @@ class ObjectStoreReport:
 @contextmanager
 def local_s3() -> Iterator[str]:
     """A moto S3 server on 127.0.0.1 and a bucket; yields the bucket's URL. The product reaches it
-    through AWS_ENDPOINT_URL, as it would reach MinIO."""
-    import logging
+    through AWS_ENDPOINT_URL, as it would reach MinIO.
 
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request would bury the report
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
-    saved = {name: os.environ.get(name) for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+    The server runs in its own process: it keeps every object in memory, and a child forked
+    from a large parent starts with the parent's peak RSS in its own ``ru_maxrss``.
+    """
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {name: os.environ.get(name) for name in S3_VARIABLES}
     os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret",
                       AWS_REGION="us-east-1")
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
-    import boto3
-
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
     try:
+        create_bucket_when_up(endpoint, bucket)
         yield f"s3://{bucket}"
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(30)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def create_bucket_when_up(endpoint: str, bucket: str) -> None:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.create_bucket(Bucket=bucket)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def upload_files(folder: Path, url: str) -> float:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from vector_assets import settings
-from vector_assets.core.errors import ManifestError, VectorAssetsError
+from vector_assets.core.errors import ManifestError, ObjectStoreError, VectorAssetsError
 from vector_assets.core.sets.catalog import BackupSet, read_set
 from vector_assets.core.sets.csv_files import LegacyFileStats, legacy_file_stats
 from vector_assets.core.sets.discovery import (
@@ -96,7 +96,10 @@ def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRo
         # An unmounted root must not look like "every set was deleted".
         return dg.SensorResult(skip_reason=f"backup root {root} does not exist; nothing registered or removed")
     cursor = DiscoveryCursor.from_json(context.cursor)
-    discovery = discover(root, cursor)
+    try:
+        discovery = discover(root, cursor)
+    except ObjectStoreError as error:  # an unreachable store must not look like "every set was deleted"
+        return dg.SensorResult(skip_reason=f"{error}; nothing registered or removed")
     registered = set(context.instance.get_dynamic_partitions(vector_backups_partitions.name))
     on_disk = {found.key for found in discovery.sets}
     log_duplicates(context, discovery)

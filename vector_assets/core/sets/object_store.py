@@ -235,7 +235,7 @@ class ObjectStream(io.RawIOBase):
                 chunk = next(self._chunks, None)
             if chunk is None:
                 return 0
-            self._left = memoryview(bytes(chunk))
+            self._left = memoryview(chunk)  # obstore's Bytes: no copy until the caller's buffer
         size = min(len(buffer), len(self._left))
         buffer[:size] = self._left[:size]
         self._left = self._left[size:]

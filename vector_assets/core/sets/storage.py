@@ -92,13 +92,6 @@ def writing_under(path: Path) -> Iterator[None]:
         raise BackupWriteError(describe_os_error(exc, Path(exc.filename) if exc.filename else path)) from exc
 
 
-def prepare_folder(folder: Path) -> Path:
-    """Create a set's folder (and the root above it) if needed; a failure names the path."""
-    with writing_under(folder):
-        folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 class ChunkTarget(Protocol):
     """Where a ``HashingWriter``'s chunks go: a tmp file, or a multipart upload."""
 
