@@ -7,6 +7,7 @@ the drill, through VECTOR_ASSETS_ROOT exactly as an operator configures them.
 from __future__ import annotations
 
 import json
+import logging
 
 from vector_assets.cli import main
 from vector_assets.core.ops.backup import BackupRequest, run_backup
@@ -86,7 +87,7 @@ def test_prune_deletes_old_sets_manifest_first_and_keeps_the_newest(any_root, st
 
 
 def test_sensor_finds_a_set_copied_in_by_another_tool_and_an_unchanged_root_costs_no_read(
-    any_root_instance, any_root, store_db
+    any_root_instance, any_root, store_db, caplog
 ):
     """The seed tooling's ``psql \\copy`` CSVs, copied into task_*/vector_bak/ (``aws s3 cp``)."""
     label = f"{TASK_ID}/vector_bak"
@@ -98,9 +99,14 @@ def test_sensor_finds_a_set_copied_in_by_another_tool_and_an_unchanged_root_cost
     assert sorted(any_root_instance.get_dynamic_partitions("vector_backups")) == sorted([made.timestamp, LEGACY_TS])
     assert {request.partition_key for request in first.run_requests} == {made.timestamp, LEGACY_TS}
 
+    caplog.set_level(logging.INFO, logger="werkzeug")  # the S3 server logs one line per request
+    caplog.clear()
     second = ticker.tick()
     assert second.run_requests == [] and second.asset_events == []
     assert json.loads(ticker.cursor)["folders"] == json.loads(first.cursor)["folders"]
+    requests = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
+    if any_root.kind == "s3":  # the root's listing, then one per location; no object is read
+        assert len(requests) == 3 and all("list-type=2" in request for request in requests), requests
 
 
 def test_list_shows_every_set_under_the_root(any_root, store_db, monkeypatch, capsys):
