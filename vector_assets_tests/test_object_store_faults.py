@@ -148,3 +148,18 @@ def test_a_backup_stopped_mid_upload_leaves_no_set_and_no_multipart_upload(s3_ro
     assert s3_root.multipart_uploads() == []
     assert s3_root.names() == set()
     assert scan_root(s3_root.url) == []
+
+
+def test_a_truncate_whose_upload_is_refused_truncates_nothing_and_leaves_no_object(s3_root, store_db, monkeypatch, capsys):
+    key_id, secret = s3_root.s3.user_denied(s3_root.bucket, "rag-backups/vector_bak/langchain_pg_embedding_*")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", s3_root.url)
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    before = tables_now(store_db)
+
+    assert main(["truncate"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "nothing was truncated" in err and "langchain_pg_embedding_" in err and "AccessDenied" in err
+    assert tables_now(store_db) == before
+    assert s3_root.names() == set() and s3_root.multipart_uploads() == []

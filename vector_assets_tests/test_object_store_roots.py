@@ -109,13 +109,16 @@ def test_sensor_finds_a_set_copied_in_by_another_tool_and_an_unchanged_root_cost
         assert len(requests) == 3 and all("list-type=2" in request for request in requests), requests
 
 
-def test_list_shows_every_set_under_the_root(any_root, store_db, monkeypatch, capsys):
-    made = run_backup(BackupRequest(dsn=store_db, root=any_root.url))
+def test_cli_backup_and_list_show_the_set_under_the_root(any_root, store_db, monkeypatch, capsys):
     monkeypatch.setenv("VECTOR_ASSETS_ROOT", any_root.url)
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    assert main(["backup"]) == 0
+    (made,) = scan_root(any_root.url)
+    assert str(made.csv_path(EMBEDDING_TABLE)) in capsys.readouterr().out
     assert main(["list", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     (location,) = listing["backup_locations"]
-    assert location["relative_path"].endswith("vector_bak")
+    assert location["relative_path"] == f"{any_root.url}/vector_bak"
     assert [entry["key"] for entry in location["backups"]] == [made.timestamp]
     assert location["backups"][0]["rows"][EMBEDDING_TABLE] > 0
 

@@ -21,7 +21,8 @@ from typing import Any
 
 REGION = "us-east-1"
 SETUP_REQUESTS = 3  # create_user, put_user_policy, create_access_key
-S3_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+# IAM too, so a test can make a user with narrower rights.
+S3_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}]}
 
 
 @dataclass
@@ -54,6 +55,22 @@ class S3Server:
 
     def stop(self) -> None:
         self.server.stop()
+
+    def user_denied(self, bucket: str, key_pattern: str) -> tuple[str, str]:
+        """The key pair of a new user who may do anything in S3 but write keys matching the pattern."""
+        import boto3
+
+        iam = boto3.client("iam", endpoint_url=self.endpoint, region_name=REGION,
+                           aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+        name = f"denied-{uuid.uuid4().hex[:8]}"
+        iam.create_user(UserName=name)
+        policy = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/{key_pattern}"},
+        ]}
+        iam.put_user_policy(UserName=name, PolicyName="deny", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
 
 
 def start_moto(port: int = 0) -> Any:
