@@ -74,12 +74,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--hnsw-rows", type=int, default=DEFAULT_HNSW_ROWS, help="embedding rows (M) of the HNSW restore benchmark"
     )
     parser.add_argument("--skip-hnsw", action="store_true", help="skip the restore benchmark with an HNSW index")
+    parser.add_argument("--skip-object-store", action="store_true", help="skip the backup and restore against a local S3 server")
     # Internal: one backup (or restore) in this process, result printed as JSON (see run_child).
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-restore", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-safety-backup", dest="safety_backup", action="store_false", help=argparse.SUPPRESS)
     parser.add_argument("--dsn", help=argparse.SUPPRESS)
-    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)  # a folder or s3://…: not a Path, which folds '//'
+    parser.add_argument("--only-object-store", action="store_true", help="run only the object-store section")
     parser.add_argument("--timestamp", help=argparse.SUPPRESS)
     parser.add_argument("--child-format-backup", metavar="FORMAT", help=argparse.SUPPRESS)
     parser.add_argument("--child-job-restore", action="store_true", help=argparse.SUPPRESS)
@@ -105,8 +107,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return child_job_restore(args.dsn, args.root, args.timestamp)
     started = time.monotonic()
+    if args.only_object_store:
+        from benchmarks.object_store import format_object_store
+
+        print("\n".join(format_object_store(run_object_store_only(args.rows, args.dims, args.data_dir))))
+        return 0
     report = run_benchmark(
-        args.rows, args.dims, args.data_dir, None if args.skip_hnsw else args.hnsw_rows, formats=not args.skip_formats
+        args.rows, args.dims, args.data_dir, None if args.skip_hnsw else args.hnsw_rows, not args.skip_object_store,
+        formats=not args.skip_formats,
     )
     from benchmarks.sensor_ticks import format_sensor_ticks, measure_sensor_ticks
 
@@ -126,7 +134,7 @@ def log(message: str) -> None:
 # The child: one backup, measured from inside
 
 
-def run_child(dsn: str | None, root: Path | None) -> int:
+def run_child(dsn: str | None, root: str | None) -> int:
     """Back up once and print the call's wall time and this process's peak RSS as JSON.
 
     Runs in a fresh interpreter so ``ru_maxrss`` is the backup's own peak, not the parent's.
@@ -147,6 +155,7 @@ def run_child(dsn: str | None, root: Path | None) -> int:
                 "manifest_seconds": result.manifest.duration_seconds,
                 "bytes": result.total_bytes,
                 "rows": rows,
+                "timestamp": result.timestamp,
                 "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             }
         )
@@ -154,7 +163,7 @@ def run_child(dsn: str | None, root: Path | None) -> int:
     return 0
 
 
-def run_child_restore(dsn: str | None, root: Path | None, timestamp: str | None, safety_backup: bool = True) -> int:
+def run_child_restore(dsn: str | None, root: str | None, timestamp: str | None, safety_backup: bool = True) -> int:
     """Restore once (replace mode) and print wall time, rows, COPY times and peak RSS as JSON."""
     if not dsn or root is None or not timestamp:
         print("--child-restore needs --dsn, --root and --timestamp", file=sys.stderr)
@@ -456,6 +465,14 @@ def run_ours_restore(dsn: str, restore_set: RestoreSet, safety_backup: bool = Tr
     )
 
 
+def run_ours_restore_at(dsn: str, root: str, timestamp: str) -> float:
+    """``run_restore`` of one set (replace mode, no safety set) in a fresh interpreter; the call's seconds."""
+    command = [sys.executable, "-m", "benchmarks", "--child-restore", "--dsn", dsn, "--root", root,
+               "--timestamp", timestamp, "--no-safety-backup"]
+    report, _ = run_child_process(command)
+    return report["seconds"]
+
+
 def remove_safety_sets(restore_set: RestoreSet) -> None:
     """Keep the disk flat between runs: only the set being restored stays."""
     for path in restore_set.root.rglob("*"):
@@ -528,6 +545,7 @@ class Report:
     restore: RestoreReport | None = None
     hnsw: HnswReport | None = None
     formats: object | None = None  # benchmarks.formats.FormatsReport
+    object_store: object | None = None  # benchmarks.object_store.ObjectStoreReport
 
 
 @dataclass
@@ -557,8 +575,23 @@ class HnswReport:
     indexes_after_psql: list[str]
 
 
+def run_object_store_only(rows: int, dims: int, data_dir: Path):
+    from benchmarks.object_store import measure_object_store
+
+    server = start_embedded(data_dir, stop_on_exit=True)
+    maintenance = server.dsn("postgres")
+    dsn, dsn4 = server.dsn(BENCH_DATABASE), server.dsn(BENCH4_DATABASE)
+    build_database(maintenance, dsn, rows, dims)
+    build_database(maintenance, dsn4, rows * MEMORY_FACTOR, dims)
+    work = fresh_folder(Path(data_dir).resolve() / "work")
+    try:
+        return measure_object_store(dsn, dsn4, rows, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run_benchmark(
-    rows: int, dims: int, data_dir: Path, hnsw_rows: int | None = DEFAULT_HNSW_ROWS, formats: bool = True
+    rows: int, dims: int, data_dir: Path, hnsw_rows: int | None = DEFAULT_HNSW_ROWS, object_store: bool = True, formats: bool = True
 ) -> Report:
     """Build (or reuse) the databases, time the three operations interleaved, then check memory.
 
@@ -586,6 +619,10 @@ def run_benchmark(
             from benchmarks.formats import measure_formats
 
             report.formats = measure_formats(server, server.bin_dir, dsn, dsn4, rows, dims, work)
+        if object_store:
+            from benchmarks.object_store import measure_object_store
+
+            report.object_store = measure_object_store(dsn, dsn4, rows, work)
         return report
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -760,6 +797,10 @@ def format_report(report: Report, total_seconds: float) -> str:
         from benchmarks.formats import format_formats
 
         lines += ["", *format_formats(report.formats)]
+    if report.object_store is not None:
+        from benchmarks.object_store import format_object_store
+
+        lines += ["", *format_object_store(report.object_store)]
     lines += ["", f"- total benchmark runtime: {total_seconds:.1f} s"]
     return "\n".join(lines)
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from pathlib import Path
 
 from vector_assets import settings
-from vector_assets.core.errors import VectorAssetsError
+from vector_assets.core.errors import ConfigError, VectorAssetsError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.drill import DrillRequest, DrillResult, run_drill
 from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
+from vector_assets.core.ops.replicate import ReplicateRequest, run_replicate
 from vector_assets.core.ops.restore import (
     ON_CONFLICT_CHOICES,
     RestoreRequest,
@@ -31,26 +32,38 @@ from vector_assets.core.ops.truncate import (
     run_guarded_truncate,
 )
 from vector_assets.core.ops.verify import VerifyRequest, VerifyResult, run_verify
-from vector_assets.core.sets.catalog import SetCatalog
+from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.retention import RetentionPolicy
+from vector_assets.core.sets.roots import Root, open_root
 from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
 from vector_assets.core.units import human_size
 
 EXIT_OK = 0
 EXIT_FAILED = 2
 EXIT_RETRYABLE = 75  # EX_TEMPFAIL
+EXIT_INTERRUPTED = 130
 LATEST = "latest"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         return args.command(args)
     except VectorAssetsError as error:
         print(f"vector-assets: {error}", file=sys.stderr)
         return EXIT_RETRYABLE if error.retryable else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("vector-assets: stopped; what was being written was removed, nothing was changed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    """A SIGTERM (a stopped container, a killed pod) unwinds like Ctrl-C, so a backup aborts its
+    multipart uploads and removes its files instead of leaving them behind."""
+    raise KeyboardInterrupt
 
 
 def parser() -> argparse.ArgumentParser:
@@ -65,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
     _add_drill(commands)
     _add_prune(commands)
     _add_list(commands)
+    _add_replicate(commands)
     _add_dev(commands)
     return root
 
@@ -136,7 +150,16 @@ def _add_prune(commands: argparse._SubParsersAction) -> None:
         "_WEEKLY ISO weeks and _MONTHLY months (7 / 4 / 12), and always the newest intact set.",
     )
     prune.add_argument("--apply", action="store_true", help="really delete (default: only show the plan)")
+    prune.add_argument("--offsite", action="store_true",
+                       help="prune VECTOR_ASSETS_OFFSITE_ROOT with its own VECTOR_ASSETS_OFFSITE_KEEP_* counts")
     prune.set_defaults(command=run_prune_command)
+
+
+def _add_replicate(commands: argparse._SubParsersAction) -> None:
+    replicate = commands.add_parser(
+        "replicate", help="copy every complete set that VECTOR_ASSETS_OFFSITE_ROOT lacks, checksums verified",
+    )
+    replicate.set_defaults(command=run_replicate_command)
 
 
 def _add_list(commands: argparse._SubParsersAction) -> None:
@@ -154,8 +177,13 @@ def _add_dev(commands: argparse._SubParsersAction) -> None:
     dev.set_defaults(command=run_dev_command)
 
 
-def backup_root() -> Path:
-    return Path(settings.ROOT.get())
+def backup_root() -> Root:
+    return open_root(settings.ROOT.get())
+
+
+def offsite_root() -> Root | None:
+    configured = settings.OFFSITE_ROOT.get()
+    return open_root(configured) if configured else None
 
 
 def run_backup_command(args: argparse.Namespace) -> int:
@@ -165,7 +193,7 @@ def run_backup_command(args: argparse.Namespace) -> int:
     ))
     for name, entry in result.manifest.tables.items():
         parts = f" in {len(entry.parts)} parts" if entry.parts else ""
-        print(f"{name}: {entry.rows:,} rows -> {result.folder / entry.file}{parts} ({human_size(entry.bytes)})")
+        print(f"{name}: {entry.rows:,} rows -> {result.folder.locator(entry.file)}{parts} ({human_size(entry.bytes)})")
     print(f"set {result.timestamp}: {result.manifest.duration_seconds:.2f}s, {result.megabytes_per_second:.1f} MB/s")
     return EXIT_OK
 
@@ -191,14 +219,16 @@ def format_truncate(result: TruncateResult) -> str:
 
 def run_restore_command(args: argparse.Namespace) -> int:
     root = backup_root()
-    key = SetCatalog(root, settings.ROOT.get()).newest().key if args.set == LATEST else args.set
+    key = choose_copy(root, offsite_root(), None).backup_set.key if args.set == LATEST else args.set
     uses_default = args.target in (None, settings.DEFAULT_TARGET)
     target = settings.PG_DSN.get() if uses_default else settings.restore_target_dsn(args.target)
     result = run_restore(RestoreRequest(
         target_dsn=target, root=root, timestamp=key, backup_path=args.backup_path, tables=tuple(args.tables),
         truncate_before_restore=args.replace, dry_run=args.dry_run, on_conflict=args.on_conflict,
-        configured_root=settings.ROOT.get(), safety_backup=args.safety_backup,
+        configured_root=settings.ROOT.get(), safety_backup=args.safety_backup, offsite_root=offsite_root(),
     ))
+    if result.read_from_offsite:
+        print(f"note: {result.read_from_offsite}", file=sys.stderr)
     if not args.safety_backup:
         print("warning: --no-safety-backup: what this restore replaced was not backed up", file=sys.stderr)
     print(format_restore(result, args.target))
@@ -251,8 +281,11 @@ def format_verify(result: VerifyResult) -> str:
 
 def run_drill_command(args: argparse.Namespace) -> int:
     result = run_drill(DrillRequest(
-        dsn=settings.PG_DSN.get(), root=backup_root(), key=args.key, configured_root=settings.ROOT.get()
+        dsn=settings.PG_DSN.get(), root=backup_root(), key=args.key, configured_root=settings.ROOT.get(),
+        offsite_root=offsite_root(),
     ))
+    if result.read_from_offsite:
+        print(f"note: {result.read_from_offsite}", file=sys.stderr)
     print(format_drill(result))
     return EXIT_OK if result.passed else EXIT_FAILED
 
@@ -266,7 +299,13 @@ def format_drill(result: DrillResult) -> str:
 
 
 def run_prune_command(args: argparse.Namespace) -> int:
-    result = run_prune(PruneRequest(root=backup_root(), policy=RetentionPolicy.from_env(), dry_run=not args.apply))
+    if args.offsite:
+        root, policy = offsite_root(), RetentionPolicy.from_env(offsite=True)
+        if root is None:
+            raise ConfigError(f"--offsite, but {settings.OFFSITE_ROOT.name} is not set")
+    else:
+        root, policy = backup_root(), RetentionPolicy.from_env()
+    result = run_prune(PruneRequest(root=root, policy=policy, dry_run=not args.apply))
     print(format_prune(result))
     return EXIT_OK
 
@@ -287,9 +326,24 @@ def format_prune(result: PruneResult) -> str:
     return "\n".join(lines)
 
 
+def run_replicate_command(args: argparse.Namespace) -> int:
+    offsite = offsite_root()
+    if offsite is None:
+        raise ConfigError(f"{settings.OFFSITE_ROOT.name} is not set: there is no second root to copy sets to")
+    result = run_replicate(ReplicateRequest(root=backup_root(), offsite_root=offsite))
+    for backup_set in result.copied:
+        print(f"copied {backup_set.key} ({backup_set.location.label}) to {backup_set.location.folder(offsite)}")
+    for key, why in result.refused.items():
+        print(f"NOT copied {key}: {why}", file=sys.stderr)
+    print(f"{len(result.copied)} copied ({human_size(result.bytes_copied)}), {len(result.already_offsite)} already offsite, "
+          f"{len(result.refused)} damaged")
+    return EXIT_FAILED if result.refused else EXIT_OK
+
+
 def run_list_command(args: argparse.Namespace) -> int:
     request = InventoryRequest(
-        root=backup_root(), global_only=args.global_only, task_id=args.task_id, configured_root=settings.ROOT.get()
+        root=backup_root(), global_only=args.global_only, task_id=args.task_id, configured_root=settings.ROOT.get(),
+        offsite_root=offsite_root(),
     )
     inventory = build_inventory(request)
     print(json.dumps(inventory.to_json(), indent=2, ensure_ascii=False) if args.json else inventory.format_text())

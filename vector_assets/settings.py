@@ -39,7 +39,16 @@ class Setting:
 
 
 PG_DSN = Setting("VECTOR_ASSETS_PG_DSN", "", "the pgvector database (libpq URL or key=value)")
-ROOT = Setting("VECTOR_ASSETS_ROOT", "./data_pipeline/training_data", "the backup root folder")
+ROOT = Setting(
+    "VECTOR_ASSETS_ROOT", "./data_pipeline/training_data",
+    "the backup root: a folder, or an object-store URL (s3://bucket/prefix, gs://…, az://…)",
+)
+OFFSITE_ROOT = Setting(
+    "VECTOR_ASSETS_OFFSITE_ROOT", "", "a second root that replicate_vector_backups copies every complete set to",
+)
+# Read by obstore itself, with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION; named here
+# because a plain http:// endpoint (MinIO, a local test server) has to be allowed explicitly.
+AWS_ENDPOINT_URL = Setting("AWS_ENDPOINT_URL", "", "the S3-compatible endpoint (MinIO, R2, Ceph); empty: AWS")
 DAGSTER_PG_URL = Setting("DAGSTER_PG_URL", "", "Dagster's own storage, as postgresql+psycopg2://…")
 BACKUP_CRON = Setting("VECTOR_ASSETS_BACKUP_CRON", "0 2 * * *", "when vector_backup_schedule backs up")
 DRILL_CRON = Setting(
@@ -54,6 +63,14 @@ RESTORE_TARGETS = Setting(
     "VECTOR_ASSETS_RESTORE_TARGETS", "",
     "comma-separated NAMES of environment variables that hold restore-target DSNs; with 'default', the only targets a restore accepts",
 )
+REPLICATE_CRON = Setting(
+    "VECTOR_ASSETS_REPLICATE_CRON", "0 3 * * *", "when vector_replicate_schedule copies new sets to the offsite root",
+)
+OFFSITE_KEEP_DAILY = Setting("VECTOR_ASSETS_OFFSITE_KEEP_DAILY", "14", "offsite root: sets kept per location, daily")
+OFFSITE_KEEP_WEEKLY = Setting("VECTOR_ASSETS_OFFSITE_KEEP_WEEKLY", "8", "offsite root: … weekly")
+OFFSITE_KEEP_MONTHLY = Setting("VECTOR_ASSETS_OFFSITE_KEEP_MONTHLY", "24", "offsite root: … monthly")
+KEEP_COUNTS = (KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY)
+OFFSITE_KEEP_COUNTS = (OFFSITE_KEEP_DAILY, OFFSITE_KEEP_WEEKLY, OFFSITE_KEEP_MONTHLY)
 SENSOR_INTERVAL = Setting("VECTOR_ASSETS_SENSOR_INTERVAL", "30", "seconds between vector_bak_sensor ticks")
 FORMAT = Setting(
     "VECTOR_ASSETS_FORMAT", "csv",
@@ -65,8 +82,9 @@ PART_SIZE_MB = Setting(
 PARALLEL_PARTS = Setting("VECTOR_ASSETS_PARALLEL_PARTS", "4", "parts exported at once, each on its own connection")
 
 ALL_SETTINGS = (
-    PG_DSN, ROOT, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
-    KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, FORMAT, PART_SIZE_MB, PARALLEL_PARTS,
+    PG_DSN, ROOT, OFFSITE_ROOT, AWS_ENDPOINT_URL, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
+    REPLICATE_CRON, KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, OFFSITE_KEEP_DAILY, OFFSITE_KEEP_WEEKLY,
+    OFFSITE_KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, FORMAT, PART_SIZE_MB, PARALLEL_PARTS,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 

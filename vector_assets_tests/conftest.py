@@ -76,3 +76,47 @@ def dagster_instance(monkeypatch, store_db: str, backup_root: Path):
     monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
     with dg.instance_for_test() as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One real S3 HTTP server on 127.0.0.1 for the whole session (moto's server mode)."""
+    from vector_assets_tests.support.object_store import start_s3_server
+
+    server = start_s3_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_root(s3_server, monkeypatch):
+    """``s3://<new bucket>/rag-backups``, with the standard AWS variables pointing at the server."""
+    from vector_assets_tests.support.object_store import RootFiles
+
+    for name, value in s3_server.environment().items():
+        monkeypatch.setenv(name, value)
+    bucket = s3_server.new_bucket()
+    return RootFiles(f"s3://{bucket}/rag-backups", s3=s3_server, bucket=bucket, prefix="rag-backups")
+
+
+@pytest.fixture(params=["disk", "s3"])
+def any_root(request, backup_root):
+    """The same behaviour on both kinds of root: a folder, and a bucket on the local S3 server."""
+    from vector_assets_tests.support.object_store import RootFiles
+
+    if request.param == "disk":
+        return RootFiles(str(backup_root), disk=backup_root)
+    return request.getfixturevalue("s3_root")
+
+
+@pytest.fixture
+def any_root_instance(monkeypatch, store_db: str, any_root):
+    """A real Dagster instance whose code location reads ``any_root`` from VECTOR_ASSETS_ROOT."""
+    import dagster as dg
+
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", any_root.url)
+    with dg.instance_for_test() as instance:
+        yield instance

@@ -10,7 +10,7 @@ from psycopg2 import sql
 from vector_assets.core.hashing import sha256_of_file
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
-from vector_assets.core.sets.csv_files import read_csv_header
+from vector_assets.core.sets.csv_files import header_of
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets_tests.support.database import (
     execute,
@@ -33,7 +33,7 @@ def load_set_into_schema(dsn: str, result, schema: str) -> None:
                     )
                 )
                 path = result.paths[table]
-                columns = sql.SQL(", ").join(map(sql.Identifier, read_csv_header(path)))
+                columns = sql.SQL(", ").join(map(sql.Identifier, header_of(result.folder, path.name)))
                 with open(path, "rb") as handle:
                     cursor.copy_expert(
                         sql.SQL("COPY {}.{} ({}) FROM STDIN WITH (FORMAT csv, HEADER, ENCODING 'UTF8')").format(
@@ -74,7 +74,7 @@ def test_backup_files_are_plain_copy_csv_with_catalog_columns(empty_db, backup_r
     fill_store(empty_db, layout="community", embeddings=20)
     result = run_backup(BackupRequest(dsn=empty_db, root=backup_root))
     path = result.paths["langchain_pg_embedding"]
-    header = read_csv_header(path)
+    header = header_of(result.folder, path.name)
     assert header == ["collection_id", "embedding", "document", "cmetadata", "custom_id", "uuid"]
     with open(path, newline="", encoding="utf-8") as handle:
         first = next(row for row in csv.DictReader(handle))
@@ -83,15 +83,15 @@ def test_backup_files_are_plain_copy_csv_with_catalog_columns(empty_db, backup_r
 
 def test_manifest_records_counts_sizes_hashes_types_and_no_password(store_db, backup_root):
     result = run_backup(BackupRequest(dsn=store_db, root=backup_root, task_id="manual_20250720_121007"))
-    assert result.folder == (backup_root / "manual_20250720_121007" / "vector_bak").resolve()
-    manifest_path = result.folder / f"vector_backup_{result.timestamp}.json"
+    assert result.folder.path == (backup_root / "manual_20250720_121007" / "vector_bak").resolve()
+    manifest_path = result.folder.path / f"vector_backup_{result.timestamp}.json"
     data = json.loads(manifest_path.read_text())
     assert data["format_version"] == 1 and data["consistent_snapshot"] is True
     assert data["pgvector_version"] and data["server_version"].startswith(("1", "2"))
     assert set(data["source"]) == {"host", "port", "database", "user"}
     for table in MANAGED_TABLES:
         entry = data["tables"][table]
-        path = result.folder / entry["file"]
+        path = result.folder.path / entry["file"]
         assert entry["bytes"] == path.stat().st_size
         assert entry["sha256"] == sha256_of_file(path)
         assert entry["rows"] == execute(store_db, f"SELECT count(*) FROM {table}")[0][0]
@@ -102,7 +102,7 @@ def test_manifest_records_counts_sizes_hashes_types_and_no_password(store_db, ba
 def test_log_appends_a_seed_format_block_per_set(store_db, backup_root):
     first = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp="20250101_010101"))
     run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp="20250101_010102"))
-    log = (first.folder / "vector_backup_log.txt").read_text(encoding="utf-8")
+    log = (first.folder.path / "vector_backup_log.txt").read_text(encoding="utf-8")
     assert log.count("=== Vector Table Backup Log ===") == 2
     assert "Backup Time: 2025-01-01 01:01:01" in log
     rows = first.manifest.tables["langchain_pg_embedding"].rows
@@ -125,7 +125,7 @@ def test_a_generated_column_is_left_out_of_the_files_recorded_in_the_manifest_an
     entry = result.manifest.tables["langchain_pg_embedding"]
     (generated,) = entry.generated_columns
     assert generated.name == "search" and generated.type == "tsvector" and "to_tsvector" in generated.expression
-    assert "search" not in read_csv_header(result.paths["langchain_pg_embedding"])
+    assert "search" not in header_of(result.folder, result.paths["langchain_pg_embedding"].name)
     assert "search" not in [column.name for column in entry.columns]
     execute(store_db, "DELETE FROM langchain_pg_embedding")
     run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=result.timestamp, truncate_before_restore=True))

@@ -15,7 +15,7 @@ from vector_assets.core.errors import (
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.verify import verify_set
 from vector_assets.core.sets.catalog import SetCatalog, scan_root
-from vector_assets.core.sets.csv_files import count_csv_rows
+from vector_assets.core.sets.csv_files import rows_in
 from vector_assets.core.sets.naming import (
     Location,
     resolve_inside_root,
@@ -69,7 +69,7 @@ def test_scan_finds_global_task_and_manual_sets_and_skips_half_written_ones(stor
     good = run_backup(BackupRequest(dsn=store_db, root=backup_root, task_id="task_20250103_000000", timestamp="20250103_000000"))
     # Same timestamp in a second location gets a key naming its location.
     run_backup(BackupRequest(dsn=store_db, root=backup_root, task_id="task_20250104_000000", timestamp="20250101_000000"))
-    folder = good.folder
+    folder = good.folder.path
     # A set still being written: tmp files present.
     (folder / "langchain_pg_collection_20250105_000000.csv").write_text("uuid,name,cmetadata\n")
     (folder / "langchain_pg_embedding_20250105_000000.csv.tmp").write_text("id\n")
@@ -98,7 +98,7 @@ def test_legacy_set_from_psql_copy_is_read_with_a_real_csv_parser(store_db, back
     assert backup_set.is_legacy and backup_set.key == "20250721_213627"
     rows = execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
     csv_path = backup_set.csv_path("langchain_pg_embedding")
-    assert count_csv_rows(csv_path) == rows
+    assert rows_in(backup_set.folder, csv_path.name) == rows
     assert csv_path.read_bytes().count(b"\n") > rows + 1  # documents with newlines: line counting would be wrong
     assert all(outcome.passed for outcome in verify_set(backup_set))
 
@@ -108,7 +108,7 @@ def test_demo_store_is_deterministic_and_ships_a_legacy_set(empty_db, backup_roo
     assert ensure_demo_store(empty_db, backup_root) is False
     backup_set = SetCatalog(backup_root).get(LEGACY_TIMESTAMP)
     assert backup_set.is_legacy and backup_set.location.task_id == LEGACY_TASK_ID
-    assert count_csv_rows(backup_set.csv_path("langchain_pg_embedding")) == 3000
+    assert rows_in(backup_set.folder, backup_set.file_name("langchain_pg_embedding")) == 3000
     names = execute(empty_db, "SELECT name FROM langchain_pg_collection ORDER BY name")
     assert [n for (n,) in names] == ["ddl", "documentation", "sql"]
     ids = execute(empty_db, "SELECT id FROM langchain_pg_embedding ORDER BY id LIMIT 3")

@@ -100,7 +100,7 @@ def test_verify_job_reports_check_evaluations_for_the_partition(dagster_instance
 
 def test_verify_job_fails_on_a_damaged_set_and_still_drops_the_scratch_database(dagster_instance, store_db, backup_root):
     made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
-    path = made.folder / csv_file_name(EMBEDDING_TABLE, made.timestamp)
+    path = made.folder.path / csv_file_name(EMBEDDING_TABLE, made.timestamp)
     path.write_bytes(path.read_bytes().replace(b"0.", b"1.", 1))
     files_before = folder_snapshot(backup_root)
     rows_before = rows_as_text(store_db, EMBEDDING_TABLE)

@@ -283,12 +283,12 @@ def test_disk_filling_mid_copy_fails_backup_and_truncate_cleanly_and_truncates_n
 def test_disk_full_at_the_log_after_the_csvs_were_published_leaves_only_the_earlier_set(dagster_instance, store_db, backup_root):
     """Writes to /dev/full fail with ENOSPC. The log is written after the CSVs are renamed into place."""
     earlier = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
-    log_tmp = earlier.folder / "vector_backup_log.txt.tmp"
+    log_tmp = earlier.folder.path / "vector_backup_log.txt.tmp"
     files, before = folder_snapshot(backup_root), tables_now(store_db)
     for job in (BACKUP_JOB, TRUNCATE_JOB):
         os.symlink("/dev/full", log_tmp)
         message = failure_message(run_job(dagster_instance, job), job)
-        assert f"disk full while writing {earlier.folder / 'vector_backup_log.txt'}" in message
+        assert f"disk full while writing {earlier.folder.path / 'vector_backup_log.txt'}" in message
         assert not os.path.lexists(log_tmp)
         assert folder_snapshot(backup_root) == files
     assert "nothing was truncated" in message

@@ -90,3 +90,35 @@ def test_a_wrong_password_is_a_refused_login_not_an_unreachable_server_and_is_no
     assert not result.success
     assert "refused the login" in result.failure_data_for_node("back_up_tables").error.message
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_the_s3_secret_key_is_in_no_event_run_config_metadata_or_object(s3_root, store_db, monkeypatch):
+    """Backup, sensor, checks, restore and a failing run on an S3 root: the secret key appears nowhere."""
+    from vector_assets_tests.support.dagster import Ticker
+
+    secret = s3_root.s3.secret_key
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", s3_root.url)
+    with dg.instance_for_test() as instance:
+        backup = run_job(instance, "backup_vector_tables")
+        key = instance.get_dynamic_partitions("vector_backups")[0]
+        Ticker(instance).tick()
+        checks = run_job(instance, "check_vector_backup", partition_key=key)
+        restore = run_job(instance, "restore_vector_tables", "restore_from_backup_set",
+                          {"truncate_before_restore": True}, partition_key=key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "Wrong-" + secret[:8])
+        refused = run_job(instance, "backup_vector_tables")
+        assert backup.success and checks.success and restore.success and not refused.success
+        runs = instance.get_runs()
+        logged = " ".join(
+            str(record.dagster_event or record.user_message) for run in runs for record in instance.all_logs(run.run_id)
+        )
+        configs = " ".join(str(run.run_config) + str(run.tags) for run in runs)
+        materialized = instance.fetch_materializations(
+            dg.AssetKey("langchain_pg_embedding_backup"), limit=10
+        ).records
+    metadata = " ".join(str(record.asset_materialization.metadata) for record in materialized)
+    assert materialized and s3_root.url in metadata
+    for text in (logged, configs, metadata):
+        assert secret not in text and secret[:8] not in text
+    assert secret.encode() not in s3_root.all_bytes()

@@ -163,7 +163,7 @@ def test_second_tick_over_an_unchanged_root_reads_no_set_file(ticker, store_db, 
 
 def test_unreadable_manifest_is_skipped_until_fixed(ticker, store_db, backup_root):
     made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
-    manifest = made.folder / manifest_file_name(made.timestamp)
+    manifest = made.folder.path / manifest_file_name(made.timestamp)
     good = manifest.read_bytes()
     manifest.write_text("{not json")
 

@@ -31,42 +31,42 @@ def rich_store(request, empty_db):
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
-def test_every_format_round_trips_every_row_into_the_same_and_an_empty_database(fmt, rich_store, second_db, backup_root):
+def test_every_format_round_trips_every_row_into_the_same_and_an_empty_database_on_disk_and_s3(fmt, rich_store, second_db, any_root):
     before = tables_now(rich_store)
-    backup = run_backup(BackupRequest(dsn=rich_store, root=backup_root, format=fmt))
+    backup = run_backup(BackupRequest(dsn=rich_store, root=any_root.url, format=fmt))
     assert backup.manifest.format == fmt
     assert all(entry.file.endswith("." + fmt) for entry in backup.manifest.tables.values())
-    assert run_verify(VerifyRequest(root=backup_root, key=backup.timestamp)).passed
+    assert run_verify(VerifyRequest(root=any_root.url, key=backup.timestamp)).passed
 
     execute(rich_store, "DELETE FROM langchain_pg_embedding WHERE document IS NULL")
-    run_restore(RestoreRequest(target_dsn=rich_store, root=backup_root, timestamp=backup.timestamp,
+    run_restore(RestoreRequest(target_dsn=rich_store, root=any_root.url, timestamp=backup.timestamp,
                                truncate_before_restore=True, safety_backup=False))
     assert tables_now(rich_store) == before
 
     execute(second_db, "DROP EXTENSION vector")
-    run_restore(RestoreRequest(target_dsn=second_db, root=backup_root, timestamp=backup.timestamp))
+    run_restore(RestoreRequest(target_dsn=second_db, root=any_root.url, timestamp=backup.timestamp))
     assert tables_now(second_db) == before
     assert table_shape(second_db) == table_shape(rich_store)
 
 
 @pytest.mark.parametrize("fmt", NEWER_FORMATS)
-def test_a_large_table_is_backed_up_in_parts_from_one_snapshot_and_restores_checks_and_drills(fmt, store_db, backup_root):
+def test_a_large_table_is_backed_up_in_parts_from_one_snapshot_and_restores_checks_and_drills_on_disk_and_s3(fmt, store_db, any_root):
     fill_more = "INSERT INTO langchain_pg_embedding SELECT 'copy-' || id, collection_id, embedding, document, cmetadata FROM langchain_pg_embedding"
     execute(store_db, fill_more)
     before = tables_now(store_db)
 
-    backup = run_backup(BackupRequest(dsn=store_db, root=backup_root, format=fmt, parts=SMALL_PARTS))
+    backup = run_backup(BackupRequest(dsn=store_db, root=any_root.url, format=fmt, parts=SMALL_PARTS))
 
     entry = backup.manifest.tables[EMBEDDING_TABLE]
     assert len(entry.parts) == 3 and sum(part.rows for part in entry.parts) == entry.rows == 600
     assert len({part.sha256 for part in entry.parts}) == 3
-    assert all((backup.folder / part.file).is_file() for part in entry.parts)
-    outcomes = run_verify(VerifyRequest(root=backup_root, key=backup.timestamp)).outcomes
+    assert all(backup.folder.size(part.file) for part in entry.parts)
+    outcomes = run_verify(VerifyRequest(root=any_root.url, key=backup.timestamp)).outcomes
     assert all(outcome.passed for outcome in outcomes), [o.message for o in outcomes if not o.passed]
-    drill = run_drill(DrillRequest(dsn=store_db, root=backup_root, key=backup.timestamp))
+    drill = run_drill(DrillRequest(dsn=store_db, root=any_root.url, key=backup.timestamp))
     assert drill.passed, [t.message for t in drill.tables]
     execute(store_db, "DELETE FROM langchain_pg_embedding")
-    run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=backup.timestamp,
+    run_restore(RestoreRequest(target_dsn=store_db, root=any_root.url, timestamp=backup.timestamp,
                                truncate_before_restore=True, safety_backup=False))
     assert tables_now(store_db) == before
 
@@ -82,7 +82,7 @@ def test_the_drill_passes_on_every_format(fmt, store_db, backup_root):
 @pytest.mark.parametrize("damage", ["cut", "flipped byte"])
 def test_a_cut_or_damaged_file_of_any_format_is_refused_and_the_tables_stay(fmt, damage, store_db, backup_root):
     backup = run_backup(BackupRequest(dsn=store_db, root=backup_root, format=fmt))
-    path = backup.folder / backup.manifest.tables[EMBEDDING_TABLE].file
+    path = backup.folder.locator(backup.manifest.tables[EMBEDDING_TABLE].file)
     data = bytearray(path.read_bytes())
     if damage == "cut":
         del data[len(data) // 2:]

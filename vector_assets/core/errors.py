@@ -132,3 +132,21 @@ class PruneError(VectorAssetsError):
     """
 
     partial_result: object | None = None
+
+
+class ObjectStoreError(VectorAssetsError):
+    """The object store failed a request; the message names the bucket and key."""
+
+
+class ObjectStoreAccessError(ObjectStoreError):
+    """Wrong credentials, no permission, or an unknown bucket: retrying will not help."""
+
+
+class ObjectStoreUnreachableError(ObjectStoreError):
+    """The object store could not be reached, broke the connection, or throttled us."""
+
+    retryable = True
+
+
+class ObjectMissingError(ObjectStoreError):
+    """The object asked for does not exist."""

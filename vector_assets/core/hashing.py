@@ -7,6 +7,7 @@ Writers (the backup's file writer), readers (a restore's COPY FROM, a file check
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,18 +29,25 @@ class Sha256Stream:
         return self._digest.hexdigest()
 
 
-class HashingReader:
-    """A read-only file wrapper that hashes what is read through it (``copy_expert`` calls
-    ``read`` and sometimes ``readline``)."""
+class HashingReader(io.BufferedIOBase):
+    """A read-only binary stream that hashes what is read through it (``copy_expert`` calls
+    ``read`` and sometimes ``readline``; a text wrapper for the csv module calls ``read1``)."""
 
     def __init__(self, handle: BinaryIO) -> None:
+        super().__init__()
         self._handle = handle
         self.hash = Sha256Stream()
 
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._handle.read(size)
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = self._handle.read(-1 if size is None else size)
         self.hash.update(chunk)
         return chunk
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(READ_CHUNK_BYTES if size is None or size < 0 else size)
 
     def readline(self, size: int = -1) -> bytes:
         line = self._handle.readline(size)
@@ -65,9 +73,13 @@ class HashingSink:
         return self.hash.hexdigest()
 
 
+def sha256_of_stream(handle: BinaryIO) -> str:
+    reader = HashingReader(handle)
+    while reader.read(READ_CHUNK_BYTES):
+        pass
+    return reader.hexdigest()
+
+
 def sha256_of_file(path: Path) -> str:
     with open(path, "rb") as handle:
-        reader = HashingReader(handle)
-        while reader.read(READ_CHUNK_BYTES):
-            pass
-    return reader.hexdigest()
+        return sha256_of_stream(handle)

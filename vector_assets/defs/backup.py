@@ -16,6 +16,7 @@ from vector_assets.core.errors import BackupSetNotFoundError, VectorAssetsError
 from vector_assets.core.ops.backup import BackupRequest, BackupResult, run_backup
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import LegacyFileStats
+from vector_assets.core.sets.naming import LOG_FILE_NAME
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_size
 from vector_assets.defs.choices import ManagedTable, SetFormatChoice, value_of, values
@@ -63,12 +64,11 @@ def table_metadata(
 ) -> dict[str, Any]:
     """Metadata for one table of a set; ``legacy`` stats are given for legacy sets, read by the caller."""
     files = backup_set.data_files(table)
-    path = files[0][0]
     entry = backup_set.manifest.tables[table] if backup_set.manifest else None
-    size = entry.bytes if entry else path.stat().st_size
+    size = entry.bytes if entry else backup_set.folder.size(backup_set.file_name(table)) or 0
     metadata: dict[str, Any] = {
-        "path": dg.MetadataValue.path(str(path)),
-        "file": path.name,
+        "path": dg.MetadataValue.path(str(backup_set.csv_path(table))),
+        "file": backup_set.file_name(table),
         "format": backup_set.manifest.format if backup_set.manifest else "csv",
         "files": len(files),
         "bytes": dg.MetadataValue.int(size),
@@ -77,7 +77,7 @@ def table_metadata(
         "task_id": backup_set.location.task_id or "global",
         "timestamp": backup_set.timestamp,
         "legacy": backup_set.is_legacy,
-        "has_log": backup_set.log_path.is_file(),
+        "has_log": backup_set.folder.size(LOG_FILE_NAME) is not None,
     }
     known = entry or legacy
     if known is not None:
@@ -142,7 +142,7 @@ def back_up_tables(
     """Stream the tables into a new set in one snapshot, then register it as a partition."""
     try:
         request = BackupRequest(
-            dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=values(config.tables),
+            dsn=pgvector.dsn, root=backup_root.open(), task_id=config.task_id or None, tables=values(config.tables),
             format=value_of(config.format), parts=settings.part_policy(),
         )
         result = run_backup(request)
@@ -154,9 +154,9 @@ def back_up_tables(
 
 
 def registered_set(backup_root: BackupRootResource, result: BackupResult) -> BackupSet:
-    found = SetCatalog(backup_root.path()).at(result.folder, result.timestamp)
+    found = SetCatalog(backup_root.open()).at(result.folder, result.timestamp)
     if found is None:
-        raise BackupSetNotFoundError(f"the new set {result.timestamp} in {result.folder} is not complete on disk")
+        raise BackupSetNotFoundError(f"the new set {result.timestamp} in {result.folder} is not complete")
     return found
 
 

@@ -14,7 +14,7 @@ import dagster as dg
 
 from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.verify import CHECK_NAMES, CheckOutcome, check_table_file
-from vector_assets.core.sets.catalog import BackupSet, SetCatalog
+from vector_assets.core.sets.copies import ChosenCopy, choose_copy
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.failures import as_failure
@@ -29,9 +29,12 @@ CHECK_DESCRIPTIONS = {
 }
 
 
-def check_fields(backup_set: BackupSet, outcome: CheckOutcome) -> dict:
+def check_fields(chosen: ChosenCopy, outcome: CheckOutcome) -> dict:
     """What an outcome says, as the fields of a check result or evaluation."""
+    backup_set = chosen.backup_set
     metadata: dict = {"folder": str(backup_set.folder), "legacy": backup_set.is_legacy}
+    if chosen.note:
+        metadata["read_from_offsite"] = chosen.note
     if outcome.expected is not None:
         metadata["expected"] = outcome.expected
     if outcome.actual is not None:
@@ -67,15 +70,15 @@ def backup_file_checks(context: dg.AssetCheckExecutionContext, backup_root: Back
     if key is None:
         return
     try:
-        backup_set = SetCatalog(backup_root.path()).get(key)
+        chosen, failure = choose_copy(backup_root.open(), backup_root.open_offsite(), key), ""
     except VectorAssetsError as error:
-        backup_set, failure = None, str(error)
+        chosen, failure = None, str(error)
     for check_key in context.selected_asset_check_keys:
         table = TABLE_OF_BACKUP_ASSET[check_key.asset_key]
         fields = (
             {"passed": False, "description": failure}
-            if backup_set is None
-            else check_fields(backup_set, check_table_file(backup_set, table, check_key.name))
+            if chosen is None
+            else check_fields(chosen, check_table_file(chosen.backup_set, table, check_key.name))
         )
         yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=check_key.name, **fields)
 
@@ -85,15 +88,18 @@ def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootRes
     """Run every file check on the chosen set and record them on its partition."""
     key = chosen_set(context, CHECK_JOB)
     try:
-        backup_set = SetCatalog(backup_root.path()).get(key)
+        chosen = choose_copy(backup_root.open(), backup_root.open_offsite(), key)
     except VectorAssetsError as error:
         raise as_failure(error, "verify") from None
+    if chosen.note:
+        context.log.warning(chosen.note)
+    backup_set = chosen.backup_set
     failed = []
     for table in backup_set.tables:
         for check in CHECK_NAMES:
             outcome = check_table_file(backup_set, table, check)
             context.log_event(dg.AssetCheckEvaluation(
-                asset_key=backup_asset_key(table), check_name=check, partition=key, **check_fields(backup_set, outcome)
+                asset_key=backup_asset_key(table), check_name=check, partition=key, **check_fields(chosen, outcome)
             ))
             (context.log.warning if outcome.warning else context.log.info)(f"{table} {check}: {outcome.message}")
             if not outcome.passed:

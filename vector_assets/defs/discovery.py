@@ -8,12 +8,11 @@ metadata, requests their checks, and removes the partitions of sets deleted from
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 
 from vector_assets import settings
-from vector_assets.core.errors import ManifestError
+from vector_assets.core.errors import ManifestError, ObjectStoreError, VectorAssetsError
 from vector_assets.core.sets.catalog import BackupSet, read_set
 from vector_assets.core.sets.csv_files import LegacyFileStats, legacy_file_stats
 from vector_assets.core.sets.discovery import (
@@ -29,6 +28,7 @@ from vector_assets.core.sets.inventory import (
     inventory_table_records,
 )
 from vector_assets.core.sets.naming import set_file_names
+from vector_assets.core.sets.roots import Root
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_size
 from vector_assets.defs import backup, checks
@@ -61,7 +61,7 @@ inventory_spec = dg.AssetSpec(
 INVENTORY_COLUMNS = [
     ("key", "string"), ("location", "string"), ("timestamp", "string"), ("backup_date", "string"),
     ("legacy", "bool"), ("collection_rows", "int"), ("embedding_rows", "int"), ("total_size", "string"),
-    ("total_bytes", "int"), ("has_log", "bool"),
+    ("total_bytes", "int"), ("has_log", "bool"), ("copies", "string"),
 ]
 
 
@@ -92,12 +92,15 @@ def inventory_materialization(inventory: Inventory) -> dg.AssetMaterialization:
     description="Registers backup sets found under VECTOR_ASSETS_ROOT (global, task_*, manual_*) as partitions.",
 )
 def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRootResource) -> dg.SensorResult:
-    root = backup_root.path()
-    if not root.is_dir():
+    root = backup_root.open()
+    if not root.exists():
         # An unmounted root must not look like "every set was deleted".
         return dg.SensorResult(skip_reason=f"backup root {root} does not exist; nothing registered or removed")
     cursor = DiscoveryCursor.from_json(context.cursor)
-    discovery = discover(root, cursor)
+    try:
+        discovery = discover(root, cursor)
+    except ObjectStoreError as error:  # an unreachable store must not look like "every set was deleted"
+        return dg.SensorResult(skip_reason=f"{error}; nothing registered or removed")
     registered = set(context.instance.get_dynamic_partitions(vector_backups_partitions.name))
     on_disk = {found.key for found in discovery.sets}
     log_duplicates(context, discovery)
@@ -111,7 +114,9 @@ def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRo
     next_cursor = DiscoveryCursor(discovery.folders, next_reported(cursor, discovery, reports))
     events = [event for report in reports for event in report.materializations]
     if context.cursor is None or next_cursor.reported != cursor.reported or removed:
-        inventory = build_inventory(InventoryRequest(root=root, configured_root=backup_root.configured()))
+        inventory = build_inventory(InventoryRequest(
+            root=root, configured_root=backup_root.configured(), offsite_root=backup_root.open_offsite()
+        ))
         events.append(inventory_materialization(inventory))
     return dg.SensorResult(
         dynamic_partitions_requests=partition_requests(added, removed),
@@ -131,14 +136,13 @@ class SetReport:
     appearance: str
 
 
-def appearance_of(found: FoundSet, root: Path) -> str:
-    folder = found.location.folder(root)
-    stamps = [(folder / name).stat().st_mtime_ns for name in sorted(set_file_names(found.timestamp))
-              if (folder / name).is_file()]
+def appearance_of(found: FoundSet, root: Root) -> str:
+    listing = found.location.folder(root).entries()
+    stamps = [listing[name].modified_ns for name in sorted(set_file_names(found.timestamp)) if name in listing]
     return f"{found.identity}:{found.key}:{min(stamps, default=0)}"
 
 
-def read_report(root: Path, found: FoundSet, is_new_partition: bool) -> SetReport:
+def read_report(root: Root, found: FoundSet, is_new_partition: bool) -> SetReport:
     backup_set = load_found_set(root, found)
     if not is_new_partition:  # our own job registered and materialized it; only its checks are due
         return SetReport(found, [], appearance_of(found, root))
@@ -146,7 +150,7 @@ def read_report(root: Path, found: FoundSet, is_new_partition: bool) -> SetRepor
     return SetReport(found, set_materializations(backup_set, legacy), appearance_of(found, root))
 
 
-def unreadable_report(root: Path, found: FoundSet, error: Exception) -> SetReport:
+def unreadable_report(root: Root, found: FoundSet, error: Exception) -> SetReport:
     """A set that could not be read still gets its partition, with what is wrong as metadata."""
     metadata = {
         "readable": False, "error": f"{type(error).__name__}: {error}", "location": found.location.label,
@@ -158,13 +162,13 @@ def unreadable_report(root: Path, found: FoundSet, error: Exception) -> SetRepor
     ]
     try:
         appearance = appearance_of(found, root)
-    except OSError:
+    except (OSError, VectorAssetsError):
         appearance = f"{found.identity}:{found.key}:unreadable"
     return SetReport(found, events, appearance)
 
 
 def report_unreported(
-    context: dg.SensorEvaluationContext, root: Path, discovery: Discovery, cursor: DiscoveryCursor, registered: set[str]
+    context: dg.SensorEvaluationContext, root: Root, discovery: Discovery, cursor: DiscoveryCursor, registered: set[str]
 ) -> list[SetReport]:
     started = time.monotonic()
     reports = []
@@ -186,12 +190,12 @@ def report_unreported(
     return reports
 
 
-def load_found_set(root: Path, found: FoundSet) -> BackupSet:
+def load_found_set(root: Root, found: FoundSet) -> BackupSet:
     return read_set(root, found.key, found.location, found.timestamp)
 
 
 def read_legacy_stats(backup_set: BackupSet) -> dict[str, LegacyFileStats]:
-    return {table: legacy_file_stats(backup_set.csv_path(table)) for table in backup_set.tables}
+    return {table: legacy_file_stats(backup_set.folder, backup_set.file_name(table)) for table in backup_set.tables}
 
 
 def log_duplicates(context: dg.SensorEvaluationContext, discovery: Discovery) -> None:

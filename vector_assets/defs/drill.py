@@ -26,7 +26,10 @@ DRILL_CHECK = "restore_drill"
 
 def drill(pgvector: PgVectorResource, backup_root: BackupRootResource, key: str | None) -> DrillResult:
     try:
-        request = DrillRequest(dsn=pgvector.dsn, root=backup_root.path(), key=key or None, configured_root=backup_root.configured())
+        request = DrillRequest(
+            dsn=pgvector.dsn, root=backup_root.open(), key=key or None, configured_root=backup_root.configured(),
+            offsite_root=backup_root.open_offsite(),
+        )
         return run_drill(request)
     except VectorAssetsError as error:
         raise as_failure(error, "restore drill") from None
@@ -39,6 +42,7 @@ def drill_check_results(result: DrillResult) -> list[tuple[str, bool, str, dict]
         "location": result.backup_set.location.label,
         "scratch_database": result.scratch_database,
         "scratch_dropped": result.scratch_dropped,
+        "read_from_offsite": result.read_from_offsite or "no: the local copy",
     }
     return [
         (

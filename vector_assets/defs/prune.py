@@ -8,9 +8,10 @@ import dagster as dg
 from pydantic import Field
 
 from vector_assets import settings
-from vector_assets.core.errors import PruneError, VectorAssetsError
+from vector_assets.core.errors import ConfigError, PruneError, VectorAssetsError
 from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
 from vector_assets.core.sets.retention import RetentionPolicy
+from vector_assets.core.sets.roots import Root
 from vector_assets.core.units import human_size
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
@@ -41,6 +42,11 @@ class PruneConfig(dg.Config):
         default=True,
         description="Only show the keep-and-delete plan. Set false to delete the sets marked 'delete'.",
     )
+    offsite: bool = Field(
+        default=False,
+        description="Prune the offsite root (VECTOR_ASSETS_OFFSITE_ROOT) with its own counts "
+        "(VECTOR_ASSETS_OFFSITE_KEEP_*) instead of the local root.",
+    )
 
 
 @dg.op(pool=VECTOR_TABLES_POOL)
@@ -51,22 +57,31 @@ def prune_backup_sets(context: dg.OpExecutionContext, config: PruneConfig, backu
     waits for the prune instead of reading a set while it is deleted.
     """
     try:
+        root, policy = pruned_root(config, backup_root)
         request = PruneRequest(
-            root=backup_root.path(), policy=RetentionPolicy.from_env(), dry_run=config.dry_run,
-            in_use=mentions_in_unfinished_runs(context.instance),
+            root=root, policy=policy, dry_run=config.dry_run, in_use=mentions_in_unfinished_runs(context.instance),
         )
         result = run_prune(request)
     except PruneError as error:
-        if isinstance(error.partial_result, PruneResult):
+        if isinstance(error.partial_result, PruneResult) and not config.offsite:
             update_partitions(context.instance, error.partial_result)
         raise as_failure(error, "prune") from None
     except VectorAssetsError as error:
         raise as_failure(error, "prune") from None
-    removed = update_partitions(context.instance, result)
+    removed = [] if config.offsite else update_partitions(context.instance, result)  # partitions are local sets
     for skipped in result.plan.skipped_locations:
         context.log.warning(skipped)
     context.log.info(prune_summary(result))
     return dg.Output(None, metadata=prune_metadata(result, removed))
+
+
+def pruned_root(config: PruneConfig, backup_root: BackupRootResource) -> tuple[Root, RetentionPolicy]:
+    if not config.offsite:
+        return backup_root.open(), RetentionPolicy.from_env()
+    offsite = backup_root.open_offsite()
+    if offsite is None:
+        raise ConfigError(f"offsite: true, but {settings.OFFSITE_ROOT.name} is not set")
+    return offsite, RetentionPolicy.from_env(offsite=True)
 
 
 def mentions_in_unfinished_runs(instance: dg.DagsterInstance) -> frozenset[str]:

@@ -3,11 +3,10 @@ and sensors; and the pool that keeps table-changing ops from overlapping."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 
 from vector_assets import settings
+from vector_assets.core.sets.roots import Root, open_root
 
 # Backup, truncate, restore and prune ops share this pool; dagster.yaml limits it to 1.
 VECTOR_TABLES_POOL = "vector_tables"
@@ -24,13 +23,21 @@ class BackupRootResource(dg.ConfigurableResource):
     """The backup root. Empty means: ``VECTOR_ASSETS_ROOT`` at run time, else the seed's default."""
 
     root: str = ""
+    offsite: str = ""  # empty: VECTOR_ASSETS_OFFSITE_ROOT at run time; unset there too: no second root
 
     def configured(self) -> str:
         """The root as the operator wrote it (the seed's backup_path starts with it)."""
         return self.root or settings.ROOT.get()
 
-    def path(self) -> Path:
-        return Path(self.configured())
+    def open_offsite(self) -> Root | None:
+        """The second root (``VECTOR_ASSETS_OFFSITE_ROOT``), or None when there is none."""
+        configured = self.offsite or settings.OFFSITE_ROOT.get()
+        return open_root(configured) if configured else None
+
+    def open(self) -> Root:
+        """A local folder, or an object store (``s3://bucket/prefix``) with credentials from the
+        store's own environment variables."""
+        return open_root(self.configured())
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:

@@ -51,14 +51,16 @@ def restore_from_backup_set(
     try:
         dsn = target_dsn(target, pgvector)
         request = RestoreRequest(
-            target_dsn=dsn, root=backup_root.path(), timestamp=key, tables=values(config.tables),
+            target_dsn=dsn, root=backup_root.open(), timestamp=key, tables=values(config.tables),
             truncate_before_restore=config.truncate_before_restore, dry_run=config.dry_run,
             on_conflict=value_of(config.on_conflict), configured_root=backup_root.configured(),
-            safety_backup=config.safety_backup,
+            safety_backup=config.safety_backup, offsite_root=backup_root.open_offsite(),
         )
         result = run_restore(request)
     except VectorAssetsError as error:
         raise as_failure(error, "restore") from None
+    if result.read_from_offsite:
+        context.log.warning(result.read_from_offsite)
     if not config.safety_backup:
         context.log.warning("safety_backup is off: what this restore replaced was not backed up")
     safety_key = register_safety_set(context, backup_root, result)
@@ -113,6 +115,7 @@ def restore_metadata(result: RestoreResult, target: str) -> dict:
     return {
         "backup_partition": result.backup_set.key,
         "backup_folder": dg.MetadataValue.path(str(result.backup_set.folder)),
+        "read_from_offsite": result.read_from_offsite or "no: the local copy",
         "target": target,
         "dry_run": result.dry_run,
         "truncate_results": dg.MetadataValue.json({

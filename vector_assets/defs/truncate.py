@@ -37,7 +37,7 @@ def truncate_after_verified_backup(
     """Lock, back up both tables, verify the files against the database, truncate, commit."""
     try:
         request = TruncateRequest(
-            dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=values(config.tables),
+            dsn=pgvector.dsn, root=backup_root.open(), task_id=config.task_id or None, tables=values(config.tables),
             dry_run=config.dry_run,
         )
         result = run_guarded_truncate(request)

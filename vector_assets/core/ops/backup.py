@@ -49,18 +49,19 @@ from vector_assets.core.sets.naming import (
     manifest_file_name,
     new_timestamp,
     timestamp_time,
+    tmp_name,
     validate_task_id,
     validate_timestamp,
 )
-from vector_assets.core.sets.storage import (
-    HashingFileWriter,
-    prepare_folder,
-    publish,
+from vector_assets.core.sets.roots import (
+    Root,
+    SetFolder,
+    files_visible_when_written,
+    open_root,
     remove_quietly,
-    tmp_path_for,
-    write_tmp_file,
-    writing_under,
+    writing_to,
 )
+from vector_assets.core.sets.storage import HashingWriter
 from vector_assets.core.tables import MANAGED_TABLES, validate_tables
 
 TIMESTAMP_RETRIES = 3
@@ -82,7 +83,7 @@ class BackupRequest:
     """What to back up and where. The CLI, the Dagster op and the tests all build this."""
 
     dsn: str
-    root: Path
+    root: Root | Path | str
     task_id: str | None = None
     tables: tuple[str, ...] = MANAGED_TABLES
     timestamp: str | None = None
@@ -92,7 +93,7 @@ class BackupRequest:
     def __post_init__(self) -> None:
         set_format(self.format)
         object.__setattr__(self, "tables", validate_tables(self.tables))
-        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "root", open_root(self.root))
         if self.timestamp is not None:
             validate_timestamp(self.timestamp)
         if self.task_id is not None:
@@ -105,9 +106,9 @@ class BackupRequest:
 
 @dataclass(frozen=True)
 class BackupResult:
-    folder: Path
+    folder: SetFolder
     manifest: Manifest
-    paths: dict[str, Path] = field(default_factory=dict)
+    paths: dict[str, Path | str] = field(default_factory=dict)  # where each table's file is, for people
 
     @property
     def timestamp(self) -> str:
@@ -126,8 +127,8 @@ class BackupResult:
 def run_backup(request: BackupRequest) -> BackupResult:
     """Export every requested table inside one REPEATABLE READ snapshot, then publish the set."""
     folder = request.location.folder(request.root)
-    prepare_folder(folder)
-    with writing_under(folder):
+    with writing_to(folder):
+        folder.prepare()
         timestamp = free_timestamp(folder, request.timestamp)
     conn = connect(request.dsn)
     try:
@@ -145,7 +146,7 @@ def run_backup(request: BackupRequest) -> BackupResult:
 class SetTarget:
     """Where a new set goes and what to record about its source (never a password)."""
 
-    folder: Path
+    folder: SetFolder
     location: Location
     timestamp: str
     source: dict[str, str]
@@ -165,25 +166,31 @@ def write_set(
     tables: Iterable[str],
     truncate_plan: list[TruncateOutcome] | None = None,
 ) -> BackupResult:
-    """Copy tables to tmp files, then publish CSVs, log and manifest, the manifest last.
+    """Stream the tables into data files, then publish them, the log and the manifest last.
 
     The caller owns the transaction, so a guarded truncate can run this under its locks.
-    The manifest's own tmp file is written before any CSV is renamed, so a scanner never sees
-    the CSV pair without a marker and mistakes a set in progress for a complete legacy set.
+    Until the manifest is published the set is hidden by a ``.tmp`` name: on disk the data
+    files' own until the manifest's tmp file exists; in an object store, where a data object
+    is visible once uploaded, a marker object written first. So a scanner never sees the CSV
+    pair without a marker and mistakes a set in progress for a complete legacy set.
     On any failure every file of the set is removed again.
     """
     started = time.monotonic()
-    manifest_path = target.folder / manifest_file_name(target.timestamp)
-    written: list[Path] = [tmp_path_for(manifest_path)]
+    folder = target.folder
+    marker = tmp_name(manifest_file_name(target.timestamp))
+    written: list[str] = [marker]
     try:
-        with writing_under(target.folder):
+        with writing_to(folder):
+            if files_visible_when_written(folder):
+                folder.write_bytes(marker, b"")  # before the first upload, which is visible at once
             manifest = _write_and_publish(cursor, target, tables, truncate_plan, started, written)
+            folder.remove(marker)
     except BaseException:
-        for path in written:
-            remove_quietly(path)
+        for name in written:
+            remove_quietly(folder, name)
         raise
-    paths = {table: target.folder / entry.file for table, entry in manifest.tables.items()}
-    return BackupResult(folder=target.folder, manifest=manifest, paths=paths)
+    paths = {table: folder.locator(entry.file) for table, entry in manifest.tables.items()}
+    return BackupResult(folder=folder, manifest=manifest, paths=paths)
 
 
 def _write_and_publish(
@@ -192,11 +199,11 @@ def _write_and_publish(
     tables: Iterable[str],
     truncate_plan: list[TruncateOutcome] | None,
     started: float,
-    written: list[Path],
+    written: list[str],
 ) -> Manifest:
     server_version, pgvector_version = server_versions(cursor)
-    manifest_path = target.folder / manifest_file_name(target.timestamp)
-    entries = _copy_tables(cursor, target, tables, written)
+    writers = _copy_tables(cursor, target, tables, written)
+    entries = {table: entry for table, (entry, _) in writers.items()}
     manifest = Manifest(
         timestamp=target.timestamp,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -211,38 +218,42 @@ def _write_and_publish(
         format=target.format,
         format_version=1 if target.format == CSV.name else NEWER_FORMATS_VERSION,
     )
-    write_tmp_file(manifest_path, manifest.to_json().encode())
-    for entry in entries.values():
-        for piece in entry.pieces:
-            final_path = target.folder / piece.file
-            written.append(final_path)
-            publish(tmp_path_for(final_path), final_path)
+    manifest_name = manifest_file_name(target.timestamp)
+    body = manifest.to_json().encode()
+    if not files_visible_when_written(target.folder):
+        target.folder.write_bytes(tmp_name(manifest_name), b"")  # before the tmp files are renamed
+    for _, table_writers in writers.values():
+        for writer in table_writers:
+            writer.publish()
     append_log_block(target.folder, _log_block(target, manifest, truncate_plan))
-    publish(tmp_path_for(manifest_path), manifest_path)
+    written.append(manifest_name)
+    target.folder.write_bytes(manifest_name, body)
     return manifest
 
 
 def _copy_tables(
-    cursor: psycopg2.extensions.cursor, target: SetTarget, tables: Iterable[str], written: list[Path]
-) -> dict[str, TableFile]:
-    entries: dict[str, TableFile] = {}
+    cursor: psycopg2.extensions.cursor, target: SetTarget, tables: Iterable[str], written: list[str]
+) -> dict[str, tuple[TableFile, list[HashingWriter]]]:
+    copied: dict[str, tuple[TableFile, list[HashingWriter]]] = {}
     snapshot: list[str] = []  # exported once, when the first table is split into parts
     for table in tables:
         columns = read_columns(cursor, table)
         ranges = _part_ranges(cursor, target, table)
         if len(ranges) > 1:
             snapshot = snapshot or [export_snapshot(cursor)]
-            parts = _copy_parts(target, snapshot[0], table, columns, ranges, written)
+            copies = _copy_parts(target, snapshot[0], table, columns, ranges, written)
         else:
-            parts = [_copy_whole_table(cursor, target, table, columns, written)]
+            copies = [_copy_whole_table(cursor, target, table, columns, written)]
+        parts = [part for part, _ in copies]
         generated = read_generated_columns(cursor, table)
         definition = read_table_definition(cursor, table)
         rows, byte_count = sum(part.rows for part in parts), sum(part.bytes for part in parts)
-        entries[table] = TableFile(
+        entry = TableFile(
             table, parts[0].file, rows, byte_count, parts[0].sha256 if len(parts) == 1 else "",
             columns, generated, definition, parts=parts if len(parts) > 1 else [],
         )
-    return entries
+        copied[table] = (entry, [writer for _, writer in copies])
+    return copied
 
 
 def _part_ranges(cursor: psycopg2.extensions.cursor, target: SetTarget, table: str) -> list[BlockRange]:
@@ -254,43 +265,42 @@ def _part_ranges(cursor: psycopg2.extensions.cursor, target: SetTarget, table: s
 
 
 def _copy_whole_table(
-    cursor: psycopg2.extensions.cursor, target: SetTarget, table: str, columns: list[Column], written: list[Path]
-) -> FilePart:
+    cursor: psycopg2.extensions.cursor, target: SetTarget, table: str, columns: list[Column], written: list[str]
+) -> tuple[FilePart, HashingWriter]:
     file_name = data_file_name(table, target.timestamp, target.format)
-    tmp_path = tmp_path_for(target.folder / file_name)
-    written.append(tmp_path)
-    rows, byte_count, sha256 = copy_table_to_file(cursor, table, columns, tmp_path, target.set_format)
-    return FilePart(file_name, rows, byte_count, sha256)
+    written += [tmp_name(file_name), file_name]  # an upload is visible under its final name
+    writer = target.folder.open_writer(file_name)
+    rows, byte_count, sha256 = copy_table_into(cursor, table, columns, writer, target.set_format)
+    return FilePart(file_name, rows, byte_count, sha256), writer
 
 
 def _copy_parts(
-    target: SetTarget, snapshot: str, table: str, columns: list[Column], ranges: list[BlockRange], written: list[Path]
-) -> list[FilePart]:
+    target: SetTarget, snapshot: str, table: str, columns: list[Column], ranges: list[BlockRange], written: list[str]
+) -> list[tuple[FilePart, HashingWriter]]:
     names = [data_file_name(table, target.timestamp, target.format, part) for part in range(1, len(ranges) + 1)]
-    written.extend(tmp_path_for(target.folder / name) for name in names)
+    for name in names:
+        written += [tmp_name(name), name]
 
-    def copy_part(name: str, blocks: BlockRange) -> FilePart:
+    def copy_part(name: str, blocks: BlockRange) -> tuple[FilePart, HashingWriter]:
+        writer = target.folder.open_writer(name)
         with at_snapshot(target.dsn, snapshot) as part_cursor:
-            rows, byte_count, sha256 = copy_table_to_file(
-                part_cursor, table, columns, tmp_path_for(target.folder / name), target.set_format, blocks
-            )
-        return FilePart(name, rows, byte_count, sha256)
+            rows, byte_count, sha256 = copy_table_into(part_cursor, table, columns, writer, target.set_format, blocks)
+        return FilePart(name, rows, byte_count, sha256), writer
 
     with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix=f"export {table}") as pool:
         return list(pool.map(copy_part, names, ranges))
 
 
-def copy_table_to_file(
+def copy_table_into(
     cursor: psycopg2.extensions.cursor,
     table: str,
     columns: list[Column],
-    path: Path,
+    writer: HashingWriter,
     fmt: SetFormat = CSV,
     blocks: BlockRange | None = None,
 ) -> tuple[int, int, str]:
-    """Stream one table (or one block range of it) into ``path`` in ``fmt``, hashed on the way
+    """Stream one table (or one block range of it) into a writer in ``fmt``, hashed on the way
     as stored: (rows, bytes, sha256)."""
-    writer = HashingFileWriter(path)
     try:
         sink = EncodingSink(fmt, writer)
         if blocks is None:
@@ -316,7 +326,7 @@ def _log_block(target: SetTarget, manifest: Manifest, truncate_plan: list[Trunca
     )
 
 
-def free_timestamp(folder: Path, requested: str | None) -> str:
+def free_timestamp(folder: SetFolder, requested: str | None) -> str:
     """The requested timestamp if unused; otherwise now, waiting out a same-second clash.
 
     A requested timestamp may reuse one with only ``.tmp`` leftovers (rerunning a killed

@@ -28,9 +28,11 @@ from vector_assets.core.pg.scratch import (
     drop_database,
     scratch_dsn,
 )
-from vector_assets.core.sets.catalog import BackupSet, SetCatalog
-from vector_assets.core.sets.csv_files import read_csv_header
-from vector_assets.core.sets.formats import content_sha256, count_rows_in_file, format_of_file
+from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.copies import choose_copy
+from vector_assets.core.sets.csv_files import header_of
+from vector_assets.core.sets.formats import content_sha256, count_rows_in_stream, format_of_file
+from vector_assets.core.sets.roots import Root
 from vector_assets.core.tables import EMBEDDING_TABLE
 
 SCRATCH_DATABASE_PREFIX = "vector_assets_drill_"
@@ -41,9 +43,10 @@ class DrillRequest:
     """Which set to drill (a partition key; None means the newest), and the server to drill on."""
 
     dsn: str
-    root: Path
+    root: Root | Path | str
     key: str | None = None
     configured_root: str | None = None
+    offsite_root: Root | Path | str | None = None  # drill the offsite copy when the local one is missing or damaged
 
 
 @dataclass
@@ -75,6 +78,7 @@ class DrillResult:
     restore: RestoreResult | None = None
     scratch_dropped: bool = False
     duration_seconds: float = 0.0
+    read_from_offsite: str | None = None  # why the offsite copy was drilled, if it was
 
     @property
     def passed(self) -> bool:
@@ -83,14 +87,16 @@ class DrillResult:
 
 def run_drill(request: DrillRequest) -> DrillResult:
     started = time.monotonic()
-    backup_set = SetCatalog(request.root, request.configured_root).get_or_newest(request.key)
-    result = DrillResult(backup_set, f"{SCRATCH_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}")
+    chosen = choose_copy(request.root, request.offsite_root, request.key, configured_root=request.configured_root)
+    backup_set = chosen.backup_set
+    result = DrillResult(backup_set, f"{SCRATCH_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}", read_from_offsite=chosen.note)
     columns = table_columns(request.dsn, backup_set)
     with scratch_database(request.dsn, result) as scratch_dsn:
         create_scratch_tables(scratch_dsn, columns)
         result.restore = run_restore(RestoreRequest(
             target_dsn=scratch_dsn, root=request.root, timestamp=backup_set.key, tables=backup_set.tables,
             truncate_before_restore=EMBEDDING_TABLE in backup_set.tables, configured_root=request.configured_root,
+            offsite_root=request.offsite_root,
             safety_backup=False,  # the scratch tables are new and empty
         ))
         result.tables = [compare_table(scratch_dsn, backup_set, table, columns[table]) for table in backup_set.tables]
@@ -113,11 +119,11 @@ def table_columns(dsn: str, backup_set: BackupSet) -> dict[str, list[Column]]:
 
 def _legacy_columns(backup_set: BackupSet, table: str, source: list[Column]) -> list[Column]:
     types = {column.name: column.type for column in source}
-    header = read_csv_header(backup_set.csv_path(table))
+    header = header_of(backup_set.folder, backup_set.file_name(table))
     unknown = [name for name in header if name not in types]
     if unknown:
         raise ColumnMismatchError(
-            f"{backup_set.csv_path(table).name} has columns {unknown} that the source table {table} lacks; "
+            f"{backup_set.file_name(table)} has columns {unknown} that the source table {table} lacks; "
             "a legacy set's column types are taken from the source table"
         )
     return [Column(name, types[name]) for name in header]
@@ -141,10 +147,14 @@ def scratch_database(dsn: str, result: DrillResult) -> Iterator[str]:
 
 def compare_table(dsn: str, backup_set: BackupSet, table: str, columns: list[Column]) -> TableDrill:
     entry = backup_set.manifest.tables[table] if backup_set.manifest else None
-    paths = [path for path, _ in backup_set.data_files(table)]
-    set_sha256 = content_sha256(paths)
-    rows_in_set = entry.rows if entry else count_rows_in_file(paths[0])
-    fmt = format_of_file(paths[0].name)
+    names = [name for name, _ in backup_set.data_files(table)]
+    set_sha256 = content_sha256(backup_set.folder.open_reader, names)
+    if entry is not None:
+        rows_in_set = entry.rows
+    else:
+        with backup_set.folder.open_reader(names[0]) as handle:
+            rows_in_set = count_rows_in_stream(names[0], handle)
+    fmt = format_of_file(names[0])
     conn = connect(dsn)
     try:
         with database_errors(conn, "during the drill"), conn.cursor() as cursor:

@@ -18,20 +18,14 @@ from vector_assets.core.sets.catalog import (
     scan_root,
     timestamps_in_folder,
 )
-from vector_assets.core.sets.naming import (
-    TMP_SUFFIX,
-    csv_file_name,
-    manifest_file_name,
-    resolve_inside_root,
-    set_file_names,
-)
+from vector_assets.core.sets.naming import TMP_SUFFIX, csv_file_name, manifest_file_name, set_file_names
 from vector_assets.core.sets.retention import (
     PlannedSet,
     PrunePlan,
     RetentionPolicy,
     plan_retention,
 )
-from vector_assets.core.sets.storage import delete_files, file_size
+from vector_assets.core.sets.roots import Root, SetFolder, delete_files, open_root
 from vector_assets.core.tables import MANAGED_TABLES
 
 
@@ -39,7 +33,7 @@ from vector_assets.core.tables import MANAGED_TABLES
 class PruneRequest:
     """Options for one prune run; ``dry_run`` is on unless the caller turns it off."""
 
-    root: Path
+    root: Root | Path | str
     policy: RetentionPolicy = field(default_factory=RetentionPolicy)
     dry_run: bool = True
     in_use: frozenset[str] = frozenset()
@@ -64,8 +58,8 @@ class PruneResult:
 
 def run_prune(request: PruneRequest) -> PruneResult:
     """Plan, and unless this is a dry run, delete the sets the plan marks for deletion."""
-    root = Path(request.root)
-    if not root.is_dir():
+    root = open_root(request.root)
+    if not root.exists():
         raise ConfigError(f"backup root {root} does not exist or is not a folder (VECTOR_ASSETS_ROOT)")
     skipped: list[SkippedLocation] = []
     sets = scan_root(root, skipped)
@@ -97,12 +91,12 @@ def damaged_newest_sets(sets: list[BackupSet]) -> dict[str, str]:
     return damaged
 
 
-def _delete_planned(plan: PrunePlan, root: Path, before: list[BackupSet]) -> PruneResult:
+def _delete_planned(plan: PrunePlan, root: Root, before: list[BackupSet]) -> PruneResult:
     deleted: list[PlannedSet] = []
     freed = 0
-    done: set[tuple[Path, str]] = set()
+    done: set[tuple[str, str]] = set()
     for planned in plan.to_delete:
-        place = (Path(planned.backup_set.folder).resolve(), planned.timestamp)
+        place = (str(planned.backup_set.folder), planned.timestamp)
         try:
             freed += 0 if place in done else delete_set(planned.backup_set, root)
         except PruneError as error:
@@ -114,15 +108,15 @@ def _delete_planned(plan: PrunePlan, root: Path, before: list[BackupSet]) -> Pru
 
 
 def _result_after(
-    plan: PrunePlan, root: Path, before: list[BackupSet], deleted: list[PlannedSet], freed: int
+    plan: PrunePlan, root: Root, before: list[BackupSet], deleted: list[PlannedSet], freed: int
 ) -> PruneResult:
-    after = {(Path(s.folder), s.timestamp): s.key for s in scan_root(root)}
+    after = {(str(s.folder), s.timestamp): s.key for s in scan_root(root)}
     after_keys = set(after.values())
     removed = tuple(s.key for s in before if s.key not in after_keys)
     new = tuple(
-        after[(Path(s.folder), s.timestamp)]
+        after[(str(s.folder), s.timestamp)]
         for s in before
-        if after.get((Path(s.folder), s.timestamp), s.key) != s.key
+        if after.get((str(s.folder), s.timestamp), s.key) != s.key
     )
     return PruneResult(plan, False, tuple(deleted), freed, removed, new)
 
@@ -143,24 +137,25 @@ def _listed_files(backup_set: BackupSet) -> list[str]:
 
 
 def set_size(backup_set: BackupSet) -> int:
-    return sum(file_size(backup_set.folder / name) for name in set_files(backup_set))
+    entries = backup_set.folder.entries()
+    return sum(entries[name].size for name in set_files(backup_set) if name in entries)
 
 
-def delete_set(backup_set: BackupSet, root: Path) -> int:
+def delete_set(backup_set: BackupSet, root: Root | Path | str) -> int:
     """Delete one set's files, hiding the set first. ``vector_backup_log.txt`` is shared by all
     sets of the folder and is left as it is. Returns the bytes freed."""
-    folder = _folder_inside_root(backup_set, Path(root))
+    folder = _folder_inside_root(backup_set, open_root(root))
     names = set_files(backup_set)
     if not names:
         return 0
     return delete_files(folder, names, _marker_source(backup_set.timestamp, names), backup_set.key)
 
 
-def _folder_inside_root(backup_set: BackupSet, root: Path) -> Path:
+def _folder_inside_root(backup_set: BackupSet, root: Root) -> SetFolder:
     """The set's folder as the root resolves it; a set claiming any other folder is refused."""
-    expected = resolve_inside_root(root, backup_set.location.label)
-    actual = Path(backup_set.folder).resolve()
-    if actual != expected:
+    expected = backup_set.location.folder(root)
+    actual = backup_set.folder
+    if str(actual) != str(expected):
         raise PathOutsideRootError(
             f"set {backup_set.key} claims folder {backup_set.folder}, but its location "
             f"{backup_set.location.label} resolves to {expected} under the root {root}"

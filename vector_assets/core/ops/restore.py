@@ -70,11 +70,18 @@ from vector_assets.core.pg.table_changes import (
     other_unique_constraints,
     truncate_with_brief_waits,
 )
-from vector_assets.core.sets.catalog import BackupSet, SetCatalog
-from vector_assets.core.sets.formats import DecodingReader, SetFormat, format_of_file, read_csv_header
-from vector_assets.core.sets.formats import count_rows as count_file_rows
+from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.copies import choose_copy
+from vector_assets.core.sets.formats import (
+    DecodingReader,
+    SetFormat,
+    count_rows_in_stream,
+    format_of_file,
+    read_csv_header,
+)
 from vector_assets.core.sets.manifest import PRE_RESTORE
-from vector_assets.core.sets.storage import discard_set, prepare_folder, read_log
+from vector_assets.core.sets.naming import LOG_FILE_NAME
+from vector_assets.core.sets.roots import Root, SetFolder, discard_set, open_root, writing_to
 from vector_assets.core.tables import (
     EMBEDDING_TABLE,
     MANAGED_TABLES,
@@ -93,7 +100,7 @@ class RestoreRequest:
     """Which set, which tables, how, and into which database (a DSN from the environment)."""
 
     target_dsn: str
-    root: Path
+    root: Root | Path | str
     timestamp: str
     backup_path: str | None = None
     tables: tuple[str, ...] = MANAGED_TABLES
@@ -102,10 +109,13 @@ class RestoreRequest:
     on_conflict: str = "error"
     configured_root: str | None = None
     safety_backup: bool = True  # back up what the restore replaces, in its own transaction
+    offsite_root: Root | Path | str | None = None  # read from here when the local copy is missing or damaged
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
-        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "root", open_root(self.root))
+        if self.offsite_root is not None:
+            object.__setattr__(self, "offsite_root", open_root(self.offsite_root))
         if self.on_conflict not in ON_CONFLICT_CHOICES:
             raise ConfigError(f"on_conflict {self.on_conflict!r} must be one of {', '.join(ON_CONFLICT_CHOICES)}")
         if self.truncate_before_restore:
@@ -140,18 +150,21 @@ class RestoreResult:
     safety_set: BackupResult | None = None  # what the restore replaced, as a pre_restore set
     safety_backup: bool = True
     duration_seconds: float = 0.0
+    read_from_offsite: str | None = None  # why the offsite copy was read, if it was
 
 
 @dataclass(frozen=True)
 class PlannedFile:
-    path: Path
+    name: str
     format: SetFormat
     sha256: str | None  # from the manifest; checked on the one read that feeds COPY
+    bytes: int
 
 
 @dataclass(frozen=True)
 class PlannedTable:
     table: str
+    folder: SetFolder
     files: list[PlannedFile]  # the whole table, or its parts in order
     header: list[str]  # the columns, in the files' order
     rows_in_set: int
@@ -159,24 +172,28 @@ class PlannedTable:
 
     @property
     def label(self) -> str:
-        first = self.files[0].path.name
+        first = self.files[0].name
         return first if len(self.files) == 1 else f"{first} (and {len(self.files) - 1} more parts)"
 
     @property
     def bytes(self) -> int:
-        return sum(file.path.stat().st_size for file in self.files)
+        return sum(file.bytes for file in self.files)
 
 
 def run_restore(request: RestoreRequest) -> RestoreResult:
     started = time.monotonic()
-    backup_set = SetCatalog(request.root, request.configured_root).locate(request.timestamp, request.backup_path)
+    chosen = choose_copy(
+        request.root, request.offsite_root, request.timestamp, request.backup_path, request.configured_root
+    )
+    backup_set = chosen.backup_set
     planned = [plan_table(backup_set, table) for table in request.tables]
     conn = connect(request.target_dsn)
     try:
         with database_errors(conn, DURING_RESTORE):
             to_create = check_target(conn, backup_set, planned)
             result = RestoreResult(
-                backup_set, request.dry_run, request.truncate_before_restore, safety_backup=request.safety_backup
+                backup_set, request.dry_run, request.truncate_before_restore, safety_backup=request.safety_backup,
+                read_from_offsite=chosen.note,
             )
             _load_in_one_transaction(conn, request, planned, to_create, result)
     finally:
@@ -190,31 +207,33 @@ def plan_table(backup_set: BackupSet, table: str) -> PlannedTable:
     if table not in backup_set.tables:
         raise IncompleteBackupSetError(f"set {backup_set.key} has no {table} file")
     files = []
-    for path, piece in backup_set.data_files(table):
-        if not path.is_file():
-            raise IncompleteBackupSetError(f"set {backup_set.key} is missing {path.name} in {backup_set.folder}")
-        files.append(PlannedFile(path, format_of_file(path.name), piece.sha256 if piece else None))
+    for name, piece in backup_set.data_files(table):
+        size = backup_set.folder.size(name)
+        if size is None:
+            raise IncompleteBackupSetError(f"set {backup_set.key} is missing {name} in {backup_set.folder}")
+        files.append(PlannedFile(name, format_of_file(name), piece.sha256 if piece else None, size))
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
     manifest_columns = [column.name for column in entry.columns] if entry is not None else None
-    header = manifest_columns if files[0].format.binary else _read_header(files[0])
+    folder = backup_set.folder
+    header = manifest_columns if files[0].format.binary else _read_header(folder, files[0])
     if entry is None:
-        return PlannedTable(table, files, header, _count_legacy_rows(files[0]), None)
+        return PlannedTable(table, folder, files, header, _count_legacy_rows(folder, files[0]), None)
     if header != manifest_columns:
-        raise ColumnMismatchError(f"{files[0].path.name} header {header} differs from the manifest's columns")
-    return PlannedTable(table, files, header, entry.rows, entry.definition)
+        raise ColumnMismatchError(f"{files[0].name} header {header} differs from the manifest's columns")
+    return PlannedTable(table, folder, files, header, entry.rows, entry.definition)
 
 
-def _read_header(file: PlannedFile) -> list[str]:
+def _read_header(folder: SetFolder, file: PlannedFile) -> list[str]:
     try:
-        with open(file.path, "rb") as handle:
-            return read_csv_header(DecodingReader(file.format, handle, file.path.name))
+        with folder.open_reader(file.name) as handle:
+            return read_csv_header(DecodingReader(file.format, handle, file.name))
     except (csv.Error, UnicodeDecodeError) as error:
-        raise BackupFileError(f"{file.path.name} is not valid CSV: {error}") from None
+        raise BackupFileError(f"{file.name} is not valid CSV: {error}") from None
 
 
-def _count_legacy_rows(file: PlannedFile) -> int:
-    with open(file.path, "rb") as handle:
-        return count_file_rows(file.format, handle, file.path.name)
+def _count_legacy_rows(folder: SetFolder, file: PlannedFile) -> int:
+    with folder.open_reader(file.name) as handle:
+        return count_rows_in_stream(file.name, handle)
 
 
 def check_target(
@@ -282,7 +301,8 @@ def _load_in_one_transaction(
     result: RestoreResult,
 ) -> None:
     committing = False
-    log_before = read_log(result.backup_set.folder) if request.safety_backup and not request.dry_run else None
+    safety_folder = result.backup_set.location.folder(request.root)  # local, even when reading offsite
+    log_before = safety_folder.read_bytes(LOG_FILE_NAME) if request.safety_backup and not request.dry_run else None
     try:
         with conn.cursor() as cursor:
             size_index_builds(cursor)
@@ -331,7 +351,9 @@ def _back_up_what_is_replaced(
     restored. If it cannot be written, nothing is restored. An empty target needs none."""
     if not request.safety_backup or request.dry_run or not any(o.rows_before for o in outcomes.values()):
         return None
-    folder = prepare_folder(backup_set.folder)
+    folder = backup_set.location.folder(request.root)
+    with writing_to(folder):
+        folder.prepare()
     target = SetTarget(
         folder, backup_set.location, free_timestamp(folder, None), describe_dsn(request.target_dsn).as_dict(),
         kind=PRE_RESTORE,
@@ -399,9 +421,9 @@ def copy_file_into(cursor: psycopg2.extensions.cursor, plan: PlannedTable, table
 def _copy_one_file(
     cursor: psycopg2.extensions.cursor, plan: PlannedTable, file: PlannedFile, table: sql.Composable, freeze: bool
 ) -> int:
-    name = file.path.name
+    name = file.name
     try:
-        with open(file.path, "rb") as handle:
+        with plan.folder.open_reader(name) as handle:
             reader = HashingReader(handle)
             decoded = DecodingReader(file.format, reader, name)
             rows = copy_in(cursor, table, plan.header, decoded, freeze=freeze, options=file.format.copy_options)

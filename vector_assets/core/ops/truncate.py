@@ -19,10 +19,11 @@ import psycopg2.extensions
 from vector_assets.core.errors import (
     BackupWriteError,
     GuardedTruncateError,
+    ObjectStoreError,
     VectorAssetsError,
     VerificationError,
 )
-from vector_assets.core.hashing import sha256_of_file
+from vector_assets.core.hashing import HashingReader
 from vector_assets.core.ops.backup import (
     BackupResult,
     SetTarget,
@@ -41,10 +42,10 @@ from vector_assets.core.pg.table_changes import (
     truncate_with_brief_waits,
 )
 from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log_block
-from vector_assets.core.sets.formats import CSV, count_rows_in_file, set_format
+from vector_assets.core.sets.formats import CSV, count_rows_in_stream, set_format
 from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
-from vector_assets.core.sets.storage import prepare_folder
+from vector_assets.core.sets.roots import Root, SetFolder, open_root, writing_to
 from vector_assets.core.tables import (
     EMBEDDING_TABLE,
     MANAGED_TABLES,
@@ -62,7 +63,7 @@ class TruncateRequest:
     ``dry_run`` counts what would go and writes nothing."""
 
     dsn: str
-    root: Path
+    root: Root | Path | str
     task_id: str | None = None
     tables: tuple[str, ...] = (EMBEDDING_TABLE,)
     timestamp: str | None = None
@@ -72,7 +73,7 @@ class TruncateRequest:
     def __post_init__(self) -> None:
         set_format(self.format)
         object.__setattr__(self, "tables", validate_tables(self.tables))
-        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "root", open_root(self.root))
         require_embeddings_with_collections(self.tables, "truncating")
         if self.timestamp is not None:
             validate_timestamp(self.timestamp)
@@ -88,7 +89,7 @@ class TruncateResult:
     duration_seconds: float
     warnings: tuple[str, ...] = ()
     dry_run: bool = False
-    folder: Path | None = None
+    folder: SetFolder | None = None
 
     @property
     def truncated_tables(self) -> tuple[str, ...]:
@@ -102,7 +103,8 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
     folder = location.folder(request.root)
     if request.dry_run:
         return _dry_run(request, folder, started)
-    prepare_folder(folder)
+    with writing_to(folder):
+        folder.prepare()
     conn = connect(request.dsn)
     try:
         with database_errors(conn, "during the truncate"), conn.cursor() as cursor:
@@ -130,7 +132,7 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
     )
 
 
-def _dry_run(request: TruncateRequest, folder: Path, started: float) -> TruncateResult:
+def _dry_run(request: TruncateRequest, folder: SetFolder, started: float) -> TruncateResult:
     """Count the rows that would go; no lock, no file, no change."""
     conn = connect(request.dsn)
     try:
@@ -143,13 +145,13 @@ def _dry_run(request: TruncateRequest, folder: Path, started: float) -> Truncate
 
 
 def _note_truncate_in_log(
-    folder: Path, backup: BackupResult, location: Location, outcomes: list[TruncateOutcome]
+    folder: SetFolder, backup: BackupResult, location: Location, outcomes: list[TruncateOutcome]
 ) -> tuple[str, ...]:
     """After the commit a failure here (a full disk) must not read as "nothing was truncated":
     the set is complete and verified, only the human log's note is missing."""
     try:
         rewrite_last_log_block(folder, backup.manifest, location.task_id, outcomes)
-    except BackupWriteError as error:
+    except (BackupWriteError, ObjectStoreError) as error:
         return (f"the truncate committed, but {LOG_FILE_NAME} still says it was not performed: {error}",)
     return ()
 
@@ -167,12 +169,15 @@ def verify_against_database(cursor: psycopg2.extensions.cursor, backup: BackupRe
     as recorded."""
     for table, entry in backup.manifest.tables.items():
         in_database = count_rows(cursor, table)
-        in_files = sum(count_rows_in_file(backup.folder / piece.file) for piece in entry.pieces)
+        in_files = 0
+        for piece in entry.pieces:
+            with backup.folder.open_reader(piece.file) as handle:
+                reader = HashingReader(handle)
+                in_files += count_rows_in_stream(piece.file, reader)
+            if reader.hash.bytes != piece.bytes or reader.hexdigest() != piece.sha256:
+                raise VerificationError(f"{backup.folder.locator(piece.file)}: size or sha256 changed after it was written")
         if not in_database == in_files == entry.rows:
             raise VerificationError(
                 f"{table}: database has {in_database} rows, {entry.file} has {in_files}, manifest says {entry.rows}"
             )
-        for piece in entry.pieces:
-            if sha256_of_file(backup.folder / piece.file) != piece.sha256:
-                raise VerificationError(f"{piece.file} sha256 changed after it was written")
 

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vector_assets.core.errors import BackupFileError
-from vector_assets.core.hashing import sha256_of_file
+from vector_assets.core.hashing import sha256_of_stream
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
-from vector_assets.core.sets.formats import count_rows_in_file
+from vector_assets.core.sets.formats import count_rows_in_stream
 from vector_assets.core.sets.manifest import FilePart
+from vector_assets.core.sets.roots import Root, SetFolder
 
 FILE_PRESENT = "file_present"
 SHA256_MATCHES = "sha256_matches_manifest"
@@ -35,45 +36,50 @@ class CheckOutcome:
 def check_table_file(backup_set: BackupSet, table: str, check: str) -> CheckOutcome:
     """Run one named check for one table of a set (all its files, when it is in parts)."""
     files = backup_set.data_files(table)
-    missing = [path.name for path, _ in files if not path.is_file()]
+    sizes = [backup_set.folder.size(name) for name, _ in files]
+    missing = [name for (name, _), size in zip(files, sizes) if size is None]
     if missing:
         return CheckOutcome(check, table, False, f"{', '.join(missing)} missing from {backup_set.folder}")
-    label = files[0][0].name if len(files) == 1 else f"{files[0][0].name} and {len(files) - 1} more parts"
+    label = files[0][0] if len(files) == 1 else f"{files[0][0]} and {len(files) - 1} more parts"
     if check == FILE_PRESENT:
-        size = sum(path.stat().st_size for path, _ in files)
-        return CheckOutcome(check, table, True, f"{label} {'is' if len(files) == 1 else 'are'} present ({size} bytes)")
+        return CheckOutcome(check, table, True, f"{label} {'is' if len(files) == 1 else 'are'} present ({sum(sizes)} bytes)")
     if check == SHA256_MATCHES:
-        return _check_sha256(table, files, check)
+        return _check_sha256(backup_set.folder, table, files, check)
     if check == ROW_COUNT_MATCHES:
         entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
-        return _check_rows(table, label, files, entry.rows if entry else None, check)
+        return _check_rows(backup_set.folder, table, label, files, entry.rows if entry else None, check)
     raise ValueError(f"unknown check {check!r}")
 
 
-def _check_sha256(table: str, files: list[tuple[Path, FilePart | None]], check: str) -> CheckOutcome:
-    (path, piece), *_ = files
+def _sha256_of(folder: SetFolder, name: str) -> str:
+    with folder.open_reader(name) as handle:
+        return sha256_of_stream(handle)
+
+
+def _check_sha256(folder: SetFolder, table: str, files: list[tuple[str, FilePart | None]], check: str) -> CheckOutcome:
+    (name, piece), *_ = files
     if piece is None:
         return CheckOutcome(
-            check, table, True, f"no checksum recorded: counted rows only ({path.name} is from a legacy set)",
-            None, sha256_of_file(path), warning=True,
+            check, table, True, f"no checksum recorded: counted rows only ({name} is from a legacy set)",
+            None, _sha256_of(folder, name), warning=True,
         )
-    for path, piece in files:
-        actual = sha256_of_file(path)
+    for name, piece in files:
+        actual = _sha256_of(folder, name)
         if actual != piece.sha256:
             return CheckOutcome(
-                check, table, False, f"{path.name} sha256 {actual} does not match the manifest's {piece.sha256}",
+                check, table, False, f"{name} sha256 {actual} does not match the manifest's {piece.sha256}",
                 piece.sha256, actual,
             )
     if len(files) == 1:
-        return CheckOutcome(check, table, True, f"{path.name} sha256 matches the manifest", piece.sha256, actual)
+        return CheckOutcome(check, table, True, f"{name} sha256 matches the manifest", piece.sha256, actual)
     return CheckOutcome(check, table, True, f"the sha256 of each of the {len(files)} parts matches the manifest")
 
 
 def _check_rows(
-    table: str, label: str, files: list[tuple[Path, FilePart | None]], expected: int | None, check: str
+    folder: SetFolder, table: str, label: str, files: list[tuple[str, FilePart | None]], expected: int | None, check: str
 ) -> CheckOutcome:
     try:
-        actual = sum(count_rows_in_file(path) for path, _ in files)
+        actual = sum(_rows_in(folder, name) for name, _ in files)
     except BackupFileError as exc:
         return CheckOutcome(check, table, False, str(exc), expected, None)
     if expected is None:
@@ -85,6 +91,11 @@ def _check_rows(
     return CheckOutcome(check, table, True, f"{label} has the manifest's {expected} rows", expected, actual)
 
 
+def _rows_in(folder: SetFolder, name: str) -> int:
+    with folder.open_reader(name) as handle:
+        return count_rows_in_stream(name, handle)
+
+
 def verify_set(backup_set: BackupSet) -> list[CheckOutcome]:
     return [check_table_file(backup_set, table, check) for table in backup_set.tables for check in CHECK_NAMES]
 
@@ -93,7 +104,7 @@ def verify_set(backup_set: BackupSet) -> list[CheckOutcome]:
 class VerifyRequest:
     """Which set to verify: a partition key, or None for the newest set."""
 
-    root: Path
+    root: Root | Path | str
     key: str | None = None
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vector_assets.core.sets.manifest import Manifest, TableFile
 from vector_assets.core.sets.naming import LOG_FILE_NAME, timestamp_time
-from vector_assets.core.sets.storage import write_bytes_atomically
 from vector_assets.core.tables import COLLECTION_TABLE
 from vector_assets.core.units import human_size
+
+if TYPE_CHECKING:
+    from vector_assets.core.sets.roots import SetFolder
 
 LOG_HEADER = "=== Vector Table Backup Log ==="
 
@@ -60,11 +62,10 @@ def format_log_block(
 
 
 def rewrite_last_log_block(
-    folder: Path, manifest: Manifest, task_id: str | None, truncated: list[TruncateOutcome]
+    folder: SetFolder, manifest: Manifest, task_id: str | None, truncated: list[TruncateOutcome]
 ) -> None:
     """Replace the newest block (the set just written) with one that reports the truncate."""
-    path = folder / LOG_FILE_NAME
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    existing = read_log_text(folder)
     head, _, _ = existing.rpartition(LOG_HEADER)
     block = format_log_block(
         backup_time=timestamp_time(manifest.timestamp),
@@ -74,12 +75,15 @@ def rewrite_last_log_block(
         tables=manifest.tables,
         truncated=truncated,
     )
-    write_bytes_atomically(path, (head + block).encode("utf-8"))
+    folder.write_bytes(LOG_FILE_NAME, (head + block).encode("utf-8"))
 
 
-def append_log_block(folder: Path, block: str) -> None:
+def append_log_block(folder: SetFolder, block: str) -> None:
     """Append a block, rewriting the whole (small) log atomically."""
-    path = folder / LOG_FILE_NAME
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    existing = read_log_text(folder)
     separator = "\n" if existing and not existing.endswith("\n\n") else ""
-    write_bytes_atomically(path, (existing + separator + block).encode("utf-8"))
+    folder.write_bytes(LOG_FILE_NAME, (existing + separator + block).encode("utf-8"))
+
+
+def read_log_text(folder: SetFolder) -> str:
+    return (folder.read_bytes(LOG_FILE_NAME) or b"").decode("utf-8")

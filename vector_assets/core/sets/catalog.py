@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from vector_assets.core.errors import (
     BackupSetNotFoundError,
@@ -28,10 +28,10 @@ from vector_assets.core.sets.naming import (
     Location,
     csv_file_name,
     manifest_file_name,
-    resolve_inside_root,
     set_timestamp_of,
     validate_timestamp,
 )
+from vector_assets.core.sets.roots import Root, SetFolder, open_root
 from vector_assets.core.tables import MANAGED_TABLES
 
 
@@ -42,7 +42,7 @@ class BackupSet:
     key: str
     timestamp: str
     location: Location
-    folder: Path
+    folder: SetFolder
     manifest: Manifest | None
 
     @property
@@ -55,27 +55,31 @@ class BackupSet:
             return tuple(name for name in MANAGED_TABLES if name in self.manifest.tables)
         return MANAGED_TABLES
 
-    def csv_path(self, table: str) -> Path:
-        """A legacy set's file of the table (the seed tooling's name)."""
-        return self.folder / csv_file_name(table, self.timestamp)
+    def file_name(self, table: str) -> str:
+        """The table's file (its first part, when it is in parts)."""
+        return self.data_files(table)[0][0]
 
-    def data_files(self, table: str) -> list[tuple[Path, FilePart | None]]:
+    def csv_path(self, table: str) -> Path | str:
+        """Where the table's file is, for people: a path on disk, a URL in an object store."""
+        return self.folder.locator(self.file_name(table))
+
+    def data_files(self, table: str) -> list[tuple[str, FilePart | None]]:
         """The table's files in load order, each with what the manifest says of it (None for a
         legacy set, whose one CSV file nothing describes)."""
         if self.manifest is None:
-            return [(self.csv_path(table), None)]
-        return [(self.folder / piece.file, piece) for piece in self.manifest.tables[table].pieces]
+            return [(csv_file_name(table, self.timestamp), None)]
+        return [(piece.file, piece) for piece in self.manifest.tables[table].pieces]
 
     @property
-    def manifest_path(self) -> Path:
-        return self.folder / manifest_file_name(self.timestamp)
+    def manifest_path(self) -> Path | str:
+        return self.folder.locator(manifest_file_name(self.timestamp))
 
     @property
-    def log_path(self) -> Path:
-        return self.folder / LOG_FILE_NAME
+    def log_path(self) -> Path | str:
+        return self.folder.locator(LOG_FILE_NAME)
 
-    def files_present(self) -> bool:
-        return all(path.is_file() for table in self.tables for path, _ in self.data_files(table))
+    def all_data_files(self) -> list[str]:
+        return [name for table in self.tables for name, _ in self.data_files(table)]
 
 
 @dataclass(frozen=True)
@@ -86,20 +90,15 @@ class SkippedLocation:
     reason: str
 
 
-def backup_locations(root: Path, skipped: list[SkippedLocation] | None = None) -> list[Location]:
+def backup_locations(root: Root, skipped: list[SkippedLocation] | None = None) -> list[Location]:
     """The global location first, then task locations sorted by name; only those that exist.
 
     A location that resolves outside the root (a symlink) is never read through. It is left
     out, so it cannot stop the others, and added to ``skipped`` for the caller to report.
     """
-    root = Path(root)
-    candidates: list[Location] = []
-    if (root / BACKUP_FOLDER_NAME).is_dir():
-        candidates.append(Location())
-    if root.is_dir():
-        for child in sorted(root.iterdir()):
-            if TASK_ID_PATTERN.fullmatch(child.name) and (child / BACKUP_FOLDER_NAME).is_dir():
-                candidates.append(Location(child.name))
+    names = root.location_names()
+    candidates: list[Location] = [Location()] if BACKUP_FOLDER_NAME in names else []
+    candidates += [Location(name) for name in names if TASK_ID_PATTERN.fullmatch(name)]
     found = []
     for location in candidates:
         try:
@@ -112,17 +111,17 @@ def backup_locations(root: Path, skipped: list[SkippedLocation] | None = None) -
     return found
 
 
-def timestamps_in_folder(folder: Path) -> dict[str, set[str]]:
+def timestamps_in_folder(folder: SetFolder, names: list[str] | None = None) -> dict[str, set[str]]:
     """Map each timestamp seen in a folder to the names present for it (tmp files included)."""
-    names: dict[str, set[str]] = defaultdict(set)
-    for entry in folder.iterdir():
-        timestamp = set_timestamp_of(entry.name)
+    by_timestamp: dict[str, set[str]] = defaultdict(set)
+    for name in folder.names() if names is None else names:
+        timestamp = set_timestamp_of(name)
         if timestamp is not None:
-            names[timestamp].add(entry.name)
-    return names
+            by_timestamp[timestamp].add(name)
+    return by_timestamp
 
 
-def published_timestamps(folder: Path) -> set[str]:
+def published_timestamps(folder: SetFolder) -> set[str]:
     """Timestamps with at least one published file; stale ``.tmp`` leftovers do not count."""
     return {
         timestamp
@@ -131,7 +130,7 @@ def published_timestamps(folder: Path) -> set[str]:
     }
 
 
-def complete_timestamps_in(folder: Path) -> list[tuple[str, bool]]:
+def complete_timestamps_in(folder: SetFolder) -> list[tuple[str, bool]]:
     """(timestamp, has a manifest) for each set that looks complete by its file names alone.
 
     No file is read, so a sensor can call this on every tick. A timestamp with any ``.tmp``
@@ -148,7 +147,7 @@ def complete_timestamps_in(folder: Path) -> list[tuple[str, bool]]:
     return complete
 
 
-def complete_sets_in(root: Path, location: Location) -> list[tuple[str, Manifest | None]]:
+def complete_sets_in(root: Root, location: Location) -> list[tuple[str, Manifest | None]]:
     """(timestamp, manifest or None) for each set of one location, oldest first.
 
     A set with a manifest counts even if a file has since gone missing: that set was complete
@@ -159,7 +158,7 @@ def complete_sets_in(root: Path, location: Location) -> list[tuple[str, Manifest
     found = []
     for timestamp, has_manifest in complete_timestamps_in(folder):
         try:
-            manifest = Manifest.read(folder / manifest_file_name(timestamp)) if has_manifest else None
+            manifest = Manifest.read(folder, manifest_file_name(timestamp)) if has_manifest else None
         except ManifestError:
             continue
         found.append((timestamp, manifest))
@@ -178,17 +177,17 @@ def partition_keys(timestamps_by_location: list[tuple[Location, list[str]]]) -> 
     return keyed
 
 
-def read_set(root: Path, key: str, location: Location, timestamp: str) -> BackupSet:
+def read_set(root: Root, key: str, location: Location, timestamp: str) -> BackupSet:
     """One set whose identity is already known (the sensor's discovery), read without a scan."""
     folder = location.folder(root)
-    manifest_path = folder / manifest_file_name(timestamp)
-    manifest = Manifest.read(manifest_path) if manifest_path.is_file() else None
+    name = manifest_file_name(timestamp)
+    manifest = Manifest.read(folder, name) if name in folder.names() else None
     return BackupSet(key, timestamp, location, folder, manifest)
 
 
-def scan_root(root: Path, skipped: list[SkippedLocation] | None = None) -> list[BackupSet]:
+def scan_root(root: Root | Path | str, skipped: list[SkippedLocation] | None = None) -> list[BackupSet]:
     """Every complete set under the root, with its partition key, oldest first."""
-    root = Path(root)
+    root = open_root(root)
     per_location = [
         (location, dict(complete_sets_in(root, location))) for location in backup_locations(root, skipped)
     ]
@@ -208,8 +207,8 @@ class SetCatalog:
     starts with it, and a lookup accepts that form too.
     """
 
-    def __init__(self, root: Path, configured_root: str | None = None) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Root | Path | str, configured_root: str | None = None) -> None:
+        self.root = open_root(root)
         self.configured_root = configured_root
         self.skipped: list[SkippedLocation] = []
         self.sets = scan_root(self.root, self.skipped)
@@ -235,15 +234,14 @@ class SetCatalog:
         if backup_path is None:
             return self._by_key_or_timestamp(timestamp)
         validate_timestamp(timestamp)
-        folder = resolve_inside_root(self.root, self._relative_to_root(backup_path))
+        folder = self.root.folder_at(self._relative_to_root(backup_path))
         found = self.at(folder, timestamp)
         if found is None:
             raise BackupSetNotFoundError(f"no complete backup set {timestamp} in {backup_path!r} (looked in {folder})")
         return found
 
-    def at(self, folder: Path, timestamp: str) -> BackupSet | None:
+    def at(self, folder: SetFolder, timestamp: str) -> BackupSet | None:
         """The set of this timestamp in this folder, if it is complete."""
-        folder = Path(folder).resolve()
         return next((s for s in self.sets if s.folder == folder and s.timestamp == timestamp), None)
 
     def _by_key_or_timestamp(self, wanted: str) -> BackupSet:
@@ -262,9 +260,9 @@ class SetCatalog:
         return f"; nearest existing: {', '.join(nearest)}" if nearest else ""
 
     def _relative_to_root(self, backup_path: str) -> str:
-        path_parts = [part for part in Path(backup_path).parts if part != "."]
+        path_parts = [part for part in PurePosixPath(backup_path).parts if part != "."]
         if self.configured_root:
-            root_parts = [part for part in Path(self.configured_root).parts if part != "."]
+            root_parts = [part for part in PurePosixPath(self.configured_root).parts if part != "."]
             if root_parts and path_parts[: len(root_parts)] == root_parts:
                 path_parts = path_parts[len(root_parts):]
         return str(Path(*path_parts)) if path_parts else "."

@@ -3,27 +3,47 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from vector_assets.core.errors import BackupFileError
-from vector_assets.core.hashing import sha256_of_file
+from vector_assets.core.hashing import HashingReader
+
+if TYPE_CHECKING:
+    from vector_assets.core.sets.roots import SetFolder
 
 # Vectors of a few thousand dimensions make CSV fields larger than csv's 128 KiB default.
 csv.field_size_limit(sys.maxsize)
 
 
-def read_csv_header(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return next(csv.reader(handle), [])
+def read_csv_header(handle: BinaryIO) -> list[str]:
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+    try:
+        return next(csv.reader(text), [])
+    finally:
+        text.detach()
 
 
-def count_csv_rows(path: Path) -> int:
+def count_csv_rows(handle: BinaryIO) -> int:
     """Data records in a CSV with a header, parsed properly: quoted fields may hold newlines."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        records = sum(1 for _ in csv.reader(handle))
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+    try:
+        records = sum(1 for _ in csv.reader(text))
+    finally:
+        text.detach()
     return max(records - 1, 0)
+
+
+def header_of(folder: SetFolder, name: str) -> list[str]:
+    with folder.open_reader(name) as handle:
+        return read_csv_header(handle)
+
+
+def rows_in(folder: SetFolder, name: str) -> int:
+    with folder.open_reader(name) as handle:
+        return count_csv_rows(handle)
 
 
 @dataclass(frozen=True)
@@ -34,9 +54,11 @@ class LegacyFileStats:
     sha256: str
 
 
-def legacy_file_stats(path: Path) -> LegacyFileStats:
+def legacy_file_stats(folder: SetFolder, name: str) -> LegacyFileStats:
     try:
-        rows = count_csv_rows(path)
+        with folder.open_reader(name) as handle:
+            reader = HashingReader(handle)
+            rows = count_csv_rows(reader)
     except (csv.Error, UnicodeDecodeError) as error:
-        raise BackupFileError(f"{path.name} is not valid UTF-8 CSV: {error}") from None
-    return LegacyFileStats(rows=rows, sha256=sha256_of_file(path))
+        raise BackupFileError(f"{name} is not valid UTF-8 CSV: {error}") from None
+    return LegacyFileStats(rows=rows, sha256=reader.hexdigest())

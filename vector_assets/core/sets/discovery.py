@@ -1,8 +1,9 @@
 """Discovery: which sets are under the root now, re-reading only folders that changed.
 
-The sensor keeps a ``DiscoveryCursor`` between ticks. A folder whose fingerprint (directory
-mtime and entry count, from one ``stat`` and one listing) is unchanged reuses the timestamps
-the cursor remembers, so a tick over an unchanged root reads no file at all.
+The sensor keeps a ``DiscoveryCursor`` between ticks. A folder whose fingerprint (on disk the
+directory's mtime and entry count, from one ``stat`` and one listing; in an object store one
+listing's names, sizes and times) is unchanged reuses the timestamps the cursor remembers, so
+a tick over an unchanged root reads no file at all.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from vector_assets.core.sets.catalog import (
     partition_keys,
 )
 from vector_assets.core.sets.naming import Location
+from vector_assets.core.sets.roots import Root, open_root
 
 CURSOR_VERSION = 1
 
@@ -82,20 +84,15 @@ class Discovery:
         return sorted(fresh, key=lambda found: (found.timestamp, found.key), reverse=True)
 
 
-def folder_fingerprint(folder: Path) -> str:
-    status = folder.stat()
-    return f"{status.st_mtime_ns}:{status.st_nlink}:{sum(1 for _ in folder.iterdir())}"
-
-
-def discover(root: Path, cursor: DiscoveryCursor) -> Discovery:
-    root = Path(root)
+def discover(root: Root | Path | str, cursor: DiscoveryCursor) -> Discovery:
+    root = open_root(root)
     skipped: list[SkippedLocation] = []
     locations = backup_locations(root, skipped)
     folders: dict[str, FolderState] = {}
     rescanned = []
     for location in locations:
         folder = location.folder(root)
-        fingerprint = folder_fingerprint(folder)  # taken before listing: a later change shows next tick
+        fingerprint = folder.fingerprint()  # taken before listing: a later change shows next tick
         known = cursor.folders.get(location.label)
         if known is not None and known.fingerprint == fingerprint:
             folders[location.label] = known

@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import zstandard
@@ -156,14 +156,13 @@ def count_rows(fmt: SetFormat, stream: BinaryIO, name: str) -> int:
         raise BackupFileError(f"{name} is not valid UTF-8 CSV: {error}") from None
 
 
-def count_rows_in_file(path: Path) -> int:
-    """Data rows in a set's file, of whatever format its name says."""
-    fmt = format_of_file(path.name)
-    with open(path, "rb") as handle:
-        return count_rows(fmt, DecodingReader(fmt, handle, path.name), path.name)
+def count_rows_in_stream(name: str, stream: BinaryIO) -> int:
+    """Data rows in a set's file ``name``, read from ``stream``, of whatever format the name says."""
+    fmt = format_of_file(name)
+    return count_rows(fmt, DecodingReader(fmt, stream, name), name)
 
 
-def content_sha256(paths: list[Path]) -> str:
+def content_sha256(open_reader: Callable[[str], BinaryIO], names: list[str]) -> str:
     """sha256 of a table's data as one uncompressed COPY stream would carry it: what a fresh
     export of the restored table must equal. For one uncompressed file, its own sha256.
 
@@ -171,13 +170,13 @@ def content_sha256(paths: list[Path]) -> str:
     header and trailer.
     """
     digest = Sha256Stream()
-    for index, path in enumerate(paths):
-        fmt = format_of_file(path.name)
-        with open(path, "rb") as handle:
-            stream = io.BufferedReader(DecodingReader(fmt, handle, path.name), READ_CHUNK_BYTES)
+    for index, name in enumerate(names):
+        fmt = format_of_file(name)
+        with open_reader(name) as handle:
+            stream = io.BufferedReader(DecodingReader(fmt, handle, name), READ_CHUNK_BYTES)
             if index > 0:
-                _skip_header(fmt, stream, path.name)
-            _feed(stream, digest, keep_trailer=index == len(paths) - 1 or not fmt.binary)
+                _skip_header(fmt, stream, name)
+            _feed(stream, digest, keep_trailer=index == len(names) - 1 or not fmt.binary)
     return digest.hexdigest()
 
 

@@ -14,14 +14,18 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from vector_assets.core.errors import InvalidTaskIdError
 from vector_assets.core.sets.catalog import BackupSet, SkippedLocation, scan_root
+from vector_assets.core.sets.copies import where_copies_are
 from vector_assets.core.sets.naming import LOG_FILE_NAME, TIMESTAMP_FORMAT, Location
+from vector_assets.core.sets.object_store import is_object_store_url
+from vector_assets.core.sets.roots import Root, open_root
+from vector_assets.core.sets.storage import FileEntry
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.core.units import human_size
 
@@ -38,13 +42,14 @@ class InventoryRequest:
     it is what ``relative_path`` shows, so the path can be handed back to a restore unchanged.
     """
 
-    root: Path
+    root: Root | Path | str
     global_only: bool = False
     task_id: str | None = None
     configured_root: str | None = None
+    offsite_root: Root | Path | str | None = None  # when set, each entry says where its copies are
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "root", open_root(self.root))
         if self.task_id is not None:
             validate_task_id_filter(self.task_id)
 
@@ -75,6 +80,7 @@ class InventoryEntry:
     sizes: Mapping[str, int | None]
     rows: Mapping[str, int] | None
     log_file: str | None
+    copies: tuple[str, ...] = ()  # "local", "offsite"; empty when no offsite root is configured
 
     @property
     def has_log(self) -> bool:
@@ -107,6 +113,7 @@ class InventoryEntry:
             "legacy": self.legacy,
             "rows": dict(self.rows) if self.rows is not None else None,
             "total_bytes": self.total_bytes,
+            **({"copies": list(self.copies)} if self.copies else {}),
         }
 
     def format_line(self) -> str:
@@ -114,6 +121,8 @@ class InventoryEntry:
         parts.append(f"{human_size(self.total_bytes)} total")
         if self.legacy:
             parts.append("legacy, rows not recorded")
+        if self.copies:
+            parts.append("copies: " + " + ".join(self.copies))
         return "  ".join(parts)
 
     def _table_texts(self) -> list[str]:
@@ -226,9 +235,15 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     shown_root = displayed_root(request.root, request.configured_root)
     grouped: dict[Location, list[InventoryEntry]] = {}
     skipped: list[SkippedLocation] = []
-    for backup_set in scan_root(request.root, skipped):
+    listings: dict[Location, dict[str, FileEntry]] = {}
+    local_sets = scan_root(request.root, skipped)
+    copies = where_copies_are(local_sets, scan_root(request.offsite_root)) if request.offsite_root else {}
+    for backup_set in local_sets:
         if request.includes(backup_set.location):
-            grouped.setdefault(backup_set.location, []).append(entry_for(backup_set))
+            if backup_set.location not in listings:
+                listings[backup_set.location] = backup_set.folder.entries()
+            entry = replace(entry_for(backup_set, listings[backup_set.location]), copies=copies.get(backup_set.key, ()))
+            grouped.setdefault(backup_set.location, []).append(entry)
     locations = [
         InventoryLocation(location, posixpath.join(shown_root, location.label), _newest_first(entries))
         for location, entries in grouped.items()
@@ -240,8 +255,10 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     return Inventory(root=shown_root, scanned_at=scanned_at, locations=_seed_order(locations), warnings=warnings)
 
 
-def entry_for(backup_set: BackupSet) -> InventoryEntry:
-    files = {table: backup_set.data_files(table)[0][0].name for table in backup_set.tables}
+def entry_for(backup_set: BackupSet, listing: dict[str, FileEntry] | None = None) -> InventoryEntry:
+    """One set's line; ``listing`` is its folder's, when the caller has it already."""
+    listing = backup_set.folder.entries() if listing is None else listing
+    files = {table: backup_set.file_name(table) for table in backup_set.tables}
     manifest = backup_set.manifest
     rows = None if manifest is None else {table: entry.rows for table, entry in manifest.tables.items()}
     return InventoryEntry(
@@ -249,9 +266,9 @@ def entry_for(backup_set: BackupSet) -> InventoryEntry:
         timestamp=backup_set.timestamp,
         legacy=backup_set.is_legacy,
         files=files,
-        sizes={table: _total_size_or_none(backup_set, table) for table in files},
+        sizes={table: _total_size_or_none(backup_set, table, listing) for table in files},
         rows=rows,
-        log_file=LOG_FILE_NAME if backup_set.log_path.is_file() else None,
+        log_file=LOG_FILE_NAME if LOG_FILE_NAME in listing else None,
     )
 
 
@@ -273,24 +290,27 @@ def inventory_table_records(inventory: Inventory) -> list[dict[str, str | int | 
                     "total_size": human_size(entry.total_bytes),
                     "total_bytes": entry.total_bytes,
                     "has_log": entry.has_log,
+                    "copies": ", ".join(entry.copies) or "local",
                 }
             )
     return records
 
 
-def displayed_root(root: Path, configured_root: str | None) -> str:
-    """The root as the seed showed it: ``./data_pipeline/training_data``, or absolute if so given."""
+def displayed_root(root: Root | Path, configured_root: str | None) -> str:
+    """The root as the seed showed it: ``./data_pipeline/training_data``, absolute if so given,
+    or the object store's URL."""
     text = (configured_root or str(root)).rstrip("/") or "/"
-    if text.startswith("/") or text == "." or text.startswith(("./", "../")):
+    if text.startswith("/") or text == "." or text.startswith(("./", "../")) or is_object_store_url(text):
         return text
     return f"./{text}"
 
 
-def _total_size_or_none(backup_set: BackupSet, table: str) -> int | None:
-    try:
-        return sum(path.stat().st_size for path, _ in backup_set.data_files(table))
-    except FileNotFoundError:
-        return None  # a manifest set whose file was deleted afterwards: the checks report it
+def _total_size_or_none(backup_set: BackupSet, table: str, listing: dict[str, FileEntry]) -> int | None:
+    """All of the table's files (its parts too); None when one is gone: the checks report it."""
+    names = [name for name, _ in backup_set.data_files(table)]
+    if any(name not in listing for name in names):
+        return None
+    return sum(listing[name].size for name in names)
 
 
 def _newest_first(entries: list[InventoryEntry]) -> tuple[InventoryEntry, ...]:

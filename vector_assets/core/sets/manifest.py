@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vector_assets.core.errors import ManifestError
 from vector_assets.core.pg.catalog import Column, GeneratedColumn
 from vector_assets.core.pg.ddl import TableDefinition
+
+if TYPE_CHECKING:
+    from vector_assets.core.sets.roots import SetFolder
 
 MANIFEST_FORMAT_VERSION = 1
 # Version 2: data files in other formats than CSV, or in parts; version 1 readers refuse it.
@@ -122,9 +124,13 @@ class Manifest:
         return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def read(cls, path: Path) -> Manifest:
+    def read(cls, folder: SetFolder, name: str) -> Manifest:
+        path = folder.locator(name)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            body = folder.read_bytes(name)
+            if body is None:
+                raise FileNotFoundError("no such file")
+            data = json.loads(body.decode("utf-8"))
             version = int(data["format_version"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ManifestError(f"manifest {path} is unreadable: {exc}") from None

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vector_assets.core.errors import (
     InvalidTaskIdError,
@@ -26,6 +27,9 @@ from vector_assets.core.errors import (
     PathOutsideRootError,
 )
 from vector_assets.core.tables import MANAGED_TABLES
+
+if TYPE_CHECKING:
+    from vector_assets.core.sets.roots import Root, SetFolder
 
 BACKUP_FOLDER_NAME = "vector_bak"
 LOG_FILE_NAME = "vector_backup_log.txt"
@@ -129,8 +133,8 @@ class Location:
             return BACKUP_FOLDER_NAME
         return f"{self.task_id}/{BACKUP_FOLDER_NAME}"
 
-    def folder(self, root: Path) -> Path:
-        return resolve_inside_root(root, self.label)
+    def folder(self, root: Root) -> SetFolder:
+        return root.folder_at(self.label)
 
 
 def resolve_inside_root(root: Path, relative: str | Path) -> Path:

@@ -54,13 +54,12 @@ class RetentionPolicy:
                 raise ConfigError(f"retention {name} must be a whole number >= 0, got {value!r}")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> RetentionPolicy:
-        """Read the counts from the environment (``settings``); unset or empty means the default."""
-        return cls(
-            keep_daily=settings.KEEP_DAILY.count(environ),
-            keep_weekly=settings.KEEP_WEEKLY.count(environ),
-            keep_monthly=settings.KEEP_MONTHLY.count(environ),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None, offsite: bool = False) -> RetentionPolicy:
+        """Read the counts from the environment (``settings``); unset or empty means the default.
+        The offsite root has its own counts, usually longer than the local ones."""
+        counts = settings.OFFSITE_KEEP_COUNTS if offsite else settings.KEEP_COUNTS
+        daily, weekly, monthly = (setting.count(environ) for setting in counts)
+        return cls(keep_daily=daily, keep_weekly=weekly, keep_monthly=monthly)
 
     def describe(self) -> str:
         return f"{self.keep_daily} daily, {self.keep_weekly} weekly, {self.keep_monthly} monthly per location"

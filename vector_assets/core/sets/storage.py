@@ -11,18 +11,15 @@ import errno
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
-from vector_assets.core.errors import BackupWriteError, PruneError
+from vector_assets.core.errors import BackupWriteError
 from vector_assets.core.hashing import Sha256Stream
-from vector_assets.core.sets.naming import (
-    LOG_FILE_NAME,
-    manifest_file_name,
-    set_file_names,
-    tmp_name,
-)
+from vector_assets.core.sets.naming import BACKUP_FOLDER_NAME, resolve_inside_root, tmp_name
 
 WRITE_CHUNK_BYTES = 1 << 20
 QUEUED_CHUNKS = 8
@@ -95,33 +92,41 @@ def writing_under(path: Path) -> Iterator[None]:
         raise BackupWriteError(describe_os_error(exc, Path(exc.filename) if exc.filename else path)) from exc
 
 
-def prepare_folder(folder: Path) -> Path:
-    """Create a set's folder (and the root above it) if needed; a failure names the path."""
-    with writing_under(folder):
-        folder.mkdir(parents=True, exist_ok=True)
-    return folder
+class ChunkTarget(Protocol):
+    """Where a ``HashingWriter``'s chunks go: a tmp file, or a multipart upload."""
+
+    def write_chunk(self, chunk: bytes) -> None: ...
+
+    def complete(self) -> None:
+        """Make everything written durable (fsync, or complete the upload)."""
+
+    def publish(self) -> None:
+        """Make the file visible under its final name."""
+
+    def discard(self) -> None:
+        """Remove what was written so far (the tmp file, or abort the upload)."""
+
+    def error_for(self, exc: Exception) -> Exception:
+        """The typed error to raise for a failure of this target, naming the file."""
 
 
-class HashingFileWriter:
+class HashingWriter:
     """A file-like sink for ``COPY ... TO STDOUT``: gathers rows into chunks, and hashes and
     writes them on a thread.
 
     psycopg2 hands over one CSV row per ``write`` call. The thread keeps the socket draining
-    while the disk works (hashlib and file writes release the GIL). The queue is bounded, so
-    memory stays at a few chunks whatever the table size.
+    while the disk or the network works (hashlib, file writes and uploads release the GIL).
+    The queue is bounded, so memory stays at a few chunks whatever the table size.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        with writing_under(path):
-            self._handle = open(path, "wb", buffering=0)
+    def __init__(self, target: ChunkTarget, name: str) -> None:
+        self._target = target
         self._hash = Sha256Stream()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._unsynced = 0
-        self._error: OSError | None = None
+        self._error: Exception | None = None
         self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
-        self._thread = threading.Thread(target=self._drain, name=f"write {path.name}", daemon=True)
+        self._thread = threading.Thread(target=self._drain, name=f"write {name}", daemon=True)
         self._thread.start()
 
     def write(self, row: bytes) -> None:
@@ -131,23 +136,26 @@ class HashingFileWriter:
             self._hand_over()
 
     def finish(self) -> tuple[int, str]:
-        """Write what is left, fsync, close; return (bytes written, sha256 hex)."""
+        """Write what is left and make it durable; return (bytes written, sha256 hex)."""
         self._hand_over()
         self._stop_thread()
         self._raise_if_failed()
         try:
-            os.fsync(self._handle.fileno())
-        except OSError as exc:
-            raise BackupWriteError(describe_os_error(exc, self.path)) from exc
-        finally:
-            self._handle.close()
+            self._target.complete()
+        except Exception as exc:
+            raise self._target.error_for(exc) from exc
         return self._hash.bytes, self._hash.hexdigest()
 
+    def publish(self) -> None:
+        try:
+            self._target.publish()
+        except Exception as exc:
+            raise self._target.error_for(exc) from exc
+
     def abandon(self) -> None:
-        """Stop after a failure and delete the partial file."""
+        """Stop after a failure and remove what was written."""
         self._stop_thread()
-        self._handle.close()
-        remove_quietly(self.path)
+        self._target.discard()
 
     def _hand_over(self) -> None:
         if not self._pending:
@@ -168,23 +176,10 @@ class HashingFileWriter:
             if self._error is not None:
                 continue
             try:
-                self._write_all(chunk)
+                self._target.write_chunk(chunk)
                 self._hash.update(chunk)
-                self._unsynced += len(chunk)
-                if self._unsynced >= SYNC_EVERY_BYTES:
-                    os.fdatasync(self._handle.fileno())
-                    self._unsynced = 0
-            except OSError as exc:
+            except Exception as exc:
                 self._error = exc
-
-    def _write_all(self, chunk: bytes) -> None:
-        """An unbuffered write stops short when the disk fills; the next write raises ENOSPC.
-
-        Ignoring the short count would hash and count bytes that never reached the file.
-        """
-        view = memoryview(chunk)
-        while view:
-            view = view[self._handle.write(view):]
 
     def _stop_thread(self) -> None:
         if self._thread.is_alive():
@@ -193,65 +188,141 @@ class HashingFileWriter:
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
-            raise BackupWriteError(describe_os_error(self._error, self.path)) from self._error
+            raise self._target.error_for(self._error) from self._error
 
 
-def file_size(path: Path) -> int:
-    """Bytes of the file itself (a symlink is not followed); 0 if it went away meanwhile."""
-    try:
-        return path.lstat().st_size
-    except FileNotFoundError:
-        return 0
+class TmpFileTarget:
+    """Chunks into ``<final>.tmp``; published by renaming it into place."""
+
+    def __init__(self, final_path: Path) -> None:
+        self.final_path = final_path
+        self.tmp_path = tmp_path_for(final_path)
+        with writing_under(self.tmp_path):
+            self._handle = open(self.tmp_path, "wb", buffering=0)
+        self._unsynced = 0
+
+    def write_chunk(self, chunk: bytes) -> None:
+        """An unbuffered write stops short when the disk fills; the next write raises ENOSPC.
+
+        Ignoring the short count would hash and count bytes that never reached the file.
+        """
+        view = memoryview(chunk)
+        while view:
+            view = view[self._handle.write(view):]
+        self._unsynced += len(chunk)
+        if self._unsynced >= SYNC_EVERY_BYTES:
+            os.fdatasync(self._handle.fileno())
+            self._unsynced = 0
+
+    def complete(self) -> None:
+        try:
+            os.fsync(self._handle.fileno())
+        finally:
+            self._handle.close()
+
+    def publish(self) -> None:
+        publish(self.tmp_path, self.final_path)
+
+    def discard(self) -> None:
+        self._handle.close()
+        remove_quietly(self.tmp_path)
+
+    def error_for(self, exc: Exception) -> Exception:
+        if isinstance(exc, OSError):
+            return BackupWriteError(describe_os_error(exc, self.tmp_path))
+        return exc
 
 
-def delete_files(folder: Path, names: list[str], marker_source: str, label: str) -> int:
-    """Delete a set's files so that no step leaves a complete-looking or damaged-looking set.
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a folder listing: what a scan may know without reading the file."""
 
-    First ``marker_source`` (the manifest, or a legacy set's collection CSV) is renamed to
-    ``*.tmp``: scans skip any timestamp with a ``.tmp`` file, so from then on the set is neither
-    listed nor reported as damaged. Then the other files go, then the ``.tmp``; the folder is
-    fsynced after each step. Returns the bytes freed.
-    """
-    freed = sum(file_size(folder / name) for name in names)
-    marker = folder / tmp_name(marker_source)
-    _step(label, folder / marker_source, "nothing was deleted", lambda: os.replace(folder / marker_source, marker))
-    hidden = "the set is hidden from scans by " + marker.name + "; remove its remaining files by hand"
-    for name in names:
-        if name != marker_source:
-            _step(label, folder / name, hidden, lambda path=folder / name: path.unlink(missing_ok=True))
-    _step(label, marker, hidden, lambda: marker.unlink(missing_ok=True))
-    return freed
+    size: int
+    modified_ns: int
 
 
-def discard_set(folder: Path, timestamp: str, log_before: bytes | None, data_files: tuple[str, ...] = ()) -> None:
-    """Remove a set written moments ago that is not needed after all, and its log block.
-    ``data_files`` names its files in the newer formats, which no fixed name list holds."""
-    candidates = set(set_file_names(timestamp)) | set(data_files) | {tmp_name(name) for name in data_files}
-    names = sorted(name for name in candidates if (folder / name).exists())
-    if names:
-        marker = manifest_file_name(timestamp) if manifest_file_name(timestamp) in names else names[0]
-        delete_files(folder, names, marker, timestamp)
-    log = folder / LOG_FILE_NAME
-    if log_before is None:
-        remove_quietly(log)
-    else:
-        write_bytes_atomically(log, log_before)
+@dataclass(frozen=True)
+class DiskFolder:
+    """A backup folder on local disk (``roots.SetFolder`` says what each method promises)."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def locator(self, name: str) -> Path:
+        return self.path / name
+
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    def prepare(self) -> None:
+        with writing_under(self.path):
+            self.path.mkdir(parents=True, exist_ok=True)
+
+    def entries(self) -> dict[str, FileEntry]:
+        found = {}
+        for child in self.path.iterdir():
+            try:
+                status = child.lstat()
+            except FileNotFoundError:
+                continue
+            found[child.name] = FileEntry(status.st_size, status.st_mtime_ns)
+        return found
+
+    def names(self) -> list[str]:
+        return [child.name for child in self.path.iterdir()]
+
+    def fingerprint(self) -> str:
+        status = self.path.stat()
+        return f"{status.st_mtime_ns}:{status.st_nlink}:{sum(1 for _ in self.path.iterdir())}"
+
+    def size(self, name: str) -> int | None:
+        path = self.path / name
+        return path.stat().st_size if path.is_file() else None
+
+    def open_reader(self, name: str) -> BinaryIO:
+        return open(self.path / name, "rb")
+
+    def open_writer(self, name: str) -> HashingWriter:
+        return HashingWriter(TmpFileTarget(self.path / name), name)
+
+    def read_bytes(self, name: str) -> bytes | None:
+        try:
+            return (self.path / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        write_bytes_atomically(self.path / name, data)
+
+    def remove(self, name: str) -> None:
+        (self.path / name).unlink(missing_ok=True)
+        fsync_folder(self.path)
+
+    def hide(self, name: str) -> None:
+        os.replace(self.path / name, self.path / tmp_name(name))
+        fsync_folder(self.path)
 
 
-def read_log(folder: Path) -> bytes | None:
-    try:
-        return (folder / LOG_FILE_NAME).read_bytes()
-    except FileNotFoundError:
-        return None
+@dataclass(frozen=True)
+class DiskRoot:
+    """A root folder on local disk; locations resolve inside it (no symlink escapes)."""
 
+    path: Path
 
-def _step(label: str, path: Path, state: str, action: Callable[[], object]) -> None:
-    """Run one file operation and make it durable before the next one starts."""
-    try:
-        action()
-        fsync_folder(path.parent)
-    except OSError as exc:
-        raise PruneError(
-            f"cannot delete {path.name} of set {label} in {path.parent}: {exc.strerror or exc}; {state}"
-        ) from exc
+    def __str__(self) -> str:
+        return str(self.path)
 
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    def location_names(self) -> list[str]:
+        """``vector_bak`` if the global location exists, and children holding one, sorted."""
+        if not self.path.is_dir():
+            return []
+        names = [BACKUP_FOLDER_NAME] if (self.path / BACKUP_FOLDER_NAME).is_dir() else []
+        return sorted(names + [child.name for child in self.path.iterdir() if (child / BACKUP_FOLDER_NAME).is_dir()])
+
+    def folder_at(self, relative: str | Path) -> DiskFolder:
+        return DiskFolder(resolve_inside_root(self.path, relative))

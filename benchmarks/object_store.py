@@ -1,0 +1,188 @@
+"""The object-store section of ``make bench``: our backup and restore against a local S3 server.
+
+At N rows, in one run, against the same moto server on 127.0.0.1 (which accepts uploads at
+only a few tens of MB/s, so these figures say how well the COPY and the upload overlap, not
+how fast S3 is):
+
+- A: our backup to local disk;
+- B: an upload of the same finished files alone, with the same library and part settings;
+- C: our streamed backup to S3;
+- our restore from S3 against our restore from local disk;
+- peak RSS of C at 4N rows against N rows.
+
+Targets: C <= 1.15 x max(A, B); C <= 0.85 x (A + B); restore from S3 <= 1.3 x from disk;
+RSS(4N) <= 1.2 x RSS(N).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+TARGET_OVERLAP_MAX = 1.15
+TARGET_OVERLAP_SUM = 0.85
+TARGET_RESTORE_RATIO = 1.3
+TARGET_RSS_RATIO = 1.2
+REPEATS = 2
+CHUNK_BYTES = 1 << 20
+S3_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
+
+
+@dataclass
+class ObjectStoreReport:
+    rows: int
+    disk_backup: float  # A
+    upload_only: float  # B
+    s3_backup: float  # C
+    disk_restore: float
+    s3_restore: float
+    rss_n_kb: int
+    rss_4n_kb: int
+    set_bytes: int
+    upload_only_rss_kb: int = 0
+
+    @property
+    def checks(self) -> list[tuple[str, float, float]]:
+        """(what, measured ratio, target) for each target."""
+        a, b, c = self.disk_backup, self.upload_only, self.s3_backup
+        return [
+            ("C / max(A, B)", c / max(a, b), TARGET_OVERLAP_MAX),
+            ("C / (A + B)", c / (a + b), TARGET_OVERLAP_SUM),
+            ("restore S3 / restore disk", self.s3_restore / self.disk_restore, TARGET_RESTORE_RATIO),
+            ("S3 backup RSS 4N / N", self.rss_4n_kb / self.rss_n_kb, TARGET_RSS_RATIO),
+        ]
+
+
+@contextmanager
+def local_s3() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 and a bucket; yields the bucket's URL. The product reaches it
+    through AWS_ENDPOINT_URL, as it would reach MinIO.
+
+    The server runs in its own process: it keeps every object in memory, and a child forked
+    from a large parent starts with the parent's peak RSS in its own ``ru_maxrss``.
+    """
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {name: os.environ.get(name) for name in S3_VARIABLES}
+    os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret",
+                      AWS_REGION="us-east-1")
+    bucket = f"bench-{uuid.uuid4().hex[:8]}"
+    try:
+        create_bucket_when_up(endpoint, bucket)
+        yield f"s3://{bucket}"
+    finally:
+        server.terminate()
+        server.wait(30)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def create_bucket_when_up(endpoint: str, bucket: str) -> None:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.create_bucket(Bucket=bucket)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def upload_files(folder: Path, url: str) -> float:
+    """B: the finished files of a set, uploaded with obstore's multipart writer, as ours uploads."""
+    import obstore
+
+    from vector_assets.core.sets.object_store import PART_BYTES, PARTS_IN_FLIGHT, open_store
+
+    store = open_store(url)
+    started = time.perf_counter()
+    for path in sorted(folder.glob("*.csv")):
+        with open(path, "rb") as source, obstore.open_writer(
+            store, path.name, buffer_size=PART_BYTES, max_concurrency=PARTS_IN_FLIGHT
+        ) as target:
+            while chunk := source.read(CHUNK_BYTES):
+                target.write(chunk)
+    return time.perf_counter() - started
+
+
+def measure_object_store(dsn: str, dsn4: str, rows: int, work: Path) -> ObjectStoreReport:
+    from benchmarks.backup_restore import log, run_child_process, run_ours_restore_at
+
+    disk_root = work / "s3_section_disk"
+    a_runs, b_runs, c_runs = [], [], []
+    with local_s3() as bucket:
+        rss_n, c_timestamp = 0, ""
+        for repetition in range(1, REPEATS + 1):
+            log(f"object store: repetition {repetition}/{REPEATS} (A disk backup, B upload only, C streamed backup)")
+            shutil.rmtree(disk_root, ignore_errors=True)
+            a = backup_child(dsn, str(disk_root), run_child_process)
+            check_rows_of(a, rows)
+            a_runs.append(a["seconds"])
+            b_runs.append(upload_files(disk_root / "vector_bak", f"{bucket}/upload-only-{repetition}"))
+            c = backup_child(dsn, f"{bucket}/streamed-{repetition}", run_child_process)
+            check_rows_of(c, rows)
+            c_runs.append(c["seconds"])
+            rss_n = max(rss_n, c["max_rss_kb"])
+            c_timestamp, set_bytes = c["timestamp"], c["bytes"]
+        log("object store: restores from local disk and from S3")
+        disk_restore = run_ours_restore_at(dsn, str(disk_root), a["timestamp"])
+        s3_restore = run_ours_restore_at(dsn, f"{bucket}/streamed-{REPEATS}", c_timestamp)
+        log(f"object store: memory, one streamed backup of {4 * rows} rows")
+        c4 = backup_child(dsn4, f"{bucket}/streamed-4n", run_child_process)
+    shutil.rmtree(disk_root, ignore_errors=True)
+    return ObjectStoreReport(
+        rows=rows, disk_backup=statistics.median(a_runs), upload_only=statistics.median(b_runs),
+        s3_backup=statistics.median(c_runs), disk_restore=disk_restore, s3_restore=s3_restore,
+        rss_n_kb=rss_n, rss_4n_kb=c4["max_rss_kb"], set_bytes=set_bytes,
+    )
+
+
+def backup_child(dsn: str, root: str, run_child_process) -> dict:
+    report, _ = run_child_process([sys.executable, "-m", "benchmarks", "--child", "--dsn", dsn, "--root", root])
+    return report
+
+
+def check_rows_of(report: dict, rows: int) -> None:
+    if report["rows"].get("langchain_pg_embedding") != rows:
+        raise SystemExit(f"the backup holds {report['rows']} rows, expected {rows} embeddings")
+
+
+def format_object_store(report: ObjectStoreReport) -> list[str]:
+    mb = report.set_bytes / 1_000_000
+    lines = [
+        f"## Object store (local moto S3 server, obstore), {report.rows:,} rows, set of {mb:,.0f} MB, median of {REPEATS}",
+        f"  A  our backup to local disk          {report.disk_backup:7.2f} s  ({mb / report.disk_backup:6.1f} MB/s)",
+        f"  B  upload of those files alone       {report.upload_only:7.2f} s  ({mb / report.upload_only:6.1f} MB/s)",
+        f"  C  our streamed backup to S3         {report.s3_backup:7.2f} s  ({mb / report.s3_backup:6.1f} MB/s)",
+        f"  our restore from local disk          {report.disk_restore:7.2f} s",
+        f"  our restore from S3                  {report.s3_restore:7.2f} s",
+        f"  peak RSS of C: {report.rss_n_kb / 1024:.0f} MiB at N rows, {report.rss_4n_kb / 1024:.0f} MiB at 4N rows",
+    ]
+    for what, ratio, target in report.checks:
+        lines.append(f"  {what:28} {ratio:5.2f}  target <= {target:.2f}  {'met' if ratio <= target else 'NOT met'}")
+    return lines

@@ -1,0 +1,105 @@
+"""The replicate command: copy every complete set that the offsite root lacks (the 3-2-1 rule,
+pgBackRest's repo2).
+
+Each file is streamed from the local root into the offsite one and hashed on the way; a file
+whose sha256 or size differs from its manifest is not copied, and the set is reported as
+damaged instead. The offsite set is hidden by a marker until its manifest, written last,
+is in place, exactly like a backup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vector_assets.core.errors import VectorAssetsError
+from vector_assets.core.hashing import READ_CHUNK_BYTES
+from vector_assets.core.sets.catalog import BackupSet, scan_root
+from vector_assets.core.sets.manifest import FilePart
+from vector_assets.core.sets.naming import LOG_FILE_NAME, manifest_file_name, tmp_name
+from vector_assets.core.sets.roots import Root, SetFolder, open_root, remove_quietly, writing_to
+
+
+@dataclass(frozen=True)
+class ReplicateRequest:
+    root: Root | Path | str
+    offsite_root: Root | Path | str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", open_root(self.root))
+        object.__setattr__(self, "offsite_root", open_root(self.offsite_root))
+
+
+@dataclass
+class ReplicateResult:
+    copied: list[BackupSet] = field(default_factory=list)
+    already_offsite: list[BackupSet] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # key -> why the set was not copied
+    bytes_copied: int = 0
+
+
+def run_replicate(request: ReplicateRequest) -> ReplicateResult:
+    offsite_places = {(s.location, s.timestamp) for s in scan_root(request.offsite_root)}
+    result = ReplicateResult()
+    for backup_set in scan_root(request.root):
+        if (backup_set.location, backup_set.timestamp) in offsite_places:
+            result.already_offsite.append(backup_set)
+            continue
+        target = backup_set.location.folder(request.offsite_root)
+        try:
+            result.bytes_copied += copy_set(backup_set, target)
+        except DamagedFileError as error:
+            result.refused[backup_set.key] = str(error)
+            continue
+        result.copied.append(backup_set)
+    return result
+
+
+class DamagedFileError(VectorAssetsError):
+    """A file of the set differs from its manifest; the set is not copied."""
+
+
+def copy_set(backup_set: BackupSet, target: SetFolder) -> int:
+    """Copy a set's files, then its manifest; on any failure remove what was copied."""
+    marker = tmp_name(manifest_file_name(backup_set.timestamp))
+    names = backup_set.all_data_files()
+    copied = 0
+    try:
+        with writing_to(target):
+            target.prepare()
+            target.write_bytes(marker, b"")
+            for table in backup_set.tables:
+                for name, piece in backup_set.data_files(table):
+                    copied += copy_file(backup_set, name, piece, target)
+            log = backup_set.folder.read_bytes(LOG_FILE_NAME)
+            if log is not None:
+                target.write_bytes(LOG_FILE_NAME, log)
+            manifest = backup_set.folder.read_bytes(manifest_file_name(backup_set.timestamp))
+            if manifest is not None:  # a legacy set has none: its CSV pair is the whole set
+                target.write_bytes(manifest_file_name(backup_set.timestamp), manifest)
+            target.remove(marker)
+    except BaseException:
+        for name in [*names, manifest_file_name(backup_set.timestamp), marker]:
+            remove_quietly(target, name)
+        raise
+    return copied
+
+
+def copy_file(backup_set: BackupSet, name: str, piece: FilePart | None, target: SetFolder) -> int:
+    """Stream one file across, checking its sha256 and size against the manifest on the way."""
+    writer = target.open_writer(name)
+    try:
+        with backup_set.folder.open_reader(name) as source:
+            while chunk := source.read(READ_CHUNK_BYTES):
+                writer.write(chunk)
+        size, sha256 = writer.finish()
+        if piece is not None and (size, sha256) != (piece.bytes, piece.sha256):
+            raise DamagedFileError(
+                f"{backup_set.folder.locator(name)} has {size} bytes with sha256 {sha256}, its manifest says "
+                f"{piece.bytes} bytes with sha256 {piece.sha256}; the set was not copied"
+            )
+        writer.publish()
+    except BaseException:
+        writer.abandon()
+        raise
+    return size

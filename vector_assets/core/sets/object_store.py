@@ -1,0 +1,280 @@
+"""Sets in an object store: S3 and S3-compatible servers (MinIO, R2, Ceph), GCS and Azure,
+through ``obstore``. Credentials and the endpoint come from the store's standard environment
+variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``),
+which obstore reads itself; no secret passes through this code.
+
+An object becomes visible when its upload completes, so there is no rename to publish with.
+A set being written is hidden instead by a marker object ``vector_backup_<ts>.json.tmp``
+(scans skip a timestamp with any ``.tmp``), written before the first data object and removed
+after the manifest; prune hides a set the same way before deleting it.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, BinaryIO
+
+import obstore
+from obstore.store import from_url
+
+from vector_assets import settings
+from vector_assets.core.errors import (
+    ObjectMissingError,
+    ObjectStoreAccessError,
+    ObjectStoreError,
+    ObjectStoreUnreachableError,
+    PathOutsideRootError,
+    VectorAssetsError,
+)
+from vector_assets.core.sets.naming import tmp_name
+from vector_assets.core.sets.storage import FileEntry, HashingWriter
+
+OBJECT_STORE_SCHEMES = ("s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://")
+# Multipart: 8 MiB parts (S3's minimum is 5 MiB), four in flight: about 40 MiB of buffers,
+# whatever the table size.
+PART_BYTES = 8 << 20
+PARTS_IN_FLIGHT = 4
+READ_CHUNK_BYTES = 1 << 20
+ERROR_CODE = re.compile(r"<Code>([^<]+)</Code>")
+ACCESS_CODES = {
+    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+    "AuthorizationHeaderMalformed", "AllAccessDisabled", "AccountProblem",
+}
+THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable",
+                  "InternalError", "RequestTimeout"}
+# Phrases of the HTTP client's errors when no answer came; "retry_timeout" is in every message.
+UNREACHABLE_HINTS = ("error sending request", "connection closed", "connection reset", "Connection refused",
+                     "operation timed out", "error decoding response body", "dns error",
+                     "503 Service Unavailable", "429 Too Many Requests")
+
+
+def is_object_store_url(text: str) -> bool:
+    return text.strip().lower().startswith(OBJECT_STORE_SCHEMES)
+
+
+def classify_error(exc: Exception, action: str, where: str) -> VectorAssetsError:
+    """A typed one-line error naming the object at fault; never the store's raw text, which
+    is long (it carries the XML body), though it holds no secret."""
+    if isinstance(exc, VectorAssetsError):
+        return exc
+    text = str(exc)
+    code_match = ERROR_CODE.search(text)
+    code = code_match.group(1) if code_match else None
+    if code in ACCESS_CODES or isinstance(exc, (obstore.exceptions.PermissionDeniedError,
+                                                obstore.exceptions.UnauthenticatedError)):
+        return ObjectStoreAccessError(
+            f"the object store refused to {action} {where} ({code or 'access denied'}); check "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's permissions"
+        )
+    if code == "NoSuchBucket":
+        return ObjectStoreAccessError(f"cannot {action} {where}: the bucket {bucket_of(where)!r} does not exist")
+    if isinstance(exc, FileNotFoundError):
+        return ObjectMissingError(f"cannot {action} {where}: no such object")
+    if code in THROTTLE_CODES or any(hint in text for hint in UNREACHABLE_HINTS):
+        reason = f"throttled ({code})" if code in THROTTLE_CODES else "the server is unreachable or the connection broke"
+        endpoint = settings.AWS_ENDPOINT_URL.get() or "the store's default endpoint"
+        return ObjectStoreUnreachableError(f"cannot {action} {where}: {reason} (endpoint {endpoint})")
+    first_line = text.splitlines()[0][:200] if text else type(exc).__name__
+    return ObjectStoreError(f"cannot {action} {where}: {code or first_line}")
+
+
+def bucket_of(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+@contextmanager
+def store_errors(action: str, where: str) -> Iterator[None]:
+    try:
+        yield
+    except VectorAssetsError:
+        raise
+    except Exception as exc:
+        raise classify_error(exc, action, where) from None
+
+
+def open_store(url: str) -> Any:
+    """An obstore store for the URL; a plain ``http://`` endpoint (MinIO, moto) is allowed."""
+    endpoint = settings.AWS_ENDPOINT_URL.get()
+    options = {"allow_http": True} if endpoint.startswith("http://") else None
+    with store_errors("open", url):
+        return from_url(url, client_options=options)
+
+
+@dataclass(frozen=True)
+class ObjectRoot:
+    """``s3://bucket/prefix``: locations are the prefix's ``vector_bak/`` and ``<task_id>/vector_bak/``."""
+
+    url: str
+    store: Any = field(compare=False, repr=False)
+
+    @classmethod
+    def open(cls, url: str) -> ObjectRoot:
+        url = url.strip().rstrip("/")
+        return cls(url, open_store(url))
+
+    def __str__(self) -> str:
+        return self.url
+
+    def exists(self) -> bool:
+        """An object store has no folders to be missing; a missing bucket or refused access
+        shows at the first listing, as a typed error naming the bucket."""
+        return True
+
+    def location_names(self) -> list[str]:
+        """The prefixes right under the root, in one listing."""
+        with store_errors("list", self.url + "/"):
+            listing = obstore.list_with_delimiter(self.store, None)
+        return sorted(PurePosixPath(prefix).name for prefix in listing["common_prefixes"])
+
+    def folder_at(self, relative: str | PurePosixPath) -> ObjectFolder:
+        parts = [part for part in PurePosixPath(relative).parts if part not in (".", "")]
+        if str(relative).startswith("/") or ".." in parts:
+            raise PathOutsideRootError(f"path {str(relative)!r} must be relative to the root {self.url}, without '..'")
+        return ObjectFolder(self.url, "/".join(parts), self.store)
+
+
+@dataclass(frozen=True)
+class ObjectFolder:
+    """A backup folder in an object store: a key prefix. See ``roots.SetFolder``."""
+
+    root_url: str
+    prefix: str
+    store: Any = field(compare=False, repr=False)
+    files_visible_when_written = True
+
+    def __str__(self) -> str:
+        return f"{self.root_url}/{self.prefix}"
+
+    def locator(self, name: str) -> str:
+        return f"{self}/{name}"
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def exists(self) -> bool:
+        return True  # an object store has no folders; an empty prefix is an empty folder
+
+    def prepare(self) -> None:
+        pass
+
+    def entries(self) -> dict[str, FileEntry]:
+        with store_errors("list", str(self) + "/"):
+            listing = obstore.list_with_delimiter(self.store, self.prefix or None)
+        return {
+            PurePosixPath(meta["path"]).name: FileEntry(int(meta["size"]), int(meta["last_modified"].timestamp() * 1e9))
+            for meta in listing["objects"]
+        }
+
+    def names(self) -> list[str]:
+        return list(self.entries())
+
+    def fingerprint(self) -> str:
+        """One listing: every name with its size and time, so any upload or delete changes it."""
+        entries = self.entries()
+        return ";".join(f"{name}:{entry.size}:{entry.modified_ns}" for name, entry in sorted(entries.items()))
+
+    def size(self, name: str) -> int | None:
+        try:
+            with store_errors("read", self.locator(name)):
+                return int(obstore.head(self.store, self.key(name))["size"])
+        except ObjectMissingError:
+            return None
+
+    def open_reader(self, name: str) -> BinaryIO:
+        return io.BufferedReader(ObjectStream(self, name), buffer_size=READ_CHUNK_BYTES)
+
+    def open_writer(self, name: str) -> HashingWriter:
+        return HashingWriter(MultipartTarget(self, name), name)
+
+    def read_bytes(self, name: str) -> bytes | None:
+        try:
+            with store_errors("read", self.locator(name)):
+                return bytes(obstore.get(self.store, self.key(name)).bytes())
+        except ObjectMissingError:
+            return None
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """One PUT: an object is all there or not there at all."""
+        with store_errors("write", self.locator(name)):
+            obstore.put(self.store, self.key(name), data)
+
+    def remove(self, name: str) -> None:
+        with store_errors("delete", self.locator(name)):
+            obstore.delete(self.store, self.key(name))
+
+    def hide(self, name: str) -> None:
+        """The marker first, then the object: the set is never visible without its manifest."""
+        self.write_bytes(tmp_name(name), b"")
+        self.remove(name)
+
+
+class ObjectStream(io.RawIOBase):
+    """An object as a raw binary stream: one GET, read in chunks as the caller asks.
+
+    A failure mid-read (the server stopped) raises the typed, retryable error, so a COPY
+    FROM fed by it aborts and the restore's transaction rolls back.
+    """
+
+    def __init__(self, folder: ObjectFolder, name: str) -> None:
+        self._where = folder.locator(name)
+        with store_errors("read", self._where):
+            self._chunks = iter(obstore.get(folder.store, folder.key(name)).stream(min_chunk_size=READ_CHUNK_BYTES))
+        self._left = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._left:
+            with store_errors("read", self._where):
+                chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._left = memoryview(chunk)  # obstore's Bytes: no copy until the caller's buffer
+        size = min(len(buffer), len(self._left))
+        buffer[:size] = self._left[:size]
+        self._left = self._left[size:]
+        return size
+
+
+class MultipartTarget:
+    """Chunks into a multipart upload (a single PUT when small), a few parts in flight.
+
+    Completing the upload publishes the object; until the manifest is written the set's
+    marker keeps scans away. A failure aborts the upload, so no part is left behind.
+    """
+
+    def __init__(self, folder: ObjectFolder, name: str) -> None:
+        self._folder = folder
+        self._name = name
+        self._file = obstore.open_writer(
+            folder.store, folder.key(name), buffer_size=PART_BYTES, max_concurrency=PARTS_IN_FLIGHT
+        )
+        self._completed = False
+
+    def write_chunk(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+
+    def complete(self) -> None:
+        self._file.close()
+        self._completed = True
+
+    def publish(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        try:
+            if self._completed:
+                self._folder.remove(self._name)
+            else:
+                self._file.__exit__(RuntimeError, RuntimeError("abandoned"), None)  # aborts the upload
+        except Exception:  # best effort after a failure: must not hide the failure itself
+            pass
+
+    def error_for(self, exc: Exception) -> Exception:
+        return classify_error(exc, "upload", self._folder.locator(self._name))

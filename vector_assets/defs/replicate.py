@@ -1,0 +1,71 @@
+"""The job ``replicate_vector_backups`` and its daily ``vector_replicate_schedule``: copy every
+complete set that the offsite root (``VECTOR_ASSETS_OFFSITE_ROOT``) lacks.
+
+Each copied set's backup assets get an observation on its partition saying where its copies
+are. A set whose files fail their checksums is not copied; the run fails naming it, after
+copying the others, so the damage is seen.
+"""
+
+import dagster as dg
+
+from vector_assets import settings
+from vector_assets.core.errors import ConfigError, VectorAssetsError
+from vector_assets.core.ops.replicate import ReplicateRequest, ReplicateResult, run_replicate
+from vector_assets.core.units import human_size
+from vector_assets.defs.backup import backup_asset_key
+from vector_assets.defs.failures import as_failure
+from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource
+
+
+@dg.op(pool=VECTOR_TABLES_POOL, retry_policy=dg.RetryPolicy(max_retries=2, delay=60))  # never beside a prune
+def replicate_sets(context: dg.OpExecutionContext, backup_root: BackupRootResource) -> dg.Output:
+    """Stream each missing set to the offsite root, checksums verified, manifest last."""
+    try:
+        offsite = backup_root.open_offsite()
+        if offsite is None:
+            raise ConfigError(f"{settings.OFFSITE_ROOT.name} is not set: there is no second root to copy sets to")
+        result = run_replicate(ReplicateRequest(root=backup_root.open(), offsite_root=offsite))
+    except VectorAssetsError as error:
+        raise as_failure(error, "replicate") from None
+    for backup_set in result.copied:
+        for table in backup_set.tables:
+            context.log_event(dg.AssetObservation(
+                asset_key=backup_asset_key(table), partition=backup_set.key,
+                metadata={"copies": "local, offsite", "offsite_copy": str(backup_set.location.folder(offsite))},
+            ))
+    context.log.info(
+        f"copied {len(result.copied)} sets ({human_size(result.bytes_copied)}) to {offsite}; "
+        f"{len(result.already_offsite)} were there already"
+    )
+    if result.refused:
+        raise dg.Failure(
+            description="not copied, damaged: " + "; ".join(f"{key}: {why}" for key, why in result.refused.items()),
+            metadata=replicate_metadata(result), allow_retries=False,
+        )
+    return dg.Output(None, metadata=replicate_metadata(result))
+
+
+def replicate_metadata(result: ReplicateResult) -> dict:
+    return {
+        "sets_copied": dg.MetadataValue.json([s.key for s in result.copied]),
+        "sets_already_offsite": len(result.already_offsite),
+        "sets_refused": dg.MetadataValue.json(result.refused),
+        "bytes_copied": result.bytes_copied,
+    }
+
+
+@dg.job(description="Copy every complete backup set that the offsite root (VECTOR_ASSETS_OFFSITE_ROOT) lacks.")
+def replicate_vector_backups() -> None:
+    replicate_sets()
+
+
+vector_replicate_schedule = dg.ScheduleDefinition(
+    name="vector_replicate_schedule",
+    job=replicate_vector_backups,
+    cron_schedule=settings.REPLICATE_CRON.get(),
+    default_status=dg.DefaultScheduleStatus.RUNNING if settings.OFFSITE_ROOT.get() else dg.DefaultScheduleStatus.STOPPED,
+    description=(
+        f"Daily after the backup ({settings.REPLICATE_CRON.name}, default 03:00): copies new sets to "
+        f"{settings.OFFSITE_ROOT.name}. On when that is set at load time."
+    ),
+)

@@ -1,0 +1,165 @@
+"""An object-store root under faults: wrong credentials, an unknown bucket, an unreachable or
+stopped server, a backup killed mid-upload. Each error is typed, names the bucket and key,
+and says whether retrying may help; nothing is left half-written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vector_assets.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_RETRYABLE, main
+from vector_assets.core.errors import ObjectStoreUnreachableError
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.restore import RestoreRequest, run_restore
+from vector_assets.core.sets.catalog import scan_root
+from vector_assets_tests.support.dagster import run_job
+from vector_assets_tests.support.database import execute, fill_store, tables_now
+from vector_assets_tests.support.faults import REPO, advisory_lock, fault_while_waiting, restore_in_child
+from vector_assets_tests.support.object_store import start_moto
+
+TS = "20250301_020000"
+WRONG_SECRET = "Wrong-Secret-Hunter2x-SeaLion9"
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_wrong_credentials_fail_once_with_one_line_naming_the_bucket_and_key(
+    s3_root, store_db, monkeypatch, capsys, dagster_instance
+):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", WRONG_SECRET)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", s3_root.url)
+
+    assert main(["backup"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SignatureDoesNotMatch" in err and "AWS_SECRET_ACCESS_KEY" in err
+    assert f"{s3_root.url}/vector_bak/" in err and WRONG_SECRET not in err
+
+    result = run_job(dagster_instance, "backup_vector_tables")
+    assert not result.success
+    message = result.failure_data_for_node("back_up_tables").error.message
+    assert s3_root.bucket in message and WRONG_SECRET not in message
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert s3_root.names() == set()
+
+
+def test_an_unknown_bucket_is_named_and_not_retryable(s3_root, monkeypatch, capsys):
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", "s3://no-such-bucket-va/rag-backups")
+    assert main(["list"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "bucket 'no-such-bucket-va' does not exist" in err and err.count("\n") == 1
+
+
+def test_an_unreachable_endpoint_is_retryable_and_named(s3_root, store_db, monkeypatch, capsys):
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", s3_root.url)
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    assert main(["backup"]) == EXIT_RETRYABLE
+    err = capsys.readouterr().err
+    assert f"{s3_root.url}/vector_bak/" in err and endpoint in err and "unreachable" in err
+
+
+@pytest.fixture
+def own_s3_endpoint(s3_server, s3_root, monkeypatch):
+    """A second moto server on the same in-process backend (same buckets and keys), which the
+    test may stop; the product is pointed at it."""
+    server = start_moto()
+    port = server.get_host_and_port()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    state = {"server": server, "port": port}
+    yield state
+    state["server"].stop()
+
+
+def hold_collection_inserts(dsn: str) -> None:
+    """A row trigger that waits for the test's advisory lock: the restore parks inside the
+    collection COPY, before it opens the embedding object."""
+    execute(
+        dsn,
+        "CREATE FUNCTION wait_for_s3_fault() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN PERFORM pg_advisory_xact_lock_shared(7350001); RETURN NEW; END $$;"
+        " CREATE TRIGGER wait_for_s3_fault BEFORE INSERT ON langchain_pg_collection"
+        " FOR EACH ROW EXECUTE FUNCTION wait_for_s3_fault();",
+    )
+
+
+def test_the_server_stopped_mid_restore_rolls_back_with_a_retryable_error(own_s3_endpoint, s3_root, store_db):
+    run_backup(BackupRequest(dsn=store_db, root=s3_root.url, timestamp=TS))
+    execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 10)")
+    before = tables_now(store_db)
+    hold_collection_inserts(store_db)
+    request = RestoreRequest(target_dsn=store_db, root=s3_root.url, timestamp=TS, truncate_before_restore=True)
+    holder = advisory_lock(store_db)
+    stop = lambda pid: own_s3_endpoint["server"].stop()  # noqa: E731
+    with fault_while_waiting(store_db, 'COPY "langchain_pg_collection"', stop, holder.close):
+        error = restore_in_child(request)
+
+    assert error is not None and error.error_type == ObjectStoreUnreachableError.__name__, error
+    assert error.retryable and s3_root.bucket in str(error)
+    assert tables_now(store_db) == before
+
+    own_s3_endpoint["server"] = start_moto(own_s3_endpoint["port"])
+    execute(store_db, "DROP TRIGGER wait_for_s3_fault ON langchain_pg_collection")
+    run_restore(request)
+    assert tables_now(store_db) != before
+    assert execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == sum(
+        before["langchain_pg_embedding"].values()) + 10
+
+
+def grow_embeddings(dsn: str, rows: int) -> None:
+    """About 4 KB a row: enough for several multipart parts."""
+    execute(
+        dsn,
+        "INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)"
+        " SELECT 'bulk-' || g, (SELECT uuid FROM langchain_pg_collection LIMIT 1),"
+        " (SELECT array_agg(random())::vector FROM generate_series(1, 384)), 'bulk', '{}'::jsonb"
+        " FROM generate_series(1, %s) AS g",
+        (rows,),
+    )
+
+
+def test_a_backup_stopped_mid_upload_leaves_no_set_and_no_multipart_upload(s3_root, empty_db, tmp_path):
+    fill_store(empty_db, embeddings=10)
+    grow_embeddings(empty_db, 12_000)
+    environment = {**os.environ, "VECTOR_ASSETS_PG_DSN": empty_db, "VECTOR_ASSETS_ROOT": s3_root.url}
+    with open(tmp_path / "cli.out", "wb") as output:
+        process = subprocess.Popen([sys.executable, "-m", "vector_assets.cli", "backup"], cwd=REPO, env=environment,
+                                   stdout=output, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while not s3_root.multipart_uploads() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert s3_root.multipart_uploads(), f"no multipart upload seen; {(tmp_path / 'cli.out').read_text()}"
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == EXIT_INTERRUPTED, (tmp_path / "cli.out").read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert s3_root.multipart_uploads() == []
+    assert s3_root.names() == set()
+    assert scan_root(s3_root.url) == []
+
+
+def test_a_truncate_whose_upload_is_refused_truncates_nothing_and_leaves_no_object(s3_root, store_db, monkeypatch, capsys):
+    key_id, secret = s3_root.s3.user_denied(s3_root.bucket, "rag-backups/vector_bak/langchain_pg_embedding_*")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", s3_root.url)
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    before = tables_now(store_db)
+
+    assert main(["truncate"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "nothing was truncated" in err and "langchain_pg_embedding_" in err and "AccessDenied" in err
+    assert tables_now(store_db) == before
+    assert s3_root.names() == set() and s3_root.multipart_uploads() == []

@@ -1,0 +1,133 @@
+"""Every operation behaves the same on a local folder and in a bucket on a real S3 server.
+
+Each test here runs twice, ``[disk]`` and ``[s3]``: the jobs, the CLI, the sensor, prune and
+the drill, through VECTOR_ASSETS_ROOT exactly as an operator configures them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from vector_assets.cli import main
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.prune import PruneRequest, run_prune
+from vector_assets.core.ops.verify import verify_set
+from vector_assets.core.sets.catalog import scan_root
+from vector_assets.core.sets.retention import RetentionPolicy
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
+from vector_assets_tests.support.dagster import Ticker, definitions, run_job
+from vector_assets_tests.support.database import execute, tables_now
+
+TASK_ID = "task_20250721_213627"
+LEGACY_TS = "20250721_213627"
+
+
+def set_file_names(timestamp: str) -> set[str]:
+    return {
+        f"{COLLECTION_TABLE}_{timestamp}.csv", f"{EMBEDDING_TABLE}_{timestamp}.csv",
+        f"vector_backup_{timestamp}.json", "vector_backup_log.txt",
+    }
+
+
+def test_backup_job_writes_the_disk_layout_and_restore_job_brings_every_row_back(any_root_instance, any_root, store_db):
+    before = tables_now(store_db)
+    backup = run_job(any_root_instance, "backup_vector_tables", "back_up_tables", {})
+    assert backup.success
+    (backup_set,) = scan_root(any_root.url)
+    assert any_root.names("vector_bak") == set_file_names(backup_set.timestamp)
+    manifest = json.loads(any_root.read("vector_bak", f"vector_backup_{backup_set.timestamp}.json"))
+    assert manifest["tables"][EMBEDDING_TABLE]["rows"] == sum(before[EMBEDDING_TABLE].values())
+    assert any_root.multipart_uploads() == []
+
+    execute(store_db, "DELETE FROM langchain_pg_embedding")
+    restore = run_job(any_root_instance, "restore_vector_tables", "restore_from_backup_set",
+                      {"truncate_before_restore": True}, partition_key=backup_set.key)
+    assert restore.success
+    assert tables_now(store_db) == before
+
+
+def test_guarded_truncate_job_truncates_only_after_its_set_is_stored_and_verified(any_root_instance, any_root, store_db):
+    rows = execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
+    result = run_job(any_root_instance, "truncate_vector_tables", "truncate_after_verified_backup", {})
+    assert result.success
+    (backup_set,) = scan_root(any_root.url)
+    assert backup_set.manifest.kind == "pre_truncate"
+    assert backup_set.manifest.tables[EMBEDDING_TABLE].rows == rows > 0
+    assert all(outcome.passed for outcome in verify_set(backup_set))
+    assert execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
+    assert "TRUNCATED" in any_root.read("vector_bak", "vector_backup_log.txt").decode()
+
+
+def test_drill_restores_the_set_into_a_scratch_database_and_passes(any_root_instance, any_root, store_db):
+    made = run_backup(BackupRequest(dsn=store_db, root=any_root.url))
+    any_root_instance.add_dynamic_partitions("vector_backups", [made.timestamp])
+    result = definitions().resolve_job_def("drill_vector_backup").execute_in_process(
+        instance=any_root_instance, partition_key=made.timestamp
+    )
+    assert result.success
+    metadata = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"][0].event_specific_data.metadata
+    assert metadata["passed"].value is True and metadata["scratch_dropped"].value is True
+
+
+def test_prune_deletes_old_sets_manifest_first_and_keeps_the_newest(any_root, store_db):
+    stamps = ["20250101_020000", "20250102_020000", "20250103_020000"]
+    for stamp in stamps:
+        run_backup(BackupRequest(dsn=store_db, root=any_root.url, timestamp=stamp))
+    policy = RetentionPolicy(keep_daily=1, keep_weekly=0, keep_monthly=0)
+
+    planned = run_prune(PruneRequest(root=any_root.url, policy=policy, dry_run=True))
+    assert sorted(s.key for s in planned.plan.to_delete) == stamps[:2]
+    assert len(scan_root(any_root.url)) == 3
+
+    result = run_prune(PruneRequest(root=any_root.url, policy=policy, dry_run=False))
+    assert sorted(result.removed_keys) == stamps[:2] and result.bytes_freed > 0
+    assert [s.key for s in scan_root(any_root.url)] == [stamps[2]]
+    assert any_root.names("vector_bak") == set_file_names(stamps[2])
+
+
+def test_sensor_finds_a_set_copied_in_by_another_tool_and_an_unchanged_root_costs_no_read(
+    any_root_instance, any_root, store_db, caplog
+):
+    """The seed tooling's ``psql \\copy`` CSVs, copied into task_*/vector_bak/ (``aws s3 cp``)."""
+    label = f"{TASK_ID}/vector_bak"
+    made = run_backup(BackupRequest(dsn=store_db, root=any_root.url))
+    for table in (COLLECTION_TABLE, EMBEDDING_TABLE):
+        any_root.write(label, f"{table}_{LEGACY_TS}.csv", any_root.read("vector_bak", f"{table}_{made.timestamp}.csv"))
+    ticker = Ticker(any_root_instance)
+    first = ticker.tick()
+    assert sorted(any_root_instance.get_dynamic_partitions("vector_backups")) == sorted([made.timestamp, LEGACY_TS])
+    assert {request.partition_key for request in first.run_requests} == {made.timestamp, LEGACY_TS}
+
+    caplog.set_level(logging.INFO, logger="werkzeug")  # the S3 server logs one line per request
+    caplog.clear()
+    second = ticker.tick()
+    assert second.run_requests == [] and second.asset_events == []
+    assert json.loads(ticker.cursor)["folders"] == json.loads(first.cursor)["folders"]
+    requests = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
+    if any_root.kind == "s3":  # the root's listing, then one per location; no object is read
+        assert len(requests) == 3 and all("list-type=2" in request for request in requests), requests
+
+
+def test_cli_backup_and_list_show_the_set_under_the_root(any_root, store_db, monkeypatch, capsys):
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", any_root.url)
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    assert main(["backup"]) == 0
+    (made,) = scan_root(any_root.url)
+    assert str(made.csv_path(EMBEDDING_TABLE)) in capsys.readouterr().out
+    assert main(["list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    (location,) = listing["backup_locations"]
+    assert location["relative_path"] == f"{any_root.url}/vector_bak"
+    assert [entry["key"] for entry in location["backups"]] == [made.timestamp]
+    assert location["backups"][0]["rows"][EMBEDDING_TABLE] > 0
+
+
+def test_backup_op_reports_the_set_with_its_path_or_url(any_root_instance, any_root):
+    result = run_job(any_root_instance, "backup_vector_tables", "back_up_tables", {})
+    assert result.success
+    (backup_set,) = scan_root(any_root.url)
+    materializations = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    paths = {e.event_specific_data.materialization.metadata["path"].value for e in materializations}
+    assert paths == {str(backup_set.csv_path(table)) for table in (COLLECTION_TABLE, EMBEDDING_TABLE)}
+    assert all(path.startswith(any_root.url) for path in paths)
