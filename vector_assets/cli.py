@@ -10,8 +10,8 @@ $VECTOR_ASSETS_PG_DSN and the backup root $VECTOR_ASSETS_ROOT. Exit codes: 0 don
 from __future__ import annotations
 
 import argparse
-import signal
 import json
+import signal
 import sys
 
 from vector_assets import settings
@@ -19,6 +19,7 @@ from vector_assets.core.errors import ConfigError, VectorAssetsError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.drill import DrillRequest, DrillResult, run_drill
 from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
+from vector_assets.core.ops.replicate import ReplicateRequest, run_replicate
 from vector_assets.core.ops.restore import (
     ON_CONFLICT_CHOICES,
     RestoreRequest,
@@ -31,7 +32,6 @@ from vector_assets.core.ops.truncate import (
     run_guarded_truncate,
 )
 from vector_assets.core.ops.verify import VerifyRequest, VerifyResult, run_verify
-from vector_assets.core.ops.replicate import ReplicateRequest, run_replicate
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.retention import RetentionPolicy

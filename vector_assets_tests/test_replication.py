@@ -67,7 +67,7 @@ def test_replication_copies_intact_sets_refuses_damaged_ones_and_restores_after_
                       {"truncate_before_restore": True, "safety_backup": False}, partition_key=GOOD)
     assert restore.success
     assert tables_now(store_db) == before
-    restored = [e for e in restore.all_events if e.event_type_value == "STEP_OUTPUT"][0].event_specific_data.metadata
+    restored = next(e for e in restore.all_events if e.event_type_value == "STEP_OUTPUT").event_specific_data.metadata
     assert offsite.url in restored["read_from_offsite"].value
 
     drill = definitions().resolve_job_def("drill_vector_backup").execute_in_process(

@@ -37,8 +37,8 @@ from vector_assets.core.sets.naming import (
     csv_file_name,
     manifest_file_name,
     new_timestamp,
-    tmp_name,
     timestamp_time,
+    tmp_name,
     validate_task_id,
     validate_timestamp,
 )

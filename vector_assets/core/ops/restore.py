@@ -70,7 +70,13 @@ from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.csv_files import header_of, rows_in
 from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.naming import LOG_FILE_NAME
-from vector_assets.core.sets.roots import Root, SetFolder, discard_set, open_root, writing_to
+from vector_assets.core.sets.roots import (
+    Root,
+    SetFolder,
+    discard_set,
+    open_root,
+    writing_to,
+)
 from vector_assets.core.tables import (
     EMBEDDING_TABLE,
     MANAGED_TABLES,

@@ -19,7 +19,11 @@ from typing import BinaryIO, Protocol
 
 from vector_assets.core.errors import BackupWriteError
 from vector_assets.core.hashing import Sha256Stream
-from vector_assets.core.sets.naming import BACKUP_FOLDER_NAME, resolve_inside_root, tmp_name
+from vector_assets.core.sets.naming import (
+    BACKUP_FOLDER_NAME,
+    resolve_inside_root,
+    tmp_name,
+)
 
 WRITE_CHUNK_BYTES = 1 << 20
 QUEUED_CHUNKS = 8
