@@ -117,7 +117,11 @@ def upload_files(folder: Path, url: str) -> float:
     """B: the finished files of a set, uploaded with obstore's multipart writer, as ours uploads."""
     import obstore
 
-    from vector_assets.core.sets.object_store import PART_BYTES, PARTS_IN_FLIGHT, open_store
+    from vector_assets.core.sets.object_store import (
+        PART_BYTES,
+        PARTS_IN_FLIGHT,
+        open_store,
+    )
 
     store = open_store(url)
     started = time.perf_counter()

@@ -267,7 +267,9 @@ def format_restore(result: RestoreResult, target: str | None = None) -> str:
 
 
 def run_verify_command(args: argparse.Namespace) -> int:
-    result = run_verify(VerifyRequest(root=backup_root(), key=args.key))
+    result = run_verify(VerifyRequest(root=backup_root(), key=args.key, offsite_root=offsite_root()))
+    if result.read_from_offsite:
+        print(f"note: {result.read_from_offsite}", file=sys.stderr)
     print(format_verify(result))
     return EXIT_OK if result.passed else EXIT_FAILED
 

@@ -133,7 +133,7 @@ def test_sensor_in_the_daemon_registers_a_legacy_set_dropped_into_the_root(
     assert sensor["sensorState"]["status"] == "RUNNING", "the sensor must be on by default"
     assert metadata["legacy"] is True
     assert metadata["rows"] == sum(legacy_set.rows[EMBEDDING_TABLE].values()) == DEMO_EMBEDDINGS - LEGACY_DROPPED_ROWS
-    assert metadata["path"] == str(legacy_set.folder.path / csv_file_name(EMBEDDING_TABLE, LEGACY_TIMESTAMP))
+    assert metadata["path"] == str(legacy_set.folder / csv_file_name(EMBEDDING_TABLE, LEGACY_TIMESTAMP))
 
 
 def test_restore_with_truncate_makes_the_tables_equal_to_the_legacy_set(stack: DevStack, legacy_set: LegacySet) -> None:

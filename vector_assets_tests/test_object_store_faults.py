@@ -20,7 +20,12 @@ from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets_tests.support.dagster import run_job
 from vector_assets_tests.support.database import execute, fill_store, tables_now
-from vector_assets_tests.support.faults import REPO, advisory_lock, fault_while_waiting, restore_in_child
+from vector_assets_tests.support.faults import (
+    REPO,
+    advisory_lock,
+    fault_while_waiting,
+    restore_in_child,
+)
 from vector_assets_tests.support.object_store import start_moto
 
 TS = "20250301_020000"
@@ -100,7 +105,7 @@ def test_the_server_stopped_mid_restore_rolls_back_with_a_retryable_error(own_s3
     hold_collection_inserts(store_db)
     request = RestoreRequest(target_dsn=store_db, root=s3_root.url, timestamp=TS, truncate_before_restore=True)
     holder = advisory_lock(store_db)
-    stop = lambda pid: own_s3_endpoint["server"].stop()  # noqa: E731
+    stop = lambda pid: own_s3_endpoint["server"].stop()
     with fault_while_waiting(store_db, 'COPY "langchain_pg_collection"', stop, holder.close):
         error = restore_in_child(request)
 

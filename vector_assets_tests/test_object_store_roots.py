@@ -66,7 +66,7 @@ def test_drill_restores_the_set_into_a_scratch_database_and_passes(any_root_inst
         instance=any_root_instance, partition_key=made.timestamp
     )
     assert result.success
-    metadata = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"][0].event_specific_data.metadata
+    metadata = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT").event_specific_data.metadata
     assert metadata["passed"].value is True and metadata["scratch_dropped"].value is True
 
 

@@ -10,7 +10,11 @@ import dagster as dg
 
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError, VectorAssetsError
-from vector_assets.core.ops.replicate import ReplicateRequest, ReplicateResult, run_replicate
+from vector_assets.core.ops.replicate import (
+    ReplicateRequest,
+    ReplicateResult,
+    run_replicate,
+)
 from vector_assets.core.units import human_size
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.failures import as_failure

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import random
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import psycopg2
 import psycopg2.extensions
@@ -20,7 +20,8 @@ from vector_assets.core.sets.naming import (
     LOG_FILE_NAME,
     csv_file_name,
 )
-from vector_assets.core.sets.storage import write_bytes_atomically
+from vector_assets.core.sets.roots import Root, SetFolder, open_root
+from vector_assets.core.sets.storage import DiskFolder
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
 
 DEMO_SEED = 20250721
@@ -136,7 +137,7 @@ def _copy_text(value: object) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def ensure_demo_store(dsn: str, root: Path) -> bool:
+def ensure_demo_store(dsn: str, root: Root | Path | str) -> bool:
     """Create and fill the LangChain tables if they are missing; drop in a legacy set. True if created."""
     conn = psycopg2.connect(dsn)
     try:
@@ -148,23 +149,25 @@ def ensure_demo_store(dsn: str, root: Path) -> bool:
         load_rows(conn, COLLECTION_TABLE, collections)
         load_rows(conn, EMBEDDING_TABLE, embeddings)
         conn.commit()
-        write_legacy_set(conn, Path(root) / LEGACY_TASK_ID / BACKUP_FOLDER_NAME, LEGACY_TIMESTAMP)
+        write_legacy_set(conn, open_root(root).folder_at(f"{LEGACY_TASK_ID}/{BACKUP_FOLDER_NAME}"), LEGACY_TIMESTAMP)
         return True
     finally:
         conn.close()
 
 
-def write_legacy_set(conn: psycopg2.extensions.connection, folder: Path, timestamp: str) -> None:
+def write_legacy_set(conn: psycopg2.extensions.connection, folder: SetFolder | Path, timestamp: str) -> None:
     """A set as the earlier tooling wrote it: plain COPY ... CSV HEADER files and a log, no manifest."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = DiskFolder(folder) if isinstance(folder, Path) else folder
+    folder.prepare()
+    task_id = PurePosixPath(str(folder)).parent.name
     lines = ["=== Vector Table Backup Log ===", "Backup Time: 2025-07-21 21:36:27",
-             f"Task ID: {folder.parent.name}", "", "Tables Backup Status:"]
+             f"Task ID: {task_id}", "", "Tables Backup Status:"]
     for table in MANAGED_TABLES:
         buffer = io.BytesIO()
         with conn.cursor() as cursor:
             cursor.copy_expert(sql.SQL("COPY {} TO STDOUT WITH CSV HEADER").format(sql.Identifier(table)), buffer)
             rows = cursor.rowcount
-        write_bytes_atomically(folder / csv_file_name(table, timestamp), buffer.getvalue())
+        folder.write_bytes(csv_file_name(table, timestamp), buffer.getvalue())
         lines.append(f"✓ {table}: {rows} rows -> {csv_file_name(table, timestamp)}")
     lines += ["", "Truncate Status:", "- Not performed", ""]
-    write_bytes_atomically(folder / LOG_FILE_NAME, "\n".join(lines).encode("utf-8"))
+    folder.write_bytes(LOG_FILE_NAME, "\n".join(lines).encode("utf-8"))

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from vector_assets import settings
+from vector_assets.core.sets.object_store import is_object_store_url
 from vector_assets.dev.demo import ensure_demo_store
 from vector_assets.dev.embedded import EmbeddedServer, start_embedded
 
@@ -28,7 +29,8 @@ storage:
 def run_dev(host: str, port: str) -> int:
     environment = dict(os.environ)
     environment.setdefault(settings.ROOT.name, str(Path(settings.ROOT.default).resolve()))
-    Path(environment[settings.ROOT.name]).mkdir(parents=True, exist_ok=True)
+    if not is_object_store_url(environment[settings.ROOT.name]):  # a bucket has no folder to make
+        Path(environment[settings.ROOT.name]).mkdir(parents=True, exist_ok=True)
     server = None
     if not environment.get(settings.PG_DSN.name) or not environment.get(settings.DAGSTER_PG_URL.name):
         server = start_embedded_defaults(environment)
@@ -76,7 +78,7 @@ def start_embedded_defaults(environment: dict[str, str]) -> EmbeddedServer:
     server = start_embedded(STATE_DIR)
     if not environment.get(settings.PG_DSN.name):
         environment[settings.PG_DSN.name] = server.dsn()
-        if ensure_demo_store(server.dsn(), Path(environment[settings.ROOT.name])):
+        if ensure_demo_store(server.dsn(), environment[settings.ROOT.name]):
             print("vector-assets: created the LangChain tables with a demo store", flush=True)
     if not environment.get(settings.DAGSTER_PG_URL.name):
         environment[settings.DAGSTER_PG_URL.name] = server.dagster_storage_url()

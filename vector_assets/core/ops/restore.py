@@ -81,7 +81,13 @@ from vector_assets.core.sets.formats import (
 )
 from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.naming import LOG_FILE_NAME
-from vector_assets.core.sets.roots import Root, SetFolder, discard_set, open_root, writing_to
+from vector_assets.core.sets.roots import (
+    Root,
+    SetFolder,
+    discard_set,
+    open_root,
+    writing_to,
+)
 from vector_assets.core.tables import (
     EMBEDDING_TABLE,
     MANAGED_TABLES,

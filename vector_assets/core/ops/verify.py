@@ -11,7 +11,8 @@ from pathlib import Path
 
 from vector_assets.core.errors import BackupFileError
 from vector_assets.core.hashing import sha256_of_stream
-from vector_assets.core.sets.catalog import BackupSet, SetCatalog
+from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.formats import count_rows_in_stream
 from vector_assets.core.sets.manifest import FilePart
 from vector_assets.core.sets.roots import Root, SetFolder
@@ -106,12 +107,14 @@ class VerifyRequest:
 
     root: Root | Path | str
     key: str | None = None
+    offsite_root: Root | Path | str | None = None  # verify the offsite copy when the local one is missing or damaged
 
 
 @dataclass(frozen=True)
 class VerifyResult:
     backup_set: BackupSet
     outcomes: list[CheckOutcome]
+    read_from_offsite: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -119,5 +122,5 @@ class VerifyResult:
 
 
 def run_verify(request: VerifyRequest) -> VerifyResult:
-    backup_set = SetCatalog(request.root).get_or_newest(request.key)
-    return VerifyResult(backup_set, verify_set(backup_set))
+    chosen = choose_copy(request.root, request.offsite_root, request.key)
+    return VerifyResult(chosen.backup_set, verify_set(chosen.backup_set), chosen.note)

@@ -225,9 +225,6 @@ class SetCatalog:
             raise BackupSetNotFoundError(f"no complete backup set under {self.root}")
         return self.sets[-1]
 
-    def get_or_newest(self, key: str | None) -> BackupSet:
-        return self.get(key) if key else self.newest()
-
     def locate(self, timestamp: str, backup_path: str | None = None) -> BackupSet:
         """A restore's lookup: by partition key, or by timestamp within ``backup_path``
         (``task_…/vector_bak`` or ``./vector_bak``, relative to the root)."""

@@ -24,7 +24,12 @@ from vector_assets.core.sets.naming import (
     tmp_name,
 )
 from vector_assets.core.sets.object_store import ObjectRoot, is_object_store_url
-from vector_assets.core.sets.storage import DiskRoot, FileEntry, HashingWriter, describe_os_error
+from vector_assets.core.sets.storage import (
+    DiskRoot,
+    FileEntry,
+    HashingWriter,
+    describe_os_error,
+)
 
 
 class SetFolder(Protocol):

@@ -1,4 +1,5 @@
-"""Local-disk storage of sets, crash-safe: write ``*.tmp``, fsync, rename, fsync the folder.
+"""Local-disk storage of sets (``DiskRoot``, ``DiskFolder``), crash-safe: write ``*.tmp``,
+fsync, rename, fsync the folder. Also the ``HashingWriter`` that every store's writer is.
 
 A crash at any point leaves either the old state or the complete new file, never a file
 that looks complete but is not. Deleting a set hides it first (one file renamed to ``.tmp``),
@@ -19,7 +20,11 @@ from typing import BinaryIO, Protocol
 
 from vector_assets.core.errors import BackupWriteError
 from vector_assets.core.hashing import Sha256Stream
-from vector_assets.core.sets.naming import BACKUP_FOLDER_NAME, resolve_inside_root, tmp_name
+from vector_assets.core.sets.naming import (
+    BACKUP_FOLDER_NAME,
+    resolve_inside_root,
+    tmp_name,
+)
 
 WRITE_CHUNK_BYTES = 1 << 20
 QUEUED_CHUNKS = 8
