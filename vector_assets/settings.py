@@ -37,6 +37,11 @@ class Setting:
             raise ConfigError(f"environment variable {self.name} must be a whole number >= 0, got {raw!r}")
         return int(raw)
 
+    def seconds(self, environ: Mapping[str, str] | None = None) -> float:
+        """A duration above 0 such as ``5``, ``0.5s``, ``30m``, ``26h`` or ``2d``, or a ConfigError
+        that names the variable."""
+        return parse_duration(self.get(environ), self.name)
+
 
 PG_DSN = Setting("VECTOR_ASSETS_PG_DSN", "", "the pgvector database (libpq URL or key=value)")
 ROOT = Setting("VECTOR_ASSETS_ROOT", "./data_pipeline/training_data", "the backup root folder")
@@ -55,10 +60,13 @@ RESTORE_TARGETS = Setting(
     "comma-separated NAMES of environment variables that hold restore-target DSNs; with 'default', the only targets a restore accepts",
 )
 SENSOR_INTERVAL = Setting("VECTOR_ASSETS_SENSOR_INTERVAL", "30", "seconds between vector_bak_sensor ticks")
+PROGRESS_INTERVAL = Setting(
+    "VECTOR_ASSETS_PROGRESS_INTERVAL", "5", "seconds between progress lines of a COPY or an index build in the run log"
+)
 
 ALL_SETTINGS = (
     PG_DSN, ROOT, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
-    KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL,
+    KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, PROGRESS_INTERVAL,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
@@ -66,6 +74,19 @@ DEFAULT_TARGET = "default"  # the pgvector resource's own database
 def sensor_interval_seconds() -> int:
     value = SENSOR_INTERVAL.get()
     return int(value) if value.isdigit() and int(value) > 0 else int(SENSOR_INTERVAL.default)
+
+
+DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, variable: str) -> float:
+    match = DURATION.fullmatch(text.strip().lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(
+            f"environment variable {variable} must be a duration above 0 such as 90, 30m, 26h or 2d, got {text!r}"
+        )
+    return float(match.group(1)) * SECONDS_PER_UNIT[match.group(2)]
 
 
 ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

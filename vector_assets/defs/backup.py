@@ -21,6 +21,7 @@ from vector_assets.core.units import human_size
 from vector_assets.defs.choices import ManagedTable, values
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
+from vector_assets.defs.run_facts import log_progress, tag_run
 from vector_assets.defs.resources import (
     VECTOR_TABLES_POOL,
     BackupRootResource,
@@ -134,12 +135,14 @@ def back_up_tables(
     """Stream the tables into a new set in one snapshot, then register it as a partition."""
     try:
         request = BackupRequest(
-            dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=values(config.tables)
+            dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=values(config.tables),
+            progress=log_progress(context),
         )
         result = run_backup(request)
         backup_set = registered_set(backup_root, result)
     except VectorAssetsError as error:
         raise as_failure(error, "backup") from None
+    tag_run(context, backup_set.key)
     report_new_set(context, backup_set)
     context.log.info(summary_line(result, backup_set))
 

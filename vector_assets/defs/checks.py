@@ -19,6 +19,7 @@ from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import chosen_set, vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource
+from vector_assets.defs.run_facts import tag_run
 
 CHECK_JOB = "check_vector_backup"
 CHECK_DESCRIPTIONS = {
@@ -52,6 +53,7 @@ def _build_check(table: str, check: str) -> dg.AssetChecksDefinition:
     )
     def _check(context: dg.AssetCheckExecutionContext, backup_root: BackupRootResource) -> dg.AssetCheckResult:
         key = chosen_set(context, CHECK_JOB)
+        tag_run(context, key)
         try:
             backup_set = SetCatalog(backup_root.path()).get(key)
         except VectorAssetsError as error:
@@ -71,6 +73,7 @@ backup_checks = [_build_check(table, check) for table in MANAGED_TABLES for chec
 def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootResource) -> dg.Output:
     """Run every file check on the chosen set and record them on its partition."""
     key = chosen_set(context, CHECK_JOB)
+    tag_run(context, key)
     try:
         backup_set = SetCatalog(backup_root.path()).get(key)
     except VectorAssetsError as error:

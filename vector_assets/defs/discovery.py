@@ -39,6 +39,7 @@ from vector_assets.defs.backup import (
 )
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource
+from vector_assets.defs.run_facts import set_tags
 
 # Dagster stops a sensor evaluation after 60 s; reading large legacy CSVs stops well before that
 # and the rest is reported on the next tick.
@@ -226,6 +227,7 @@ def check_run_requests(reports: list[SetReport]) -> list[dg.RunRequest]:
             run_key=f"checks:{report.appearance}",
             job_name=checks.check_vector_backup.name,
             partition_key=report.found.key,
+            tags=set_tags(report.found.key),
         )
         for report in reports[:MAX_CHECK_RUNS_PER_TICK]
     ]

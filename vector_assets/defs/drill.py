@@ -19,13 +19,23 @@ from vector_assets.defs.partitions import (
     vector_backups_partitions,
 )
 from vector_assets.defs.resources import BackupRootResource, PgVectorResource
+from vector_assets.defs.run_facts import log_progress, set_tags, tag_run
 
 DRILL_CHECK = "restore_drill"
 
 
-def drill(pgvector: PgVectorResource, backup_root: BackupRootResource, key: str | None) -> DrillResult:
+def drill(
+    context: dg.OpExecutionContext | dg.AssetCheckExecutionContext,
+    pgvector: PgVectorResource,
+    backup_root: BackupRootResource,
+    key: str,
+) -> DrillResult:
+    tag_run(context, key)
     try:
-        request = DrillRequest(dsn=pgvector.dsn, root=backup_root.path(), key=key or None, configured_root=backup_root.configured())
+        request = DrillRequest(
+            dsn=pgvector.dsn, root=backup_root.path(), key=key, configured_root=backup_root.configured(),
+            progress=log_progress(context),
+        )
         return run_drill(request)
     except VectorAssetsError as error:
         raise as_failure(error, "restore drill") from None
@@ -71,7 +81,7 @@ def drill_check_results(result: DrillResult) -> list[tuple[str, bool, str, dict]
 def restore_drill_check(
     context: dg.AssetCheckExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource
 ):
-    result = drill(pgvector, backup_root, chosen_set(context, "drill_vector_backup"))
+    result = drill(context, pgvector, backup_root, chosen_set(context, "drill_vector_backup"))
     for table, passed, description, metadata in drill_check_results(result):
         yield dg.AssetCheckResult(
             asset_key=backup_asset_key(table), check_name=DRILL_CHECK, passed=passed, description=description, metadata=metadata
@@ -83,7 +93,7 @@ def drill_restore_of_backup_set(
     context: dg.OpExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource
 ) -> dg.Output:
     """Restore the set into a scratch database, compare, drop the scratch data; fail if it differs."""
-    result = drill(pgvector, backup_root, chosen_set(context, "drill_vector_backup"))
+    result = drill(context, pgvector, backup_root, chosen_set(context, "drill_vector_backup"))
     for table, passed, description, metadata in drill_check_results(result):
         context.log_event(dg.AssetCheckEvaluation(
             asset_key=backup_asset_key(table), check_name=DRILL_CHECK, passed=passed,
@@ -141,4 +151,4 @@ def vector_drill_schedule(context: dg.ScheduleEvaluationContext):
     newest = newest_key(context.instance.get_dynamic_partitions(vector_backups_partitions.name))
     if newest is None:
         return dg.SkipReason("no backup set is registered yet; nothing to drill")
-    return dg.RunRequest(partition_key=newest)
+    return dg.RunRequest(partition_key=newest, tags=set_tags(newest))

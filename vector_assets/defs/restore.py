@@ -13,6 +13,7 @@ from vector_assets.defs.backup import registered_set, report_new_set
 from vector_assets.defs.choices import ManagedTable, OnConflict, RestoreTarget, value_of, values
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import chosen_set, vector_backups_partitions
+from vector_assets.defs.run_facts import log_progress, tag_run
 from vector_assets.defs.resources import (
     VECTOR_TABLES_POOL,
     BackupRootResource,
@@ -48,13 +49,14 @@ def restore_from_backup_set(
     """Check the set and the target, back up what will be replaced, then load in one transaction."""
     key = chosen_set(context, "restore_vector_tables")
     target = value_of(config.target)
+    tag_run(context, key, target)
     try:
         dsn = target_dsn(target, pgvector)
         request = RestoreRequest(
             target_dsn=dsn, root=backup_root.path(), timestamp=key, tables=values(config.tables),
             truncate_before_restore=config.truncate_before_restore, dry_run=config.dry_run,
             on_conflict=value_of(config.on_conflict), configured_root=backup_root.configured(),
-            safety_backup=config.safety_backup,
+            safety_backup=config.safety_backup, progress=log_progress(context),
         )
         result = run_restore(request)
     except VectorAssetsError as error:

@@ -14,6 +14,7 @@ from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets.defs.backup import registered_set, report_new_set
 from vector_assets.defs.choices import ManagedTable, values
 from vector_assets.defs.failures import as_failure
+from vector_assets.defs.run_facts import log_progress, tag_run
 from vector_assets.defs.resources import (
     VECTOR_TABLES_POOL,
     BackupRootResource,
@@ -38,7 +39,7 @@ def truncate_after_verified_backup(
     try:
         request = TruncateRequest(
             dsn=pgvector.dsn, root=backup_root.path(), task_id=config.task_id or None, tables=values(config.tables),
-            dry_run=config.dry_run,
+            dry_run=config.dry_run, progress=log_progress(context),
         )
         result = run_guarded_truncate(request)
     except VectorAssetsError as error:
@@ -53,6 +54,7 @@ def truncate_after_verified_backup(
         # The truncate has committed; its rows are in the set on disk, which the sensor will register.
         context.log.error(f"backup performed: yes ({result.backup.folder}); truncate performed: yes. {error}")
         raise as_failure(error, "registering the set after the truncate") from None
+    tag_run(context, backup_set.key)
     report_new_set(context, backup_set)
     for warning in result.warnings:
         context.log.warning(warning)

@@ -14,6 +14,7 @@ from vector_assets.core.errors import BackupSetExistsError, BackupWriteError
 from vector_assets.core.pg.catalog import (
     Column,
     column_names,
+    estimated_size,
     read_columns,
     read_generated_columns,
     server_versions,
@@ -25,6 +26,7 @@ from vector_assets.core.pg.connection import (
     snapshot_transaction,
 )
 from vector_assets.core.pg.copy import copy_out
+from vector_assets.core.progress import ProgressReporter, writer_for
 from vector_assets.core.sets.backup_log import (
     TruncateOutcome,
     append_log_block,
@@ -64,6 +66,7 @@ class BackupRequest:
     task_id: str | None = None
     tables: tuple[str, ...] = MANAGED_TABLES
     timestamp: str | None = None
+    progress: ProgressReporter | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
@@ -109,7 +112,9 @@ def run_backup(request: BackupRequest) -> BackupResult:
         with database_errors(conn, "during the backup"), snapshot_transaction(conn) as cursor:
             return write_set(
                 cursor,
-                SetTarget(folder, request.location, timestamp, describe_dsn(request.dsn).as_dict()),
+                SetTarget(
+                    folder, request.location, timestamp, describe_dsn(request.dsn).as_dict(), progress=request.progress
+                ),
                 request.tables,
             )
     finally:
@@ -125,6 +130,7 @@ class SetTarget:
     timestamp: str
     source: dict[str, str]
     kind: str = FULL
+    progress: ProgressReporter | None = field(default=None, compare=False)
 
 
 def write_set(
@@ -196,23 +202,33 @@ def _copy_tables(
         file_name = csv_file_name(table, target.timestamp)
         tmp_path = tmp_path_for(target.folder / file_name)
         written.append(tmp_path)
-        rows, byte_count, sha256 = copy_table_to_file(cursor, table, columns, tmp_path)
+        started = time.monotonic()
+        rows, byte_count, sha256 = copy_table_to_file(cursor, table, columns, tmp_path, target.progress)
+        seconds = time.monotonic() - started
         generated = read_generated_columns(cursor, table)
-        entries[table] = TableFile(table, file_name, rows, byte_count, sha256, columns, generated)
+        entries[table] = TableFile(table, file_name, rows, byte_count, sha256, columns, generated, seconds)
     return entries
 
 
 def copy_table_to_file(
-    cursor: psycopg2.extensions.cursor, table: str, columns: list[Column], path: Path
+    cursor: psycopg2.extensions.cursor,
+    table: str,
+    columns: list[Column],
+    path: Path,
+    progress: ProgressReporter | None = None,
 ) -> tuple[int, int, str]:
     """Stream one table into ``path``, hashed on the way: (rows, bytes, sha256)."""
+    expected_rows, relation_bytes = estimated_size(cursor, table) if progress else (None, 0)
     writer = HashingFileWriter(path)
     try:
-        rows = copy_out(cursor, table, column_names(columns), writer)
+        sink, meter = writer_for(progress, writer, "backup", table, expected_rows, relation_bytes)
+        rows = copy_out(cursor, table, column_names(columns), sink)
         byte_count, sha256 = writer.finish()
     except BaseException:
         writer.abandon()
         raise
+    if meter is not None:
+        meter.finish(rows)
     return rows, byte_count, sha256
 
 

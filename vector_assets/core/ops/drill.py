@@ -28,6 +28,7 @@ from vector_assets.core.pg.scratch import (
     drop_database,
     scratch_dsn,
 )
+from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
 from vector_assets.core.tables import EMBEDDING_TABLE
@@ -43,6 +44,7 @@ class DrillRequest:
     root: Path
     key: str | None = None
     configured_root: str | None = None
+    progress: ProgressReporter | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -91,6 +93,7 @@ def run_drill(request: DrillRequest) -> DrillResult:
             target_dsn=scratch_dsn, root=request.root, timestamp=backup_set.key, tables=backup_set.tables,
             truncate_before_restore=EMBEDDING_TABLE in backup_set.tables, configured_root=request.configured_root,
             safety_backup=False,  # the scratch tables are new and empty
+            progress=request.progress,
         ))
         result.tables = [compare_table(scratch_dsn, backup_set, table, columns[table]) for table in backup_set.tables]
     result.duration_seconds = time.monotonic() - started

@@ -65,6 +65,7 @@ from vector_assets.core.pg.table_changes import (
     other_unique_constraints,
     truncate_with_brief_waits,
 )
+from vector_assets.core.progress import ProgressReporter, reader_for
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
 from vector_assets.core.sets.manifest import PRE_RESTORE
@@ -96,6 +97,7 @@ class RestoreRequest:
     on_conflict: str = "error"
     configured_root: str | None = None
     safety_backup: bool = True  # back up what the restore replaces, in its own transaction
+    progress: ProgressReporter | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
@@ -261,7 +263,7 @@ def _back_up_what_is_replaced(
     folder = prepare_folder(backup_set.folder)
     target = SetTarget(
         folder, backup_set.location, free_timestamp(folder, None), describe_dsn(request.target_dsn).as_dict(),
-        kind=PRE_RESTORE,
+        kind=PRE_RESTORE, progress=request.progress,
     )
     try:
         return write_set(cursor, target, tuple(outcomes))
@@ -287,7 +289,9 @@ def _load_table(cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome:
     if request.truncate_before_restore:
         # FREEZE is allowed because the table was truncated in this transaction; it spares
         # the later hint-bit rewrite of every loaded page.
-        outcome.rows_loaded = copy_file_into(cursor, plan, sql.Identifier(plan.table), freeze=True)
+        outcome.rows_loaded = copy_file_into(
+            cursor, plan, sql.Identifier(plan.table), freeze=True, progress=request.progress
+        )
     else:
         _append_through_stage(cursor, plan, outcome, request)
     if outcome.rows_loaded + outcome.rows_skipped != plan.rows_in_set:
@@ -298,7 +302,13 @@ def _load_table(cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome:
     outcome.duration_seconds = time.monotonic() - started
 
 
-def copy_file_into(cursor: psycopg2.extensions.cursor, plan: PlannedTable, table: sql.Composable, freeze: bool = False) -> int:
+def copy_file_into(
+    cursor: psycopg2.extensions.cursor,
+    plan: PlannedTable,
+    table: sql.Composable,
+    freeze: bool = False,
+    progress: ProgressReporter | None = None,
+) -> int:
     """COPY the file in, hashing it on the same read; a sha256 mismatch raises before commit.
 
     Hashing while loading reads a large set once instead of twice. Because the whole restore
@@ -307,7 +317,8 @@ def copy_file_into(cursor: psycopg2.extensions.cursor, plan: PlannedTable, table
     try:
         with open(plan.path, "rb") as handle:
             reader = HashingReader(handle)
-            rows = copy_in(cursor, table, plan.header, reader, freeze=freeze)
+            source, meter = reader_for(progress, reader, "restore", plan.table, plan.rows_in_set, plan.path.stat().st_size)
+            rows = copy_in(cursor, table, plan.header, source, freeze=freeze)
     except psycopg2.DataError as error:
         raise BackupFileError(f"loading {plan.path.name} into {plan.table} failed: {str(error).strip()}") from None
     except psycopg2.OperationalError:
@@ -316,6 +327,8 @@ def copy_file_into(cursor: psycopg2.extensions.cursor, plan: PlannedTable, table
         raise RestoreLoadError(f"loading {plan.path.name} into {plan.table} failed: {str(error).strip()}") from None
     if plan.sha256 is not None and reader.hexdigest() != plan.sha256:
         raise BackupFileError(f"{plan.path.name} sha256 does not match the manifest; nothing was restored")
+    if meter is not None:
+        meter.finish(rows)
     return rows
 
 
@@ -328,7 +341,7 @@ def _append_through_stage(
     checked against the set, never computed from it.
     """
     stage = create_stage(cursor, plan.table)
-    staged = copy_file_into(cursor, plan, stage)
+    staged = copy_file_into(cursor, plan, stage, progress=request.progress)
     key = primary_key(cursor, plan.table)
     outcome.conflicts, outcome.first_conflict = count_conflicts(cursor, plan.table, stage, key)
     repeated, first_repeated = count_repeated_keys(cursor, plan.table, stage, key)

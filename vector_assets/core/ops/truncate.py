@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -40,6 +40,7 @@ from vector_assets.core.pg.table_changes import (
     lock_against_writers,
     truncate_with_brief_waits,
 )
+from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log_block
 from vector_assets.core.sets.csv_files import count_csv_rows
 from vector_assets.core.sets.manifest import PRE_TRUNCATE
@@ -67,6 +68,7 @@ class TruncateRequest:
     tables: tuple[str, ...] = (EMBEDDING_TABLE,)
     timestamp: str | None = None
     dry_run: bool = False
+    progress: ProgressReporter | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
@@ -108,7 +110,7 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
             rows_before = {table: count_rows(cursor, table) for table in MANAGED_TABLES}
             target = SetTarget(
                 folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict(),
-                kind=PRE_TRUNCATE,
+                kind=PRE_TRUNCATE, progress=request.progress,
             )
             backup = _step(conn, "backup", lambda: write_set(cursor, target, MANAGED_TABLES))
             _step(conn, "verify", lambda: verify_against_database(cursor, backup))

@@ -34,9 +34,10 @@ class TableFile:
     sha256: str
     columns: list[Column] = field(default_factory=list)
     generated_columns: list[GeneratedColumn] = field(default_factory=list)  # not in the file
+    copy_seconds: float | None = None  # this table's own COPY; None in sets from before 0.3
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "file": self.file,
             "rows": self.rows,
             "bytes": self.bytes,
@@ -44,6 +45,9 @@ class TableFile:
             "columns": [asdict(column) for column in self.columns],
             "generated_columns": [asdict(column) for column in self.generated_columns],
         }
+        if self.copy_seconds is not None:
+            data["copy_seconds"] = round(self.copy_seconds, 3)
+        return data
 
     @classmethod
     def from_json(cls, table: str, data: dict[str, Any]) -> TableFile:
@@ -55,6 +59,7 @@ class TableFile:
             sha256=str(data["sha256"]),
             columns=[Column(name=c["name"], type=c["type"]) for c in data.get("columns", [])],
             generated_columns=[GeneratedColumn(**c) for c in data.get("generated_columns", [])],
+            copy_seconds=float(data["copy_seconds"]) if data.get("copy_seconds") is not None else None,
         )
 
 
