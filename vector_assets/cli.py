@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from vector_assets import settings
@@ -31,6 +33,7 @@ from vector_assets.core.ops.truncate import (
     run_guarded_truncate,
 )
 from vector_assets.core.ops.verify import VerifyRequest, VerifyResult, run_verify
+from vector_assets.core.progress import ProgressEvent, ProgressReporter
 from vector_assets.core.sets.catalog import SetCatalog
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.retention import RetentionPolicy
@@ -41,6 +44,7 @@ EXIT_OK = 0
 EXIT_FAILED = 2
 EXIT_RETRYABLE = 75  # EX_TEMPFAIL
 LATEST = "latest"
+BAR_REFRESH_SECONDS = 0.2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,10 +159,35 @@ def backup_root() -> Path:
     return Path(settings.ROOT.get())
 
 
+@contextmanager
+def showing_progress() -> Iterator[ProgressReporter]:
+    """A bar per table in a terminal; otherwise plain lines on stderr, so stdout stays the result."""
+    if not sys.stdout.isatty():
+        yield ProgressReporter(lambda event: print(event.describe(), file=sys.stderr, flush=True),
+                               settings.PROGRESS_INTERVAL.seconds())
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=False),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns) as bar:
+        tasks: dict[str, object] = {}
+
+        def show(event: ProgressEvent) -> None:
+            if event.key not in tasks:
+                tasks[event.key] = bar.add_task(event.key, total=event.total)
+            total = event.completed if event.done else event.total
+            bar.update(tasks[event.key], completed=event.completed, total=total)
+
+        yield ProgressReporter(show, BAR_REFRESH_SECONDS)
+
+
 def run_backup_command(args: argparse.Namespace) -> int:
-    result = run_backup(BackupRequest(
-        dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables)
-    ))
+    with showing_progress() as progress:
+        result = run_backup(BackupRequest(
+            dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
+            progress=progress,
+        ))
     for name, entry in result.manifest.tables.items():
         print(f"{name}: {entry.rows:,} rows -> {result.folder / entry.file} ({human_size(entry.bytes)})")
     print(f"set {result.timestamp}: {result.manifest.duration_seconds:.2f}s, {result.megabytes_per_second:.1f} MB/s")
@@ -166,10 +195,11 @@ def run_backup_command(args: argparse.Namespace) -> int:
 
 
 def run_truncate_command(args: argparse.Namespace) -> int:
-    result = run_guarded_truncate(TruncateRequest(
-        dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
-        dry_run=args.dry_run,
-    ))
+    with showing_progress() as progress:
+        result = run_guarded_truncate(TruncateRequest(
+            dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
+            dry_run=args.dry_run, progress=progress,
+        ))
     print(format_truncate(result))
     return EXIT_OK
 
@@ -189,11 +219,12 @@ def run_restore_command(args: argparse.Namespace) -> int:
     key = SetCatalog(root, settings.ROOT.get()).newest().key if args.set == LATEST else args.set
     uses_default = args.target in (None, settings.DEFAULT_TARGET)
     target = settings.PG_DSN.get() if uses_default else settings.restore_target_dsn(args.target)
-    result = run_restore(RestoreRequest(
-        target_dsn=target, root=root, timestamp=key, backup_path=args.backup_path, tables=tuple(args.tables),
-        truncate_before_restore=args.replace, dry_run=args.dry_run, on_conflict=args.on_conflict,
-        configured_root=settings.ROOT.get(), safety_backup=args.safety_backup,
-    ))
+    with showing_progress() as progress:
+        result = run_restore(RestoreRequest(
+            target_dsn=target, root=root, timestamp=key, backup_path=args.backup_path, tables=tuple(args.tables),
+            truncate_before_restore=args.replace, dry_run=args.dry_run, on_conflict=args.on_conflict,
+            configured_root=settings.ROOT.get(), safety_backup=args.safety_backup, progress=progress,
+        ))
     if not args.safety_backup:
         print("warning: --no-safety-backup: what this restore replaced was not backed up", file=sys.stderr)
     print(format_restore(result, args.target))
@@ -243,9 +274,11 @@ def format_verify(result: VerifyResult) -> str:
 
 
 def run_drill_command(args: argparse.Namespace) -> int:
-    result = run_drill(DrillRequest(
-        dsn=settings.PG_DSN.get(), root=backup_root(), key=args.key, configured_root=settings.ROOT.get()
-    ))
+    with showing_progress() as progress:
+        result = run_drill(DrillRequest(
+            dsn=settings.PG_DSN.get(), root=backup_root(), key=args.key, configured_root=settings.ROOT.get(),
+            progress=progress,
+        ))
     print(format_drill(result))
     return EXIT_OK if result.passed else EXIT_FAILED
 
