@@ -38,7 +38,7 @@ from vector_assets.core.sets.catalog import SetCatalog
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
-from vector_assets.core.units import human_size
+from vector_assets.core.units import human_size, megabytes_per_second
 
 EXIT_OK = 0
 EXIT_FAILED = 2
@@ -189,7 +189,8 @@ def run_backup_command(args: argparse.Namespace) -> int:
             progress=progress,
         ))
     for name, entry in result.manifest.tables.items():
-        print(f"{name}: {entry.rows:,} rows -> {result.folder / entry.file} ({human_size(entry.bytes)})")
+        rate = megabytes_per_second(entry.bytes, entry.copy_seconds or 0)
+        print(f"{name}: {entry.rows:,} rows -> {result.folder / entry.file} ({human_size(entry.bytes)}, {rate:.1f} MB/s)")
     print(f"set {result.timestamp}: {result.manifest.duration_seconds:.2f}s, {result.megabytes_per_second:.1f} MB/s")
     return EXIT_OK
 

@@ -192,7 +192,7 @@ def test_cli_text_output_shows_locations_human_sizes_and_counts(populated_root, 
     assert f"embedding {size}" in out and HUMAN_SIZE.fullmatch(size)
     assert out.index("global: ") < out.index("task manual_20250801_090000") < out.index(f"task {LEGACY_TASK}")
     assert out.index("20250722_010318  2025-07-22 01:03:18") < out.index("20250720_080000")
-    assert "legacy, rows not recorded" in out
+    assert "legacy, rows not counted yet" in out
     assert out.rstrip().endswith("4 locations, 5 backup sets (2 global, 3 task)")
 
 

@@ -28,6 +28,7 @@ from vector_assets.core.sets.inventory import (
     build_inventory,
     inventory_table_records,
 )
+from vector_assets.core.sets.legacy_rows import remember_rows
 from vector_assets.core.sets.naming import set_file_names
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_size
@@ -143,7 +144,7 @@ def read_report(root: Path, found: FoundSet, is_new_partition: bool) -> SetRepor
     backup_set = load_found_set(root, found)
     if not is_new_partition:  # our own job registered and materialized it; only its checks are due
         return SetReport(found, [], appearance_of(found, root))
-    legacy = read_legacy_stats(backup_set) if backup_set.is_legacy else {}
+    legacy = read_legacy_stats(root, backup_set) if backup_set.is_legacy else {}
     return SetReport(found, set_materializations(backup_set, legacy), appearance_of(found, root))
 
 
@@ -191,8 +192,11 @@ def load_found_set(root: Path, found: FoundSet) -> BackupSet:
     return read_set(root, found.key, found.location, found.timestamp)
 
 
-def read_legacy_stats(backup_set: BackupSet) -> dict[str, LegacyFileStats]:
-    return {table: legacy_file_stats(backup_set.csv_path(table)) for table in backup_set.tables}
+def read_legacy_stats(root: Path, backup_set: BackupSet) -> dict[str, LegacyFileStats]:
+    """Count a legacy set's rows once, and remember them for the inventory and the CLI's list."""
+    stats = {table: legacy_file_stats(backup_set.csv_path(table)) for table in backup_set.tables}
+    remember_rows(root, {backup_set.csv_path(table): stat.rows for table, stat in stats.items()})
+    return stats
 
 
 def log_duplicates(context: dg.SensorEvaluationContext, discovery: Discovery) -> None:

@@ -23,6 +23,7 @@ from vector_assets.core.errors import InvalidTaskIdError
 from vector_assets.core.sets.catalog import BackupSet, SkippedLocation, scan_root
 from vector_assets.core.sets.naming import LOG_FILE_NAME, TIMESTAMP_FORMAT, Location
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
+from vector_assets.core.sets.legacy_rows import remembered_rows
 from vector_assets.core.units import human_size
 
 # The seed's rule for its task_id query parameter; it keeps paths like "../x" out.
@@ -113,7 +114,7 @@ class InventoryEntry:
         parts = [f"  {self.key}  {self.backup_date}", ", ".join(self._table_texts())]
         parts.append(f"{human_size(self.total_bytes)} total")
         if self.legacy:
-            parts.append("legacy, rows not recorded")
+            parts.append("legacy" if self.rows else "legacy, rows not counted yet")
         return "  ".join(parts)
 
     def _table_texts(self) -> list[str]:
@@ -228,7 +229,7 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     skipped: list[SkippedLocation] = []
     for backup_set in scan_root(request.root, skipped):
         if request.includes(backup_set.location):
-            grouped.setdefault(backup_set.location, []).append(entry_for(backup_set))
+            grouped.setdefault(backup_set.location, []).append(entry_for(backup_set, request.root))
     locations = [
         InventoryLocation(location, posixpath.join(shown_root, location.label), _newest_first(entries))
         for location, entries in grouped.items()
@@ -240,10 +241,13 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     return Inventory(root=shown_root, scanned_at=scanned_at, locations=_seed_order(locations), warnings=warnings)
 
 
-def entry_for(backup_set: BackupSet) -> InventoryEntry:
+def entry_for(backup_set: BackupSet, root: Path) -> InventoryEntry:
     files = {table: backup_set.csv_path(table).name for table in backup_set.tables}
     manifest = backup_set.manifest
-    rows = None if manifest is None else {table: entry.rows for table, entry in manifest.tables.items()}
+    if manifest is None:
+        rows = remembered_rows(root, {table: backup_set.csv_path(table) for table in files})
+    else:
+        rows = {table: entry.rows for table, entry in manifest.tables.items()}
     return InventoryEntry(
         key=backup_set.key,
         timestamp=backup_set.timestamp,
