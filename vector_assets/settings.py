@@ -60,6 +60,11 @@ RESTORE_TARGETS = Setting(
     "comma-separated NAMES of environment variables that hold restore-target DSNs; with 'default', the only targets a restore accepts",
 )
 SENSOR_INTERVAL = Setting("VECTOR_ASSETS_SENSOR_INTERVAL", "30", "seconds between vector_bak_sensor ticks")
+ALERT_WEBHOOK = Setting(
+    "VECTOR_ASSETS_ALERT_WEBHOOK", "",
+    "a Slack-compatible webhook URL that failed runs and checks post to (a secret: never logged); empty: no alerts",
+)
+UI_URL = Setting("VECTOR_ASSETS_UI_URL", "http://127.0.0.1:3000", "the Dagster UI's address, for the run links in alerts")
 PROGRESS_INTERVAL = Setting(
     "VECTOR_ASSETS_PROGRESS_INTERVAL", "5", "seconds between progress lines of a COPY or an index build in the run log"
 )
@@ -67,6 +72,7 @@ PROGRESS_INTERVAL = Setting(
 ALL_SETTINGS = (
     PG_DSN, ROOT, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
     KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, PROGRESS_INTERVAL,
+    ALERT_WEBHOOK, UI_URL,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 

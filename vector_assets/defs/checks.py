@@ -15,6 +15,7 @@ from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.verify import CHECK_NAMES, CheckOutcome, check_table_file
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.defs.alerts import alert_failed_check
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import chosen_set, vector_backups_partitions
@@ -58,7 +59,10 @@ def _build_check(table: str, check: str) -> dg.AssetChecksDefinition:
             backup_set = SetCatalog(backup_root.path()).get(key)
         except VectorAssetsError as error:
             return dg.AssetCheckResult(passed=False, description=str(error))
-        return dg.AssetCheckResult(**check_fields(backup_set, check_table_file(backup_set, table, check)))
+        outcome = check_table_file(backup_set, table, check)
+        if not outcome.passed:
+            alert_failed_check(context, key, f"{table} {check}", outcome.message)
+        return dg.AssetCheckResult(**check_fields(backup_set, outcome))
 
     return _check
 
@@ -88,6 +92,7 @@ def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootRes
             (context.log.warning if outcome.warning else context.log.info)(f"{table} {check}: {outcome.message}")
             if not outcome.passed:
                 failed.append(f"{table} {check}: {outcome.message}")
+                alert_failed_check(context, key, f"{table} {check}", outcome.message)
     if failed:
         raise dg.Failure(description=f"set {key} failed verification: " + "; ".join(failed), allow_retries=False)
     return dg.Output(None, metadata={"partition": key, "checks": len(backup_set.tables) * len(CHECK_NAMES)})
