@@ -60,6 +60,10 @@ RESTORE_TARGETS = Setting(
     "comma-separated NAMES of environment variables that hold restore-target DSNs; with 'default', the only targets a restore accepts",
 )
 SENSOR_INTERVAL = Setting("VECTOR_ASSETS_SENSOR_INTERVAL", "30", "seconds between vector_bak_sensor ticks")
+BACKUP_MAX_AGE = Setting(
+    "VECTOR_ASSETS_BACKUP_MAX_AGE", "26h", "a backup asset whose newest set is older than this reads as stale (90, 30m, 26h, 2d)"
+)
+FRESHNESS_INTERVAL = Setting("VECTOR_ASSETS_FRESHNESS_INTERVAL", "60", "seconds between vector_freshness_sensor ticks")
 ALERT_WEBHOOK = Setting(
     "VECTOR_ASSETS_ALERT_WEBHOOK", "",
     "a Slack-compatible webhook URL that failed runs and checks post to (a secret: never logged); empty: no alerts",
@@ -72,14 +76,14 @@ PROGRESS_INTERVAL = Setting(
 ALL_SETTINGS = (
     PG_DSN, ROOT, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
     KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, PROGRESS_INTERVAL,
-    ALERT_WEBHOOK, UI_URL,
+    ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
 
-def sensor_interval_seconds() -> int:
-    value = SENSOR_INTERVAL.get()
-    return int(value) if value.isdigit() and int(value) > 0 else int(SENSOR_INTERVAL.default)
+def sensor_interval_seconds(setting: Setting = SENSOR_INTERVAL) -> int:
+    value = setting.get()
+    return int(value) if value.isdigit() and int(value) > 0 else int(setting.default)
 
 
 DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
