@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vector_assets.core.errors import ConfigError
+from vector_assets.core.rto import RtoTarget, parse_rto_targets
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ BACKUP_MAX_AGE = Setting(
     "VECTOR_ASSETS_BACKUP_MAX_AGE", "26h", "a backup asset whose newest set is older than this reads as stale (90, 30m, 26h, 2d)"
 )
 FRESHNESS_INTERVAL = Setting("VECTOR_ASSETS_FRESHNESS_INTERVAL", "60", "seconds between vector_freshness_sensor ticks")
+RTO_TARGETS = Setting(
+    "VECTOR_ASSETS_RTO_TARGETS", "1GB=5m,10GB=30m,*=2h",
+    "the drill's restore-time targets by set size (seed 003); over a target warns, over twice is an error",
+)
 ALERT_WEBHOOK = Setting(
     "VECTOR_ASSETS_ALERT_WEBHOOK", "",
     "a Slack-compatible webhook URL that failed runs and checks post to (a secret: never logged); empty: no alerts",
@@ -76,7 +81,7 @@ PROGRESS_INTERVAL = Setting(
 ALL_SETTINGS = (
     PG_DSN, ROOT, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
     KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, PROGRESS_INTERVAL,
-    ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL,
+    ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL, RTO_TARGETS,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
@@ -84,6 +89,10 @@ DEFAULT_TARGET = "default"  # the pgvector resource's own database
 def sensor_interval_seconds(setting: Setting = SENSOR_INTERVAL) -> int:
     value = setting.get()
     return int(value) if value.isdigit() and int(value) > 0 else int(setting.default)
+
+
+def rto_targets() -> tuple[RtoTarget, ...]:
+    return parse_rto_targets(RTO_TARGETS.get(), RTO_TARGETS.name)
 
 
 DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
