@@ -6,9 +6,10 @@ from pydantic import Field
 
 from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
-from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, run_restore
+from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, TableRestore, run_restore
 from vector_assets.core.pg.connection import describe_dsn
 from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.units import human_duration, human_size, megabytes_per_second
 from vector_assets.defs.backup import registered_set, report_new_set
 from vector_assets.defs.choices import ManagedTable, OnConflict, RestoreTarget, value_of, values
 from vector_assets.defs.failures import as_failure
@@ -67,17 +68,14 @@ def restore_from_backup_set(
     server = describe_dsn(dsn)
     if not result.dry_run and target == settings.DEFAULT_TARGET:
         for table in result.tables:
-            context.log_event(dg.AssetObservation(
-                asset_key=dg.AssetKey(table.table),
-                metadata={"restored_from": result.backup_set.key, "rows_loaded": table.rows_loaded, "truncated": result.truncated},
-            ))
+            context.log_event(table_observation(result, table, safety_key))
     context.log.info(restore_summary(result, f"{server.database} on {server.host}"))
-    metadata = restore_metadata(result, f"{target}: {server.database} on {server.host}:{server.port}")
+    metadata = restore_metadata(result, f"{target}: {server.database} on {server.host}:{server.port}", safety_key)
     if safety_key is not None:
         undo = undo_instructions(result, safety_key, target)
         context.log.info(f"what the restore replaced is in the pre_restore set {safety_key}. To undo: {undo['cli']}; "
                          f"or launch restore_vector_tables for partition {safety_key} with {undo['launchpad']}")
-        metadata.update({"safety_set": safety_key, "undo_cli": undo["cli"], "undo_launchpad": dg.MetadataValue.md(
+        metadata.update({"undo_cli": undo["cli"], "undo_launchpad": dg.MetadataValue.md(
             f"Partition `{safety_key}`, config:\n\n```yaml\n{undo['launchpad']}\n```")})
     return dg.Output(None, metadata=metadata)
 
@@ -111,29 +109,79 @@ def restore_summary(result: RestoreResult, target: str) -> str:
     return f"{verb} set {result.backup_set.key} into {target}: {tables}"
 
 
-def restore_metadata(result: RestoreResult, target: str) -> dict:
+RESTORE_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("table", "string"), dg.TableColumn("rows_before", "int"), dg.TableColumn("rows_truncated", "int"),
+    dg.TableColumn("rows_loaded", "int"), dg.TableColumn("rows_skipped", "int"), dg.TableColumn("rows_after", "int"),
+    dg.TableColumn("size", "string"), dg.TableColumn("seconds", "float"), dg.TableColumn("mb_per_s", "float"),
+])
+
+
+def rows_after(table: TableRestore) -> int:
+    return table.rows_before - table.rows_truncated + table.rows_loaded
+
+
+def restore_records(result: RestoreResult) -> list[dg.TableRecord]:
+    return [
+        dg.TableRecord({
+            "table": t.table, "rows_before": t.rows_before, "rows_truncated": t.rows_truncated,
+            "rows_loaded": t.rows_loaded, "rows_skipped": t.rows_skipped, "rows_after": rows_after(t),
+            "size": human_size(t.bytes), "seconds": round(t.duration_seconds, 3),
+            "mb_per_s": round(megabytes_per_second(t.bytes, t.duration_seconds), 1),
+        })
+        for t in result.tables
+    ]
+
+
+def restore_markdown(result: RestoreResult, target: str, safety_key: str | None) -> str:
+    verb = "Dry run, rolled back: would restore" if result.dry_run else "Restored"
+    mode = "replacing the rows" if result.truncated else "appending"
+    lines = [
+        f"**{verb}** set `{result.backup_set.key}` into {target}, {mode}, in {human_duration(result.duration_seconds)}.",
+        "",
+        "| table | before | truncated | loaded | skipped | after |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {t.table} | {t.rows_before:,} | {t.rows_truncated:,} | {t.rows_loaded:,} | {t.rows_skipped:,} | {rows_after(t):,} |"
+        for t in result.tables
+    ]
+    lines += ["", f"Indexes rebuilt: {', '.join(f'`{name}`' for name in result.indexes_rebuilt) or 'none'}."]
+    lines += [f"Skipped in {t.table}: " + "; ".join(f"{rows:,} ({why})" for why, rows in t.skipped_because.items())
+              for t in result.tables if t.skipped_because]
+    if safety_key:
+        lines.append(f"What it replaced is in the pre_restore set `{safety_key}`.")
+    elif not result.safety_backup:
+        lines.append("No safety set: safety_backup was off.")
+    return "\n".join(lines)
+
+
+def restore_metadata(result: RestoreResult, target: str, safety_key: str | None = None) -> dict:
     return {
+        "summary": dg.MetadataValue.md(restore_markdown(result, target, safety_key)),
         "backup_partition": result.backup_set.key,
         "backup_folder": dg.MetadataValue.path(str(result.backup_set.folder)),
         "target": target,
         "dry_run": result.dry_run,
-        "truncate_results": dg.MetadataValue.json({
-            t.table: {"rows_before": t.rows_before, "rows_truncated": t.rows_truncated} for t in result.tables
-        } if result.truncated else {}),
-        "restore_results": dg.MetadataValue.json({
-            t.table: {
-                "rows": t.rows_loaded, "rows_skipped": t.rows_skipped, "skipped_because": t.skipped_because,
-                "conflicts": t.conflicts,
-                "first_conflict": t.first_conflict, "file": t.file, "size": t.bytes,
-                "duration_seconds": round(t.duration_seconds, 3),
-            }
-            for t in result.tables
-        }),
-        "indexes_rebuilt": dg.MetadataValue.json(result.indexes_rebuilt),
-        "sequences_advanced": dg.MetadataValue.json(result.sequences_advanced),
-        "errors": dg.MetadataValue.json([]),
+        "truncated": result.truncated,
+        "restore_results": dg.MetadataValue.table(restore_records(result), schema=RESTORE_SCHEMA),
+        "indexes_rebuilt": ", ".join(result.indexes_rebuilt) or "none",
+        "sequences_advanced": ", ".join(result.sequences_advanced) or "none",
+        "safety_set": safety_key or "none",
         "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
     }
+
+
+def table_observation(result: RestoreResult, table: TableRestore, safety_key: str | None) -> dg.AssetObservation:
+    """What the restore did to one source table, on that table's asset."""
+    return dg.AssetObservation(
+        asset_key=dg.AssetKey(table.table),
+        metadata={
+            "restored_from": result.backup_set.key, "truncated": result.truncated,
+            "rows_before": table.rows_before, "rows_loaded": table.rows_loaded, "rows_skipped": table.rows_skipped,
+            "rows_after": rows_after(table), "duration_seconds": dg.MetadataValue.float(round(table.duration_seconds, 3)),
+            "safety_set": safety_key or "none",
+        },
+    )
 
 
 @dg.job(

@@ -11,6 +11,7 @@ from vector_assets.core.ops.truncate import (
     run_guarded_truncate,
 )
 from vector_assets.core.tables import EMBEDDING_TABLE
+from vector_assets.core.units import human_duration
 from vector_assets.defs.backup import registered_set, report_new_set
 from vector_assets.defs.choices import ManagedTable, values
 from vector_assets.defs.failures import as_failure
@@ -47,7 +48,10 @@ def truncate_after_verified_backup(
         raise as_failure(error, "guarded truncate") from None
     if result.dry_run:
         context.log.info(dry_run_summary(result))
-        return dg.Output(None, metadata={"dry_run": True, "rows_to_remove": dg.MetadataValue.json(result.rows_before)})
+        return dg.Output(None, metadata={
+            "dry_run": True, "rows_to_remove": dg.MetadataValue.json(result.rows_before),
+            "summary": dg.MetadataValue.md(f"**Dry run**, nothing changed: {dry_run_summary(result).removeprefix('dry run: ')}."),
+        })
     try:
         backup_set = registered_set(backup_root, result.backup)
     except VectorAssetsError as error:
@@ -61,7 +65,10 @@ def truncate_after_verified_backup(
     for table in result.truncated_tables:
         context.log_event(dg.AssetObservation(
             asset_key=dg.AssetKey(table),
-            metadata={"truncated": True, "rows_before": result.rows_before[table], "backup_partition": backup_set.key},
+            metadata={
+                "truncated": True, "rows_before": result.rows_before[table], "rows_after": result.rows_after[table],
+                "backup_partition": backup_set.key,
+            },
         ))
     context.log.info(truncate_summary(result, backup_set.key))
     return dg.Output(None, metadata=truncate_metadata(result, backup_set.key))
@@ -85,7 +92,14 @@ def truncate_metadata(result: TruncateResult, key: str) -> dict:
     schema = dg.TableSchema(columns=[
         dg.TableColumn("table", "string"), dg.TableColumn("rows_before", "int"), dg.TableColumn("rows_after", "int")
     ])
+    lines = [
+        f"**Truncated** after a verified backup into set `{key}`, in {human_duration(result.duration_seconds)}.",
+        "", "| table | rows before | rows after |", "|---|---:|---:|",
+    ]
+    lines += [f"| {t} | {result.rows_before[t]:,} | {result.rows_after[t]:,} |" for t in result.truncated_tables]
+    lines += [f"Warning: {warning}" for warning in result.warnings]
     return {
+        "summary": dg.MetadataValue.md("\n".join(lines)),
         "backup_performed": True,
         "truncate_performed": True,
         "backup_partition": key,
