@@ -34,6 +34,7 @@ from vector_assets.core.ops.truncate import (
 )
 from vector_assets.core.ops.verify import VerifyRequest, VerifyResult, run_verify
 from vector_assets.core.progress import ProgressEvent, ProgressReporter
+from vector_assets.core.rto import WITHIN
 from vector_assets.core.sets.catalog import SetCatalog
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.retention import RetentionPolicy
@@ -225,6 +226,7 @@ def run_restore_command(args: argparse.Namespace) -> int:
             target_dsn=target, root=root, timestamp=key, backup_path=args.backup_path, tables=tuple(args.tables),
             truncate_before_restore=args.replace, dry_run=args.dry_run, on_conflict=args.on_conflict,
             configured_root=settings.ROOT.get(), safety_backup=args.safety_backup, progress=progress,
+            index_builds=settings.index_build_settings(),
         ))
     if not args.safety_backup:
         print("warning: --no-safety-backup: what this restore replaced was not backed up", file=sys.stderr)
@@ -252,8 +254,7 @@ def format_restore(result: RestoreResult, target: str | None = None) -> str:
         replaced = f", {table.rows_truncated:,} replaced" if result.truncated else ""
         why = "".join(f"; {rows:,} skipped: {reason}" for reason, rows in table.skipped_because.items())
         lines.append(f"  {table.table}: {table.rows_loaded:,} loaded, {table.rows_skipped:,} skipped{replaced}{why}")
-    if result.indexes_rebuilt:
-        lines.append(f"  indexes rebuilt: {', '.join(result.indexes_rebuilt)}")
+    lines += [f"  {build.message}" for build in result.index_builds]
     lines.append(f"  {result.duration_seconds:.2f}s")
     undo = undo_command(result, target)
     if undo:
@@ -278,7 +279,7 @@ def run_drill_command(args: argparse.Namespace) -> int:
     with showing_progress() as progress:
         result = run_drill(DrillRequest(
             dsn=settings.PG_DSN.get(), root=backup_root(), key=args.key, configured_root=settings.ROOT.get(),
-            progress=progress,
+            progress=progress, rto_targets=settings.rto_targets(), index_builds=settings.index_build_settings(),
         ))
     print(format_drill(result))
     return EXIT_OK if result.passed else EXIT_FAILED
@@ -287,6 +288,9 @@ def run_drill_command(args: argparse.Namespace) -> int:
 def format_drill(result: DrillResult) -> str:
     lines = [f"drill of set {result.backup_set.key} in scratch database {result.scratch_database}:"]
     lines += [f"  {'ok  ' if t.passed else 'FAIL'} {t.message}" for t in result.tables]
+    if result.recovery_time is not None:
+        within = result.recovery_time.verdict == WITHIN
+        lines.append(f"  {'ok  ' if within else 'WARN'} RTO: {result.recovery_time.message}")
     dropped = "dropped" if result.scratch_dropped else "NOT dropped"
     lines.append(f"{'passed' if result.passed else 'FAILED'} in {result.duration_seconds:.2f}s; scratch database {dropped}")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vector_assets.core.errors import ConfigError
+from vector_assets.core.pg.index_builds import IndexBuildSettings
 from vector_assets.core.rto import RtoTarget, parse_rto_targets
 
 
@@ -69,6 +70,13 @@ RTO_TARGETS = Setting(
     "VECTOR_ASSETS_RTO_TARGETS", "1GB=5m,10GB=30m,*=2h",
     "the drill's restore-time targets by set size (seed 003); over a target warns, over twice is an error",
 )
+INDEX_BUILD_MEMORY = Setting(
+    "VECTOR_ASSETS_INDEX_BUILD_MEMORY", "1GB",
+    "the most maintenance_work_mem a restore's index build gets (each gets its estimated size up to this)",
+)
+INDEX_BUILD_WORKERS = Setting(
+    "VECTOR_ASSETS_INDEX_BUILD_WORKERS", "", "parallel workers per index build; empty: what the server allows, at most 4"
+)
 ALERT_WEBHOOK = Setting(
     "VECTOR_ASSETS_ALERT_WEBHOOK", "",
     "a Slack-compatible webhook URL that failed runs and checks post to (a secret: never logged); empty: no alerts",
@@ -82,6 +90,7 @@ ALL_SETTINGS = (
     PG_DSN, ROOT, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
     KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, PROGRESS_INTERVAL,
     ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL, RTO_TARGETS,
+    INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
@@ -89,6 +98,22 @@ DEFAULT_TARGET = "default"  # the pgvector resource's own database
 def sensor_interval_seconds(setting: Setting = SENSOR_INTERVAL) -> int:
     value = setting.get()
     return int(value) if value.isdigit() and int(value) > 0 else int(setting.default)
+
+
+SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(kb|mb|gb|tb)")
+BYTES_PER_UNIT = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def parse_size(text: str, variable: str) -> int:
+    match = SIZE.fullmatch(text.strip().lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(f"environment variable {variable} must be a size such as 512MB or 2GB, got {text!r}")
+    return round(float(match.group(1)) * BYTES_PER_UNIT[match.group(2)])
+
+
+def index_build_settings() -> IndexBuildSettings:
+    workers = INDEX_BUILD_WORKERS.count() if INDEX_BUILD_WORKERS.get() else None
+    return IndexBuildSettings(parse_size(INDEX_BUILD_MEMORY.get(), INDEX_BUILD_MEMORY.name), workers)
 
 
 def rto_targets() -> tuple[RtoTarget, ...]:

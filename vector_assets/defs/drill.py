@@ -39,6 +39,7 @@ def drill(
         request = DrillRequest(
             dsn=pgvector.dsn, root=backup_root.path(), key=key, configured_root=backup_root.configured(),
             progress=log_progress(context), rto_targets=settings.rto_targets(),
+            index_builds=settings.index_build_settings(),
         )
         return run_drill(request)
     except VectorAssetsError as error:

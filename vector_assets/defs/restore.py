@@ -58,6 +58,7 @@ def restore_from_backup_set(
             truncate_before_restore=config.truncate_before_restore, dry_run=config.dry_run,
             on_conflict=value_of(config.on_conflict), configured_root=backup_root.configured(),
             safety_backup=config.safety_backup, progress=log_progress(context),
+            index_builds=settings.index_build_settings(),
         )
         result = run_restore(request)
     except VectorAssetsError as error:
@@ -69,6 +70,8 @@ def restore_from_backup_set(
     if not result.dry_run and target == settings.DEFAULT_TARGET:
         for table in result.tables:
             context.log_event(table_observation(result, table, safety_key))
+    for build in result.index_builds:
+        (context.log.warning if build.spilled else context.log.info)(build.message)
     context.log.info(restore_summary(result, f"{server.database} on {server.host}"))
     metadata = restore_metadata(result, f"{target}: {server.database} on {server.host}:{server.port}", safety_key)
     if safety_key is not None:
@@ -116,6 +119,24 @@ RESTORE_SCHEMA = dg.TableSchema(columns=[
 ])
 
 
+INDEX_BUILD_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("index", "string"), dg.TableColumn("method", "string"), dg.TableColumn("seconds", "float"),
+    dg.TableColumn("maintenance_work_mem", "string"), dg.TableColumn("workers", "int"),
+    dg.TableColumn("fit_in_memory", "bool"), dg.TableColumn("notice", "string"),
+])
+
+
+def index_build_records(result: RestoreResult) -> list[dg.TableRecord]:
+    return [
+        dg.TableRecord({
+            "index": b.name, "method": b.method, "seconds": round(b.seconds, 3),
+            "maintenance_work_mem": human_size(b.memory_bytes), "workers": b.workers,
+            "fit_in_memory": b.spilled is None, "notice": b.spilled or "",
+        })
+        for b in result.index_builds
+    ]
+
+
 def rows_after(table: TableRestore) -> int:
     return table.rows_before - table.rows_truncated + table.rows_loaded
 
@@ -146,6 +167,7 @@ def restore_markdown(result: RestoreResult, target: str, safety_key: str | None)
         for t in result.tables
     ]
     lines += ["", f"Indexes rebuilt: {', '.join(f'`{name}`' for name in result.indexes_rebuilt) or 'none'}."]
+    lines += [f"- {build.message}" for build in result.index_builds]
     lines += [f"Skipped in {t.table}: " + "; ".join(f"{rows:,} ({why})" for why, rows in t.skipped_because.items())
               for t in result.tables if t.skipped_because]
     if safety_key:
@@ -165,6 +187,8 @@ def restore_metadata(result: RestoreResult, target: str, safety_key: str | None 
         "truncated": result.truncated,
         "restore_results": dg.MetadataValue.table(restore_records(result), schema=RESTORE_SCHEMA),
         "indexes_rebuilt": ", ".join(result.indexes_rebuilt) or "none",
+        "index_builds": dg.MetadataValue.table(index_build_records(result), schema=INDEX_BUILD_SCHEMA),
+        "index_graph_fit_in_memory": not any(build.spilled for build in result.index_builds),
         "sequences_advanced": ", ".join(result.sequences_advanced) or "none",
         "safety_set": safety_key or "none",
         "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),

@@ -28,6 +28,7 @@ from vector_assets.core.pg.scratch import (
     drop_database,
     scratch_dsn,
 )
+from vector_assets.core.pg.index_builds import IndexBuildSettings
 from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.rto import SEED_TARGETS, RtoTarget, target_seconds, verdict
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
@@ -48,6 +49,7 @@ class DrillRequest:
     configured_root: str | None = None
     progress: ProgressReporter | None = field(default=None, compare=False)
     rto_targets: tuple[RtoTarget, ...] = SEED_TARGETS
+    index_builds: IndexBuildSettings = IndexBuildSettings()
 
 
 @dataclass
@@ -117,7 +119,7 @@ def run_drill(request: DrillRequest) -> DrillResult:
             target_dsn=scratch_dsn, root=request.root, timestamp=backup_set.key, tables=backup_set.tables,
             truncate_before_restore=EMBEDDING_TABLE in backup_set.tables, configured_root=request.configured_root,
             safety_backup=False,  # the scratch tables are new and empty
-            progress=request.progress,
+            progress=request.progress, index_builds=request.index_builds,
         ))
         result.recovery_time = recovery_time(result.restore, request.rto_targets)
         result.tables = [compare_table(scratch_dsn, backup_set, table, columns[table]) for table in backup_set.tables]

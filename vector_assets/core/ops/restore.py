@@ -50,11 +50,8 @@ from vector_assets.core.pg.connection import (
     rollback_quietly,
 )
 from vector_assets.core.pg.copy import copy_in
-from vector_assets.core.pg.indexes import (
-    drop_secondary_indexes,
-    recreate_indexes,
-    size_index_builds,
-)
+from vector_assets.core.pg.index_builds import BuildWatch, IndexBuild, IndexBuildSettings
+from vector_assets.core.pg.indexes import drop_secondary_indexes, recreate_indexes
 from vector_assets.core.pg.table_changes import (
     advance_owned_sequences,
     count_conflicts,
@@ -98,6 +95,7 @@ class RestoreRequest:
     configured_root: str | None = None
     safety_backup: bool = True  # back up what the restore replaces, in its own transaction
     progress: ProgressReporter | None = field(default=None, compare=False)
+    index_builds: IndexBuildSettings = IndexBuildSettings()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
@@ -131,6 +129,7 @@ class RestoreResult:
     truncated: bool
     tables: list[TableRestore] = field(default_factory=list)
     indexes_rebuilt: list[str] = field(default_factory=list)
+    index_builds: list[IndexBuild] = field(default_factory=list)
     sequences_advanced: list[str] = field(default_factory=list)
     safety_set: BackupResult | None = None  # what the restore replaced, as a pre_restore set
     safety_backup: bool = True
@@ -217,7 +216,6 @@ def _load_in_one_transaction(
     log_before = read_log(result.backup_set.folder) if request.safety_backup and not request.dry_run else None
     try:
         with conn.cursor() as cursor:
-            size_index_builds(cursor)
             if request.safety_backup and not request.dry_run:
                 lock_against_writers(cursor, tuple(plan.table for plan in planned))
             outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
@@ -229,7 +227,8 @@ def _load_in_one_transaction(
                     dropped = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
             for plan in planned:
                 _load_table(cursor, plan, outcomes[plan.table], request)
-            result.indexes_rebuilt = recreate_indexes(cursor, dropped)
+            result.index_builds = _rebuild(conn, cursor, request, dropped, outcomes)
+            result.indexes_rebuilt = [build.name for build in result.index_builds]
             result.sequences_advanced = [seq for plan in planned for seq in advance_owned_sequences(cursor, plan.table)]
             result.tables = list(outcomes.values())
         if request.dry_run:
@@ -242,6 +241,19 @@ def _load_in_one_transaction(
         if result.safety_set is not None and not committing:
             _discard_safety_set(result.safety_set, log_before)  # the target is as it was
         raise
+
+
+def _rebuild(
+    conn: psycopg2.extensions.connection,
+    cursor: psycopg2.extensions.cursor,
+    request: RestoreRequest,
+    dropped: list,
+    outcomes: dict[str, TableRestore],
+) -> list[IndexBuild]:
+    """Build the dropped indexes, sized for the rows now in the table and watched if asked."""
+    rows = outcomes[EMBEDDING_TABLE].rows_loaded if EMBEDDING_TABLE in outcomes else 0
+    watch = BuildWatch(request.target_dsn, conn.get_backend_pid(), request.progress) if request.progress else None
+    return recreate_indexes(cursor, dropped, rows, request.index_builds, watch)
 
 
 def _discard_safety_set(safety_set: BackupResult, log_before: bytes | None) -> None:
