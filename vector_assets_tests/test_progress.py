@@ -53,7 +53,7 @@ def test_restore_of_a_copy_slower_than_the_interval_reports_lines_in_between(emp
         safety_backup=False, progress=reporter,
     ))
 
-    loads = [e for e in events if e.action == "restore" and e.table == EMBEDDING_TABLE]
+    loads = [e for e in events if isinstance(e, CopyProgress) and e.action == "restore" and e.table == EMBEDDING_TABLE]
     assert loads[0].bytes == 0 and loads[-1].done and loads[-1].rows == rows
     in_between = [e for e in loads[1:-1] if e.bytes]
     assert len(in_between) >= 2  # 3000 rows at 0.5 ms each take over a second, at one line per 0.2 s

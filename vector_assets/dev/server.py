@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from vector_assets import settings
+from vector_assets.core.pg.connection import describe_dsn
+from vector_assets.core.sets.catalog import scan_root
 from vector_assets.dev.demo import ensure_demo_store
 from vector_assets.dev.embedded import EmbeddedServer, start_embedded
 
@@ -27,33 +29,59 @@ storage:
 
 def run_dev(host: str, port: str) -> int:
     environment = dict(os.environ)
-    environment.setdefault(settings.ROOT.name, str(Path(settings.ROOT.default).resolve()))
-    Path(environment[settings.ROOT.name]).mkdir(parents=True, exist_ok=True)
+    root = Path(environment.get(settings.ROOT.name) or settings.ROOT.default).resolve()
+    environment[settings.ROOT.name] = str(root)  # dagster dev runs in DAGSTER_HOME, not here
+    root.mkdir(parents=True, exist_ok=True)
     server = None
+    notes = []
     if not environment.get(settings.PG_DSN.name) or not environment.get(settings.DAGSTER_PG_URL.name):
-        server = start_embedded_defaults(environment)
+        server, notes = start_embedded_defaults(environment)
     try:
-        return run_dagster_dev(host, port, environment)
+        return run_dagster_dev(host, port, environment, notes)
     finally:
         if server is not None:
             server.stop()
 
 
-def run_dagster_dev(host: str, port: str, environment: dict[str, str]) -> int:
-    environment["DAGSTER_HOME"] = str(prepare_dagster_home())
+def run_dagster_dev(host: str, port: str, environment: dict[str, str], notes: list[str]) -> int:
+    home = prepare_dagster_home()
+    environment["DAGSTER_HOME"] = str(home)
     write_shell_env(environment)
-    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-h", host, "-p", port]
-    command += ["-w", "workspace.yaml"] if Path("workspace.yaml").is_file() else ["-m", "vector_assets.definitions"]
-    print(f"vector-assets: Dagster UI on http://{host}:{port}", flush=True)
+    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-h", host, "-p", port, "--log-level", "warning"]
+    workspace = Path("workspace.yaml")
+    command += ["-w", str(workspace.resolve())] if workspace.is_file() else ["-m", "vector_assets.definitions"]
+    print(banner(f"http://{host}:{port}", environment, notes), flush=True)
+    # Run in DAGSTER_HOME: dagster dev warns about a dagster.yaml in its working folder that is
+    # not DAGSTER_HOME's, and ours is (copied there with the storage added).
     # A shell's background job inherits SIGINT ignored; give dagster dev the default back.
-    process = subprocess.Popen(command, env=environment, preexec_fn=restore_default_sigint)
+    process = subprocess.Popen(command, env=environment, cwd=home, preexec_fn=restore_default_sigint)
+
+    stop_requests: list[int] = []
 
     def stop_dagster(signum: int, frame: object) -> None:
+        stop_requests.append(signum)
         process.send_signal(signal.SIGINT)  # dagster dev shuts its children down on SIGINT
 
     signal.signal(signal.SIGINT, stop_dagster)
     signal.signal(signal.SIGTERM, stop_dagster)
-    return process.wait()
+    code = process.wait()
+    return 0 if stop_requests else code  # stopping when asked to is success, whatever dagster dev says
+
+
+def banner(ui_url: str, environment: dict[str, str], notes: list[str]) -> str:
+    root = Path(environment[settings.ROOT.name])
+    found = scan_root(root)
+    legacy = sum(1 for backup_set in found if backup_set.is_legacy)
+    lines = [
+        "vector-assets dev",
+        f"  UI        {ui_url}",
+        f"  database  {describe_dsn(environment[settings.PG_DSN.name])}",
+        f"  root      {root}",
+        f"  sensor    will register {len(found)} backup sets found under the root ({legacy} legacy)",
+        *[f"  note      {note}" for note in notes],
+        "  Ctrl-C stops Dagster and the embedded PostgreSQL; runs print warnings here, everything else is in the UI.",
+    ]
+    return "\n".join(lines)
 
 
 def write_shell_env(environment: dict[str, str]) -> None:
@@ -72,16 +100,16 @@ def restore_default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_embedded_defaults(environment: dict[str, str]) -> EmbeddedServer:
+def start_embedded_defaults(environment: dict[str, str]) -> tuple[EmbeddedServer, list[str]]:
     server = start_embedded(STATE_DIR)
+    notes = [f"embedded PostgreSQL with pgvector in {server.pgdata}"]
     if not environment.get(settings.PG_DSN.name):
         environment[settings.PG_DSN.name] = server.dsn()
         if ensure_demo_store(server.dsn(), Path(environment[settings.ROOT.name])):
-            print("vector-assets: created the LangChain tables with a demo store", flush=True)
+            notes.append("created the LangChain tables with a demo store")
     if not environment.get(settings.DAGSTER_PG_URL.name):
         environment[settings.DAGSTER_PG_URL.name] = server.dagster_storage_url()
-    print(f"vector-assets: embedded PostgreSQL with pgvector in {server.pgdata}", flush=True)
-    return server
+    return server, notes
 
 
 def prepare_dagster_home() -> Path:
