@@ -86,7 +86,7 @@ def banner(ui_url: str, environment: dict[str, str], notes: list[str]) -> str:
         f"  UI        {ui_url}",
         f"  database  {describe_dsn(environment[settings.PG_DSN.name])}",
         f"  root      {root}",
-        f"  sensor    will register {len(found)} backup sets found under the root ({legacy} legacy)",
+        f"  sensor    will register {len(found)} backup set{'' if len(found) == 1 else 's'} found under the root ({legacy} legacy)",
         *[f"  note      {note}" for note in notes],
         "  Ctrl-C stops Dagster and the embedded PostgreSQL. Runs print their INFO lines here; the UI has every event.",
     ]

@@ -102,14 +102,15 @@ def estimated_size(cursor: psycopg2.extensions.cursor, table: str) -> tuple[int 
     """(estimated rows, relation bytes with TOAST), cheap and without a scan.
 
     ``pg_class.reltuples`` is -1 until the table is first vacuumed or analyzed; then the
-    planner's own estimate (from the relation's current size) stands in.
+    statistics' count of live rows stands in, and without those the planner's own estimate.
     """
     cursor.execute(
-        "SELECT reltuples::bigint, pg_table_size(oid) FROM pg_class WHERE oid = %s::regclass",
+        "SELECT CASE WHEN reltuples >= 0 THEN reltuples::bigint ELSE pg_stat_get_live_tuples(oid) END, "
+        "pg_table_size(oid) FROM pg_class WHERE oid = %s::regclass",
         (regclass_literal(cursor, table),),
     )
     rows, relation_bytes = cursor.fetchone()
-    if rows < 0:
+    if rows <= 0:
         cursor.execute(sql.SQL("EXPLAIN (FORMAT JSON) SELECT * FROM {}").format(sql.Identifier(table)))
         rows = int(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
     return (rows or None), int(relation_bytes)
