@@ -13,6 +13,8 @@ import argparse
 import json
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError, VectorAssetsError
@@ -32,19 +34,22 @@ from vector_assets.core.ops.truncate import (
     run_guarded_truncate,
 )
 from vector_assets.core.ops.verify import VerifyRequest, VerifyResult, run_verify
+from vector_assets.core.progress import ProgressEvent, ProgressReporter
+from vector_assets.core.rto import WITHIN
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.sets.roots import Root, open_root
 from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
-from vector_assets.core.units import human_size
+from vector_assets.core.units import human_size, megabytes_per_second
 
 EXIT_OK = 0
 EXIT_FAILED = 2
 EXIT_RETRYABLE = 75  # EX_TEMPFAIL
 EXIT_INTERRUPTED = 130
 LATEST = "latest"
+BAR_REFRESH_SECONDS = 0.2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,23 +191,50 @@ def offsite_root() -> Root | None:
     return open_root(configured) if configured else None
 
 
+@contextmanager
+def showing_progress() -> Iterator[ProgressReporter]:
+    """A bar per table in a terminal; otherwise plain lines on stderr, so stdout stays the result."""
+    if not sys.stdout.isatty():
+        yield ProgressReporter(lambda event: print(event.describe(), file=sys.stderr, flush=True),
+                               settings.PROGRESS_INTERVAL.seconds())
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=False),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns) as bar:
+        tasks: dict[str, object] = {}
+
+        def show(event: ProgressEvent) -> None:
+            if event.key not in tasks:
+                tasks[event.key] = bar.add_task(event.key, total=event.total)
+            total = event.completed if event.done else event.total
+            bar.update(tasks[event.key], completed=event.completed, total=total)
+
+        yield ProgressReporter(show, BAR_REFRESH_SECONDS)
+
+
 def run_backup_command(args: argparse.Namespace) -> int:
-    result = run_backup(BackupRequest(
-        dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
-        format=args.format or settings.backup_format(), parts=settings.part_policy(),
-    ))
+    with showing_progress() as progress:
+        result = run_backup(BackupRequest(
+            dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
+            format=args.format or settings.backup_format(), parts=settings.part_policy(), progress=progress,
+        ))
     for name, entry in result.manifest.tables.items():
+        rate = megabytes_per_second(entry.bytes, entry.copy_seconds or 0)
         parts = f" in {len(entry.parts)} parts" if entry.parts else ""
-        print(f"{name}: {entry.rows:,} rows -> {result.folder.locator(entry.file)}{parts} ({human_size(entry.bytes)})")
+        print(f"{name}: {entry.rows:,} rows -> {result.folder.locator(entry.file)}{parts} "
+              f"({human_size(entry.bytes)}, {rate:.1f} MB/s)")
     print(f"set {result.timestamp}: {result.manifest.duration_seconds:.2f}s, {result.megabytes_per_second:.1f} MB/s")
     return EXIT_OK
 
 
 def run_truncate_command(args: argparse.Namespace) -> int:
-    result = run_guarded_truncate(TruncateRequest(
-        dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
-        dry_run=args.dry_run,
-    ))
+    with showing_progress() as progress:
+        result = run_guarded_truncate(TruncateRequest(
+            dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
+            dry_run=args.dry_run, progress=progress,
+        ))
     print(format_truncate(result))
     return EXIT_OK
 
@@ -222,11 +254,13 @@ def run_restore_command(args: argparse.Namespace) -> int:
     key = choose_copy(root, offsite_root(), None).backup_set.key if args.set == LATEST else args.set
     uses_default = args.target in (None, settings.DEFAULT_TARGET)
     target = settings.PG_DSN.get() if uses_default else settings.restore_target_dsn(args.target)
-    result = run_restore(RestoreRequest(
-        target_dsn=target, root=root, timestamp=key, backup_path=args.backup_path, tables=tuple(args.tables),
-        truncate_before_restore=args.replace, dry_run=args.dry_run, on_conflict=args.on_conflict,
-        configured_root=settings.ROOT.get(), safety_backup=args.safety_backup, offsite_root=offsite_root(),
-    ))
+    with showing_progress() as progress:
+        result = run_restore(RestoreRequest(
+            target_dsn=target, root=root, timestamp=key, backup_path=args.backup_path, tables=tuple(args.tables),
+            truncate_before_restore=args.replace, dry_run=args.dry_run, on_conflict=args.on_conflict,
+            configured_root=settings.ROOT.get(), safety_backup=args.safety_backup, offsite_root=offsite_root(),
+            progress=progress, index_builds=settings.index_build_settings(),
+        ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)
     if not args.safety_backup:
@@ -257,8 +291,7 @@ def format_restore(result: RestoreResult, target: str | None = None) -> str:
         lines.append(f"  {table.table}: {table.rows_loaded:,} loaded, {table.rows_skipped:,} skipped{replaced}{why}")
     if result.tables_created:
         lines.append(f"  tables created from the set's definitions: {', '.join(result.tables_created)}")
-    if result.indexes_rebuilt:
-        lines.append(f"  indexes rebuilt: {', '.join(result.indexes_rebuilt)}")
+    lines += [f"  {build.message}" for build in result.index_builds]
     lines.append(f"  {result.duration_seconds:.2f}s")
     undo = undo_command(result, target)
     if undo:
@@ -282,10 +315,12 @@ def format_verify(result: VerifyResult) -> str:
 
 
 def run_drill_command(args: argparse.Namespace) -> int:
-    result = run_drill(DrillRequest(
-        dsn=settings.PG_DSN.get(), root=backup_root(), key=args.key, configured_root=settings.ROOT.get(),
-        offsite_root=offsite_root(),
-    ))
+    with showing_progress() as progress:
+        result = run_drill(DrillRequest(
+            dsn=settings.PG_DSN.get(), root=backup_root(), key=args.key, configured_root=settings.ROOT.get(),
+            offsite_root=offsite_root(), progress=progress, rto_targets=settings.rto_targets(),
+            index_builds=settings.index_build_settings(),
+        ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)
     print(format_drill(result))
@@ -295,6 +330,9 @@ def run_drill_command(args: argparse.Namespace) -> int:
 def format_drill(result: DrillResult) -> str:
     lines = [f"drill of set {result.backup_set.key} in scratch database {result.scratch_database}:"]
     lines += [f"  {'ok  ' if t.passed else 'FAIL'} {t.message}" for t in result.tables]
+    if result.recovery_time is not None:
+        within = result.recovery_time.verdict == WITHIN
+        lines.append(f"  {'ok  ' if within else 'WARN'} RTO: {result.recovery_time.message}")
     dropped = "dropped" if result.scratch_dropped else "NOT dropped"
     lines.append(f"{'passed' if result.passed else 'FAILED'} in {result.duration_seconds:.2f}s; scratch database {dropped}")
     return "\n".join(lines)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vector_assets.core.errors import ConfigError
+from vector_assets.core.pg.index_builds import IndexBuildSettings
+from vector_assets.core.rto import RtoTarget, parse_rto_targets
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,11 @@ class Setting:
         if not raw.isascii() or not raw.isdigit():
             raise ConfigError(f"environment variable {self.name} must be a whole number >= 0, got {raw!r}")
         return int(raw)
+
+    def seconds(self, environ: Mapping[str, str] | None = None) -> float:
+        """A duration above 0 such as ``5``, ``0.5s``, ``30m``, ``26h`` or ``2d``, or a ConfigError
+        that names the variable."""
+        return parse_duration(self.get(environ), self.name)
 
 
 PG_DSN = Setting("VECTOR_ASSETS_PG_DSN", "", "the pgvector database (libpq URL or key=value)")
@@ -81,17 +88,76 @@ PART_SIZE_MB = Setting(
 )
 PARALLEL_PARTS = Setting("VECTOR_ASSETS_PARALLEL_PARTS", "4", "parts exported at once, each on its own connection")
 
+BACKUP_MAX_AGE = Setting(
+    "VECTOR_ASSETS_BACKUP_MAX_AGE", "26h", "a backup asset whose newest set is older than this reads as stale (90, 30m, 26h, 2d)"
+)
+FRESHNESS_INTERVAL = Setting("VECTOR_ASSETS_FRESHNESS_INTERVAL", "60", "seconds between vector_freshness_sensor ticks")
+RTO_TARGETS = Setting(
+    "VECTOR_ASSETS_RTO_TARGETS", "1GB=5m,10GB=30m,*=2h",
+    "the drill's restore-time targets by set size (seed 003); over a target warns, over twice is an error",
+)
+INDEX_BUILD_MEMORY = Setting(
+    "VECTOR_ASSETS_INDEX_BUILD_MEMORY", "1GB",
+    "the most maintenance_work_mem a restore's index build gets (each gets its estimated size up to this)",
+)
+INDEX_BUILD_WORKERS = Setting(
+    "VECTOR_ASSETS_INDEX_BUILD_WORKERS", "", "parallel workers per index build; empty: what the server allows, at most 4"
+)
+ALERT_WEBHOOK = Setting(
+    "VECTOR_ASSETS_ALERT_WEBHOOK", "",
+    "a Slack-compatible webhook URL that failed runs and checks post to (a secret: never logged); empty: no alerts",
+)
+UI_URL = Setting("VECTOR_ASSETS_UI_URL", "http://127.0.0.1:3000", "the Dagster UI's address, for the run links in alerts")
+PROGRESS_INTERVAL = Setting(
+    "VECTOR_ASSETS_PROGRESS_INTERVAL", "5", "seconds between progress lines of a COPY or an index build in the run log"
+)
+
 ALL_SETTINGS = (
     PG_DSN, ROOT, OFFSITE_ROOT, AWS_ENDPOINT_URL, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
     REPLICATE_CRON, KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, OFFSITE_KEEP_DAILY, OFFSITE_KEEP_WEEKLY,
     OFFSITE_KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, FORMAT, PART_SIZE_MB, PARALLEL_PARTS,
+    PROGRESS_INTERVAL, ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL, RTO_TARGETS,
+    INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
 
-def sensor_interval_seconds() -> int:
-    value = SENSOR_INTERVAL.get()
-    return int(value) if value.isdigit() and int(value) > 0 else int(SENSOR_INTERVAL.default)
+def sensor_interval_seconds(setting: Setting = SENSOR_INTERVAL) -> int:
+    value = setting.get()
+    return int(value) if value.isdigit() and int(value) > 0 else int(setting.default)
+
+
+SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(kb|mb|gb|tb)")
+BYTES_PER_UNIT = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def parse_size(text: str, variable: str) -> int:
+    match = SIZE.fullmatch(text.strip().lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(f"environment variable {variable} must be a size such as 512MB or 2GB, got {text!r}")
+    return round(float(match.group(1)) * BYTES_PER_UNIT[match.group(2)])
+
+
+def index_build_settings() -> IndexBuildSettings:
+    workers = INDEX_BUILD_WORKERS.count() if INDEX_BUILD_WORKERS.get() else None
+    return IndexBuildSettings(parse_size(INDEX_BUILD_MEMORY.get(), INDEX_BUILD_MEMORY.name), workers)
+
+
+def rto_targets() -> tuple[RtoTarget, ...]:
+    return parse_rto_targets(RTO_TARGETS.get(), RTO_TARGETS.name)
+
+
+DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, variable: str) -> float:
+    match = DURATION.fullmatch(text.strip().lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(
+            f"environment variable {variable} must be a duration above 0 such as 90, 30m, 26h or 2d, got {text!r}"
+        )
+    return float(match.group(1)) * SECONDS_PER_UNIT[match.group(2)]
 
 
 ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

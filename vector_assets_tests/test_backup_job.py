@@ -55,8 +55,10 @@ def test_backup_job_registers_a_partition_with_metadata(dagster_env, backup_root
         assert metadata["sha256"].value == entry.sha256
         assert metadata["path"].value == str(backup_set.csv_path(table))
         assert metadata["consistent_snapshot"].value is True
-        assert metadata["duration_seconds"].value >= 0
-        assert metadata["throughput_mb_per_s"].value >= 0
+        assert 0 < entry.copy_seconds <= metadata["set_duration_seconds"].value
+        assert metadata["copy_seconds"].value == round(entry.copy_seconds, 3)
+        # each table's rate from its own copy time, never the whole set's
+        assert metadata["throughput_mb_per_s"].value == round(entry.bytes / 1_000_000 / entry.copy_seconds, 1)
 
 
 def test_backup_job_writes_into_a_task_folder_and_a_subset_of_tables(dagster_env, backup_root):

@@ -140,3 +140,42 @@ def test_a_target_that_is_not_declared_is_refused_by_name(cli_env, monkeypatch, 
     err = capsys.readouterr().err
     assert "'UNDECLARED_DSN' is not declared in VECTOR_ASSETS_RESTORE_TARGETS; declared: default, SCRATCH_VECTORS_DSN" in err
     assert tables_now(store_db) == before
+
+
+def cli_environment(store_db: str, backup_root: Path, **extra: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "VECTOR_ASSETS_"))}
+    environment.update(VECTOR_ASSETS_PG_DSN=store_db, VECTOR_ASSETS_ROOT=str(backup_root), **extra)
+    return environment
+
+
+def test_backup_piped_prints_plain_progress_lines_on_stderr(store_db, backup_root):
+    environment = cli_environment(store_db, backup_root, VECTOR_ASSETS_PROGRESS_INTERVAL="0.000001")
+
+    result = subprocess.run([CLI, "backup"], env=environment, capture_output=True, text=True)
+
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("backup langchain_pg_embedding: ")]
+    assert len(lines) >= 3 and "MB/s" in lines[1] and lines[-1].endswith("done")
+    assert "MB/s" in result.stdout and "backup langchain_pg_embedding:" not in result.stdout
+
+
+def test_backup_in_a_terminal_draws_a_progress_bar(store_db, backup_root):
+    import pty
+
+    environment = cli_environment(store_db, backup_root, COLUMNS="120", TERM="xterm")
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([CLI, "backup"], env=environment, stdout=follower, stderr=follower, stdin=follower)
+    os.close(follower)
+    output = bytearray()
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not chunk:
+            break
+        output.extend(chunk)
+    assert process.wait(timeout=60) == 0, output.decode(errors="replace")
+    text = output.decode(errors="replace")
+    assert "━" in text and "backup langchain_pg_embedding" in text and "set " in text
+    assert not any(line.startswith("backup langchain_pg_embedding: ") for line in text.splitlines())

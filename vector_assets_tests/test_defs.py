@@ -66,7 +66,10 @@ def test_lineage_runs_from_source_tables_to_partitioned_backups():
         assert backup.parent_keys == {dg.AssetKey(table)}
         assert backup.partitions_def.name == "vector_backups"
         checks = {key.name for key in graph.get_check_keys_for_assets({backup.key})}
-        assert checks == {"file_present", "sha256_matches_manifest", "row_count_matches_manifest", "restore_drill"}
+        assert checks == {
+            "file_present", "sha256_matches_manifest", "row_count_matches_manifest", "restore_drill", "restore_rto",
+            "freshness_check",
+        }
 
 
 def test_dsn_is_read_from_an_env_var_never_stored_in_config():
@@ -114,3 +117,8 @@ def test_only_settings_reads_the_environment():
         if re.search(r"os\.environ|os\.getenv", path.read_text()) and "/dev/" not in path.as_posix()
     ]
     assert readers == ["vector_assets/settings.py"]
+
+
+def test_alert_and_freshness_sensors_are_on_by_default():
+    for name in ("vector_alert_sensor", "vector_freshness_sensor"):
+        assert definitions().resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING

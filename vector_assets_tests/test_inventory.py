@@ -26,7 +26,7 @@ SEED_ENTRY_KEYS = {
     "backup_date", "has_log", "log_file",
 }
 OUR_ENTRY_KEYS = {"key", "legacy", "rows", "total_bytes"}
-HUMAN_SIZE = re.compile(r"\d+ B|\d+\.\d (KB|MB|GB)")
+HUMAN_SIZE = re.compile(r"\d+ B|\d+\.\d (kB|MB|GB)")
 LEGACY_TASK = "task_20250721_183935"
 LEGACY_TIMESTAMP = "20250721_201447"
 HALF_WRITTEN_TIMESTAMP = "20250723_000000"
@@ -110,7 +110,7 @@ def test_a_legacy_set_is_listed_from_stat_alone_without_reading_its_csv(backup_r
     body = build_inventory(InventoryRequest(root=backup_root)).to_json()
     (entry,) = body["backup_locations"][0]["backups"]
     assert entry["legacy"] is True and entry["rows"] is None
-    assert entry["embedding_size"] == human_size(len(garbage)) == "1.3 KB"
+    assert entry["embedding_size"] == human_size(len(garbage)) == "1.3 kB"
     assert (entry["has_log"], entry["log_file"]) == (False, None)
 
 
@@ -192,7 +192,7 @@ def test_cli_text_output_shows_locations_human_sizes_and_counts(populated_root, 
     assert f"embedding {size}" in out and HUMAN_SIZE.fullmatch(size)
     assert out.index("global: ") < out.index("task manual_20250801_090000") < out.index(f"task {LEGACY_TASK}")
     assert out.index("20250722_010318  2025-07-22 01:03:18") < out.index("20250720_080000")
-    assert "legacy, rows not recorded" in out
+    assert "legacy, rows not counted yet" in out
     assert out.rstrip().endswith("4 locations, 5 backup sets (2 global, 3 task)")
 
 

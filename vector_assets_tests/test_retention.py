@@ -164,6 +164,10 @@ def test_dry_run_is_the_default_and_shows_the_plan_without_touching_files_or_par
     assert metadata["dry_run"].value is True
     assert (metadata["sets_kept"].value, metadata["sets_to_delete"].value, metadata["sets_deleted"].value) == (2, 3, 0)
     assert metadata["bytes_freed"].value == 0 and metadata["bytes_to_free"].value > 0
+    summary = metadata["summary"].value
+    assert summary.startswith("**Dry run") and "| `20250101_020000` | vector_bak | delete |" in summary
+    observed = instance.fetch_observations(dg.AssetKey("vector_backup_inventory"), limit=1).records[0]
+    assert observed.asset_observation.metadata["summary"].value == summary
     rows = {record.data["key"]: record.data for record in metadata["plan"].value.records}
     assert {key: row["action"] for key, row in rows.items()} == {
         "20250105_020000": KEEP, "20250104_020000": KEEP,

@@ -31,6 +31,8 @@ def test_truncate_job_backs_up_registers_and_reports_rows_before_and_after(insta
     assert metadata["backup_partition"].value == backup_set.key
     (record,) = metadata["truncate_results"].records
     assert record.data == {"table": "langchain_pg_embedding", "rows_before": rows, "rows_after": 0}
+    assert f"| langchain_pg_embedding | {rows:,} | 0 |" in metadata["summary"].value
+    assert f"set `{backup_set.key}`" in metadata["summary"].value
     assert execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
     observation = instance.fetch_observations(dg.AssetKey("langchain_pg_embedding"), limit=1).records[0]
     assert observation.asset_observation.metadata["backup_partition"].value == backup_set.key
@@ -58,10 +60,18 @@ def test_restore_job_replaces_rows_and_observes_the_source_table(instance, store
                      partition_key=backup_set.key)
     assert result.success
     assert rows_as_text(store_db, "langchain_pg_embedding") == snapshot
-    restored = output_metadata(result, "restore_from_backup_set")["restore_results"].value
-    assert restored["langchain_pg_embedding"]["rows"] == sum(snapshot.values())
-    observation = instance.fetch_observations(dg.AssetKey("langchain_pg_embedding"), limit=1).records[0]
-    assert observation.asset_observation.metadata["restored_from"].value == backup_set.key
+    metadata = output_metadata(result, "restore_from_backup_set")
+    restored = {record.data["table"]: record.data for record in metadata["restore_results"].records}
+    rows = sum(snapshot.values())
+    embeddings = restored["langchain_pg_embedding"]
+    assert (embeddings["rows_before"], embeddings["rows_truncated"]) == (rows - 7, rows - 7)
+    assert (embeddings["rows_loaded"], embeddings["rows_skipped"], embeddings["rows_after"]) == (rows, 0, rows)
+    safety_key = metadata["safety_set"].value
+    assert safety_key != "none" and f"pre_restore set `{safety_key}`" in metadata["summary"].value
+    assert f"| langchain_pg_embedding | {rows - 7:,} | {rows - 7:,} | {rows:,} | 0 | {rows:,} |" in metadata["summary"].value
+    observation = instance.fetch_observations(dg.AssetKey("langchain_pg_embedding"), limit=1).records[0].asset_observation
+    assert observation.metadata["restored_from"].value == backup_set.key
+    assert (observation.metadata["rows_after"].value, observation.metadata["safety_set"].value) == (rows, safety_key)
 
 
 def test_restore_job_targets_a_declared_database_by_its_name(instance, monkeypatch, store_db, backup_root, second_db):

@@ -18,7 +18,7 @@ from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import LegacyFileStats
 from vector_assets.core.sets.naming import LOG_FILE_NAME
 from vector_assets.core.tables import MANAGED_TABLES
-from vector_assets.core.units import human_size
+from vector_assets.core.units import human_size, megabytes_per_second
 from vector_assets.defs.choices import ManagedTable, SetFormatChoice, value_of, values
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
@@ -27,6 +27,7 @@ from vector_assets.defs.resources import (
     BackupRootResource,
     PgVectorResource,
 )
+from vector_assets.defs.run_facts import log_progress, tag_run
 
 SOURCE_GROUP = "pgvector"
 BACKUP_GROUP = "vector_backups"
@@ -83,6 +84,11 @@ def table_metadata(
     if known is not None:
         metadata["rows"] = dg.MetadataValue.int(known.rows)
         metadata["sha256"] = known.sha256 or "one per part, in the manifest"
+    if entry and entry.copy_seconds:
+        metadata["copy_seconds"] = dg.MetadataValue.float(round(entry.copy_seconds, 3))
+        metadata["throughput_mb_per_s"] = dg.MetadataValue.float(
+            round(megabytes_per_second(entry.bytes, entry.copy_seconds), 1)
+        )
     if entry:
         metadata["columns"] = dg.MetadataValue.table_schema(
             dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in entry.columns])
@@ -95,13 +101,10 @@ def set_metadata(backup_set: BackupSet) -> dict[str, Any]:
     manifest = backup_set.manifest
     if manifest is None:
         return {"consistent_snapshot": False, "kind": "legacy"}
-    total = sum(entry.bytes for entry in manifest.tables.values())
-    seconds = max(manifest.duration_seconds, 1e-6)
     return {
         "kind": manifest.kind,
         "consistent_snapshot": manifest.consistent_snapshot,
-        "duration_seconds": dg.MetadataValue.float(round(manifest.duration_seconds, 3)),
-        "throughput_mb_per_s": dg.MetadataValue.float(round(total / 1_000_000 / seconds, 1)),
+        "set_duration_seconds": dg.MetadataValue.float(round(manifest.duration_seconds, 3)),
         "source": f"{manifest.source.get('database')} on {manifest.source.get('host')}:{manifest.source.get('port')}",
         "postgres_version": manifest.server_version,
         "pgvector_version": manifest.pgvector_version or "missing",
@@ -143,12 +146,13 @@ def back_up_tables(
     try:
         request = BackupRequest(
             dsn=pgvector.dsn, root=backup_root.open(), task_id=config.task_id or None, tables=values(config.tables),
-            format=value_of(config.format), parts=settings.part_policy(),
+            format=value_of(config.format), parts=settings.part_policy(), progress=log_progress(context),
         )
         result = run_backup(request)
         backup_set = registered_set(backup_root, result)
     except VectorAssetsError as error:
         raise as_failure(error, "backup") from None
+    tag_run(context, backup_set.key)
     report_new_set(context, backup_set)
     context.log.info(summary_line(result, backup_set))
 
@@ -168,7 +172,9 @@ def report_new_set(context: dg.OpExecutionContext, backup_set: BackupSet) -> Non
 
 def summary_line(result: BackupResult, backup_set: BackupSet) -> str:
     tables = ", ".join(
-        f"{name}: {entry.rows:,} rows ({human_size(entry.bytes)})" for name, entry in result.manifest.tables.items()
+        f"{name}: {entry.rows:,} rows ({human_size(entry.bytes)}, "
+        f"{megabytes_per_second(entry.bytes, entry.copy_seconds or 0):.1f} MB/s)"
+        for name, entry in result.manifest.tables.items()
     )
     return (
         f"backup set {backup_set.key} in {backup_set.location.label}: {tables}; "

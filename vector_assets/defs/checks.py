@@ -16,10 +16,12 @@ from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.verify import CHECK_NAMES, CheckOutcome, check_table_file
 from vector_assets.core.sets.copies import ChosenCopy, choose_copy
 from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.defs.alerts import alert_failed_check
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import chosen_set, set_chosen_for_checks, vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource
+from vector_assets.defs.run_facts import tag_run
 
 CHECK_JOB = "check_vector_backup"
 CHECK_DESCRIPTIONS = {
@@ -69,6 +71,7 @@ def backup_file_checks(context: dg.AssetCheckExecutionContext, backup_root: Back
     key = set_chosen_for_checks(context, CHECK_JOB)
     if key is None:
         return
+    tag_run(context, key)
     try:
         chosen, failure = choose_copy(backup_root.open(), backup_root.open_offsite(), key), ""
     except VectorAssetsError as error:
@@ -80,6 +83,8 @@ def backup_file_checks(context: dg.AssetCheckExecutionContext, backup_root: Back
             if chosen is None
             else check_fields(chosen, check_table_file(chosen.backup_set, table, check_key.name))
         )
+        if not fields["passed"] and fields.get("severity") != dg.AssetCheckSeverity.WARN:
+            alert_failed_check(context, key, f"{table} {check_key.name}", fields["description"])
         yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=check_key.name, **fields)
 
 
@@ -87,6 +92,7 @@ def backup_file_checks(context: dg.AssetCheckExecutionContext, backup_root: Back
 def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootResource) -> dg.Output:
     """Run every file check on the chosen set and record them on its partition."""
     key = chosen_set(context, CHECK_JOB)
+    tag_run(context, key)
     try:
         chosen = choose_copy(backup_root.open(), backup_root.open_offsite(), key)
     except VectorAssetsError as error:
@@ -104,6 +110,7 @@ def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootRes
             (context.log.warning if outcome.warning else context.log.info)(f"{table} {check}: {outcome.message}")
             if not outcome.passed:
                 failed.append(f"{table} {check}: {outcome.message}")
+                alert_failed_check(context, key, f"{table} {check}", outcome.message)
     if failed:
         raise dg.Failure(description=f"set {key} failed verification: " + "; ".join(failed), allow_retries=False)
     return dg.Output(None, metadata={"partition": key, "checks": len(backup_set.tables) * len(CHECK_NAMES)})

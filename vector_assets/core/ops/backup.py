@@ -15,6 +15,7 @@ from vector_assets.core.errors import BackupSetExistsError, BackupWriteError
 from vector_assets.core.pg.catalog import (
     Column,
     column_names,
+    estimated_size,
     read_columns,
     read_generated_columns,
     server_versions,
@@ -35,6 +36,7 @@ from vector_assets.core.pg.parts import (
     export_snapshot,
     table_bytes,
 )
+from vector_assets.core.progress import ProgressReporter, writer_for
 from vector_assets.core.sets.backup_log import (
     TruncateOutcome,
     append_log_block,
@@ -89,6 +91,7 @@ class BackupRequest:
     timestamp: str | None = None
     format: str = CSV.name
     parts: PartPolicy = PartPolicy()
+    progress: ProgressReporter | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         set_format(self.format)
@@ -135,7 +138,7 @@ def run_backup(request: BackupRequest) -> BackupResult:
         with database_errors(conn, "during the backup"), snapshot_transaction(conn) as cursor:
             target = SetTarget(
                 folder, request.location, timestamp, describe_dsn(request.dsn).as_dict(),
-                format=request.format, parts=request.parts, dsn=request.dsn,
+                format=request.format, parts=request.parts, dsn=request.dsn, progress=request.progress,
             )
             return write_set(cursor, target, request.tables)
     finally:
@@ -154,6 +157,7 @@ class SetTarget:
     format: str = CSV.name
     parts: PartPolicy = PartPolicy()
     dsn: str | None = field(default=None, repr=False)  # lets parts read on connections of their own
+    progress: ProgressReporter | None = field(default=None, compare=False)
 
     @property
     def set_format(self) -> SetFormat:
@@ -239,18 +243,20 @@ def _copy_tables(
     for table in tables:
         columns = read_columns(cursor, table)
         ranges = _part_ranges(cursor, target, table)
+        started = time.monotonic()
         if len(ranges) > 1:
             snapshot = snapshot or [export_snapshot(cursor)]
             copies = _copy_parts(target, snapshot[0], table, columns, ranges, written)
         else:
             copies = [_copy_whole_table(cursor, target, table, columns, written)]
+        seconds = time.monotonic() - started
         parts = [part for part, _ in copies]
         generated = read_generated_columns(cursor, table)
         definition = read_table_definition(cursor, table)
         rows, byte_count = sum(part.rows for part in parts), sum(part.bytes for part in parts)
         entry = TableFile(
             table, parts[0].file, rows, byte_count, parts[0].sha256 if len(parts) == 1 else "",
-            columns, generated, definition, parts=parts if len(parts) > 1 else [],
+            columns, generated, definition, parts=parts if len(parts) > 1 else [], copy_seconds=seconds,
         )
         copied[table] = (entry, [writer for _, writer in copies])
     return copied
@@ -270,7 +276,9 @@ def _copy_whole_table(
     file_name = data_file_name(table, target.timestamp, target.format)
     written += [tmp_name(file_name), file_name]  # an upload is visible under its final name
     writer = target.folder.open_writer(file_name)
-    rows, byte_count, sha256 = copy_table_into(cursor, table, columns, writer, target.set_format)
+    expected_rows, relation_bytes = estimated_size(cursor, table) if target.progress else (None, 0)
+    meter_for = _meter_factory(target.progress, table, expected_rows, relation_bytes)
+    rows, byte_count, sha256 = copy_table_into(cursor, table, columns, writer, target.set_format, meter_for=meter_for)
     return FilePart(file_name, rows, byte_count, sha256), writer
 
 
@@ -283,12 +291,20 @@ def _copy_parts(
 
     def copy_part(name: str, blocks: BlockRange) -> tuple[FilePart, HashingWriter]:
         writer = target.folder.open_writer(name)
+        meter_for = _meter_factory(target.progress, name, None, None)
         with at_snapshot(target.dsn, snapshot) as part_cursor:
-            rows, byte_count, sha256 = copy_table_into(part_cursor, table, columns, writer, target.set_format, blocks)
+            rows, byte_count, sha256 = copy_table_into(
+                part_cursor, table, columns, writer, target.set_format, blocks, meter_for
+            )
         return FilePart(name, rows, byte_count, sha256), writer
 
     with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix=f"export {table}") as pool:
         return list(pool.map(copy_part, names, ranges))
+
+
+def _meter_factory(progress: ProgressReporter | None, label: str, expected_rows: int | None, expected_bytes: int | None):
+    """Wraps the COPY's own sink (rows as the server sends them, before any compression)."""
+    return lambda sink: writer_for(progress, sink, "backup", label, expected_rows, expected_bytes)
 
 
 def copy_table_into(
@@ -298,20 +314,24 @@ def copy_table_into(
     writer: HashingWriter,
     fmt: SetFormat = CSV,
     blocks: BlockRange | None = None,
+    meter_for=None,
 ) -> tuple[int, int, str]:
     """Stream one table (or one block range of it) into a writer in ``fmt``, hashed on the way
     as stored: (rows, bytes, sha256)."""
     try:
-        sink = EncodingSink(fmt, writer)
+        encoder = EncodingSink(fmt, writer)
+        sink, meter = meter_for(encoder) if meter_for else (encoder, None)
         if blocks is None:
             rows = copy_out(cursor, table, column_names(columns), sink, fmt.copy_options)
         else:
             rows = copy_part_out(cursor, table, column_names(columns), blocks, sink, fmt.copy_options)
-        sink.finish()
+        encoder.finish()
         byte_count, sha256 = writer.finish()
     except BaseException:
         writer.abandon()
         raise
+    if meter is not None:
+        meter.finish(rows)
     return rows, byte_count, sha256
 
 

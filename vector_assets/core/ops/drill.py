@@ -22,18 +22,22 @@ from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, run_re
 from vector_assets.core.pg.catalog import Column, column_names, count_rows, read_columns
 from vector_assets.core.pg.connection import connect, database_errors
 from vector_assets.core.pg.copy import copy_out
+from vector_assets.core.pg.index_builds import IndexBuildSettings
 from vector_assets.core.pg.scratch import (
     create_database,
     create_scratch_tables,
     drop_database,
     scratch_dsn,
 )
+from vector_assets.core.progress import ProgressReporter
+from vector_assets.core.rto import SEED_TARGETS, RtoTarget, target_seconds, verdict
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.csv_files import header_of
 from vector_assets.core.sets.formats import content_sha256, count_rows_in_stream, format_of_file
 from vector_assets.core.sets.roots import Root
 from vector_assets.core.tables import EMBEDDING_TABLE
+from vector_assets.core.units import human_duration, human_size
 
 SCRATCH_DATABASE_PREFIX = "vector_assets_drill_"
 
@@ -47,6 +51,9 @@ class DrillRequest:
     key: str | None = None
     configured_root: str | None = None
     offsite_root: Root | Path | str | None = None  # drill the offsite copy when the local one is missing or damaged
+    progress: ProgressReporter | None = field(default=None, compare=False)
+    rto_targets: tuple[RtoTarget, ...] = SEED_TARGETS
+    index_builds: IndexBuildSettings = IndexBuildSettings()
 
 
 @dataclass
@@ -70,12 +77,33 @@ class TableDrill:
         return f"{self.table}: the restored rows differ from the file (sha256 {self.restored_sha256} != {self.set_sha256})"
 
 
+@dataclass(frozen=True)
+class RecoveryTime:
+    """How long the restore took, index builds included, against the target for the set's size."""
+
+    restore_seconds: float
+    bytes: int
+    target_seconds: float
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.restore_seconds, self.target_seconds)
+
+    @property
+    def message(self) -> str:
+        return (
+            f"restored {human_size(self.bytes)} in {human_duration(self.restore_seconds)}, "
+            f"{self.verdict} of {human_duration(self.target_seconds)}"
+        )
+
+
 @dataclass
 class DrillResult:
     backup_set: BackupSet
     scratch_database: str
     tables: list[TableDrill] = field(default_factory=list)
     restore: RestoreResult | None = None
+    recovery_time: RecoveryTime | None = None
     scratch_dropped: bool = False
     duration_seconds: float = 0.0
     read_from_offsite: str | None = None  # why the offsite copy was drilled, if it was
@@ -98,10 +126,17 @@ def run_drill(request: DrillRequest) -> DrillResult:
             truncate_before_restore=EMBEDDING_TABLE in backup_set.tables, configured_root=request.configured_root,
             offsite_root=request.offsite_root,
             safety_backup=False,  # the scratch tables are new and empty
+            progress=request.progress, index_builds=request.index_builds,
         ))
+        result.recovery_time = recovery_time(result.restore, request.rto_targets)
         result.tables = [compare_table(scratch_dsn, backup_set, table, columns[table]) for table in backup_set.tables]
     result.duration_seconds = time.monotonic() - started
     return result
+
+
+def recovery_time(restore: RestoreResult, targets: tuple[RtoTarget, ...]) -> RecoveryTime:
+    set_bytes = sum(table.bytes for table in restore.tables)
+    return RecoveryTime(restore.duration_seconds, set_bytes, target_seconds(targets, set_bytes))
 
 
 def table_columns(dsn: str, backup_set: BackupSet) -> dict[str, list[Column]]:

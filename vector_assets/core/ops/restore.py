@@ -54,12 +54,9 @@ from vector_assets.core.pg.connection import (
     rollback_quietly,
 )
 from vector_assets.core.pg.copy import copy_in
-from vector_assets.core.pg.ddl import TableDefinition, build_indexes, create_table
-from vector_assets.core.pg.indexes import (
-    drop_secondary_indexes,
-    recreate_indexes,
-    size_index_builds,
-)
+from vector_assets.core.pg.ddl import TableDefinition, create_table, indexes_to_build
+from vector_assets.core.pg.index_builds import BuildWatch, IndexBuild, IndexBuildSettings
+from vector_assets.core.pg.indexes import drop_secondary_indexes, recreate_indexes
 from vector_assets.core.pg.table_changes import (
     advance_owned_sequences,
     count_conflicts,
@@ -70,6 +67,7 @@ from vector_assets.core.pg.table_changes import (
     other_unique_constraints,
     truncate_with_brief_waits,
 )
+from vector_assets.core.progress import ProgressReporter, reader_for
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.formats import (
@@ -116,6 +114,8 @@ class RestoreRequest:
     configured_root: str | None = None
     safety_backup: bool = True  # back up what the restore replaces, in its own transaction
     offsite_root: Root | Path | str | None = None  # read from here when the local copy is missing or damaged
+    progress: ProgressReporter | None = field(default=None, compare=False)
+    index_builds: IndexBuildSettings = IndexBuildSettings()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
@@ -151,6 +151,7 @@ class RestoreResult:
     truncated: bool
     tables: list[TableRestore] = field(default_factory=list)
     indexes_rebuilt: list[str] = field(default_factory=list)
+    index_builds: list[IndexBuild] = field(default_factory=list)
     sequences_advanced: list[str] = field(default_factory=list)
     tables_created: list[str] = field(default_factory=list)  # from the set's definitions
     safety_set: BackupResult | None = None  # what the restore replaced, as a pre_restore set
@@ -165,6 +166,7 @@ class PlannedFile:
     format: SetFormat
     sha256: str | None  # from the manifest; checked on the one read that feeds COPY
     bytes: int
+    rows: int | None  # from the manifest, for the progress lines
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ def plan_table(backup_set: BackupSet, table: str) -> PlannedTable:
         size = backup_set.folder.size(name)
         if size is None:
             raise IncompleteBackupSetError(f"set {backup_set.key} is missing {name} in {backup_set.folder}")
-        files.append(PlannedFile(name, format_of_file(name), piece.sha256 if piece else None, size))
+        files.append(PlannedFile(name, format_of_file(name), piece.sha256 if piece else None, size, piece.rows if piece else None))
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
     manifest_columns = [column.name for column in entry.columns] if entry is not None else None
     folder = backup_set.folder
@@ -311,7 +313,6 @@ def _load_in_one_transaction(
     log_before = safety_folder.read_bytes(LOG_FILE_NAME) if request.safety_backup and not request.dry_run else None
     try:
         with conn.cursor() as cursor:
-            size_index_builds(cursor)
             result.tables_created = _create_tables(cursor, to_create)
             if request.safety_backup and not request.dry_run:
                 lock_against_writers(cursor, tuple(plan.table for plan in planned))
@@ -324,8 +325,9 @@ def _load_in_one_transaction(
                     dropped = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
             for plan in planned:
                 _load_table(cursor, plan, outcomes[plan.table], request, created=plan in to_create)
-            result.indexes_rebuilt = recreate_indexes(cursor, dropped)
-            result.indexes_rebuilt += [name for plan in to_create for name in build_indexes(cursor, plan.definition)]
+            to_build = dropped + [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
+            result.index_builds = _rebuild(conn, cursor, request, to_build, outcomes)
+            result.indexes_rebuilt = [build.name for build in result.index_builds]
             result.sequences_advanced = [seq for plan in planned for seq in advance_owned_sequences(cursor, plan.table)]
             result.tables = list(outcomes.values())
         if request.dry_run:
@@ -338,6 +340,19 @@ def _load_in_one_transaction(
         if result.safety_set is not None and not committing:
             _discard_safety_set(result.safety_set, log_before)  # the target is as it was
         raise
+
+
+def _rebuild(
+    conn: psycopg2.extensions.connection,
+    cursor: psycopg2.extensions.cursor,
+    request: RestoreRequest,
+    dropped: list,
+    outcomes: dict[str, TableRestore],
+) -> list[IndexBuild]:
+    """Build the dropped indexes, sized for the rows now in the table and watched if asked."""
+    rows = outcomes[EMBEDDING_TABLE].rows_loaded if EMBEDDING_TABLE in outcomes else 0
+    watch = BuildWatch(request.target_dsn, conn.get_backend_pid(), request.progress) if request.progress else None
+    return recreate_indexes(cursor, dropped, rows, request.index_builds, watch)
 
 
 def _discard_safety_set(safety_set: BackupResult, log_before: bytes | None) -> None:
@@ -362,7 +377,7 @@ def _back_up_what_is_replaced(
         folder.prepare()
     target = SetTarget(
         folder, backup_set.location, free_timestamp(folder, None), describe_dsn(request.target_dsn).as_dict(),
-        kind=PRE_RESTORE,
+        kind=PRE_RESTORE, progress=request.progress,
     )
     try:
         return write_set(cursor, target, tuple(outcomes))
@@ -403,7 +418,9 @@ def _load_table(
     if request.truncate_before_restore or created:
         # FREEZE is allowed because the table was truncated or created in this transaction; it
         # spares the later hint-bit rewrite of every loaded page.
-        outcome.rows_loaded = copy_file_into(cursor, plan, sql.Identifier(plan.table), freeze=True)
+        outcome.rows_loaded = copy_file_into(
+            cursor, plan, sql.Identifier(plan.table), freeze=True, progress=request.progress
+        )
     else:
         _append_through_stage(cursor, plan, outcome, request)
     if outcome.rows_loaded + outcome.rows_skipped != plan.rows_in_set:
@@ -414,24 +431,36 @@ def _load_table(
     outcome.duration_seconds = time.monotonic() - started
 
 
-def copy_file_into(cursor: psycopg2.extensions.cursor, plan: PlannedTable, table: sql.Composable, freeze: bool = False) -> int:
+def copy_file_into(
+    cursor: psycopg2.extensions.cursor,
+    plan: PlannedTable,
+    table: sql.Composable,
+    freeze: bool = False,
+    progress: ProgressReporter | None = None,
+) -> int:
     """COPY the table's files in, hashing each on the same read; a sha256 mismatch raises
     before commit.
 
     Hashing while loading reads a large set once instead of twice. Because the whole restore
     is one transaction, a mismatch found here still leaves the tables exactly as before.
     """
-    return sum(_copy_one_file(cursor, plan, file, table, freeze) for file in plan.files)
+    return sum(_copy_one_file(cursor, plan, file, table, freeze, progress) for file in plan.files)
 
 
 def _copy_one_file(
-    cursor: psycopg2.extensions.cursor, plan: PlannedTable, file: PlannedFile, table: sql.Composable, freeze: bool
+    cursor: psycopg2.extensions.cursor,
+    plan: PlannedTable,
+    file: PlannedFile,
+    table: sql.Composable,
+    freeze: bool,
+    progress: ProgressReporter | None,
 ) -> int:
     name = file.name
     try:
         with plan.folder.open_reader(name) as handle:
             reader = HashingReader(handle)
-            decoded = DecodingReader(file.format, reader, name)
+            source, meter = reader_for(progress, reader, "restore", plan.table, file.rows, file.bytes)
+            decoded = DecodingReader(file.format, source, name)
             rows = copy_in(cursor, table, plan.header, decoded, freeze=freeze, options=file.format.copy_options)
     except psycopg2.Error as error:
         if decoded.failure is not None:
@@ -439,6 +468,8 @@ def _copy_one_file(
         raise _load_error(name, plan.table, error) from None
     if file.sha256 is not None and reader.hexdigest() != file.sha256:
         raise BackupFileError(f"{name} sha256 does not match the manifest; nothing was restored")
+    if meter is not None:
+        meter.finish(rows)
     return rows
 
 
@@ -459,7 +490,7 @@ def _append_through_stage(
     checked against the set, never computed from it.
     """
     stage = create_stage(cursor, plan.table)
-    staged = copy_file_into(cursor, plan, stage)
+    staged = copy_file_into(cursor, plan, stage, progress=request.progress)
     key = primary_key(cursor, plan.table)
     outcome.conflicts, outcome.first_conflict = count_conflicts(cursor, plan.table, stage, key)
     repeated, first_repeated = count_repeated_keys(cursor, plan.table, stage, key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -41,6 +41,7 @@ from vector_assets.core.pg.table_changes import (
     lock_against_writers,
     truncate_with_brief_waits,
 )
+from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log_block
 from vector_assets.core.sets.formats import CSV, count_rows_in_stream, set_format
 from vector_assets.core.sets.manifest import PRE_TRUNCATE
@@ -69,6 +70,7 @@ class TruncateRequest:
     timestamp: str | None = None
     dry_run: bool = False
     format: str = CSV.name  # of the safety set; written on the locked transaction's own connection
+    progress: ProgressReporter | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         set_format(self.format)
@@ -112,7 +114,7 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
             rows_before = {table: count_rows(cursor, table) for table in MANAGED_TABLES}
             target = SetTarget(
                 folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict(),
-                kind=PRE_TRUNCATE, format=request.format,
+                kind=PRE_TRUNCATE, format=request.format, progress=request.progress,
             )
             backup = _step(conn, "backup", lambda: write_set(cursor, target, MANAGED_TABLES))
             _step(conn, "verify", lambda: verify_against_database(cursor, backup))

@@ -12,6 +12,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from vector_assets.core.pg.catalog import regclass_literal
+from vector_assets.core.pg.indexes import SavedIndex
 
 # Constraint kinds that are written into CREATE TABLE, foreign keys last. NOT NULL ('n' in
 # PostgreSQL 18) goes with its column.
@@ -130,10 +131,18 @@ def create_table(cursor: psycopg2.extensions.cursor, definition: TableDefinition
         cursor.execute(statement)
 
 
-def build_indexes(cursor: psycopg2.extensions.cursor, definition: TableDefinition) -> list[str]:
-    """Build the table's indexes after its rows are in; returns their names."""
-    names = []
-    for statement in definition.indexes:
-        cursor.execute(statement)
-        names.append(statement.split(" ON ", 1)[0].split()[-1])
-    return names
+def indexes_to_build(cursor: psycopg2.extensions.cursor, table: str, definition: TableDefinition) -> list[SavedIndex]:
+    """The table's indexes from its definition, to build (sized and watched as a restore's
+    rebuilds are) after its rows are in."""
+    cursor.execute("SELECT current_schema()")
+    (schema,) = cursor.fetchone()
+    return [
+        SavedIndex(schema, table, _index_name(statement), statement, None, None, False, ())
+        for statement in definition.indexes
+    ]
+
+
+def _index_name(statement: str) -> str:
+    """The name in ``CREATE [UNIQUE] INDEX name ON ...``, unquoted."""
+    name = statement.split(" ON ", 1)[0].split()[-1]
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name

@@ -7,14 +7,25 @@ Indexes that back a constraint (the primary key, UNIQUE) stay, so the load is st
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import psycopg2.extensions
 from psycopg2 import sql
 
 from vector_assets.core.pg.catalog import regclass_literal
-
-INDEX_BUILD_MEMORY = "512MB"
+from vector_assets.core.pg.index_builds import (
+    INDEX_METHOD,
+    BuildWatch,
+    IndexBuild,
+    IndexBuildSettings,
+    build_memory,
+    build_workers,
+    estimated_build_bytes,
+    size_build,
+    spill_notice,
+    watching_build,
+)
 
 
 @dataclass(frozen=True)
@@ -29,10 +40,6 @@ class SavedIndex:
     comment: str | None
     clustered: bool
     statistics: tuple[tuple[int, int], ...]  # (index column, statistics target) set by ALTER INDEX
-
-
-def size_index_builds(cursor: psycopg2.extensions.cursor) -> None:
-    cursor.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(INDEX_BUILD_MEMORY)))
 
 
 def drop_secondary_indexes(cursor: psycopg2.extensions.cursor, table: str) -> list[SavedIndex]:
@@ -66,11 +73,20 @@ def drop_secondary_indexes(cursor: psycopg2.extensions.cursor, table: str) -> li
     return saved
 
 
-def recreate_indexes(cursor: psycopg2.extensions.cursor, saved: list[SavedIndex]) -> list[str]:
-    """Build each index again exactly as it was: tablespace, comment, statistics, CLUSTER mark."""
+def recreate_indexes(
+    cursor: psycopg2.extensions.cursor,
+    saved: list[SavedIndex],
+    rows: int = 0,
+    build_settings: IndexBuildSettings = IndexBuildSettings(),
+    watch: BuildWatch | None = None,
+) -> list[IndexBuild]:
+    """Build each index again exactly as it was (tablespace, comment, statistics, CLUSTER mark),
+    each with memory for its ``rows`` and parallel workers."""
+    workers = build_workers(cursor, build_settings) if saved else 0
+    builds = []
     for index in saved:
         cursor.execute(sql.SQL("SET LOCAL default_tablespace = {}").format(sql.Literal(index.tablespace or "")))
-        cursor.execute(index.definition)
+        builds.append(_build(cursor, index, rows, build_settings, workers, watch))
         name = sql.Identifier(index.schema, index.name)
         if index.comment is not None:
             cursor.execute(sql.SQL("COMMENT ON INDEX {} IS {}").format(name, sql.Literal(index.comment)))
@@ -83,4 +99,22 @@ def recreate_indexes(cursor: psycopg2.extensions.cursor, saved: list[SavedIndex]
                 sql.Identifier(index.schema, index.table), sql.Identifier(index.name)
             ))
     cursor.execute("SET LOCAL default_tablespace = ''")
-    return [index.name for index in saved]
+    return builds
+
+
+def _build(
+    cursor: psycopg2.extensions.cursor,
+    index: SavedIndex,
+    rows: int,
+    build_settings: IndexBuildSettings,
+    workers: int,
+    watch: BuildWatch | None,
+) -> IndexBuild:
+    memory = build_memory(estimated_build_bytes(cursor, index.table, index.definition, rows), build_settings)
+    size_build(cursor, memory, workers)
+    del cursor.connection.notices[:]
+    started = time.monotonic()
+    with watching_build(watch, index.name):
+        cursor.execute(index.definition)
+    method = match.group(1) if (match := INDEX_METHOD.search(index.definition)) else "?"
+    return IndexBuild(index.name, method, memory, workers, time.monotonic() - started, spill_notice(cursor.connection))

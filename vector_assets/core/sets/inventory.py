@@ -22,6 +22,7 @@ from typing import Any
 from vector_assets.core.errors import InvalidTaskIdError
 from vector_assets.core.sets.catalog import BackupSet, SkippedLocation, scan_root
 from vector_assets.core.sets.copies import where_copies_are
+from vector_assets.core.sets.legacy_rows import remembered_rows
 from vector_assets.core.sets.naming import LOG_FILE_NAME, TIMESTAMP_FORMAT, Location
 from vector_assets.core.sets.object_store import is_object_store_url
 from vector_assets.core.sets.roots import Root, open_root
@@ -120,7 +121,7 @@ class InventoryEntry:
         parts = [f"  {self.key}  {self.backup_date}", ", ".join(self._table_texts())]
         parts.append(f"{human_size(self.total_bytes)} total")
         if self.legacy:
-            parts.append("legacy, rows not recorded")
+            parts.append("legacy" if self.rows else "legacy, rows not counted yet")
         if self.copies:
             parts.append("copies: " + " + ".join(self.copies))
         return "  ".join(parts)
@@ -242,8 +243,8 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
         if request.includes(backup_set.location):
             if backup_set.location not in listings:
                 listings[backup_set.location] = backup_set.folder.entries()
-            entry = replace(entry_for(backup_set, listings[backup_set.location]), copies=copies.get(backup_set.key, ()))
-            grouped.setdefault(backup_set.location, []).append(entry)
+            entry = entry_for(backup_set, request.root, listings[backup_set.location])
+            grouped.setdefault(backup_set.location, []).append(replace(entry, copies=copies.get(backup_set.key, ())))
     locations = [
         InventoryLocation(location, posixpath.join(shown_root, location.label), _newest_first(entries))
         for location, entries in grouped.items()
@@ -255,12 +256,15 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     return Inventory(root=shown_root, scanned_at=scanned_at, locations=_seed_order(locations), warnings=warnings)
 
 
-def entry_for(backup_set: BackupSet, listing: dict[str, FileEntry] | None = None) -> InventoryEntry:
+def entry_for(backup_set: BackupSet, root: Root, listing: dict[str, FileEntry] | None = None) -> InventoryEntry:
     """One set's line; ``listing`` is its folder's, when the caller has it already."""
     listing = backup_set.folder.entries() if listing is None else listing
     files = {table: backup_set.file_name(table) for table in backup_set.tables}
     manifest = backup_set.manifest
-    rows = None if manifest is None else {table: entry.rows for table, entry in manifest.tables.items()}
+    if manifest is None:
+        rows = remembered_rows(root, backup_set, listing)
+    else:
+        rows = {table: entry.rows for table, entry in manifest.tables.items()}
     return InventoryEntry(
         key=backup_set.key,
         timestamp=backup_set.timestamp,

@@ -52,6 +52,7 @@ class TableFile:
     generated_columns: list[GeneratedColumn] = field(default_factory=list)  # not in the file
     definition: TableDefinition | None = None  # sets made before 0.3 have none
     parts: list[FilePart] = field(default_factory=list)  # a table exported in parts; else empty
+    copy_seconds: float | None = None  # this table's own COPY; None in sets from before 0.3
 
     @property
     def pieces(self) -> list[FilePart]:
@@ -71,6 +72,8 @@ class TableFile:
             body["definition"] = self.definition.to_json()
         if self.parts:
             body["parts"] = [asdict(part) for part in self.parts]
+        if self.copy_seconds is not None:
+            body["copy_seconds"] = round(self.copy_seconds, 3)
         return body
 
     @classmethod
@@ -85,6 +88,7 @@ class TableFile:
             generated_columns=[GeneratedColumn(**c) for c in data.get("generated_columns", [])],
             definition=TableDefinition.from_json(data["definition"]) if "definition" in data else None,
             parts=[FilePart(str(p["file"]), int(p["rows"]), int(p["bytes"]), str(p["sha256"])) for p in data.get("parts", [])],
+            copy_seconds=float(data["copy_seconds"]) if data.get("copy_seconds") is not None else None,
         )
 
 

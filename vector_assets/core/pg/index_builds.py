@@ -1,0 +1,195 @@
+"""Sizing index builds after a bulk load, and watching them.
+
+Each rebuilt index gets ``maintenance_work_mem`` from its estimated size (for HNSW, the graph:
+every row's vector plus its neighbour lists), capped by the operator's limit, and parallel
+maintenance workers. While it builds, a second connection reads ``pg_stat_progress_create_index``
+for the building backend. pgvector's notice that the graph no longer fits in memory is kept, so
+the result can say the build went to disk and took longer.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from vector_assets.core.errors import VectorAssetsError
+from vector_assets.core.pg.catalog import regclass_literal
+from vector_assets.core.pg.connection import connect
+from vector_assets.core.progress import ProgressReporter
+from vector_assets.core.units import human_size
+
+FLOOR_BYTES = 64 * 2**20  # PostgreSQL's own default; a build gets less only when the cap says so
+MINIMUM_KILOBYTES = 1024  # the least maintenance_work_mem PostgreSQL accepts
+MAX_DEFAULT_WORKERS = 4
+HNSW_NEIGHBOUR_BYTES = 16  # one neighbour entry: a tuple id and a distance, aligned
+HNSW_ELEMENT_OVERHEAD = 100  # the element's header, level and list headers
+DEFAULT_HNSW_M = 16
+SAFETY_MARGIN = 1.2
+GRAPH_NO_LONGER_FITS = "no longer fits into maintenance_work_mem"
+INDEX_METHOD = re.compile(r" USING (\w+) \(\s*(\"[^\"]+\"|\w+)")
+HNSW_M = re.compile(r"\bm\s*=\s*'?(\d+)")
+
+
+@dataclass(frozen=True)
+class IndexBuildSettings:
+    """The operator's limits: memory per build, and parallel workers (None: the server's, at most 4)."""
+
+    memory_cap_bytes: int = 10**9
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
+class IndexBuild:
+    name: str
+    method: str
+    memory_bytes: int
+    workers: int
+    seconds: float
+    spilled: str | None  # pgvector's notice when the graph no longer fit in memory
+
+    @property
+    def message(self) -> str:
+        text = (
+            f"index {self.name} ({self.method}) built in {self.seconds:.1f}s with maintenance_work_mem "
+            f"{human_size(self.memory_bytes)} and {self.workers} parallel workers"
+        )
+        if self.spilled:
+            text += f"; the graph did not fit in memory, so the build was slower: {self.spilled}"
+        return text
+
+
+@dataclass(frozen=True)
+class IndexBuildProgress:
+    """One reading of ``pg_stat_progress_create_index``."""
+
+    index: str
+    phase: str
+    blocks_done: int
+    blocks_total: int
+    tuples_done: int
+    tuples_total: int
+    done: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"index {self.index}"
+
+    @property
+    def completed(self) -> float:
+        return self.tuples_done if self.tuples_total else self.blocks_done
+
+    @property
+    def total(self) -> float | None:
+        return (self.tuples_total or self.blocks_total) or None
+
+    def describe(self) -> str:
+        if self.done:
+            return f"{self.key}: built"
+        return (
+            f"{self.key}: {self.phase}, blocks {self.blocks_done:,} of {self.blocks_total:,}, "
+            f"tuples {self.tuples_done:,} of {self.tuples_total:,}"
+        )
+
+
+def estimated_build_bytes(cursor: psycopg2.extensions.cursor, table: str, definition: str, rows: int) -> int:
+    """What the build would like to hold in memory: the HNSW graph, else the table's data."""
+    match = INDEX_METHOD.search(definition)
+    if match is None or match.group(1) != "hnsw":
+        cursor.execute("SELECT pg_table_size(%s::regclass)", (regclass_literal(cursor, table),))
+        return int(cursor.fetchone()[0])
+    m_match = HNSW_M.search(definition.split(" WITH ", 1)[-1]) if " WITH " in definition else None
+    m = int(m_match.group(1)) if m_match else DEFAULT_HNSW_M
+    vector_bytes = average_column_bytes(cursor, table, match.group(2).strip('"'))
+    return round(rows * (vector_bytes + 2 * m * HNSW_NEIGHBOUR_BYTES + HNSW_ELEMENT_OVERHEAD) * SAFETY_MARGIN)
+
+
+def average_column_bytes(cursor: psycopg2.extensions.cursor, table: str, column: str) -> float:
+    cursor.execute(sql.SQL("SELECT coalesce(avg(pg_column_size(c)), 0) FROM (SELECT {} AS c FROM {} LIMIT 1000) s").format(
+        sql.Identifier(column), sql.Identifier(table)
+    ))
+    return float(cursor.fetchone()[0])
+
+
+def build_memory(estimate: int, settings: IndexBuildSettings) -> int:
+    """The estimate, at least PostgreSQL's default, and never above the operator's cap."""
+    return min(max(estimate, FLOOR_BYTES), settings.memory_cap_bytes)
+
+
+def build_workers(cursor: psycopg2.extensions.cursor, settings: IndexBuildSettings) -> int:
+    if settings.workers is not None:
+        return settings.workers
+    cursor.execute("SELECT least(current_setting('max_parallel_workers')::int, current_setting('max_worker_processes')::int)")
+    return min(int(cursor.fetchone()[0]), MAX_DEFAULT_WORKERS)
+
+
+def size_build(cursor: psycopg2.extensions.cursor, memory_bytes: int, workers: int) -> None:
+    kilobytes = max(memory_bytes // 1024, MINIMUM_KILOBYTES)
+    cursor.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(f"{kilobytes}kB")))
+    cursor.execute(sql.SQL("SET LOCAL max_parallel_maintenance_workers = {}").format(sql.Literal(workers)))
+
+
+def spill_notice(conn: psycopg2.extensions.connection) -> str | None:
+    for notice in conn.notices:
+        if GRAPH_NO_LONGER_FITS in notice:
+            return " ".join(notice.split()).removeprefix("NOTICE: ")
+    return None
+
+
+@dataclass(frozen=True)
+class BuildWatch:
+    """Where the building backend is, and where its progress goes."""
+
+    dsn: str
+    backend_pid: int
+    reporter: ProgressReporter
+
+
+@contextmanager
+def watching_build(watch: BuildWatch | None, index: str) -> Iterator[None]:
+    """Read the build's progress on a second connection every interval, until it is done."""
+    if watch is None:
+        yield
+        return
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(watch, index, stop), name=f"progress of {index}", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    watch.reporter.report(IndexBuildProgress(index, "done", 0, 0, 0, 0, done=True))
+
+
+def _watch(watch: BuildWatch, index: str, stop: threading.Event) -> None:
+    try:
+        conn = connect(watch.dsn, application_name="vector_assets index progress")
+    except VectorAssetsError:  # progress is a courtesy; the build goes on without it
+        return
+    conn.autocommit = True
+    try:
+        while not stop.wait(watch.reporter.interval_seconds):
+            for reading in read_progress(conn, watch.backend_pid, index):
+                watch.reporter.report(reading)
+    except psycopg2.Error:
+        pass
+    finally:
+        conn.close()
+
+
+def read_progress(conn: psycopg2.extensions.connection, backend_pid: int, index: str) -> list[IndexBuildProgress]:
+    """The build's row; its index is not committed yet, so the caller names it."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total "
+            "FROM pg_stat_progress_create_index WHERE pid = %s",
+            (backend_pid,),
+        )
+        return [IndexBuildProgress(index, *row) for row in cursor.fetchall()]

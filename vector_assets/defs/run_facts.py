@@ -1,0 +1,32 @@
+"""What every run says about itself: progress lines in its log, and the tags that let the
+runs list be filtered by the set a run made or used (and, for restores, the target)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from vector_assets import settings
+from vector_assets.core.progress import ProgressReporter
+
+SET_TAG = "vector_assets/set"
+TARGET_TAG = "vector_assets/target"
+
+
+def log_progress(context: dg.OpExecutionContext | dg.AssetCheckExecutionContext) -> ProgressReporter:
+    """Progress lines into the run's log, every VECTOR_ASSETS_PROGRESS_INTERVAL seconds."""
+    log = context.log
+    return ProgressReporter(lambda event: log.info(event.describe()), settings.PROGRESS_INTERVAL.seconds())
+
+
+def tag_run(context: dg.OpExecutionContext | dg.AssetCheckExecutionContext, key: str, target: str | None = None) -> None:
+    """Tag the run with its set (known only once a backup has picked its timestamp)."""
+    tags = {SET_TAG: key}
+    if target is not None:
+        tags[TARGET_TAG] = target
+    op_context = getattr(context, "op_execution_context", context)
+    op_context.instance.add_run_tags(op_context.run_id, tags)
+
+
+def set_tags(key: str) -> dict[str, str]:
+    """The tags for a run launched by a schedule or sensor, which knows its set at launch."""
+    return {SET_TAG: key}

@@ -1,0 +1,99 @@
+"""Alerts reach a real local webhook: a failed run and a failed check, never the URL itself."""
+
+import socket
+
+import dagster as dg
+import pytest
+
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.defs.alerts import vector_alert_sensor
+from vector_assets_tests.support.dagster import run_job
+from vector_assets_tests.support.webhook import webhook_receiver
+
+UI_URL = "http://dagster.example:3000"
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    with webhook_receiver() as receiver:
+        monkeypatch.setenv("VECTOR_ASSETS_ALERT_WEBHOOK", receiver.url)
+        monkeypatch.setenv("VECTOR_ASSETS_UI_URL", UI_URL)
+        yield receiver
+
+
+@pytest.fixture
+def damaged_set(dagster_instance, store_db, backup_root) -> str:
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    dagster_instance.add_dynamic_partitions("vector_backups", [made.timestamp])
+    path = made.paths["langchain_pg_embedding"]
+    path.write_bytes(path.read_bytes().replace(b"a", b"b", 1))
+    return made.timestamp
+
+
+def evaluate_failure_sensor(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> None:
+    context = dg.build_run_status_sensor_context(
+        sensor_name="vector_alert_sensor", dagster_instance=instance, dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+    )
+    vector_alert_sensor(context.for_run_failure())
+
+
+def all_log_text(instance: dg.DagsterInstance, run_id: str) -> str:
+    return "\n".join(record.user_message for record in instance.all_logs(run_id))
+
+
+def test_a_failed_check_and_the_failed_run_post_job_set_error_and_link(dagster_instance, damaged_set, receiver):
+    result = run_job(dagster_instance, "check_vector_backup", partition_key=damaged_set)
+    assert not result.success
+    (check_text,) = receiver.texts
+    evaluate_failure_sensor(dagster_instance, result)
+
+    run_text = receiver.texts[1]
+    link = f"{UI_URL}/runs/{result.run_id}"
+    assert check_text.startswith("check langchain_pg_embedding sha256_matches_manifest failed in check_vector_backup")
+    assert f"(set {damaged_set})" in check_text and check_text.endswith(link) and "sha256" in check_text
+    assert run_text.startswith(f"check_vector_backup failed (set {damaged_set}): set {damaged_set} failed verification")
+    assert run_text.endswith(link) and len(run_text.splitlines()) == 2
+    assert receiver.url not in all_log_text(dagster_instance, result.run_id)
+
+
+def test_a_failed_backup_run_posts_with_no_set(dagster_instance, receiver, monkeypatch, tmp_path):
+    not_a_folder = tmp_path / "a_file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(not_a_folder))
+    result = run_job(dagster_instance, "backup_vector_tables")
+    assert not result.success
+
+    evaluate_failure_sensor(dagster_instance, result)
+
+    (text,) = receiver.texts
+    assert text.startswith("backup_vector_tables failed (set none): backup failed: ")
+    assert "\n" + UI_URL + "/runs/" + result.run_id in text
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_webhook_is_a_warning_that_never_fails_the_run_nor_names_the_url(
+    dagster_instance, damaged_set, monkeypatch
+):
+    secret_url = f"http://127.0.0.1:{free_port()}/hooks/secret-token-123"
+    monkeypatch.setenv("VECTOR_ASSETS_ALERT_WEBHOOK", secret_url)
+
+    result = run_job(dagster_instance, "check_vector_backup", partition_key=damaged_set)
+
+    warnings = [
+        r.user_message for r in dagster_instance.all_logs(result.run_id) if r.level == 30  # logging.WARNING
+    ]
+    assert any(w.startswith("alert not delivered (the webhook could not be reached") for w in warnings)
+    assert "secret-token-123" not in all_log_text(dagster_instance, result.run_id)
+    # the run fails for the damaged set alone, as it would without alerts
+    assert "failed verification" in result.failure_data_for_node("verify_backup_set").error.message
+
+
+def test_a_successful_run_posts_nothing(dagster_instance, receiver):
+    assert run_job(dagster_instance, "backup_vector_tables").success
+    assert receiver.messages == []

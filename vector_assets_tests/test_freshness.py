@@ -1,0 +1,91 @@
+"""Freshness: a backup asset whose newest set is older than VECTOR_ASSETS_BACKUP_MAX_AGE reads stale."""
+
+from datetime import datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.sets.naming import new_timestamp
+from vector_assets.defs.backup import backup_asset_key
+from vector_assets.defs.freshness import vector_freshness_sensor
+from vector_assets_tests.support.dagster import Ticker, definitions
+
+EMBEDDINGS = backup_asset_key("langchain_pg_embedding")
+CHECK = dg.AssetCheckKey(EMBEDDINGS, "freshness_check")
+
+
+def made_ago(store_db, backup_root, age: timedelta) -> str:
+    return run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=new_timestamp(datetime.now() - age))).timestamp
+
+
+def evaluate_freshness(instance: dg.DagsterInstance) -> dg.AssetCheckEvaluation:
+    job = dg.define_asset_job("freshness_only", selection=dg.AssetSelection.checks(CHECK))
+    resolved = dg.Definitions.merge(definitions(), dg.Definitions(jobs=[job])).resolve_job_def("freshness_only")
+    result = resolved.execute_in_process(instance=instance, raise_on_error=False)
+    records = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    (evaluation,) = [record.dagster_event.event_specific_data for record in records]
+    return evaluation
+
+
+@pytest.fixture
+def ticker(dagster_instance) -> Ticker:
+    return Ticker(dagster_instance)
+
+
+def test_a_set_older_than_the_limit_reads_stale_and_a_new_one_fresh(dagster_instance, store_db, backup_root, ticker):
+    old = made_ago(store_db, backup_root, timedelta(hours=30))
+    ticker.tick()
+
+    stale = evaluate_freshness(dagster_instance)
+
+    assert not stale.passed and stale.description.startswith(f"stale: the newest set {old} is 30h")
+    assert stale.metadata["dagster/overdue_seconds"].value == pytest.approx(4 * 3600, abs=120)
+    new = made_ago(store_db, backup_root, timedelta(minutes=5))
+    ticker.tick()
+
+    fresh = evaluate_freshness(dagster_instance)
+
+    assert fresh.passed and fresh.description.startswith(f"fresh: the newest set {new} is 5m")
+    assert fresh.metadata["newest_set"].value == new
+
+
+def test_the_limit_is_a_setting(dagster_instance, store_db, backup_root, ticker, monkeypatch):
+    made_ago(store_db, backup_root, timedelta(hours=3))
+    ticker.tick()
+    monkeypatch.setenv("VECTOR_ASSETS_BACKUP_MAX_AGE", "2h")
+    assert not evaluate_freshness(dagster_instance).passed
+    monkeypatch.setenv("VECTOR_ASSETS_BACKUP_MAX_AGE", "4h")
+    assert evaluate_freshness(dagster_instance).passed
+
+
+def test_no_set_at_all_reads_stale(dagster_instance):
+    evaluation = evaluate_freshness(dagster_instance)
+    assert not evaluation.passed and evaluation.description.startswith("stale: no backup set yet")
+
+
+def test_a_malformed_limit_fails_naming_the_variable(dagster_instance, monkeypatch):
+    monkeypatch.setenv("VECTOR_ASSETS_BACKUP_MAX_AGE", "a day")
+    job = dg.define_asset_job("freshness_only", selection=dg.AssetSelection.checks(CHECK))
+    resolved = dg.Definitions.merge(definitions(), dg.Definitions(jobs=[job])).resolve_job_def("freshness_only")
+    result = resolved.execute_in_process(instance=dagster_instance, raise_on_error=False)
+    message = result.failure_data_for_node("backup_freshness_checks").error.message
+    assert "VECTOR_ASSETS_BACKUP_MAX_AGE" in message and "'a day'" in message
+
+
+def sensor_tick(instance: dg.DagsterInstance, cursor: str | None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions())
+    result = vector_freshness_sensor.evaluate_tick(context)
+    return result, context.cursor
+
+
+def test_the_sensor_evaluates_only_when_the_answer_can_change(dagster_instance, store_db, backup_root, ticker):
+    first, cursor = sensor_tick(dagster_instance, None)
+    again, cursor = sensor_tick(dagster_instance, cursor)
+    made_ago(store_db, backup_root, timedelta(minutes=1))
+    ticker.tick()
+    after_a_set, cursor = sensor_tick(dagster_instance, cursor)
+
+    assert len(first.run_requests[0].asset_check_keys) == 2
+    assert again.run_requests == [] and again.skip_message
+    assert CHECK in after_a_set.run_requests[0].asset_check_keys

@@ -1,0 +1,84 @@
+"""Index rebuilds after a replacing restore: sized from the estimated graph, capped, parallel,
+watched on a second connection, and honest when the graph does not fit in memory."""
+
+import pytest
+
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.restore import RestoreRequest, run_restore
+from vector_assets.core.pg.index_builds import FLOOR_BYTES, IndexBuildProgress, IndexBuildSettings
+from vector_assets.core.progress import ProgressReporter
+from vector_assets_tests.support.database import execute, fill_store, tables_now
+
+HNSW = "CREATE INDEX emb_hnsw ON langchain_pg_embedding USING hnsw (embedding vector_cosine_ops) WITH (m = 16)"
+
+
+@pytest.fixture
+def indexed_set(empty_db, backup_root) -> tuple[str, str]:
+    fill_store(empty_db, embeddings=3000)
+    execute(empty_db, HNSW)
+    return empty_db, run_backup(BackupRequest(dsn=empty_db, root=backup_root)).timestamp
+
+
+def replace(dsn: str, root, key: str, **kwargs):
+    return run_restore(RestoreRequest(
+        target_dsn=dsn, root=root, timestamp=key, truncate_before_restore=True, safety_backup=False, **kwargs
+    ))
+
+
+def builds_by_name(result) -> dict:
+    return {build.name: build for build in result.index_builds}
+
+
+def test_each_build_gets_memory_for_its_graph_and_the_servers_workers(indexed_set, backup_root):
+    dsn, key = indexed_set
+    before = tables_now(dsn)
+    server_workers = int(execute(dsn, "SELECT current_setting('max_parallel_workers')")[0][0])
+
+    result = replace(dsn, backup_root, key)
+
+    hnsw = builds_by_name(result)["emb_hnsw"]
+    # 3000 vectors of 384 floats with 2 x 16 neighbours each is a few MB: PostgreSQL's default suffices
+    assert (hnsw.method, hnsw.memory_bytes, hnsw.spilled) == ("hnsw", FLOOR_BYTES, None)
+    assert hnsw.workers == min(server_workers, 4) and hnsw.seconds > 0
+    assert tables_now(dsn) == before
+
+
+def test_a_cap_below_the_graph_is_obeyed_and_the_spill_is_reported(indexed_set, backup_root):
+    dsn, key = indexed_set
+
+    result = replace(dsn, backup_root, key, index_builds=IndexBuildSettings(memory_cap_bytes=10**6, workers=0))
+
+    hnsw = builds_by_name(result)["emb_hnsw"]
+    assert (hnsw.memory_bytes, hnsw.workers) == (10**6, 0)
+    assert hnsw.spilled is not None and "no longer fits into maintenance_work_mem" in hnsw.spilled
+    assert "did not fit in memory" in hnsw.message
+
+
+def test_build_progress_is_read_on_a_second_connection(indexed_set, backup_root):
+    dsn, key = indexed_set
+    events = []
+
+    replace(dsn, backup_root, key, progress=ProgressReporter(events.append, 0.02),
+            index_builds=IndexBuildSettings(workers=0))
+
+    readings = [e for e in events if isinstance(e, IndexBuildProgress) and e.index == "emb_hnsw"]
+    assert readings[-1].done
+    during = readings[:-1]
+    assert during and all(e.phase.startswith("building index") or e.phase == "initializing" for e in during)
+    assert any(e.tuples_done > 0 or e.blocks_done > 0 for e in during)
+    assert "emb_hnsw" in during[-1].describe() and "blocks" in during[-1].describe()
+
+
+def test_malformed_build_settings_name_the_variable(monkeypatch):
+    from vector_assets import settings
+    from vector_assets.core.errors import ConfigError
+
+    monkeypatch.setenv("VECTOR_ASSETS_INDEX_BUILD_MEMORY", "lots")
+    with pytest.raises(ConfigError, match="VECTOR_ASSETS_INDEX_BUILD_MEMORY .*'lots'"):
+        settings.index_build_settings()
+    monkeypatch.setenv("VECTOR_ASSETS_INDEX_BUILD_MEMORY", "2GB")
+    monkeypatch.setenv("VECTOR_ASSETS_INDEX_BUILD_WORKERS", "two")
+    with pytest.raises(ConfigError, match="VECTOR_ASSETS_INDEX_BUILD_WORKERS"):
+        settings.index_build_settings()
+    monkeypatch.setenv("VECTOR_ASSETS_INDEX_BUILD_WORKERS", "2")
+    assert settings.index_build_settings() == IndexBuildSettings(2 * 10**9, 2)

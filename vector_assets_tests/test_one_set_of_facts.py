@@ -1,0 +1,48 @@
+"""The same fact reads the same everywhere: a legacy set's rows, and sizes in one unit system."""
+
+import json
+
+from vector_assets.cli import main
+from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
+from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.units import human_size
+from vector_assets_tests.support.dagster import Ticker, partition_metadata
+from vector_assets_tests.support.database import execute
+from vector_assets_tests.support.files import psql_legacy_set
+
+LEGACY = "20250101_120500"
+
+
+def test_a_legacy_sets_rows_agree_in_the_metadata_the_inventory_and_the_cli(
+    dagster_instance, store_db, backup_root, capsys
+):
+    psql_legacy_set(store_db, backup_root / "vector_bak", LEGACY)
+    in_database = {table: execute(store_db, f"SELECT count(*) FROM {table}")[0][0] for table in MANAGED_TABLES}
+
+    Ticker(dagster_instance).tick()
+
+    in_metadata = {table: partition_metadata(dagster_instance, table, LEGACY)["rows"] for table in MANAGED_TABLES}
+    (entry,) = build_inventory(InventoryRequest(root=backup_root)).locations[0].backups
+    assert main(["list", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)["backup_locations"][0]["backups"]
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert in_metadata == dict(entry.rows) == listed["rows"] == in_database
+    assert f"embedding {human_size(entry.sizes['langchain_pg_embedding'])} ({in_database['langchain_pg_embedding']:,} rows)" in text
+    assert "not counted yet" not in text
+
+
+def test_a_legacy_set_changed_after_counting_is_not_given_the_old_count(dagster_instance, store_db, backup_root):
+    folder = backup_root / "vector_bak"
+    psql_legacy_set(store_db, folder, LEGACY)
+    Ticker(dagster_instance).tick()
+    embedding = folder / f"langchain_pg_embedding_{LEGACY}.csv"
+    embedding.write_bytes(embedding.read_bytes() + b"extra,row,,,\n")
+
+    (entry,) = build_inventory(InventoryRequest(root=backup_root)).locations[0].backups
+
+    assert entry.rows is None
+
+
+def test_sizes_are_decimal_like_the_rates():
+    assert [human_size(n) for n in (999, 1_000, 11_100_000, 2_500_000_000)] == ["999 B", "1.0 kB", "11.1 MB", "2.5 GB"]
