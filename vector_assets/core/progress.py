@@ -200,22 +200,33 @@ class ProgressReporter:
             pass
 
 
-def writer_for(reporter: ProgressReporter | None, sink, action: str, table: str, expected_rows: int | None,
-               expected_bytes: int | None) -> tuple[object, CopyMeter | None]:
-    """``sink`` itself when nothing reports, else a counting wrapper and its meter."""
-    if reporter is None:
-        return sink, None
-    meter = reporter.copy_meter(
-        action, table, expected_rows=expected_rows, expected_bytes=expected_bytes, rows_per_write=True
-    )
-    return CountingWriter(sink, meter), meter
+@dataclass(frozen=True)
+class CopyEstimate:
+    """What one COPY is expected to move, for the share done and the ETA."""
+
+    action: str
+    table: str
+    rows: int | None
+    bytes: int | None
 
 
-def reader_for(reporter: ProgressReporter | None, source, action: str, table: str, expected_rows: int | None,
-               expected_bytes: int | None) -> tuple[object, CopyMeter | None]:
+def writer_for(reporter: ProgressReporter | None, sink, estimate: CopyEstimate) -> tuple[object, CopyMeter | None]:
+    """``sink`` itself when nothing reports, else a counting wrapper and its meter.
+
+    psycopg2 writes ``COPY ... TO STDOUT`` one row per call, so writes count rows exactly."""
+    return _counted(reporter, sink, estimate, CountingWriter, rows_per_write=True)
+
+
+def reader_for(reporter: ProgressReporter | None, source, estimate: CopyEstimate) -> tuple[object, CopyMeter | None]:
+    """``source`` itself when nothing reports, else a counting wrapper; rows follow the bytes."""
+    return _counted(reporter, source, estimate, CountingReader, rows_per_write=False)
+
+
+def _counted(reporter: ProgressReporter | None, stream, estimate: CopyEstimate, wrapper, rows_per_write: bool):
     if reporter is None:
-        return source, None
+        return stream, None
     meter = reporter.copy_meter(
-        action, table, expected_rows=expected_rows, expected_bytes=expected_bytes, rows_per_write=False
+        estimate.action, estimate.table, expected_rows=estimate.rows, expected_bytes=estimate.bytes,
+        rows_per_write=rows_per_write,
     )
-    return CountingReader(source, meter), meter
+    return wrapper(stream, meter), meter

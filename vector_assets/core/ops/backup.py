@@ -26,7 +26,7 @@ from vector_assets.core.pg.connection import (
     snapshot_transaction,
 )
 from vector_assets.core.pg.copy import copy_out
-from vector_assets.core.progress import ProgressReporter, writer_for
+from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
 from vector_assets.core.sets.backup_log import (
     TruncateOutcome,
     append_log_block,
@@ -221,7 +221,7 @@ def copy_table_to_file(
     expected_rows, relation_bytes = estimated_size(cursor, table) if progress else (None, 0)
     writer = HashingFileWriter(path)
     try:
-        sink, meter = writer_for(progress, writer, "backup", table, expected_rows, relation_bytes)
+        sink, meter = writer_for(progress, writer, CopyEstimate("backup", table, expected_rows, relation_bytes))
         rows = copy_out(cursor, table, column_names(columns), sink)
         byte_count, sha256 = writer.finish()
     except BaseException:

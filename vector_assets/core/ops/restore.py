@@ -62,7 +62,7 @@ from vector_assets.core.pg.table_changes import (
     other_unique_constraints,
     truncate_with_brief_waits,
 )
-from vector_assets.core.progress import ProgressReporter, reader_for
+from vector_assets.core.progress import CopyEstimate, ProgressReporter, reader_for
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
 from vector_assets.core.sets.manifest import PRE_RESTORE
@@ -329,7 +329,8 @@ def copy_file_into(
     try:
         with open(plan.path, "rb") as handle:
             reader = HashingReader(handle)
-            source, meter = reader_for(progress, reader, "restore", plan.table, plan.rows_in_set, plan.path.stat().st_size)
+            estimate = CopyEstimate("restore", plan.table, plan.rows_in_set, plan.path.stat().st_size)
+            source, meter = reader_for(progress, reader, estimate)
             rows = copy_in(cursor, table, plan.header, source, freeze=freeze)
     except psycopg2.DataError as error:
         raise BackupFileError(f"loading {plan.path.name} into {plan.table} failed: {str(error).strip()}") from None
