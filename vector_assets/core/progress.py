@@ -114,8 +114,8 @@ class CopyMeter:
         self._expected_rows = expected_rows if expected_rows and expected_rows > 0 else None
         self._expected_bytes = expected_bytes if expected_bytes and expected_bytes > 0 else None
         self._rows_per_write = rows_per_write
-        self._started = reporter.clock()
-        self._next_report = self._started + reporter.interval_seconds
+        self.started = reporter.clock()
+        self._next_report = self.started + reporter.interval_seconds
         self.bytes = 0
         self.writes = 0
 
@@ -134,7 +134,7 @@ class CopyMeter:
     def snapshot(self, now: float, rows: int | None = None, done: bool = False) -> CopyProgress:
         exact = rows is not None or self._rows_per_write
         return CopyProgress(
-            self._action, self._table, rows if rows is not None else self._rows(), self.bytes, now - self._started,
+            self._action, self._table, rows if rows is not None else self._rows(), self.bytes, now - self.started,
             self._expected_rows, self._expected_bytes, exact, done,
         )
 
@@ -190,7 +190,7 @@ class ProgressReporter:
         meter = CopyMeter(
             self, action, table, expected_rows=expected_rows, expected_bytes=expected_bytes, rows_per_write=rows_per_write
         )
-        self.report(meter.snapshot(meter._started))
+        self.report(meter.snapshot(meter.started))
         return meter
 
     def report(self, event: ProgressEvent) -> None:
