@@ -73,7 +73,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partiti
 backup_checks = [_build_check(table, check) for table in MANAGED_TABLES for check in CHECK_NAMES]
 
 
-@dg.op
+@dg.op(out=dg.Out(dg.Nothing))
 def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootResource) -> dg.Output:
     """Run every file check on the chosen set and record them on its partition."""
     key = chosen_set(context, CHECK_JOB)
