@@ -114,8 +114,8 @@ class CopyMeter:
         self._expected_rows = expected_rows if expected_rows and expected_rows > 0 else None
         self._expected_bytes = expected_bytes if expected_bytes and expected_bytes > 0 else None
         self._rows_per_write = rows_per_write
-        self._started = reporter.clock()
-        self._next_report = self._started + reporter.interval_seconds
+        self.started = reporter.clock()
+        self._next_report = self.started + reporter.interval_seconds
         self.bytes = 0
         self.writes = 0
 
@@ -134,7 +134,7 @@ class CopyMeter:
     def snapshot(self, now: float, rows: int | None = None, done: bool = False) -> CopyProgress:
         exact = rows is not None or self._rows_per_write
         return CopyProgress(
-            self._action, self._table, rows if rows is not None else self._rows(), self.bytes, now - self._started,
+            self._action, self._table, rows if rows is not None else self._rows(), self.bytes, now - self.started,
             self._expected_rows, self._expected_bytes, exact, done,
         )
 
@@ -190,7 +190,7 @@ class ProgressReporter:
         meter = CopyMeter(
             self, action, table, expected_rows=expected_rows, expected_bytes=expected_bytes, rows_per_write=rows_per_write
         )
-        self.report(meter.snapshot(meter._started))
+        self.report(meter.snapshot(meter.started))
         return meter
 
     def report(self, event: ProgressEvent) -> None:
@@ -200,22 +200,33 @@ class ProgressReporter:
             pass
 
 
-def writer_for(reporter: ProgressReporter | None, sink, action: str, table: str, expected_rows: int | None,
-               expected_bytes: int | None) -> tuple[object, CopyMeter | None]:
-    """``sink`` itself when nothing reports, else a counting wrapper and its meter."""
-    if reporter is None:
-        return sink, None
-    meter = reporter.copy_meter(
-        action, table, expected_rows=expected_rows, expected_bytes=expected_bytes, rows_per_write=True
-    )
-    return CountingWriter(sink, meter), meter
+@dataclass(frozen=True)
+class CopyEstimate:
+    """What one COPY is expected to move, for the share done and the ETA."""
+
+    action: str
+    table: str
+    rows: int | None
+    bytes: int | None
 
 
-def reader_for(reporter: ProgressReporter | None, source, action: str, table: str, expected_rows: int | None,
-               expected_bytes: int | None) -> tuple[object, CopyMeter | None]:
+def writer_for(reporter: ProgressReporter | None, sink, estimate: CopyEstimate) -> tuple[object, CopyMeter | None]:
+    """``sink`` itself when nothing reports, else a counting wrapper and its meter.
+
+    psycopg2 writes ``COPY ... TO STDOUT`` one row per call, so writes count rows exactly."""
+    return _counted(reporter, sink, estimate, CountingWriter, rows_per_write=True)
+
+
+def reader_for(reporter: ProgressReporter | None, source, estimate: CopyEstimate) -> tuple[object, CopyMeter | None]:
+    """``source`` itself when nothing reports, else a counting wrapper; rows follow the bytes."""
+    return _counted(reporter, source, estimate, CountingReader, rows_per_write=False)
+
+
+def _counted(reporter: ProgressReporter | None, stream, estimate: CopyEstimate, wrapper, rows_per_write: bool):
     if reporter is None:
-        return source, None
+        return stream, None
     meter = reporter.copy_meter(
-        action, table, expected_rows=expected_rows, expected_bytes=expected_bytes, rows_per_write=False
+        estimate.action, estimate.table, expected_rows=estimate.rows, expected_bytes=estimate.bytes,
+        rows_per_write=rows_per_write,
     )
-    return CountingReader(source, meter), meter
+    return wrapper(stream, meter), meter

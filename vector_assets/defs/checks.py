@@ -88,7 +88,7 @@ def backup_file_checks(context: dg.AssetCheckExecutionContext, backup_root: Back
         yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=check_key.name, **fields)
 
 
-@dg.op
+@dg.op(out=dg.Out(dg.Nothing))
 def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootResource) -> dg.Output:
     """Run every file check on the chosen set and record them on its partition."""
     key = chosen_set(context, CHECK_JOB)

@@ -144,7 +144,7 @@ def restore_drill_check(
             yield dg.AssetCheckResult(asset_key=backup_asset_key(table), check_name=RTO_CHECK, **rto_check_fields(result))
 
 
-@dg.op
+@dg.op(out=dg.Out(dg.Nothing))
 def drill_restore_of_backup_set(
     context: dg.OpExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource
 ) -> dg.Output:

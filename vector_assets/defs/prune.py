@@ -50,7 +50,7 @@ class PruneConfig(dg.Config):
     )
 
 
-@dg.op(pool=VECTOR_TABLES_POOL)
+@dg.op(pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
 def prune_backup_sets(context: dg.OpExecutionContext, config: PruneConfig, backup_root: BackupRootResource) -> dg.Output:
     """Plan retention per location and, unless this is a dry run, delete and unregister old sets.
 

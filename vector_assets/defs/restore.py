@@ -43,7 +43,7 @@ def target_dsn(target: str, pgvector: PgVectorResource) -> str:
     return pgvector.dsn if target == settings.DEFAULT_TARGET else settings.restore_target_dsn(target)
 
 
-@dg.op(pool=VECTOR_TABLES_POOL)
+@dg.op(pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
 def restore_from_backup_set(
     context: dg.OpExecutionContext, config: RestoreConfig, pgvector: PgVectorResource, backup_root: BackupRootResource
 ) -> dg.Output:

@@ -32,7 +32,7 @@ class TruncateConfig(dg.Config):
     dry_run: bool = Field(default=False, description="Only count the rows that would be removed; change nothing.")
 
 
-@dg.op(pool=VECTOR_TABLES_POOL)
+@dg.op(pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
 def truncate_after_verified_backup(
     context: dg.OpExecutionContext, config: TruncateConfig, pgvector: PgVectorResource, backup_root: BackupRootResource
 ) -> dg.Output:

@@ -36,7 +36,7 @@ from vector_assets.core.pg.parts import (
     export_snapshot,
     table_bytes,
 )
-from vector_assets.core.progress import ProgressReporter, writer_for
+from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
 from vector_assets.core.sets.backup_log import (
     TruncateOutcome,
     append_log_block,
@@ -304,7 +304,7 @@ def _copy_parts(
 
 def _meter_factory(progress: ProgressReporter | None, label: str, expected_rows: int | None, expected_bytes: int | None):
     """Wraps the COPY's own sink (rows as the server sends them, before any compression)."""
-    return lambda sink: writer_for(progress, sink, "backup", label, expected_rows, expected_bytes)
+    return lambda sink: writer_for(progress, sink, CopyEstimate("backup", label, expected_rows, expected_bytes))
 
 
 def copy_table_into(

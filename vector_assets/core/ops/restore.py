@@ -67,7 +67,7 @@ from vector_assets.core.pg.table_changes import (
     other_unique_constraints,
     truncate_with_brief_waits,
 )
-from vector_assets.core.progress import ProgressReporter, reader_for
+from vector_assets.core.progress import CopyEstimate, ProgressReporter, reader_for
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.formats import (
@@ -459,7 +459,7 @@ def _copy_one_file(
     try:
         with plan.folder.open_reader(name) as handle:
             reader = HashingReader(handle)
-            source, meter = reader_for(progress, reader, "restore", plan.table, file.rows, file.bytes)
+            source, meter = reader_for(progress, reader, CopyEstimate("restore", plan.table, file.rows, file.bytes))
             decoded = DecodingReader(file.format, source, name)
             rows = copy_in(cursor, table, plan.header, decoded, freeze=freeze, options=file.format.copy_options)
     except psycopg2.Error as error:

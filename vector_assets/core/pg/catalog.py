@@ -104,32 +104,20 @@ def primary_key(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
     return [name for (name,) in cursor.fetchall()]
 
 
-def estimated_size(cursor: psycopg2.extensions.cursor, table: str) -> tuple[int | None, int]:
-    """(estimated rows, relation bytes with TOAST), cheap and without a scan; (None, 0) when the
-    table is locked against readers, so a progress estimate never makes the copy wait longer.
+def estimated_size(cursor: psycopg2.extensions.cursor, table: str) -> tuple[int | None, int | None]:
+    """(estimated rows, estimated heap bytes), from the catalog and statistics alone.
 
-    ``pg_class.reltuples`` is -1 until the table is first vacuumed or analyzed; then the
-    statistics' count of live rows stands in, and without those the planner's own estimate.
+    Nothing here opens the table, so an estimate never waits behind a lock the COPY would wait
+    for anyway. ``pg_class.reltuples`` is -1 until the table is first vacuumed or analyzed; then
+    the statistics' count of live rows stands in.
     """
-    cursor.execute("SAVEPOINT estimate_size; SELECT current_setting('lock_timeout'), set_config('lock_timeout', '200ms', true)")
-    (previous, _) = cursor.fetchone()
-    try:
-        estimate = _estimated_size(cursor, table)
-    except psycopg2.errors.LockNotAvailable:
-        cursor.execute("ROLLBACK TO SAVEPOINT estimate_size")
-        estimate = (None, 0)
-    cursor.execute("RELEASE SAVEPOINT estimate_size; SELECT set_config('lock_timeout', %s, true)", (previous,))
-    return estimate
-
-
-def _estimated_size(cursor: psycopg2.extensions.cursor, table: str) -> tuple[int | None, int]:
     cursor.execute(
-        "SELECT CASE WHEN reltuples >= 0 THEN reltuples::bigint ELSE pg_stat_get_live_tuples(oid) END, "
-        "pg_table_size(oid) FROM pg_class WHERE oid = %s::regclass",
+        """
+        SELECT CASE WHEN reltuples >= 0 THEN reltuples::bigint ELSE pg_stat_get_live_tuples(oid) END,
+               relpages::bigint * current_setting('block_size')::bigint
+        FROM pg_class WHERE oid = %s::regclass
+        """,
         (regclass_literal(cursor, table),),
     )
-    rows, relation_bytes = cursor.fetchone()
-    if rows <= 0:
-        cursor.execute(sql.SQL("EXPLAIN (FORMAT JSON) SELECT * FROM {}").format(sql.Identifier(table)))
-        rows = int(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
-    return (rows or None), int(relation_bytes)
+    rows, heap_bytes = cursor.fetchone()
+    return (rows or None), (heap_bytes or None)
