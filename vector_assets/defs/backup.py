@@ -182,7 +182,7 @@ def summary_line(result: BackupResult, backup_set: BackupSet) -> str:
     )
 
 
-@dg.job(description="Back up the LangChain pgvector tables to a new timestamped CSV set (one consistent snapshot).")
+@dg.job(description="Back up the LangChain pgvector tables to a new timestamped set (one consistent snapshot) in the chosen format.")
 def backup_vector_tables() -> None:
     back_up_tables()
 
