@@ -29,7 +29,7 @@ from vector_assets.core.pg.scratch import (
     scratch_dsn,
 )
 from vector_assets.core.pg.index_builds import IndexBuildSettings
-from vector_assets.core.progress import ProgressReporter
+from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
 from vector_assets.core.rto import SEED_TARGETS, RtoTarget, target_seconds, verdict
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
@@ -122,7 +122,9 @@ def run_drill(request: DrillRequest) -> DrillResult:
             progress=request.progress, index_builds=request.index_builds,
         ))
         result.recovery_time = recovery_time(result.restore, request.rto_targets)
-        result.tables = [compare_table(scratch_dsn, backup_set, table, columns[table]) for table in backup_set.tables]
+        result.tables = [
+            compare_table(scratch_dsn, backup_set, table, columns[table], request.progress) for table in backup_set.tables
+        ]
     result.duration_seconds = time.monotonic() - started
     return result
 
@@ -173,7 +175,9 @@ def scratch_database(dsn: str, result: DrillResult) -> Iterator[str]:
         admin.close()
 
 
-def compare_table(dsn: str, backup_set: BackupSet, table: str, columns: list[Column]) -> TableDrill:
+def compare_table(
+    dsn: str, backup_set: BackupSet, table: str, columns: list[Column], progress: ProgressReporter | None = None
+) -> TableDrill:
     entry = backup_set.manifest.tables[table] if backup_set.manifest else None
     set_sha256 = entry.sha256 if entry else sha256_of_file(backup_set.csv_path(table))
     rows_in_set = entry.rows if entry else count_csv_rows(backup_set.csv_path(table))
@@ -183,7 +187,10 @@ def compare_table(dsn: str, backup_set: BackupSet, table: str, columns: list[Col
             cursor.execute("SET synchronize_seqscans = off")  # read from the first page, in load order
             rows_restored = count_rows(cursor, table)
             sink = HashingSink()
-            copy_out(cursor, table, column_names(columns), sink)
+            counted, meter = writer_for(progress, sink, CopyEstimate("drill export", table, rows_restored, None))
+            copy_out(cursor, table, column_names(columns), counted)
+            if meter is not None:
+                meter.finish(rows_restored)
         conn.rollback()
     finally:
         conn.close()
