@@ -89,3 +89,4 @@ def test_the_sensor_evaluates_only_when_the_answer_can_change(dagster_instance, 
     assert len(first.run_requests[0].asset_check_keys) == 2
     assert again.run_requests == [] and again.skip_message
     assert CHECK in after_a_set.run_requests[0].asset_check_keys
+    assert after_a_set.run_requests[0].asset_selection == []  # the checks only; backups are never "materialized"

@@ -82,3 +82,24 @@ def test_malformed_build_settings_name_the_variable(monkeypatch):
         settings.index_build_settings()
     monkeypatch.setenv("VECTOR_ASSETS_INDEX_BUILD_WORKERS", "2")
     assert settings.index_build_settings() == IndexBuildSettings(2 * 10**9, 2)
+
+
+def test_the_restore_job_logs_each_build_and_its_progress(indexed_set, backup_root, monkeypatch):
+    import dagster as dg
+
+    from vector_assets_tests.support.dagster import run_job
+
+    dsn, key = indexed_set
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", dsn)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
+    monkeypatch.setenv("VECTOR_ASSETS_PROGRESS_INTERVAL", "0.02")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("vector_backups", [key])
+        result = run_job(instance, "restore_vector_tables", "restore_from_backup_set",
+                         {"truncate_before_restore": True, "safety_backup": False}, partition_key=key)
+        messages = [record.user_message for record in instance.all_logs(result.run_id)]
+
+    assert result.success
+    assert any(m.startswith("index emb_hnsw (hnsw) built in ") and "parallel workers" in m for m in messages)
+    assert "index emb_hnsw: built" in messages
+    assert any(m.startswith("restore langchain_pg_embedding: ") and m.endswith("done") for m in messages)

@@ -99,3 +99,16 @@ def test_progress_interval_setting_reads_durations(monkeypatch):
     assert settings.PROGRESS_INTERVAL.seconds() == 5.0
 
 
+
+
+def test_the_drill_reports_its_restore_and_its_export(store_db, backup_root):
+    from vector_assets.core.ops.drill import DrillRequest, run_drill
+
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    reporter, events = collecting(interval=0.0)
+
+    run_drill(DrillRequest(dsn=store_db, root=backup_root, progress=reporter))
+
+    rows = made.manifest.tables[EMBEDDING_TABLE].rows
+    finished = {(e.action, e.table): e.rows for e in events if isinstance(e, CopyProgress) and e.done}
+    assert finished[("restore", EMBEDDING_TABLE)] == finished[("drill export", EMBEDDING_TABLE)] == rows

@@ -24,6 +24,7 @@ from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.partitions import newest_key
 
 FRESHNESS_CHECK = "freshness_check"
+BACKUP_KEYS = [backup_asset_key(table) for table in MANAGED_TABLES]
 FRESHNESS_PARAMS = "dagster/freshness_params"
 LAST_UPDATED = "dagster/last_updated_timestamp"
 FRESH_UNTIL = "dagster/fresh_until_timestamp"
@@ -116,7 +117,7 @@ def freshness_states(instance: dg.DagsterInstance, max_age: float, now: float) -
 
 @dg.sensor(
     name="vector_freshness_sensor",
-    asset_selection=dg.AssetSelection.checks(backup_freshness_checks),
+    asset_selection=dg.AssetSelection.checks(backup_freshness_checks) | dg.AssetSelection.assets(*BACKUP_KEYS),
     minimum_interval_seconds=settings.sensor_interval_seconds(settings.FRESHNESS_INTERVAL),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Evaluates the backups' freshness checks when the newest set changes or grows older than "
@@ -133,7 +134,8 @@ def vector_freshness_sensor(context: dg.SensorEvaluationContext):
     context.update_cursor(json.dumps(states))
     if not changed:
         return dg.SkipReason("no backup asset's newest set or freshness changed")
-    return dg.RunRequest(
+    return dg.RunRequest(  # the checks only: the backup assets are listed so the UI shows this sensor on them
+        asset_selection=[],
         asset_check_keys=[dg.AssetCheckKey(backup_asset_key(table), FRESHNESS_CHECK) for table in changed],
     )
 

@@ -29,7 +29,7 @@ from vector_assets.core.pg.scratch import (
     drop_database,
     scratch_dsn,
 )
-from vector_assets.core.progress import ProgressReporter
+from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
 from vector_assets.core.rto import SEED_TARGETS, RtoTarget, target_seconds, verdict
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.copies import choose_copy
@@ -129,7 +129,9 @@ def run_drill(request: DrillRequest) -> DrillResult:
             progress=request.progress, index_builds=request.index_builds,
         ))
         result.recovery_time = recovery_time(result.restore, request.rto_targets)
-        result.tables = [compare_table(scratch_dsn, backup_set, table, columns[table]) for table in backup_set.tables]
+        result.tables = [
+            compare_table(scratch_dsn, backup_set, table, columns[table], request.progress) for table in backup_set.tables
+        ]
     result.duration_seconds = time.monotonic() - started
     return result
 
@@ -180,7 +182,9 @@ def scratch_database(dsn: str, result: DrillResult) -> Iterator[str]:
         admin.close()
 
 
-def compare_table(dsn: str, backup_set: BackupSet, table: str, columns: list[Column]) -> TableDrill:
+def compare_table(
+    dsn: str, backup_set: BackupSet, table: str, columns: list[Column], progress: ProgressReporter | None = None
+) -> TableDrill:
     entry = backup_set.manifest.tables[table] if backup_set.manifest else None
     names = [name for name, _ in backup_set.data_files(table)]
     set_sha256 = content_sha256(backup_set.folder.open_reader, names)
@@ -196,7 +200,10 @@ def compare_table(dsn: str, backup_set: BackupSet, table: str, columns: list[Col
             cursor.execute("SET synchronize_seqscans = off")  # read from the first page, in load order
             rows_restored = count_rows(cursor, table)
             sink = HashingSink()
-            copy_out(cursor, table, column_names(columns), sink, fmt.copy_options)
+            counted, meter = writer_for(progress, sink, CopyEstimate("drill export", table, rows_restored, None))
+            copy_out(cursor, table, column_names(columns), counted, fmt.copy_options)
+            if meter is not None:
+                meter.finish(rows_restored)
         conn.rollback()
     finally:
         conn.close()
