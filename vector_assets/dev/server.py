@@ -63,7 +63,9 @@ def run_dagster_dev(host: str, port: str, environment: dict[str, str], notes: li
     # not DAGSTER_HOME's, and ours is (copied there with the storage added).
     # A shell's background job inherits SIGINT ignored; give dagster dev the default back.
     quiet = {**environment, "PYTHONWARNINGS": QUIET_WARNINGS}
-    process = subprocess.Popen(command, env=quiet, cwd=home, preexec_fn=restore_default_sigint)
+    # Its own process group: a terminal's Ctrl-C reaches only us, and we pass it on once (a second
+    # SIGINT would cut its shutdown short with "Aborted!").
+    process = subprocess.Popen(command, env=quiet, cwd=home, preexec_fn=restore_default_sigint, process_group=0)
 
     stop_requests: list[int] = []
 
