@@ -291,3 +291,4 @@ def test_ctrl_c_stops_dagster_and_postgres_leaving_no_process_behind(stack: DevS
     assert stack.process.returncode == 0, stack.log_tail()
     log = stack.log_path.read_text(errors="replace")
     assert "Failed postgres command" not in log and "killing it instead" not in log, stack.log_tail()
+    assert "Aborted!" not in log, stack.log_tail()

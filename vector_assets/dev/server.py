@@ -8,6 +8,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from vector_assets import settings
@@ -18,6 +19,7 @@ from vector_assets.dev.demo import ensure_demo_store
 from vector_assets.dev.embedded import EmbeddedServer, start_embedded
 
 STATE_DIR = Path(".vector_assets")
+GROUP_EXIT_SECONDS = 30
 # Not for a user's terminal: `dagster dev` is what this command runs on purpose (dg dev adds
 # nothing here), and Dagster's own sensors pass the beta `owners` parameter on when copied.
 QUIET_WARNINGS = "ignore:Function `dev_command` is superseded:Warning,ignore:Parameter `owners`:Warning"
@@ -68,7 +70,9 @@ def run_dagster_dev(host: str, port: str, environment: dict[str, str], notes: li
     # not DAGSTER_HOME's, and ours is (copied there with the storage added).
     # A shell's background job inherits SIGINT ignored; give dagster dev the default back.
     quiet = {**environment, "PYTHONWARNINGS": QUIET_WARNINGS}
-    process = subprocess.Popen(command, env=quiet, cwd=home, preexec_fn=restore_default_sigint)
+    # Its own process group: a terminal's Ctrl-C reaches only us, and we pass it on once (a second
+    # SIGINT would cut its shutdown short with "Aborted!").
+    process = subprocess.Popen(command, env=quiet, cwd=home, preexec_fn=restore_default_sigint, process_group=0)
 
     stop_requests: list[int] = []
 
@@ -79,7 +83,28 @@ def run_dagster_dev(host: str, port: str, environment: dict[str, str], notes: li
     signal.signal(signal.SIGINT, stop_dagster)
     signal.signal(signal.SIGTERM, stop_dagster)
     code = process.wait()
+    wait_for_group(process.pid)
     return 0 if stop_requests else code  # stopping when asked to is success, whatever dagster dev says
+
+
+def wait_for_group(pgid: int, timeout: float = GROUP_EXIT_SECONDS) -> None:
+    """dagster dev can exit while a code server of its group still cleans up against the
+    database: ask what is left to stop, as a terminal's Ctrl-C would have, and let the embedded
+    server outlive them all."""
+    if not signal_group(pgid, signal.SIGINT):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and signal_group(pgid, 0):
+        time.sleep(0.2)
+
+
+def signal_group(pgid: int, signum: int) -> bool:
+    """Signal the group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def banner(ui_url: str, environment: dict[str, str], notes: list[str]) -> str:
