@@ -27,7 +27,7 @@ from vector_assets.core.sets.naming import (
 )
 
 WRITE_CHUNK_BYTES = 1 << 20
-QUEUED_CHUNKS = 8
+QUEUED_CHUNKS = 2
 # fdatasync now and then so the final fsync does not stall on the whole file at once.
 SYNC_EVERY_BYTES = 64 << 20
 
