@@ -159,6 +159,10 @@ class DevStack:
             tags={"dagster/partition": partition} if partition else None,
         )
 
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        run = self.graphql(RUN_TAGS_QUERY, {"runId": run_id})["runOrError"]
+        return {tag["key"]: tag["value"] for tag in run["tags"]}
+
     def run_status(self, run_id: str) -> str:
         return self.client.get_run_status(run_id).value
 
@@ -278,6 +282,10 @@ query RunSteps($runId: ID!) {
   runOrError(runId: $runId) { __typename ... on Run {
     status startTime endTime stepStats { stepKey status startTime endTime } } }
 }"""
+
+RUN_TAGS_QUERY = """
+query RunTags($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { tags { key value } } } }
+"""
 
 RUN_EVENTS_QUERY = """
 query RunEvents($runId: ID!) {
