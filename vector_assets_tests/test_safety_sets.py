@@ -24,10 +24,10 @@ def change(dsn: str) -> None:
                  "WHERE ctid IN (SELECT ctid FROM langchain_pg_embedding LIMIT 5)")
 
 
-@pytest.mark.parametrize("layout", ["current", "community"])
-def test_a_replace_restore_keeps_what_it_replaced_and_restoring_that_set_undoes_it(empty_db, backup_root, layout):
+@pytest.mark.parametrize("layout, fmt", [("current", "csv"), ("community", "csv"), ("current", "pgcopy.zst")])
+def test_a_replace_restore_keeps_what_it_replaced_and_restoring_that_set_undoes_it(empty_db, backup_root, layout, fmt):
     fill_store(empty_db, layout=layout)
-    key = run_backup(BackupRequest(dsn=empty_db, root=backup_root, timestamp="20250101_020000")).timestamp
+    key = run_backup(BackupRequest(dsn=empty_db, root=backup_root, timestamp="20250101_020000", format=fmt)).timestamp
     change(empty_db)
     current = tables_now(empty_db)
 
@@ -35,6 +35,7 @@ def test_a_replace_restore_keeps_what_it_replaced_and_restoring_that_set_undoes_
 
     safety = result.safety_set
     assert safety is not None and safety.manifest.kind == "pre_restore"
+    assert safety.manifest.format == fmt, "the safety set takes the restored set's format"
     assert safety.manifest.tables["langchain_pg_embedding"].rows == 275
     assert tables_now(empty_db) != current
     assert SetCatalog(backup_root).get(safety.timestamp).manifest.kind == "pre_restore"

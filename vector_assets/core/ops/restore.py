@@ -71,6 +71,7 @@ from vector_assets.core.progress import CopyEstimate, ProgressReporter, reader_f
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.formats import (
+    CSV,
     DecodingReader,
     SetFormat,
     count_rows_in_stream,
@@ -377,12 +378,18 @@ def _back_up_what_is_replaced(
         folder.prepare()
     target = SetTarget(
         folder, backup_set.location, free_timestamp(folder, None), describe_dsn(request.target_dsn).as_dict(),
-        kind=PRE_RESTORE, progress=request.progress,
+        kind=PRE_RESTORE, progress=request.progress, format=_safety_set_format(backup_set),
     )
     try:
         return write_set(cursor, target, tuple(outcomes))
     except VectorAssetsError as error:
         raise SafetyBackupError(f"the safety backup of what the restore would replace failed, so nothing was restored: {error}") from error
+
+
+def _safety_set_format(backup_set: BackupSet) -> str:
+    """The format of the set being restored: whoever chose a fast or small format for it gets
+    the same for what the restore replaces."""
+    return backup_set.manifest.format if backup_set.manifest is not None else CSV.name
 
 
 def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRestore:
