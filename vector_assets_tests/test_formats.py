@@ -17,7 +17,7 @@ from vector_assets.core.sets.formats import (
     EncodingSink,
     count_rows,
     format_of_file,
-    read_csv_header,
+    read_header,
     set_format,
 )
 from vector_assets.core.tables import MANAGED_TABLES
@@ -83,7 +83,7 @@ def test_every_format_carries_every_row_and_counts_them(fmt_name, rich_store, em
         fmt = set_format(fmt_name)
         assert count_rows(fmt, DecodingReader(fmt, io.BytesIO(data), "f"), "f") == exported > 0
         if not fmt.binary:
-            assert read_csv_header(DecodingReader(fmt, io.BytesIO(data), "f")) == columns[table]
+            assert read_header(DecodingReader(fmt, io.BytesIO(data), "f")) == columns[table]
         assert load(empty_copy, table, fmt_name, data, columns[table]) == exported
     assert tables_now(empty_copy) == tables_now(rich_store)
 

@@ -76,7 +76,7 @@ from vector_assets.core.sets.formats import (
     SetFormat,
     count_rows_in_stream,
     format_of_file,
-    read_csv_header,
+    read_header,
 )
 from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.naming import LOG_FILE_NAME
@@ -235,7 +235,7 @@ def plan_table(backup_set: BackupSet, table: str) -> PlannedTable:
 def _read_header(folder: SetFolder, file: PlannedFile) -> list[str]:
     try:
         with folder.open_reader(file.name) as handle:
-            return read_csv_header(DecodingReader(file.format, handle, file.name))
+            return read_header(DecodingReader(file.format, handle, file.name))
     except (csv.Error, UnicodeDecodeError) as error:
         raise BackupFileError(f"{file.name} is not valid CSV: {error}") from None
 

@@ -20,6 +20,7 @@ import zstandard
 from vector_assets.core.errors import BackupFileError, ConfigError
 from vector_assets.core.hashing import Sha256Stream
 from vector_assets.core.pg.copy import CSV_OPTIONS
+from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
 
 BINARY_COPY_OPTIONS = "FORMAT binary"
 ZSTD = "zstd"
@@ -157,16 +158,17 @@ class DecodingReader(io.RawIOBase):
         return self.failure
 
 
-def read_csv_header(stream: BinaryIO) -> list[str]:
-    text = io.TextIOWrapper(io.BufferedReader(stream), encoding="utf-8", newline="")
-    return next(csv.reader(text), [])
+def read_header(stream: BinaryIO) -> list[str]:
+    """The CSV header of a decoded stream."""
+    return read_csv_header(io.BufferedReader(stream, READ_CHUNK_BYTES))
 
 
 def count_rows(fmt: SetFormat, stream: BinaryIO, name: str) -> int:
     """Data rows in a decoded stream: CSV parsed properly (quoted fields hold newlines), or the
     binary COPY format's tuples walked field by field."""
     try:
-        return _count_pgcopy_tuples(io.BufferedReader(stream, READ_CHUNK_BYTES), name) if fmt.binary else _count_csv_records(stream)
+        buffered = io.BufferedReader(stream, READ_CHUNK_BYTES)
+        return _count_pgcopy_tuples(buffered, name) if fmt.binary else count_csv_rows(buffered)
     except (csv.Error, UnicodeDecodeError) as error:
         raise BackupFileError(f"{name} is not valid UTF-8 CSV: {error}") from None
 
@@ -214,11 +216,6 @@ def _feed(stream: io.BufferedReader, digest: Sha256Stream, keep_trailer: bool) -
         else:
             digest.update(data[:-2])
             held = data[-2:]
-
-
-def _count_csv_records(stream: BinaryIO) -> int:
-    text = io.TextIOWrapper(io.BufferedReader(stream, READ_CHUNK_BYTES), encoding="utf-8", newline="")
-    return max(sum(1 for _ in csv.reader(text)) - 1, 0)
 
 
 def _count_pgcopy_tuples(reader: io.BufferedReader, name: str) -> int:
