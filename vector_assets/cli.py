@@ -108,6 +108,8 @@ def _add_truncate(commands: argparse._SubParsersAction) -> None:
                           help=f"tables to empty (default: {EMBEDDING_TABLE}; the collection table needs both)")
     truncate.add_argument("--task-id", default=None, help="write the safety set into <root>/<task_id>/vector_bak")
     truncate.add_argument("--dry-run", action="store_true", help="only count the rows that would be removed")
+    truncate.add_argument("--format", default=None, choices=list(FORMATS),
+                          help="the safety set's format (default: VECTOR_ASSETS_FORMAT, else csv)")
     truncate.set_defaults(command=run_truncate_command)
 
 
@@ -233,7 +235,7 @@ def run_truncate_command(args: argparse.Namespace) -> int:
     with showing_progress() as progress:
         result = run_guarded_truncate(TruncateRequest(
             dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
-            dry_run=args.dry_run, progress=progress,
+            dry_run=args.dry_run, progress=progress, format=args.format or settings.backup_format(),
         ))
     print(format_truncate(result))
     return EXIT_OK

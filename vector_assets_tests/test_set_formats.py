@@ -131,3 +131,14 @@ def test_the_backup_job_takes_the_format_from_its_launchpad_dropdown(dagster_ins
     assert SetCatalog(backup_root).newest().manifest.format == "pgcopy.zst"
     with pytest.raises(dg.DagsterInvalidConfigError, match="zip"):
         job.execute_in_process(instance=dagster_instance, run_config={"ops": {"back_up_tables": {"config": {"format": "zip"}}}})
+
+
+def test_the_truncate_job_writes_its_safety_set_in_the_chosen_format(dagster_instance, backup_root, store_db):
+    job = definitions().resolve_job_def("truncate_vector_tables")
+    config = {"ops": {"truncate_after_verified_backup": {"config": {"format": "pgcopy"}}}}
+
+    assert job.execute_in_process(instance=dagster_instance, run_config=config).success
+
+    backup_set = SetCatalog(backup_root).newest()
+    assert backup_set.manifest.kind == "pre_truncate" and backup_set.manifest.format == "pgcopy"
+    assert execute(store_db, "SELECT count(*) FROM langchain_pg_embedding") == [(0,)]

@@ -4,6 +4,7 @@ the rows it removes. It shares the pool ``vector_tables`` with backup, restore a
 import dagster as dg
 from pydantic import Field
 
+from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.truncate import (
     TruncateRequest,
@@ -13,7 +14,7 @@ from vector_assets.core.ops.truncate import (
 from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets.core.units import human_duration
 from vector_assets.defs.backup import registered_set, report_new_set
-from vector_assets.defs.choices import ManagedTable, values
+from vector_assets.defs.choices import ManagedTable, SetFormatChoice, value_of, values
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.resources import (
     VECTOR_TABLES_POOL,
@@ -30,6 +31,10 @@ class TruncateConfig(dg.Config):
     )
     task_id: str | None = Field(default=None, description="Back up into <root>/<task_id>/vector_bak; empty: global.")
     dry_run: bool = Field(default=False, description="Only count the rows that would be removed; change nothing.")
+    format: SetFormatChoice = Field(
+        default=settings.backup_format(),
+        description="The safety set's format (csv, csv.zst, pgcopy, pgcopy.zst). Default: VECTOR_ASSETS_FORMAT.",
+    )
 
 
 @dg.op(pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
@@ -40,7 +45,7 @@ def truncate_after_verified_backup(
     try:
         request = TruncateRequest(
             dsn=pgvector.dsn, root=backup_root.open(), task_id=config.task_id or None, tables=values(config.tables),
-            dry_run=config.dry_run, progress=log_progress(context),
+            dry_run=config.dry_run, progress=log_progress(context), format=value_of(config.format),
         )
         result = run_guarded_truncate(request)
     except VectorAssetsError as error:
