@@ -15,7 +15,7 @@ from vector_assets.core.errors import (
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.verify import verify_set
 from vector_assets.core.sets.catalog import SetCatalog, scan_root
-from vector_assets.core.sets.csv_files import rows_in
+from vector_assets.core.sets.formats import rows_in
 from vector_assets.core.sets.naming import (
     Location,
     resolve_inside_root,

@@ -34,7 +34,7 @@ from vector_assets.core.rto import SEED_TARGETS, RtoTarget, target_seconds, verd
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.csv_files import header_of
-from vector_assets.core.sets.formats import content_sha256, count_rows_in_stream, format_of_file
+from vector_assets.core.sets.formats import content_sha256, format_of_file, rows_in
 from vector_assets.core.sets.roots import Root
 from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets.core.units import human_duration, human_size
@@ -188,11 +188,7 @@ def compare_table(
     entry = backup_set.manifest.tables[table] if backup_set.manifest else None
     names = [name for name, _ in backup_set.data_files(table)]
     set_sha256 = content_sha256(backup_set.folder.open_reader, names)
-    if entry is not None:
-        rows_in_set = entry.rows
-    else:
-        with backup_set.folder.open_reader(names[0]) as handle:
-            rows_in_set = count_rows_in_stream(names[0], handle)
+    rows_in_set = entry.rows if entry is not None else rows_in(backup_set.folder, names[0])
     fmt = format_of_file(names[0])
     conn = connect(dsn)
     try:

@@ -74,9 +74,9 @@ from vector_assets.core.sets.formats import (
     CSV,
     DecodingReader,
     SetFormat,
-    count_rows_in_stream,
     format_of_file,
     read_header,
+    rows_in,
 )
 from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.naming import LOG_FILE_NAME
@@ -226,7 +226,7 @@ def plan_table(backup_set: BackupSet, table: str) -> PlannedTable:
     folder = backup_set.folder
     header = manifest_columns if files[0].format.binary else _read_header(folder, files[0])
     if entry is None:
-        return PlannedTable(table, folder, files, header, _count_legacy_rows(folder, files[0]), None)
+        return PlannedTable(table, folder, files, header, rows_in(folder, files[0].name), None)
     if header != manifest_columns:
         raise ColumnMismatchError(f"{files[0].name} header {header} differs from the manifest's columns")
     return PlannedTable(table, folder, files, header, entry.rows, entry.definition)
@@ -238,11 +238,6 @@ def _read_header(folder: SetFolder, file: PlannedFile) -> list[str]:
             return read_header(DecodingReader(file.format, handle, file.name))
     except (csv.Error, UnicodeDecodeError) as error:
         raise BackupFileError(f"{file.name} is not valid CSV: {error}") from None
-
-
-def _count_legacy_rows(folder: SetFolder, file: PlannedFile) -> int:
-    with folder.open_reader(file.name) as handle:
-        return count_rows_in_stream(file.name, handle)
 
 
 def check_target(

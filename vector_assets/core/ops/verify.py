@@ -13,7 +13,7 @@ from vector_assets.core.errors import BackupFileError
 from vector_assets.core.hashing import sha256_of_stream
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.copies import choose_copy
-from vector_assets.core.sets.formats import count_rows_in_stream
+from vector_assets.core.sets.formats import rows_in
 from vector_assets.core.sets.manifest import FilePart
 from vector_assets.core.sets.roots import Root, SetFolder
 
@@ -80,7 +80,7 @@ def _check_rows(
     folder: SetFolder, table: str, label: str, files: list[tuple[str, FilePart | None]], expected: int | None, check: str
 ) -> CheckOutcome:
     try:
-        actual = sum(_rows_in(folder, name) for name, _ in files)
+        actual = sum(rows_in(folder, name) for name, _ in files)
     except BackupFileError as exc:
         return CheckOutcome(check, table, False, str(exc), expected, None)
     if expected is None:
@@ -90,11 +90,6 @@ def _check_rows(
             check, table, False, f"{label} has {actual} rows but the manifest says {expected}", expected, actual,
         )
     return CheckOutcome(check, table, True, f"{label} has the manifest's {expected} rows", expected, actual)
-
-
-def _rows_in(folder: SetFolder, name: str) -> int:
-    with folder.open_reader(name) as handle:
-        return count_rows_in_stream(name, handle)
 
 
 def verify_set(backup_set: BackupSet) -> list[CheckOutcome]:

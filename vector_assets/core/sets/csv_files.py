@@ -41,11 +41,6 @@ def header_of(folder: SetFolder, name: str) -> list[str]:
         return read_csv_header(handle)
 
 
-def rows_in(folder: SetFolder, name: str) -> int:
-    with folder.open_reader(name) as handle:
-        return count_csv_rows(handle)
-
-
 @dataclass(frozen=True)
 class LegacyFileStats:
     """What a manifest would have said about a legacy file, computed by reading it once."""

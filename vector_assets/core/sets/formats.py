@@ -13,7 +13,7 @@ import io
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import zstandard
 
@@ -21,6 +21,9 @@ from vector_assets.core.errors import BackupFileError, ConfigError
 from vector_assets.core.hashing import Sha256Stream
 from vector_assets.core.pg.copy import CSV_OPTIONS
 from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
+
+if TYPE_CHECKING:
+    from vector_assets.core.sets.roots import SetFolder
 
 BINARY_COPY_OPTIONS = "FORMAT binary"
 ZSTD = "zstd"
@@ -171,6 +174,12 @@ def count_rows(fmt: SetFormat, stream: BinaryIO, name: str) -> int:
         return _count_pgcopy_tuples(buffered, name) if fmt.binary else count_csv_rows(buffered)
     except (csv.Error, UnicodeDecodeError) as error:
         raise BackupFileError(f"{name} is not valid UTF-8 CSV: {error}") from None
+
+
+def rows_in(folder: SetFolder, name: str) -> int:
+    """Data rows in a set's file, read from its folder, of whatever format its name says."""
+    with folder.open_reader(name) as handle:
+        return count_rows_in_stream(name, handle)
 
 
 def count_rows_in_stream(name: str, stream: BinaryIO) -> int:
