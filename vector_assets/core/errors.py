@@ -75,6 +75,10 @@ class IncompleteBackupSetError(VectorAssetsError):
     """A set lacks a partner file, or still has .tmp files being written."""
 
 
+class BrokenChainError(IncompleteBackupSetError):
+    """An increment's parent (or an older ancestor) is missing or damaged."""
+
+
 class ManifestError(VectorAssetsError):
     """A manifest is unreadable or does not describe its set."""
 

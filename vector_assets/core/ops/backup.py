@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import psycopg2.extensions
 
-from vector_assets.core.errors import BackupSetExistsError, BackupWriteError
+from vector_assets.core.errors import BackupSetExistsError, BackupWriteError, ConfigError, ManifestError
+from vector_assets.core.ops.increments import (
+    IndexedTable,
+    Parent,
+    ParentChoice,
+    changed_row_files,
+    choose_parent,
+    copy_rows_with_keys,
+    key_batches_for,
+    schema_problem,
+    write_changes,
+    write_row_index,
+)
 from vector_assets.core.pg.catalog import (
     Column,
     column_names,
@@ -36,15 +49,24 @@ from vector_assets.core.pg.parts import (
     export_snapshot,
     table_bytes,
 )
+from vector_assets.core.pg.row_digests import row_key
 from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
 from vector_assets.core.sets.backup_log import (
     TruncateOutcome,
     append_log_block,
     format_log_block,
 )
-from vector_assets.core.sets.catalog import published_timestamps, timestamps_in_folder
+from vector_assets.core.sets.catalog import complete_timestamps_in, published_timestamps, timestamps_in_folder
 from vector_assets.core.sets.formats import CSV, EncodingSink, SetFormat, set_format
-from vector_assets.core.sets.manifest import FULL, NEWER_FORMATS_VERSION, FilePart, Manifest, TableFile
+from vector_assets.core.sets.manifest import (
+    FULL,
+    INCREMENT_VERSION,
+    INCREMENTAL,
+    NEWER_FORMATS_VERSION,
+    FilePart,
+    Manifest,
+    TableFile,
+)
 from vector_assets.core.sets.naming import (
     Location,
     data_file_name,
@@ -63,6 +85,7 @@ from vector_assets.core.sets.roots import (
     remove_quietly,
     writing_to,
 )
+from vector_assets.core.sets.row_index import spooled_keys
 from vector_assets.core.sets.storage import HashingWriter
 from vector_assets.core.tables import MANAGED_TABLES, validate_tables
 
@@ -70,6 +93,7 @@ TIMESTAMP_RETRIES = 3
 # A table larger than this (heap bytes) is exported in parts, in the newer formats only.
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
 DEFAULT_PARALLEL_PARTS = 4
+BACKUP_KINDS = (FULL, INCREMENTAL)
 
 
 @dataclass(frozen=True)
@@ -92,9 +116,13 @@ class BackupRequest:
     format: str = CSV.name
     parts: PartPolicy = PartPolicy()
     progress: ProgressReporter | None = field(default=None, compare=False)
+    kind: str = FULL  # or INCREMENTAL: only what changed since the newest set in the location
+    row_index: bool | None = None  # write the row index increments compare with; None: see wants_row_index
 
     def __post_init__(self) -> None:
         set_format(self.format)
+        if self.kind not in BACKUP_KINDS:
+            raise ConfigError(f"backup kind {self.kind!r} must be one of {', '.join(BACKUP_KINDS)}")
         object.__setattr__(self, "tables", validate_tables(self.tables))
         object.__setattr__(self, "root", open_root(self.root))
         if self.timestamp is not None:
@@ -133,16 +161,49 @@ def run_backup(request: BackupRequest) -> BackupResult:
     with writing_to(folder):
         folder.prepare()
         timestamp = free_timestamp(folder, request.timestamp)
+    choice = choose_parent(folder, request.tables) if request.kind == INCREMENTAL else ParentChoice(None, None)
     conn = connect(request.dsn)
     try:
         with database_errors(conn, "during the backup"), snapshot_transaction(conn) as cursor:
             target = SetTarget(
                 folder, request.location, timestamp, describe_dsn(request.dsn).as_dict(),
                 format=request.format, parts=request.parts, dsn=request.dsn, progress=request.progress,
+                kind=FULL, row_index=wants_row_index(request, folder),
             )
+            target = settle_kind(cursor, target, request, choice)
             return write_set(cursor, target, request.tables)
     finally:
         conn.close()
+
+
+def wants_row_index(request: BackupRequest, folder: SetFolder) -> bool:
+    """Whether a set gets a row index (what the next increment compares with). Unless the request
+    says, a location that uses increments keeps one: an increment, or a set after an indexed one.
+    So a daily full set carries on the chain of hourly increments, and nobody else pays for it."""
+    if request.row_index is not None:
+        return request.row_index
+    if request.kind == INCREMENTAL:
+        return True
+    complete = complete_timestamps_in(folder)
+    if not complete or not complete[-1][1]:
+        return False
+    try:
+        newest = Manifest.read(folder, manifest_file_name(complete[-1][0]))
+    except ManifestError:
+        return False
+    return any(entry.rows_index is not None for entry in newest.tables.values())
+
+
+def settle_kind(
+    cursor: psycopg2.extensions.cursor, target: SetTarget, request: BackupRequest, choice: ParentChoice
+) -> SetTarget:
+    """An increment on the chosen parent, or a full set that says why it is not an increment."""
+    if request.kind != INCREMENTAL:
+        return target
+    fallback = choice.fallback or schema_problem(cursor, choice.parent, request.tables)
+    if fallback:
+        return replace(target, fallback=f"an incremental backup was asked for; this is a full one, because {fallback}")
+    return replace(target, kind=INCREMENTAL, parent=choice.parent)
 
 
 @dataclass(frozen=True)
@@ -158,6 +219,9 @@ class SetTarget:
     parts: PartPolicy = PartPolicy()
     dsn: str | None = field(default=None, repr=False)  # lets parts read on connections of their own
     progress: ProgressReporter | None = field(default=None, compare=False)
+    row_index: bool = False  # write each table's row index (always, for an increment)
+    parent: Parent | None = None  # an increment's parent
+    fallback: str | None = None  # why an incremental backup became a full one
 
     @property
     def set_format(self) -> SetFormat:
@@ -220,7 +284,9 @@ def _write_and_publish(
         tables=entries,
         kind=target.kind,
         format=target.format,
-        format_version=1 if target.format == CSV.name else NEWER_FORMATS_VERSION,
+        format_version=_format_version(target),
+        parent=target.parent.timestamp if target.parent else None,
+        fallback=target.fallback,
     )
     manifest_name = manifest_file_name(target.timestamp)
     body = manifest.to_json().encode()
@@ -235,6 +301,12 @@ def _write_and_publish(
     return manifest
 
 
+def _format_version(target: SetTarget) -> int:
+    if target.kind == INCREMENTAL:
+        return INCREMENT_VERSION
+    return 1 if target.format == CSV.name else NEWER_FORMATS_VERSION
+
+
 def _copy_tables(
     cursor: psycopg2.extensions.cursor, target: SetTarget, tables: Iterable[str], written: list[str]
 ) -> dict[str, tuple[TableFile, list[HashingWriter]]]:
@@ -242,13 +314,17 @@ def _copy_tables(
     snapshot: list[str] = []  # exported once, when the first table is split into parts
     for table in tables:
         columns = read_columns(cursor, table)
-        ranges = _part_ranges(cursor, target, table)
         started = time.monotonic()
-        if len(ranges) > 1:
-            snapshot = snapshot or [export_snapshot(cursor)]
-            copies = _copy_parts(target, snapshot[0], table, columns, ranges, written)
+        if target.parent is not None:
+            copies, indexed = _copy_changes(cursor, target, table, columns, written)
         else:
-            copies = [_copy_whole_table(cursor, target, table, columns, written)]
+            ranges = _part_ranges(cursor, target, table)
+            if len(ranges) > 1:
+                snapshot = snapshot or [export_snapshot(cursor)]
+                copies = _copy_parts(target, snapshot[0], table, columns, ranges, written)
+            else:
+                copies = [_copy_whole_table(cursor, target, table, columns, written)]
+            indexed = _index_rows(cursor, target, table, columns, written)
         seconds = time.monotonic() - started
         parts = [part for part, _ in copies]
         generated = read_generated_columns(cursor, table)
@@ -257,9 +333,44 @@ def _copy_tables(
         entry = TableFile(
             table, parts[0].file, rows, byte_count, parts[0].sha256 if len(parts) == 1 else "",
             columns, generated, definition, parts=parts if len(parts) > 1 else [], copy_seconds=seconds,
+            rows_index=indexed.rows_index if indexed else None, deleted_keys=indexed.deleted_keys if indexed else None,
         )
-        copied[table] = (entry, [writer for _, writer in copies])
+        side_writers = indexed.writers if indexed else []
+        copied[table] = (entry, [writer for _, writer in copies] + side_writers)
     return copied
+
+
+def _index_rows(
+    cursor: psycopg2.extensions.cursor, target: SetTarget, table: str, columns: list[Column], written: list[str]
+) -> IndexedTable | None:
+    """A set that is no increment gets a row index if asked and the table has a one-column key."""
+    key = row_key(cursor, table) if target.row_index and target.kind == FULL else None
+    if key is None:
+        return None
+    return write_row_index(cursor, target.folder, target.timestamp, table, key, columns, written)
+
+
+def _copy_changes(
+    cursor: psycopg2.extensions.cursor, target: SetTarget, table: str, columns: list[Column], written: list[str]
+) -> tuple[list[tuple[FilePart, HashingWriter]], IndexedTable]:
+    """An increment's table: merge digests with the parent's index, then export the rows whose
+    keys the merge spooled, in one file or in parts of KEYS_PER_PART keys."""
+    with spooled_keys() as spool:
+        indexed = write_changes(cursor, target.folder, target.timestamp, table, target.parent, columns, written, spool)
+        key = row_key(cursor, table)
+        names = changed_row_files(table, target.timestamp, target.format, indexed.counts.to_export)
+        copies = []
+        for name, keys in zip(names, key_batches_for(spool, len(names))):
+            written += [tmp_name(name), name]
+            writer = target.folder.open_writer(name)
+            copy = partial(copy_rows_with_keys, cursor, table, column_names(columns), key, keys,
+                           options=target.set_format.copy_options)
+            rows, byte_count, sha256 = copy_table_into(writer, target.set_format, copy)
+            copies.append((FilePart(name, rows, byte_count, sha256), writer))
+    if sum(part.rows for part, _ in copies) != indexed.counts.to_export:
+        raise BackupWriteError(f"table {table}: the increment found {indexed.counts.to_export} rows to export but copied "
+                               f"{sum(part.rows for part, _ in copies)}")
+    return copies, indexed
 
 
 def _part_ranges(cursor: psycopg2.extensions.cursor, target: SetTarget, table: str) -> list[BlockRange]:
@@ -278,7 +389,8 @@ def _copy_whole_table(
     writer = target.folder.open_writer(file_name)
     expected_rows, relation_bytes = estimated_size(cursor, table) if target.progress else (None, 0)
     meter_for = _meter_factory(target.progress, table, expected_rows, relation_bytes)
-    rows, byte_count, sha256 = copy_table_into(cursor, table, columns, writer, target.set_format, meter_for=meter_for)
+    copy = partial(copy_out, cursor, table, column_names(columns), options=target.set_format.copy_options)
+    rows, byte_count, sha256 = copy_table_into(writer, target.set_format, copy, meter_for)
     return FilePart(file_name, rows, byte_count, sha256), writer
 
 
@@ -293,9 +405,9 @@ def _copy_parts(
         writer = target.folder.open_writer(name)
         meter_for = _meter_factory(target.progress, name, None, None)
         with at_snapshot(target.dsn, snapshot) as part_cursor:
-            rows, byte_count, sha256 = copy_table_into(
-                part_cursor, table, columns, writer, target.set_format, blocks, meter_for
-            )
+            names = column_names(columns)
+            copy = partial(copy_part_out, part_cursor, table, names, blocks, options=target.set_format.copy_options)
+            rows, byte_count, sha256 = copy_table_into(writer, target.set_format, copy, meter_for)
         return FilePart(name, rows, byte_count, sha256), writer
 
     with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix=f"export {table}") as pool:
@@ -308,23 +420,14 @@ def _meter_factory(progress: ProgressReporter | None, label: str, expected_rows:
 
 
 def copy_table_into(
-    cursor: psycopg2.extensions.cursor,
-    table: str,
-    columns: list[Column],
-    writer: HashingWriter,
-    fmt: SetFormat = CSV,
-    blocks: BlockRange | None = None,
-    meter_for=None,
+    writer: HashingWriter, fmt: SetFormat, copy: Callable[..., int], meter_for=None
 ) -> tuple[int, int, str]:
-    """Stream one table (or one block range of it) into a writer in ``fmt``, hashed on the way
-    as stored: (rows, bytes, sha256)."""
+    """Stream what ``copy(sink=...)`` sends (a table, a block range of it, or chosen rows) into a
+    writer in ``fmt``, hashed on the way as stored: (rows, bytes, sha256)."""
     try:
         encoder = EncodingSink(fmt, writer)
         sink, meter = meter_for(encoder) if meter_for else (encoder, None)
-        if blocks is None:
-            rows = copy_out(cursor, table, column_names(columns), sink, fmt.copy_options)
-        else:
-            rows = copy_part_out(cursor, table, column_names(columns), blocks, sink, fmt.copy_options)
+        rows = copy(sink=sink)
         encoder.finish()
         byte_count, sha256 = writer.finish()
     except BaseException:

@@ -20,12 +20,15 @@ if TYPE_CHECKING:
 MANIFEST_FORMAT_VERSION = 1
 # Version 2: data files in other formats than CSV, or in parts; version 1 readers refuse it.
 NEWER_FORMATS_VERSION = 2
+# Version 3: an increment, which only restores on top of its chain; older readers must refuse it.
+INCREMENT_VERSION = 3
 # What made a set: a backup, or the safety set a restore or a truncate wrote before changing rows.
 FULL = "full"
 PRE_RESTORE = "pre_restore"
 PRE_TRUNCATE = "pre_truncate"
-SET_KINDS = (FULL, PRE_RESTORE, PRE_TRUNCATE)
-KNOWN_FORMAT_VERSIONS = (1, 2)
+INCREMENTAL = "incremental"  # only the rows changed since its parent set, and the keys deleted
+SET_KINDS = (FULL, INCREMENTAL, PRE_RESTORE, PRE_TRUNCATE)
+KNOWN_FORMAT_VERSIONS = (1, 2, 3)
 CSV_FORMAT = "csv"
 
 
@@ -37,6 +40,27 @@ class FilePart:
     rows: int
     bytes: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class RowIndex:
+    """A set's key -> row digest file, sorted by key, covering every row of the table at the
+    set's snapshot; ``content_digest`` sums the row digests, so a restored chain can be compared
+    with the table as it was, and ``key`` names the key column it is sorted on."""
+
+    file: str
+    rows: int
+    bytes: int
+    sha256: str
+    key: str
+    content_digest: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RowIndex:
+        return cls(
+            str(data["file"]), int(data["rows"]), int(data["bytes"]), str(data["sha256"]),
+            str(data["key"]), str(data["content_digest"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -53,6 +77,19 @@ class TableFile:
     definition: TableDefinition | None = None  # sets made before 0.3 have none
     parts: list[FilePart] = field(default_factory=list)  # a table exported in parts; else empty
     copy_seconds: float | None = None  # this table's own COPY; None in sets from before 0.3
+    rows_index: RowIndex | None = None  # key -> row digest of every row; what the next increment compares
+    deleted_keys: FilePart | None = None  # an increment's keys deleted since its parent
+
+    @property
+    def rows_after(self) -> int:
+        """Rows the table has once this set (and, for an increment, its chain) is restored."""
+        return self.rows_index.rows if self.rows_index is not None else self.rows
+
+    @property
+    def stored_files(self) -> list[str]:
+        """Every file of this table in the set: data, and the row index and deleted keys."""
+        extra = [part.file for part in (self.rows_index, self.deleted_keys) if part is not None]
+        return [piece.file for piece in self.pieces] + extra
 
     @property
     def pieces(self) -> list[FilePart]:
@@ -74,6 +111,11 @@ class TableFile:
             body["parts"] = [asdict(part) for part in self.parts]
         if self.copy_seconds is not None:
             body["copy_seconds"] = round(self.copy_seconds, 3)
+        if self.rows_index is not None:
+            body["rows_index"] = asdict(self.rows_index)
+            body["rows_after"] = self.rows_index.rows
+        if self.deleted_keys is not None:
+            body["deleted_keys"] = asdict(self.deleted_keys)
         return body
 
     @classmethod
@@ -87,9 +129,15 @@ class TableFile:
             columns=[Column(name=c["name"], type=c["type"]) for c in data.get("columns", [])],
             generated_columns=[GeneratedColumn(**c) for c in data.get("generated_columns", [])],
             definition=TableDefinition.from_json(data["definition"]) if "definition" in data else None,
-            parts=[FilePart(str(p["file"]), int(p["rows"]), int(p["bytes"]), str(p["sha256"])) for p in data.get("parts", [])],
+            parts=[_file_part(p) for p in data.get("parts", [])],
             copy_seconds=float(data["copy_seconds"]) if data.get("copy_seconds") is not None else None,
+            rows_index=RowIndex.from_json(data["rows_index"]) if data.get("rows_index") else None,
+            deleted_keys=_file_part(data["deleted_keys"]) if data.get("deleted_keys") else None,
         )
+
+
+def _file_part(data: dict[str, Any]) -> FilePart:
+    return FilePart(str(data["file"]), int(data["rows"]), int(data["bytes"]), str(data["sha256"]))
 
 
 @dataclass(frozen=True)
@@ -108,12 +156,20 @@ class Manifest:
     format_version: int = MANIFEST_FORMAT_VERSION
     kind: str = FULL
     format: str = CSV_FORMAT  # the data files' format: csv, csv.zst, pgcopy, pgcopy.zst
+    parent: str | None = None  # an increment's parent set: a timestamp in the same location
+    fallback: str | None = None  # why an incremental backup wrote a full set instead
+
+    @property
+    def is_increment(self) -> bool:
+        return self.kind == INCREMENTAL
 
     def to_json(self) -> str:
         body = {
             "format_version": self.format_version,
             "timestamp": self.timestamp,
             "kind": self.kind,
+            **({"parent": self.parent} if self.parent else {}),
+            **({"fallback": self.fallback} if self.fallback else {}),
             "format": self.format,
             "codec": "zstd" if self.format.endswith(".zst") else None,
             "created_at": self.created_at,
@@ -154,6 +210,8 @@ class Manifest:
             format_version=int(data["format_version"]),
             timestamp=str(data["timestamp"]),
             kind=str(data.get("kind", FULL)),
+            parent=data.get("parent"),
+            fallback=data.get("fallback"),
             format=str(data.get("format", CSV_FORMAT)),
             created_at=str(data["created_at"]),
             location=str(data["location"]),

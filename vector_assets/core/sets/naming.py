@@ -9,6 +9,8 @@ Layout (DESIGN section 4)::
                                             the newer formats: <table>_<ts>.part0001.<format>, ...)
         vector_backup_log.txt               the seed's human log, one block per set
         vector_backup_<ts>.json             the manifest, written last
+        langchain_pg_embedding_<ts>.index.zst     the row index: key and row digest of every row
+        langchain_pg_embedding_<ts>.deleted.zst   an increment's keys deleted since its parent
 
 A set without a manifest is a *legacy* set, written by the earlier tooling.
 """
@@ -43,10 +45,14 @@ SET_FILE_CANDIDATE = re.compile(
     r"(?:" + "|".join(MANAGED_TABLES) + r"|vector_backup)_(?P<ts>\d{8}_\d{6})\..+"
 )
 DATA_FORMAT_NAMES = ("csv", "csv.zst", "pgcopy", "pgcopy.zst")
-# A data file of the newer formats, whole or in parts. Plain CSV stays one file per table.
+ROW_INDEX_SUFFIX = "index.zst"
+DELETED_KEYS_SUFFIX = "deleted.zst"
+# A data file of the newer formats, whole or in parts, or a row index or deleted keys file.
+# Plain CSV stays one file per table.
 NEWER_DATA_FILE = re.compile(
-    r"(?:" + "|".join(MANAGED_TABLES) + r")_(?P<ts>\d{8}_\d{6})(?:\.part\d{4})?\.(?:csv\.zst|pgcopy|pgcopy\.zst)"
-    + re.escape(TMP_SUFFIX) + "?"
+    r"(?:" + "|".join(MANAGED_TABLES) + r")_(?P<ts>\d{8}_\d{6})"
+    r"(?:(?:\.part\d{4})?\.(?:csv\.zst|pgcopy|pgcopy\.zst)|\.index\.zst|\.deleted\.zst)"
+    + "(?:" + re.escape(TMP_SUFFIX) + ")?"
 )
 
 
@@ -85,6 +91,14 @@ def csv_file_name(table: str, timestamp: str) -> str:
 def data_file_name(table: str, timestamp: str, format_name: str, part: int | None = None) -> str:
     """A table's data file in a set; ``part`` (1, 2, ...) for a table exported in parts."""
     return f"{table}_{timestamp}" + (f".part{part:04d}" if part is not None else "") + f".{format_name}"
+
+
+def row_index_file_name(table: str, timestamp: str) -> str:
+    return f"{table}_{timestamp}.{ROW_INDEX_SUFFIX}"
+
+
+def deleted_keys_file_name(table: str, timestamp: str) -> str:
+    return f"{table}_{timestamp}.{DELETED_KEYS_SUFFIX}"
 
 
 def manifest_file_name(timestamp: str) -> str:
