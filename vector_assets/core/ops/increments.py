@@ -125,7 +125,7 @@ def write_row_index(
     writer = folder.open_writer(name)
     try:
         merge = RowIndexMerge(writer)
-        copy_row_digests(cursor, sql.Identifier(table), column_names(columns), key, merge)
+        copy_row_digests(cursor, table, column_names(columns), key, merge)
         counts = merge.finish()
         byte_count, sha256 = writer.finish()
     except BaseException:
@@ -149,7 +149,7 @@ def write_changes(
     try:
         deleted = EncodingSink(CSV_ZST, deleted_writer)
         merge = RowIndexMerge(index_writer, read_row_index(folder, parent_index.file), spool, deleted)
-        copy_row_digests(cursor, sql.Identifier(table), column_names(columns), key, merge)
+        copy_row_digests(cursor, table, column_names(columns), key, merge)
         counts = merge.finish()
         deleted.finish()
         index_bytes, index_sha256 = index_writer.finish()

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import psycopg2
@@ -38,6 +39,13 @@ from vector_assets.core.ops.backup import (
     SetTarget,
     free_timestamp,
     write_set,
+)
+from vector_assets.core.ops.chain_restore import (
+    PlannedIncrement,
+    apply_increment,
+    plan_increments,
+    split_chain,
+    verify_final,
 )
 from vector_assets.core.pg.catalog import (
     Column,
@@ -69,6 +77,7 @@ from vector_assets.core.pg.table_changes import (
 )
 from vector_assets.core.progress import CopyEstimate, ProgressReporter, reader_for
 from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.chains import ChainLink
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.formats import (
     CSV,
@@ -78,7 +87,7 @@ from vector_assets.core.sets.formats import (
     read_header,
     rows_in,
 )
-from vector_assets.core.sets.manifest import PRE_RESTORE
+from vector_assets.core.sets.manifest import PRE_RESTORE, FilePart, RowIndex
 from vector_assets.core.sets.naming import LOG_FILE_NAME
 from vector_assets.core.sets.roots import (
     Root,
@@ -176,13 +185,22 @@ class PlannedTable:
     folder: SetFolder
     files: list[PlannedFile]  # the whole table, or its parts in order
     header: list[str]  # the columns, in the files' order
-    rows_in_set: int
+    rows_in_set: int  # in the files above: for an increment's chain, its base set's
     definition: TableDefinition | None  # from the manifest; creates the table if the target lacks it
+    increments: list[PlannedIncrement] = field(default_factory=list)  # applied in order after the files
+    final: RowIndex | None = None  # what the table holds after the increments: rows and content digest
+
+    @property
+    def rows_after(self) -> int:
+        return self.final.rows if self.final is not None else self.rows_in_set
 
     @property
     def label(self) -> str:
         first = self.files[0].name
-        return first if len(self.files) == 1 else f"{first} (and {len(self.files) - 1} more parts)"
+        label = first if len(self.files) == 1 else f"{first} (and {len(self.files) - 1} more parts)"
+        if self.increments:
+            label += f" + {len(self.increments)} increments up to {self.increments[-1].timestamp}"
+        return label
 
     @property
     def bytes(self) -> int:
@@ -195,7 +213,8 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
         request.root, request.offsite_root, request.timestamp, request.backup_path, request.configured_root
     )
     backup_set = chosen.backup_set
-    planned = [plan_table(backup_set, table) for table in request.tables]
+    base_set, increments = split_chain(backup_set)
+    planned = [plan_table(base_set, table, increments) for table in request.tables]
     conn = connect(request.target_dsn)
     try:
         with database_errors(conn, DURING_RESTORE):
@@ -211,16 +230,27 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
     return result
 
 
-def plan_table(backup_set: BackupSet, table: str) -> PlannedTable:
-    """Check one table's files before touching the database: present, parseable header."""
+def plan_table(backup_set: BackupSet, table: str, increments: list[ChainLink] | None = None) -> PlannedTable:
+    """Check one table's files before touching the database: present, parseable header; and,
+    restoring an increment, every increment's files of the table, ``backup_set`` being the base."""
     if table not in backup_set.tables:
         raise IncompleteBackupSetError(f"set {backup_set.key} has no {table} file")
-    files = []
-    for name, piece in backup_set.data_files(table):
-        size = backup_set.folder.size(name)
-        if size is None:
-            raise IncompleteBackupSetError(f"set {backup_set.key} is missing {name} in {backup_set.folder}")
-        files.append(PlannedFile(name, format_of_file(name), piece.sha256 if piece else None, size, piece.rows if piece else None))
+    files = [_plan_file(backup_set, name, piece) for name, piece in backup_set.data_files(table)]
+    plan = _plan_base(backup_set, table, files)
+    if not increments:
+        return plan
+    planned, final = plan_increments(backup_set.folder, table, increments, partial(_plan_file, backup_set))
+    return replace(plan, increments=planned, final=final)
+
+
+def _plan_file(backup_set: BackupSet, name: str, piece: FilePart | None) -> PlannedFile:
+    size = backup_set.folder.size(name)
+    if size is None:
+        raise IncompleteBackupSetError(f"set {backup_set.key} is missing {name} in {backup_set.folder}")
+    return PlannedFile(name, format_of_file(name), piece.sha256 if piece else None, size, piece.rows if piece else None)
+
+
+def _plan_base(backup_set: BackupSet, table: str, files: list[PlannedFile]) -> PlannedTable:
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
     manifest_columns = [column.name for column in entry.columns] if entry is not None else None
     folder = backup_set.folder
@@ -321,6 +351,8 @@ def _load_in_one_transaction(
                     dropped = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
             for plan in planned:
                 _load_table(cursor, plan, outcomes[plan.table], request, created=plan in to_create)
+            in_place = [plan for plan in planned if _loads_in_place(request, plan in to_create)]
+            _apply_chain_in_place(cursor, in_place, outcomes, request)
             to_build = dropped + [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
             result.index_builds = _rebuild(conn, cursor, request, to_build, outcomes)
             result.indexes_rebuilt = [build.name for build in result.index_builds]
@@ -388,7 +420,7 @@ def _safety_set_format(backup_set: BackupSet) -> str:
 
 
 def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRestore:
-    return TableRestore(plan.table, plan.label, plan.bytes, plan.rows_in_set, rows_before=count_rows(cursor, plan.table))
+    return TableRestore(plan.table, plan.label, plan.bytes, plan.rows_after, rows_before=count_rows(cursor, plan.table))
 
 
 def _truncate(cursor: psycopg2.extensions.cursor, planned: list[PlannedTable], outcomes: dict[str, TableRestore]) -> None:
@@ -417,20 +449,66 @@ def _load_table(
     cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome: TableRestore, request: RestoreRequest, created: bool
 ) -> None:
     started = time.monotonic()
-    if request.truncate_before_restore or created:
+    if _loads_in_place(request, created):
         # FREEZE is allowed because the table was truncated or created in this transaction; it
         # spares the later hint-bit rewrite of every loaded page.
         outcome.rows_loaded = copy_file_into(
             cursor, plan, sql.Identifier(plan.table), freeze=True, progress=request.progress
         )
+        expected = plan.rows_in_set  # an increment's chain is applied to every table afterwards
     else:
         _append_through_stage(cursor, plan, outcome, request)
-    if outcome.rows_loaded + outcome.rows_skipped != plan.rows_in_set:
+        expected = plan.rows_after
+    if outcome.rows_loaded + outcome.rows_skipped != expected:
         raise BackupFileError(
             f"{plan.label}: loaded {outcome.rows_loaded} and skipped {outcome.rows_skipped} rows, "
-            f"but the set has {plan.rows_in_set}"
+            f"but the set has {expected}"
         )
     outcome.duration_seconds = time.monotonic() - started
+
+
+def _loads_in_place(request: RestoreRequest, created: bool) -> bool:
+    return request.truncate_before_restore or created
+
+
+def _apply_chain_in_place(
+    cursor: psycopg2.extensions.cursor, plans: list[PlannedTable], outcomes: dict[str, TableRestore],
+    request: RestoreRequest,
+) -> None:
+    """Each increment across the tables in turn: upserts collections before embeddings, deletes
+    embeddings before collections, so the foreign key holds after every step."""
+    if not plans or not plans[0].increments:
+        return
+    started = time.monotonic()
+    for step in range(len(plans[0].increments)):
+        for plan in plans:
+            apply_increment(cursor, plan.table, sql.Identifier(plan.table), plan.increments[step], plan.header,
+                            partial(_load_files, cursor, plan, request.progress), deletes=False)
+        for plan in reversed(plans):
+            apply_increment(cursor, plan.table, sql.Identifier(plan.table), plan.increments[step], plan.header,
+                            partial(_load_files, cursor, plan, request.progress), upserts=False)
+    for plan in plans:
+        outcomes[plan.table].rows_loaded = verify_final(
+            cursor, plan.table, sql.Identifier(plan.table), plan.header, plan.final, plan.increments[-1].timestamp
+        )
+        outcomes[plan.table].duration_seconds += (time.monotonic() - started) / len(plans)
+
+
+def _apply_chain_to_stage(
+    cursor: psycopg2.extensions.cursor, plan: PlannedTable, stage: sql.Identifier, progress: ProgressReporter | None
+) -> int:
+    """A stage holds one table, with no foreign key to keep: its increments apply one after the other."""
+    for increment in plan.increments:
+        apply_increment(cursor, plan.table, stage, increment, plan.header, partial(_load_files, cursor, plan, progress))
+    return verify_final(cursor, plan.table, stage, plan.header, plan.final, plan.increments[-1].timestamp)
+
+
+def _load_files(
+    cursor: psycopg2.extensions.cursor, plan: PlannedTable, progress: ProgressReporter | None,
+    files: list[PlannedFile], relation: sql.Identifier, folder: SetFolder,
+) -> int:
+    """An increment's changed rows, loaded like a set's files (sha256 checked on the same read)."""
+    return copy_file_into(cursor, replace(plan, files=files, folder=folder), relation, progress=progress)
 
 
 def copy_file_into(
@@ -493,6 +571,8 @@ def _append_through_stage(
     """
     stage = create_stage(cursor, plan.table)
     staged = copy_file_into(cursor, plan, stage, progress=request.progress)
+    if plan.increments:
+        staged = _apply_chain_to_stage(cursor, plan, stage, request.progress)
     key = primary_key(cursor, plan.table)
     outcome.conflicts, outcome.first_conflict = count_conflicts(cursor, plan.table, stage, key)
     repeated, first_repeated = count_repeated_keys(cursor, plan.table, stage, key)

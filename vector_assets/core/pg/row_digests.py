@@ -1,8 +1,10 @@
 """Per-row digests, computed inside the database: what an incremental backup compares.
 
-A row's digest is ``md5(record_send(ROW(columns)))``: the columns' binary send forms
-(``vector_send`` for vectors, never their text), hashed on the server, so the client receives
-about 50 bytes per row instead of the row. The stream is sorted by the key's text in the "C"
+A row's digest is ``md5(record_send(ROW(<each column's send form>)))``: the columns' binary
+send forms (``vector_send`` for vectors, never their text), hashed on the server, so the client
+receives about 50 bytes per row instead of the row. Each column goes in as its send form (a
+bytea) rather than as itself, because ``record_send`` also writes each column's type OID, and
+an extension type's OID differs from one database to the next. The stream is sorted by the key's text in the "C"
 collation (byte order), the order a streaming merge against the parent's index needs.
 
 A table's content digest is the sum, modulo 2**64, of the first 64 bits of its row digests:
@@ -46,8 +48,19 @@ def row_key(cursor: psycopg2.extensions.cursor, table: str) -> RowKey | None:
     return RowKey(*found[0]) if len(found) == 1 else None
 
 
-def _row_digest(columns: list[str], alias: str = "t") -> sql.Composable:
-    fields = sql.SQL(", ").join(sql.Identifier(alias, name) for name in columns)
+def _row_digest(cursor: psycopg2.extensions.cursor, table: str, columns: list[str]) -> sql.Composable:
+    """The digest expression for rows of ``table`` (or of a stage shaped like it) aliased ``t``."""
+    cursor.execute(
+        """
+        SELECT a.attname, t.typsend::regproc::text FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+        WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+        """,
+        (regclass_literal(cursor, table),),
+    )
+    send = dict(cursor.fetchall())
+    fields = sql.SQL(", ").join(
+        sql.SQL("{}({})").format(sql.SQL(send[name]), sql.Identifier("t", name)) for name in columns
+    )
     return sql.SQL("md5(record_send(ROW({})))").format(fields)
 
 
@@ -56,24 +69,24 @@ def _key_text(key: RowKey, alias: str = "t") -> sql.Composable:
 
 
 def copy_row_digests(
-    cursor: psycopg2.extensions.cursor, relation: sql.Composable, columns: list[str], key: RowKey, sink: Sink
+    cursor: psycopg2.extensions.cursor, table: str, columns: list[str], key: RowKey, sink: Sink
 ) -> int:
     """Stream ``key<TAB>md5 hex`` lines (COPY text format) sorted by key bytes into ``sink``."""
     statement = sql.SQL(
         'COPY (SELECT {key}, {digest} FROM {relation} AS t ORDER BY {key} COLLATE "C") TO STDOUT'
-    ).format(key=_key_text(key), digest=_row_digest(columns), relation=relation)
+    ).format(key=_key_text(key), digest=_row_digest(cursor, table, columns), relation=sql.Identifier(table))
     with database_errors(cursor.connection, "while reading row digests"):
         cursor.copy_expert(statement, sink, COPY_CHUNK_BYTES)
     return cursor.rowcount
 
 
 def content_digest(
-    cursor: psycopg2.extensions.cursor, relation: sql.Composable, columns: list[str]
+    cursor: psycopg2.extensions.cursor, table: str, relation: sql.Composable, columns: list[str]
 ) -> tuple[int, str]:
-    """(rows, content digest) of a table or stage, computed by the server in one scan."""
+    """(rows, content digest) of a table, or of a stage shaped like it, computed by the server in one scan."""
     statement = sql.SQL(
         "SELECT count(*), coalesce(sum(('x' || left({digest}, 16))::bit(64)::bigint), 0) FROM {relation} AS t"
-    ).format(digest=_row_digest(columns), relation=relation)
+    ).format(digest=_row_digest(cursor, table, columns), relation=relation)
     cursor.execute(statement)
     rows, total = cursor.fetchone()
     return int(rows), format_content_digest(int(total))

@@ -109,9 +109,9 @@ def advance_owned_sequences(cursor: psycopg2.extensions.cursor, table: str) -> l
     return moved
 
 
-def create_stage(cursor: psycopg2.extensions.cursor, table: str) -> sql.Identifier:
+def create_stage(cursor: psycopg2.extensions.cursor, table: str, name: str | None = None) -> sql.Identifier:
     """A temporary copy of the table's shape, dropped at commit, to load into before inserting."""
-    stage = sql.Identifier(f"restore_stage_{table}")
+    stage = sql.Identifier(name or f"restore_stage_{table}")
     cursor.execute(
         sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(stage, sql.Identifier(table))
     )

@@ -1,0 +1,212 @@
+"""Incremental backups and their chains, against a real PostgreSQL with pgvector: a full set,
+then increments built while the tables change, each restoring to exactly the rows of its
+snapshot; sizes proportional to the change; the fallback to a full set; broken chains refused."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from vector_assets.core.errors import BrokenChainError
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.restore import RestoreRequest, run_restore
+from vector_assets.core.sets.manifest import FULL, INCREMENTAL
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets_tests.support.database import execute, fill_store, rows_as_text
+from vector_assets_tests.support.files import folder_snapshot
+
+EMBEDDING_CHANGES = [
+    # inserts: copies of existing rows under new ids, one with a tab and a backslash in its key
+    "INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata) "
+    "SELECT id || '-copy{step}', collection_id, embedding, document, cmetadata FROM langchain_pg_embedding "
+    "WHERE id NOT LIKE '%-copy%' ORDER BY id LIMIT 7",
+    "INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document) "
+    "SELECT E'odd\\tkey\\\\{step}', collection_id, embedding, 'odd' FROM langchain_pg_embedding LIMIT 1",
+    # updates of the document, the metadata and the embedding alone
+    "UPDATE langchain_pg_embedding SET document = document || ' v{step}' "
+    "WHERE id IN (SELECT id FROM langchain_pg_embedding ORDER BY md5(id || '{step}a') LIMIT 5)",
+    "UPDATE langchain_pg_embedding SET cmetadata = jsonb_build_object('step', {step}) "
+    "WHERE id IN (SELECT id FROM langchain_pg_embedding ORDER BY md5(id || '{step}b') LIMIT 5)",
+    "UPDATE langchain_pg_embedding SET embedding = (SELECT embedding FROM langchain_pg_embedding ORDER BY id LIMIT 1) "
+    "WHERE id IN (SELECT id FROM langchain_pg_embedding ORDER BY md5(id || '{step}c') OFFSET 1 LIMIT 4)",
+    # deletes
+    "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding ORDER BY md5(id || '{step}d') LIMIT 6)",
+]
+
+
+def change_store(dsn: str, step: int) -> None:
+    for statement in EMBEDDING_CHANGES:
+        execute(dsn, statement.format(step=step))
+    if step == 2:  # a new collection with embeddings, and a collection's metadata changed
+        new = str(uuid.uuid4())
+        execute(dsn, "INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (%s, 'added', '{\"a\": 1}')", (new,))
+        execute(dsn, "INSERT INTO langchain_pg_embedding (id, collection_id, document) VALUES ('in-added', %s, 'x')", (new,))
+        execute(dsn, "UPDATE langchain_pg_collection SET cmetadata = '{\"changed\": true}' WHERE name <> 'added'")
+    if step == 4:  # that collection deleted again (its embeddings go with it)
+        execute(dsn, "DELETE FROM langchain_pg_collection WHERE name = 'added'")
+
+
+def tables_now(dsn: str) -> dict:
+    return {table: rows_as_text(dsn, table) for table in MANAGED_TABLES}
+
+
+@pytest.fixture
+def chain(store_db: str, tmp_path):
+    """A full set and five increments, each with the tables as they were at its snapshot."""
+    root = tmp_path / "root"
+    sets = []
+    request = BackupRequest(dsn=store_db, root=root, format="pgcopy.zst", row_index=True)
+    sets.append((run_backup(request), tables_now(store_db)))
+    for step in range(1, 6):
+        change_store(store_db, step)
+        result = run_backup(BackupRequest(dsn=store_db, root=root, format="pgcopy.zst", kind=INCREMENTAL,
+                                          timestamp=f"2099010{step}_000000"))
+        sets.append((result, tables_now(store_db)))
+    return root, sets
+
+
+def test_each_increment_names_its_parent_and_holds_only_the_change(chain):
+    _, sets = chain
+    assert sets[0][0].manifest.kind == FULL
+    for (parent, _), (child, expected) in zip(sets, sets[1:]):
+        manifest = child.manifest
+        assert manifest.kind == INCREMENTAL and manifest.parent == parent.timestamp and manifest.format_version == 3
+        embeddings = manifest.tables[EMBEDDING_TABLE]
+        assert embeddings.rows_after == sum(expected[EMBEDDING_TABLE].values())
+        assert 0 < embeddings.rows < embeddings.rows_after // 4
+        assert embeddings.deleted_keys.rows >= 6
+
+
+def test_restoring_each_increment_gives_the_tables_at_its_snapshot(chain, second_db):
+    root, sets = chain
+    for result, expected in sets[1:]:
+        restored = run_restore(RestoreRequest(target_dsn=second_db, root=root, timestamp=result.timestamp,
+                                              truncate_before_restore=True, safety_backup=False))
+        assert tables_now(second_db) == expected, result.timestamp
+        by_table = {table.table: table for table in restored.tables}
+        assert by_table[EMBEDDING_TABLE].rows_loaded == sum(expected[EMBEDDING_TABLE].values())
+
+
+def test_an_increment_restores_into_an_empty_database_and_by_appending(chain, second_db, maintenance_dsn):
+    root, sets = chain
+    result, expected = sets[3]
+    run_restore(RestoreRequest(target_dsn=second_db, root=root, timestamp=result.timestamp))  # creates the tables
+    assert tables_now(second_db) == expected
+    execute(second_db, "TRUNCATE langchain_pg_collection, langchain_pg_embedding")
+    appended = run_restore(RestoreRequest(target_dsn=second_db, root=root, timestamp=result.timestamp))
+    assert tables_now(second_db) == expected
+    assert appended.tables[1].rows_loaded == sum(expected[EMBEDDING_TABLE].values())
+
+
+def test_a_restore_over_the_live_tables_keeps_what_it_replaced(chain, store_db):
+    root, sets = chain
+    before = tables_now(store_db)
+    result, expected = sets[2]
+    restored = run_restore(RestoreRequest(target_dsn=store_db, root=root, timestamp=result.timestamp,
+                                          truncate_before_restore=True))
+    assert tables_now(store_db) == expected
+    run_restore(RestoreRequest(target_dsn=store_db, root=root, timestamp=restored.safety_set.timestamp,
+                               truncate_before_restore=True, safety_backup=False))
+    assert tables_now(store_db) == before
+
+
+def test_a_broken_chain_is_refused_before_anything_changes(chain, second_db):
+    root, sets = chain
+    folder = root / "vector_bak"
+    missing = sets[2][0].timestamp
+    (folder / f"vector_backup_{missing}.json").rename(folder / "elsewhere.json")
+    run_restore(RestoreRequest(target_dsn=second_db, root=root, timestamp=sets[1][0].timestamp))
+    before, files = tables_now(second_db), folder_snapshot(root)
+    with pytest.raises(BrokenChainError, match=f"parent set {missing}, which is missing"):
+        run_restore(RestoreRequest(target_dsn=second_db, root=root, timestamp=sets[4][0].timestamp,
+                                   truncate_before_restore=True))
+    assert tables_now(second_db) == before and folder_snapshot(root) == files
+
+
+def test_a_damaged_increment_file_rolls_the_restore_back(chain, second_db):
+    root, sets = chain
+    damaged = root / "vector_bak" / sets[3][0].manifest.tables[EMBEDDING_TABLE].deleted_keys.file
+    damaged.write_bytes(damaged.read_bytes()[:-3] + b"xyz")
+    run_restore(RestoreRequest(target_dsn=second_db, root=root, timestamp=sets[0][0].timestamp))
+    before = tables_now(second_db)
+    with pytest.raises(Exception, match="deleted.zst"):
+        run_restore(RestoreRequest(target_dsn=second_db, root=root, timestamp=sets[5][0].timestamp,
+                                   truncate_before_restore=True, safety_backup=False))
+    assert tables_now(second_db) == before
+
+
+def test_an_increment_of_a_one_percent_change_is_under_five_percent_of_the_full_set(empty_db, tmp_path):
+    fill_store(empty_db, embeddings=20_000, dims=64)
+    full = run_backup(BackupRequest(dsn=empty_db, root=tmp_path, format="csv", row_index=True))
+    execute(empty_db, "UPDATE langchain_pg_embedding SET document = document || '!' "
+                      "WHERE id IN (SELECT id FROM langchain_pg_embedding ORDER BY md5(id) LIMIT 200)")
+    increment = run_backup(BackupRequest(dsn=empty_db, root=tmp_path, format="csv", kind=INCREMENTAL))
+    data_bytes = lambda result: sum(entry.bytes for entry in result.manifest.tables.values())  # noqa: E731
+    assert increment.manifest.tables[EMBEDDING_TABLE].rows == 200
+    assert data_bytes(increment) < 0.05 * data_bytes(full)
+
+
+def test_without_a_usable_parent_an_incremental_backup_is_a_full_one_and_says_why(store_db, tmp_path):
+    first = run_backup(BackupRequest(dsn=store_db, root=tmp_path, kind=INCREMENTAL))
+    assert first.manifest.kind == FULL and "no earlier set" in first.manifest.fallback
+    index = tmp_path / "vector_bak" / first.manifest.tables[EMBEDDING_TABLE].rows_index.file
+    index.unlink()
+    second = run_backup(BackupRequest(dsn=store_db, root=tmp_path, kind=INCREMENTAL, timestamp="20990101_000000"))
+    assert second.manifest.kind == FULL
+    assert f"row index {index.name} is missing" in second.manifest.fallback
+    assert second.manifest.tables[EMBEDDING_TABLE].rows_index is not None  # the next one can chain on it
+    third = run_backup(BackupRequest(dsn=store_db, root=tmp_path, kind=INCREMENTAL, timestamp="20990102_000000"))
+    assert third.manifest.kind == INCREMENTAL and third.manifest.parent == "20990101_000000"
+
+
+def test_a_full_backup_keeps_a_row_index_once_the_location_uses_increments(store_db, tmp_path):
+    plain = run_backup(BackupRequest(dsn=store_db, root=tmp_path))
+    assert plain.manifest.tables[EMBEDDING_TABLE].rows_index is None  # nobody pays for it unasked
+    run_backup(BackupRequest(dsn=store_db, root=tmp_path, kind=INCREMENTAL, timestamp="20990101_000000"))
+    daily = run_backup(BackupRequest(dsn=store_db, root=tmp_path, timestamp="20990102_000000"))
+    assert daily.manifest.tables[EMBEDDING_TABLE].rows_index is not None
+
+
+def test_a_writer_during_an_incremental_backup_loses_nothing(store_db, tmp_path, second_db):
+    run_backup(BackupRequest(dsn=store_db, root=tmp_path, row_index=True))
+    stop = threading.Event()
+    written = []
+
+    def writer() -> None:
+        step = 0
+        while not stop.is_set():
+            step += 1
+            execute(store_db, "INSERT INTO langchain_pg_embedding (id, collection_id, document) "
+                              "SELECT %s, collection_id, 'w' FROM langchain_pg_embedding LIMIT 1", (f"writer-{step}",))
+            written.append(f"writer-{step}")
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        increments = [run_backup(BackupRequest(dsn=store_db, root=tmp_path, kind=INCREMENTAL,
+                                               timestamp=f"2099010{n}_000000")) for n in range(1, 4)]
+    finally:
+        stop.set()
+        thread.join()
+    final = run_backup(BackupRequest(dsn=store_db, root=tmp_path, kind=INCREMENTAL, timestamp="20990109_000000"))
+    assert all(increment.manifest.kind == INCREMENTAL for increment in increments + [final])
+    run_restore(RestoreRequest(target_dsn=second_db, root=tmp_path, timestamp=final.timestamp))
+    assert tables_now(second_db) == tables_now(store_db)
+    ids = {row[0] for row in execute(second_db, "SELECT id FROM langchain_pg_embedding")}
+    assert written and set(written) <= ids
+
+
+def test_an_increment_of_the_older_layout_restores_exactly(empty_db, tmp_path, second_db):
+    fill_store(empty_db, layout="community")
+    run_backup(BackupRequest(dsn=empty_db, root=tmp_path, format="csv.zst", row_index=True))
+    execute(empty_db, "UPDATE langchain_pg_embedding SET document = 'x' WHERE custom_id IN "
+                      "(SELECT custom_id FROM langchain_pg_embedding ORDER BY custom_id LIMIT 3)")
+    execute(empty_db, "DELETE FROM langchain_pg_embedding WHERE uuid IN (SELECT uuid FROM langchain_pg_embedding LIMIT 2)")
+    increment = run_backup(BackupRequest(dsn=empty_db, root=tmp_path, format="csv.zst", kind=INCREMENTAL,
+                                         timestamp="20990101_000000"))
+    assert increment.manifest.tables[EMBEDDING_TABLE].rows_index.key == "uuid"
+    assert increment.manifest.tables[COLLECTION_TABLE].rows == 0
+    run_restore(RestoreRequest(target_dsn=second_db, root=tmp_path, timestamp=increment.timestamp))
+    assert tables_now(second_db) == tables_now(empty_db)
