@@ -86,6 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--child-format-backup", metavar="FORMAT", help=argparse.SUPPRESS)
     parser.add_argument("--child-job-restore", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip-formats", action="store_true", help="skip the set formats and the restore job section")
+    parser.add_argument("--skip-increments", action="store_true", help="skip the incremental backup section")
+    parser.add_argument("--only-increments", action="store_true", help="run only the incremental backup section")
     parser.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rows < 1 or args.dims < 1 or args.hnsw_rows < 1:
@@ -108,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return child_job_restore(args.dsn, args.root, args.timestamp)
     started = time.monotonic()
+    if args.only_increments:
+        from benchmarks.increments import format_increments
+
+        print("\n".join(format_increments(run_increments_only(args.rows, args.dims, args.data_dir))))
+        return 0
     if args.only_object_store:
         from benchmarks.object_store import format_object_store
 
@@ -115,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report = run_benchmark(
         args.rows, args.dims, args.data_dir, None if args.skip_hnsw else args.hnsw_rows, not args.skip_object_store,
-        formats=not args.skip_formats,
+        formats=not args.skip_formats, increments=not args.skip_increments,
     )
     from benchmarks.sensor_ticks import format_sensor_ticks, measure_sensor_ticks
 
@@ -557,6 +564,7 @@ class Report:
     restore: RestoreReport | None = None
     hnsw: HnswReport | None = None
     formats: object | None = None  # benchmarks.formats.FormatsReport
+    increments: object | None = None  # benchmarks.increments.IncrementsReport
     object_store: object | None = None  # benchmarks.object_store.ObjectStoreReport
 
 
@@ -605,8 +613,22 @@ def run_object_store_only(rows: int, dims: int, data_dir: Path):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def run_increments_only(rows: int, dims: int, data_dir: Path):
+    from benchmarks.increments import measure_increments
+
+    server = start_embedded(data_dir, stop_on_exit=True)
+    maintenance, dsn = server.dsn("postgres"), server.dsn(BENCH_DATABASE)
+    build_database(maintenance, dsn, rows, dims)
+    work = fresh_folder(Path(data_dir).resolve() / "work")
+    try:
+        return measure_increments(maintenance, dsn, server.dsn, rows, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run_benchmark(
-    rows: int, dims: int, data_dir: Path, hnsw_rows: int | None = DEFAULT_HNSW_ROWS, object_store: bool = True, formats: bool = True
+    rows: int, dims: int, data_dir: Path, hnsw_rows: int | None = DEFAULT_HNSW_ROWS, object_store: bool = True,
+    formats: bool = True, increments: bool = True,
 ) -> Report:
     """Build (or reuse) the databases, time the three operations interleaved, then check memory.
 
@@ -634,6 +656,10 @@ def run_benchmark(
             from benchmarks.formats import measure_formats
 
             report.formats = measure_formats(server, server.bin_dir, dsn, dsn4, rows, dims, work)
+        if increments:
+            from benchmarks.increments import measure_increments
+
+            report.increments = measure_increments(maintenance, dsn, server.dsn, rows, work)
         if object_store:
             from benchmarks.object_store import measure_object_store
 
@@ -828,6 +854,10 @@ def format_report(report: Report, total_seconds: float) -> str:
         from benchmarks.formats import format_formats
 
         lines += ["", *format_formats(report.formats)]
+    if report.increments is not None:
+        from benchmarks.increments import format_increments
+
+        lines += ["", *format_increments(report.increments)]
     if report.object_store is not None:
         from benchmarks.object_store import format_object_store
 

@@ -545,6 +545,8 @@ def _copy_one_file(
     except psycopg2.Error as error:
         if decoded.failure is not None:
             raise decoded.failure from None
+        if cursor.connection.closed:
+            raise  # the connection died: the caller's database_errors says so, retryable
         raise _load_error(name, plan.table, error) from None
     if file.sha256 is not None and reader.hexdigest() != file.sha256:
         raise BackupFileError(f"{name} sha256 does not match the manifest; nothing was restored")

@@ -151,16 +151,17 @@ def redact(text: str, dsn: str) -> str:
 RETRYABLE_STATEMENT_ERRORS = (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure)
 
 
-def our_error(dsn: str, doing: str, error: psycopg2.Error) -> VectorAssetsError:
+def our_error(dsn: str, doing: str, error: psycopg2.Error, connection_lost: bool = False) -> VectorAssetsError:
     """The driver's error as one of ours: named server, what we were doing, password redacted,
-    and ``retryable`` set by what the error is."""
+    and ``retryable`` set by what the error is. A connection that died mid-COPY may surface as
+    a plain DatabaseError; ``connection_lost`` (the connection is closed) says what it was."""
     where = f"{doing}: {describe_dsn(dsn)}" if dsn else doing
     reason = redact(" ".join(str(error).split()), dsn)
     if isinstance(error, psycopg2.errors.LockNotAvailable):
         return LockTimeoutError(f"timed out waiting for a lock {where}: {reason}")
     if isinstance(error, RETRYABLE_STATEMENT_ERRORS):
         return LockTimeoutError(f"a concurrent transaction got in the way {where}: {reason}")
-    if isinstance(error, psycopg2.OperationalError):
+    if isinstance(error, psycopg2.OperationalError) or connection_lost:
         return DatabaseUnreachableError(f"lost the database connection {where}: {reason}")
     return DatabaseError(f"the database refused a statement {where}: {reason}")
 
@@ -172,7 +173,7 @@ def database_errors(conn: psycopg2.extensions.connection, doing: str) -> Iterato
     try:
         yield
     except psycopg2.Error as error:
-        raise our_error(getattr(conn, "target_dsn", ""), doing, error) from None
+        raise our_error(getattr(conn, "target_dsn", ""), doing, error, bool(conn.closed)) from None
 
 
 def connect(dsn: str, *, application_name: str = "vector_assets") -> Connection:
