@@ -20,11 +20,12 @@ from typing import BinaryIO
 from vector_assets.core.errors import BackupFileError
 from vector_assets.core.hashing import HashingReader
 from vector_assets.core.pg.copy import Sink
-from vector_assets.core.pg.row_digests import digest_prefix_value, format_content_digest
+from vector_assets.core.pg.row_digests import format_content_digest
 from vector_assets.core.sets.formats import CSV_ZST, DecodingReader, EncodingSink
 from vector_assets.core.sets.roots import SetFolder
 
 READ_CHUNK_BYTES = 1 << 20
+MERGE_CHUNK_BYTES = 1 << 20
 SPOOL_IN_MEMORY_BYTES = 16 << 20
 _COPY_TEXT_ESCAPES = {b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v", b"\\": b"\\"}
 
@@ -56,14 +57,24 @@ def lines_of(stream: BinaryIO) -> Iterator[bytes]:
         yield rest
 
 
-def read_row_index(folder: SetFolder, name: str) -> Iterator[tuple[bytes, bytes]]:
-    """(escaped key, digest) of every row in a row index file, in key order."""
+def read_row_index(folder: SetFolder, name: str) -> Iterator[list[bytes]]:
+    """The lines (``key<TAB>digest``) of a row index file, in key order, a chunk at a time."""
     with folder.open_reader(name) as handle:
-        for line in lines_of(DecodingReader(CSV_ZST, handle, name)):
-            key, tab, digest = line.partition(b"\t")
-            if not tab or len(digest) != 32:
-                raise BackupFileError(f"{name} is not a row index: a line is not key<TAB>digest")
-            yield key, digest
+        stream, rest = DecodingReader(CSV_ZST, handle, name), b""
+        while chunk := stream.read(READ_CHUNK_BYTES):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            _require_index_lines(name, lines)
+            yield lines
+        if rest:
+            _require_index_lines(name, [rest])
+            yield [rest]
+
+
+def _require_index_lines(name: str, lines: list[bytes]) -> None:
+    for line in (lines[0], lines[-1]) if lines else ():
+        if len(line) < 34 or line[-33:-32] != b"\t":
+            raise BackupFileError(f"{name} is not a row index: a line is not key<TAB>digest")
 
 
 def row_index_sha256(folder: SetFolder, name: str) -> str | None:
@@ -86,7 +97,7 @@ class MergeCounts:
     digest_total: int = 0
 
     @property
-    def content_digest(self) -> str:
+    def content_digest(self) -> str:  # the server sums signed values; modulo 2**64 it is the same
         return format_content_digest(self.digest_total)
 
     @property
@@ -96,12 +107,16 @@ class MergeCounts:
 
 class RowIndexMerge:
     """The sink of the table's digest COPY: writes the new index, and, given a parent's index,
-    the keys to export (added or changed) and the keys deleted, each as one escaped key a line."""
+    the keys to export (added or changed) and the keys deleted, each as one escaped key a line.
+
+    COPY hands over one row per write; rows are gathered and merged a chunk at a time, and an
+    unchanged row (the same line in both streams, almost every row) costs one comparison.
+    """
 
     def __init__(
         self,
         index: Sink,
-        parent: Iterator[tuple[bytes, bytes]] | None = None,
+        parent: Iterator[list[bytes]] | None = None,
         to_export: Sink | None = None,
         deleted: Sink | None = None,
     ) -> None:
@@ -110,48 +125,82 @@ class RowIndexMerge:
         self._parent = parent
         self._to_export = to_export
         self._deleted = deleted
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._rest = b""
-        self._parent_row = next(parent, None) if parent is not None else None
+        self._parent_lines: list[bytes] = []
+        self._at = 0  # the next parent line
+        self._parent_done = parent is None
 
     def write(self, data: bytes) -> int:
-        self._index.write(data)
-        lines = (self._rest + data).split(b"\n")
-        self._rest = lines.pop()
-        for line in lines:
-            self._take(line)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= MERGE_CHUNK_BYTES:
+            self._take_pending()
         return len(data)
 
     def finish(self) -> MergeCounts:
+        self._take_pending()
         if self._rest:
-            self._take(self._rest)
+            self._take_lines([self._rest])
             self._rest = b""
-        while self._parent_row is not None:
-            self._delete(self._parent_row[0])
+        if self._parent is not None:
+            while self._parent_line() is not None:
+                self._delete()
         self._index.finish()
         return self.counts
 
-    def _take(self, line: bytes) -> None:
-        key, _, digest = line.partition(b"\t")
-        self.counts.rows += 1
-        self.counts.digest_total += digest_prefix_value(digest)
+    def _take_pending(self) -> None:
+        chunk = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        self._index.write(chunk)
+        lines = (self._rest + chunk).split(b"\n")
+        self._rest = lines.pop()
+        self._take_lines(lines)
+
+    def _take_lines(self, lines: list[bytes]) -> None:
+        self.counts.rows += len(lines)
+        self.counts.digest_total += sum(int(line[-32:-16], 16) for line in lines)
         if self._parent is None:
             return
-        wanted = unescape_key(key)
-        while self._parent_row is not None and unescape_key(self._parent_row[0]) < wanted:
-            self._delete(self._parent_row[0])
-        if self._parent_row is not None and unescape_key(self._parent_row[0]) == wanted:
-            if self._parent_row[1] != digest:
-                self.counts.changed += 1
-                self._to_export.write(key + b"\n")
-            self._parent_row = next(self._parent, None)
-        else:
-            self.counts.added += 1
-            self._to_export.write(key + b"\n")
+        for line in lines:
+            self._merge(line)
 
-    def _delete(self, key: bytes) -> None:
+    def _merge(self, line: bytes) -> None:
+        while True:
+            parent = self._parent_line()
+            if parent == line:  # unchanged
+                self._at += 1
+                return
+            if parent is None:
+                self.counts.added += 1
+                self._to_export.write(line[:-33] + b"\n")
+                return
+            key, parent_key = unescape_key(line[:-33]), unescape_key(parent[:-33])
+            if parent_key < key:
+                self._delete()
+                continue
+            if parent_key == key:
+                self.counts.changed += 1
+                self._at += 1
+            else:
+                self.counts.added += 1
+            self._to_export.write(line[:-33] + b"\n")
+            return
+
+    def _parent_line(self) -> bytes | None:
+        while self._at == len(self._parent_lines):
+            if self._parent_done:
+                return None
+            self._parent_lines, self._at = next(self._parent, None), 0
+            if self._parent_lines is None:
+                self._parent_lines, self._parent_done = [], True
+        return self._parent_lines[self._at]
+
+    def _delete(self) -> None:
         self.counts.deleted += 1
-        self._deleted.write(key + b"\n")
-        self._parent_row = next(self._parent, None)
+        self._deleted.write(self._parent_lines[self._at][:-33] + b"\n")
+        self._at += 1
 
 
 def spooled_keys() -> tempfile.SpooledTemporaryFile:
