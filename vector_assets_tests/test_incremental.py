@@ -11,6 +11,7 @@ import pytest
 
 from vector_assets.core.errors import BrokenChainError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.drill import DrillRequest, run_drill
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
@@ -210,3 +211,19 @@ def test_an_increment_of_the_older_layout_restores_exactly(empty_db, tmp_path, s
     assert increment.manifest.tables[COLLECTION_TABLE].rows == 0
     run_restore(RestoreRequest(target_dsn=second_db, root=tmp_path, timestamp=increment.timestamp))
     assert tables_now(second_db) == tables_now(empty_db)
+
+
+def test_the_drill_restores_an_increments_chain_and_compares_its_content_digest(chain, store_db):
+    root, sets = chain
+    drilled = run_drill(DrillRequest(dsn=store_db, root=root, key=sets[4][0].timestamp))
+    assert drilled.passed
+    assert all(table.by == "content digest" and "restored from the chain" in table.message for table in drilled.tables)
+    assert drilled.tables[1].rows_restored == sum(sets[4][1][EMBEDDING_TABLE].values())
+
+
+def test_the_drill_of_a_broken_chain_fails_naming_the_missing_set(chain, store_db):
+    root, sets = chain
+    missing = sets[1][0].timestamp
+    (root / "vector_bak" / f"vector_backup_{missing}.json").unlink()
+    with pytest.raises(BrokenChainError, match=missing):
+        run_drill(DrillRequest(dsn=store_db, root=root, key=sets[3][0].timestamp))
