@@ -16,7 +16,14 @@ from psycopg2 import sql
 from vector_assets.core.errors import BackupFileError, BrokenChainError, IncompleteBackupSetError
 from vector_assets.core.hashing import HashingReader
 from vector_assets.core.pg.copy import copy_in
-from vector_assets.core.pg.row_changes import AppliedChanges, create_key_stage, delete_keys, drop_stage, upsert_rows
+from vector_assets.core.pg.row_changes import (
+    AppliedChanges,
+    analyze,
+    create_key_stage,
+    delete_keys,
+    drop_stage,
+    upsert_rows,
+)
 from vector_assets.core.pg.row_digests import content_digest
 from vector_assets.core.pg.table_changes import create_stage
 from vector_assets.core.sets.catalog import BackupSet
@@ -88,11 +95,13 @@ def apply_increment(
         rows = load_changed(increment.changed, changed, increment.folder)
         if rows != sum(file.rows or 0 for file in increment.changed):
             raise BackupFileError(f"increment {increment.timestamp}: {table}'s changed rows do not match its manifest")
+        analyze(cursor, changed)
         applied = upsert_rows(cursor, relation, changed, columns, increment.key)
         drop_stage(cursor, changed)
     if deletes:
         keys = create_key_stage(cursor, f"increment_{increment.timestamp}_{table}_deleted", increment.key_type)
         _load_deleted_keys(cursor, increment, keys)
+        analyze(cursor, keys)
         applied.deleted = delete_keys(cursor, relation, keys, increment.key)
         drop_stage(cursor, keys)
     return applied

@@ -68,5 +68,11 @@ def delete_keys(cursor: psycopg2.extensions.cursor, relation: sql.Composable, ke
     return cursor.rowcount
 
 
+def analyze(cursor: psycopg2.extensions.cursor, stage: sql.Identifier) -> None:
+    """A fresh temporary table has no statistics; with none the planner may join a few changed
+    rows against the whole table by scanning it, instead of through its key's index."""
+    cursor.execute(sql.SQL("ANALYZE {}").format(stage))
+
+
 def drop_stage(cursor: psycopg2.extensions.cursor, stage: sql.Identifier) -> None:
     cursor.execute(sql.SQL("DROP TABLE {}").format(stage))
