@@ -483,6 +483,18 @@ def _load_error(name: str, table: str, error: psycopg2.Error) -> Exception:
     return RestoreLoadError(f"loading {name} into {table} failed: {str(error).strip()}")
 
 
+def stage_rows(
+    cursor: psycopg2.extensions.cursor, plan: PlannedTable, progress: ProgressReporter | None
+) -> tuple[sql.Identifier, int]:
+    """Load the set's rows of this table into a temporary stage; returns the stage and the rows staged.
+
+    Whatever reads a set's rows before deciding what to insert (an append, a collection restore)
+    reads them through here, so it sees the rows as the set holds them.
+    """
+    stage = create_stage(cursor, plan.table)
+    return stage, copy_file_into(cursor, plan, stage, progress=progress)
+
+
 def _append_through_stage(
     cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome: TableRestore, request: RestoreRequest
 ) -> None:
@@ -491,8 +503,19 @@ def _append_through_stage(
     The stage's COPY counts the file's rows independently of the insert, so loaded + skipped is
     checked against the set, never computed from it.
     """
-    stage = create_stage(cursor, plan.table)
-    staged = copy_file_into(cursor, plan, stage, progress=request.progress)
+    stage, staged = stage_rows(cursor, plan, request.progress)
+    append_from_stage(cursor, plan, outcome, request, stage, staged)
+
+
+def append_from_stage(
+    cursor: psycopg2.extensions.cursor,
+    plan: PlannedTable,
+    outcome: TableRestore,
+    request: RestoreRequest,
+    stage: sql.Identifier,
+    staged: int,
+) -> None:
+    """Insert the ``staged`` rows of ``stage``, refusing or skipping conflicts as the request says."""
     key = primary_key(cursor, plan.table)
     outcome.conflicts, outcome.first_conflict = count_conflicts(cursor, plan.table, stage, key)
     repeated, first_repeated = count_repeated_keys(cursor, plan.table, stage, key)
