@@ -15,6 +15,7 @@ from vector_assets.core.errors import ConfigError, RestoreConflictError, Unknown
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.catalog import scan_root
+from vector_assets.core.sets.manifest import INCREMENTAL
 from vector_assets.core.sets.storage import DiskFolder
 from vector_assets.core.tables import COLLECTION_TABLE
 from vector_assets.dev.demo import write_legacy_set
@@ -225,6 +226,33 @@ def test_a_collection_restores_from_a_legacy_set(store, backup_root):
     assert result.backup_set.is_legacy
     assert rows_of(store, ("documentation",)) == in_set
     assert rows_of(store, ("documentation",), others=True) == others
+
+
+def test_a_collection_restores_from_an_increment_as_it_was_at_that_increment(store_db, backup_root):
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS, format="pgcopy.zst", row_index=True))
+    at = {}
+    for step in (1, 2):
+        edit(store_db, "sql", 4, f"edited at step {step}")
+        add_embeddings(store_db, "sql", "documentation", 3, f"step{step}")
+        edit(store_db, "ddl", 2, f"ddl edited at step {step}")
+        execute(store_db, "INSERT INTO langchain_pg_collection (uuid, name) VALUES (gen_random_uuid(), %s)", (f"new{step}",))
+        add_embeddings(store_db, f"new{step}", "ddl", 2, f"step{step}")
+        key = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="pgcopy.zst", kind=INCREMENTAL,
+                                       timestamp=f"2025080{step + 1}_120000")).timestamp
+        at[key] = rows_of(store_db, ("sql",)), rows_of(store_db, ("new1",))
+    change_every_collection(store_db)
+    execute(store_db, "DELETE FROM langchain_pg_collection WHERE name = 'new1'")
+
+    for key, (sql_then, new1_then) in at.items():
+        others = rows_of(store_db, ("sql",), others=True)
+        result = run_restore(request_for(store_db, backup_root, timestamp=key, collection="sql",
+                                         truncate_before_restore=True))
+        assert result.backup_set.manifest.kind == INCREMENTAL
+        assert rows_of(store_db, ("sql",)) == sql_then and rows_of(store_db, ("sql",), others=True) == others
+    with pytest.raises(UnknownCollectionError, match="'new1'"):
+        run_restore(request_for(store_db, backup_root, timestamp=TS, collection="new1"))
+    run_restore(request_for(store_db, backup_root, timestamp=key, collection="new1"))
+    assert rows_of(store_db, ("new1",)) == new1_then
 
 
 @pytest.mark.parametrize("fmt", ["csv", "pgcopy.zst"])

@@ -5,7 +5,8 @@ one transaction that rolls back on any error.
 The set's rows go through the same stage as an append (``stage_rows``), so a collection is
 read from a set exactly as a whole-table restore reads it, in every format. Then, in order:
 
-1. The collection is looked up by name in the staged collection table. An unknown name fails
+1. The collection is looked up by name in the staged collection table (for an increment, the
+   stage holds the table after its chain). An unknown name fails
    here, before the lock, the safety set or any change, listing the names the set holds.
 2. The tables are locked against writers (readers go on), and the collection is looked up by
    name in the target. Conflicts that no row-by-row handling could resolve are refused here
@@ -325,5 +326,6 @@ def _require_columns(plan: PlannedTable, columns: tuple[str, ...]) -> None:
 
 
 def _require_every_row(plan: PlannedTable, staged: int) -> None:
-    if staged != plan.rows_in_set:
-        raise BackupFileError(f"{plan.label}: staged {staged} rows, but the set has {plan.rows_in_set}")
+    """The stage holds the table as the set has it: for an increment, after its chain."""
+    if staged != plan.rows_after:
+        raise BackupFileError(f"{plan.label}: staged {staged} rows, but the set has {plan.rows_after}")
