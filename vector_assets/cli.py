@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import signal
 import sys
 from collections.abc import Iterator
@@ -124,9 +125,16 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
                          help="the set's folder relative to the root (task_…/vector_bak), when the timestamp is in several")
     restore.add_argument("--tables", nargs="+", default=list(MANAGED_TABLES), choices=MANAGED_TABLES, metavar="TABLE",
                          help="tables to restore (default: both)")
-    restore.add_argument("--replace", action="store_true", help="truncate the tables first instead of appending")
+    restore.add_argument("--replace", action="store_true",
+                         help="truncate the tables first instead of appending (with --collection: replace that collection)")
     restore.add_argument("--on-conflict", default="error", choices=ON_CONFLICT_CHOICES,
                          help="when appending, fail on an existing key (default) or skip it")
+    restore.add_argument("--collection", default=None, metavar="NAME",
+                         help="restore only this collection (its row and its embeddings), by its name in the set; "
+                         "the other collections are left as they are")
+    restore.add_argument("--rename-to", default=None, metavar="NEW",
+                         help="with --collection: restore it as a new collection NEW beside the current one, with "
+                         "new, deterministic ids (see the README)")
     restore.add_argument("--dry-run", action="store_true", help="do everything, then roll back")
     restore.add_argument("--no-safety-backup", dest="safety_backup", action="store_false",
                          help="do not back up what the restore replaces first (by default it does, as a pre_restore set)")
@@ -261,7 +269,8 @@ def run_restore_command(args: argparse.Namespace) -> int:
             target_dsn=target, root=root, timestamp=key, backup_path=args.backup_path, tables=tuple(args.tables),
             truncate_before_restore=args.replace, dry_run=args.dry_run, on_conflict=args.on_conflict,
             configured_root=settings.ROOT.get(), safety_backup=args.safety_backup, offsite_root=offsite_root(),
-            progress=progress, index_builds=settings.index_build_settings(),
+            progress=progress, index_builds=settings.index_build_settings(), collection=args.collection,
+            rename_collection_to=args.rename_to,
         ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)
@@ -278,15 +287,22 @@ def undo_command(result: RestoreResult, target: str | None) -> str | None:
         return None
     tables = " ".join(safety.manifest.tables)
     target_part = f" --target {target}" if target else ""
+    if result.collection is not None and result.collection.existed_before:
+        # The safety set holds the collection as it was: putting back that one collection is enough.
+        what = f"--collection {shlex.quote(result.collection.restored_as)}"
+    else:
+        what = f"--tables {tables}"
     return (
         f"vector-assets restore {safety.timestamp} --backup-path {safety.manifest.location} --replace "
-        f"--tables {tables}{target_part}"
+        f"{what}{target_part}"
     )
 
 
 def format_restore(result: RestoreResult, target: str | None = None) -> str:
     verb = "dry run, rolled back: would restore" if result.dry_run else "restored"
     lines = [f"{verb} set {result.backup_set.key} from {result.backup_set.location.label}"]
+    if result.collection is not None:
+        lines.append(f"  {result.collection.describe()}")
     for table in result.tables:
         replaced = f", {table.rows_truncated:,} replaced" if result.truncated else ""
         why = "".join(f"; {rows:,} skipped: {reason}" for reason, rows in table.skipped_because.items())

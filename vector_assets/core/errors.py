@@ -29,6 +29,10 @@ class UnknownTableError(ConfigError):
     """A table name is not one of the LangChain tables we manage."""
 
 
+class UnknownCollectionError(ConfigError):
+    """A collection restore names a collection the set does not hold."""
+
+
 class PathOutsideRootError(ConfigError):
     """A path resolves outside the backup root."""
 

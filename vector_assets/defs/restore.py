@@ -1,11 +1,16 @@
 """Restore: ``restore_vector_tables`` loads a set into the same or another database, in one
 transaction. It shares the pool ``vector_tables`` with backup, truncate and prune."""
 
+import json
+import shlex
+from typing import Optional
+
 import dagster as dg
 from pydantic import Field
 
 from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
+from vector_assets.core.ops.collection_restore import REPLACE, CollectionRestore
 from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, TableRestore, run_restore
 from vector_assets.core.pg.connection import describe_dsn
 from vector_assets.core.tables import MANAGED_TABLES
@@ -33,6 +38,16 @@ class RestoreConfig(dg.Config):
         default=False, description="Replace the tables' rows instead of appending (what is replaced is kept in a pre_restore set)."
     )
     on_conflict: OnConflict = Field(default=OnConflict.error, description="Append mode: fail on any conflict, or skip and report.")
+    collection: Optional[str] = Field(
+        default=None,
+        description="Restore only this collection (its row and its embeddings), by its name in the set; the other "
+        "collections stay as they are. With truncate_before_restore it replaces that collection, else it appends.",
+    )
+    rename_collection_to: Optional[str] = Field(
+        default=None,
+        description="With collection: restore it as a new collection of this name beside the current one, with new "
+        "deterministic ids (see the README).",
+    )
     dry_run: bool = Field(default=False, description="Do everything, then roll back: nothing changes.")
     safety_backup: bool = Field(
         default=True, description="Back up what the restore replaces into a pre_restore set first. Turn off only knowingly."
@@ -58,7 +73,8 @@ def restore_from_backup_set(
             truncate_before_restore=config.truncate_before_restore, dry_run=config.dry_run,
             on_conflict=value_of(config.on_conflict), configured_root=backup_root.configured(),
             safety_backup=config.safety_backup, offsite_root=backup_root.open_offsite(), progress=log_progress(context),
-            index_builds=settings.index_build_settings(),
+            index_builds=settings.index_build_settings(), collection=config.collection,
+            rename_collection_to=config.rename_collection_to,
         )
         result = run_restore(request)
     except VectorAssetsError as error:
@@ -105,13 +121,19 @@ def undo_instructions(result: RestoreResult, safety_key: str, target: str) -> di
         "ops:\n  restore_from_backup_set:\n    config:\n"
         f"      target: {target}\n      tables: [{', '.join(tables)}]\n      truncate_before_restore: true"
     )
+    if result.collection is not None and result.collection.existed_before:
+        # The safety set holds the collection as it was: putting back that one collection is enough.
+        name = result.collection.restored_as
+        cli = f"vector-assets restore {safety_key} --replace --collection {shlex.quote(name)}{target_flag}"
+        launchpad += f"\n      collection: {json.dumps(name, ensure_ascii=False)}"
     return {"cli": cli, "launchpad": launchpad}
 
 
 def restore_summary(result: RestoreResult, target: str) -> str:
     verb = "would restore" if result.dry_run else "restored"
     tables = ", ".join(f"{t.table}: {t.rows_loaded:,} loaded, {t.rows_skipped:,} skipped" for t in result.tables)
-    return f"{verb} set {result.backup_set.key} into {target}: {tables}"
+    collection = f" {result.collection.describe()};" if result.collection else ""
+    return f"{verb} set {result.backup_set.key} into {target}:{collection} {tables}"
 
 
 RESTORE_SCHEMA = dg.TableSchema(columns=[
@@ -158,10 +180,13 @@ def restore_records(result: RestoreResult) -> list[dg.TableRecord]:
 def restore_markdown(result: RestoreResult, target: str, safety_key: str | None) -> str:
     verb = "Dry run, rolled back: would restore" if result.dry_run else "Restored"
     mode = "replacing the rows" if result.truncated else "appending"
+    removed = "truncated"
+    if result.collection is not None:
+        mode, removed = _collection_mode(result.collection), "deleted"
     lines = [
         f"**{verb}** set `{result.backup_set.key}` into {target}, {mode}, in {human_duration(result.duration_seconds)}.",
         "",
-        "| table | before | truncated | loaded | skipped | after |",
+        f"| table | before | {removed} | loaded | skipped | after |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     lines += [
@@ -177,6 +202,26 @@ def restore_markdown(result: RestoreResult, target: str, safety_key: str | None)
     elif not result.safety_backup:
         lines.append("No safety set: safety_backup was off.")
     return "\n".join(lines)
+
+
+def _collection_mode(collection: CollectionRestore) -> str:
+    renamed = f" as `{collection.restored_as}`" if collection.renamed else ""
+    how = "replacing it" if collection.mode == REPLACE else "appending"
+    deleted = f", {collection.embeddings_deleted:,} embeddings deleted" if collection.mode == REPLACE else ""
+    return (f"only collection `{collection.name}`{renamed} (uuid `{collection.uuid}`), {how}{deleted}, "
+            f"{collection.embeddings_loaded:,} loaded")
+
+
+def collection_metadata(result: RestoreResult) -> dict:
+    collection = result.collection
+    if collection is None:
+        return {"collection": "all (whole tables)"}
+    return {
+        "collection": collection.name, "restored_as": collection.restored_as, "collection_uuid": collection.uuid,
+        "collection_mode": collection.mode, "replaced_collection_uuid": collection.replaced_uuid or "none",
+        "embeddings_in_set": collection.embeddings_in_set, "embeddings_deleted": collection.embeddings_deleted,
+        "embeddings_loaded": collection.embeddings_loaded, "embeddings_skipped": collection.embeddings_skipped,
+    }
 
 
 def restore_metadata(result: RestoreResult, target: str, safety_key: str | None = None) -> dict:
@@ -196,6 +241,7 @@ def restore_metadata(result: RestoreResult, target: str, safety_key: str | None 
         "sequences_advanced": ", ".join(result.sequences_advanced) or "none",
         "safety_set": safety_key or "none",
         "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
+        **collection_metadata(result),
     }
 
 
@@ -208,6 +254,7 @@ def table_observation(result: RestoreResult, table: TableRestore, safety_key: st
             "rows_before": table.rows_before, "rows_loaded": table.rows_loaded, "rows_skipped": table.rows_skipped,
             "rows_after": rows_after(table), "duration_seconds": dg.MetadataValue.float(round(table.duration_seconds, 3)),
             "safety_set": safety_key or "none",
+            "collection": result.collection.describe() if result.collection else "all (whole tables)",
         },
     )
 

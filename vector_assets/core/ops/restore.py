@@ -7,6 +7,9 @@ built after its rows are in. Each file's sha256 is checked on
 the same read that feeds COPY, before anything commits. Then, in one transaction:
 optional TRUNCATE, COPY collections before embeddings, compare row counts, commit. Any error
 rolls back, so the tables are exactly as before.
+
+A restore of one collection (``collection``) runs its own transaction, built on the same
+stage (``stage_rows``): see ``collection_restore``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 import psycopg2.extensions
@@ -100,8 +104,12 @@ from vector_assets.core.tables import (
     EMBEDDING_TABLE,
     MANAGED_TABLES,
     require_embeddings_with_collections,
+    validate_collection_request,
     validate_tables,
 )
+
+if TYPE_CHECKING:
+    from vector_assets.core.ops.collection_restore import CollectionRestore
 
 ON_CONFLICT_CHOICES = ("error", "skip")
 KEY_IN_TABLE = "key already in the table"
@@ -126,9 +134,12 @@ class RestoreRequest:
     offsite_root: Root | Path | str | None = None  # read from here when the local copy is missing or damaged
     progress: ProgressReporter | None = field(default=None, compare=False)
     index_builds: IndexBuildSettings = IndexBuildSettings()
+    collection: str | None = None  # restore only this collection (by its name in the set)
+    rename_collection_to: str | None = None  # ...as a new collection of this name, beside the current one
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", validate_tables(self.tables))
+        validate_collection_request(self.collection, self.rename_collection_to, self.tables)
         object.__setattr__(self, "root", open_root(self.root))
         if self.offsite_root is not None:
             object.__setattr__(self, "offsite_root", open_root(self.offsite_root))
@@ -168,6 +179,7 @@ class RestoreResult:
     safety_backup: bool = True
     duration_seconds: float = 0.0
     read_from_offsite: str | None = None  # why the offsite copy was read, if it was
+    collection: CollectionRestore | None = None  # what a collection restore did, by name and uuid
 
 
 @dataclass(frozen=True)
@@ -223,7 +235,12 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
                 backup_set, request.dry_run, request.truncate_before_restore, safety_backup=request.safety_backup,
                 read_from_offsite=chosen.note,
             )
-            _load_in_one_transaction(conn, request, planned, to_create, result)
+            if request.collection is not None:
+                from vector_assets.core.ops.collection_restore import load_collection  # it builds on this module
+
+                load_collection(conn, request, planned, to_create, result)
+            else:
+                _load_in_one_transaction(conn, request, planned, to_create, result)
     finally:
         conn.close()
     result.duration_seconds = time.monotonic() - started
@@ -563,6 +580,21 @@ def _load_error(name: str, table: str, error: psycopg2.Error) -> Exception:
     return RestoreLoadError(f"loading {name} into {table} failed: {str(error).strip()}")
 
 
+def stage_rows(
+    cursor: psycopg2.extensions.cursor, plan: PlannedTable, progress: ProgressReporter | None
+) -> tuple[sql.Identifier, int]:
+    """Load the set's rows of this table into a temporary stage; returns the stage and the rows staged.
+
+    Whatever reads a set's rows before deciding what to insert (an append, a collection restore)
+    reads them through here, so it sees the rows as the set holds them.
+    """
+    stage = create_stage(cursor, plan.table)
+    staged = copy_file_into(cursor, plan, stage, progress=progress)
+    if plan.increments:
+        staged = _apply_chain_to_stage(cursor, plan, stage, progress)
+    return stage, staged
+
+
 def _append_through_stage(
     cursor: psycopg2.extensions.cursor, plan: PlannedTable, outcome: TableRestore, request: RestoreRequest
 ) -> None:
@@ -571,10 +603,19 @@ def _append_through_stage(
     The stage's COPY counts the file's rows independently of the insert, so loaded + skipped is
     checked against the set, never computed from it.
     """
-    stage = create_stage(cursor, plan.table)
-    staged = copy_file_into(cursor, plan, stage, progress=request.progress)
-    if plan.increments:
-        staged = _apply_chain_to_stage(cursor, plan, stage, request.progress)
+    stage, staged = stage_rows(cursor, plan, request.progress)
+    append_from_stage(cursor, plan, outcome, request, stage, staged)
+
+
+def append_from_stage(
+    cursor: psycopg2.extensions.cursor,
+    plan: PlannedTable,
+    outcome: TableRestore,
+    request: RestoreRequest,
+    stage: sql.Identifier,
+    staged: int,
+) -> None:
+    """Insert the ``staged`` rows of ``stage``, refusing or skipping conflicts as the request says."""
     key = primary_key(cursor, plan.table)
     outcome.conflicts, outcome.first_conflict = count_conflicts(cursor, plan.table, stage, key)
     repeated, first_repeated = count_repeated_keys(cursor, plan.table, stage, key)

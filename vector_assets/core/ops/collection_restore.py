@@ -1,0 +1,331 @@
+"""Restoring one collection of a LangChain store (``RestoreRequest.collection``): its row in
+``langchain_pg_collection`` and its embeddings, leaving every other collection as it was, in
+one transaction that rolls back on any error.
+
+The set's rows go through the same stage as an append (``stage_rows``), so a collection is
+read from a set exactly as a whole-table restore reads it, in every format. Then, in order:
+
+1. The collection is looked up by name in the staged collection table (for an increment, the
+   stage holds the table after its chain). An unknown name fails
+   here, before the lock, the safety set or any change, listing the names the set holds.
+2. The tables are locked against writers (readers go on), and the collection is looked up by
+   name in the target. Conflicts that no row-by-row handling could resolve are refused here
+   (see below).
+3. What the restore might replace is kept in a ``pre_restore`` set (both tables, in the same
+   transaction, as for any restore).
+4. Replace mode (``truncate_before_restore``): the target collection's embeddings are deleted
+   (it is matched by name: its uuid may differ from the set's), its row is overwritten with the
+   set's (updated, never deleted, since deleting it would cascade), and the set's embeddings of
+   the collection are inserted. The collection ends up exactly as in the set, uuid included.
+   Append mode: the row and the embeddings are inserted with the usual ``on_conflict``
+   handling (``error`` names the first conflict, ``skip`` fills the gaps).
+
+**Renamed copies** (``rename_collection_to``). The collection is restored as a new collection
+beside the current one, with new keys that are deterministic (the same set, collection and new
+name always give the same keys, so a renamed restore can be repeated in replace mode) and that
+never collide with the originals:
+
+- the collection's uuid is ``uuid5(RENAMED_COLLECTION_NAMESPACE, f"{uuid in the set}:{new name}")``;
+- an embedding with a text key (the current ``langchain-postgres`` layout, ``id VARCHAR``)
+  gets ``f"{id}:{new name}"``;
+- an embedding with a uuid key (the older ``langchain_community`` layout, ``uuid UUID`` plus
+  ``custom_id``) gets ``uuid5(new collection uuid, str(its uuid))``; ``custom_id``, the
+  documents, vectors and metadata are copied unchanged.
+
+Refused, with nothing changed: a collection name the set holds twice or the target holds twice
+(the older layout has no UNIQUE name), a target collection of that name under another uuid in
+append mode (replace it, or restore it under another name), and a collection uuid the target
+uses under another name.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+from vector_assets.core.errors import (
+    BackupFileError,
+    ColumnMismatchError,
+    RestoreConflictError,
+    UnknownCollectionError,
+)
+from vector_assets.core.ops.restore import (
+    PlannedTable,
+    RestoreRequest,
+    RestoreResult,
+    TableRestore,
+    _back_up_what_is_replaced,
+    _create_tables,
+    _discard_safety_set,
+    _rebuild,
+    append_from_stage,
+    stage_rows,
+)
+from vector_assets.core.pg.catalog import count_rows, primary_key, read_columns
+from vector_assets.core.pg.collections import (
+    COLLECTION_KEY,
+    COLLECTION_NAME,
+    COLLECTION_REFERENCE,
+    StoredCollection,
+    collection_with_uuid,
+    collections_in,
+    collections_named,
+    delete_embeddings_of,
+    keep_only,
+    map_staged_uuid_keys,
+    move_staged_embeddings,
+    overwrite_collection_row,
+    rename_staged_collection,
+    suffix_staged_keys,
+)
+from vector_assets.core.pg.connection import rollback_quietly
+from vector_assets.core.pg.ddl import indexes_to_build
+from vector_assets.core.pg.table_changes import advance_owned_sequences, lock_against_writers
+from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.naming import LOG_FILE_NAME
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+
+# Fixed for good: a renamed copy's keys derive from it (uuid5 of the URL namespace and
+# "vector_assets:renamed-collection", that is 8dc0ba5b-0688-5138-a177-677815b4cf56).
+RENAMED_COLLECTION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "vector_assets:renamed-collection")
+RENAMED_ID_SEPARATOR = ":"
+NAMES_LISTED = 20  # an unknown name's message lists at most this many of the set's names
+REPLACE = "replace"
+APPEND = "append"
+TEXT_TYPES = ("character varying", "text", "character")
+
+
+def renamed_collection_uuid(set_uuid: str, new_name: str) -> str:
+    return str(uuid.uuid5(RENAMED_COLLECTION_NAMESPACE, f"{set_uuid}{RENAMED_ID_SEPARATOR}{new_name}"))
+
+
+def renamed_text_id(old_id: str, new_name: str) -> str:
+    return f"{old_id}{RENAMED_ID_SEPARATOR}{new_name}"
+
+
+def renamed_uuid_id(old_uuid: str, new_collection_uuid: str) -> str:
+    return str(uuid.uuid5(uuid.UUID(new_collection_uuid), old_uuid))
+
+
+@dataclass
+class CollectionRestore:
+    """What a collection restore did, by name and uuid."""
+
+    name: str  # in the set
+    restored_as: str  # its name in the target now (the new name when renamed)
+    set_uuid: str
+    uuid: str  # its uuid in the target now
+    mode: str  # REPLACE or APPEND
+    replaced_uuid: str | None = None  # the target's collection of that name before, if it had one
+    embeddings_in_set: int = 0
+    embeddings_deleted: int = 0
+    embeddings_loaded: int = 0
+    embeddings_skipped: int = 0
+
+    @property
+    def renamed(self) -> bool:
+        return self.restored_as != self.name
+
+    @property
+    def existed_before(self) -> bool:
+        return self.replaced_uuid is not None
+
+    def describe(self) -> str:
+        """One line for the log, the CLI and the run's metadata."""
+        as_name = f" as {self.restored_as!r}" if self.renamed else ""
+        replaced = f", {self.embeddings_deleted:,} embeddings deleted" if self.mode == REPLACE else ""
+        skipped = f", {self.embeddings_skipped:,} skipped" if self.embeddings_skipped else ""
+        return (
+            f"collection {self.name!r}{as_name} (uuid {self.uuid}), {self.mode}{replaced}, "
+            f"{self.embeddings_loaded:,} of its {self.embeddings_in_set:,} embeddings in the set loaded{skipped}"
+        )
+
+
+def load_collection(
+    conn: psycopg2.extensions.connection,
+    request: RestoreRequest,
+    planned: list[PlannedTable],
+    to_create: list[PlannedTable],
+    result: RestoreResult,
+) -> None:
+    """Restore one collection in one transaction; dry runs roll back at the end."""
+    plans = {plan.table: plan for plan in planned}
+    result.truncated = False  # one collection's rows are deleted; no table is truncated
+    committing = False
+    safety_folder = result.backup_set.location.folder(request.root)
+    log_before = safety_folder.read_bytes(LOG_FILE_NAME) if request.safety_backup and not request.dry_run else None
+    try:
+        with conn.cursor() as cursor:
+            result.tables_created = _create_tables(cursor, to_create)
+            collection_stage, found = _find_in_set(cursor, plans[COLLECTION_TABLE], request, result.backup_set)
+            if not request.dry_run:
+                lock_against_writers(cursor, MANAGED_TABLES)
+            result.collection = _find_in_target(cursor, request, found)
+            outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
+            result.safety_set = _back_up_what_is_replaced(cursor, request, result.backup_set, outcomes)
+            _load(cursor, request, plans, collection_stage, result.collection, outcomes)
+            to_build = [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
+            result.index_builds = _rebuild(conn, cursor, request, to_build, outcomes)
+            result.indexes_rebuilt = [build.name for build in result.index_builds]
+            result.sequences_advanced = [seq for plan in planned for seq in advance_owned_sequences(cursor, plan.table)]
+            result.tables = list(outcomes.values())
+        if request.dry_run:
+            conn.rollback()
+            return
+        committing = True
+        conn.commit()
+    except BaseException:
+        rollback_quietly(conn)
+        if result.safety_set is not None and not committing:
+            _discard_safety_set(result.safety_set, log_before)  # the target is as it was
+        raise
+
+
+def _find_in_set(
+    cursor: psycopg2.extensions.cursor, plan: PlannedTable, request: RestoreRequest, backup_set: BackupSet
+) -> tuple[sql.Identifier, StoredCollection]:
+    """Stage the set's collection table, find the collection by name, and keep only its row."""
+    _require_columns(plan, (COLLECTION_KEY, COLLECTION_NAME))
+    stage, staged = stage_rows(cursor, plan, request.progress)
+    _require_every_row(plan, staged)
+    held = collections_in(cursor, stage)
+    matching = sorted({c.uuid: c for c in held if c.name == request.collection}.values(), key=lambda c: c.uuid)
+    if not matching:
+        raise UnknownCollectionError(
+            f"set {backup_set.key} holds no collection named {request.collection!r}; "
+            f"it holds {_listing(held)}; nothing was changed"
+        )
+    if len(matching) > 1:
+        raise RestoreConflictError(
+            f"set {backup_set.key} holds {len(matching)} collections named {request.collection!r} "
+            f"(uuids {', '.join(c.uuid for c in matching)}): which one to restore is ambiguous; nothing was changed"
+        )
+    if staged - keep_only(cursor, stage, COLLECTION_KEY, matching[0].uuid) > 1:
+        raise BackupFileError(f"{plan.label} holds the row of collection {request.collection!r} more than once")
+    return stage, matching[0]
+
+
+def _listing(held: list[StoredCollection]) -> str:
+    names = sorted({repr(c.name) if c.name is not None else "one without a name (NULL)" for c in held})
+    if not names:
+        return "no collections"
+    more = f" and {len(names) - NAMES_LISTED} more" if len(names) > NAMES_LISTED else ""
+    return f"{len(names)}: {', '.join(names[:NAMES_LISTED])}{more}"
+
+
+def _find_in_target(
+    cursor: psycopg2.extensions.cursor, request: RestoreRequest, found: StoredCollection
+) -> CollectionRestore:
+    """Which target collection the restore replaces or adds to, or why it must not go ahead."""
+    name = request.rename_collection_to or request.collection
+    new_uuid = renamed_collection_uuid(found.uuid, name) if request.rename_collection_to else found.uuid
+    mode = REPLACE if request.truncate_before_restore else APPEND
+    existing = collections_named(cursor, name)
+    if len(existing) > 1:
+        raise RestoreConflictError(
+            f"the target holds {len(existing)} collections named {name!r} (uuids {', '.join(existing)}): "
+            "which one to replace is ambiguous; nothing was changed"
+        )
+    replaced = existing[0] if existing else None
+    if mode == APPEND and replaced is not None and replaced != new_uuid:
+        raise RestoreConflictError(
+            f"collection {name!r} already exists in the target under uuid {replaced} (the restored one has {new_uuid}): "
+            "replace it (truncate_before_restore) or restore it under another name (rename_collection_to); "
+            "nothing was changed"
+        )
+    holder = collection_with_uuid(cursor, new_uuid)
+    if holder is not None and holder.uuid != replaced:
+        raise RestoreConflictError(
+            f"the target's collection {holder.name!r} already has uuid {new_uuid}, which the restored collection "
+            f"{name!r} needs: restore it under another name (rename_collection_to); nothing was changed"
+        )
+    return CollectionRestore(request.collection, name, found.uuid, new_uuid, mode, replaced_uuid=replaced)
+
+
+def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRestore:
+    """Rows before are the whole table's; rows in the set are the collection's, once staged."""
+    return TableRestore(plan.table, plan.label, plan.bytes, 0, rows_before=count_rows(cursor, plan.table))
+
+
+def _load(
+    cursor: psycopg2.extensions.cursor,
+    request: RestoreRequest,
+    plans: dict[str, PlannedTable],
+    collection_stage: sql.Identifier,
+    collection: CollectionRestore,
+    outcomes: dict[str, TableRestore],
+) -> None:
+    started = time.monotonic()
+    embedding_plan = plans[EMBEDDING_TABLE]
+    _require_columns(embedding_plan, (COLLECTION_REFERENCE,))
+    embedding_stage, staged = stage_rows(cursor, embedding_plan, request.progress)
+    _require_every_row(embedding_plan, staged)
+    rows = staged - keep_only(cursor, embedding_stage, COLLECTION_REFERENCE, collection.set_uuid)
+    collection.embeddings_in_set = outcomes[EMBEDDING_TABLE].rows_in_set = rows
+    if collection.renamed:
+        rename_staged_collection(cursor, collection_stage, collection.uuid, collection.restored_as)
+        move_staged_embeddings(cursor, embedding_stage, collection.uuid)
+        _give_new_keys(cursor, embedding_stage, collection)
+    _write_collection_row(cursor, request, plans[COLLECTION_TABLE], collection_stage, collection, outcomes)
+    embeddings = outcomes[EMBEDDING_TABLE]
+    append_from_stage(cursor, embedding_plan, embeddings, request, embedding_stage, rows)
+    collection.embeddings_loaded, collection.embeddings_skipped = embeddings.rows_loaded, embeddings.rows_skipped
+    for outcome in outcomes.values():
+        outcome.duration_seconds = time.monotonic() - started
+
+
+def _write_collection_row(
+    cursor: psycopg2.extensions.cursor,
+    request: RestoreRequest,
+    plan: PlannedTable,
+    stage: sql.Identifier,
+    collection: CollectionRestore,
+    outcomes: dict[str, TableRestore],
+) -> None:
+    """Replace mode over an existing collection: delete its embeddings, overwrite its row.
+    Otherwise the row is appended like any staged row."""
+    outcome = outcomes[COLLECTION_TABLE]
+    outcome.rows_in_set = 1
+    if collection.mode == REPLACE and collection.existed_before:
+        deleted = delete_embeddings_of(cursor, collection.replaced_uuid)
+        collection.embeddings_deleted = outcomes[EMBEDDING_TABLE].rows_truncated = deleted
+        outcome.rows_truncated = outcome.rows_loaded = overwrite_collection_row(
+            cursor, stage, plan.header, collection.replaced_uuid
+        )
+        return
+    append_from_stage(cursor, plan, outcome, request, stage, 1)
+
+
+def _give_new_keys(cursor: psycopg2.extensions.cursor, stage: sql.Identifier, collection: CollectionRestore) -> None:
+    """The renamed copy's embedding keys, as the module's docstring documents them."""
+    key = primary_key(cursor, EMBEDDING_TABLE)
+    types = {column.name: column.type for column in read_columns(cursor, EMBEDDING_TABLE)}
+    key_type = types.get(key[0]) if len(key) == 1 else None
+    if key_type == "uuid":
+        map_staged_uuid_keys(cursor, stage, key[0], lambda old: renamed_uuid_id(old, collection.uuid))
+    elif key_type is not None and key_type.startswith(TEXT_TYPES):
+        suffix_staged_keys(cursor, stage, key[0], renamed_text_id("", collection.restored_as))
+    else:
+        raise ColumnMismatchError(
+            f"table {EMBEDDING_TABLE}: a renamed copy needs a primary key of one text or uuid column to give "
+            f"its embeddings new ids; the key is {', '.join(f'{k} {types.get(k)}' for k in key) or 'missing'}"
+        )
+
+
+def _require_columns(plan: PlannedTable, columns: tuple[str, ...]) -> None:
+    missing = [column for column in columns if column not in plan.header]
+    if missing:
+        raise ColumnMismatchError(
+            f"table {plan.table}: a collection restore needs the LangChain column(s) {', '.join(missing)}, "
+            f"which {plan.label} lacks"
+        )
+
+
+def _require_every_row(plan: PlannedTable, staged: int) -> None:
+    """The stage holds the table as the set has it: for an increment, after its chain."""
+    if staged != plan.rows_after:
+        raise BackupFileError(f"{plan.label}: staged {staged} rows, but the set has {plan.rows_after}")
