@@ -1,6 +1,7 @@
 """Restoring one collection: replaced in place or copied under a new name, from every kind of
 set, on both LangChain layouts, while every other collection stays byte for byte as it was."""
 
+import json
 import shlex
 import uuid
 from collections import Counter
@@ -56,6 +57,12 @@ def embeddings_by_key(dsn: str, name: str) -> dict[str, str]:
         "JOIN langchain_pg_collection c ON c.uuid = e.collection_id WHERE c.name = %s",
         (name,),
     ))
+
+
+def with_custom_id_suffix(columns_json: str, suffix: str) -> dict:
+    columns = json.loads(columns_json)
+    columns["custom_id"] += suffix
+    return columns
 
 
 def collection_row(dsn: str, name: str) -> tuple:
@@ -154,11 +161,12 @@ def test_a_renamed_copy_gets_the_documented_ids_beside_the_original_which_stays_
     assert rows_of(store, ALL) == before, "every existing collection, 'sql' included, is byte-identical"
     new_uuid = str(uuid.uuid5(RENAMED_NAMESPACE, f"{set_uuid}:sql_v2"))
     assert collection_row(store, "sql_v2") == (new_uuid, "sql_v2", set_metadata)
-    if key_column(store) == "uuid":  # the older layout: uuid key, custom_id kept
-        expected = {str(uuid.uuid5(uuid.UUID(new_uuid), old)): rest for old, rest in original.items()}
+    if key_column(store) == "uuid":  # the older layout: uuid key, and custom_id suffixed
+        expected = {str(uuid.uuid5(uuid.UUID(new_uuid), old)): with_custom_id_suffix(rest, ":sql_v2")
+                    for old, rest in original.items()}
     else:
-        expected = {f"{old}:sql_v2": rest for old, rest in original.items()}
-    assert embeddings_by_key(store, "sql_v2") == expected
+        expected = {f"{old}:sql_v2": json.loads(rest) for old, rest in original.items()}
+    assert {key: json.loads(rest) for key, rest in embeddings_by_key(store, "sql_v2").items()} == expected
     assert not set(expected) & set(original)
     assert (result.collection.restored_as, result.collection.uuid, result.collection.embeddings_loaded) == (
         "sql_v2", new_uuid, 100)

@@ -29,8 +29,9 @@ never collide with the originals:
 - an embedding with a text key (the current ``langchain-postgres`` layout, ``id VARCHAR``)
   gets ``f"{id}:{new name}"``;
 - an embedding with a uuid key (the older ``langchain_community`` layout, ``uuid UUID`` plus
-  ``custom_id``) gets ``uuid5(new collection uuid, str(its uuid))``; ``custom_id``, the
-  documents, vectors and metadata are copied unchanged.
+  ``custom_id``) gets ``uuid5(new collection uuid, str(its uuid))``, and its ``custom_id``
+  (the ids ``PGVector.delete(ids=...)`` matches in every collection) gets ``f"{custom_id}:{new name}"``,
+  so deleting from the original never reaches the copy; documents, vectors and metadata are copied unchanged.
 
 Refused, with nothing changed: a collection name the set holds twice or the target holds twice
 (the older layout has no UNIQUE name), a target collection of that name under another uuid in
@@ -88,6 +89,8 @@ from vector_assets.core.pg.table_changes import advance_owned_sequences, lock_ag
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.naming import LOG_FILE_NAME
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+
+CUSTOM_ID = "custom_id"
 
 # Fixed for good: a renamed copy's keys derive from it (uuid5 of the URL namespace and
 # "vector_assets:renamed-collection", that is 8dc0ba5b-0688-5138-a177-677815b4cf56).
@@ -307,6 +310,8 @@ def _give_new_keys(cursor: psycopg2.extensions.cursor, stage: sql.Identifier, co
     key_type = types.get(key[0]) if len(key) == 1 else None
     if key_type == "uuid":
         map_staged_uuid_keys(cursor, stage, key[0], lambda old: renamed_uuid_id(old, collection.uuid))
+        if CUSTOM_ID in types:  # the ids LangChain's delete(ids=...) matches, in every collection
+            suffix_staged_keys(cursor, stage, CUSTOM_ID, renamed_text_id("", collection.restored_as))
     elif key_type is not None and key_type.startswith(TEXT_TYPES):
         suffix_staged_keys(cursor, stage, key[0], renamed_text_id("", collection.restored_as))
     else:
