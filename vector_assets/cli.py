@@ -38,8 +38,10 @@ from vector_assets.core.ops.verify import VerifyRequest, VerifyResult, run_verif
 from vector_assets.core.progress import ProgressEvent, ProgressReporter
 from vector_assets.core.rto import WITHIN
 from vector_assets.core.sets.copies import choose_copy
+from vector_assets.core.sets.describe import changes_text, kind_text
 from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
+from vector_assets.core.sets.manifest import FULL, INCREMENTAL
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.sets.roots import Root, open_root
 from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
@@ -96,6 +98,9 @@ def _add_backup(commands: argparse._SubParsersAction) -> None:
                         help="tables to back up (default: both)")
     backup.add_argument("--format", default=None, choices=list(FORMATS),
                         help="data file format (default: VECTOR_ASSETS_FORMAT, else csv)")
+    backup.add_argument("--incremental", action="store_true",
+                        help="only the rows added or changed since the newest set in the location, and the keys "
+                        "deleted since then (a full set, saying why, when there is no usable parent)")
     backup.set_defaults(command=run_backup_command)
 
 
@@ -229,13 +234,19 @@ def run_backup_command(args: argparse.Namespace) -> int:
         result = run_backup(BackupRequest(
             dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
             format=args.format or settings.backup_format(), parts=settings.part_policy(), progress=progress,
+            kind=INCREMENTAL if args.incremental else FULL,
         ))
-    for name, entry in result.manifest.tables.items():
+    manifest = result.manifest
+    if manifest.fallback:
+        print(f"warning: {manifest.fallback}", file=sys.stderr)
+    for name, entry in manifest.tables.items():
         rate = megabytes_per_second(entry.bytes, entry.copy_seconds or 0)
         parts = f" in {len(entry.parts)} parts" if entry.parts else ""
-        print(f"{name}: {entry.rows:,} rows -> {result.folder.locator(entry.file)}{parts} "
+        rows = changes_text(entry) if manifest.is_increment else f"{entry.rows:,} rows"
+        print(f"{name}: {rows} -> {result.folder.locator(entry.file)}{parts} "
               f"({human_size(entry.bytes)}, {rate:.1f} MB/s)")
-    print(f"set {result.timestamp}: {result.manifest.duration_seconds:.2f}s, {result.megabytes_per_second:.1f} MB/s")
+    print(f"set {result.timestamp} ({kind_text(manifest)}): {manifest.duration_seconds:.2f}s, "
+          f"{result.megabytes_per_second:.1f} MB/s")
     return EXIT_OK
 
 

@@ -58,6 +58,10 @@ OFFSITE_ROOT = Setting(
 AWS_ENDPOINT_URL = Setting("AWS_ENDPOINT_URL", "", "the S3-compatible endpoint (MinIO, R2, Ceph); empty: AWS")
 DAGSTER_PG_URL = Setting("DAGSTER_PG_URL", "", "Dagster's own storage, as postgresql+psycopg2://…")
 BACKUP_CRON = Setting("VECTOR_ASSETS_BACKUP_CRON", "0 2 * * *", "when vector_backup_schedule backs up")
+INCREMENTAL_CRON = Setting(
+    "VECTOR_ASSETS_INCREMENTAL_CRON", "0 * * * *",
+    "when vector_incremental_schedule writes an incremental backup (it is off by default)",
+)
 DRILL_CRON = Setting(
     "VECTOR_ASSETS_DRILL_CRON", "0 4 * * 0", "when vector_drill_schedule drills the newest set",
     deprecated_alias="VECTOR_ASSETS_VERIFY_CRON",
@@ -113,7 +117,7 @@ PROGRESS_INTERVAL = Setting(
 )
 
 ALL_SETTINGS = (
-    PG_DSN, ROOT, OFFSITE_ROOT, AWS_ENDPOINT_URL, DAGSTER_PG_URL, BACKUP_CRON, DRILL_CRON, PRUNE_CRON,
+    PG_DSN, ROOT, OFFSITE_ROOT, AWS_ENDPOINT_URL, DAGSTER_PG_URL, BACKUP_CRON, INCREMENTAL_CRON, DRILL_CRON, PRUNE_CRON,
     REPLICATE_CRON, KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, OFFSITE_KEEP_DAILY, OFFSITE_KEEP_WEEKLY,
     OFFSITE_KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, FORMAT, PART_SIZE_MB, PARALLEL_PARTS,
     PROGRESS_INTERVAL, ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL, RTO_TARGETS,

@@ -1,5 +1,5 @@
-"""Backup: the source tables, the partitioned backup assets, ``backup_vector_tables`` and
-``vector_backup_schedule``.
+"""Backup: the source tables, the partitioned backup assets, ``backup_vector_tables``,
+``vector_backup_schedule`` (full sets) and ``vector_incremental_schedule`` (increments).
 
 Backups are made by jobs (which pick their own timestamp) and found by the sensor, so the
 backup assets are declared as specs and their materializations are reported by those.
@@ -16,10 +16,12 @@ from vector_assets.core.errors import BackupSetNotFoundError, VectorAssetsError
 from vector_assets.core.ops.backup import BackupRequest, BackupResult, run_backup
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import LegacyFileStats
+from vector_assets.core.sets.describe import changes_text, keys_deleted, kind_text
+from vector_assets.core.sets.manifest import FULL, INCREMENTAL
 from vector_assets.core.sets.naming import LOG_FILE_NAME
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_size, megabytes_per_second
-from vector_assets.defs.choices import ManagedTable, SetFormatChoice, value_of, values
+from vector_assets.defs.choices import BackupKind, ManagedTable, SetFormatChoice, value_of, values
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import (
@@ -89,6 +91,10 @@ def table_metadata(
         metadata["throughput_mb_per_s"] = dg.MetadataValue.float(
             round(megabytes_per_second(entry.bytes, entry.copy_seconds), 1)
         )
+    if entry and backup_set.manifest.is_increment:
+        metadata["rows_changed_or_added"] = dg.MetadataValue.int(entry.rows)
+        metadata["keys_deleted"] = dg.MetadataValue.int(keys_deleted(entry))
+        metadata["rows_after"] = dg.MetadataValue.int(entry.rows_after)
     if entry:
         metadata["columns"] = dg.MetadataValue.table_schema(
             dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in entry.columns])
@@ -97,12 +103,14 @@ def table_metadata(
 
 
 def set_metadata(backup_set: BackupSet) -> dict[str, Any]:
-    """What the whole set shares: snapshot, timing, source (never a password)."""
+    """What the whole set shares: kind and parent, snapshot, timing, source (never a password)."""
     manifest = backup_set.manifest
     if manifest is None:
         return {"consistent_snapshot": False, "kind": "legacy"}
     return {
         "kind": manifest.kind,
+        **({"parent": manifest.parent} if manifest.parent else {}),
+        **({"fallback": manifest.fallback} if manifest.fallback else {}),
         "consistent_snapshot": manifest.consistent_snapshot,
         "set_duration_seconds": dg.MetadataValue.float(round(manifest.duration_seconds, 3)),
         "source": f"{manifest.source.get('database')} on {manifest.source.get('host')}:{manifest.source.get('port')}",
@@ -136,6 +144,11 @@ class BackupConfig(dg.Config):
         description="csv (the seed tooling's, the default), csv.zst (compressed), pgcopy (binary COPY: fastest), "
         "pgcopy.zst (binary, compressed: smallest). Default: VECTOR_ASSETS_FORMAT.",
     )
+    kind: BackupKind = Field(
+        default=FULL,
+        description="full: every row. incremental: only the rows added or changed since the newest set in the same "
+        "location (its parent) and the keys deleted since then; without a usable parent it is a full set that says why.",
+    )
 
 
 @dg.op(pool=VECTOR_TABLES_POOL, retry_policy=dg.RetryPolicy(max_retries=2, delay=15))
@@ -147,6 +160,7 @@ def back_up_tables(
         request = BackupRequest(
             dsn=pgvector.dsn, root=backup_root.open(), task_id=config.task_id or None, tables=values(config.tables),
             format=value_of(config.format), parts=settings.part_policy(), progress=log_progress(context),
+            kind=value_of(config.kind),
         )
         result = run_backup(request)
         backup_set = registered_set(backup_root, result)
@@ -154,6 +168,8 @@ def back_up_tables(
         raise as_failure(error, "backup") from None
     tag_run(context, backup_set.key)
     report_new_set(context, backup_set)
+    if result.manifest.fallback:
+        context.log.warning(f"set {backup_set.key}: {result.manifest.fallback}")
     context.log.info(summary_line(result, backup_set))
 
 
@@ -171,18 +187,22 @@ def report_new_set(context: dg.OpExecutionContext, backup_set: BackupSet) -> Non
 
 
 def summary_line(result: BackupResult, backup_set: BackupSet) -> str:
+    manifest = result.manifest
     tables = ", ".join(
-        f"{name}: {entry.rows:,} rows ({human_size(entry.bytes)}, "
+        f"{name}: {changes_text(entry) if manifest.is_increment else f'{entry.rows:,} rows'} ({human_size(entry.bytes)}, "
         f"{megabytes_per_second(entry.bytes, entry.copy_seconds or 0):.1f} MB/s)"
-        for name, entry in result.manifest.tables.items()
+        for name, entry in manifest.tables.items()
     )
     return (
-        f"backup set {backup_set.key} in {backup_set.location.label}: {tables}; "
+        f"{kind_text(manifest)} backup set {backup_set.key} in {backup_set.location.label}: {tables}; "
         f"{result.manifest.duration_seconds:.2f}s, {result.megabytes_per_second:.1f} MB/s, consistent snapshot"
     )
 
 
-@dg.job(description="Back up the LangChain pgvector tables to a new timestamped set (one consistent snapshot) in the chosen format.")
+@dg.job(
+    description="Back up the LangChain pgvector tables to a new timestamped set (one consistent snapshot) in the chosen "
+    "format: a full set, or (kind: incremental) only what changed since the newest set."
+)
 def backup_vector_tables() -> None:
     back_up_tables()
 
@@ -193,4 +213,15 @@ vector_backup_schedule = dg.ScheduleDefinition(
     cron_schedule=settings.BACKUP_CRON.get(),
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description=f"Backs up the pgvector tables on {settings.BACKUP_CRON.name} (default {settings.BACKUP_CRON.default!r}).",
+)
+
+
+vector_incremental_schedule = dg.ScheduleDefinition(
+    name="vector_incremental_schedule",
+    job=backup_vector_tables,
+    cron_schedule=settings.INCREMENTAL_CRON.get(),
+    run_config={"ops": {"back_up_tables": {"config": {"kind": INCREMENTAL}}}},
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=f"Off by default: turn it on under Automation to write an incremental backup on "
+    f"{settings.INCREMENTAL_CRON.name} (default hourly, {settings.INCREMENTAL_CRON.default!r}).",
 )

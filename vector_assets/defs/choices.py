@@ -4,6 +4,7 @@ typed where a name belongs) never becomes a stored run."""
 import enum
 
 from vector_assets import settings
+from vector_assets.core.ops.backup import BACKUP_KINDS
 from vector_assets.core.ops.restore import ON_CONFLICT_CHOICES
 from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.tables import MANAGED_TABLES
@@ -11,6 +12,7 @@ from vector_assets.core.tables import MANAGED_TABLES
 ManagedTable = enum.Enum("ManagedTable", {name: name for name in MANAGED_TABLES})
 OnConflict = enum.Enum("OnConflict", {name: name for name in ON_CONFLICT_CHOICES})
 SetFormatChoice = enum.Enum("SetFormat", {name: name for name in FORMATS})
+BackupKind = enum.Enum("BackupKind", {name: name for name in BACKUP_KINDS})
 # Built when the code location loads, from VECTOR_ASSETS_RESTORE_TARGETS in its environment.
 RestoreTarget = enum.Enum(
     "RestoreTarget", {name: name for name in [settings.DEFAULT_TARGET, *settings.restore_target_names()]}
