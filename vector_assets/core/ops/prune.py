@@ -122,8 +122,8 @@ def _result_after(
 
 
 def set_files(backup_set: BackupSet) -> list[str]:
-    """Names in the set's folder that belong to it: its data files (the ones its manifest
-    lists), its manifest, and their leftovers. An operator's file that only looks like a data
+    """Names in the set's folder that belong to it: the files its manifest lists (data files,
+    row indexes, an increment's deleted keys), its manifest, and their leftovers. An operator's file that only looks like a data
     file of the timestamp (a compressed copy of a legacy CSV) is not the set's."""
     present = timestamps_in_folder(backup_set.folder).get(backup_set.timestamp, set())
     own = set(set_file_names(backup_set.timestamp)) | set(_listed_files(backup_set))
@@ -133,7 +133,7 @@ def set_files(backup_set: BackupSet) -> list[str]:
 def _listed_files(backup_set: BackupSet) -> list[str]:
     if backup_set.manifest is None:
         return []
-    return [piece.file for entry in backup_set.manifest.tables.values() for piece in entry.pieces]
+    return [name for entry in backup_set.manifest.tables.values() for name in entry.stored_files]
 
 
 def set_size(backup_set: BackupSet) -> int:

@@ -19,7 +19,7 @@ from vector_assets.core.errors import (
     ManifestError,
     PathOutsideRootError,
 )
-from vector_assets.core.sets.manifest import FilePart, Manifest
+from vector_assets.core.sets.manifest import FilePart, Manifest, RowIndex
 from vector_assets.core.sets.naming import (
     BACKUP_FOLDER_NAME,
     LOG_FILE_NAME,
@@ -80,6 +80,19 @@ class BackupSet:
 
     def all_data_files(self) -> list[str]:
         return [name for table in self.tables for name, _ in self.data_files(table)]
+
+    def stored_files(self, table: str) -> list[tuple[str, FilePart | RowIndex | None]]:
+        """Every file of the table in the set, with what the manifest records of it: the data
+        files, then the row index and an increment's deleted keys. An increment restores only
+        with its deleted keys, and the next increment compares with the row index."""
+        files: list[tuple[str, FilePart | RowIndex | None]] = list(self.data_files(table))
+        if self.manifest is not None:
+            entry = self.manifest.tables[table]
+            files += [(extra.file, extra) for extra in (entry.rows_index, entry.deleted_keys) if extra is not None]
+        return files
+
+    def all_stored_files(self) -> list[str]:
+        return [name for table in self.tables for name, _ in self.stored_files(table)]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ The policy keeps, in each location (global ``vector_bak/`` and every task folder
 - the newest set of each of the newest ``keep_weekly`` ISO weeks,
 - the newest set of each of the newest ``keep_monthly`` months,
 - always the newest complete set, whatever the counts say,
-- every set a running restore or drill mentions.
+- every set a running restore or drill mentions,
+- every ancestor of an increment kept for any of these reasons (its parent, the parent's
+  parent, back to a set that is no increment), so a kept increment always restores.
 
 A set kept for any reason is kept, and the plan records every reason. The plan is pure: the
 prune command (``core/ops/prune.py``) shows it first and deletes only when asked.
@@ -14,7 +16,7 @@ prune command (``core/ops/prune.py``) shows it first and deletes only when asked
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,6 +35,7 @@ MONTHLY = "monthly"
 NEWEST = "newest"
 IN_USE = "in-use"
 SAFETY = "safety set, kept 7 days"
+ANCESTOR = "ancestor of"  # "ancestor of <ts>": a kept increment restores on top of this set
 REASON_ORDER = (DAILY, WEEKLY, MONTHLY, NEWEST, IN_USE, SAFETY)
 # A restore's safety set (what it replaced) is kept this long, whatever the counts say. It is not
 # a scheduled backup, so it never takes a daily, weekly, monthly or newest place from one.
@@ -167,9 +170,39 @@ def _reasons_in_location(
     for backup_set in everything:
         if is_in_use(backup_set, in_use):
             reasons[backup_set.key].add(IN_USE)
-    return [
-        (s, tuple(r for r in REASON_ORDER if r in reasons[s.key]), notes.get(s.key, "")) for s in everything
-    ]
+    ordered = {s.key: tuple(r for r in REASON_ORDER if r in reasons[s.key]) for s in everything}
+    for key, why in ancestor_reasons(everything, ordered).items():
+        ordered[key] += (why,)
+    return [(s, ordered[s.key], notes.get(s.key, "")) for s in everything]
+
+
+def ancestor_reasons(newest_first: list[BackupSet], kept: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+    """Per set that a kept increment of this location depends on: "ancestor of <ts>", naming
+    the newest such increment (it keeps the set longest), and how many more there are."""
+    by_timestamp = {s.timestamp: s for s in newest_first}
+    dependents: dict[str, list[str]] = {}
+    for backup_set in newest_first:
+        if kept[backup_set.key]:
+            for ancestor in ancestors_in(backup_set, by_timestamp):
+                dependents.setdefault(ancestor.key, []).append(backup_set.timestamp)
+    return {
+        key: f"{ANCESTOR} {children[0]}" + (f" and {len(children) - 1} more" if len(children) > 1 else "")
+        for key, children in dependents.items()
+    }
+
+
+def ancestors_in(backup_set: BackupSet, by_timestamp: Mapping[str, BackupSet]) -> Iterator[BackupSet]:
+    """The sets an increment restores on top of, parent first, from the manifests the scan
+    read, by ``chains.chain_of``'s rule (each parent in the same location, and older), without
+    reading every manifest of the chain again. A broken chain yields its links up to the one
+    missing; what lies beyond it cannot be told without that link's manifest."""
+    child = backup_set
+    while child.manifest is not None and child.manifest.is_increment:
+        parent = by_timestamp.get(child.manifest.parent or "")
+        if parent is None or parent.timestamp >= child.timestamp:
+            return
+        yield parent
+        child = parent
 
 
 def is_safety_set(backup_set: BackupSet) -> bool:
