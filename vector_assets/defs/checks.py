@@ -1,5 +1,6 @@
 """Verify: the file checks per backup partition (files present, sha256 as in the manifest, CSV
-row counts) and ``check_vector_backup``, the job that runs them on the set you pick.
+row counts; for an increment, of every set of its chain) and ``check_vector_backup``, the job
+that runs them on the set you pick.
 
 Dagster 1.13 cannot give a checks-only asset job a partition picker, so the job is an op job
 partitioned by the sets, which records its results as that partition's check evaluations, as
@@ -24,10 +25,13 @@ from vector_assets.defs.resources import BackupRootResource
 from vector_assets.defs.run_facts import tag_run
 
 CHECK_JOB = "check_vector_backup"
+CHAIN = " For an increment, the same for every set of its chain; a missing or damaged ancestor fails, named."
 CHECK_DESCRIPTIONS = {
-    "file_present": "The table's CSV file is present in the set's folder.",
-    "sha256_matches_manifest": "The file's sha256 equals the one the manifest recorded (WARN for a legacy set: none recorded).",
-    "row_count_matches_manifest": "The CSV, parsed properly, has the manifest's row count.",
+    "file_present": "The table's files (data, and any row index or deleted keys) are present in the set's folder." + CHAIN,
+    "sha256_matches_manifest": "Each file's sha256 equals the one the manifest recorded (WARN for a legacy set: none "
+    "recorded)." + CHAIN,
+    "row_count_matches_manifest": "The data files, parsed properly, have the manifest's row count; a row index or "
+    "deleted keys file has its line count." + CHAIN,
 }
 
 

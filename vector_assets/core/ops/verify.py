@@ -2,6 +2,10 @@
 
 "Verify" means these file checks, nothing else; restoring a set to prove it is the drill.
 Legacy sets have no manifest, so only presence is checked and their row counts are reported.
+A set's files are its data files and, when it has them, its row index and an increment's
+deleted keys (zstd text, one line a row). An increment restores only on top of its chain, so
+each check covers every set of the chain, base first, and a missing or damaged ancestor fails
+it, named.
 """
 
 from __future__ import annotations
@@ -9,13 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vector_assets.core.errors import BackupFileError
+from vector_assets.core.errors import BackupFileError, BrokenChainError
 from vector_assets.core.hashing import sha256_of_stream
 from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.chains import chain_of
 from vector_assets.core.sets.copies import choose_copy
-from vector_assets.core.sets.formats import rows_in
-from vector_assets.core.sets.manifest import FilePart
+from vector_assets.core.sets.formats import CSV_ZST, DecodingReader, rows_in
+from vector_assets.core.sets.manifest import FilePart, RowIndex
 from vector_assets.core.sets.roots import Root, SetFolder
+from vector_assets.core.sets.row_index import lines_of
 
 FILE_PRESENT = "file_present"
 SHA256_MATCHES = "sha256_matches_manifest"
@@ -34,22 +40,85 @@ class CheckOutcome:
     warning: bool = False  # nothing failed, but nothing could be compared either
 
 
+StoredFile = tuple[str, FilePart | RowIndex | None]
+
+
 def check_table_file(backup_set: BackupSet, table: str, check: str) -> CheckOutcome:
-    """Run one named check for one table of a set (all its files, when it is in parts)."""
-    files = backup_set.data_files(table)
+    """Run one named check for one table of a set: all its files and, for an increment, the
+    table's files in every set of its chain. The outcome is the set's own, or the first failure."""
+    try:
+        links = chain_sets(backup_set)
+    except BrokenChainError as error:
+        return CheckOutcome(check, table, False, str(error))
+    ancestors, own = links[:-1], links[-1]
+    for ancestor in ancestors:
+        outcome = _check_one_set(ancestor, table, check)
+        if not outcome.passed:
+            return CheckOutcome(
+                check, table, False, f"ancestor set {ancestor.timestamp} of increment {backup_set.timestamp}: "
+                f"{outcome.message}", outcome.expected, outcome.actual,
+            )
+    outcome = _check_one_set(own, table, check)
+    if not ancestors or not outcome.passed:
+        return outcome
+    earlier = (
+        f"its ancestor set {ancestors[0].timestamp} passes"
+        if len(ancestors) == 1
+        else f"its {len(ancestors)} ancestor sets, {ancestors[0].timestamp} to {ancestors[-1].timestamp}, pass"
+    )
+    return CheckOutcome(check, table, True, f"{outcome.message}; {earlier} too", outcome.expected, outcome.actual)
+
+
+def chain_sets(backup_set: BackupSet) -> list[BackupSet]:
+    """The sets to check for this one, base first: just itself, unless it is an increment.
+    Ancestors are named by their timestamps; they live in the increment's folder."""
+    if backup_set.manifest is None or not backup_set.manifest.is_increment:
+        return [backup_set]
+    links = chain_of(backup_set.folder, backup_set.timestamp, backup_set.manifest)
+    ancestors = [
+        BackupSet(link.timestamp, link.timestamp, backup_set.location, backup_set.folder, link.manifest)
+        for link in links[:-1]
+    ]
+    return ancestors + [backup_set]
+
+
+def _check_one_set(backup_set: BackupSet, table: str, check: str) -> CheckOutcome:
+    if check not in CHECK_NAMES:
+        raise ValueError(f"unknown check {check!r}")
+    if table not in backup_set.tables:
+        return CheckOutcome(check, table, False, f"set {backup_set.timestamp} in {backup_set.folder} has no {table}")
+    files = backup_set.stored_files(table)
     sizes = [backup_set.folder.size(name) for name, _ in files]
     missing = [name for (name, _), size in zip(files, sizes) if size is None]
     if missing:
         return CheckOutcome(check, table, False, f"{', '.join(missing)} missing from {backup_set.folder}")
-    label = files[0][0] if len(files) == 1 else f"{files[0][0]} and {len(files) - 1} more parts"
+    data = backup_set.data_files(table)
+    label = _label(data, files)
     if check == FILE_PRESENT:
         return CheckOutcome(check, table, True, f"{label} {'is' if len(files) == 1 else 'are'} present ({sum(sizes)} bytes)")
     if check == SHA256_MATCHES:
         return _check_sha256(backup_set.folder, table, files, check)
-    if check == ROW_COUNT_MATCHES:
-        entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
-        return _check_rows(backup_set.folder, table, label, files, entry.rows if entry else None, check)
-    raise ValueError(f"unknown check {check!r}")
+    entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
+    outcome = _check_rows(backup_set.folder, table, _label(data, data), data, entry.rows if entry else None, check)
+    extras = files[len(data):]
+    if not outcome.passed or not extras:
+        return outcome
+    agrees = "has the manifest's line count" if len(extras) == 1 else "have the manifest's line counts"
+    return _line_count_failure(backup_set.folder, table, extras, check) or CheckOutcome(
+        check, table, True, f"{outcome.message}; {_extras_label(extras)} {agrees}",
+        outcome.expected, outcome.actual,
+    )
+
+
+def _label(data: list[StoredFile], files: list[StoredFile]) -> str:
+    """The table's data file (or its first part and how many more), with its other files."""
+    label = data[0][0] if len(data) == 1 else f"{data[0][0]} and {len(data) - 1} more parts"
+    extras = files[len(data):]
+    return f"{label} with {_extras_label(extras)}" if extras else label
+
+
+def _extras_label(extras: list[StoredFile]) -> str:
+    return " and ".join("its row index" if isinstance(record, RowIndex) else "its deleted keys" for _, record in extras)
 
 
 def _sha256_of(folder: SetFolder, name: str) -> str:
@@ -57,7 +126,7 @@ def _sha256_of(folder: SetFolder, name: str) -> str:
         return sha256_of_stream(handle)
 
 
-def _check_sha256(folder: SetFolder, table: str, files: list[tuple[str, FilePart | None]], check: str) -> CheckOutcome:
+def _check_sha256(folder: SetFolder, table: str, files: list[StoredFile], check: str) -> CheckOutcome:
     (name, piece), *_ = files
     if piece is None:
         return CheckOutcome(
@@ -73,11 +142,11 @@ def _check_sha256(folder: SetFolder, table: str, files: list[tuple[str, FilePart
             )
     if len(files) == 1:
         return CheckOutcome(check, table, True, f"{name} sha256 matches the manifest", piece.sha256, actual)
-    return CheckOutcome(check, table, True, f"the sha256 of each of the {len(files)} parts matches the manifest")
+    return CheckOutcome(check, table, True, f"the sha256 of each of the {len(files)} files matches the manifest")
 
 
 def _check_rows(
-    folder: SetFolder, table: str, label: str, files: list[tuple[str, FilePart | None]], expected: int | None, check: str
+    folder: SetFolder, table: str, label: str, files: list[StoredFile], expected: int | None, check: str
 ) -> CheckOutcome:
     try:
         actual = sum(rows_in(folder, name) for name, _ in files)
@@ -90,6 +159,26 @@ def _check_rows(
             check, table, False, f"{label} has {actual} rows but the manifest says {expected}", expected, actual,
         )
     return CheckOutcome(check, table, True, f"{label} has the manifest's {expected} rows", expected, actual)
+
+
+def _line_count_failure(folder: SetFolder, table: str, files: list[StoredFile], check: str) -> CheckOutcome | None:
+    """A row index or deleted keys file holds one line a row (zstd text): its manifest's count."""
+    for name, record in files:
+        try:
+            actual = lines_in(folder, name)
+        except BackupFileError as exc:
+            return CheckOutcome(check, table, False, str(exc), record.rows, None)
+        if actual != record.rows:
+            return CheckOutcome(
+                check, table, False, f"{name} has {actual} lines but the manifest says {record.rows}", record.rows, actual,
+            )
+    return None
+
+
+def lines_in(folder: SetFolder, name: str) -> int:
+    """Lines in a zstd text file of a set (a row index, deleted keys)."""
+    with folder.open_reader(name) as handle:
+        return sum(1 for _ in lines_of(DecodingReader(CSV_ZST, handle, name)))
 
 
 def verify_set(backup_set: BackupSet) -> list[CheckOutcome]:
