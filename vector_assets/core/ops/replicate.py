@@ -15,7 +15,7 @@ from pathlib import Path
 from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.hashing import READ_CHUNK_BYTES
 from vector_assets.core.sets.catalog import BackupSet, scan_root
-from vector_assets.core.sets.manifest import FilePart
+from vector_assets.core.sets.manifest import FilePart, RowIndex
 from vector_assets.core.sets.naming import LOG_FILE_NAME, manifest_file_name, tmp_name
 from vector_assets.core.sets.roots import (
     Root,
@@ -66,16 +66,17 @@ class DamagedFileError(VectorAssetsError):
 
 
 def copy_set(backup_set: BackupSet, target: SetFolder) -> int:
-    """Copy a set's files, then its manifest; on any failure remove what was copied."""
+    """Copy a set's files (data, row index, deleted keys), then its manifest; on any failure
+    remove what was copied."""
     marker = tmp_name(manifest_file_name(backup_set.timestamp))
-    names = backup_set.all_data_files()
+    names = backup_set.all_stored_files()
     copied = 0
     try:
         with writing_to(target):
             target.prepare()
             target.write_bytes(marker, b"")
             for table in backup_set.tables:
-                for name, piece in backup_set.data_files(table):
+                for name, piece in backup_set.stored_files(table):
                     copied += copy_file(backup_set, name, piece, target)
             log = backup_set.folder.read_bytes(LOG_FILE_NAME)
             if log is not None:
@@ -91,7 +92,7 @@ def copy_set(backup_set: BackupSet, target: SetFolder) -> int:
     return copied
 
 
-def copy_file(backup_set: BackupSet, name: str, piece: FilePart | None, target: SetFolder) -> int:
+def copy_file(backup_set: BackupSet, name: str, piece: FilePart | RowIndex | None, target: SetFolder) -> int:
     """Stream one file across, checking its sha256 and size against the manifest on the way."""
     writer = target.open_writer(name)
     try:

@@ -30,7 +30,7 @@ def copy_problem(backup_set: BackupSet) -> str | None:
     differs from the manifest's. A changed byte shows later, when its sha256 is checked."""
     listing = backup_set.folder.entries()
     for table in backup_set.tables:
-        for name, piece in backup_set.data_files(table):
+        for name, piece in backup_set.stored_files(table):
             if name not in listing:
                 return f"{name} is missing"
             if piece is not None and listing[name].size != piece.bytes:
