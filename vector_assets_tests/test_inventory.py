@@ -25,7 +25,7 @@ SEED_ENTRY_KEYS = {
     "timestamp", "collection_file", "embedding_file", "collection_size", "embedding_size",
     "backup_date", "has_log", "log_file",
 }
-OUR_ENTRY_KEYS = {"key", "legacy", "rows", "total_bytes"}
+OUR_ENTRY_KEYS = {"key", "legacy", "rows", "total_bytes", "kind", "parent", "rows_after"}
 HUMAN_SIZE = re.compile(r"\d+ B|\d+\.\d (kB|MB|GB)")
 LEGACY_TASK = "task_20250721_183935"
 LEGACY_TIMESTAMP = "20250721_201447"
@@ -99,6 +99,9 @@ def test_json_has_the_shape_of_the_seed_list_api(populated_root, store_db):
         "legacy": False,
         "rows": {"langchain_pg_collection": 3, "langchain_pg_embedding": embedding_rows},
         "total_bytes": collection.stat().st_size + embedding.stat().st_size,
+        "kind": "full",
+        "parent": None,
+        "rows_after": {"langchain_pg_collection": 3, "langchain_pg_embedding": embedding_rows},
     }
     assert all(HUMAN_SIZE.fullmatch(newest_global[name]) for name in ("collection_size", "embedding_size"))
 

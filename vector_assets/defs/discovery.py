@@ -62,7 +62,7 @@ inventory_spec = dg.AssetSpec(
 
 INVENTORY_COLUMNS = [
     ("key", "string"), ("location", "string"), ("timestamp", "string"), ("backup_date", "string"),
-    ("legacy", "bool"), ("collection_rows", "int"), ("embedding_rows", "int"), ("total_size", "string"),
+    ("legacy", "bool"), ("kind", "string"), ("parent", "string"), ("collection_rows", "int"), ("embedding_rows", "int"), ("total_size", "string"),
     ("total_bytes", "int"), ("has_log", "bool"), ("copies", "string"),
 ]
 

@@ -3,7 +3,9 @@
 The seed's ``GET /restore/list`` answered with ``backup_locations`` (global first, then task
 folders newest first), each with its ``backups`` newest first, and a ``summary``. We keep that
 shape so existing clients of the list API can read ours, and add per set what only we know:
-the partition key, whether the set is legacy, its row counts and its total bytes.
+the partition key, whether the set is legacy, its kind and parent (an increment restores on top
+of its parent), its row counts (in its files, and in the tables once it is restored) and its
+total bytes.
 
 Listing is cheap on purpose: it never opens a CSV file. Sizes come from ``stat`` and row counts
 from the manifest; a legacy set has no recorded row counts, so they are ``None``.
@@ -82,6 +84,13 @@ class InventoryEntry:
     rows: Mapping[str, int] | None
     log_file: str | None
     copies: tuple[str, ...] = ()  # "local", "offsite"; empty when no offsite root is configured
+    kind: str = "legacy"  # full, incremental, pre_restore, pre_truncate; legacy without a manifest
+    parent: str | None = None  # an increment's parent set, in the same location
+    rows_after: Mapping[str, int] | None = None  # the tables' rows once the set (its chain) is restored
+
+    @property
+    def is_increment(self) -> bool:
+        return self.parent is not None
 
     @property
     def has_log(self) -> bool:
@@ -114,12 +123,19 @@ class InventoryEntry:
             "legacy": self.legacy,
             "rows": dict(self.rows) if self.rows is not None else None,
             "total_bytes": self.total_bytes,
+            "kind": self.kind,
+            "parent": self.parent,
+            "rows_after": dict(self.rows_after) if self.rows_after is not None else None,
             **({"copies": list(self.copies)} if self.copies else {}),
         }
 
     def format_line(self) -> str:
         parts = [f"  {self.key}  {self.backup_date}", ", ".join(self._table_texts())]
         parts.append(f"{human_size(self.total_bytes)} total")
+        if self.is_increment:
+            parts.append(f"incremental on {self.parent}")
+        elif self.kind not in ("full", "legacy"):
+            parts.append(self.kind)
         if self.legacy:
             parts.append("legacy" if self.rows else "legacy, rows not counted yet")
         if self.copies:
@@ -132,6 +148,8 @@ class InventoryEntry:
             short = table.removeprefix("langchain_pg_")
             size = self.size_text(table) or "file missing"
             rows = f" ({self.rows[table]:,} rows)" if self.rows and table in self.rows else ""
+            if self.is_increment and rows and self.rows_after and table in self.rows_after:
+                rows = f" ({self.rows[table]:,} rows, {self.rows_after[table]:,} after)"
             texts.append(f"{short} {size}{rows}")
         return texts
 
@@ -263,8 +281,10 @@ def entry_for(backup_set: BackupSet, root: Root, listing: dict[str, FileEntry] |
     manifest = backup_set.manifest
     if manifest is None:
         rows = remembered_rows(root, backup_set, listing)
+        rows_after = rows
     else:
         rows = {table: entry.rows for table, entry in manifest.tables.items()}
+        rows_after = {table: entry.rows_after for table, entry in manifest.tables.items()}
     return InventoryEntry(
         key=backup_set.key,
         timestamp=backup_set.timestamp,
@@ -273,6 +293,9 @@ def entry_for(backup_set: BackupSet, root: Root, listing: dict[str, FileEntry] |
         sizes={table: _total_size_or_none(backup_set, table, listing) for table in files},
         rows=rows,
         log_file=LOG_FILE_NAME if LOG_FILE_NAME in listing else None,
+        kind=manifest.kind if manifest is not None else "legacy",
+        parent=manifest.parent if manifest is not None and manifest.is_increment else None,
+        rows_after=rows_after,
     )
 
 
@@ -289,6 +312,8 @@ def inventory_table_records(inventory: Inventory) -> list[dict[str, str | int | 
                     "timestamp": entry.timestamp,
                     "backup_date": entry.backup_date,
                     "legacy": entry.legacy,
+                    "kind": entry.kind,
+                    "parent": entry.parent,
                     "collection_rows": rows.get(COLLECTION_TABLE),
                     "embedding_rows": rows.get(EMBEDDING_TABLE),
                     "total_size": human_size(entry.total_bytes),
