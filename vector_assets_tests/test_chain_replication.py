@@ -4,17 +4,19 @@ the offsite copy of an increment verifies, and restores, on its own."""
 import shutil
 
 from vector_assets.core.ops.replicate import ReplicateRequest, run_replicate
+from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.ops.verify import VerifyRequest, run_verify, verify_set
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets_tests.support.chains import build_chain
+from vector_assets_tests.support.database import tables_now
 
 CHAIN = ["20250301_020000", "20250301_030000", "20250301_040000"]
 BASE, MIDDLE, TIP = CHAIN
 
 
-def test_replication_copies_a_chain_with_its_row_indexes_and_deleted_keys_and_the_offsite_copy_verifies(
-    store_db, backup_root, s3_root
+def test_replication_copies_a_chain_with_its_row_indexes_and_deleted_keys_and_the_offsite_copy_restores(
+    store_db, backup_root, s3_root, second_db
 ):
     build_chain(store_db, backup_root, CHAIN, format="pgcopy.zst")
     local_names = {path.name for path in (backup_root / "vector_bak").iterdir()}
@@ -37,3 +39,5 @@ def test_replication_copies_a_chain_with_its_row_indexes_and_deleted_keys_and_th
     verified = run_verify(VerifyRequest(root=backup_root, key=TIP, offsite_root=s3_root.url))
     assert verified.passed and verified.read_from_offsite
     assert f"{BASE} to {MIDDLE}, pass too" in verified.outcomes[-1].message
+    run_restore(RestoreRequest(target_dsn=second_db, root=backup_root, timestamp=TIP, offsite_root=s3_root.url))
+    assert tables_now(second_db) == tables_now(store_db)  # the store as it was at TIP's snapshot

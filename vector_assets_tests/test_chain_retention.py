@@ -7,6 +7,7 @@ import pytest
 from vector_assets.cli import main
 from vector_assets.core.ops.backup import PartPolicy
 from vector_assets.core.ops.prune import PruneRequest, run_prune
+from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.ops.verify import verify_set
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.naming import LOG_FILE_NAME, manifest_file_name
@@ -14,6 +15,7 @@ from vector_assets.core.sets.retention import DELETE, KEEP, RetentionPolicy, pla
 from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets_tests.support.chains import build_chain
 from vector_assets_tests.support.dagster import output_metadata, run_job
+from vector_assets_tests.support.database import tables_now
 from vector_assets_tests.support.files import folder_snapshot
 
 # A chain over two days, then a second chain on the third: full, increment, increment; full, increment.
@@ -62,7 +64,9 @@ def test_an_ancestor_of_several_kept_increments_names_the_newest(two_chains):
     assert actions(plan)["20250101_030000"] == (KEEP, ("in-use", "ancestor of 20250102_030000"))
 
 
-def test_prune_deletes_what_no_kept_increment_needs_and_the_kept_chain_still_verifies(two_chains):
+def test_prune_deletes_what_no_kept_increment_needs_and_the_kept_chain_still_verifies_and_restores(
+    two_chains, store_db, second_db
+):
     result = run_prune(PruneRequest(root=two_chains, policy=RetentionPolicy(1, 0, 0), dry_run=False))
 
     assert sorted(planned.key for planned in result.deleted) == FIRST_CHAIN
@@ -72,6 +76,8 @@ def test_prune_deletes_what_no_kept_increment_needs_and_the_kept_chain_still_ver
     assert increment.manifest.parent == SECOND_CHAIN[0]
     assert all(outcome.passed for outcome in verify_set(increment))
     assert not [name for name in folder_snapshot(two_chains) if any(ts in name for ts in FIRST_CHAIN)]
+    run_restore(RestoreRequest(target_dsn=second_db, root=two_chains, timestamp=increment.timestamp))
+    assert tables_now(second_db) == tables_now(store_db)  # the store as it was at the increment's snapshot
 
 
 def test_the_cli_and_the_prune_jobs_plan_show_sets_kept_as_ancestors(two_chains, dagster_instance, monkeypatch, capsys):
