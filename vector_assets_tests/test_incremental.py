@@ -227,3 +227,14 @@ def test_the_drill_of_a_broken_chain_fails_naming_the_missing_set(chain, store_d
     (root / "vector_bak" / f"vector_backup_{missing}.json").unlink()
     with pytest.raises(BrokenChainError, match=missing):
         run_drill(DrillRequest(dsn=store_db, root=root, key=sets[3][0].timestamp))
+
+
+def test_a_restores_safety_set_does_not_stop_the_next_full_backup_keeping_a_row_index(store_db, tmp_path):
+    run_backup(BackupRequest(dsn=store_db, root=tmp_path, kind=INCREMENTAL))
+    restored = run_restore(RestoreRequest(target_dsn=store_db, root=tmp_path, timestamp=
+                                          run_backup(BackupRequest(dsn=store_db, root=tmp_path, timestamp="20990101_000000")).timestamp,
+                                          truncate_before_restore=True))
+    assert restored.safety_set.manifest.kind == "pre_restore"
+    assert restored.safety_set.manifest.tables[EMBEDDING_TABLE].rows_index is None
+    daily = run_backup(BackupRequest(dsn=store_db, root=tmp_path, timestamp="20990201_000000"))
+    assert daily.manifest.tables[EMBEDDING_TABLE].rows_index is not None

@@ -63,6 +63,8 @@ from vector_assets.core.sets.manifest import (
     INCREMENT_VERSION,
     INCREMENTAL,
     NEWER_FORMATS_VERSION,
+    PRE_RESTORE,
+    PRE_TRUNCATE,
     FilePart,
     Manifest,
     TableFile,
@@ -94,6 +96,7 @@ TIMESTAMP_RETRIES = 3
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
 DEFAULT_PARALLEL_PARTS = 4
 BACKUP_KINDS = (FULL, INCREMENTAL)
+SAFETY_KINDS = (PRE_RESTORE, PRE_TRUNCATE)
 
 
 @dataclass(frozen=True)
@@ -178,20 +181,23 @@ def run_backup(request: BackupRequest) -> BackupResult:
 
 def wants_row_index(request: BackupRequest, folder: SetFolder) -> bool:
     """Whether a set gets a row index (what the next increment compares with). Unless the request
-    says, a location that uses increments keeps one: an increment, or a set after an indexed one.
-    So a daily full set carries on the chain of hourly increments, and nobody else pays for it."""
+    says, a location that uses increments keeps one: an increment, or a set after an indexed one
+    (safety sets skipped). So a daily full set carries on the chain of hourly increments, and
+    nobody else pays for it."""
     if request.row_index is not None:
         return request.row_index
     if request.kind == INCREMENTAL:
         return True
-    complete = complete_timestamps_in(folder)
-    if not complete or not complete[-1][1]:
-        return False
-    try:
-        newest = Manifest.read(folder, manifest_file_name(complete[-1][0]))
-    except ManifestError:
-        return False
-    return any(entry.rows_index is not None for entry in newest.tables.values())
+    for timestamp, has_manifest in reversed(complete_timestamps_in(folder)):
+        if not has_manifest:
+            return False
+        try:
+            newest = Manifest.read(folder, manifest_file_name(timestamp))
+        except ManifestError:
+            return False
+        if newest.kind not in SAFETY_KINDS:  # a restore's or a truncate's safety set says nothing of the chain
+            return any(entry.rows_index is not None for entry in newest.tables.values())
+    return False
 
 
 def settle_kind(
