@@ -61,9 +61,9 @@ from vector_assets.core.ops.restore import (
     TableRestore,
     _back_up_what_is_replaced,
     _create_tables,
-    _discard_safety_set,
-    _rebuild,
     append_from_stage,
+    finish_tables,
+    restore_transaction,
     stage_rows,
 )
 from vector_assets.core.pg.catalog import count_rows, primary_key, read_columns
@@ -83,11 +83,9 @@ from vector_assets.core.pg.collections import (
     rename_staged_collection,
     suffix_staged_keys,
 )
-from vector_assets.core.pg.connection import rollback_quietly
 from vector_assets.core.pg.ddl import indexes_to_build
-from vector_assets.core.pg.table_changes import advance_owned_sequences, lock_against_writers
+from vector_assets.core.pg.table_changes import lock_against_writers
 from vector_assets.core.sets.catalog import BackupSet
-from vector_assets.core.sets.naming import LOG_FILE_NAME
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
 
 CUSTOM_ID = "custom_id"
@@ -158,34 +156,17 @@ def load_collection(
     """Restore one collection in one transaction; dry runs roll back at the end."""
     plans = {plan.table: plan for plan in planned}
     result.truncated = False  # one collection's rows are deleted; no table is truncated
-    committing = False
-    safety_folder = result.backup_set.location.folder(request.root)
-    log_before = safety_folder.read_bytes(LOG_FILE_NAME) if request.safety_backup and not request.dry_run else None
-    try:
-        with conn.cursor() as cursor:
-            result.tables_created = _create_tables(cursor, to_create)
-            collection_stage, found = _find_in_set(cursor, plans[COLLECTION_TABLE], request, result.backup_set)
-            if not request.dry_run:
-                lock_against_writers(cursor, MANAGED_TABLES)
-            result.collection = _find_in_target(cursor, request, found)
-            outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
-            result.safety_set = _back_up_what_is_replaced(cursor, request, result.backup_set, outcomes)
-            _load(cursor, request, plans, collection_stage, result.collection, outcomes)
-            to_build = [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
-            result.index_builds = _rebuild(conn, cursor, request, to_build, outcomes)
-            result.indexes_rebuilt = [build.name for build in result.index_builds]
-            result.sequences_advanced = [seq for plan in planned for seq in advance_owned_sequences(cursor, plan.table)]
-            result.tables = list(outcomes.values())
-        if request.dry_run:
-            conn.rollback()
-            return
-        committing = True
-        conn.commit()
-    except BaseException:
-        rollback_quietly(conn)
-        if result.safety_set is not None and not committing:
-            _discard_safety_set(result.safety_set, log_before)  # the target is as it was
-        raise
+    with restore_transaction(conn, request, result) as cursor:
+        result.tables_created = _create_tables(cursor, to_create)
+        collection_stage, found = _find_in_set(cursor, plans[COLLECTION_TABLE], request, result.backup_set)
+        if not request.dry_run:
+            lock_against_writers(cursor, MANAGED_TABLES)
+        result.collection = _find_in_target(cursor, request, found)
+        outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
+        result.safety_set = _back_up_what_is_replaced(cursor, request, result.backup_set, outcomes)
+        _load(cursor, request, plans, collection_stage, result.collection, outcomes)
+        to_build = [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
+        finish_tables(conn, cursor, request, planned, to_build, outcomes, result)
 
 
 def _find_in_set(

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -351,30 +353,37 @@ def _load_in_one_transaction(
     to_create: list[PlannedTable],
     result: RestoreResult,
 ) -> None:
+    with restore_transaction(conn, request, result) as cursor:
+        result.tables_created = _create_tables(cursor, to_create)
+        if request.safety_backup and not request.dry_run:
+            lock_against_writers(cursor, tuple(plan.table for plan in planned))
+        outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
+        result.safety_set = _back_up_what_is_replaced(cursor, request, result.backup_set, outcomes)
+        dropped = []
+        if request.truncate_before_restore:
+            _truncate(cursor, planned, outcomes)
+            if EMBEDDING_TABLE in outcomes:
+                dropped = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
+        for plan in planned:
+            _load_table(cursor, plan, outcomes[plan.table], request, created=plan in to_create)
+        in_place = [plan for plan in planned if _loads_in_place(request, plan in to_create)]
+        _apply_chain_in_place(cursor, in_place, outcomes, request)
+        to_build = dropped + [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
+        finish_tables(conn, cursor, request, planned, to_build, outcomes, result)
+
+
+@contextmanager
+def restore_transaction(
+    conn: psycopg2.extensions.connection, request: RestoreRequest, result: RestoreResult
+) -> Iterator[psycopg2.extensions.cursor]:
+    """A restore's one transaction: committed when the body returns (rolled back for a dry run);
+    on any error rolled back, and the safety set written in it discarded with its log block."""
     committing = False
     safety_folder = result.backup_set.location.folder(request.root)  # local, even when reading offsite
     log_before = safety_folder.read_bytes(LOG_FILE_NAME) if request.safety_backup and not request.dry_run else None
     try:
         with conn.cursor() as cursor:
-            result.tables_created = _create_tables(cursor, to_create)
-            if request.safety_backup and not request.dry_run:
-                lock_against_writers(cursor, tuple(plan.table for plan in planned))
-            outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
-            result.safety_set = _back_up_what_is_replaced(cursor, request, result.backup_set, outcomes)
-            dropped = []
-            if request.truncate_before_restore:
-                _truncate(cursor, planned, outcomes)
-                if EMBEDDING_TABLE in outcomes:
-                    dropped = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
-            for plan in planned:
-                _load_table(cursor, plan, outcomes[plan.table], request, created=plan in to_create)
-            in_place = [plan for plan in planned if _loads_in_place(request, plan in to_create)]
-            _apply_chain_in_place(cursor, in_place, outcomes, request)
-            to_build = dropped + [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
-            result.index_builds = _rebuild(conn, cursor, request, to_build, outcomes)
-            result.indexes_rebuilt = [build.name for build in result.index_builds]
-            result.sequences_advanced = [seq for plan in planned for seq in advance_owned_sequences(cursor, plan.table)]
-            result.tables = list(outcomes.values())
+            yield cursor
         if request.dry_run:
             conn.rollback()
             return
@@ -385,6 +394,22 @@ def _load_in_one_transaction(
         if result.safety_set is not None and not committing:
             _discard_safety_set(result.safety_set, log_before)  # the target is as it was
         raise
+
+
+def finish_tables(
+    conn: psycopg2.extensions.connection,
+    cursor: psycopg2.extensions.cursor,
+    request: RestoreRequest,
+    planned: list[PlannedTable],
+    to_build: list,
+    outcomes: dict[str, TableRestore],
+    result: RestoreResult,
+) -> None:
+    """Build the indexes, advance the sequences, and record what each table went through."""
+    result.index_builds = _rebuild(conn, cursor, request, to_build, outcomes)
+    result.indexes_rebuilt = [build.name for build in result.index_builds]
+    result.sequences_advanced = [seq for plan in planned for seq in advance_owned_sequences(cursor, plan.table)]
+    result.tables = list(outcomes.values())
 
 
 def _rebuild(
