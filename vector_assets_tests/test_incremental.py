@@ -238,3 +238,15 @@ def test_a_restores_safety_set_does_not_stop_the_next_full_backup_keeping_a_row_
     assert restored.safety_set.manifest.tables[EMBEDDING_TABLE].rows_index is None
     daily = run_backup(BackupRequest(dsn=store_db, root=tmp_path, timestamp="20990201_000000"))
     assert daily.manifest.tables[EMBEDDING_TABLE].rows_index is not None
+
+
+def test_a_chain_on_either_root_restores_exactly_and_its_parent_index_is_read_from_there(any_root, store_db, second_db):
+    full = run_backup(BackupRequest(dsn=store_db, root=any_root.url, format="csv.zst", row_index=True))
+    change_store(store_db, 1)
+    increment = run_backup(BackupRequest(dsn=store_db, root=any_root.url, format="csv.zst", kind=INCREMENTAL,
+                                         timestamp="20990101_000000"))
+    assert increment.manifest.kind == INCREMENTAL and increment.manifest.parent == full.timestamp
+    names = any_root.names("vector_bak")
+    assert {f"{table}_20990101_000000.{suffix}" for table in MANAGED_TABLES for suffix in ("index.zst", "deleted.zst")} <= names
+    run_restore(RestoreRequest(target_dsn=second_db, root=any_root.url, timestamp=increment.timestamp))
+    assert tables_now(second_db) == tables_now(store_db)
