@@ -249,6 +249,31 @@ def test_append_with_error_fails_on_a_key_the_file_holds_twice(store_db, backup_
     assert tables_now(second_db) == before
 
 
+def test_replace_fails_on_a_key_the_file_holds_twice_naming_it_and_changes_nothing(store_db, backup_root):
+    """The primary key is dropped for the load and added back after it: that is where a repeated
+    key is found, still inside the restore's transaction."""
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
+    legacy = legacy_copy_with_a_repeated_row(backup_root, TS)
+    before, indexes, files = tables_now(store_db), index_definitions(store_db), folder_snapshot(backup_root)
+    with pytest.raises(RestoreConflictError, match=r"primary key langchain_pg_embedding_pkey \(Key \(id\)=\(.+\) is duplicated"):
+        run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=legacy, truncate_before_restore=True))
+    assert tables_now(store_db) == before and index_definitions(store_db) == indexes
+    assert folder_snapshot(backup_root) == files
+
+
+def test_replace_puts_the_primary_key_back_as_it_was(store_db, backup_root):
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
+    indexes = index_definitions(store_db)
+    run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=TS, truncate_before_restore=True))
+    assert index_definitions(store_db) == indexes
+    assert execute(store_db, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'langchain_pg_embedding_pkey'") == [
+        ("PRIMARY KEY (id)",)]
+
+
+def index_definitions(dsn: str) -> list[tuple[str, str]]:
+    return execute(dsn, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname")
+
+
 def test_append_with_skip_reports_exactly_what_it_skipped_and_why(store_db, backup_root, second_db):
     run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
     legacy = legacy_copy_with_a_repeated_row(backup_root, TS)

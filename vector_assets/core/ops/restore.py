@@ -70,7 +70,13 @@ from vector_assets.core.pg.connection import (
 from vector_assets.core.pg.copy import copy_in
 from vector_assets.core.pg.ddl import TableDefinition, create_table, indexes_to_build
 from vector_assets.core.pg.index_builds import BuildWatch, IndexBuild, IndexBuildSettings
-from vector_assets.core.pg.indexes import drop_secondary_indexes, recreate_indexes
+from vector_assets.core.pg.indexes import (
+    SavedKey,
+    add_primary_key,
+    drop_primary_key,
+    drop_secondary_indexes,
+    recreate_indexes,
+)
 from vector_assets.core.pg.table_changes import (
     advance_owned_sequences,
     count_conflicts,
@@ -359,13 +365,16 @@ def _load_in_one_transaction(
             lock_against_writers(cursor, tuple(plan.table for plan in planned))
         outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
         result.safety_set = _back_up_what_is_replaced(cursor, request, result.backup_set, outcomes)
-        dropped = []
+        dropped, dropped_key = [], None
         if request.truncate_before_restore:
             _truncate(cursor, planned, outcomes)
             if EMBEDDING_TABLE in outcomes:
                 dropped = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
+                dropped_key = drop_primary_key(cursor, EMBEDDING_TABLE)
         for plan in planned:
             _load_table(cursor, plan, outcomes[plan.table], request, created=plan in to_create)
+        if dropped_key is not None:
+            _add_primary_key(cursor, dropped_key, next(plan for plan in planned if plan.table == EMBEDDING_TABLE))
         in_place = [plan for plan in planned if _loads_in_place(request, plan in to_create)]
         _apply_chain_in_place(cursor, in_place, outcomes, request)
         to_build = dropped + [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
@@ -507,6 +516,17 @@ def _load_table(
             f"but the set has {expected}"
         )
     outcome.duration_seconds = time.monotonic() - started
+
+
+def _add_primary_key(cursor: psycopg2.extensions.cursor, key: SavedKey, plan: PlannedTable) -> None:
+    """The key dropped for the load, back; a repeated or missing key in the set is named here."""
+    try:
+        add_primary_key(cursor, key)
+    except (psycopg2.IntegrityError, psycopg2.DataError) as error:
+        detail = (error.diag.message_detail or error.diag.message_primary or str(error)).strip()
+        raise RestoreConflictError(
+            f"table {plan.table}: {plan.label} cannot have primary key {key.name} ({detail}); nothing was restored"
+        ) from None
 
 
 def _loads_in_place(request: RestoreRequest, created: bool) -> bool:
