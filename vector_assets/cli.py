@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vector-assets: stopped; what was being written was removed, nothing was changed", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the output's reader went away (vector-assets list | head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush is quiet
+        return 0
 
 
 def stop_on_sigterm(signum: int, frame: object) -> None:
@@ -125,7 +129,7 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
         description="Load a set into the database in one transaction that rolls back on any error. "
         "Appends unless --replace is given. Works with no Dagster process running.",
     )
-    restore.add_argument("set", metavar="TIMESTAMP|latest", help="the set's timestamp or partition key, or 'latest'")
+    restore.add_argument("set", metavar="TIMESTAMP|latest", help="the set's timestamp or partition key, or 'latest' (the newest backup; safety sets only when there is nothing else)")
     restore.add_argument("--backup-path", default=None,
                          help="the set's folder relative to the root (task_…/vector_bak), when the timestamp is in several")
     restore.add_argument("--tables", nargs="+", default=list(MANAGED_TABLES), choices=MANAGED_TABLES, metavar="TABLE",

@@ -31,6 +31,32 @@ def cli(*args: str) -> int:
     return main(list(args))
 
 
+def test_restore_latest_twice_restores_the_backup_both_times_not_the_first_restores_safety_set(store_db, backup_root):
+    before = tables_now(store_db)
+    run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "VECTOR_ASSETS_"))}
+    environment.update(VECTOR_ASSETS_PG_DSN=store_db, VECTOR_ASSETS_ROOT=str(backup_root))
+    for _ in range(2):
+        execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 50)")
+        result = subprocess.run([CLI, "restore", "latest", "--replace"], env=environment, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert tables_now(store_db) == before
+
+
+def test_list_into_a_pipe_its_reader_has_closed_ends_quietly(store_db, backup_root):
+    """As ``vector-assets list | head`` does once head has what it wants."""
+    run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "VECTOR_ASSETS_"))}
+    environment.update(VECTOR_ASSETS_ROOT=str(backup_root))
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run([CLI, "list"], env=environment, stdout=writer, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(writer)
+    assert result.returncode == 0 and "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+
+
 def test_restore_latest_replaces_the_tables_with_no_dagster_process_running(store_db, backup_root):
     before = tables_now(store_db)
     run_backup(BackupRequest(dsn=store_db, root=backup_root))

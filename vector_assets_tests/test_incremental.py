@@ -13,6 +13,7 @@ from vector_assets.core.errors import BrokenChainError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.drill import DrillRequest, run_drill
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
+from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
 from vector_assets_tests.support.database import execute, fill_store, rows_as_text
@@ -250,3 +251,28 @@ def test_a_chain_on_either_root_restores_exactly_and_its_parent_index_is_read_fr
     assert {f"{table}_20990101_000000.{suffix}" for table in MANAGED_TABLES for suffix in ("index.zst", "deleted.zst")} <= names
     run_restore(RestoreRequest(target_dsn=second_db, root=any_root.url, timestamp=increment.timestamp))
     assert tables_now(second_db) == tables_now(store_db)
+
+
+def test_an_increment_after_a_restore_builds_on_the_last_backup_not_on_the_restores_safety_set(store_db, tmp_path):
+    full = run_backup(BackupRequest(dsn=store_db, root=tmp_path, format="pgcopy", row_index=True))
+    change_store(store_db, 1)
+    first = run_backup(BackupRequest(dsn=store_db, root=tmp_path, kind=INCREMENTAL))
+    restored = run_restore(RestoreRequest(target_dsn=store_db, root=tmp_path, timestamp=full.timestamp,
+                                          truncate_before_restore=True))
+    assert restored.safety_set.manifest.kind == "pre_restore" and restored.safety_set.timestamp > first.timestamp
+    change_store(store_db, 2)
+    after = run_backup(BackupRequest(dsn=store_db, root=tmp_path, kind=INCREMENTAL))
+    assert after.manifest.kind == INCREMENTAL and after.manifest.parent == first.timestamp
+    expected = tables_now(store_db)
+    run_restore(RestoreRequest(target_dsn=store_db, root=tmp_path, timestamp=after.timestamp,
+                               truncate_before_restore=True, safety_backup=False))
+    assert tables_now(store_db) == expected
+
+
+def test_latest_is_the_newest_backup_never_a_restores_safety_set(store_db, tmp_path):
+    backup = run_backup(BackupRequest(dsn=store_db, root=tmp_path))
+    restored = run_restore(RestoreRequest(target_dsn=store_db, root=tmp_path, timestamp=backup.timestamp,
+                                          truncate_before_restore=True))
+    assert restored.safety_set is not None
+    assert choose_copy(tmp_path, None, None).backup_set.timestamp == backup.timestamp
+    run_drill(DrillRequest(dsn=store_db, root=tmp_path))  # the drill's default is the same newest backup

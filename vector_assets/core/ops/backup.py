@@ -63,8 +63,7 @@ from vector_assets.core.sets.manifest import (
     INCREMENT_VERSION,
     INCREMENTAL,
     NEWER_FORMATS_VERSION,
-    PRE_RESTORE,
-    PRE_TRUNCATE,
+    SAFETY_KINDS,
     FilePart,
     Manifest,
     TableFile,
@@ -96,7 +95,6 @@ TIMESTAMP_RETRIES = 3
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
 DEFAULT_PARALLEL_PARTS = 4
 BACKUP_KINDS = (FULL, INCREMENTAL)
-SAFETY_KINDS = (PRE_RESTORE, PRE_TRUNCATE)
 
 
 @dataclass(frozen=True)

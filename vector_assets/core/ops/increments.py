@@ -25,7 +25,7 @@ from vector_assets.core.pg.row_digests import RowKey, copy_row_digests, row_key
 from vector_assets.core.sets.catalog import complete_timestamps_in
 from vector_assets.core.sets.chains import chain_of
 from vector_assets.core.sets.formats import CSV_ZST, EncodingSink
-from vector_assets.core.sets.manifest import FilePart, Manifest, RowIndex
+from vector_assets.core.sets.manifest import SAFETY_KINDS, FilePart, Manifest, RowIndex
 from vector_assets.core.sets.naming import (
     data_file_name,
     deleted_keys_file_name,
@@ -60,23 +60,27 @@ class ParentChoice:
 
 
 def choose_parent(folder: SetFolder, tables: tuple[str, ...]) -> ParentChoice:
-    """The newest complete set in the folder, if an increment can be built on it."""
-    complete = complete_timestamps_in(folder)
-    if not complete:
-        return ParentChoice(None, f"no earlier set in {folder} to build an increment on")
-    timestamp, has_manifest = complete[-1]
-    if not has_manifest:
-        return ParentChoice(None, f"the newest set {timestamp} is a legacy set, which has no row index")
-    try:
-        manifest = Manifest.read(folder, manifest_file_name(timestamp))
-        chain_of(folder, timestamp, manifest)
-    except (ManifestError, BrokenChainError) as error:
-        return ParentChoice(None, f"the newest set {timestamp} cannot be a parent: {error}")
-    for table in tables:
-        problem = _row_index_problem(folder, manifest, table)
-        if problem:
-            return ParentChoice(None, f"the newest set {timestamp} cannot be a parent: {problem}")
-    return ParentChoice(Parent(timestamp, manifest), None)
+    """The newest complete set in the folder that is not a safety set, if an increment can be
+    built on it. A restore's or a truncate's safety set carries no row index (it is written under
+    the restore's locks, where every second counts) and is skipped: an increment on the set before
+    it still restores to exactly the tables as they are, since its merge compares with that set's
+    index, not with the database."""
+    for timestamp, has_manifest in reversed(complete_timestamps_in(folder)):
+        if not has_manifest:
+            return ParentChoice(None, f"the newest set {timestamp} is a legacy set, which has no row index")
+        try:
+            manifest = Manifest.read(folder, manifest_file_name(timestamp))
+            if manifest.kind in SAFETY_KINDS:
+                continue
+            chain_of(folder, timestamp, manifest)
+        except (ManifestError, BrokenChainError) as error:
+            return ParentChoice(None, f"the newest set {timestamp} cannot be a parent: {error}")
+        for table in tables:
+            problem = _row_index_problem(folder, manifest, table)
+            if problem:
+                return ParentChoice(None, f"the newest set {timestamp} cannot be a parent: {problem}")
+        return ParentChoice(Parent(timestamp, manifest), None)
+    return ParentChoice(None, f"no earlier set in {folder} to build an increment on")
 
 
 def _row_index_problem(folder: SetFolder, manifest: Manifest, table: str) -> str | None:

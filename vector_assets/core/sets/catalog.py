@@ -19,7 +19,7 @@ from vector_assets.core.errors import (
     ManifestError,
     PathOutsideRootError,
 )
-from vector_assets.core.sets.manifest import FilePart, Manifest, RowIndex
+from vector_assets.core.sets.manifest import SAFETY_KINDS, FilePart, Manifest, RowIndex
 from vector_assets.core.sets.naming import (
     BACKUP_FOLDER_NAME,
     LOG_FILE_NAME,
@@ -101,6 +101,11 @@ class SkippedLocation:
 
     label: str
     reason: str
+
+
+def is_safety_set(manifest: Manifest | None) -> bool:
+    """A set a restore or a guarded truncate wrote of what it was about to replace or remove."""
+    return manifest is not None and manifest.kind in SAFETY_KINDS
 
 
 def backup_locations(root: Root, skipped: list[SkippedLocation] | None = None) -> list[Location]:
@@ -234,9 +239,12 @@ class SetCatalog:
         raise BackupSetNotFoundError(f"no complete backup set with key {key!r} under {self.root}{self._nearest(key)}")
 
     def newest(self) -> BackupSet:
+        """The newest backup ("latest"): a restore's or a truncate's safety set only when there is
+        nothing else, so restoring "latest" twice never restores what the first restore replaced."""
         if not self.sets:
             raise BackupSetNotFoundError(f"no complete backup set under {self.root}")
-        return self.sets[-1]
+        backups = [backup_set for backup_set in self.sets if not is_safety_set(backup_set.manifest)]
+        return (backups or self.sets)[-1]
 
     def locate(self, timestamp: str, backup_path: str | None = None) -> BackupSet:
         """A restore's lookup: by partition key, or by timestamp within ``backup_path``

@@ -28,6 +28,7 @@ PRE_RESTORE = "pre_restore"
 PRE_TRUNCATE = "pre_truncate"
 INCREMENTAL = "incremental"  # only the rows changed since its parent set, and the keys deleted
 SET_KINDS = (FULL, INCREMENTAL, PRE_RESTORE, PRE_TRUNCATE)
+SAFETY_KINDS = (PRE_RESTORE, PRE_TRUNCATE)  # written of what a restore or a truncate was about to change
 KNOWN_FORMAT_VERSIONS = (1, 2, 3)
 CSV_FORMAT = "csv"
 
