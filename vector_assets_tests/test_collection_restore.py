@@ -315,7 +315,7 @@ BAD_REQUESTS = [
     ("empty name", {"collection": ""}, "non-empty"),
     ("control character", {"collection": "sql\n"}, "control character"),
     ("too long", {"collection": "x" * 256}, "at most 255"),
-    ("rename without a collection", {"rename_collection_to": "b"}, "needs collection"),
+    ("rename without a collection", {"rename_collection_to": "b"}, "needs collection (--collection)"),
     ("rename to itself", {"collection": "sql", "rename_collection_to": "sql"}, "own name"),
     ("one table", {"collection": "sql", "tables": ("langchain_pg_embedding",)}, "needs both tables"),
 ]
@@ -383,4 +383,4 @@ def test_the_cli_restores_one_collection_and_its_undo_puts_back_exactly_what_was
     assert tables_now(store_db) == before
 
     assert main(["restore", key, "--rename-to", "sql_v2"]) == 2
-    assert "rename_collection_to needs collection" in capsys.readouterr().err
+    assert "rename_collection_to (--rename-to) needs collection (--collection)" in capsys.readouterr().err

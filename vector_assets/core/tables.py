@@ -57,7 +57,7 @@ def validate_collection_request(collection: str | None, rename_to: str | None, t
     row and its embeddings), and renames only to another name."""
     if collection is None:
         if rename_to is not None:
-            raise ConfigError("rename_collection_to needs collection: the name of the collection to restore")
+            raise ConfigError("rename_collection_to (--rename-to) needs collection (--collection): the name of the collection to restore")
         return
     validate_collection_name(collection, "collection")
     if tables != MANAGED_TABLES:
