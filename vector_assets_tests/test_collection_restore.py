@@ -315,7 +315,7 @@ BAD_REQUESTS = [
     ("empty name", {"collection": ""}, "non-empty"),
     ("control character", {"collection": "sql\n"}, "control character"),
     ("too long", {"collection": "x" * 256}, "at most 255"),
-    ("rename without a collection", {"rename_collection_to": "b"}, "needs collection (--collection)"),
+    ("rename without a collection", {"rename_collection_to": "b"}, r"needs collection \(--collection\)"),
     ("rename to itself", {"collection": "sql", "rename_collection_to": "sql"}, "own name"),
     ("one table", {"collection": "sql", "tables": ("langchain_pg_embedding",)}, "needs both tables"),
 ]
