@@ -361,7 +361,7 @@ def _copy_changes(
     keys the merge spooled, in one file or in parts of KEYS_PER_PART keys."""
     with spooled_keys() as spool:
         indexed = write_changes(cursor, target.folder, target.timestamp, table, target.parent, columns, written, spool)
-        key = row_key(cursor, table)
+        key = indexed.key
         names = changed_row_files(table, target.timestamp, target.format, indexed.counts.to_export)
         copies = []
         for name, keys in zip(names, key_batches_for(spool, len(names))):

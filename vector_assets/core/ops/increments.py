@@ -117,6 +117,7 @@ class IndexedTable:
     counts: MergeCounts
     writers: list[HashingWriter] = field(default_factory=list)
     deleted_keys: FilePart | None = None
+    key: RowKey | None = None  # the column the rows were compared by
 
 
 def write_row_index(
@@ -164,7 +165,7 @@ def write_changes(
         raise
     index = RowIndex(index_name, counts.rows, index_bytes, index_sha256, key.column, counts.content_digest)
     deleted_part = FilePart(deleted_name, counts.deleted, deleted_bytes, deleted_sha256)
-    return IndexedTable(index, counts, [index_writer, deleted_writer], deleted_part)
+    return IndexedTable(index, counts, [index_writer, deleted_writer], deleted_part, key)
 
 
 def changed_row_files(table: str, timestamp: str, format_name: str, rows: int) -> list[str]:
