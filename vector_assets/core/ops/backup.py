@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg2.extensions
 
-from vector_assets.core.errors import BackupSetExistsError, BackupWriteError, ConfigError, ManifestError
+from vector_assets.core.errors import BackupSetExistsError, BackupWriteError, ConfigError
 from vector_assets.core.ops.increments import (
     IndexedTable,
     Parent,
@@ -56,14 +56,13 @@ from vector_assets.core.sets.backup_log import (
     append_log_block,
     format_log_block,
 )
-from vector_assets.core.sets.catalog import complete_timestamps_in, published_timestamps, timestamps_in_folder
+from vector_assets.core.sets.catalog import newest_backup_in, published_timestamps, timestamps_in_folder
 from vector_assets.core.sets.formats import CSV, EncodingSink, SetFormat, set_format
 from vector_assets.core.sets.manifest import (
     FULL,
     INCREMENT_VERSION,
     INCREMENTAL,
     NEWER_FORMATS_VERSION,
-    SAFETY_KINDS,
     FilePart,
     Manifest,
     TableFile,
@@ -186,16 +185,10 @@ def wants_row_index(request: BackupRequest, folder: SetFolder) -> bool:
         return request.row_index
     if request.kind == INCREMENTAL:
         return True
-    for timestamp, has_manifest in reversed(complete_timestamps_in(folder)):
-        if not has_manifest:
-            return False
-        try:
-            newest = Manifest.read(folder, manifest_file_name(timestamp))
-        except ManifestError:
-            return False
-        if newest.kind not in SAFETY_KINDS:  # a restore's or a truncate's safety set says nothing of the chain
-            return any(entry.rows_index is not None for entry in newest.tables.values())
-    return False
+    newest = newest_backup_in(folder)
+    if newest is None or newest.manifest is None:
+        return False
+    return any(entry.rows_index is not None for entry in newest.manifest.tables.values())
 
 
 def settle_kind(

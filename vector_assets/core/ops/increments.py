@@ -17,19 +17,18 @@ from typing import BinaryIO
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.errors import BrokenChainError, ManifestError
+from vector_assets.core.errors import BrokenChainError
 from vector_assets.core.pg.catalog import Column, column_list, column_names, read_columns
 from vector_assets.core.pg.connection import database_errors
 from vector_assets.core.pg.copy import COPY_CHUNK_BYTES, Sink
 from vector_assets.core.pg.row_digests import RowKey, copy_row_digests, row_key
-from vector_assets.core.sets.catalog import complete_timestamps_in
+from vector_assets.core.sets.catalog import newest_backup_in
 from vector_assets.core.sets.chains import chain_of
 from vector_assets.core.sets.formats import CSV_ZST, EncodingSink
-from vector_assets.core.sets.manifest import SAFETY_KINDS, FilePart, Manifest, RowIndex
+from vector_assets.core.sets.manifest import FilePart, Manifest, RowIndex
 from vector_assets.core.sets.naming import (
     data_file_name,
     deleted_keys_file_name,
-    manifest_file_name,
     row_index_file_name,
     tmp_name,
 )
@@ -65,22 +64,23 @@ def choose_parent(folder: SetFolder, tables: tuple[str, ...]) -> ParentChoice:
     the restore's locks, where every second counts) and is skipped: an increment on the set before
     it still restores to exactly the tables as they are, since its merge compares with that set's
     index, not with the database."""
-    for timestamp, has_manifest in reversed(complete_timestamps_in(folder)):
-        if not has_manifest:
-            return ParentChoice(None, f"the newest set {timestamp} is a legacy set, which has no row index")
-        try:
-            manifest = Manifest.read(folder, manifest_file_name(timestamp))
-            if manifest.kind in SAFETY_KINDS:
-                continue
-            chain_of(folder, timestamp, manifest)
-        except (ManifestError, BrokenChainError) as error:
-            return ParentChoice(None, f"the newest set {timestamp} cannot be a parent: {error}")
-        for table in tables:
-            problem = _row_index_problem(folder, manifest, table)
-            if problem:
-                return ParentChoice(None, f"the newest set {timestamp} cannot be a parent: {problem}")
-        return ParentChoice(Parent(timestamp, manifest), None)
-    return ParentChoice(None, f"no earlier set in {folder} to build an increment on")
+    newest = newest_backup_in(folder)
+    if newest is None:
+        return ParentChoice(None, f"no earlier set in {folder} to build an increment on")
+    timestamp, manifest = newest.timestamp, newest.manifest
+    if newest.error is not None:
+        return ParentChoice(None, f"the newest set {timestamp} cannot be a parent: {newest.error}")
+    if manifest is None:
+        return ParentChoice(None, f"the newest set {timestamp} is a legacy set, which has no row index")
+    try:
+        chain_of(folder, timestamp, manifest)
+    except BrokenChainError as error:
+        return ParentChoice(None, f"the newest set {timestamp} cannot be a parent: {error}")
+    for table in tables:
+        problem = _row_index_problem(folder, manifest, table)
+        if problem:
+            return ParentChoice(None, f"the newest set {timestamp} cannot be a parent: {problem}")
+    return ParentChoice(Parent(timestamp, manifest), None)
 
 
 def _row_index_problem(folder: SetFolder, manifest: Manifest, table: str) -> str | None:

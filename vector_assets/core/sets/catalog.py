@@ -108,6 +108,30 @@ def is_safety_set(manifest: Manifest | None) -> bool:
     return manifest is not None and manifest.kind in SAFETY_KINDS
 
 
+@dataclass(frozen=True)
+class NewestBackup:
+    """The newest complete set of a folder that is not a safety set: its manifest, or None for a
+    legacy set or (with ``error``) for a manifest that does not read."""
+
+    timestamp: str
+    manifest: Manifest | None
+    error: ManifestError | None = None
+
+
+def newest_backup_in(folder: SetFolder) -> NewestBackup | None:
+    """What an increment builds on, and what says whether a location uses increments."""
+    for timestamp, has_manifest in reversed(complete_timestamps_in(folder)):
+        if not has_manifest:
+            return NewestBackup(timestamp, None)
+        try:
+            manifest = Manifest.read(folder, manifest_file_name(timestamp))
+        except ManifestError as error:
+            return NewestBackup(timestamp, None, error)
+        if not is_safety_set(manifest):
+            return NewestBackup(timestamp, manifest)
+    return None
+
+
 def backup_locations(root: Root, skipped: list[SkippedLocation] | None = None) -> list[Location]:
     """The global location first, then task locations sorted by name; only those that exist.
 
