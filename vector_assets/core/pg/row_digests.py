@@ -106,9 +106,3 @@ def _parallel_scan(cursor: psycopg2.extensions.cursor) -> Iterator[None]:
 
 def format_content_digest(total: int) -> str:
     return f"{total % DIGEST_MODULUS:016x}"
-
-
-def digest_prefix_value(hex_digest: bytes) -> int:
-    """The signed 64-bit value the server sums for one row digest (its first 16 hex digits)."""
-    value = int(hex_digest[:16], 16)
-    return value - DIGEST_MODULUS if value >= 1 << 63 else value

@@ -78,9 +78,6 @@ class BackupSet:
     def log_path(self) -> Path | str:
         return self.folder.locator(LOG_FILE_NAME)
 
-    def all_data_files(self) -> list[str]:
-        return [name for table in self.tables for name, _ in self.data_files(table)]
-
     def stored_files(self, table: str) -> list[tuple[str, FilePart | RowIndex | None]]:
         """Every file of the table in the set, with what the manifest records of it: the data
         files, then the row index and an increment's deleted keys. An increment restores only

@@ -46,8 +46,3 @@ def _parent_manifest(folder: SetFolder, child: str, parent: str) -> Manifest:
         raise BrokenChainError(
             f"increment {child} needs its parent set {parent}, which is damaged ({error}); the chain cannot be restored"
         ) from None
-
-
-def ancestors_of(folder: SetFolder, timestamp: str, manifest: Manifest) -> list[str]:
-    """The timestamps an increment depends on (empty for a set that is no increment)."""
-    return [link.timestamp for link in chain_of(folder, timestamp, manifest)[:-1]]
