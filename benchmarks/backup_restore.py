@@ -596,6 +596,7 @@ class HnswReport:
     builds: list[str] = field(default_factory=list)
     serial_seconds: float = 0.0
     serial_builds: list[str] = field(default_factory=list)
+    safety_seconds: float = 0.0
 
 
 def run_object_store_only(rows: int, dims: int, data_dir: Path):
@@ -756,14 +757,20 @@ def measure_restore(bin_dir: Path, dsn: str, rows: int, dims: int, work: Path) -
 
 
 def measure_hnsw(dsn: str, bin_dir: Path, rows: int, dims: int, work: Path) -> HnswReport:
-    """One restore each into the HNSW-indexed table: ours (drop, load, rebuild) and psql \\copy FROM.
+    """One restore each into the HNSW-indexed table: ours (drop, load, rebuild) with and without
+    its safety backup, and psql \\copy FROM. The target compares the restore without the safety
+    backup, which does the anchor's work, as the formats section does.
 
     The anchor maintains the index row by row and takes minutes, so each runs once.
     """
     log(f"hnsw: making one set of {rows} rows")
     restore_set = make_restore_set(dsn, work / "hnsw_set")
-    log("hnsw: ours, run_restore (drops the index, loads, rebuilds it)")
-    child = run_ours_restore(dsn, restore_set)
+    log("hnsw: ours, run_restore with its safety backup (drops the index, loads, rebuilds it)")
+    safe = run_ours_restore(dsn, restore_set)
+    verify_restored(dsn, rows, dims, "run_restore with a safety backup", hnsw=True)
+    remove_safety_sets(restore_set)
+    log(f"hnsw: ours with a safety backup took {safe.call_seconds:.1f} s; now without it")
+    child = run_ours_restore(dsn, restore_set, safety_backup=False)
     if child.rows != {COLLECTION_TABLE: len(COLLECTIONS), EMBEDDING_TABLE: rows} or not child.indexes_rebuilt:
         raise RuntimeError(f"run_restore loaded {child.rows} and rebuilt {child.indexes_rebuilt}")
     after_ours = verify_restored(dsn, rows, dims, "run_restore", hnsw=True)
@@ -773,7 +780,7 @@ def measure_hnsw(dsn: str, bin_dir: Path, rows: int, dims: int, work: Path) -> H
     log(f"hnsw: psql took {psql_seconds:.1f} s; now ours again with no parallel index build workers")
     os.environ["VECTOR_ASSETS_INDEX_BUILD_WORKERS"] = "0"
     try:
-        serial = run_ours_restore(dsn, restore_set)
+        serial = run_ours_restore(dsn, restore_set, safety_backup=False)
     finally:
         del os.environ["VECTOR_ASSETS_INDEX_BUILD_WORKERS"]
     verify_restored(dsn, rows, dims, "run_restore with 0 workers", hnsw=True)
@@ -783,7 +790,7 @@ def measure_hnsw(dsn: str, bin_dir: Path, rows: int, dims: int, work: Path) -> H
         ours_process_seconds=child.process_seconds, ours_copy_seconds=child.copy_seconds,
         ours_rss_kb=child.max_rss_kb, psql_seconds=psql_seconds, indexes_after_ours=after_ours,
         indexes_after_psql=after_psql, builds=child.index_builds, serial_seconds=serial.call_seconds,
-        serial_builds=serial.index_builds,
+        serial_builds=serial.index_builds, safety_seconds=safe.call_seconds,
     )  # fmt: skip
 
 
@@ -903,10 +910,12 @@ def format_hnsw(hnsw: HnswReport, dims: int) -> list[str]:
         "",
         "| operation | wall s | x ours |",
         "|---|---:|---:|",
-        f"| ours: run_restore (call: drop index, load, rebuild) | {hnsw.ours_seconds:.2f} | 1.00 |",
+        f"| ours: run_restore, no safety backup (call: drop index, load, rebuild) | {hnsw.ours_seconds:.2f} | 1.00 |",
         f"| ours: child process wall | {hnsw.ours_process_seconds:.2f} | {hnsw.ours_process_seconds / hnsw.ours_seconds:.2f} |",
+        f"| ours: run_restore with its safety backup (the default) | {hnsw.safety_seconds:.2f} | "
+        f"{hnsw.safety_seconds / hnsw.ours_seconds:.2f} |",
         f"| psql -1: TRUNCATE + \\copy FROM into the indexed table | {hnsw.psql_seconds:.2f} | {speedup:.2f} |",
-        f"| ours with VECTOR_ASSETS_INDEX_BUILD_WORKERS=0 | {hnsw.serial_seconds:.2f} | {hnsw.serial_seconds / hnsw.ours_seconds:.2f} |",
+        f"| ours, no safety backup, VECTOR_ASSETS_INDEX_BUILD_WORKERS=0 | {hnsw.serial_seconds:.2f} | {hnsw.serial_seconds / hnsw.ours_seconds:.2f} |",
         "",
         *[f"- build (default workers): {build}" for build in hnsw.builds],
         *[f"- build (0 workers): {build}" for build in hnsw.serial_builds],
@@ -914,8 +923,9 @@ def format_hnsw(hnsw: HnswReport, dims: int) -> list[str]:
         "(maintenance_work_mem sized from the graph, up to VECTOR_ASSETS_INDEX_BUILD_MEMORY)",
         f"- peak RSS, restore of M = {hnsw.rows}: {megabytes(hnsw.ours_rss_kb * 1024):.1f} MB",
         f"- HNSW index after ours: {', '.join(hnsw.indexes_after_ours)}; after psql: {', '.join(hnsw.indexes_after_psql)}",
-        f"- target ours >= {TARGET_HNSW_SPEEDUP:.0f} x faster than \\copy FROM: {speedup:.2f} x -> "
-        f"{verdict(speedup >= TARGET_HNSW_SPEEDUP)}",
+        f"- target ours (no safety backup: the anchor's work) >= {TARGET_HNSW_SPEEDUP:.0f} x faster than \\copy FROM: "
+        f"{speedup:.2f} x -> {verdict(speedup >= TARGET_HNSW_SPEEDUP)}; with the safety backup "
+        f"{hnsw.psql_seconds / hnsw.safety_seconds:.2f} x",
     ]
 
 

@@ -105,7 +105,7 @@ INDEX_BUILD_MEMORY = Setting(
     "the most maintenance_work_mem a restore's index build gets (each gets its estimated size up to this)",
 )
 INDEX_BUILD_WORKERS = Setting(
-    "VECTOR_ASSETS_INDEX_BUILD_WORKERS", "", "parallel workers per index build; empty: what the server allows, at most 4"
+    "VECTOR_ASSETS_INDEX_BUILD_WORKERS", "", "parallel workers per index build; empty: what the server allows, at most 4 (a local server: cores - 1)"
 )
 ALERT_WEBHOOK = Setting(
     "VECTOR_ASSETS_ALERT_WEBHOOK", "",

@@ -9,6 +9,7 @@ the result can say the build went to disk and took longer.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from vector_assets.core.units import human_size
 FLOOR_BYTES = 64 * 2**20  # PostgreSQL's own default; a build gets less only when the cap says so
 MINIMUM_KILOBYTES = 1024  # the least maintenance_work_mem PostgreSQL accepts
 MAX_DEFAULT_WORKERS = 4
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 HNSW_NEIGHBOUR_BYTES = 16  # one neighbour entry: a tuple id and a distance, aligned
 HNSW_ELEMENT_OVERHEAD = 100  # the element's header, level and list headers
 DEFAULT_HNSW_M = 16
@@ -39,7 +41,7 @@ HNSW_M = re.compile(r"\bm\s*=\s*'?(\d+)")
 
 @dataclass(frozen=True)
 class IndexBuildSettings:
-    """The operator's limits: memory per build, and parallel workers (None: the server's, at most 4)."""
+    """The operator's limits: memory per build, and parallel workers (None: the server's, at most 4, and below a local server's cores)."""
 
     memory_cap_bytes: int = 10**9
     workers: int | None = None
@@ -123,10 +125,21 @@ def build_memory(estimate: int, settings: IndexBuildSettings) -> int:
 
 
 def build_workers(cursor: psycopg2.extensions.cursor, settings: IndexBuildSettings) -> int:
+    """The operator's count, else what the server allows, at most 4; on this machine's own server,
+    at most one fewer than its cores, because the leader builds too and more processes than
+    cores only contend for the graph's locks (measured: 1 worker 8.0 s, 4 workers 9.0 s on 2 cores)."""
     if settings.workers is not None:
         return settings.workers
     cursor.execute("SELECT least(current_setting('max_parallel_workers')::int, current_setting('max_worker_processes')::int)")
-    return min(int(cursor.fetchone()[0]), MAX_DEFAULT_WORKERS)
+    workers = min(int(cursor.fetchone()[0]), MAX_DEFAULT_WORKERS)
+    if server_is_local(cursor.connection.info.host):
+        workers = min(workers, max((os.cpu_count() or 1) - 1, 0))
+    return workers
+
+
+def server_is_local(host: str | None) -> bool:
+    """A Unix socket or a loopback address: the server shares this machine's cores."""
+    return (host or "").startswith("/") or host in LOOPBACK_HOSTS
 
 
 def size_build(cursor: psycopg2.extensions.cursor, memory_bytes: int, workers: int) -> None:
