@@ -156,14 +156,15 @@ def run_child(dsn: str | None, root: str | None, progress: bool = False) -> int:
     from vector_assets.core.progress import ProgressReporter
 
     reporter = ProgressReporter(lambda event: log(event.describe()), PROGRESS_INTERVAL_SECONDS) if progress else None
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = run_backup(BackupRequest(dsn=dsn, root=root, progress=reporter))
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     rows = {name: entry.rows for name, entry in result.manifest.tables.items()}
     print(
         json.dumps(
             {
                 "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
                 "manifest_seconds": result.manifest.duration_seconds,
                 "bytes": result.total_bytes,
                 "rows": rows,

@@ -12,6 +12,12 @@ how fast S3 is):
 
 Targets: C <= 1.15 x max(A, B); C <= 0.85 x (A + B); restore from S3 <= 1.3 x from disk;
 RSS(4N) <= 1.2 x RSS(N).
+
+Every upload (B or C) starts against an empty bucket, and B and C take turns going first: moto
+keeps objects in its own memory and slows as it fills, which would otherwise favour whichever
+ran first. The CPU seconds of each process (ours, PostgreSQL, the S3 server) are counted, because
+here all three share the machine's cores: C can be no faster than the CPU that A and B need
+together, divided by the cores, and the report shows that floor.
 """
 
 from __future__ import annotations
@@ -26,16 +32,31 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TARGET_OVERLAP_MAX = 1.15
 TARGET_OVERLAP_SUM = 0.85
 TARGET_RESTORE_RATIO = 1.3
 TARGET_RSS_RATIO = 1.2
-REPEATS = 2
+REPEATS = 3  # odd, so the last repetition uploads C last and its set is there to restore
+SETTLE_SECONDS = 0.5  # lets the postmaster reap a finished backend before its CPU is read
 CHUNK_BYTES = 1 << 20
 S3_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
+
+
+@dataclass(frozen=True)
+class CpuSeconds:
+    ours: float
+    postgres: float
+    s3_server: float
+
+    @property
+    def total(self) -> float:
+        return self.ours + self.postgres + self.s3_server
+
+    def describe(self) -> str:
+        return f"{self.ours:.2f} / {self.postgres:.2f} / {self.s3_server:.2f}"
 
 
 @dataclass
@@ -49,7 +70,13 @@ class ObjectStoreReport:
     rss_n_kb: int
     rss_4n_kb: int
     set_bytes: int
-    upload_only_rss_kb: int = 0
+    cpu: dict[str, CpuSeconds] = field(default_factory=dict)  # "A", "B", "C": medians
+
+    @property
+    def c_floor(self) -> float:
+        """The least C could take here: the slower of A and B, and the CPU both need on these cores."""
+        needed = self.cpu["A"].total + self.cpu["B"].total
+        return max(self.disk_backup, self.upload_only, needed / (os.cpu_count() or 1))
 
     @property
     def checks(self) -> list[tuple[str, float, float]]:
@@ -64,9 +91,9 @@ class ObjectStoreReport:
 
 
 @contextmanager
-def local_s3() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 and a bucket; yields the bucket's URL. The product reaches it
-    through AWS_ENDPOINT_URL, as it would reach MinIO.
+def local_s3() -> Iterator[tuple[str, int]]:
+    """A moto S3 server on 127.0.0.1 and a bucket; yields the bucket's URL and the server's pid.
+    The product reaches it through AWS_ENDPOINT_URL, as it would reach MinIO.
 
     The server runs in its own process: it keeps every object in memory, and a child forked
     from a large parent starts with the parent's peak RSS in its own ``ru_maxrss``.
@@ -81,7 +108,7 @@ def local_s3() -> Iterator[str]:
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
     try:
         create_bucket_when_up(endpoint, bucket)
-        yield f"s3://{bucket}"
+        yield f"s3://{bucket}", server.pid
     finally:
         server.terminate()
         server.wait(30)
@@ -113,8 +140,9 @@ def create_bucket_when_up(endpoint: str, bucket: str) -> None:
             time.sleep(0.2)
 
 
-def upload_files(folder: Path, url: str) -> float:
-    """B: the finished files of a set, uploaded with obstore's multipart writer, as ours uploads."""
+def upload_files(folder: Path, url: str) -> tuple[float, float]:
+    """B: the finished files of a set, uploaded with obstore's multipart writer, as ours uploads;
+    (wall seconds, this process's CPU seconds)."""
     import obstore
 
     from vector_assets.core.sets.object_store import (
@@ -124,46 +152,116 @@ def upload_files(folder: Path, url: str) -> float:
     )
 
     store = open_store(url)
-    started = time.perf_counter()
-    for path in sorted(folder.glob("*.csv")):
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for path in sorted(p for p in folder.iterdir() if not p.name.endswith(".json")):
         with open(path, "rb") as source, obstore.open_writer(
             store, path.name, buffer_size=PART_BYTES, max_concurrency=PARTS_IN_FLIGHT
         ) as target:
             while chunk := source.read(CHUNK_BYTES):
                 target.write(chunk)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu_started
+
+
+def empty_bucket(url: str) -> None:
+    """Delete every object, so the next upload meets the server as the first one did."""
+    import obstore
+
+    from vector_assets.core.sets.object_store import open_store
+
+    store = open_store(url)
+    keys = [meta["path"] for batch in obstore.list(store) for meta in batch]
+    if keys:
+        obstore.delete(store, keys)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User and system time of a process and of its children it has waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                total += process_cpu_seconds(int(entry.name))
+        except OSError:  # the process ended between the listing and the read
+            continue
+    return total
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of PostgreSQL and the S3 server over one step (ours come from the step itself)."""
+
+    s3_server_pid: int
+    _postgres: float = 0.0
+    _s3_server: float = 0.0
+
+    def start(self) -> None:
+        time.sleep(SETTLE_SECONDS)
+        self._postgres, self._s3_server = postgres_cpu_seconds(), process_cpu_seconds(self.s3_server_pid)
+
+    def stop(self, ours: float) -> CpuSeconds:
+        time.sleep(SETTLE_SECONDS)
+        return CpuSeconds(
+            ours, max(postgres_cpu_seconds() - self._postgres, 0.0),
+            process_cpu_seconds(self.s3_server_pid) - self._s3_server,
+        )
 
 
 def measure_object_store(dsn: str, dsn4: str, rows: int, work: Path) -> ObjectStoreReport:
     from benchmarks.backup_restore import log, run_child_process, run_ours_restore_at
 
     disk_root = work / "s3_section_disk"
-    a_runs, b_runs, c_runs = [], [], []
-    with local_s3() as bucket:
+    seconds: dict[str, list[float]] = {"A": [], "B": [], "C": []}
+    cpu: dict[str, list[CpuSeconds]] = {"A": [], "B": [], "C": []}
+    with local_s3() as (bucket, s3_server_pid):
+        meter = CpuMeter(s3_server_pid)
         rss_n, c_timestamp = 0, ""
         for repetition in range(1, REPEATS + 1):
-            log(f"object store: repetition {repetition}/{REPEATS} (A disk backup, B upload only, C streamed backup)")
+            uploads = ("B", "C") if repetition % 2 else ("C", "B")
+            log(f"object store: repetition {repetition}/{REPEATS} (A disk backup, then {' and '.join(uploads)})")
             shutil.rmtree(disk_root, ignore_errors=True)
+            meter.start()
             a = backup_child(dsn, str(disk_root), run_child_process)
             check_rows_of(a, rows)
-            a_runs.append(a["seconds"])
-            b_runs.append(upload_files(disk_root / "vector_bak", f"{bucket}/upload-only-{repetition}"))
-            c = backup_child(dsn, f"{bucket}/streamed-{repetition}", run_child_process)
-            check_rows_of(c, rows)
-            c_runs.append(c["seconds"])
-            rss_n = max(rss_n, c["max_rss_kb"])
-            c_timestamp, set_bytes = c["timestamp"], c["bytes"]
+            record(seconds, cpu, "A", a["seconds"], meter.stop(a["cpu_seconds"]))
+            for upload in uploads:
+                empty_bucket(bucket)
+                meter.start()
+                if upload == "B":
+                    wall, ours_cpu = upload_files(disk_root / "vector_bak", f"{bucket}/upload-only")
+                    record(seconds, cpu, "B", wall, meter.stop(ours_cpu))
+                    continue
+                c = backup_child(dsn, f"{bucket}/streamed", run_child_process)
+                check_rows_of(c, rows)
+                record(seconds, cpu, "C", c["seconds"], meter.stop(c["cpu_seconds"]))
+                rss_n = max(rss_n, c["max_rss_kb"])
+                c_timestamp, set_bytes = c["timestamp"], c["bytes"]
         log("object store: restores from local disk and from S3")
         disk_restore = run_ours_restore_at(dsn, str(disk_root), a["timestamp"])
-        s3_restore = run_ours_restore_at(dsn, f"{bucket}/streamed-{REPEATS}", c_timestamp)
+        s3_restore = run_ours_restore_at(dsn, f"{bucket}/streamed", c_timestamp)
         log(f"object store: memory, one streamed backup of {4 * rows} rows")
+        empty_bucket(bucket)
         c4 = backup_child(dsn4, f"{bucket}/streamed-4n", run_child_process)
     shutil.rmtree(disk_root, ignore_errors=True)
     return ObjectStoreReport(
-        rows=rows, disk_backup=statistics.median(a_runs), upload_only=statistics.median(b_runs),
-        s3_backup=statistics.median(c_runs), disk_restore=disk_restore, s3_restore=s3_restore,
+        rows=rows, disk_backup=statistics.median(seconds["A"]), upload_only=statistics.median(seconds["B"]),
+        s3_backup=statistics.median(seconds["C"]), disk_restore=disk_restore, s3_restore=s3_restore,
         rss_n_kb=rss_n, rss_4n_kb=c4["max_rss_kb"], set_bytes=set_bytes,
+        cpu={step: median_cpu(readings) for step, readings in cpu.items()},
     )
+
+
+def record(seconds: dict, cpu: dict, step: str, wall: float, used: CpuSeconds) -> None:
+    seconds[step].append(wall)
+    cpu[step].append(used)
+
+
+def median_cpu(readings: list[CpuSeconds]) -> CpuSeconds:
+    return CpuSeconds(*(statistics.median(getattr(r, name) for r in readings) for name in ("ours", "postgres", "s3_server")))
 
 
 def backup_child(dsn: str, root: str, run_child_process) -> dict:
@@ -186,6 +284,9 @@ def format_object_store(report: ObjectStoreReport) -> list[str]:
         f"  our restore from local disk          {report.disk_restore:7.2f} s",
         f"  our restore from S3                  {report.s3_restore:7.2f} s",
         f"  peak RSS of C: {report.rss_n_kb / 1024:.0f} MiB at N rows, {report.rss_4n_kb / 1024:.0f} MiB at 4N rows",
+        "  CPU s (ours / PostgreSQL / S3 server): " + ", ".join(f"{step} {used.describe()}" for step, used in report.cpu.items()),
+        f"  floor for C on {os.cpu_count()} cores: max(A, B, CPU(A) + CPU(B) / cores) = {report.c_floor:.2f} s; "
+        f"C / floor = {report.s3_backup / report.c_floor:.2f}",
     ]
     for what, ratio, target in report.checks:
         lines.append(f"  {what:28} {ratio:5.2f}  target <= {target:.2f}  {'met' if ratio <= target else 'NOT met'}")
