@@ -46,7 +46,7 @@ def test_every_check_of_an_increment_passes_over_its_whole_chain(folder, dagster
     for check in ("file_present", "sha256_matches_manifest", "row_count_matches_manifest"):
         assert f"its 2 ancestor sets, {BASE} to {MIDDLE}, pass too" in evaluations[(EMBEDDING_TABLE, check)].description
     rows = evaluations[(EMBEDDING_TABLE, "row_count_matches_manifest")].description
-    assert rows.startswith(f"{EMBEDDING_TABLE}_{TIP}.pgcopy.zst has the manifest's 5 rows; its row index and its "
+    assert rows.startswith(f"{EMBEDDING_TABLE}_{TIP}.changes.pgcopy.zst has the manifest's 5 rows; its row index and its "
                            "deleted keys have the manifest's line counts")
     base = run_checks(dagster_instance, BASE)
     assert all(ev.passed for ev in base.values())

@@ -4,6 +4,8 @@ snapshot; sizes proportional to the change; the fallback to a full set; broken c
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 import uuid
 
@@ -148,6 +150,26 @@ def test_an_increment_of_a_one_percent_change_is_under_five_percent_of_the_full_
     data_bytes = lambda result: sum(entry.bytes for entry in result.manifest.tables.values())  # noqa: E731
     assert increment.manifest.tables[EMBEDDING_TABLE].rows == 200
     assert data_bytes(increment) < 0.05 * data_bytes(full)
+
+
+def test_the_seed_tooling_cannot_take_a_csv_increment_for_a_whole_table(store_db, tmp_path):
+    """The seed tooling loads ``<table>_<ts>.csv``; an increment's changed rows must never be named so."""
+    full = run_backup(BackupRequest(dsn=store_db, root=tmp_path, format="csv", row_index=True))
+    change_store(store_db, 1)
+    increment = run_backup(BackupRequest(dsn=store_db, root=tmp_path, format="csv", kind=INCREMENTAL))
+    folder = tmp_path / "vector_bak"
+    seed_pattern = re.compile(r"(langchain_pg_collection|langchain_pg_embedding)_(\d{8}_\d{6})\.csv")
+    seed_sets = {m.group(2) for name in os.listdir(folder) if (m := seed_pattern.fullmatch(name))}
+
+    assert seed_sets == {full.timestamp}
+    assert sorted(entry.file for entry in increment.manifest.tables.values()) == [
+        f"{table}_{increment.timestamp}.changes.csv" for table in MANAGED_TABLES
+    ]
+    log = (folder / "vector_backup_log.txt").read_text(encoding="utf-8")
+    block = log[log.rindex("=== Vector Table Backup Log ==="):]
+    assert f"Kind: incremental, the changes since set {full.timestamp}" in block
+    assert f"changed rows -> langchain_pg_embedding_{increment.timestamp}.changes.csv" in block
+    assert "Kind:" not in log[:log.rindex("=== Vector Table Backup Log ===")]
 
 
 def test_without_a_usable_parent_an_incremental_backup_is_a_full_one_and_says_why(store_db, tmp_path):

@@ -443,6 +443,7 @@ def _log_block(target: SetTarget, manifest: Manifest, truncate_plan: list[Trunca
         duration_seconds=manifest.duration_seconds,
         tables=manifest.tables,
         truncated=truncate_plan,
+        increment_of=manifest.parent if manifest.is_increment else None,
     )
 
 

@@ -172,8 +172,8 @@ def changed_row_files(table: str, timestamp: str, format_name: str, rows: int) -
     """One data file for the rows to export, or parts of KEYS_PER_PART keys each."""
     parts = max(1, math.ceil(rows / KEYS_PER_PART))
     if parts == 1:
-        return [data_file_name(table, timestamp, format_name)]
-    return [data_file_name(table, timestamp, format_name, part) for part in range(1, parts + 1)]
+        return [data_file_name(table, timestamp, format_name, changes=True)]
+    return [data_file_name(table, timestamp, format_name, part, changes=True) for part in range(1, parts + 1)]
 
 
 def key_batches_for(spool: BinaryIO, files: int) -> Iterator[list[str]]:

@@ -36,19 +36,25 @@ def format_log_block(
     duration_seconds: float,
     tables: Mapping[str, TableFile],
     truncated: list[TruncateOutcome] | None = None,
+    increment_of: str | None = None,
 ) -> str:
+    """The seed tooling's human log block; an increment says so, because its rows are only the
+    changes since ``increment_of`` and loading them alone would not restore the tables."""
     lines = [
         LOG_HEADER,
         f"Backup Time: {backup_time.strftime('%Y-%m-%d %H:%M:%S')}",
         f"Task ID: {task_id or 'global'}",
         f"Database: {database}",
         f"Duration: {duration_seconds:.2f}s",
-        "",
-        "Tables Backup Status:",
     ]
+    if increment_of is not None:
+        lines.append(f"Kind: incremental, the changes since set {increment_of}; restore it with vector-assets, "
+                     "which applies the whole chain")
+    lines += ["", "Tables Backup Status:"]
+    rows_label = "changed rows" if increment_of is not None else "rows"
     for name, entry in tables.items():
         files = entry.file if not entry.parts else f"{entry.file} … ({len(entry.parts)} parts)"
-        lines.append(f"✓ {name}: {entry.rows:,} rows -> {files} ({human_size(entry.bytes)})")
+        lines.append(f"✓ {name}: {entry.rows:,} {rows_label} -> {files} ({human_size(entry.bytes)})")
     lines += ["", "Truncate Status:"]
     if truncated is None:
         lines.append("- Not performed")

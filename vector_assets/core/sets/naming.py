@@ -11,6 +11,10 @@ Layout (DESIGN section 4)::
         vector_backup_<ts>.json             the manifest, written last
         langchain_pg_embedding_<ts>.index.zst     the row index: key and row digest of every row
         langchain_pg_embedding_<ts>.deleted.zst   an increment's keys deleted since its parent
+        langchain_pg_embedding_<ts>.changes.csv   an increment's changed rows (any format, or in
+                                                  parts: .changes.part0001.<format>); never named
+                                                  like a whole table, so the seed tooling, which
+                                                  loads <table>_<ts>.csv, cannot take it for one
 
 A set without a manifest is a *legacy* set, written by the earlier tooling.
 """
@@ -47,11 +51,14 @@ SET_FILE_CANDIDATE = re.compile(
 DATA_FORMAT_NAMES = ("csv", "csv.zst", "pgcopy", "pgcopy.zst")
 ROW_INDEX_SUFFIX = "index.zst"
 DELETED_KEYS_SUFFIX = "deleted.zst"
-# A data file of the newer formats, whole or in parts, or a row index or deleted keys file.
-# Plain CSV stays one file per table.
+CHANGES_INFIX = "changes"
+# A data file of the newer formats, whole or in parts, an increment's changed rows in any format,
+# or a row index or deleted keys file. A full set's plain CSV stays one file per table.
 NEWER_DATA_FILE = re.compile(
     r"(?:" + "|".join(MANAGED_TABLES) + r")_(?P<ts>\d{8}_\d{6})"
-    r"(?:(?:\.part\d{4})?\.(?:csv\.zst|pgcopy|pgcopy\.zst)|\.index\.zst|\.deleted\.zst)"
+    r"(?:(?:\.part\d{4})?\.(?:csv\.zst|pgcopy|pgcopy\.zst)"
+    r"|\." + CHANGES_INFIX + r"(?:\.part\d{4})?\.(?:csv|csv\.zst|pgcopy|pgcopy\.zst)"
+    r"|\.index\.zst|\.deleted\.zst)"
     + "(?:" + re.escape(TMP_SUFFIX) + ")?"
 )
 
@@ -88,9 +95,13 @@ def csv_file_name(table: str, timestamp: str) -> str:
     return f"{table}_{timestamp}.csv"
 
 
-def data_file_name(table: str, timestamp: str, format_name: str, part: int | None = None) -> str:
-    """A table's data file in a set; ``part`` (1, 2, ...) for a table exported in parts."""
-    return f"{table}_{timestamp}" + (f".part{part:04d}" if part is not None else "") + f".{format_name}"
+def data_file_name(
+    table: str, timestamp: str, format_name: str, part: int | None = None, *, changes: bool = False
+) -> str:
+    """A table's data file in a set; ``part`` (1, 2, ...) for a table exported in parts;
+    ``changes`` for an increment's changed rows."""
+    infix = f".{CHANGES_INFIX}" if changes else ""
+    return f"{table}_{timestamp}{infix}" + (f".part{part:04d}" if part is not None else "") + f".{format_name}"
 
 
 def row_index_file_name(table: str, timestamp: str) -> str:
