@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
+from vector_assets.core.errors import ConfigError
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets_tests.support.dagster import definitions
 
@@ -50,6 +52,39 @@ def test_backup_schedule_cron_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("VECTOR_ASSETS_BACKUP_CRON", "15 3 * * 1")
     schedule = reloaded_schedule("vector_assets.defs.backup", "vector_backup_schedule")
     assert schedule.cron_schedule == "15 3 * * 1"
+
+
+@pytest.mark.parametrize("variable, module_name", [
+    ("VECTOR_ASSETS_BACKUP_CRON", "vector_assets.defs.backup"),
+    ("VECTOR_ASSETS_INCREMENTAL_CRON", "vector_assets.defs.backup"),
+    ("VECTOR_ASSETS_DRILL_CRON", "vector_assets.defs.drill"),
+    ("VECTOR_ASSETS_PRUNE_CRON", "vector_assets.defs.prune"),
+    ("VECTOR_ASSETS_REPLICATE_CRON", "vector_assets.defs.replicate"),
+])
+def test_a_bad_cron_stops_the_load_with_a_line_that_names_its_variable(monkeypatch, variable, module_name):
+    import importlib
+
+    module = importlib.import_module(module_name)
+    monkeypatch.setenv(variable, "every day at 2")
+    try:
+        with pytest.raises(ConfigError) as refused:
+            importlib.reload(module)
+    finally:
+        monkeypatch.delenv(variable)
+        importlib.reload(module)
+    message = str(refused.value)
+    assert message.startswith(f"environment variable {variable} must be a cron schedule of five fields")
+    assert message.endswith("got 'every day at 2'") and "\n" not in message
+
+
+def test_dg_check_defs_reports_a_bad_cron_by_its_variable():
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dg")), "check", "defs"], cwd=REPO, capture_output=True, text=True,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "VECTOR_ASSETS_"))},
+             "VECTOR_ASSETS_BACKUP_CRON": "0 25 * * *"},
+    )
+    assert result.returncode != 0
+    assert "environment variable VECTOR_ASSETS_BACKUP_CRON must be a cron schedule" in result.stdout + result.stderr
 
 
 def test_drill_schedule_cron_comes_from_drill_cron_and_still_from_the_deprecated_verify_cron(monkeypatch):

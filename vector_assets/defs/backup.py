@@ -22,6 +22,7 @@ from vector_assets.core.sets.naming import LOG_FILE_NAME
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_size, megabytes_per_second
 from vector_assets.defs.choices import BackupKind, ManagedTable, SetFormatChoice, value_of, values
+from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import (
@@ -210,7 +211,7 @@ def backup_vector_tables() -> None:
 vector_backup_schedule = dg.ScheduleDefinition(
     name="vector_backup_schedule",
     job=backup_vector_tables,
-    cron_schedule=settings.BACKUP_CRON.get(),
+    cron_schedule=cron_from(settings.BACKUP_CRON),
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description=f"Backs up the pgvector tables on {settings.BACKUP_CRON.name} (default {settings.BACKUP_CRON.default!r}).",
 )
@@ -219,7 +220,7 @@ vector_backup_schedule = dg.ScheduleDefinition(
 vector_incremental_schedule = dg.ScheduleDefinition(
     name="vector_incremental_schedule",
     job=backup_vector_tables,
-    cron_schedule=settings.INCREMENTAL_CRON.get(),
+    cron_schedule=cron_from(settings.INCREMENTAL_CRON),
     run_config={"ops": {"back_up_tables": {"config": {"kind": INCREMENTAL}}}},
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description=f"Off by default: turn it on under Automation to write an incremental backup on "

@@ -15,6 +15,7 @@ from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_size
 from vector_assets.defs.alerts import alert_failed_check
 from vector_assets.defs.backup import backup_asset_key
+from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import (
     chosen_set,
@@ -208,7 +209,7 @@ def drill_vector_backup() -> None:
 @dg.schedule(
     name="vector_drill_schedule",
     job=drill_vector_backup,
-    cron_schedule=settings.DRILL_CRON.get(),
+    cron_schedule=cron_from(settings.DRILL_CRON),
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description=(
         f"Restore drill of the newest set in a scratch database, on {settings.DRILL_CRON.name} "

@@ -13,6 +13,7 @@ from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.sets.roots import Root
 from vector_assets.core.units import human_size
+from vector_assets.defs.cron import cron_from
 from vector_assets.defs.discovery import INVENTORY_KEY
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
@@ -181,7 +182,7 @@ def prune_vector_backups() -> None:
 vector_prune_schedule = dg.ScheduleDefinition(
     name="vector_prune_schedule",
     job=prune_vector_backups,
-    cron_schedule=settings.PRUNE_CRON.get(),
+    cron_schedule=cron_from(settings.PRUNE_CRON),
     run_config={"ops": {"prune_backup_sets": {"config": {"dry_run": False}}}},
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description=(

@@ -17,6 +17,7 @@ from vector_assets.core.ops.replicate import (
 )
 from vector_assets.core.units import human_size
 from vector_assets.defs.backup import backup_asset_key
+from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource
 
@@ -66,7 +67,7 @@ def replicate_vector_backups() -> None:
 vector_replicate_schedule = dg.ScheduleDefinition(
     name="vector_replicate_schedule",
     job=replicate_vector_backups,
-    cron_schedule=settings.REPLICATE_CRON.get(),
+    cron_schedule=cron_from(settings.REPLICATE_CRON),
     default_status=dg.DefaultScheduleStatus.RUNNING if settings.OFFSITE_ROOT.get() else dg.DefaultScheduleStatus.STOPPED,
     description=(
         f"Daily after the backup ({settings.REPLICATE_CRON.name}, default 03:00): copies new sets to "
