@@ -41,7 +41,8 @@ HNSW_M = re.compile(r"\bm\s*=\s*'?(\d+)")
 
 @dataclass(frozen=True)
 class IndexBuildSettings:
-    """The operator's limits: memory per build, and parallel workers (None: the server's, at most 4, and below a local server's cores)."""
+    """The operator's limits: memory per build, and parallel workers (None: what the server allows,
+    at most 4, and fewer than a local server's cores)."""
 
     memory_cap_bytes: int = 10**9
     workers: int | None = None
