@@ -168,7 +168,10 @@ def test_the_seed_tooling_cannot_take_a_csv_increment_for_a_whole_table(store_db
     log = (folder / "vector_backup_log.txt").read_text(encoding="utf-8")
     block = log[log.rindex("=== Vector Table Backup Log ==="):]
     assert f"Kind: incremental, the changes since set {full.timestamp}" in block
-    assert f"changed rows -> langchain_pg_embedding_{increment.timestamp}.changes.csv" in block
+    embeddings = increment.manifest.tables[EMBEDDING_TABLE]
+    assert (f"✓ langchain_pg_embedding: {embeddings.rows:,} changed rows, {embeddings.deleted_keys.rows:,} deleted keys, "
+            f"{embeddings.rows_after:,} rows after -> langchain_pg_embedding_{increment.timestamp}.changes.csv") in block
+    assert embeddings.deleted_keys.rows > 0
     assert "Kind:" not in log[:log.rindex("=== Vector Table Backup Log ===")]
 
 

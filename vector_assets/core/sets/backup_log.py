@@ -51,10 +51,9 @@ def format_log_block(
         lines.append(f"Kind: incremental, the changes since set {increment_of}; restore it with vector-assets, "
                      "which applies the whole chain")
     lines += ["", "Tables Backup Status:"]
-    rows_label = "changed rows" if increment_of is not None else "rows"
     for name, entry in tables.items():
         files = entry.file if not entry.parts else f"{entry.file} … ({len(entry.parts)} parts)"
-        lines.append(f"✓ {name}: {entry.rows:,} {rows_label} -> {files} ({human_size(entry.bytes)})")
+        lines.append(f"✓ {name}: {_rows_text(entry, increment_of)} -> {files} ({human_size(entry.bytes)})")
     lines += ["", "Truncate Status:"]
     if truncated is None:
         lines.append("- Not performed")
@@ -65,6 +64,13 @@ def format_log_block(
         if COLLECTION_TABLE not in truncated_names:
             lines.append(f"- {COLLECTION_TABLE}: SKIPPED (collection table preserved)")
     return "\n".join(lines) + "\n"
+
+
+def _rows_text(entry: TableFile, increment_of: str | None) -> str:
+    if increment_of is None:
+        return f"{entry.rows:,} rows"
+    deleted = entry.deleted_keys.rows if entry.deleted_keys is not None else 0
+    return f"{entry.rows:,} changed rows, {deleted:,} deleted keys, {entry.rows_after:,} rows after"
 
 
 def rewrite_last_log_block(
