@@ -783,11 +783,12 @@ def measure_restore(bin_dir: Path, dsn: str, rows: int, dims: int, work: Path) -
 
 
 def measure_hnsw(dsn: str, bin_dir: Path, rows: int, dims: int, work: Path) -> HnswReport:
-    """One restore each into the HNSW-indexed table: ours (drop, load, rebuild) with and without
-    its safety backup, and psql \\copy FROM. The target compares the restore without the safety
+    """Restores into the HNSW-indexed table: ours (drop, load, rebuild) with and without its
+    safety backup, and psql \\copy FROM. The target compares the restore without the safety
     backup, which does the anchor's work, as the formats section does.
 
-    The anchor maintains the index row by row and takes minutes, so each runs once.
+    The anchor maintains the index row by row and takes minutes, so it runs once; ours without
+    the safety backup runs HNSW_OURS_REPEATS times (median), every other restore once.
     """
     log(f"hnsw: making one set of {rows} rows")
     restore_set = make_restore_set(dsn, work / "hnsw_set")
