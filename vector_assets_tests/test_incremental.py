@@ -186,6 +186,12 @@ def test_without_a_usable_parent_an_incremental_backup_is_a_full_one_and_says_wh
     assert second.manifest.tables[EMBEDDING_TABLE].rows_index is not None  # the next one can chain on it
     third = run_backup(BackupRequest(dsn=store_db, root=tmp_path, kind=INCREMENTAL, timestamp="20990102_000000"))
     assert third.manifest.kind == INCREMENTAL and third.manifest.parent == "20990101_000000"
+    blocks = (tmp_path / "vector_bak" / "vector_backup_log.txt").read_text(encoding="utf-8").split("=== Vector")[1:]
+    assert [line for block in blocks for line in block.splitlines() if line.startswith("Kind:")] == [
+        f"Kind: full ({first.manifest.fallback})", f"Kind: full ({second.manifest.fallback})",
+        "Kind: incremental, the changes since set 20990101_000000; restore it with vector-assets, "
+        "which applies the whole chain",
+    ]
 
 
 def test_a_full_backup_keeps_a_row_index_once_the_location_uses_increments(store_db, tmp_path):

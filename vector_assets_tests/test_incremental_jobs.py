@@ -41,6 +41,10 @@ def test_the_backup_job_writes_an_increment_on_the_newest_set_and_reports_kind_p
         assert metadata["rows_changed_or_added"] == entry.rows
         assert metadata["keys_deleted"] == entry.deleted_keys.rows
         assert metadata["rows_after"] == entry.rows_after
+        assert metadata["file"] == f"{table}_{increment.timestamp}.changes.csv"
+        assert (metadata["row_index_file"], metadata["deleted_keys_file"]) == (
+            f"{table}_{increment.timestamp}.index.zst", f"{table}_{increment.timestamp}.deleted.zst"
+        )
         assert "fallback" not in metadata
     embeddings = increment.manifest.tables[EMBEDDING_TABLE]
     # change_store: 3 rows changed, 2 added, 1 deleted; the collections did not change

@@ -92,6 +92,10 @@ def table_metadata(
         metadata["throughput_mb_per_s"] = dg.MetadataValue.float(
             round(megabytes_per_second(entry.bytes, entry.copy_seconds), 1)
         )
+    if entry and entry.rows_index is not None:
+        metadata["row_index_file"] = entry.rows_index.file
+    if entry and entry.deleted_keys is not None:
+        metadata["deleted_keys_file"] = entry.deleted_keys.file
     if entry and backup_set.manifest.is_increment:
         metadata["rows_changed_or_added"] = dg.MetadataValue.int(entry.rows)
         metadata["keys_deleted"] = dg.MetadataValue.int(keys_deleted(entry))

@@ -444,6 +444,7 @@ def _log_block(target: SetTarget, manifest: Manifest, truncate_plan: list[Trunca
         tables=manifest.tables,
         truncated=truncate_plan,
         increment_of=manifest.parent if manifest.is_increment else None,
+        fallback=manifest.fallback,
     )
 
 

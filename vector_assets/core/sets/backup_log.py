@@ -37,9 +37,11 @@ def format_log_block(
     tables: Mapping[str, TableFile],
     truncated: list[TruncateOutcome] | None = None,
     increment_of: str | None = None,
+    fallback: str | None = None,
 ) -> str:
     """The seed tooling's human log block; an increment says so, because its rows are only the
-    changes since ``increment_of`` and loading them alone would not restore the tables."""
+    changes since ``increment_of`` and loading them alone would not restore the tables, and a
+    full set written instead of an increment says why (``fallback``)."""
     lines = [
         LOG_HEADER,
         f"Backup Time: {backup_time.strftime('%Y-%m-%d %H:%M:%S')}",
@@ -50,6 +52,8 @@ def format_log_block(
     if increment_of is not None:
         lines.append(f"Kind: incremental, the changes since set {increment_of}; restore it with vector-assets, "
                      "which applies the whole chain")
+    elif fallback is not None:
+        lines.append(f"Kind: full ({fallback})")
     lines += ["", "Tables Backup Status:"]
     for name, entry in tables.items():
         files = entry.file if not entry.parts else f"{entry.file} … ({len(entry.parts)} parts)"
