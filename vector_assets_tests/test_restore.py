@@ -270,6 +270,61 @@ def test_replace_puts_the_primary_key_back_as_it_was(store_db, backup_root):
         ("PRIMARY KEY (id)",)]
 
 
+def test_replace_puts_the_foreign_key_back_as_it_was(store_db, backup_root):
+    """The foreign key is dropped for the load too, and comes back with its name, its ON DELETE
+    CASCADE and its check of every row."""
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
+    constraints = constraint_definitions(store_db)
+    run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=TS, truncate_before_restore=True))
+    assert constraint_definitions(store_db) == constraints
+    assert ("langchain_pg_embedding", "langchain_pg_embedding_collection_id_fkey",
+            "FOREIGN KEY (collection_id) REFERENCES langchain_pg_collection(uuid) ON DELETE CASCADE", True) in constraints
+    with pytest.raises(psycopg2.errors.ForeignKeyViolation):
+        execute(store_db, "INSERT INTO langchain_pg_embedding (id, collection_id) VALUES ('orphan', gen_random_uuid())")
+
+
+def test_replace_fails_on_an_embedding_without_its_collection_naming_it_and_changes_nothing(store_db, backup_root):
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
+    legacy, missing = legacy_copy_without_a_collection(backup_root, TS)
+    before, indexes, files = tables_now(store_db), index_definitions(store_db), folder_snapshot(backup_root)
+    constraints = constraint_definitions(store_db)
+    with pytest.raises(
+        RestoreConflictError,
+        match=rf"table langchain_pg_embedding: .* cannot have foreign key langchain_pg_embedding_collection_id_fkey "
+              rf"\(Key \(collection_id\)=\({missing}\) is not present in table \"langchain_pg_collection\"\.\); nothing was restored",
+    ):
+        run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=legacy, truncate_before_restore=True))
+    assert tables_now(store_db) == before and index_definitions(store_db) == indexes
+    assert constraint_definitions(store_db) == constraints
+    assert folder_snapshot(backup_root) == files
+
+
+def legacy_copy_without_a_collection(backup_root, key: str) -> tuple[str, str]:
+    """The set as a legacy set (no manifest) whose collection CSV lacks its last collection;
+    returns the set's timestamp and the missing collection's uuid."""
+    set_ = SetCatalog(backup_root).get(key)
+    legacy_ts = "20250722_000000"
+    folder = backup_root / "task_20250722_000000" / "vector_bak"
+    folder.mkdir(parents=True)
+    for table in MANAGED_TABLES:
+        body = set_.csv_path(table).read_bytes()
+        if table == "langchain_pg_collection":
+            rows = list(csv.reader(io.StringIO(body.decode())))
+            missing = rows[-1][rows[0].index("uuid")]
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerows(rows[:-1])
+            body = buffer.getvalue().encode()
+        (folder / csv_file_name(table, legacy_ts)).write_bytes(body)
+    return legacy_ts, missing
+
+
+def constraint_definitions(dsn: str) -> list[tuple[str, str, str, bool]]:
+    return execute(dsn, """
+        SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint
+        WHERE conrelid IN ('langchain_pg_collection'::regclass, 'langchain_pg_embedding'::regclass)
+        ORDER BY 1, 2""")
+
+
 def index_definitions(dsn: str) -> list[tuple[str, str]]:
     return execute(dsn, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname")
 

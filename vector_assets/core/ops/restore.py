@@ -72,7 +72,8 @@ from vector_assets.core.pg.ddl import TableDefinition, create_table, indexes_to_
 from vector_assets.core.pg.index_builds import BuildWatch, IndexBuild, IndexBuildSettings
 from vector_assets.core.pg.indexes import (
     SavedKey,
-    add_primary_key,
+    add_constraint,
+    drop_foreign_keys,
     drop_primary_key,
     drop_secondary_indexes,
     recreate_indexes,
@@ -365,17 +366,13 @@ def _load_in_one_transaction(
             lock_against_writers(cursor, tuple(plan.table for plan in planned))
         outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
         result.safety_set = _back_up_what_is_replaced(cursor, request, result.backup_set, outcomes)
-        dropped, dropped_key = [], None
         if request.truncate_before_restore:
             _truncate(cursor, planned, outcomes)
-            if EMBEDDING_TABLE in outcomes:
-                dropped = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
-                dropped_key = drop_primary_key(cursor, EMBEDDING_TABLE)
+        in_place = [plan for plan in planned if _loads_in_place(request, plan in to_create)]
+        dropped, dropped_keys = _drop_for_the_load(cursor, [plan.table for plan in in_place])
         for plan in planned:
             _load_table(cursor, plan, outcomes[plan.table], request, created=plan in to_create)
-        if dropped_key is not None:
-            _add_primary_key(cursor, dropped_key, next(plan for plan in planned if plan.table == EMBEDDING_TABLE))
-        in_place = [plan for plan in planned if _loads_in_place(request, plan in to_create)]
+        _add_keys_back(cursor, dropped_keys, next((plan for plan in planned if plan.table == EMBEDDING_TABLE), None))
         _apply_chain_in_place(cursor, in_place, outcomes, request)
         to_build = dropped + [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
         finish_tables(conn, cursor, request, planned, to_build, outcomes, result)
@@ -518,15 +515,28 @@ def _load_table(
     outcome.duration_seconds = time.monotonic() - started
 
 
-def _add_primary_key(cursor: psycopg2.extensions.cursor, key: SavedKey, plan: PlannedTable) -> None:
-    """The key dropped for the load, back; a repeated or missing key in the set is named here."""
-    try:
-        add_primary_key(cursor, key)
-    except (psycopg2.IntegrityError, psycopg2.DataError) as error:
-        detail = (error.diag.message_detail or error.diag.message_primary or str(error)).strip()
-        raise RestoreConflictError(
-            f"table {plan.table}: {plan.label} cannot have primary key {key.name} ({detail}); nothing was restored"
-        ) from None
+def _drop_for_the_load(cursor: psycopg2.extensions.cursor, emptied: list[str]) -> tuple[list, list[SavedKey]]:
+    """Indexes and keys of an embeddings table that this transaction emptied or created, dropped
+    so the load does not maintain them row by row; the keys come back right after it."""
+    if EMBEDDING_TABLE not in emptied:
+        return [], []
+    indexes = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
+    primary_key = drop_primary_key(cursor, EMBEDDING_TABLE)
+    foreign_keys = drop_foreign_keys(cursor, EMBEDDING_TABLE, held=tuple(emptied))
+    return indexes, ([primary_key] if primary_key else []) + foreign_keys
+
+
+def _add_keys_back(cursor: psycopg2.extensions.cursor, keys: list[SavedKey], plan: PlannedTable | None) -> None:
+    """The keys dropped for the load, back; a repeated or missing key in the set is named here."""
+    for key in keys:
+        try:
+            add_constraint(cursor, key)
+        except (psycopg2.IntegrityError, psycopg2.DataError) as error:
+            detail = (error.diag.message_detail or error.diag.message_primary or str(error)).strip()
+            kind = "primary key" if key.definition.startswith("PRIMARY KEY") else "foreign key"
+            raise RestoreConflictError(
+                f"table {key.table}: {plan.label} cannot have {kind} {key.name} ({detail}); nothing was restored"
+            ) from None
 
 
 def _loads_in_place(request: RestoreRequest, created: bool) -> bool:
