@@ -275,12 +275,28 @@ def test_replace_puts_the_foreign_key_back_as_it_was(store_db, backup_root):
     CASCADE and its check of every row."""
     run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
     constraints = constraint_definitions(store_db)
+    oid_of = "SELECT oid FROM pg_constraint WHERE conname = 'langchain_pg_embedding_collection_id_fkey'"
+    before = execute(store_db, oid_of)
     run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=TS, truncate_before_restore=True))
     assert constraint_definitions(store_db) == constraints
+    assert execute(store_db, oid_of) != before  # dropped for the load and added back
     assert ("langchain_pg_embedding", "langchain_pg_embedding_collection_id_fkey",
             "FOREIGN KEY (collection_id) REFERENCES langchain_pg_collection(uuid) ON DELETE CASCADE", True) in constraints
     with pytest.raises(psycopg2.errors.ForeignKeyViolation):
         execute(store_db, "INSERT INTO langchain_pg_embedding (id, collection_id) VALUES ('orphan', gen_random_uuid())")
+
+
+def test_replace_leaves_a_commented_foreign_key_in_place(backed_up, backup_root):
+    """A key with a comment is not dropped for the load (dropping it would lose the comment);
+    the restore still brings the set back."""
+    dsn, snapshot = backed_up
+    fk = "langchain_pg_embedding_collection_id_fkey"
+    execute(dsn, f"COMMENT ON CONSTRAINT {fk} ON langchain_pg_embedding IS 'checked by the nightly audit'")
+    oid_of = f"SELECT oid, obj_description(oid, 'pg_constraint') FROM pg_constraint WHERE conname = '{fk}'"
+    before = execute(dsn, oid_of)
+    run_restore(RestoreRequest(target_dsn=dsn, root=backup_root, timestamp=TS, truncate_before_restore=True))
+    assert execute(dsn, oid_of) == before and before[0][1] == "checked by the nightly audit"
+    assert tables_now(dsn) == snapshot
 
 
 def test_replace_fails_on_an_embedding_without_its_collection_naming_it_and_changes_nothing(store_db, backup_root):
