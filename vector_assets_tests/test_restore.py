@@ -201,21 +201,31 @@ def test_seed_style_backup_path_is_accepted(store_db, backup_root):
     assert result.backup_set.location.task_id == "task_20250721_213627"
 
 
-def legacy_copy_with_a_repeated_row(backup_root, key: str) -> str:
-    """The set as a legacy set (no manifest) whose embedding CSV holds its last row twice."""
+def legacy_copy(backup_root, key: str, table_to_edit: str, edit) -> str:
+    """The set as a legacy set (no manifest), one table's CSV bytes passed through ``edit``."""
     set_ = SetCatalog(backup_root).get(key)
     legacy_ts = "20250722_000000"
     folder = backup_root / "task_20250722_000000" / "vector_bak"
     folder.mkdir(parents=True)
     for table in MANAGED_TABLES:
         body = set_.csv_path(table).read_bytes()
-        if table == "langchain_pg_embedding":
-            last_row = list(csv.reader(io.StringIO(body.decode())))[-1]
-            buffer = io.StringIO()
-            csv.writer(buffer, lineterminator="\n").writerow(last_row)
-            body += buffer.getvalue().encode()
-        (folder / csv_file_name(table, legacy_ts)).write_bytes(body)
+        (folder / csv_file_name(table, legacy_ts)).write_bytes(edit(body) if table == table_to_edit else body)
     return legacy_ts
+
+
+def csv_rows(body: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(body.decode())))
+
+
+def legacy_copy_with_a_repeated_row(backup_root, key: str) -> str:
+    """The set as a legacy set whose embedding CSV holds its last row twice."""
+
+    def repeat_last(body: bytes) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(csv_rows(body)[-1])
+        return body + buffer.getvalue().encode()
+
+    return legacy_copy(backup_root, key, "langchain_pg_embedding", repeat_last)
 
 
 def collections_only_target(dsn: str) -> None:
@@ -316,22 +326,17 @@ def test_replace_fails_on_an_embedding_without_its_collection_naming_it_and_chan
 
 
 def legacy_copy_without_a_collection(backup_root, key: str) -> tuple[str, str]:
-    """The set as a legacy set (no manifest) whose collection CSV lacks its last collection;
+    """The set as a legacy set whose collection CSV lacks its last line (one collection);
     returns the set's timestamp and the missing collection's uuid."""
-    set_ = SetCatalog(backup_root).get(key)
-    legacy_ts = "20250722_000000"
-    folder = backup_root / "task_20250722_000000" / "vector_bak"
-    folder.mkdir(parents=True)
-    for table in MANAGED_TABLES:
-        body = set_.csv_path(table).read_bytes()
-        if table == "langchain_pg_collection":
-            rows = list(csv.reader(io.StringIO(body.decode())))
-            missing = rows[-1][rows[0].index("uuid")]
-            buffer = io.StringIO()
-            csv.writer(buffer, lineterminator="\n").writerows(rows[:-1])
-            body = buffer.getvalue().encode()
-        (folder / csv_file_name(table, legacy_ts)).write_bytes(body)
-    return legacy_ts, missing
+    missing = []
+
+    def drop_last_line(body: bytes) -> bytes:
+        rows, kept = csv_rows(body), body.rstrip(b"\n").rsplit(b"\n", 1)[0] + b"\n"
+        assert csv_rows(kept) == rows[:-1]
+        missing.append(rows[-1][rows[0].index("uuid")])
+        return kept
+
+    return legacy_copy(backup_root, key, "langchain_pg_collection", drop_last_line), missing[0]
 
 
 def constraint_definitions(dsn: str) -> list[tuple[str, str, str, bool]]:
