@@ -71,6 +71,7 @@ from vector_assets.core.pg.copy import copy_in
 from vector_assets.core.pg.ddl import TableDefinition, create_table, indexes_to_build
 from vector_assets.core.pg.index_builds import BuildWatch, IndexBuild, IndexBuildSettings
 from vector_assets.core.pg.indexes import (
+    SavedIndex,
     SavedKey,
     add_constraint,
     drop_foreign_keys,
@@ -515,7 +516,9 @@ def _load_table(
     outcome.duration_seconds = time.monotonic() - started
 
 
-def _drop_for_the_load(cursor: psycopg2.extensions.cursor, emptied: list[str]) -> tuple[list, list[SavedKey]]:
+def _drop_for_the_load(
+    cursor: psycopg2.extensions.cursor, emptied: list[str]
+) -> tuple[list[SavedIndex], list[SavedKey]]:
     """Indexes and keys of an embeddings table that this transaction emptied or created, dropped
     so the load does not maintain them row by row; the keys come back right after it."""
     if EMBEDDING_TABLE not in emptied:

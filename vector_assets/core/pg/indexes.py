@@ -76,9 +76,7 @@ def drop_primary_key(cursor: psycopg2.extensions.cursor, table: str) -> SavedKey
     if found is None:
         return None
     key = SavedKey(*found)
-    cursor.execute(
-        sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(key.schema, key.table), sql.Identifier(key.name))
-    )
+    _drop_constraint(cursor, key)
     return key
 
 
@@ -101,10 +99,14 @@ def drop_foreign_keys(cursor: psycopg2.extensions.cursor, table: str, held: tupl
     )
     keys = [SavedKey(*found) for found in cursor.fetchall()]
     for key in keys:
-        cursor.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-            sql.Identifier(key.schema, key.table), sql.Identifier(key.name)
-        ))
+        _drop_constraint(cursor, key)
     return keys
+
+
+def _drop_constraint(cursor: psycopg2.extensions.cursor, key: SavedKey) -> None:
+    cursor.execute(
+        sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(key.schema, key.table), sql.Identifier(key.name))
+    )
 
 
 def add_constraint(cursor: psycopg2.extensions.cursor, key: SavedKey) -> None:
