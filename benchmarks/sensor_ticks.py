@@ -9,6 +9,7 @@ counts the set files each tick opens: an unchanged tick must open none.
 from __future__ import annotations
 
 import hashlib
+import os
 import statistics
 import sys
 import tempfile
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 SET_COUNTS = (10, 100, 1000)
 SETS_PER_FOLDER = 10
@@ -87,12 +89,16 @@ def _measure_one(count: int, counter: _OpenCounter) -> TickTiming:
     defs = load_defs()
 
     start = datetime(2023, 1, 1, 2, 0, 0)
-    with tempfile.TemporaryDirectory(prefix="va-sensor-bench-") as folder, dg.instance_for_test() as instance:
+    with (
+        tempfile.TemporaryDirectory(prefix="va-sensor-bench-") as folder,
+        dg.instance_for_test() as instance,
+        mock.patch.dict(os.environ, {"VECTOR_ASSETS_ROOT": str(Path(folder) / "training_data")}),
+    ):
         root = Path(folder) / "training_data"
         for index in range(count):
             write_small_set(root, index, start)
         sensor = defs.resolve_sensor_def("vector_bak_sensor")
-        resources = {"backup_root": BackupRootResource(root=str(root))}
+        resources = {"backup_root": BackupRootResource()}
         cursor: list[str | None] = [None]
 
         def tick() -> float:

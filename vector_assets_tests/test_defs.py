@@ -107,9 +107,11 @@ def test_lineage_runs_from_source_tables_to_partitioned_backups():
         }
 
 
-def test_dsn_is_read_from_an_env_var_never_stored_in_config():
+def test_dsn_is_read_from_an_env_var_never_stored_in_config(monkeypatch):
     resource = definitions().resources["pgvector"]
-    assert "VECTOR_ASSETS_PG_DSN" in repr(resource.dsn)
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", "postgresql://reader@db.internal/rag")
+    assert resource.dsn == "postgresql://reader@db.internal/rag"
+    assert "db.internal" not in repr(resource)
 
 
 def test_sensor_and_drill_schedule_are_on_and_prune_schedule_is_off_by_default():

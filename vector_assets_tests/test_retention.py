@@ -1,8 +1,10 @@
 """Retention: the grandfather-father-son plan, the sets it never deletes, and the prune job."""
 
+import os
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import dagster as dg
 import pytest
@@ -58,10 +60,11 @@ def kept(plan) -> dict[str, tuple[str, ...]]:
 
 def run_job(instance, root: Path, dry_run: bool | None = None):
     run_config = {} if dry_run is None else {"ops": {"prune_backup_sets": {"config": {"dry_run": dry_run}}}}
-    return prune_vector_backups.execute_in_process(
-        run_config=run_config, instance=instance, raise_on_error=False,
-        resources={"backup_root": BackupRootResource(root=str(root))},
-    )
+    with mock.patch.dict(os.environ, {"VECTOR_ASSETS_ROOT": str(root)}):
+        return prune_vector_backups.execute_in_process(
+            run_config=run_config, instance=instance, raise_on_error=False,
+            resources={"backup_root": BackupRootResource()},
+        )
 
 
 def output_metadata(result) -> dict:

@@ -1,5 +1,11 @@
-"""Resources, built once from environment variables (``settings``) and handed to ops, checks
-and sensors; and the pool that keeps table-changing ops from overlapping."""
+"""Resources, handed to ops, checks and sensors; and the pool that keeps table-changing ops from
+overlapping.
+
+No resource has a config field. The database and the roots come from the code location's
+environment (``settings``) only, so the Launchpad offers nothing to type a DSN, a password or a
+folder into, and a run config that tries is refused by Dagster's config validation before any
+run is stored.
+"""
 
 from __future__ import annotations
 
@@ -13,25 +19,24 @@ VECTOR_TABLES_POOL = "vector_tables"
 
 
 class PgVectorResource(dg.ConfigurableResource):
-    """The pgvector database. Configured from an ``EnvVar`` so the DSN (and its password) never
-    appears in run config or the UI."""
+    """The pgvector database of ``VECTOR_ASSETS_PG_DSN``, read when a run needs it."""
 
-    dsn: str
+    @property
+    def dsn(self) -> str:
+        return settings.dsn_from_variable(settings.PG_DSN.name, "the pgvector database")
 
 
 class BackupRootResource(dg.ConfigurableResource):
-    """The backup root. Empty means: ``VECTOR_ASSETS_ROOT`` at run time, else the seed's default."""
-
-    root: str = ""
-    offsite: str = ""  # empty: VECTOR_ASSETS_OFFSITE_ROOT at run time; unset there too: no second root
+    """The backup root of ``VECTOR_ASSETS_ROOT`` (else the seed's default) and the offsite root of
+    ``VECTOR_ASSETS_OFFSITE_ROOT``, read when a run needs them."""
 
     def configured(self) -> str:
         """The root as the operator wrote it (the seed's backup_path starts with it)."""
-        return self.root or settings.ROOT.get()
+        return settings.ROOT.get()
 
     def open_offsite(self) -> Root | None:
-        """The second root (``VECTOR_ASSETS_OFFSITE_ROOT``), or None when there is none."""
-        configured = self.offsite or settings.OFFSITE_ROOT.get()
+        """The second root, or None when there is none."""
+        configured = settings.OFFSITE_ROOT.get()
         return open_root(configured) if configured else None
 
     def open(self) -> Root:
@@ -40,11 +45,16 @@ class BackupRootResource(dg.ConfigurableResource):
         return open_root(self.configured())
 
 
-def default_resources() -> dict[str, dg.ConfigurableResource]:
-    return {
-        "pgvector": PgVectorResource(dsn=dg.EnvVar(settings.PG_DSN.name)),
-        "backup_root": BackupRootResource(),
-    }
+class RunStorageIOManager(dg.ConfigurableIOManagerFactory):
+    """Dagster's filesystem IO manager in the instance's own storage folder. It replaces the
+    default one, whose ``base_dir`` would let a run config choose a folder to write to."""
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> dg.IOManager:
+        return dg.FilesystemIOManager().create_io_manager(context)
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManagerFactory]:
+    return {"pgvector": PgVectorResource(), "backup_root": BackupRootResource(), "io_manager": RunStorageIOManager()}
 
 
 @dg.definitions
