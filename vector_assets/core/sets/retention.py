@@ -7,6 +7,9 @@ The policy keeps, in each location (global ``vector_bak/`` and every task folder
 - the newest set of each of the newest ``keep_monthly`` months,
 - always the newest complete set, whatever the counts say,
 - every set a running restore or drill mentions,
+- a restore's ``pre_restore`` set for 7 days, and a guarded truncate's ``pre_truncate`` set (the
+  only copy of the rows it removed) for as long as ``keep_truncated_days`` says: forever unless
+  the operator sets it. The counts never delete either kind, and neither takes a count's place,
 - every ancestor of an increment kept for any of these reasons (its parent, the parent's
   parent, back to a set that is no increment), so a kept increment always restores.
 
@@ -23,7 +26,7 @@ from datetime import datetime, timedelta
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.sets.catalog import BackupSet
-from vector_assets.core.sets.manifest import PRE_RESTORE
+from vector_assets.core.sets.manifest import PRE_RESTORE, PRE_TRUNCATE
 from vector_assets.core.sets.naming import Location, timestamp_time
 
 KEEP = "keep"
@@ -36,6 +39,7 @@ NEWEST = "newest"
 IN_USE = "in-use"
 SAFETY = "safety set, kept 7 days"
 ANCESTOR = "ancestor of"  # "ancestor of <ts>": a kept increment restores on top of this set
+TRUNCATED = "holds truncated rows, kept"  # "… kept until <date>" or "… kept until told otherwise"
 REASON_ORDER = (DAILY, WEEKLY, MONTHLY, NEWEST, IN_USE, SAFETY)
 # A restore's safety set (what it replaced) is kept this long, whatever the counts say. It is not
 # a scheduled backup, so it never takes a daily, weekly, monthly or newest place from one.
@@ -49,12 +53,17 @@ class RetentionPolicy:
     keep_daily: int = 7
     keep_weekly: int = 4
     keep_monthly: int = 12
+    # Days a pre_truncate set is kept; None keeps it until the operator sets a number.
+    keep_truncated_days: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("keep_daily", "keep_weekly", "keep_monthly"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"retention {name} must be a whole number >= 0, got {value!r}")
+        days = self.keep_truncated_days
+        if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 0):
+            raise ConfigError(f"retention keep_truncated_days must be a whole number >= 0 or unset, got {days!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, offsite: bool = False) -> RetentionPolicy:
@@ -62,10 +71,22 @@ class RetentionPolicy:
         The offsite root has its own counts, usually longer than the local ones."""
         counts = settings.OFFSITE_KEEP_COUNTS if offsite else settings.KEEP_COUNTS
         daily, weekly, monthly = (setting.count(environ) for setting in counts)
-        return cls(keep_daily=daily, keep_weekly=weekly, keep_monthly=monthly)
+        truncated = settings.KEEP_TRUNCATED_DAYS
+        days = truncated.count(environ) if truncated.get(environ) else None
+        return cls(keep_daily=daily, keep_weekly=weekly, keep_monthly=monthly, keep_truncated_days=days)
 
     def describe(self) -> str:
-        return f"{self.keep_daily} daily, {self.keep_weekly} weekly, {self.keep_monthly} monthly per location"
+        truncated = "forever" if self.keep_truncated_days is None else f"{self.keep_truncated_days} days"
+        return (
+            f"{self.keep_daily} daily, {self.keep_weekly} weekly, {self.keep_monthly} monthly per location; "
+            f"truncated rows (pre_truncate sets) {truncated}"
+        )
+
+    def truncated_rows_kept_until(self, backup_set: BackupSet) -> datetime | None:
+        """When a pre_truncate set may go; None: not before the operator sets keep_truncated_days."""
+        if self.keep_truncated_days is None:
+            return None
+        return timestamp_time(backup_set.timestamp) + timedelta(days=self.keep_truncated_days)
 
 
 @dataclass(frozen=True)
@@ -149,7 +170,7 @@ def _reasons_in_location(
     everything = sorted(sets, key=lambda s: (s.timestamp, s.key), reverse=True)
     reasons: dict[str, set[str]] = {s.key: set() for s in everything}
     for backup_set in everything:
-        if is_safety_set(backup_set) and now - timestamp_time(backup_set.timestamp) < timedelta(days=SAFETY_SET_DAYS):
+        if is_restore_safety_set(backup_set) and now - timestamp_time(backup_set.timestamp) < timedelta(days=SAFETY_SET_DAYS):
             reasons[backup_set.key].add(SAFETY)
     newest_first = [s for s in everything if not is_safety_set(s)] or everything
     rules: list[tuple[str, Callable[[datetime], object], int]] = [
@@ -171,6 +192,13 @@ def _reasons_in_location(
         if is_in_use(backup_set, in_use):
             reasons[backup_set.key].add(IN_USE)
     ordered = {s.key: tuple(r for r in REASON_ORDER if r in reasons[s.key]) for s in everything}
+    for backup_set in everything:
+        if holds_truncated_rows(backup_set):
+            until = policy.truncated_rows_kept_until(backup_set)
+            if until is None:
+                ordered[backup_set.key] += (f"{TRUNCATED} until VECTOR_ASSETS_KEEP_TRUNCATED_DAYS is set",)
+            elif now < until:
+                ordered[backup_set.key] += (f"{TRUNCATED} until {until:%Y-%m-%d %H:%M}",)
     for key, why in ancestor_reasons(everything, ordered).items():
         ordered[key] += (why,)
     return [(s, ordered[s.key], notes.get(s.key, "")) for s in everything]
@@ -206,7 +234,17 @@ def ancestors_in(backup_set: BackupSet, by_timestamp: Mapping[str, BackupSet]) -
 
 
 def is_safety_set(backup_set: BackupSet) -> bool:
+    """A set a restore or a truncate wrote; it never takes a daily, weekly or monthly place."""
+    return is_restore_safety_set(backup_set) or holds_truncated_rows(backup_set)
+
+
+def is_restore_safety_set(backup_set: BackupSet) -> bool:
     return backup_set.manifest is not None and backup_set.manifest.kind == PRE_RESTORE
+
+
+def holds_truncated_rows(backup_set: BackupSet) -> bool:
+    """A guarded truncate's set: the only copy of the rows it removed."""
+    return backup_set.manifest is not None and backup_set.manifest.kind == PRE_TRUNCATE
 
 
 def newest_per_period(
