@@ -129,7 +129,7 @@ def run_drill(request: DrillRequest) -> DrillResult:
     result = DrillResult(backup_set, f"{SCRATCH_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}", read_from_offsite=chosen.note)
     columns = table_columns(request.dsn, backup_set)
     with scratch_database(request.dsn, result) as scratch_dsn:
-        create_scratch_tables(scratch_dsn, columns)
+        create_scratch_tables(scratch_dsn, tables_without_definitions(backup_set, columns))
         result.restore = run_restore(RestoreRequest(
             target_dsn=scratch_dsn, root=request.root, timestamp=backup_set.key, tables=backup_set.tables,
             truncate_before_restore=EMBEDDING_TABLE in backup_set.tables, configured_root=request.configured_root,
@@ -143,6 +143,19 @@ def run_drill(request: DrillRequest) -> DrillResult:
         ]
     result.duration_seconds = time.monotonic() - started
     return result
+
+
+def tables_without_definitions(backup_set: BackupSet, columns: dict[str, list[Column]]) -> dict[str, list[Column]]:
+    """The tables the drill must create bare: a set that records its tables' definitions has
+    them created by the restore, keys and constraints included, so a set that drills restores."""
+    manifest = backup_set.manifest
+    with_definitions = {
+        table for table in backup_set.tables
+        if manifest is not None and manifest.tables[table].definition is not None
+    }
+    if with_definitions != set(backup_set.tables):
+        return columns  # one definition missing: none is used, so no foreign key points nowhere
+    return {}
 
 
 def recovery_time(restore: RestoreResult, targets: tuple[RtoTarget, ...]) -> RecoveryTime:

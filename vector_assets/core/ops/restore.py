@@ -77,6 +77,8 @@ from vector_assets.core.pg.indexes import (
     drop_foreign_keys,
     drop_primary_key,
     drop_secondary_indexes,
+    drop_unique_constraints,
+    drop_unique_indexes,
     recreate_indexes,
 )
 from vector_assets.core.pg.table_changes import (
@@ -529,17 +531,30 @@ def _drop_for_the_load(
     return indexes, ([primary_key] if primary_key else []) + foreign_keys
 
 
+KEY_KINDS = {"PRIMARY KEY": "primary key", "UNIQUE": "unique constraint", "FOREIGN KEY": "foreign key"}
+
+
 def _add_keys_back(cursor: psycopg2.extensions.cursor, keys: list[SavedKey], plan: PlannedTable | None) -> None:
     """The keys dropped for the load, back; a repeated or missing key in the set is named here."""
     for key in keys:
-        try:
+        kind = next((kind for prefix, kind in KEY_KINDS.items() if key.definition.startswith(prefix)), "constraint")
+        with _named_conflict(key.table, f"{plan.label if plan else key.table} cannot have {kind} {key.name}"):
             add_constraint(cursor, key)
-        except (psycopg2.IntegrityError, psycopg2.DataError) as error:
-            detail = (error.diag.message_detail or error.diag.message_primary or str(error)).strip()
-            kind = "primary key" if key.definition.startswith("PRIMARY KEY") else "foreign key"
-            raise RestoreConflictError(
-                f"table {key.table}: {plan.label} cannot have {kind} {key.name} ({detail}); nothing was restored"
-            ) from None
+
+
+def _add_unique_indexes_back(cursor: psycopg2.extensions.cursor, indexes: list[SavedIndex]) -> None:
+    for index in indexes:
+        with _named_conflict(index.table, f"the restored rows cannot have unique index {index.name}"):
+            recreate_indexes(cursor, [index])
+
+
+@contextmanager
+def _named_conflict(table: str, what: str) -> Iterator[None]:
+    try:
+        yield
+    except (psycopg2.IntegrityError, psycopg2.DataError) as error:
+        detail = (error.diag.message_detail or error.diag.message_primary or str(error)).strip()
+        raise RestoreConflictError(f"table {table}: {what} ({detail}); nothing was restored") from None
 
 
 def _loads_in_place(request: RestoreRequest, created: bool) -> bool:
@@ -550,23 +565,43 @@ def _apply_chain_in_place(
     cursor: psycopg2.extensions.cursor, plans: list[PlannedTable], outcomes: dict[str, TableRestore],
     request: RestoreRequest,
 ) -> None:
-    """Each increment across the tables in turn: upserts collections before embeddings, deletes
-    embeddings before collections, so the foreign key holds after every step."""
+    """Each increment across the tables in turn: its deleted keys, then its changed rows.
+
+    An increment holds the rows as they are at its two ends, never the order of the writes in
+    between: a collection deleted and created again under its name with a new uuid, two names
+    swapped, a key taken by another row. So the foreign keys between the tables, the unique
+    constraints and the unique indexes are off while the chain applies (this transaction
+    emptied or created the tables, so it holds them), and come back after the last increment,
+    checking every row at once. The primary keys stay: each increment keys its rows by them.
+    """
     if not plans or not plans[0].increments:
         return
     started = time.monotonic()
+    keys, unique_indexes = _relax_for_the_chain(cursor, [plan.table for plan in plans])
     for step in range(len(plans[0].increments)):
-        for plan in plans:
-            apply_increment(cursor, plan.table, sql.Identifier(plan.table), plan.increments[step], plan.header,
-                            partial(_load_files, cursor, plan, request.progress), deletes=False)
         for plan in reversed(plans):
             apply_increment(cursor, plan.table, sql.Identifier(plan.table), plan.increments[step], plan.header,
                             partial(_load_files, cursor, plan, request.progress), upserts=False)
+        for plan in plans:
+            apply_increment(cursor, plan.table, sql.Identifier(plan.table), plan.increments[step], plan.header,
+                            partial(_load_files, cursor, plan, request.progress), deletes=False)
     for plan in plans:
         outcomes[plan.table].rows_loaded = verify_final(
             cursor, plan.table, sql.Identifier(plan.table), plan.header, plan.final, plan.increments[-1].timestamp
         )
+    _add_keys_back(cursor, keys, None)
+    _add_unique_indexes_back(cursor, unique_indexes)
+    for plan in plans:
         outcomes[plan.table].duration_seconds += (time.monotonic() - started) / len(plans)
+
+
+def _relax_for_the_chain(cursor: psycopg2.extensions.cursor, held: list[str]) -> tuple[list[SavedKey], list[SavedIndex]]:
+    """Foreign keys between the held tables first (they may rely on a unique constraint), then
+    unique constraints and unique indexes."""
+    foreign = [key for table in held for key in drop_foreign_keys(cursor, table, held=tuple(held))]
+    unique = [key for table in held for key in drop_unique_constraints(cursor, table)]
+    indexes = [index for table in held for index in drop_unique_indexes(cursor, table)]
+    return unique + foreign, indexes
 
 
 def _apply_chain_to_stage(

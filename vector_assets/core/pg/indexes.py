@@ -103,6 +103,34 @@ def drop_foreign_keys(cursor: psycopg2.extensions.cursor, table: str, held: tupl
     return keys
 
 
+def drop_unique_constraints(cursor: psycopg2.extensions.cursor, table: str) -> list[SavedKey]:
+    """Drop the table's UNIQUE constraints (not its primary key) that no foreign key relies on
+    and that are neither inherited nor commented."""
+    cursor.execute(
+        """
+        SELECT n.nspname, t.relname, k.conname, pg_get_constraintdef(k.oid)
+        FROM pg_constraint k
+        JOIN pg_class t ON t.oid = k.conrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        WHERE k.conrelid = %s::regclass AND k.contype = 'u'
+          AND k.conparentid = 0 AND k.coninhcount = 0 AND t.relkind = 'r'
+          AND obj_description(k.oid, 'pg_constraint') IS NULL AND obj_description(k.conindid, 'pg_class') IS NULL
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = k.conindid)
+        ORDER BY k.conname
+        """,
+        (regclass_literal(cursor, table),),
+    )
+    keys = [SavedKey(*found) for found in cursor.fetchall()]
+    for key in keys:
+        _drop_constraint(cursor, key)
+    return keys
+
+
+def drop_unique_indexes(cursor: psycopg2.extensions.cursor, table: str) -> list[SavedIndex]:
+    """Drop the table's unique indexes that back no constraint (``CREATE UNIQUE INDEX``)."""
+    return _drop_indexes(cursor, table, unique=True)
+
+
 def _drop_constraint(cursor: psycopg2.extensions.cursor, key: SavedKey) -> None:
     cursor.execute(
         sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(key.schema, key.table), sql.Identifier(key.name))
@@ -122,6 +150,10 @@ def drop_secondary_indexes(cursor: psycopg2.extensions.cursor, table: str) -> li
 
     Unique indexes stay: they keep the load checked, and a replica identity index is unique.
     """
+    return _drop_indexes(cursor, table, unique=False)
+
+
+def _drop_indexes(cursor: psycopg2.extensions.cursor, table: str, unique: bool) -> list[SavedIndex]:
     cursor.execute(
         """
         SELECT n.nspname, t.relname, c.relname, pg_get_indexdef(i.indexrelid), ts.spcname,
@@ -133,11 +165,11 @@ def drop_secondary_indexes(cursor: psycopg2.extensions.cursor, table: str) -> li
         JOIN pg_class t ON t.oid = i.indrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace
-        WHERE i.indrelid = %s::regclass AND NOT i.indisunique
+        WHERE i.indrelid = %s::regclass AND i.indisunique = %s AND NOT i.indisprimary AND NOT i.indisreplident
           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
         ORDER BY c.relname
         """,
-        (regclass_literal(cursor, table),),
+        (regclass_literal(cursor, table), unique),
     )
     saved = [
         SavedIndex(schema, table_name, name, definition, tablespace, comment, clustered, tuple(map(tuple, statistics)))

@@ -41,6 +41,9 @@ def scratch_dsn(dsn: str, database: str) -> str:
 
 
 def create_scratch_tables(dsn: str, columns: dict[str, list[Column]]) -> None:
+    """The scratch schema, and a bare table (columns only) for each table in ``columns``: those
+    of a set that holds no definitions. The restore creates the others from the set's own
+    definitions, with their keys, constraints and indexes, as it would in an empty database."""
     conn = connect(dsn)
     try:
         with conn.cursor() as cursor:
