@@ -302,8 +302,8 @@ def undo_command(result: RestoreResult, target: str | None) -> str | None:
         return None
     tables = " ".join(safety.manifest.tables)
     target_part = f" --target {target}" if target else ""
-    if result.collection is not None and result.collection.existed_before:
-        # The safety set holds the collection as it was: putting back that one collection is enough.
+    if result.collection is not None:
+        # The safety set holds the collection as it was, or records it absent: that one collection is put back.
         what = f"--collection {shlex.quote(result.collection.restored_as)}"
     else:
         what = f"--tables {tables}"

@@ -384,3 +384,53 @@ def test_the_cli_restores_one_collection_and_its_undo_puts_back_exactly_what_was
 
     assert main(["restore", key, "--rename-to", "sql_v2"]) == 2
     assert "rename_collection_to (--rename-to) needs collection (--collection)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["deleted since the set", "restored under a new name"])
+def test_the_undo_of_a_collection_that_did_not_exist_removes_just_it_and_keeps_later_changes(
+    how, monkeypatch, store_db, backup_root, capsys
+):
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
+    key = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS)).timestamp
+    if how == "deleted since the set":
+        execute(store_db, "DELETE FROM langchain_pg_collection WHERE name = 'sql'")
+        restore, restored_as = ["restore", key, "--collection", "sql", "--replace"], "sql"
+    else:
+        restore, restored_as = ["restore", key, "--collection", "sql", "--rename-to", "sql_v2"], "sql_v2"
+    before = tables_now(store_db)
+
+    assert main(restore) == 0
+    undo = next(line for line in capsys.readouterr().out.splitlines() if "to undo: " in line).split("to undo: ")[1]
+    assert f"--collection {restored_as} " in undo + " " and "--replace" in undo and "--tables" not in undo
+    # Later work on the other collections must survive the undo.
+    execute(store_db, "UPDATE langchain_pg_embedding SET document = 'edited after the restore' WHERE collection_id = "
+                      "(SELECT uuid FROM langchain_pg_collection WHERE name = 'ddl')")
+    execute(store_db, "INSERT INTO langchain_pg_collection (uuid, name) VALUES (gen_random_uuid(), 'created later')")
+    later = rows_of(store_db, (restored_as,), others=True)
+
+    assert main(shlex.split(undo)[1:]) == 0
+
+    out = capsys.readouterr().out
+    assert f"collection {restored_as!r} (uuid " in out and "removed, as the set records it absent" in out
+    assert rows_of(store_db, (restored_as,)) == {"collections": Counter(), "embeddings": Counter()}
+    assert rows_of(store_db, (restored_as,), others=True) == later
+    assert sum(tables_now(store_db)["langchain_pg_collection"].values()) == sum(before["langchain_pg_collection"].values()) + 1
+    # The undo kept what it removed: its own undo puts the collection back.
+    redo = next(line for line in out.splitlines() if "to undo: " in line).split("to undo: ")[1]
+    assert main(shlex.split(redo)[1:] + ["--no-safety-backup"]) == 0
+    assert len(rows_of(store_db, (restored_as,))["embeddings"]) == 100
+
+
+def test_a_set_that_records_a_collection_absent_removes_it_only_in_replace_mode(store_db, backup_root):
+    key = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS)).timestamp
+    renamed = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=key, collection="sql",
+                                         rename_collection_to="sql_v2"))
+    safety = renamed.safety_set
+    assert safety.manifest.absent_collections == ("sql_v2",)
+    before, files = tables_now(store_db), folder_snapshot(backup_root)
+
+    with pytest.raises(UnknownCollectionError, match="records collection 'sql_v2' as absent: only a replace"):
+        run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=safety.timestamp,
+                                   collection="sql_v2"))
+    assert tables_now(store_db) == before and folder_snapshot(backup_root) == files

@@ -121,8 +121,8 @@ def undo_instructions(result: RestoreResult, safety_key: str, target: str) -> di
         "ops:\n  restore_from_backup_set:\n    config:\n"
         f"      target: {target}\n      tables: [{', '.join(tables)}]\n      truncate_before_restore: true"
     )
-    if result.collection is not None and result.collection.existed_before:
-        # The safety set holds the collection as it was: putting back that one collection is enough.
+    if result.collection is not None:
+        # The safety set holds the collection as it was, or records it absent: that one collection is put back.
         name = result.collection.restored_as
         cli = f"vector-assets restore {safety_key} --replace --collection {shlex.quote(name)}{target_flag}"
         launchpad += f"\n      collection: {json.dumps(name, ensure_ascii=False)}"

@@ -219,6 +219,7 @@ class SetTarget:
     row_index: bool = False  # write each table's row index (always, for an increment)
     parent: Parent | None = None  # an increment's parent
     fallback: str | None = None  # why an incremental backup became a full one
+    absent_collections: tuple[str, ...] = ()  # see Manifest.absent_collections
 
     @property
     def set_format(self) -> SetFormat:
@@ -284,6 +285,7 @@ def _write_and_publish(
         format_version=_format_version(target),
         parent=target.parent.timestamp if target.parent else None,
         fallback=target.fallback,
+        absent_collections=target.absent_collections,
     )
     manifest_name = manifest_file_name(target.timestamp)
     body = manifest.to_json().encode()

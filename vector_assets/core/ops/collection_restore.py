@@ -37,6 +37,12 @@ Refused, with nothing changed: a collection name the set holds twice or the targ
 (the older layout has no UNIQUE name), a target collection of that name under another uuid in
 append mode (replace it, or restore it under another name), and a collection uuid the target
 uses under another name.
+
+**Undo.** When the restored collection did not exist in the target, the restore's
+``pre_restore`` set records its name as absent. Restoring that collection from that set in
+replace mode puts it back as it was: it removes the collection (its embeddings, then its row),
+and every other collection stays as it is. So the undo of any collection restore touches only
+that collection.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ from vector_assets.core.pg.collections import (
     collection_with_uuid,
     collections_in,
     collections_named,
+    delete_collection_row,
     delete_embeddings_of,
     keep_only,
     map_staged_uuid_keys,
@@ -122,6 +129,7 @@ class CollectionRestore:
     uuid: str  # its uuid in the target now
     mode: str  # REPLACE or APPEND
     replaced_uuid: str | None = None  # the target's collection of that name before, if it had one
+    removed: bool = False  # the set records the collection as absent: the restore removed it
     embeddings_in_set: int = 0
     embeddings_deleted: int = 0
     embeddings_loaded: int = 0
@@ -137,6 +145,13 @@ class CollectionRestore:
 
     def describe(self) -> str:
         """One line for the log, the CLI and the run's metadata."""
+        if self.removed:
+            if not self.existed_before:
+                return f"collection {self.name!r} is absent in the set and was absent in the target: nothing to remove"
+            return (
+                f"collection {self.name!r} (uuid {self.replaced_uuid}) removed, as the set records it absent: "
+                f"{self.embeddings_deleted:,} embeddings deleted"
+            )
         as_name = f" as {self.restored_as!r}" if self.renamed else ""
         replaced = f", {self.embeddings_deleted:,} embeddings deleted" if self.mode == REPLACE else ""
         skipped = f", {self.embeddings_skipped:,} skipped" if self.embeddings_skipped else ""
@@ -163,21 +178,28 @@ def load_collection(
             lock_against_writers(cursor, MANAGED_TABLES)
         result.collection = _find_in_target(cursor, request, found)
         outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
-        result.safety_set = _back_up_what_is_replaced(cursor, request, result.backup_set, outcomes)
-        _load(cursor, request, plans, collection_stage, result.collection, outcomes)
+        absent = () if result.collection.existed_before else (result.collection.restored_as,)
+        result.safety_set = _back_up_what_is_replaced(cursor, request, result.backup_set, outcomes, absent)
+        if found is None:
+            _remove(cursor, result.collection, outcomes)
+        else:
+            _load(cursor, request, plans, collection_stage, result.collection, outcomes)
         to_build = [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
         finish_tables(conn, cursor, request, planned, to_build, outcomes, result)
 
 
 def _find_in_set(
     cursor: psycopg2.extensions.cursor, plan: PlannedTable, request: RestoreRequest, backup_set: BackupSet
-) -> tuple[sql.Identifier, StoredCollection]:
-    """Stage the set's collection table, find the collection by name, and keep only its row."""
+) -> tuple[sql.Identifier, StoredCollection | None]:
+    """Stage the set's collection table, find the collection by name, and keep only its row.
+    None: the set records the collection as absent, and a replace puts it back so (removes it)."""
     _require_columns(plan, (COLLECTION_KEY, COLLECTION_NAME))
     stage, staged = stage_rows(cursor, plan, request.progress)
     _require_every_row(plan, staged)
     held = collections_in(cursor, stage)
     matching = sorted({c.uuid: c for c in held if c.name == request.collection}.values(), key=lambda c: c.uuid)
+    if not matching and _recorded_absent(request, backup_set):
+        return stage, None
     if not matching:
         raise UnknownCollectionError(
             f"set {backup_set.key} holds no collection named {request.collection!r}; "
@@ -193,6 +215,34 @@ def _find_in_set(
     return stage, matching[0]
 
 
+def _recorded_absent(request: RestoreRequest, backup_set: BackupSet) -> bool:
+    """The set is a collection restore's safety set taken when this collection did not exist."""
+    manifest = backup_set.manifest
+    absent = manifest is not None and request.collection in manifest.absent_collections
+    if absent and not request.truncate_before_restore:
+        raise UnknownCollectionError(
+            f"set {backup_set.key} records collection {request.collection!r} as absent: only a replace "
+            "(truncate_before_restore, --replace) can put it back so, by removing it; nothing was changed"
+        )
+    if absent and request.rename_collection_to:
+        raise UnknownCollectionError(
+            f"set {backup_set.key} records collection {request.collection!r} as absent: there is nothing to "
+            "restore under another name; nothing was changed"
+        )
+    return absent
+
+
+def _remove(cursor: psycopg2.extensions.cursor, collection: CollectionRestore, outcomes: dict[str, TableRestore]) -> None:
+    """Put back a collection the set records as absent: its embeddings, then its row, go."""
+    started = time.monotonic()
+    if collection.existed_before:
+        deleted = delete_embeddings_of(cursor, collection.replaced_uuid)
+        collection.embeddings_deleted = outcomes[EMBEDDING_TABLE].rows_truncated = deleted
+        outcomes[COLLECTION_TABLE].rows_truncated = delete_collection_row(cursor, collection.replaced_uuid)
+    for outcome in outcomes.values():
+        outcome.duration_seconds = time.monotonic() - started
+
+
 def _listing(held: list[StoredCollection]) -> str:
     names = sorted({repr(c.name) if c.name is not None else "one without a name (NULL)" for c in held})
     if not names:
@@ -202,10 +252,12 @@ def _listing(held: list[StoredCollection]) -> str:
 
 
 def _find_in_target(
-    cursor: psycopg2.extensions.cursor, request: RestoreRequest, found: StoredCollection
+    cursor: psycopg2.extensions.cursor, request: RestoreRequest, found: StoredCollection | None
 ) -> CollectionRestore:
-    """Which target collection the restore replaces or adds to, or why it must not go ahead."""
+    """Which target collection the restore replaces, adds to or removes, or why it must not go ahead."""
     name = request.rename_collection_to or request.collection
+    if found is None:
+        return _to_remove(cursor, name)
     new_uuid = renamed_collection_uuid(found.uuid, name) if request.rename_collection_to else found.uuid
     mode = REPLACE if request.truncate_before_restore else APPEND
     existing = collections_named(cursor, name)
@@ -228,6 +280,17 @@ def _find_in_target(
             f"{name!r} needs: restore it under another name (rename_collection_to); nothing was changed"
         )
     return CollectionRestore(request.collection, name, found.uuid, new_uuid, mode, replaced_uuid=replaced)
+
+
+def _to_remove(cursor: psycopg2.extensions.cursor, name: str) -> CollectionRestore:
+    existing = collections_named(cursor, name)
+    if len(existing) > 1:
+        raise RestoreConflictError(
+            f"the target holds {len(existing)} collections named {name!r} (uuids {', '.join(existing)}): "
+            "which one to remove is ambiguous; nothing was changed"
+        )
+    replaced = existing[0] if existing else None
+    return CollectionRestore(name, name, "", replaced or "", REPLACE, replaced_uuid=replaced, removed=True)
 
 
 def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRestore:

@@ -444,7 +444,8 @@ def _discard_safety_set(safety_set: BackupResult, log_before: bytes | None) -> N
 
 
 def _back_up_what_is_replaced(
-    cursor: psycopg2.extensions.cursor, request: RestoreRequest, backup_set: BackupSet, outcomes: dict[str, TableRestore]
+    cursor: psycopg2.extensions.cursor, request: RestoreRequest, backup_set: BackupSet, outcomes: dict[str, TableRestore],
+    absent_collections: tuple[str, ...] = (),
 ) -> BackupResult | None:
     """The guarded truncate's mechanism, reused: under the lock and in the restore's own
     transaction, the tables as they are now go into a ``pre_restore`` set beside the set being
@@ -457,6 +458,7 @@ def _back_up_what_is_replaced(
     target = SetTarget(
         folder, backup_set.location, free_timestamp(folder, None), describe_dsn(request.target_dsn).as_dict(),
         kind=PRE_RESTORE, progress=request.progress, format=_safety_set_format(backup_set),
+        absent_collections=absent_collections,
     )
     try:
         return write_set(cursor, target, tuple(outcomes))

@@ -124,6 +124,15 @@ def delete_embeddings_of(cursor: psycopg2.extensions.cursor, uuid: str) -> int:
     return cursor.rowcount
 
 
+def delete_collection_row(cursor: psycopg2.extensions.cursor, uuid: str) -> int:
+    """Delete one collection's row, once its embeddings are gone; returns how many rows (0 or 1)."""
+    cursor.execute(
+        sql.SQL("DELETE FROM {} WHERE {} = %s::uuid").format(sql.Identifier(COLLECTION_TABLE), sql.Identifier(COLLECTION_KEY)),
+        (uuid,),
+    )
+    return cursor.rowcount
+
+
 def overwrite_collection_row(
     cursor: psycopg2.extensions.cursor, stage: sql.Identifier, columns: list[str], uuid: str
 ) -> int:

@@ -159,6 +159,9 @@ class Manifest:
     format: str = CSV_FORMAT  # the data files' format: csv, csv.zst, pgcopy, pgcopy.zst
     parent: str | None = None  # an increment's parent set: a timestamp in the same location
     fallback: str | None = None  # why an incremental backup wrote a full set instead
+    # A collection restore's pre_restore set: names the target did not hold when it was taken.
+    # Restoring one of them from this set (replace mode) puts it back as it was: absent.
+    absent_collections: tuple[str, ...] = ()
 
     @property
     def is_increment(self) -> bool:
@@ -171,6 +174,7 @@ class Manifest:
             "kind": self.kind,
             **({"parent": self.parent} if self.parent else {}),
             **({"fallback": self.fallback} if self.fallback else {}),
+            **({"absent_collections": list(self.absent_collections)} if self.absent_collections else {}),
             "format": self.format,
             "codec": "zstd" if self.format.endswith(".zst") else None,
             "created_at": self.created_at,
@@ -213,6 +217,7 @@ class Manifest:
             kind=str(data.get("kind", FULL)),
             parent=data.get("parent"),
             fallback=data.get("fallback"),
+            absent_collections=tuple(str(name) for name in data.get("absent_collections", [])),
             format=str(data.get("format", CSV_FORMAT)),
             created_at=str(data["created_at"]),
             location=str(data["location"]),
