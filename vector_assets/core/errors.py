@@ -54,6 +54,13 @@ class DatabaseError(VectorAssetsError):
     Trying again will not help until something changes."""
 
 
+class StatementCancelledError(VectorAssetsError):
+    """The server cancelled a statement (a cancel request, a timeout) on a connection that is
+    still open: the connection was never lost, and trying again later may work."""
+
+    retryable = True
+
+
 class DatabaseAccessError(VectorAssetsError):
     """The server refused the login (wrong password, unknown role or database, pg_hba rule).
     Trying again will not help until the configuration changes."""
@@ -65,6 +72,16 @@ class TableNotFoundError(VectorAssetsError):
 
 class BackupWriteError(VectorAssetsError):
     """A backup file could not be written (disk full, permissions, connection lost mid-COPY)."""
+
+
+class BackupReadError(VectorAssetsError):
+    """A backup file on disk could not be read (an I/O error, a network mount gone, no permission);
+    the message names the file. Never a database error, even when it stops a COPY FROM.
+    Retryable when its cause may pass (a timeout, a stale network mount)."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class BackupSetExistsError(VectorAssetsError):

@@ -21,6 +21,7 @@ from vector_assets.core.errors import (
     DatabaseError,
     DatabaseUnreachableError,
     LockTimeoutError,
+    StatementCancelledError,
     VectorAssetsError,
 )
 
@@ -154,13 +155,16 @@ RETRYABLE_STATEMENT_ERRORS = (psycopg2.errors.DeadlockDetected, psycopg2.errors.
 def our_error(dsn: str, doing: str, error: psycopg2.Error, connection_lost: bool = False) -> VectorAssetsError:
     """The driver's error as one of ours: named server, what we were doing, password redacted,
     and ``retryable`` set by what the error is. A connection that died mid-COPY may surface as
-    a plain DatabaseError; ``connection_lost`` (the connection is closed) says what it was."""
+    a plain DatabaseError; ``connection_lost`` (the connection is closed) says what it was.
+    A cancelled statement is an OperationalError too, but the connection is still there."""
     where = f"{doing}: {describe_dsn(dsn)}" if dsn else doing
     reason = redact(" ".join(str(error).split()), dsn)
     if isinstance(error, psycopg2.errors.LockNotAvailable):
         return LockTimeoutError(f"timed out waiting for a lock {where}: {reason}")
     if isinstance(error, RETRYABLE_STATEMENT_ERRORS):
         return LockTimeoutError(f"a concurrent transaction got in the way {where}: {reason}")
+    if isinstance(error, psycopg2.errors.QueryCanceled) and not connection_lost:
+        return StatementCancelledError(f"the database cancelled a statement {where}, the connection is still open: {reason}")
     if isinstance(error, psycopg2.OperationalError) or connection_lost:
         return DatabaseUnreachableError(f"lost the database connection {where}: {reason}")
     return DatabaseError(f"the database refused a statement {where}: {reason}")

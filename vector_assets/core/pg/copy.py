@@ -52,9 +52,36 @@ def copy_in(
     """Load ``source`` (CSV with a header unless ``options`` say otherwise) into ``target``;
     returns the rows loaded.
 
-    Driver errors are left to the caller, which knows which file they came from.
+    Whatever ``source.read`` raises (the object store broke off, the file is damaged, an
+    interrupt) is raised here as it was: psycopg2 would turn it into a cancelled COPY, a
+    database error, though the database was never at fault. The COPY is cancelled all the same,
+    so the caller's transaction rolls back. Driver errors are left to the caller, which knows
+    which file they came from.
     """
     options = options + (", FREEZE" if freeze else "")
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (" + options + ")").format(target, column_list(columns))
-    cursor.copy_expert(statement, source, size=COPY_CHUNK_BYTES)
+    reading = ReadingSide(source)
+    try:
+        cursor.copy_expert(statement, reading, size=COPY_CHUNK_BYTES)
+    except psycopg2.Error:
+        if reading.failure is None:
+            raise
+    if reading.failure is not None:  # raised outside the handler: the error keeps its own cause
+        raise reading.failure
     return cursor.rowcount
+
+
+class ReadingSide:
+    """What COPY FROM reads through: keeps whatever the source raised, which psycopg2 swallows
+    (it ends the COPY with the exception's text, and raises the server's refusal instead)."""
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+        self.failure: BaseException | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._source.read(size)
+        except BaseException as error:
+            self.failure = error
+            raise

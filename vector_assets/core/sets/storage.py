@@ -9,6 +9,7 @@ so a half-deleted set is never mistaken for a complete or a damaged one.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import queue
 import threading
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from vector_assets.core.errors import BackupWriteError
+from vector_assets.core.errors import BackupReadError, BackupWriteError
 from vector_assets.core.hashing import Sha256Stream
 from vector_assets.core.sets.naming import (
     BACKUP_FOLDER_NAME,
@@ -98,6 +99,48 @@ def describe_os_error(exc: OSError, path: Path) -> str:
     if exc.errno == errno.ENOSPC:
         return f"disk full while writing {path}"
     return f"cannot write {path}: {exc.strerror or exc}"
+
+
+# A read that may succeed later: a timeout, a network mount gone stale or briefly away.
+PASSING_READ_ERRNOS = {
+    errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.ESTALE, errno.ENETDOWN, errno.ENETUNREACH,
+    errno.ENETRESET, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTDOWN, errno.EHOSTUNREACH,
+}
+
+
+def read_error(exc: OSError, path: Path) -> BackupReadError:
+    return BackupReadError(f"cannot read {path}: {exc.strerror or exc}", retryable=exc.errno in PASSING_READ_ERRNOS)
+
+
+class FileReader(io.FileIO):
+    """A set's file on disk, read raw. An OS error opening or reading it (an I/O error, a stale
+    network mount) is a BackupReadError naming the file, whoever reads it: a COPY FROM fed by
+    it then fails as the file's fault, never the database's."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            super().__init__(path, "rb")
+        except OSError as exc:
+            raise read_error(exc, path) from exc
+        self._path = path
+
+    def readinto(self, buffer) -> int | None:
+        try:
+            return super().readinto(buffer)
+        except OSError as exc:
+            raise read_error(exc, self._path) from exc
+
+    def readall(self) -> bytes:
+        try:
+            return super().readall()
+        except OSError as exc:
+            raise read_error(exc, self._path) from exc
+
+    def read(self, size: int = -1) -> bytes | None:
+        try:
+            return super().read(size)
+        except OSError as exc:
+            raise read_error(exc, self._path) from exc
 
 
 @contextmanager
@@ -301,7 +344,7 @@ class DiskFolder:
         return path.stat().st_size if path.is_file() else None
 
     def open_reader(self, name: str) -> BinaryIO:
-        return open(self.path / name, "rb")
+        return io.BufferedReader(FileReader(self.path / name))
 
     def open_writer(self, name: str) -> HashingWriter:
         return HashingWriter(TmpFileTarget(self.path / name), name)
