@@ -56,6 +56,23 @@ OFFSITE_ROOT = Setting(
 # Read by obstore itself, with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION; named here
 # because a plain http:// endpoint (MinIO, a local test server) has to be allowed explicitly.
 AWS_ENDPOINT_URL = Setting("AWS_ENDPOINT_URL", "", "the S3-compatible endpoint (MinIO, R2, Ceph); empty: AWS")
+# The other endpoint variables obstore reads, per kind of root, in the order it prefers them.
+# Errors name the one that is set, and an http:// endpoint in any of them is allowed.
+AWS_ENDPOINT_URL_S3 = Setting("AWS_ENDPOINT_URL_S3", "", "an S3 endpoint that takes precedence over AWS_ENDPOINT_URL")
+AWS_ENDPOINT = Setting("AWS_ENDPOINT", "", "an older name of AWS_ENDPOINT_URL")
+AZURE_STORAGE_ENDPOINT = Setting("AZURE_STORAGE_ENDPOINT", "", "an az:// root's Blob endpoint (Azurite); empty: Azure")
+AZURE_ENDPOINT = Setting("AZURE_ENDPOINT", "", "another name of AZURE_STORAGE_ENDPOINT")
+GOOGLE_BASE_URL = Setting("GOOGLE_BASE_URL", "", "a gs:// root's endpoint (fake-gcs-server); empty: Google")
+S3_ENDPOINTS = (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS_ENDPOINT)
+AZURE_ENDPOINTS = (AZURE_STORAGE_ENDPOINT, AZURE_ENDPOINT)
+GCS_ENDPOINTS = (GOOGLE_BASE_URL,)
+# Secrets obstore reads from the environment: never in a message (object_store.py cuts them out).
+OBJECT_STORE_SECRET_VARIABLES = (
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_TOKEN", "AWS_SSE_CUSTOMER_KEY_BASE64",
+    "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_MASTER_KEY", "AZURE_STORAGE_SAS_KEY",
+    "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CLIENT_SECRET", "AZURE_CLIENT_SECRET", "AZURE_STORAGE_TOKEN",
+    "AZURE_ENCRYPTION_KEY", "AZURE_FABRIC_SESSION_TOKEN", "GOOGLE_SERVICE_ACCOUNT_KEY", "GOOGLE_BEARER_TOKEN",
+)
 DAGSTER_PG_URL = Setting("DAGSTER_PG_URL", "", "Dagster's own storage, as postgresql+psycopg2://…")
 BACKUP_CRON = Setting("VECTOR_ASSETS_BACKUP_CRON", "0 2 * * *", "when vector_backup_schedule backs up")
 INCREMENTAL_CRON = Setting(
@@ -128,6 +145,13 @@ ALL_SETTINGS = (
     INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS, KEEP_TRUNCATED_DAYS,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
+
+
+def object_store_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The values of those secrets that are set, longest first."""
+    env = os.environ if environ is None else environ
+    values = {(env.get(name) or "").strip() for name in OBJECT_STORE_SECRET_VARIABLES}
+    return sorted((value for value in values if len(value) >= 4), key=len, reverse=True)
 
 
 def sensor_interval_seconds(setting: Setting = SENSOR_INTERVAL) -> int:

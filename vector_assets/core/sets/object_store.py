@@ -1,7 +1,9 @@
 """Sets in an object store: S3 and S3-compatible servers (MinIO, R2, Ceph), GCS and Azure,
 through ``obstore``. Credentials and the endpoint come from the store's standard environment
-variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``),
-which obstore reads itself; no secret passes through this code.
+variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``;
+``AZURE_STORAGE_*``; ``GOOGLE_*``), which obstore reads itself; no secret passes through this
+code, which reads their values only to cut them out of its messages. An error names the bucket
+and key, the provider's own endpoint variable, and the store's cause.
 
 An object becomes visible when its upload completes, so there is no rename to publish with.
 A set being written is hidden instead by a marker object ``vector_backup_<ts>.json.tmp``
@@ -41,16 +43,70 @@ PART_BYTES = 8 << 20
 PARTS_IN_FLIGHT = 4
 READ_CHUNK_BYTES = 1 << 20
 ERROR_CODE = re.compile(r"<Code>([^<]+)</Code>")
+ERROR_MESSAGE = re.compile(r"<Message>([^<]+)</Message>")
 ACCESS_CODES = {
     "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
     "AuthorizationHeaderMalformed", "AllAccessDisabled", "AccountProblem",
+    "AuthenticationFailed", "AuthorizationFailure", "AuthorizationPermissionMismatch", "InsufficientAccountPermissions",
 }
 THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable",
-                  "InternalError", "RequestTimeout"}
+                  "InternalError", "RequestTimeout", "ServerBusy", "OperationTimedOut"}
 # Phrases of the HTTP client's errors when no answer came; "retry_timeout" is in every message.
 UNREACHABLE_HINTS = ("error sending request", "connection closed", "connection reset", "Connection refused",
                      "operation timed out", "error decoding response body", "dns error",
-                     "503 Service Unavailable", "429 Too Many Requests")
+                     "request or response body error", "IncompleteBody")
+# The HTTP client's own kinds of failure (object_store's HttpErrorKind) that another try may not meet:
+# no connection, a request that never got an answer, a body cut off part-way, a timeout.
+TRANSIENT_HTTP_KINDS = {"Connect", "Request", "Interrupted", "Timeout"}
+HTTP_KIND = re.compile(r"HttpError \{\s*kind: (\w+)")
+# A status that says "later": too many requests, or the server failing (500, 502, 503, 504).
+RETRY_LATER_STATUS = re.compile(r"status code: ((?:429|5\d\d) [^:<]*)")
+# The display chain of a retried request: "Error performing GET <url> in 2.1s, after 10 retries, … - <cause>".
+RETRIED_REQUEST = re.compile(r"Error performing \S+ \S+ in .*? - (.*)", re.DOTALL)
+RETRIES = re.compile(r"after (\d+) retries")
+# The innermost detail of obstore's debug rendering: an OS message, or a bare variant name.
+OS_MESSAGE = re.compile(r'message: "([^"]+)"')
+LEAF_VARIANT = re.compile(r"(?:source|error): ([A-Z]\w*),?\s*\n")
+URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#]*)[?#]\S*", re.IGNORECASE)
+URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
+CAUSE_MAX_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Provider:
+    """What an error names for a kind of root: the provider's own endpoint and credential variables."""
+
+    name: str
+    endpoints: tuple[settings.Setting, ...]  # in the order obstore prefers them
+    credentials: str
+
+    def endpoint(self) -> tuple[str, str] | None:
+        """The endpoint obstore uses, with the variable it came from; None: the provider's default."""
+        for setting in self.endpoints:
+            value = setting.get()
+            if value:
+                return value, setting.name
+        return None
+
+    def describe_endpoint(self) -> str:
+        found = self.endpoint()
+        if found is None:
+            return f"{self.name}'s default endpoint; {self.endpoints[0].name} is not set"
+        value, name = found
+        return f"endpoint {without_userinfo(value)} from {name}"
+
+
+S3 = Provider("S3", settings.S3_ENDPOINTS, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's permissions")
+AZURE = Provider(
+    "Azure", settings.AZURE_ENDPOINTS,
+    "AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_TOKEN) and the container's permissions",
+)
+GCS = Provider("GCS", settings.GCS_ENDPOINTS, "GOOGLE_SERVICE_ACCOUNT (or GOOGLE_APPLICATION_CREDENTIALS) and the bucket's permissions")
+PROVIDERS = {"s3": S3, "s3a": S3, "az": AZURE, "abfs": AZURE, "abfss": AZURE, "gs": GCS}
+
+
+def provider_of(url: str) -> Provider:
+    return PROVIDERS.get(url.split("://", 1)[0].strip().lower(), S3)
 
 
 def is_object_store_url(text: str) -> bool:
@@ -58,29 +114,63 @@ def is_object_store_url(text: str) -> bool:
 
 
 def classify_error(exc: Exception, action: str, where: str) -> VectorAssetsError:
-    """A typed one-line error naming the object at fault; never the store's raw text, which
-    is long (it carries the XML body), though it holds no secret."""
+    """A typed one-line error naming the object at fault and keeping the store's cause; never
+    the store's raw text, which is long (it carries URLs, the XML body and a debug dump)."""
     if isinstance(exc, VectorAssetsError):
         return exc
     text = str(exc)
+    provider = provider_of(where)
     code_match = ERROR_CODE.search(text)
     code = code_match.group(1) if code_match else None
     if code in ACCESS_CODES or isinstance(exc, (obstore.exceptions.PermissionDeniedError,
                                                 obstore.exceptions.UnauthenticatedError)):
         return ObjectStoreAccessError(
-            f"the object store refused to {action} {where} ({code or 'access denied'}); check "
-            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's permissions"
+            f"the object store refused to {action} {where} ({code or error_cause(text)}); check {provider.credentials}"
         )
-    if code == "NoSuchBucket":
+    if code in ("NoSuchBucket", "ContainerNotFound"):
         return ObjectStoreAccessError(f"cannot {action} {where}: the bucket {bucket_of(where)!r} does not exist")
     if isinstance(exc, FileNotFoundError):
         return ObjectMissingError(f"cannot {action} {where}: no such object")
-    if code in THROTTLE_CODES or any(hint in text for hint in UNREACHABLE_HINTS):
-        reason = f"throttled ({code})" if code in THROTTLE_CODES else "the server is unreachable or the connection broke"
-        endpoint = settings.AWS_ENDPOINT_URL.get() or "the store's default endpoint"
-        return ObjectStoreUnreachableError(f"cannot {action} {where}: {reason} (endpoint {endpoint})")
-    first_line = text.splitlines()[0][:200] if text else type(exc).__name__
-    return ObjectStoreError(f"cannot {action} {where}: {code or first_line}")
+    kind = HTTP_KIND.search(text)
+    status = RETRY_LATER_STATUS.search(text)
+    if code in THROTTLE_CODES:
+        reason = f"throttled or failing ({code})"
+    elif status:
+        reason = f"throttled or failing (HTTP {status.group(1).strip()})"
+    elif (kind and kind.group(1) in TRANSIENT_HTTP_KINDS) or any(hint in text for hint in UNREACHABLE_HINTS):
+        reason = "the server is unreachable or the connection broke"
+    else:
+        return ObjectStoreError(f"cannot {action} {where}: {error_cause(text) or type(exc).__name__} "
+                                f"({provider.describe_endpoint()})")
+    return ObjectStoreUnreachableError(
+        f"cannot {action} {where}: {reason} ({provider.describe_endpoint()}): {error_cause(text)}"
+    )
+
+
+def error_cause(text: str) -> str:
+    """The innermost part of obstore's error chain, on one line, without URLs' query strings or
+    any secret: ``HTTP error: builder error (BadScheme)``, not the request that carried it."""
+    display, _, debug = text.partition("\n\nDebug source:")
+    retried = RETRIED_REQUEST.search(display)
+    cause = retried.group(1) if retried else re.sub(r"^Generic \w+ error: ", "", display)
+    if "<" in cause:  # an XML or HTML body: its code and message, not its markup
+        code, message = ERROR_CODE.search(cause), ERROR_MESSAGE.search(cause)
+        cause = cause.split("<", 1)[0].rstrip(": \n")
+        cause += "".join(f": {part.group(1)}" for part in (code, message) if part)
+    leaf = OS_MESSAGE.findall(debug) or LEAF_VARIANT.findall(debug)
+    if leaf and leaf[-1].lower() not in cause.lower():
+        cause += f" ({leaf[-1]})"
+    retries = RETRIES.search(display)
+    if retries:
+        cause += f", after {retries.group(1)} retries"
+    cause = without_userinfo(URL_QUERY.sub(r"\1", " ".join(cause.split())))
+    for secret in settings.object_store_secrets():
+        cause = cause.replace(secret, "***")
+    return cause if len(cause) <= CAUSE_MAX_CHARS else cause[: CAUSE_MAX_CHARS - 1] + "…"
+
+
+def without_userinfo(text: str) -> str:
+    return URL_USERINFO.sub(r"\1", text)
 
 
 def bucket_of(url: str) -> str:
@@ -98,9 +188,10 @@ def store_errors(action: str, where: str) -> Iterator[None]:
 
 
 def open_store(url: str) -> Any:
-    """An obstore store for the URL; a plain ``http://`` endpoint (MinIO, moto) is allowed."""
-    endpoint = settings.AWS_ENDPOINT_URL.get()
-    options = {"allow_http": True} if endpoint.startswith("http://") else None
+    """An obstore store for the URL; a plain ``http://`` endpoint (MinIO, Azurite, moto) in the
+    provider's own endpoint variable is allowed."""
+    endpoint = provider_of(url).endpoint()
+    options = {"allow_http": True} if endpoint and endpoint[0].lower().startswith("http://") else None
     with store_errors("open", url):
         return from_url(url, client_options=options)
 
