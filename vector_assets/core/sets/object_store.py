@@ -91,7 +91,9 @@ class Provider:
     def describe_endpoint(self) -> str:
         found = self.endpoint()
         if found is None:
-            return f"{self.name}'s default endpoint; {self.endpoints[0].name} is not set"
+            names = [setting.name for setting in self.endpoints]
+            unset = f"{names[0]} is not set" if len(names) == 1 else f"none of {', '.join(names)} is set"
+            return f"{self.name}'s default endpoint; {unset}"
         value, name = found
         return f"endpoint {without_userinfo(value)} from {name}"
 
