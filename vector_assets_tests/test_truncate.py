@@ -9,10 +9,12 @@ import uuid
 import psycopg2
 import pytest
 
-from vector_assets.core.errors import ConfigError, GuardedTruncateError
+from vector_assets.core.errors import ConfigError, GuardedTruncateError, VerificationError
 from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncate
+from vector_assets.core.ops.verify import verify_set
+from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.sets.catalog import scan_root
-from vector_assets_tests.support.database import execute, fill_store, rows_as_text
+from vector_assets_tests.support.database import execute, fill_store, rows_as_text, tables_now
 from vector_assets_tests.support.faults import backend_waiting_on_lock
 
 
@@ -113,7 +115,7 @@ def test_rows_committed_by_a_concurrent_writer_are_in_the_backup_or_still_in_the
     assert backed_up & set(committed) and in_table & set(committed), "the writer must have written on both sides"
 
 
-def test_a_long_reader_makes_the_truncate_give_up_retryably_naming_it_and_new_readers_are_never_held_long(
+def test_a_long_reader_makes_the_truncate_give_up_retryably_naming_it_and_new_readers_get_through_between_its_tries(
     store_db, backup_root
 ):
     reader = psycopg2.connect(store_db)
@@ -123,22 +125,26 @@ def test_a_long_reader_makes_the_truncate_give_up_retryably_naming_it_and_new_re
     reader_pid = reader.get_backend_pid()
     before = rows_as_text(store_db, "langchain_pg_embedding")
     outcome: dict = {}
+    gave_up = threading.Event()
 
     def truncate() -> None:
         try:
             run_guarded_truncate(TruncateRequest(dsn=store_db, root=backup_root))
         except BaseException as error:  # reported below
             outcome["error"] = error
+        finally:
+            gave_up.set()
 
     worker = threading.Thread(target=truncate)
     worker.start()
     try:
         backend_waiting_on_lock(store_db, "TRUNCATE", worker.is_alive)
-        waits = []
-        while worker.is_alive():  # new readers, arriving while the truncate waits for its lock
-            started = time.monotonic()
+        # New readers, arriving while the truncate tries for its lock. Each queues behind a try
+        # and must get through in the pause after it, not only once the truncate has given up.
+        reads_done_while_it_tried = 0
+        while not gave_up.is_set():
             execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")
-            waits.append(time.monotonic() - started)
+            reads_done_while_it_tried += not gave_up.is_set()
             time.sleep(0.2)
     finally:
         worker.join()
@@ -148,7 +154,78 @@ def test_a_long_reader_makes_the_truncate_give_up_retryably_naming_it_and_new_re
     error = outcome["error"]
     assert isinstance(error, GuardedTruncateError) and error.retryable
     assert "step 'truncate'" in str(error) and f"pid {reader_pid}" in str(error) and "long_report" in str(error)
-    assert waits and max(waits) < 5, f"a reader waited {max(waits):.1f}s behind the truncate"
+    # Held behind one long wait, at most the first reader would finish before the truncate gave up.
+    assert reads_done_while_it_tried >= 3, f"only {reads_done_while_it_tried} readers got through while it tried"
     assert rows_as_text(store_db, "langchain_pg_embedding") == before
     result = run_guarded_truncate(TruncateRequest(dsn=store_db, root=backup_root))
     assert result.rows_after == {"langchain_pg_embedding": 0}
+
+
+# --- the verify step ----------------------------------------------------------------------------
+
+
+def damage_when_written(root, table: str, damaged: list[str]) -> ProgressReporter:
+    """A progress reporter (the hook the CLI draws its bars with) that, when the backup reports
+    ``table``'s file written (hashed, fsynced or uploaded, not yet verified), changes one digit
+    in it through the root itself: the disk's tmp file, or the bucket's object."""
+
+    def damage(event) -> None:
+        if not (event.done and event.key == f"backup {table}"):
+            return
+        (name,) = [name for name in root.names("vector_bak") if name.startswith(f"{table}_")]
+        body = root.read("vector_bak", name)
+        at = next(i for i in range(body.index(b"\n") + 1, len(body)) if body[i:i + 1].isdigit())  # past the header
+        root.write("vector_bak", name, body[:at] + (b"2" if body[at:at + 1] == b"1" else b"1") + body[at + 1:])
+        damaged.append(name)
+
+    return ProgressReporter(damage, interval_seconds=3600)
+
+
+def test_a_file_damaged_between_its_backup_and_the_verify_step_truncates_nothing(any_root, store_db):
+    before = tables_now(store_db)
+    damaged: list[str] = []
+    request = TruncateRequest(dsn=store_db, root=any_root.url, timestamp="20250101_000000",
+                              progress=damage_when_written(any_root, "langchain_pg_embedding", damaged))
+
+    with pytest.raises(GuardedTruncateError, match="step 'verify'.*size or sha256 changed after it was written") as raised:
+        run_guarded_truncate(request)
+
+    assert damaged, "the progress hook never saw the embedding file written"
+    assert raised.value.step == "verify" and isinstance(raised.value.__cause__, VerificationError)
+    assert tables_now(store_db) == before
+    # The root holds the set, published, with the damaged file the checks flag and a log saying
+    # no truncate happened; a rerun makes a new set and truncates.
+    assert any_root.names("vector_bak") == {
+        "langchain_pg_collection_20250101_000000.csv", "langchain_pg_embedding_20250101_000000.csv",
+        "vector_backup_20250101_000000.json", "vector_backup_log.txt",
+    }
+    (backup_set,) = scan_root(any_root.url)
+    failed = [(outcome.table, outcome.check) for outcome in verify_set(backup_set) if not outcome.passed]
+    assert failed == [("langchain_pg_embedding", "sha256_matches_manifest")]
+    assert "Truncate Status:\n- Not performed" in any_root.read("vector_bak", "vector_backup_log.txt").decode()
+    assert run_guarded_truncate(TruncateRequest(dsn=store_db, root=any_root.url)).rows_after == {
+        "langchain_pg_embedding": 0
+    }
+
+
+def test_rows_the_backup_files_do_not_hold_stop_the_truncate_at_the_verify_step(store_db, backup_root):
+    """Rows in a table that inherits from langchain_pg_embedding: count(*) and TRUNCATE reach
+    them, COPY of the parent does not. Without the verify step they would be truncated and in
+    no backup."""
+    execute(store_db, "CREATE TABLE archived_embedding () INHERITS (langchain_pg_embedding)")
+    execute(store_db, "INSERT INTO archived_embedding SELECT * FROM langchain_pg_embedding ORDER BY id LIMIT 5")
+    archived = rows_as_text(store_db, "archived_embedding")
+    before = rows_as_text(store_db, "langchain_pg_embedding")  # 305 rows: the parent's 300 and the child's 5
+    assert sum(before.values()) == 305
+
+    with pytest.raises(GuardedTruncateError, match="step 'verify'") as raised:
+        run_guarded_truncate(TruncateRequest(dsn=store_db, root=backup_root))
+
+    assert "langchain_pg_embedding: database has 305 rows" in str(raised.value) and "manifest says 300" in str(raised.value)
+    assert rows_as_text(store_db, "langchain_pg_embedding") == before
+    assert rows_as_text(store_db, "archived_embedding") == archived
+    (backup_set,) = scan_root(backup_root)  # what the root holds: a set of the parent's rows only
+    assert backup_set.manifest.kind == "pre_truncate"
+    assert backup_set.manifest.tables["langchain_pg_embedding"].rows == 300
+    assert all(outcome.passed for outcome in verify_set(backup_set))
+    assert "Truncate Status:\n- Not performed" in backup_set.log_path.read_text(encoding="utf-8")
