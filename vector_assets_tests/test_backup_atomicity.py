@@ -1,8 +1,6 @@
 """A backup that fails part-way leaves no complete-looking file and no manifest."""
 
 import os
-import threading
-import time
 
 import psycopg2
 import pytest
@@ -11,39 +9,27 @@ from vector_assets.core.errors import BackupWriteError, DatabaseUnreachableError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets_tests.support.database import execute
+from vector_assets_tests.support.faults import fault_while_waiting
 from vector_assets_tests.support.files import folder_snapshot
 
 TIMESTAMP = "20250301_120000"
 
 
-def terminate_backup_when_it_waits_on_lock(dsn: str, done: threading.Event) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not done.is_set():
-        rows = execute(
-            dsn,
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = 'vector_assets' AND wait_event_type = 'Lock'",
-        )
-        if rows:
-            return
-        time.sleep(0.05)
-
-
+@pytest.mark.faults
 def test_connection_killed_mid_backup_leaves_no_set(store_db, backup_root):
-    """The collection file is written, then the embedding COPY is killed while it waits."""
+    """The collection file is written, then the embedding COPY is killed while it waits.
+
+    The fault runs on a thread that always releases the lock, and its failure (no backup ever
+    waited) is raised here: a fault that misses fails the test instead of leaving it waiting."""
     blocker = psycopg2.connect(store_db)
     with blocker.cursor() as cursor:
         cursor.execute("LOCK TABLE langchain_pg_embedding IN ACCESS EXCLUSIVE MODE")
-    done = threading.Event()
-    killer = threading.Thread(target=terminate_backup_when_it_waits_on_lock, args=(store_db, done))
-    killer.start()
+    terminate = lambda pid: execute(store_db, "SELECT pg_terminate_backend(%s)", (pid,))  # noqa: E731
     try:
         with pytest.raises(DatabaseUnreachableError, match="langchain_pg_embedding") as raised:
-            run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TIMESTAMP))
+            with fault_while_waiting(store_db, 'COPY "langchain_pg_embedding"', terminate, blocker.close):
+                run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TIMESTAMP))
     finally:
-        done.set()
-        killer.join()
-        blocker.rollback()
         blocker.close()
     assert raised.value.retryable
     assert folder_snapshot(backup_root) == {}

@@ -98,6 +98,7 @@ def hold_collection_inserts(dsn: str) -> None:
     )
 
 
+@pytest.mark.faults
 def test_the_server_stopped_mid_restore_rolls_back_with_a_retryable_error(own_s3_endpoint, s3_root, store_db):
     run_backup(BackupRequest(dsn=store_db, root=s3_root.url, timestamp=TS))
     execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 10)")
@@ -133,6 +134,7 @@ def grow_embeddings(dsn: str, rows: int) -> None:
     )
 
 
+@pytest.mark.faults
 def test_a_backup_stopped_mid_upload_leaves_no_set_and_no_multipart_upload(s3_root, empty_db, tmp_path):
     fill_store(empty_db, embeddings=10)
     grow_embeddings(empty_db, 12_000)
@@ -163,7 +165,7 @@ def test_a_truncate_whose_upload_is_refused_truncates_nothing_and_leaves_no_obje
     monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
     before = tables_now(store_db)
 
-    assert main(["truncate"]) == EXIT_FAILED
+    assert main(["truncate", "--apply"]) == EXIT_FAILED
     err = capsys.readouterr().err
     assert "nothing was truncated" in err and "langchain_pg_embedding_" in err and "AccessDenied" in err
     assert tables_now(store_db) == before

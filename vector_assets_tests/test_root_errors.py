@@ -44,7 +44,8 @@ def run_cli(monkeypatch, dsn: str, root: Path, *args: str) -> int:
     return main(list(args))
 
 
-@pytest.mark.parametrize("command", [["backup"], ["truncate"], ["backup", "--task-id", "manual_20250101_000000"]])
+@pytest.mark.faults
+@pytest.mark.parametrize("command", [["backup"], ["truncate"], ["truncate", "--apply"], ["backup", "--task-id", "manual_20250101_000000"]])
 def test_a_read_only_root_gives_one_clear_line_and_exit_2_and_changes_nothing(
     read_only_root, store_db, monkeypatch, capsys, command
 ):
@@ -57,16 +58,17 @@ def test_a_read_only_root_gives_one_clear_line_and_exit_2_and_changes_nothing(
     assert tables_now(store_db) == before and folder_snapshot(root) == files_before
 
 
+@pytest.mark.faults
 def test_a_read_only_root_can_still_be_listed_and_restored_from_without_a_safety_backup(read_only_root, store_db, monkeypatch, capsys):
     root, key = read_only_root
     before = tables_now(store_db)
     assert run_cli(monkeypatch, store_db, root, "list") == 0
     assert key in capsys.readouterr().out
     files_before = folder_snapshot(root)
-    assert run_cli(monkeypatch, store_db, root, "restore", key, "--replace") == 2
+    assert run_cli(monkeypatch, store_db, root, "restore", key, "--replace", "--apply") == 2
     assert "safety backup of what the restore would replace failed, so nothing was restored" in capsys.readouterr().err
     assert tables_now(store_db) == before and folder_snapshot(root) == files_before
-    assert run_cli(monkeypatch, store_db, root, "restore", key, "--replace", "--no-safety-backup") == 0
+    assert run_cli(monkeypatch, store_db, root, "restore", key, "--replace", "--no-safety-backup", "--apply") == 0
     assert "was not backed up" in capsys.readouterr().err
     assert tables_now(store_db) == before
 

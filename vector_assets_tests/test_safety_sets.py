@@ -81,6 +81,7 @@ def small_disk(tmp_path: Path):
         subprocess.run(["umount", str(mount_point)], check=True)
 
 
+@pytest.mark.faults
 def test_a_safety_backup_that_fills_the_disk_restores_nothing_and_leaves_the_root_as_it_was(
     empty_db, second_db, small_disk
 ):
