@@ -24,7 +24,8 @@ def test_every_job_resolves():
     } <= names
     assert "verify_vector_backup" not in names  # "verify" means the file checks; the drill is the drill
     for name in names:
-        assert definitions().resolve_job_def(name) is not None
+        job = definitions().resolve_job_def(name)  # raises for a job that does not resolve
+        assert job.name == name and job.graph.node_defs, name
 
 
 def test_backup_schedule_is_on_by_default_and_launches_the_backup_job():

@@ -118,15 +118,19 @@ def test_a_new_backup_takes_its_own_timestamp_next_to_a_set_still_being_written(
     folder = backup_root / "vector_bak"
     folder.mkdir()
     now = datetime.now()
-    in_progress = {}
+    in_progress, busy = {}, []
     for seconds in (0, 1):
-        path = folder / f"langchain_pg_embedding_{new_timestamp(now + timedelta(seconds=seconds))}.csv.tmp"
+        busy.append(new_timestamp(now + timedelta(seconds=seconds)))
+        path = folder / f"langchain_pg_embedding_{busy[-1]}.csv.tmp"
         path.write_bytes(b"id,collection_id,embedding,document,cmetadata\n")
         in_progress[path.name] = path.read_bytes()
+    # The backup's first try is at this second or later: if the busy seconds had passed, no
+    # collision would be tested, and the test says so instead of passing.
+    assert new_timestamp() in busy, "the set-up took over a second: the busy timestamps have passed"
 
     result = run_backup(BackupRequest(dsn=store_db, root=backup_root))
 
-    assert not any(result.timestamp in name for name in in_progress)
+    assert result.timestamp > busy[-1]  # it waited the busy seconds out
     assert {name: (folder / name).read_bytes() for name in in_progress} == in_progress
     assert [backup_set.timestamp for backup_set in scan_root(backup_root)] == [result.timestamp]
 

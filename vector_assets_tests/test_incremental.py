@@ -306,4 +306,6 @@ def test_latest_is_the_newest_backup_never_a_restores_safety_set(store_db, tmp_p
                                           truncate_before_restore=True))
     assert restored.safety_set is not None
     assert choose_copy(tmp_path, None, None).backup_set.timestamp == backup.timestamp
-    run_drill(DrillRequest(dsn=store_db, root=tmp_path))  # the drill's default is the same newest backup
+    drilled = run_drill(DrillRequest(dsn=store_db, root=tmp_path))  # the drill's default is the same newest backup
+    assert drilled.backup_set.timestamp == backup.timestamp and drilled.backup_set.manifest.kind == FULL
+    assert drilled.passed

@@ -77,9 +77,9 @@ def test_json_has_the_shape_of_the_seed_list_api(populated_root, store_db):
     assert (task_location["type"], task_location["task_id"]) == ("task", "task_20250721_213627")
     assert (manual_location["type"], manual_location["task_id"]) == ("task", "manual_20250801_090000")
     assert task_location["relative_path"] == f"{populated_root}/task_20250721_213627/vector_bak"
-    for location in body["backup_locations"]:
-        for entry in location["backups"]:
-            assert set(entry) == SEED_ENTRY_KEYS | OUR_ENTRY_KEYS
+    entries = [entry for location in body["backup_locations"] for entry in location["backups"]]
+    assert len(entries) == 5
+    assert [set(entry) for entry in entries] == [SEED_ENTRY_KEYS | OUR_ENTRY_KEYS] * 5
 
     (newest_global, _) = global_location["backups"]
     folder = populated_root / "vector_bak"
@@ -156,10 +156,15 @@ def test_a_repeated_timestamp_keeps_the_partition_key_of_the_whole_root(store_db
 def test_relative_path_and_timestamp_find_the_same_set_for_a_restore(populated_root):
     configured = str(populated_root)
     inventory = build_inventory(InventoryRequest(root=populated_root, configured_root=configured))
+    catalog = SetCatalog(populated_root, configured)
+    listed_keys, found_keys = [], []
     for location in inventory.to_json()["backup_locations"]:
         for entry in location["backups"]:
-            found = SetCatalog(populated_root, configured).locate(entry["timestamp"], location["relative_path"])
-            assert found.key == entry["key"]
+            listed_keys.append(entry["key"])
+            found_keys.append(catalog.locate(entry["timestamp"], location["relative_path"]).key)
+    assert found_keys == listed_keys == [
+        "20250722_010318", "20250720_080000", "20250801_090500", "20250721_215758", LEGACY_TIMESTAMP,
+    ]
 
 
 @pytest.mark.parametrize("bad", ["../x", "task-1", "task_1/../..", "", "tâche_1"])

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import unquote
 
 from vector_assets.cli import main
 from vector_assets.core.ops.backup import BackupRequest, run_backup
@@ -18,6 +21,8 @@ from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets_tests.support.dagster import Ticker, definitions, run_job
 from vector_assets_tests.support.database import execute, tables_now
+from vector_assets_tests.support.files import files_opened_under
+from vector_assets_tests.support.object_store import RootFiles
 
 TASK_ID = "task_20250721_213627"
 LEGACY_TS = "20250721_213627"
@@ -42,14 +47,14 @@ def test_backup_job_writes_the_disk_layout_and_restore_job_brings_every_row_back
 
     execute(store_db, "DELETE FROM langchain_pg_embedding")
     restore = run_job(any_root_instance, "restore_vector_tables", "restore_from_backup_set",
-                      {"truncate_before_restore": True}, partition_key=backup_set.key)
+                      {"truncate_before_restore": True, "dry_run": False}, partition_key=backup_set.key)
     assert restore.success
     assert tables_now(store_db) == before
 
 
 def test_guarded_truncate_job_truncates_only_after_its_set_is_stored_and_verified(any_root_instance, any_root, store_db):
     rows = execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
-    result = run_job(any_root_instance, "truncate_vector_tables", "truncate_after_verified_backup", {})
+    result = run_job(any_root_instance, "truncate_vector_tables", "truncate_after_verified_backup", {"dry_run": False})
     assert result.success
     (backup_set,) = scan_root(any_root.url)
     assert backup_set.manifest.kind == "pre_truncate"
@@ -89,24 +94,49 @@ def test_prune_deletes_old_sets_manifest_first_and_keeps_the_newest(any_root, st
 def test_sensor_finds_a_set_copied_in_by_another_tool_and_an_unchanged_root_costs_no_read(
     any_root_instance, any_root, store_db, caplog
 ):
-    """The seed tooling's ``psql \\copy`` CSVs, copied into task_*/vector_bak/ (``aws s3 cp``)."""
+    """The seed tooling's ``psql \\copy`` CSVs, copied into task_*/vector_bak/ (``aws s3 cp``).
+
+    What the ticks read is seen from outside the product: in a bucket, the S3 server's request
+    log; on disk, the kernel's inotify. The first tick's reads show that each would see one."""
     label = f"{TASK_ID}/vector_bak"
     made = run_backup(BackupRequest(dsn=store_db, root=any_root.url))
     for table in (COLLECTION_TABLE, EMBEDDING_TABLE):
         any_root.write(label, f"{table}_{LEGACY_TS}.csv", any_root.read("vector_bak", f"{table}_{made.timestamp}.csv"))
     ticker = Ticker(any_root_instance)
-    first = ticker.tick()
+    caplog.set_level(logging.INFO, logger="werkzeug")  # the S3 server logs one line per request
+    with reads_of(any_root, caplog) as first_reads:
+        first = ticker.tick()
     assert sorted(any_root_instance.get_dynamic_partitions("vector_backups")) == sorted([made.timestamp, LEGACY_TS])
     assert {request.partition_key for request in first.run_requests} == {made.timestamp, LEGACY_TS}
+    assert f"vector_bak/vector_backup_{made.timestamp}.json" in first_reads
 
-    caplog.set_level(logging.INFO, logger="werkzeug")  # the S3 server logs one line per request
-    caplog.clear()
-    second = ticker.tick()
+    with reads_of(any_root, caplog) as second_reads:
+        second = ticker.tick()
     assert second.run_requests == [] and second.asset_events == []
     assert json.loads(ticker.cursor)["folders"] == json.loads(first.cursor)["folders"]
-    requests = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
-    if any_root.kind == "s3":  # the root's listing, then one per location; no object is read
+    assert second_reads == []
+    if any_root.kind == "s3":  # the root's listing, then one per location
+        requests = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
         assert len(requests) == 3 and all("list-type=2" in request for request in requests), requests
+
+
+@contextmanager
+def reads_of(root: RootFiles, caplog) -> Iterator[list[str]]:
+    """The set files read while the block runs, as ``folder/name``: objects fetched from the
+    bucket (GET and HEAD requests in the S3 server's log), or files opened on disk."""
+    if root.disk is not None:
+        with files_opened_under(root.disk) as opened:
+            yield opened
+        return
+    caplog.clear()
+    reads: list[str] = []
+    yield reads
+    prefix = f"/{root.bucket}/{root.prefix}/"
+    for record in caplog.records:
+        if record.name == "werkzeug" and " /" in record.getMessage():
+            method, target = record.getMessage().split('"')[1].split()[:2]
+            if method in ("GET", "HEAD") and target.startswith(prefix):
+                reads.append(unquote(target[len(prefix):].split("?")[0]))
 
 
 def test_cli_backup_and_list_show_the_set_under_the_root(any_root, store_db, monkeypatch, capsys):

@@ -406,7 +406,10 @@ def test_a_task_id_or_timestamp_with_a_trailing_newline_is_refused_and_makes_no_
         BackupRequest(dsn="postgresql:///none", root=backup_root, task_id="task_20250101_000000\n")
     with pytest.raises(InvalidTimestampError):
         validate_timestamp("20250101_000000\n")
-    (backup_root / "task_20250101_000000\n" / "vector_bak").mkdir(parents=True)
+    with pytest.raises(InvalidTimestampError):
+        BackupRequest(dsn="postgresql:///none", root=backup_root, timestamp="20250101_000000\n")
+    assert list(backup_root.iterdir()) == []  # the refused requests made no folder
+    # A folder with such a name, made by someone else, holds no set a scan would offer.
     write_tiny_set(backup_root / "task_20250101_000000\n" / "vector_bak", "20250101_000000")
-    assert scan_root(backup_root) == []
-    assert [p.name for p in backup_root.iterdir()] == ["task_20250101_000000\n"]
+    write_tiny_set(backup_root / "vector_bak", "20250101_000000\n")
+    assert [s.key for s in scan_root(backup_root)] == []

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import struct
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from vector_assets.core.hashing import sha256_of_file
@@ -19,6 +24,44 @@ from vector_assets.dev.embedded import bundled_client
 def folder_snapshot(root: Path) -> dict[str, bytes]:
     """Every file under the root with its content, to show a failure changed nothing."""
     return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+IN_OPEN, IN_ISDIR = 0x20, 0x40000000
+INOTIFY_EVENT = struct.Struct("iIII")  # wd, mask, cookie, length of the name that follows
+
+
+@contextmanager
+def files_opened_under(root: Path) -> Iterator[list[str]]:
+    """The files (not folders) opened under ``root`` while the block runs, as the kernel's
+    inotify saw them; filled in when the block ends. Every folder under the root is watched, so
+    a read of any set file shows, and a listing or a stat does not."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+    opened: list[str] = []
+    try:
+        folders = {}
+        for folder in [root, *(path for path in root.rglob("*") if path.is_dir())]:
+            watch = libc.inotify_add_watch(fd, os.fsencode(folder), IN_OPEN)
+            if watch < 0:
+                raise OSError(ctypes.get_errno(), f"inotify_add_watch failed on {folder}")
+            folders[watch] = folder
+        yield opened
+        while True:
+            try:
+                events = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                break
+            offset = 0
+            while offset < len(events):
+                watch, mask, _, length = INOTIFY_EVENT.unpack_from(events, offset)
+                name = events[offset + INOTIFY_EVENT.size:offset + INOTIFY_EVENT.size + length].rstrip(b"\0")
+                offset += INOTIFY_EVENT.size + length
+                if not mask & IN_ISDIR:
+                    opened.append(str((folders[watch] / os.fsdecode(name)).relative_to(root)))
+    finally:
+        os.close(fd)
 
 
 def write_tiny_legacy_set(folder: Path, timestamp: str, embedding_bytes: bytes | None = None) -> None:
