@@ -22,7 +22,7 @@ def instance(dagster_instance):
 
 def test_truncate_job_backs_up_registers_and_reports_rows_before_and_after(instance, store_db, backup_root):
     rows = execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
-    result = run_job(instance, "truncate_vector_tables", "truncate_after_verified_backup", {})
+    result = run_job(instance, "truncate_vector_tables", "truncate_after_verified_backup", {"dry_run": False})
     assert result.success
     (backup_set,) = scan_root(backup_root)
     assert instance.get_dynamic_partitions("vector_backups") == [backup_set.key]
@@ -45,7 +45,7 @@ def test_truncate_job_failure_names_the_step_and_keeps_the_rows(instance, store_
         " CREATE TRIGGER no_truncate BEFORE TRUNCATE ON langchain_pg_embedding EXECUTE FUNCTION refuse();",
     )
     before = rows_as_text(store_db, "langchain_pg_embedding")
-    result = run_job(instance, "truncate_vector_tables", "truncate_after_verified_backup", {})
+    result = run_job(instance, "truncate_vector_tables", "truncate_after_verified_backup", {"dry_run": False})
     assert not result.success
     assert "step 'truncate'" in result.failure_data_for_node("truncate_after_verified_backup").error.message
     assert rows_as_text(store_db, "langchain_pg_embedding") == before
@@ -56,7 +56,7 @@ def test_restore_job_replaces_rows_and_observes_the_source_table(instance, store
     (backup_set,) = scan_root(backup_root)
     snapshot = rows_as_text(store_db, "langchain_pg_embedding")
     execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 7)")
-    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"truncate_before_restore": True},
+    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"truncate_before_restore": True, "dry_run": False},
                      partition_key=backup_set.key)
     assert result.success
     assert rows_as_text(store_db, "langchain_pg_embedding") == snapshot
@@ -81,7 +81,7 @@ def test_restore_job_targets_a_declared_database_by_its_name(instance, monkeypat
         create_tables(cursor)
     conn.close()
     monkeypatch.setenv("SCRATCH_VECTORS_DSN", second_db)
-    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"target": "SCRATCH_VECTORS_DSN"},
+    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"target": "SCRATCH_VECTORS_DSN", "dry_run": False},
                      partition_key=backup_set.key)
     assert result.success
     assert rows_as_text(second_db, "langchain_pg_embedding") == rows_as_text(store_db, "langchain_pg_embedding")
@@ -98,7 +98,7 @@ def test_restore_job_refuses_a_dsn_or_an_unknown_table_in_config_before_any_run_
 
 def test_restore_job_without_a_chosen_set_stops_with_one_line_and_changes_nothing(instance, store_db, backup_root):
     before = rows_as_text(store_db, "langchain_pg_embedding")
-    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"truncate_before_restore": True})
+    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"truncate_before_restore": True, "dry_run": False})
     assert not result.success
     assert "no backup set chosen: launch restore_vector_tables" in result.failure_data_for_node(
         "restore_from_backup_set").error.message
@@ -110,7 +110,7 @@ def test_a_replacing_restore_job_names_its_safety_set_and_the_undo(instance, sto
     (backup_set,) = scan_root(backup_root)
     execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 7)")
     before = rows_as_text(store_db, "langchain_pg_embedding")
-    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"truncate_before_restore": True},
+    result = run_job(instance, "restore_vector_tables", "restore_from_backup_set", {"truncate_before_restore": True, "dry_run": False},
                      partition_key=backup_set.key)
     assert result.success
     metadata = output_metadata(result, "restore_from_backup_set")
@@ -118,16 +118,17 @@ def test_a_replacing_restore_job_names_its_safety_set_and_the_undo(instance, sto
     assert safety in instance.get_dynamic_partitions("vector_backups")
     assert metadata["undo_cli"].value.startswith(f"vector-assets restore {safety} --replace")
     undo = run_job(instance, "restore_vector_tables", "restore_from_backup_set",
-                   {"truncate_before_restore": True, "safety_backup": False}, partition_key=safety)
+                   {"truncate_before_restore": True, "safety_backup": False, "dry_run": False}, partition_key=safety)
     assert undo.success
     assert rows_as_text(store_db, "langchain_pg_embedding") == before
 
 
-def test_backup_truncate_and_restore_share_one_pool_limited_to_one():
+def test_backup_truncate_restore_prune_and_replication_share_one_pool_limited_to_one():
     job_ops = {"backup_vector_tables": "back_up_tables", "truncate_vector_tables": "truncate_after_verified_backup",
-               "restore_vector_tables": "restore_from_backup_set"}
-    for job, op in job_ops.items():
-        assert definitions().resolve_job_def(job).graph.node_named(op).definition.pool == "vector_tables"
+               "restore_vector_tables": "restore_from_backup_set", "prune_vector_backups": "prune_backup_sets",
+               "replicate_vector_backups": "replicate_sets"}
+    pools = {job: definitions().resolve_job_def(job).graph.node_named(op).definition.pool for job, op in job_ops.items()}
+    assert pools == dict.fromkeys(job_ops, "vector_tables")
     settings = yaml.safe_load((REPO / "dagster.yaml").read_text())
     assert "tag_concurrency_limits" not in str(settings.get("run_coordinator", ""))
     with dg.instance_for_test(overrides={"concurrency": settings["concurrency"]}) as instance:
