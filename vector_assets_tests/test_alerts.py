@@ -3,10 +3,14 @@
 import socket
 
 import dagster as dg
+import psycopg2
 import pytest
 
 from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.sets.naming import csv_file_name
+from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets.defs.alerts import vector_alert_sensor
+from vector_assets.dev.demo import write_legacy_set
 from vector_assets_tests.support.dagster import run_job
 from vector_assets_tests.support.webhook import webhook_receiver
 
@@ -97,3 +101,39 @@ def test_an_unreachable_webhook_is_a_warning_that_never_fails_the_run_nor_names_
 def test_a_successful_run_posts_nothing(dagster_instance, receiver):
     assert run_job(dagster_instance, "backup_vector_tables").success
     assert receiver.messages == []
+
+
+@pytest.fixture
+def set_that_drills_wrong(dagster_instance, store_db, backup_root) -> str:
+    """A legacy set whose embedding file was edited by hand: it loads, but its rows do not come
+    back as written (pgvector drops the added space), so the drill's comparison fails."""
+    key = "20250102_000000"
+    conn = psycopg2.connect(store_db)
+    try:
+        write_legacy_set(conn, backup_root / "vector_bak", key)
+    finally:
+        conn.close()
+    path = backup_root / "vector_bak" / csv_file_name(EMBEDDING_TABLE, key)
+    path.write_text(path.read_text(encoding="utf-8").replace('"[', '"[ ', 1), encoding="utf-8")
+    dagster_instance.add_dynamic_partitions("vector_backups", [key])
+    return key
+
+
+def test_a_failed_drill_posts_one_message_for_its_check_and_one_for_its_run(
+    dagster_instance, set_that_drills_wrong, receiver
+):
+    key = set_that_drills_wrong
+    result = run_job(dagster_instance, "drill_vector_backup", partition_key=key)
+    assert not result.success
+    (check_text,) = receiver.texts  # the restore time was within its target: no restore_rto message
+    evaluate_failure_sensor(dagster_instance, result)
+
+    assert len(receiver.texts) == 2
+    run_text = receiver.texts[1]
+    link = f"{UI_URL}/runs/{result.run_id}"
+    assert check_text.startswith(f"check langchain_pg_embedding restore_drill failed in drill_vector_backup (set {key}): ")
+    assert "differ from the file" in check_text and check_text.endswith("\n" + link)
+    assert len(check_text.splitlines()) == 2
+    assert run_text.startswith(f"drill_vector_backup failed (set {key}): restore drill of set {key} failed")
+    assert run_text.endswith("\n" + link) and len(run_text.splitlines()) == 2
+    assert receiver.url not in all_log_text(dagster_instance, result.run_id)
