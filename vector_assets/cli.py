@@ -112,12 +112,13 @@ def _add_truncate(commands: argparse._SubParsersAction) -> None:
     truncate = commands.add_parser(
         "truncate", help="back up both tables, verify the set, then empty the tables, in one transaction",
         description="Lock the tables against writers, back both up into a new set, verify the files against "
-        "the locked tables, truncate, commit. If any step fails nothing is truncated.",
+        "the locked tables, truncate, commit. If any step fails nothing is truncated. Without --apply it is a dry "
+        "run: every step, then a rollback, and the set it wrote is discarded.",
     )
     truncate.add_argument("--tables", nargs="+", default=[EMBEDDING_TABLE], choices=MANAGED_TABLES, metavar="TABLE",
                           help=f"tables to empty (default: {EMBEDDING_TABLE}; the collection table needs both)")
     truncate.add_argument("--task-id", default=None, help="write the safety set into <root>/<task_id>/vector_bak")
-    truncate.add_argument("--dry-run", action="store_true", help="only count the rows that would be removed")
+    _add_apply(truncate, "truncate")
     truncate.add_argument("--format", default=None, choices=list(FORMATS),
                           help="the safety set's format (default: VECTOR_ASSETS_FORMAT, else csv)")
     truncate.set_defaults(command=run_truncate_command)
@@ -127,15 +128,19 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
     restore = commands.add_parser(
         "restore", help="restore a set into the database, in one transaction",
         description="Load a set into the database in one transaction that rolls back on any error. "
-        "Appends unless --replace is given. Works with no Dagster process running.",
+        "Replaces the tables' rows (what they held goes into a pre_restore set first) unless --append is given. "
+        "Without --apply it is a dry run: everything, then a rollback. Works with no Dagster process running.",
     )
     restore.add_argument("set", metavar="TIMESTAMP|latest", help="the set's timestamp or partition key, or 'latest' (the newest backup; safety sets only when there is nothing else)")
     restore.add_argument("--backup-path", default=None,
                          help="the set's folder relative to the root (task_…/vector_bak), when the timestamp is in several")
     restore.add_argument("--tables", nargs="+", default=list(MANAGED_TABLES), choices=MANAGED_TABLES, metavar="TABLE",
                          help="tables to restore (default: both)")
-    restore.add_argument("--replace", action="store_true",
-                         help="truncate the tables first instead of appending (with --collection: replace that collection)")
+    mode = restore.add_mutually_exclusive_group()
+    mode.add_argument("--replace", dest="replace", action="store_true", default=True,
+                      help="the default: truncate the tables first (with --collection: replace that collection)")
+    mode.add_argument("--append", dest="replace", action="store_false",
+                      help="append instead of replacing; --on-conflict decides what an existing key does")
     restore.add_argument("--on-conflict", default="error", choices=ON_CONFLICT_CHOICES,
                          help="when appending, fail on an existing key (default) or skip it")
     restore.add_argument("--collection", default=None, metavar="NAME",
@@ -144,13 +149,21 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--rename-to", default=None, metavar="NEW",
                          help="with --collection: restore it as a new collection NEW beside the current one, with "
                          "new, deterministic ids (see the README)")
-    restore.add_argument("--dry-run", action="store_true", help="do everything, then roll back")
+    _add_apply(restore, "restore")
     restore.add_argument("--no-safety-backup", dest="safety_backup", action="store_false",
                          help="do not back up what the restore replaces first (by default it does, as a pre_restore set)")
     restore.add_argument("--target", default=None, metavar="NAME",
                          help=f"a target declared in {settings.RESTORE_TARGETS.name} (the NAME of an environment "
                          f"variable holding its DSN), or 'default' for {settings.PG_DSN.name} (the default)")
     restore.set_defaults(command=run_restore_command)
+
+
+def _add_apply(parser: argparse.ArgumentParser, verb: str) -> None:
+    """A destructive command is a dry run unless told --apply, as in the Launchpad (dry_run: false)."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--apply", dest="dry_run", action="store_false", default=True,
+                        help=f"really {verb} (default: a dry run that does everything, then rolls back)")
+    choice.add_argument("--dry-run", dest="dry_run", action="store_true", help="the default; say it to be explicit")
 
 
 def _add_verify(commands: argparse._SubParsersAction) -> None:
@@ -267,7 +280,8 @@ def run_truncate_command(args: argparse.Namespace) -> int:
 def format_truncate(result: TruncateResult) -> str:
     if result.dry_run or result.backup is None:
         tables = ", ".join(f"{table}: {rows:,} rows" for table, rows in result.rows_before.items())
-        return f"dry run: would back up both tables into a new set in {result.folder}, then remove {tables}"
+        return (f"dry run, rolled back: backed up both tables into a new set in {result.folder}, verified it, and "
+                f"would remove {tables}; the set was discarded. Run with --apply to truncate")
     tables = ", ".join(f"{t}: {result.rows_before[t]:,} -> {result.rows_after[t]} rows" for t in result.truncated_tables)
     lines = [f"backed up into set {result.backup.timestamp} in {result.backup.folder}, verified; truncated {tables}"]
     lines += [f"warning: {warning}" for warning in result.warnings]
@@ -309,7 +323,7 @@ def undo_command(result: RestoreResult, target: str | None) -> str | None:
         what = f"--tables {tables}"
     return (
         f"vector-assets restore {safety.timestamp} --backup-path {safety.manifest.location} --replace "
-        f"{what}{target_part}"
+        f"{what}{target_part} --apply"
     )
 
 
@@ -326,6 +340,8 @@ def format_restore(result: RestoreResult, target: str | None = None) -> str:
         lines.append(f"  tables created from the set's definitions: {', '.join(result.tables_created)}")
     lines += [f"  {build.message}" for build in result.index_builds]
     lines.append(f"  {result.duration_seconds:.2f}s")
+    if result.dry_run:
+        lines.append("nothing was changed; run with --apply to restore")
     undo = undo_command(result, target)
     if undo:
         lines.append(f"what it replaced is in the pre_restore set {result.safety_set.timestamp}; to undo: {undo}")

@@ -38,7 +38,7 @@ def test_restore_latest_twice_restores_the_backup_both_times_not_the_first_resto
     environment.update(VECTOR_ASSETS_PG_DSN=store_db, VECTOR_ASSETS_ROOT=str(backup_root))
     for _ in range(2):
         execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 50)")
-        result = subprocess.run([CLI, "restore", "latest", "--replace"], env=environment, capture_output=True, text=True)
+        result = subprocess.run([CLI, "restore", "latest", "--replace", "--apply"], env=environment, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert tables_now(store_db) == before
 
@@ -63,7 +63,7 @@ def test_restore_latest_replaces_the_tables_with_no_dagster_process_running(stor
     execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 50)")
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "VECTOR_ASSETS_"))}
     environment.update(VECTOR_ASSETS_PG_DSN=store_db, VECTOR_ASSETS_ROOT=str(backup_root))
-    result = subprocess.run([CLI, "restore", "latest", "--replace"], env=environment, capture_output=True, text=True)
+    result = subprocess.run([CLI, "restore", "latest", "--replace", "--apply"], env=environment, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "restored set" in result.stdout and "300 loaded" in result.stdout
     assert tables_now(store_db) == before
@@ -76,7 +76,7 @@ def test_restore_into_a_target_named_by_an_environment_variable(cli_env, second_
         create_tables(cursor)
     conn.close()
     monkeypatch.setenv("SCRATCH_VECTORS_DSN", second_db)
-    assert cli("restore", key, "--target", "SCRATCH_VECTORS_DSN") == 0
+    assert cli("restore", key, "--target", "SCRATCH_VECTORS_DSN", "--apply") == 0
     assert tables_now(second_db) == tables_now(store_db)
 
 
@@ -84,7 +84,7 @@ def test_a_dsn_given_as_the_target_is_refused_and_not_echoed(cli_env, capsys):
     store_db, backup_root = cli_env
     key = run_backup(BackupRequest(dsn=store_db, root=backup_root)).timestamp
     before, files_before = tables_now(store_db), folder_snapshot(backup_root)
-    assert cli("restore", key, "--target", "postgresql://u:hunter2@db/x") == 2
+    assert cli("restore", key, "--target", "postgresql://u:hunter2@db/x", "--apply") == 2
     message = capsys.readouterr().err
     assert "NAME of an environment variable" in message and "hunter2" not in message
     assert tables_now(store_db) == before and folder_snapshot(backup_root) == files_before
@@ -94,7 +94,7 @@ def test_restoring_a_set_that_does_not_exist_names_the_nearest_keys(cli_env, cap
     store_db, backup_root = cli_env
     key = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp="20250101_000000")).timestamp
     before = tables_now(store_db)
-    assert cli("restore", "20250101_000001") == 2
+    assert cli("restore", "20250101_000001", "--apply") == 2
     message = capsys.readouterr().err
     assert "no complete backup set '20250101_000001'" in message and key in message
     assert tables_now(store_db) == before
@@ -103,11 +103,12 @@ def test_restoring_a_set_that_does_not_exist_names_the_nearest_keys(cli_env, cap
 def test_truncate_dry_run_counts_and_changes_nothing_then_truncate_backs_up_first(cli_env, capsys):
     store_db, backup_root = cli_env
     before = tables_now(store_db)
-    assert cli("truncate", "--dry-run") == 0
-    assert "would back up both tables" in capsys.readouterr().out
+    assert cli("truncate") == 0  # a dry run unless --apply
+    out = capsys.readouterr().out
+    assert "dry run, rolled back" in out and "would remove langchain_pg_embedding: 300 rows" in out and "--apply" in out
     assert tables_now(store_db) == before and list(backup_root.iterdir()) == []
 
-    assert cli("truncate") == 0
+    assert cli("truncate", "--apply") == 0
     assert "verified; truncated langchain_pg_embedding: 300 -> 0 rows" in capsys.readouterr().out
     (backup_set,) = scan_root(backup_root)
     assert backup_set.manifest.tables[EMBEDDING_TABLE].rows == 300
@@ -162,7 +163,7 @@ def test_a_target_that_is_not_declared_is_refused_by_name(cli_env, monkeypatch, 
     key = run_backup(BackupRequest(dsn=store_db, root=backup_root)).timestamp
     monkeypatch.setenv("UNDECLARED_DSN", store_db)
     before = tables_now(store_db)
-    assert cli("restore", key, "--target", "UNDECLARED_DSN") == 2
+    assert cli("restore", key, "--target", "UNDECLARED_DSN", "--apply") == 2
     err = capsys.readouterr().err
     assert "'UNDECLARED_DSN' is not declared in VECTOR_ASSETS_RESTORE_TARGETS; declared: default, SCRATCH_VECTORS_DSN" in err
     assert tables_now(store_db) == before

@@ -333,7 +333,8 @@ def test_the_restore_job_restores_a_renamed_copy_and_reports_it(dagster_instance
     before = rows_of(store_db, ALL)
 
     result = run_job(dagster_instance, "restore_vector_tables", "restore_from_backup_set",
-                     {"collection": "sql", "rename_collection_to": "sql_v2"}, partition_key=backup_set.key)
+                     {"collection": "sql", "rename_collection_to": "sql_v2", "truncate_before_restore": False,
+                      "dry_run": False}, partition_key=backup_set.key)
 
     assert result.success
     assert rows_of(store_db, ALL) == before and len(embeddings_by_key(store_db, "sql_v2")) == 100
@@ -354,7 +355,7 @@ def test_the_restore_job_with_an_unknown_collection_fails_in_one_line_and_change
     observations = dagster_instance.fetch_observations(dg.AssetKey("langchain_pg_embedding"), limit=10).records
 
     result = run_job(dagster_instance, "restore_vector_tables", "restore_from_backup_set",
-                     {"collection": "nope", "truncate_before_restore": True}, partition_key=backup_set.key)
+                     {"collection": "nope", "truncate_before_restore": True, "dry_run": False}, partition_key=backup_set.key)
 
     assert not result.success
     message = result.failure_data_for_node("restore_from_backup_set").error.message
@@ -373,7 +374,7 @@ def test_the_cli_restores_one_collection_and_its_undo_puts_back_exactly_what_was
     recreate_collection(store_db, "sql")
     before = tables_now(store_db)
 
-    assert main(["restore", key, "--collection", "sql", "--replace"]) == 0
+    assert main(["restore", key, "--collection", "sql", "--replace", "--apply"]) == 0
 
     output = capsys.readouterr().out
     assert "collection 'sql' (uuid " in output and "replace, 5 embeddings deleted, 100 of its 100" in output
@@ -382,7 +383,7 @@ def test_the_cli_restores_one_collection_and_its_undo_puts_back_exactly_what_was
     assert main(shlex.split(undo)[1:] + ["--no-safety-backup"]) == 0
     assert tables_now(store_db) == before
 
-    assert main(["restore", key, "--rename-to", "sql_v2"]) == 2
+    assert main(["restore", key, "--rename-to", "sql_v2", "--apply"]) == 2
     assert "rename_collection_to (--rename-to) needs collection (--collection)" in capsys.readouterr().err
 
 
@@ -395,9 +396,9 @@ def test_the_undo_of_a_collection_that_did_not_exist_removes_just_it_and_keeps_l
     key = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS)).timestamp
     if how == "deleted since the set":
         execute(store_db, "DELETE FROM langchain_pg_collection WHERE name = 'sql'")
-        restore, restored_as = ["restore", key, "--collection", "sql", "--replace"], "sql"
+        restore, restored_as = ["restore", key, "--collection", "sql", "--replace", "--apply"], "sql"
     else:
-        restore, restored_as = ["restore", key, "--collection", "sql", "--rename-to", "sql_v2"], "sql_v2"
+        restore, restored_as = ["restore", key, "--collection", "sql", "--rename-to", "sql_v2", "--append", "--apply"], "sql_v2"
     before = tables_now(store_db)
 
     assert main(restore) == 0

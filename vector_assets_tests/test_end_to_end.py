@@ -91,7 +91,8 @@ def live_rows(stack: DevStack) -> dict[str, Counter]:
     return {table: rows_as_text(stack.vectors_dsn(), table) for table in MANAGED_TABLES}
 
 
-REPLACE_CONFIG = {"ops": {"restore_from_backup_set": {"config": {"truncate_before_restore": True}}}}
+REPLACE_CONFIG = {"ops": {"restore_from_backup_set": {"config": {"truncate_before_restore": True, "dry_run": False}}}}
+TRUNCATE_CONFIG = {"ops": {"truncate_after_verified_backup": {"config": {"dry_run": False}}}}
 
 
 def test_backup_launched_through_graphql_registers_a_partition_with_its_metadata(stack: DevStack) -> None:
@@ -161,7 +162,7 @@ def test_truncate_and_restore_launched_together_never_run_their_ops_at_the_same_
     try:
         with holder.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {EMBEDDING_TABLE} IN ACCESS EXCLUSIVE MODE")
-        run_ids += [stack.launch("truncate_vector_tables"),
+        run_ids += [stack.launch("truncate_vector_tables", TRUNCATE_CONFIG),
                     stack.launch("restore_vector_tables", REPLACE_CONFIG, partition=LEGACY_TIMESTAMP)]
         stack.wait_for("one op to start and block on the held lock", lambda: started_steps(stack, run_ids), 120)
         queued_until = time.monotonic() + QUEUE_HOLD_S

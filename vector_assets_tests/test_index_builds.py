@@ -115,7 +115,7 @@ def test_the_restore_job_logs_each_build_and_its_progress(indexed_set, backup_ro
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("vector_backups", [key])
         result = run_job(instance, "restore_vector_tables", "restore_from_backup_set",
-                         {"truncate_before_restore": True, "safety_backup": False}, partition_key=key)
+                         {"truncate_before_restore": True, "safety_backup": False, "dry_run": False}, partition_key=key)
         messages = [record.user_message for record in instance.all_logs(result.run_id)]
 
     assert result.success

@@ -64,14 +64,14 @@ def test_replication_copies_intact_sets_refuses_damaged_ones_and_restores_after_
     cut_short = backup_root / "vector_bak" / f"{EMBEDDING_TABLE}_{GOOD}.csv"
     cut_short.write_bytes(cut_short.read_bytes()[:-100])
     execute(store_db, "DELETE FROM langchain_pg_embedding")
-    assert main(["restore", GOOD, "--replace", "--no-safety-backup"]) == 0
+    assert main(["restore", GOOD, "--replace", "--no-safety-backup", "--apply"]) == 0
     assert f"reading the offsite copy in {offsite.url}/vector_bak" in capsys.readouterr().err
     assert tables_now(store_db) == before
 
     shutil.rmtree(backup_root)
     execute(store_db, "DELETE FROM langchain_pg_embedding")
     restore = run_job(dagster_instance, "restore_vector_tables", "restore_from_backup_set",
-                      {"truncate_before_restore": True, "safety_backup": False}, partition_key=GOOD)
+                      {"truncate_before_restore": True, "safety_backup": False, "dry_run": False}, partition_key=GOOD)
     assert restore.success
     assert tables_now(store_db) == before
     restored = next(e for e in restore.all_events if e.event_type_value == "STEP_OUTPUT").event_specific_data.metadata

@@ -82,10 +82,11 @@ def test_append_with_skip_fills_the_gaps_and_counts_skipped_rows(backed_up, back
 
 def test_dry_run_reports_conflicts_and_truncates_but_changes_nothing(backed_up, backup_root):
     dsn, _ = backed_up
-    before = tables_now(dsn)
-    result = run_restore(RestoreRequest(target_dsn=dsn, root=backup_root, timestamp=TS, dry_run=True))
+    before, files = tables_now(dsn), folder_snapshot(backup_root)
+    result = run_restore(RestoreRequest(target_dsn=dsn, root=backup_root, timestamp=TS, dry_run=True, on_conflict="skip"))
     embedding = next(t for t in result.tables if t.table == "langchain_pg_embedding")
     assert result.dry_run and embedding.conflicts == embedding.rows_in_set - 10
+    assert result.safety_set is None and folder_snapshot(backup_root) == files
     replace = run_restore(RestoreRequest(target_dsn=dsn, root=backup_root, timestamp=TS, dry_run=True, truncate_before_restore=True))
     assert all(t.rows_truncated == t.rows_before for t in replace.tables)
     assert tables_now(dsn) == before

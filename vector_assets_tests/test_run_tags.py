@@ -23,7 +23,7 @@ def run_tags(instance, result) -> dict[str, str]:
 
 def test_backup_and_truncate_runs_carry_the_set_they_made(dagster_instance):
     backup = run_job(dagster_instance, "backup_vector_tables")
-    truncate = run_job(dagster_instance, "truncate_vector_tables", "truncate_after_verified_backup", {})
+    truncate = run_job(dagster_instance, "truncate_vector_tables", "truncate_after_verified_backup", {"dry_run": False})
 
     made = dagster_instance.get_dynamic_partitions("vector_backups")
     assert len(made) == 2
@@ -33,7 +33,7 @@ def test_backup_and_truncate_runs_carry_the_set_they_made(dagster_instance):
 
 def test_restore_runs_carry_the_set_and_the_target(dagster_instance, registered_set):
     result = run_job(
-        dagster_instance, "restore_vector_tables", "restore_from_backup_set", {"truncate_before_restore": True},
+        dagster_instance, "restore_vector_tables", "restore_from_backup_set", {"truncate_before_restore": True, "dry_run": False},
         partition_key=registered_set,
     )
     tags = run_tags(dagster_instance, result)

@@ -105,7 +105,7 @@ def test_the_s3_secret_key_is_in_no_event_run_config_metadata_or_object(s3_root,
         Ticker(instance).tick()
         checks = run_job(instance, "check_vector_backup", partition_key=key)
         restore = run_job(instance, "restore_vector_tables", "restore_from_backup_set",
-                          {"truncate_before_restore": True}, partition_key=key)
+                          {"truncate_before_restore": True, "dry_run": False}, partition_key=key)
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "Wrong-" + secret[:8])
         refused = run_job(instance, "backup_vector_tables")
         assert backup.success and checks.success and restore.success and not refused.success

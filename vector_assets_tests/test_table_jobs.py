@@ -137,7 +137,7 @@ def test_backup_truncate_restore_prune_and_replication_share_one_pool_limited_to
 
 def test_a_truncate_dry_run_job_counts_the_rows_and_changes_nothing(instance, store_db, backup_root):
     before = rows_as_text(store_db, "langchain_pg_embedding")
-    result = run_job(instance, "truncate_vector_tables", "truncate_after_verified_backup", {"dry_run": True})
+    result = run_job(instance, "truncate_vector_tables")  # the Launchpad's pre-filled config: a dry run
     assert result.success
     metadata = output_metadata(result, "truncate_after_verified_backup")
     assert metadata["dry_run"].value is True
@@ -145,4 +145,4 @@ def test_a_truncate_dry_run_job_counts_the_rows_and_changes_nothing(instance, st
     assert rows_as_text(store_db, "langchain_pg_embedding") == before
     assert list(backup_root.iterdir()) == [] and instance.get_dynamic_partitions("vector_backups") == []
     description = definitions().resolve_job_def("truncate_vector_tables").description
-    assert description.startswith("DELETES ROWS") and "dry_run: true" in description
+    assert description.startswith("DELETES ROWS") and "write dry_run: false to truncate" in description

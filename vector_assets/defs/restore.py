@@ -30,14 +30,21 @@ from vector_assets.defs.run_facts import log_progress, tag_run
 class RestoreConfig(dg.Config):
     target: RestoreTarget = Field(
         default=RestoreTarget[settings.DEFAULT_TARGET],
-        description="Where to restore: 'default' (the pgvector database) or a target declared in "
-        "VECTOR_ASSETS_RESTORE_TARGETS in the code location's environment.",
+        description="Where to restore. The choices are 'default' (the database of VECTOR_ASSETS_PG_DSN) and the "
+        "names listed in VECTOR_ASSETS_RESTORE_TARGETS in the code location's environment (each the name of the "
+        "variable holding that target's DSN).",
     )
-    tables: list[ManagedTable] = Field(default=list(MANAGED_TABLES), description="Tables to restore.")
+    tables: list[ManagedTable] = Field(
+        default=list(MANAGED_TABLES), description="Tables to restore; the choices are the managed tables (both by default)."
+    )
     truncate_before_restore: bool = Field(
-        default=False, description="Replace the tables' rows instead of appending (what is replaced is kept in a pre_restore set)."
+        default=True,
+        description="true (the default): the tables become exactly the set; what they held is kept in a pre_restore "
+        "set first, and the run gives the undo. false: append the set's rows; on_conflict decides about existing keys.",
     )
-    on_conflict: OnConflict = Field(default=OnConflict.error, description="Append mode: fail on any conflict, or skip and report.")
+    on_conflict: OnConflict = Field(
+        default=OnConflict.error, description="Append mode only: error (fail on the first existing key) or skip (keep it, report it)."
+    )
     collection: Optional[str] = Field(
         default=None,
         description="Restore only this collection (its row and its embeddings), by its name in the set; the other "
@@ -48,7 +55,11 @@ class RestoreConfig(dg.Config):
         description="With collection: restore it as a new collection of this name beside the current one, with new "
         "deterministic ids (see the README).",
     )
-    dry_run: bool = Field(default=False, description="Do everything, then roll back: nothing changes.")
+    dry_run: bool = Field(
+        default=True,
+        description="true (the default): do everything (lock, safety set, conflict checks, load, index builds), then "
+        "roll back; it fails where the real restore would. Write dry_run: false to restore.",
+    )
     safety_backup: bool = Field(
         default=True, description="Back up what the restore replaces into a pre_restore set first. Turn off only knowingly."
     )
@@ -91,6 +102,8 @@ def restore_from_backup_set(
     for build in result.index_builds:
         (context.log.warning if build.spilled else context.log.info)(build.message)
     context.log.info(restore_summary(result, f"{server.database} on {server.host}"))
+    if result.dry_run:
+        context.log.info("dry run: everything was done, then rolled back; nothing changed. Write dry_run: false to restore")
     metadata = restore_metadata(result, f"{target}: {server.database} on {server.host}:{server.port}", safety_key)
     if safety_key is not None:
         undo = undo_instructions(result, safety_key, target)
@@ -116,15 +129,16 @@ def register_safety_set(context: dg.OpExecutionContext, backup_root: BackupRootR
 def undo_instructions(result: RestoreResult, safety_key: str, target: str) -> dict[str, str]:
     tables = list(result.safety_set.manifest.tables)
     target_flag = "" if target == settings.DEFAULT_TARGET else f" --target {target}"
-    cli = (f"vector-assets restore {safety_key} --replace --tables {' '.join(tables)}{target_flag}")
+    cli = f"vector-assets restore {safety_key} --replace --tables {' '.join(tables)}{target_flag} --apply"
     launchpad = (
         "ops:\n  restore_from_backup_set:\n    config:\n"
-        f"      target: {target}\n      tables: [{', '.join(tables)}]\n      truncate_before_restore: true"
+        f"      target: {target}\n      tables: [{', '.join(tables)}]\n      truncate_before_restore: true\n"
+        "      dry_run: false"
     )
     if result.collection is not None:
         # The safety set holds the collection as it was, or records it absent: that one collection is put back.
         name = result.collection.restored_as
-        cli = f"vector-assets restore {safety_key} --replace --collection {shlex.quote(name)}{target_flag}"
+        cli = f"vector-assets restore {safety_key} --replace --collection {shlex.quote(name)}{target_flag} --apply"
         launchpad += f"\n      collection: {json.dumps(name, ensure_ascii=False)}"
     return {"cli": cli, "launchpad": launchpad}
 
@@ -262,7 +276,8 @@ def table_observation(result: RestoreResult, table: TableRestore, safety_key: st
 @dg.job(
     partitions_def=vector_backups_partitions,
     description="Restore the chosen set (the partition) into the pgvector database or a declared target, in one "
-    "transaction. What it replaces is backed up first into a pre_restore set; the run log gives the undo.",
+    "transaction, replacing the tables' rows by default. What it replaces is backed up first into a pre_restore set; "
+    "the run log gives the undo. A dry run (the default) does everything, then rolls back; write dry_run: false to restore.",
 )
 def restore_vector_tables() -> None:
     restore_from_backup_set()

@@ -27,10 +27,15 @@ from vector_assets.defs.run_facts import log_progress, tag_run
 class TruncateConfig(dg.Config):
     tables: list[ManagedTable] = Field(
         default=[EMBEDDING_TABLE],
-        description="Tables to empty. Adding langchain_pg_collection requires langchain_pg_embedding too.",
+        description="Tables to empty; the choices are the managed tables. Adding langchain_pg_collection requires "
+        "langchain_pg_embedding too.",
     )
     task_id: str | None = Field(default=None, description="Back up into <root>/<task_id>/vector_bak; empty: global.")
-    dry_run: bool = Field(default=False, description="Only count the rows that would be removed; change nothing.")
+    dry_run: bool = Field(
+        default=True,
+        description="true (the default): lock, back up, verify and truncate, then roll back and discard the set; it "
+        "fails where the real truncate would. Write dry_run: false to truncate.",
+    )
     format: SetFormatChoice = Field(
         default=settings.backup_format(),
         description="The safety set's format (csv, csv.zst, pgcopy, pgcopy.zst). Default: VECTOR_ASSETS_FORMAT.",
@@ -81,7 +86,8 @@ def truncate_after_verified_backup(
 
 def dry_run_summary(result: TruncateResult) -> str:
     tables = ", ".join(f"{t}: {rows:,} rows" for t, rows in result.rows_before.items())
-    return f"dry run: would back up both tables into a new set in {result.folder}, then remove {tables}; nothing changed"
+    return (f"dry run: backed up both tables into a new set in {result.folder}, verified it, and would remove {tables}; "
+            "rolled back and the set discarded, nothing changed. Write dry_run: false to truncate")
 
 
 def truncate_summary(result: TruncateResult, key: str) -> str:
@@ -116,7 +122,8 @@ def truncate_metadata(result: TruncateResult, key: str) -> dict:
 
 @dg.job(description=(
     "DELETES ROWS: empties langchain_pg_embedding (and, if asked, the collections) after backing up both tables "
-    "into a new set and verifying it against the locked tables, all in one transaction. dry_run: true only counts."
+    "into a new set and verifying it against the locked tables, all in one transaction. A dry run (the default) does "
+    "every step, then rolls back; write dry_run: false to truncate."
 ))
 def truncate_vector_tables() -> None:
     truncate_after_verified_backup()

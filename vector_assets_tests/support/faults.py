@@ -194,7 +194,10 @@ def fault_while_waiting(
 
 
 def run_job(instance, job: tuple[str, str], config: dict | None = None, **kwargs):
+    """A real run: the fault tests break real restores and truncates, never their dry runs."""
     name, op = job
+    if name in ("restore_vector_tables", "truncate_vector_tables"):
+        config = {"dry_run": False, **(config or {})}
     return run_dagster_job(instance, name, op, config, **kwargs)
 
 

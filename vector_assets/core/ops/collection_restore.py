@@ -174,8 +174,7 @@ def load_collection(
     with restore_transaction(conn, request, result) as cursor:
         result.tables_created = _create_tables(cursor, to_create)
         collection_stage, found = _find_in_set(cursor, plans[COLLECTION_TABLE], request, result.backup_set)
-        if not request.dry_run:
-            lock_against_writers(cursor, MANAGED_TABLES)
+        lock_against_writers(cursor, MANAGED_TABLES)
         result.collection = _find_in_target(cursor, request, found)
         outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
         absent = () if result.collection.existed_before else (result.collection.restored_as,)

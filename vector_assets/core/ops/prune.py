@@ -67,6 +67,8 @@ def run_prune(request: PruneRequest) -> PruneResult:
     plan = plan_retention(sets, request.policy, request.in_use, sizes=sizes, damaged=damaged_newest_sets(sets))
     plan = replace(plan, skipped_locations=tuple(f"{s.label} was not read: {s.reason}" for s in skipped))
     if request.dry_run:
+        for planned in plan.to_delete:  # what the real run checks before it deletes, so it fails alike
+            _folder_inside_root(planned.backup_set, root)
         return PruneResult(plan=plan, dry_run=True)
     return _delete_planned(plan, root, sets)
 

@@ -365,7 +365,7 @@ def _load_in_one_transaction(
 ) -> None:
     with restore_transaction(conn, request, result) as cursor:
         result.tables_created = _create_tables(cursor, to_create)
-        if request.safety_backup and not request.dry_run:
+        if request.safety_backup:
             lock_against_writers(cursor, tuple(plan.table for plan in planned))
         outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
         result.safety_set = _back_up_what_is_replaced(cursor, request, result.backup_set, outcomes)
@@ -385,16 +385,23 @@ def _load_in_one_transaction(
 def restore_transaction(
     conn: psycopg2.extensions.connection, request: RestoreRequest, result: RestoreResult
 ) -> Iterator[psycopg2.extensions.cursor]:
-    """A restore's one transaction: committed when the body returns (rolled back for a dry run);
-    on any error rolled back, and the safety set written in it discarded with its log block."""
+    """A restore's one transaction: committed when the body returns; on any error rolled back,
+    and the safety set written in it discarded with its log block.
+
+    A dry run does everything the real run does (the lock, the safety set, conflicts, checks,
+    index builds) and fails where it would fail, with the same message; only the commit is left
+    out, and the safety set it wrote is discarded, so it predicts the real run honestly."""
     committing = False
     safety_folder = result.backup_set.location.folder(request.root)  # local, even when reading offsite
-    log_before = safety_folder.read_bytes(LOG_FILE_NAME) if request.safety_backup and not request.dry_run else None
+    log_before = safety_folder.read_bytes(LOG_FILE_NAME) if request.safety_backup else None
     try:
         with conn.cursor() as cursor:
             yield cursor
         if request.dry_run:
             conn.rollback()
+            if result.safety_set is not None:
+                _discard_safety_set(result.safety_set, log_before)
+                result.safety_set = None
             return
         committing = True
         conn.commit()
@@ -450,7 +457,7 @@ def _back_up_what_is_replaced(
     """The guarded truncate's mechanism, reused: under the lock and in the restore's own
     transaction, the tables as they are now go into a ``pre_restore`` set beside the set being
     restored. If it cannot be written, nothing is restored. An empty target needs none."""
-    if not request.safety_backup or request.dry_run or not any(o.rows_before for o in outcomes.values()):
+    if not request.safety_backup or not any(o.rows_before for o in outcomes.values()):
         return None
     folder = backup_set.location.folder(request.root)
     with writing_to(folder):
@@ -714,7 +721,7 @@ def append_from_stage(
     key = primary_key(cursor, plan.table)
     outcome.conflicts, outcome.first_conflict = count_conflicts(cursor, plan.table, stage, key)
     repeated, first_repeated = count_repeated_keys(cursor, plan.table, stage, key)
-    if request.on_conflict == "error" and not request.dry_run:
+    if request.on_conflict == "error":
         _refuse_conflicts(plan, outcome, key, repeated, first_repeated)
         outcome.rows_loaded = _insert_or_name_the_conflict(cursor, plan, stage)
     else:
@@ -726,7 +733,7 @@ def append_from_stage(
 def _refuse_conflicts(
     plan: PlannedTable, outcome: TableRestore, key: list[str], repeated: int, first_repeated: str | None
 ) -> None:
-    hint = "(use on_conflict: skip, or truncate_before_restore)"
+    hint = "(to skip them: on_conflict: skip, --on-conflict skip; to replace the rows: truncate_before_restore: true, --replace)"
     if outcome.conflicts:
         raise RestoreConflictError(
             f"table {plan.table}: {outcome.conflicts} rows of {plan.label} already exist; "

@@ -46,7 +46,7 @@ from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log
 from vector_assets.core.sets.formats import CSV, count_rows_in_stream, set_format
 from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
-from vector_assets.core.sets.roots import Root, SetFolder, open_root, writing_to
+from vector_assets.core.sets.roots import Root, SetFolder, discard_set, open_root, writing_to
 from vector_assets.core.tables import (
     EMBEDDING_TABLE,
     MANAGED_TABLES,
@@ -61,7 +61,8 @@ T = TypeVar("T")
 class TruncateRequest:
     """Back up both tables, then truncate ``tables`` (by default only the embeddings).
 
-    ``dry_run`` counts what would go and writes nothing."""
+    ``dry_run`` does everything the real run does (lock, back up, verify, truncate) and fails
+    where it would fail; only the commit is left out, and the set it wrote is discarded."""
 
     dsn: str
     root: Root | Path | str
@@ -103,29 +104,27 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
     started = time.monotonic()
     location = Location(request.task_id)
     folder = location.folder(request.root)
-    if request.dry_run:
-        return _dry_run(request, folder, started)
+    existed = folder.exists()
     with writing_to(folder):
         folder.prepare()
+    if request.dry_run:
+        try:
+            return _rehearse(request, folder, location, started)
+        finally:
+            if not existed:
+                folder.unprepare()
+    written: list[BackupResult] = []
     conn = connect(request.dsn)
     try:
         with database_errors(conn, "during the truncate"), conn.cursor() as cursor:
-            _step(conn, "lock", lambda: lock_against_writers(cursor, MANAGED_TABLES))
-            rows_before = {table: count_rows(cursor, table) for table in MANAGED_TABLES}
-            target = SetTarget(
-                folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict(),
-                kind=PRE_TRUNCATE, format=request.format, progress=request.progress,
-            )
-            backup = _step(conn, "backup", lambda: write_set(cursor, target, MANAGED_TABLES))
-            _step(conn, "verify", lambda: verify_against_database(cursor, backup))
-            _step(conn, "truncate", lambda: truncate_with_brief_waits(cursor, request.tables))
-            rows_after = {table: count_rows(cursor, table) for table in request.tables}
+            rows_before, rows_after = _lock_back_up_verify_truncate(conn, cursor, request, folder, location, written)
             _step(conn, "commit", conn.commit)
     except BaseException:
         rollback_quietly(conn)
         raise
     finally:
         conn.close()
+    backup = written[0]
     outcomes = [TruncateOutcome(table, rows_before[table]) for table in request.tables]
     warnings = _note_truncate_in_log(folder, backup, location, outcomes)
     return TruncateResult(
@@ -134,16 +133,43 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
     )
 
 
-def _dry_run(request: TruncateRequest, folder: SetFolder, started: float) -> TruncateResult:
-    """Count the rows that would go; no lock, no file, no change."""
+def _lock_back_up_verify_truncate(
+    conn: psycopg2.extensions.connection, cursor: psycopg2.extensions.cursor, request: TruncateRequest,
+    folder: SetFolder, location: Location, written: list[BackupResult],
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Every step but the commit; the set is appended to ``written`` as soon as it exists."""
+    _step(conn, "lock", lambda: lock_against_writers(cursor, MANAGED_TABLES))
+    rows_before = {table: count_rows(cursor, table) for table in MANAGED_TABLES}
+    target = SetTarget(
+        folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict(),
+        kind=PRE_TRUNCATE, format=request.format, progress=request.progress,
+    )
+    written.append(_step(conn, "backup", lambda: write_set(cursor, target, MANAGED_TABLES)))
+    _step(conn, "verify", lambda: verify_against_database(cursor, written[-1]))
+    _step(conn, "truncate", lambda: truncate_with_brief_waits(cursor, request.tables))
+    return rows_before, {table: count_rows(cursor, table) for table in request.tables}
+
+
+def _rehearse(request: TruncateRequest, folder: SetFolder, location: Location, started: float) -> TruncateResult:
+    """The dry run: every step of the real run, the same errors, then a rollback instead of the
+    commit; the set it wrote and its log block are discarded."""
+    log_before = folder.read_bytes(LOG_FILE_NAME)
+    written: list[BackupResult] = []
     conn = connect(request.dsn)
     try:
-        with database_errors(conn, "during the truncate's dry run"), conn.cursor() as cursor:
-            rows = {table: count_rows(cursor, table) for table in request.tables}
+        with database_errors(conn, "during the truncate"), conn.cursor() as cursor:
+            rows_before, rows_after = _lock_back_up_verify_truncate(conn, cursor, request, folder, location, written)
         conn.rollback()
     finally:
+        rollback_quietly(conn)
         conn.close()
-    return TruncateResult(None, rows, dict(rows), time.monotonic() - started, dry_run=True, folder=folder)
+        for backup in written:
+            data_files = tuple(piece.file for entry in backup.manifest.tables.values() for piece in entry.pieces)
+            discard_set(folder, backup.timestamp, log_before, data_files)
+    return TruncateResult(
+        None, {t: rows_before[t] for t in request.tables}, rows_after, time.monotonic() - started,
+        dry_run=True, folder=folder,
+    )
 
 
 def _note_truncate_in_log(

@@ -255,6 +255,9 @@ class ObjectFolder:
     def prepare(self) -> None:
         pass
 
+    def unprepare(self) -> None:
+        pass
+
     def entries(self) -> dict[str, FileEntry]:
         with store_errors("list", str(self) + "/"):
             listing = obstore.list_with_delimiter(self.store, self.prefix or None)

@@ -43,6 +43,9 @@ class SetFolder(Protocol):
     def prepare(self) -> None:
         """Create the folder if the store has folders."""
 
+    def unprepare(self) -> None:
+        """Remove the folder again if it is empty (after a dry run that had to create it)."""
+
     def entries(self) -> dict[str, FileEntry]:
         """One listing: name → size and modification time. Reads no file."""
 

@@ -322,6 +322,13 @@ class DiskFolder:
         with writing_under(self.path):
             self.path.mkdir(parents=True, exist_ok=True)
 
+    def unprepare(self) -> None:
+        """Remove the folder if it is empty."""
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
     def entries(self) -> dict[str, FileEntry]:
         found = {}
         for child in self.path.iterdir():
