@@ -14,6 +14,7 @@ from vector_assets.core.ops.drill import (
 from vector_assets.core.sets.naming import csv_file_name
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.defs.backup import backup_asset_key
+from vector_assets.defs.drill import restore_drill_check
 from vector_assets.defs.freshness import backup_freshness_checks
 from vector_assets.dev.demo import write_legacy_set
 from vector_assets_tests.support.dagster import definitions
@@ -123,17 +124,16 @@ def test_verify_job_fails_on_a_damaged_set_and_still_drops_the_scratch_database(
 def test_restore_drill_check_runs_for_one_partition(dagster_instance, store_db, backup_root):
     made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
     dagster_instance.add_dynamic_partitions("vector_backups", [made.timestamp])
-    job = dg.define_asset_job(
-        "drill_check_only",
-        selection=dg.AssetSelection.checks(dg.AssetCheckKey(backup_asset_key(EMBEDDING_TABLE), "restore_drill")),
-    )
+    job = dg.define_asset_job("drill_check_only", selection=dg.AssetSelection.checks(restore_drill_check))
     check_job = dg.Definitions.merge(definitions(), dg.Definitions(jobs=[job])).resolve_job_def("drill_check_only")
 
     result = check_job.execute_in_process(instance=dagster_instance, tags={"dagster/partition": made.timestamp})
 
     assert result.success
     evaluations = drill_evaluations(dagster_instance, result.run_id)
-    assert [e.passed for e in evaluations if e.asset_key == backup_asset_key(EMBEDDING_TABLE)] == [True]
+    assert {(e.check_name, e.passed) for e in evaluations if e.asset_key == backup_asset_key(EMBEDDING_TABLE)} == {
+        ("restore_drill", True), ("restore_rto", True)
+    }
 
 
 def test_drill_job_without_a_chosen_set_stops_with_one_line_and_records_no_check(dagster_instance, backup_root):

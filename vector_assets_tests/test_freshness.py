@@ -13,6 +13,7 @@ from vector_assets_tests.support.dagster import Ticker, definitions
 
 EMBEDDINGS = backup_asset_key("langchain_pg_embedding")
 CHECK = dg.AssetCheckKey(EMBEDDINGS, "freshness_check")
+COLLECTIONS = backup_asset_key("langchain_pg_collection")
 
 
 def made_ago(store_db, backup_root, age: timedelta) -> str:
@@ -73,20 +74,27 @@ def test_a_malformed_limit_fails_naming_the_variable(dagster_instance, monkeypat
     assert "VECTOR_ASSETS_BACKUP_MAX_AGE" in message and "'a day'" in message
 
 
-def sensor_tick(instance: dg.DagsterInstance, cursor: str | None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions())
+def sensor_tick(instance: dg.DagsterInstance):
+    context = dg.build_sensor_context(instance=instance, definitions=definitions())
     result = vector_freshness_sensor.evaluate_tick(context)
-    return result, context.cursor
+    for event in result.asset_events:  # as the daemon does
+        instance.report_runless_asset_event(event)
+    return result
 
 
-def test_the_sensor_evaluates_only_when_the_answer_can_change(dagster_instance, store_db, backup_root, ticker):
-    first, cursor = sensor_tick(dagster_instance, None)
-    again, cursor = sensor_tick(dagster_instance, cursor)
-    made_ago(store_db, backup_root, timedelta(minutes=1))
+def test_the_sensor_records_freshness_without_a_run_and_only_when_the_answer_changes(
+    dagster_instance, store_db, backup_root, ticker, monkeypatch
+):
+    before_the_first_scan = sensor_tick(dagster_instance)
+    ticker.tick()  # no set yet: vector_bak_sensor records "stale: no backup set yet"
+    again = sensor_tick(dagster_instance)
+    made_ago(store_db, backup_root, timedelta(hours=20))
     ticker.tick()
-    after_a_set, cursor = sensor_tick(dagster_instance, cursor)
+    unchanged = sensor_tick(dagster_instance)
+    monkeypatch.setenv("VECTOR_ASSETS_BACKUP_MAX_AGE", "10h")  # the set passes the limit
+    aged = sensor_tick(dagster_instance)
 
-    assert len(first.run_requests[0].asset_check_keys) == 2
-    assert again.run_requests == [] and again.skip_message
-    assert CHECK in after_a_set.run_requests[0].asset_check_keys
-    assert after_a_set.run_requests[0].asset_selection == []  # the checks only; backups are never "materialized"
+    assert before_the_first_scan.asset_events == [] and "waiting for vector_bak_sensor" in before_the_first_scan.skip_message
+    assert again.asset_events == [] and unchanged.asset_events == [] and again.run_requests == []
+    assert aged.run_requests == [] and {e.asset_key for e in aged.asset_events} == {EMBEDDINGS, COLLECTIONS}
+    assert all(not e.passed and e.description.startswith("stale: the newest set") for e in aged.asset_events)

@@ -85,6 +85,7 @@ def test_json_has_the_shape_of_the_seed_list_api(populated_root, store_db):
     folder = populated_root / "vector_bak"
     collection = folder / "langchain_pg_collection_20250722_010318.csv"
     embedding = folder / "langchain_pg_embedding_20250722_010318.csv"
+    manifest = folder / "vector_backup_20250722_010318.json"  # every file of the set counts, as prune frees it
     embedding_rows = execute(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
     assert newest_global == {
         "timestamp": "20250722_010318",
@@ -98,7 +99,7 @@ def test_json_has_the_shape_of_the_seed_list_api(populated_root, store_db):
         "key": "20250722_010318",
         "legacy": False,
         "rows": {"langchain_pg_collection": 3, "langchain_pg_embedding": embedding_rows},
-        "total_bytes": collection.stat().st_size + embedding.stat().st_size,
+        "total_bytes": collection.stat().st_size + embedding.stat().st_size + manifest.stat().st_size,
         "kind": "full",
         "parent": None,
         "rows_after": {"langchain_pg_collection": 3, "langchain_pg_embedding": embedding_rows},
@@ -123,7 +124,8 @@ def test_a_set_whose_file_was_deleted_is_still_listed_with_the_file_missing(stor
     inventory = build_inventory(InventoryRequest(root=backup_root))
     (entry,) = inventory.locations[0].backups
     assert entry.to_json()["embedding_size"] is None
-    assert entry.total_bytes == result.paths["langchain_pg_collection"].stat().st_size
+    manifest = result.paths["langchain_pg_collection"].parent / f"vector_backup_{result.timestamp}.json"
+    assert entry.total_bytes == result.paths["langchain_pg_collection"].stat().st_size + manifest.stat().st_size
     assert "embedding file missing" in inventory.format_text()
 
 

@@ -6,6 +6,7 @@ from vector_assets.cli import main
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_size
+from vector_assets_tests.support.chains import build_chain
 from vector_assets_tests.support.dagster import Ticker, partition_metadata
 from vector_assets_tests.support.database import execute
 from vector_assets_tests.support.files import psql_legacy_set
@@ -46,3 +47,35 @@ def test_a_legacy_set_changed_after_counting_is_not_given_the_old_count(dagster_
 
 def test_sizes_are_decimal_like_the_rates():
     assert [human_size(n) for n in (999, 1_000, 11_100_000, 2_500_000_000)] == ["999 B", "1.0 kB", "11.1 MB", "2.5 GB"]
+
+
+def line_of(output: str, key: str) -> str:
+    (line,) = [line for line in output.splitlines() if key in line.split()[:2]]
+    return line
+
+
+def test_a_sets_size_reads_the_same_in_list_prune_verify_and_its_partition(dagster_instance, store_db, backup_root, capsys):
+    """An increment and its full parent with a row index: every file of the set counts, in one unit."""
+    full, increment = build_chain(store_db, backup_root, ["20250101_020000", "20250102_020000"])
+    Ticker(dagster_instance).tick()
+    sizes = {}
+    for result in (full, increment):
+        key = result.timestamp
+        files = [p for p in (backup_root / "vector_bak").iterdir() if key in p.name and p.name != "vector_backup_log.txt"]
+        sizes[key] = human_size(sum(p.stat().st_size for p in files))
+
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert main(["prune"]) == 0
+    pruned = capsys.readouterr().out
+    assert main(["verify", increment.timestamp]) == 0
+    verified = capsys.readouterr().out
+
+    for key, size in sizes.items():
+        assert f"{size} total" in line_of(listed, key)
+        assert size in line_of(pruned, key)
+        assert partition_metadata(dagster_instance, "langchain_pg_embedding", key)["set_size"] == size
+    assert "bytes)" not in verified
+    embedding_files = [p for p in (backup_root / "vector_bak").iterdir()
+                       if p.name.startswith(f"langchain_pg_embedding_{increment.timestamp}")]
+    assert f"present ({human_size(sum(p.stat().st_size for p in embedding_files))})" in verified

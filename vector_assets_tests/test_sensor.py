@@ -38,7 +38,15 @@ def ticker(dagster_instance) -> Ticker:
 
 
 
-def test_new_sets_are_registered_materialized_and_checked(ticker, store_db, backup_root):
+def check_evaluations(result) -> dict[tuple[str, str, str], dg.AssetCheckEvaluation]:
+    """The check evaluations a tick recorded itself, by (asset, check, partition)."""
+    return {
+        (e.asset_key.to_user_string(), e.check_name, e.partition): e
+        for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)
+    }
+
+
+def test_new_sets_are_registered_materialized_and_checked_without_a_run(ticker, store_db, backup_root):
     made = run_backup(BackupRequest(dsn=store_db, root=backup_root, task_id="task_20250721_213627"))
 
     result = ticker.tick()
@@ -52,9 +60,61 @@ def test_new_sets_are_registered_materialized_and_checked(ticker, store_db, back
     assert metadata["location"] == "task_20250721_213627/vector_bak"
     assert metadata["task_id"] == "task_20250721_213627"
     assert metadata["legacy"] is False and metadata["has_log"] is True
-    assert [(r.job_name, r.partition_key) for r in result.run_requests] == [
-        ("check_vector_backup", made.timestamp)
-    ]
+    assert result.run_requests == []
+    evaluations = check_evaluations(result)
+    file_checks = {key: e for key, e in evaluations.items() if key[2] == made.timestamp}
+    assert len(file_checks) == 6 and all(e.passed for e in file_checks.values())
+    fresh = evaluations[("langchain_pg_embedding_backup", "freshness_check", None)]
+    assert fresh.passed and fresh.description.startswith(f"fresh: the newest set {made.timestamp}")
+
+
+def test_a_legacy_sets_sha256_check_is_a_warning_that_says_nothing_could_be_compared(ticker, store_db, backup_root):
+    psql_legacy_set(store_db, backup_root / "vector_bak", "20250101_120500")
+
+    result = ticker.tick()
+
+    evaluations = check_evaluations(result)
+    sha256 = evaluations[("langchain_pg_embedding_backup", "sha256_matches_manifest", "20250101_120500")]
+    assert sha256.severity == dg.AssetCheckSeverity.WARN and not sha256.passed
+    assert sha256.description.startswith("no checksum recorded: counted rows only")
+    others = [e for (_, check, _), e in evaluations.items() if check in ("file_present", "row_count_matches_manifest")]
+    assert len(others) == 4 and all(e.passed for e in others)
+    assert result.run_requests == []
+
+
+def test_the_newest_sets_checks_are_recorded_last_so_the_ui_shows_them(ticker, store_db, backup_root):
+    psql_legacy_set(store_db, backup_root / "vector_bak", "20250101_120500")
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+
+    result = ticker.tick()
+
+    partitions = [e.partition for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation) and e.partition]
+    assert partitions == sorted(partitions) and partitions[-1] == made.timestamp
+    check = dg.AssetCheckKey(dg.AssetKey("langchain_pg_embedding_backup"), "sha256_matches_manifest")
+    latest = ticker.instance.event_log_storage.get_latest_asset_check_execution_by_key([check])[check]
+    assert latest.partition == made.timestamp and latest.evaluation.passed
+
+
+def test_a_damaged_set_fails_its_checks_without_a_run(ticker, store_db, backup_root):
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    path = made.paths[EMBEDDING_TABLE]
+    path.write_bytes(path.read_bytes().replace(b"question", b"Question", 1))
+
+    result = ticker.tick()
+
+    sha256 = check_evaluations(result)[("langchain_pg_embedding_backup", "sha256_matches_manifest", made.timestamp)]
+    assert not sha256.passed and sha256.severity == dg.AssetCheckSeverity.ERROR
+    assert "does not match the manifest" in sha256.description and result.run_requests == []
+
+
+def test_a_set_too_large_to_read_in_a_tick_gets_one_check_run(ticker, store_db, backup_root, monkeypatch):
+    monkeypatch.setattr("vector_assets.defs.discovery.SENSOR_VERIFY_MAX_BYTES", 1000)
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+
+    result = ticker.tick()
+
+    assert [(r.job_name, r.partition_key) for r in result.run_requests] == [("check_vector_backup", made.timestamp)]
+    assert not any(e.partition for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation))
 
 
 def test_legacy_set_written_by_psql_copy_gets_rows_and_sha256(ticker, store_db, backup_root):
@@ -127,8 +187,10 @@ def test_set_registered_by_the_backup_job_is_checked_but_not_reported_twice(tick
     result = ticker.tick()
 
     assert added_keys(result) == []
-    assert [event.asset_key for event in result.asset_events] == [INVENTORY_KEY]  # no second report of the set
-    assert [r.partition_key for r in result.run_requests] == [made.timestamp]
+    assert not any(isinstance(event, dg.AssetMaterialization) and event.asset_key != INVENTORY_KEY
+                   for event in result.asset_events)  # no second report of the set
+    assert len([key for key in check_evaluations(result) if key[2] == made.timestamp]) == 6
+    assert result.run_requests == []
 
 
 def test_second_tick_over_an_unchanged_root_reads_no_set_file(ticker, store_db, backup_root):

@@ -31,3 +31,9 @@ def human_duration(seconds: float) -> str:
         return f"{hours}h{minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d{hours:02d}h"
+
+
+def count_of(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 row``, ``3,000 rows``: a count and its noun, singular for one; ``plural`` for the
+    nouns that do not take an s (``1 index``, ``2 indexes``)."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"

@@ -59,6 +59,16 @@ def alert_failed_check(
     send_alert(op_context.log, failed_check_text(op_context.job_name, key, check, error, op_context.run_id))
 
 
+def asset_checks_link(asset_key: dg.AssetKey) -> str:
+    return f"{settings.UI_URL.get().rstrip('/')}/assets/{'/'.join(asset_key.path)}?view=checks"
+
+
+def alert_failed_check_without_run(log, sensor: str, key: str, asset_key: dg.AssetKey, check: str, error: str) -> None:
+    """A check a sensor recorded itself failed: there is no run to link to, so the link is the asset's checks."""
+    text = f"check {asset_key.to_user_string()} {check} failed in {sensor} (set {key}): {one_line(error)}"
+    send_alert(log, f"{text}\n{asset_checks_link(asset_key)}")
+
+
 def first_error(context: dg.RunFailureSensorContext) -> str:
     """The first failed step's own message (our Failure's description, even after its retries
     ran out), else the run's."""

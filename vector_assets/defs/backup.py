@@ -46,6 +46,10 @@ source_table_specs = [
 ]
 
 
+# Reported by vector_bak_sensor (defs/discovery.py) each time the sets under the root change.
+INVENTORY_KEY = dg.AssetKey("vector_backup_inventory")
+
+
 def backup_asset_key(table: str) -> dg.AssetKey:
     return dg.AssetKey(f"{table}_backup")
 
@@ -56,7 +60,8 @@ backup_specs = [
         deps=[dg.AssetKey(table)],
         partitions_def=vector_backups_partitions,
         group_name=BACKUP_GROUP,
-        description=f"CSV backups of {table}, one partition per backup set (key = timestamp).",
+        description=f"Backups of {table}, one partition per backup set (key = timestamp), in the set's format: "
+        "csv, csv.zst, pgcopy or pgcopy.zst.",
         kinds={"csv", "zstd", "pgcopy"},
     )
     for table in MANAGED_TABLES
@@ -69,7 +74,7 @@ def table_metadata(
     """Metadata for one table of a set; ``legacy`` stats are given for legacy sets, read by the caller."""
     files = backup_set.data_files(table)
     entry = backup_set.manifest.tables[table] if backup_set.manifest else None
-    size = entry.bytes if entry else backup_set.folder.size(backup_set.file_name(table)) or 0
+    size = backup_set.table_bytes(table) or 0  # what the list, prune and the checks say too
     metadata: dict[str, Any] = {
         "path": dg.MetadataValue.path(str(backup_set.csv_path(table))),
         "file": backup_set.file_name(table),
@@ -110,9 +115,12 @@ def table_metadata(
 def set_metadata(backup_set: BackupSet) -> dict[str, Any]:
     """What the whole set shares: kind and parent, snapshot, timing, source (never a password)."""
     manifest = backup_set.manifest
+    size = backup_set.total_bytes()  # every file of the set, as the list and prune give it
+    sizes = {"set_bytes": dg.MetadataValue.int(size), "set_size": human_size(size)}
     if manifest is None:
-        return {"consistent_snapshot": False, "kind": "legacy"}
+        return {"consistent_snapshot": False, "kind": "legacy", **sizes}
     return {
+        **sizes,
         "kind": manifest.kind,
         **({"parent": manifest.parent} if manifest.parent else {}),
         **({"fallback": manifest.fallback} if manifest.fallback else {}),

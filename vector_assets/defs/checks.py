@@ -4,9 +4,10 @@ that runs them on the set you pick.
 
 Dagster 1.13 cannot give a checks-only asset job a partition picker, so the job is an op job
 partitioned by the sets, which records its results as that partition's check evaluations, as
-the drill does. The checks themselves stay runnable from an asset's Checks tab on a partition;
-run there without one ("Execute all"), they record nothing, say in the run's log what to do,
-and show as skipped, never failed.
+the drill does; ``vector_bak_sensor`` records them for the sets it verifies itself. The checks
+of both tables form one step that cannot be subset, so an asset's Checks tab never offers them
+alone: its "Execute all" runs only what it can evaluate without a set (the freshness check),
+and a run without a set never replaces a set's results.
 """
 
 import warnings
@@ -15,12 +16,13 @@ import dagster as dg
 
 from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.verify import CHECK_NAMES, CheckOutcome, check_table_file
-from vector_assets.core.sets.copies import ChosenCopy, choose_copy
+from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.defs.alerts import alert_failed_check
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.partitions import chosen_set, set_chosen_for_checks, vector_backups_partitions
+from vector_assets.defs.partitions import chosen_set, set_checks, set_chosen_for_checks, vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource
 from vector_assets.defs.run_facts import tag_run
 
@@ -35,12 +37,12 @@ CHECK_DESCRIPTIONS = {
 }
 
 
-def check_fields(chosen: ChosenCopy, outcome: CheckOutcome) -> dict:
-    """What an outcome says, as the fields of a check result or evaluation."""
-    backup_set = chosen.backup_set
+def check_fields(backup_set: BackupSet, outcome: CheckOutcome, offsite_note: str | None = None) -> dict:
+    """What an outcome says, as the fields of a check result or evaluation. A check that could
+    compare nothing (a legacy set has no checksum) is a WARN that says so, never an ERROR."""
     metadata: dict = {"folder": str(backup_set.folder), "legacy": backup_set.is_legacy}
-    if chosen.note:
-        metadata["read_from_offsite"] = chosen.note
+    if offsite_note:
+        metadata["read_from_offsite"] = offsite_note
     if outcome.expected is not None:
         metadata["expected"] = outcome.expected
     if outcome.actual is not None:
@@ -51,6 +53,26 @@ def check_fields(chosen: ChosenCopy, outcome: CheckOutcome) -> dict:
         "description": outcome.message,
         "metadata": metadata,
     }
+
+
+def file_check_evaluations(
+    backup_set: BackupSet, offsite_note: str | None = None
+) -> list[tuple[CheckOutcome, dg.AssetCheckEvaluation]]:
+    """Every file check of the set, as the evaluations recorded on its partition."""
+    evaluations = []
+    for table in backup_set.tables:
+        for check in CHECK_NAMES:
+            outcome = check_table_file(backup_set, table, check)
+            evaluations.append((outcome, dg.AssetCheckEvaluation(
+                asset_key=backup_asset_key(table), check_name=check, partition=backup_set.key,
+                **check_fields(backup_set, outcome, offsite_note),
+            )))
+    return evaluations
+
+
+def is_failure(outcome: CheckOutcome) -> bool:
+    """Failed, not merely unable to compare: what alerts and fails a check run."""
+    return not outcome.passed
 
 
 # Partitioned asset checks are a preview feature in Dagster 1.13; we rely on it knowingly.
@@ -69,8 +91,7 @@ FILE_CHECK_SPECS = [
 ]
 
 
-# can_subset: the Checks tab runs one asset's checks, and a run without a set yields none.
-@dg.multi_asset_check(specs=FILE_CHECK_SPECS, can_subset=True)
+@set_checks("backup_file_checks", FILE_CHECK_SPECS)
 def backup_file_checks(context: dg.AssetCheckExecutionContext, backup_root: BackupRootResource):
     key = set_chosen_for_checks(context, CHECK_JOB)
     if key is None:
@@ -85,7 +106,7 @@ def backup_file_checks(context: dg.AssetCheckExecutionContext, backup_root: Back
         fields = (
             {"passed": False, "description": failure}
             if chosen is None
-            else check_fields(chosen, check_table_file(chosen.backup_set, table, check_key.name))
+            else check_fields(chosen.backup_set, check_table_file(chosen.backup_set, table, check_key.name), chosen.note)
         )
         if not fields["passed"] and fields.get("severity") != dg.AssetCheckSeverity.WARN:
             alert_failed_check(context, key, f"{table} {check_key.name}", fields["description"])
@@ -105,16 +126,12 @@ def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootRes
         context.log.warning(chosen.note)
     backup_set = chosen.backup_set
     failed = []
-    for table in backup_set.tables:
-        for check in CHECK_NAMES:
-            outcome = check_table_file(backup_set, table, check)
-            context.log_event(dg.AssetCheckEvaluation(
-                asset_key=backup_asset_key(table), check_name=check, partition=key, **check_fields(chosen, outcome)
-            ))
-            (context.log.warning if outcome.warning else context.log.info)(f"{table} {check}: {outcome.message}")
-            if not outcome.passed:
-                failed.append(f"{table} {check}: {outcome.message}")
-                alert_failed_check(context, key, f"{table} {check}", outcome.message)
+    for outcome, evaluation in file_check_evaluations(backup_set, chosen.note):
+        context.log_event(evaluation)
+        (context.log.warning if outcome.warning else context.log.info)(f"{outcome.table} {outcome.check}: {outcome.message}")
+        if is_failure(outcome):
+            failed.append(f"{outcome.table} {outcome.check}: {outcome.message}")
+            alert_failed_check(context, key, f"{outcome.table} {outcome.check}", outcome.message)
     if failed:
         raise dg.Failure(description=f"set {key} failed verification: " + "; ".join(failed), allow_retries=False)
     return dg.Output(None, metadata={"partition": key, "checks": len(backup_set.tables) * len(CHECK_NAMES)})

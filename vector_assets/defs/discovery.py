@@ -1,18 +1,20 @@
 """Discovery: ``vector_bak_sensor`` turns backup sets on disk into partitions, materializations
-and check runs, and reports ``vector_backup_inventory``.
+and check results, and reports ``vector_backup_inventory``.
 
 Sets written by other tools (the earlier ``psql \\copy`` scripts, the CLI, a crashed truncate)
 land under the root without Dagster knowing. Each tick registers the new ones, reports their
-metadata, requests their checks, and removes the partitions of sets deleted from disk.
+metadata, records their file checks and the backups' freshness, and removes the partitions of
+sets deleted from disk. Only a set too large to read within a tick gets a run: one
+``check_vector_backup`` run, so the Runs page holds what people did.
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 
 from vector_assets import settings
-from vector_assets.core.errors import ManifestError, ObjectStoreError, VectorAssetsError
+from vector_assets.core.errors import ConfigError, ManifestError, ObjectStoreError, VectorAssetsError
 from vector_assets.core.sets.catalog import BackupSet, read_set
 from vector_assets.core.sets.csv_files import LegacyFileStats, legacy_file_stats
 from vector_assets.core.sets.discovery import (
@@ -31,10 +33,12 @@ from vector_assets.core.sets.legacy_rows import remember_rows
 from vector_assets.core.sets.naming import set_file_names
 from vector_assets.core.sets.roots import Root
 from vector_assets.core.tables import MANAGED_TABLES
-from vector_assets.core.units import human_size
-from vector_assets.defs import backup, checks
+from vector_assets.core.units import BYTES_PER_MB, count_of, human_size
+from vector_assets.defs import backup, checks, freshness
+from vector_assets.defs.alerts import alert_failed_check_without_run
 from vector_assets.defs.backup import (
     BACKUP_GROUP,
+    INVENTORY_KEY,
     backup_asset_key,
     set_materializations,
 )
@@ -47,9 +51,10 @@ from vector_assets.defs.run_facts import set_tags
 WORK_BUDGET_SECONDS = 30.0
 # The first tick over a root with hundreds of old sets should not queue hundreds of runs at once.
 MAX_CHECK_RUNS_PER_TICK = 10
-
-
-INVENTORY_KEY = dg.AssetKey("vector_backup_inventory")
+# A set up to this size is verified by the sensor itself (its file checks read each file once, at
+# about 200 MB/s on disk); a larger one gets one check_vector_backup run.
+SENSOR_VERIFY_MAX_BYTES = 128 * BYTES_PER_MB
+SENSOR_NAME = "vector_bak_sensor"
 
 inventory_spec = dg.AssetSpec(
     INVENTORY_KEY,
@@ -87,11 +92,12 @@ def inventory_materialization(inventory: Inventory) -> dg.AssetMaterialization:
 
 
 @dg.sensor(
-    name="vector_bak_sensor",
+    name=SENSOR_NAME,
     jobs=[checks.check_vector_backup],
     minimum_interval_seconds=settings.sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Registers backup sets found under VECTOR_ASSETS_ROOT (global, task_*, manual_*) as partitions.",
+    description="Registers backup sets found under VECTOR_ASSETS_ROOT (global, task_*, manual_*) as partitions, "
+    "and records their file checks (a large set gets one check_vector_backup run) and the backups' freshness.",
 )
 def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRootResource) -> dg.SensorResult:
     root = backup_root.open()
@@ -114,18 +120,65 @@ def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRo
     if removed:
         context.log.info(f"sets deleted from disk, removing partitions: {', '.join(removed)}")
     next_cursor = DiscoveryCursor(discovery.folders, next_reported(cursor, discovery, reports))
-    events = [event for report in reports for event in report.materializations]
+    # Oldest set first: the newest set's materializations and checks are then the latest ones,
+    # which the asset's node and its Checks tab show.
+    events: list = [event for report in reversed(reports) for event in report.materializations + report.checks]
+    alert_failed_file_checks(context, reports)
+    if reports or removed or context.cursor is None:
+        events += freshness_events(context, reports, removed)
     if context.cursor is None or next_cursor.reported != cursor.reported or removed:
         inventory = build_inventory(InventoryRequest(
             root=root, configured_root=backup_root.configured(), offsite_root=backup_root.open_offsite()
         ))
         events.append(inventory_materialization(inventory))
+    run_requests = check_run_requests(reports)
     return dg.SensorResult(
         dynamic_partitions_requests=partition_requests(added, removed),
         asset_events=events,
-        run_requests=check_run_requests(reports),
+        run_requests=run_requests,
         cursor=next_cursor.to_json(),
+        skip_reason=None if run_requests else tick_summary(reports, removed),
     )
+
+
+def tick_summary(reports: list["SetReport"], removed: list[str]) -> str | None:
+    """What a tick that needs no run did, for the sensor's tick history."""
+    done = []
+    if reports:
+        done.append(f"recorded {count_of(len(reports), 'set')} and {'its' if len(reports) == 1 else 'their'} "
+                     "file checks without a run")
+    if removed:
+        done.append(f"removed {count_of(len(removed), 'partition')} of sets deleted from disk")
+    return "; ".join(done) or None
+
+
+def freshness_events(
+    context: dg.SensorEvaluationContext, reports: list["SetReport"], removed: list[str]
+) -> list[dg.AssetCheckEvaluation]:
+    """The backups' freshness as this tick leaves it, where it changed; a malformed limit is
+    left to vector_freshness_sensor, which says so."""
+    try:
+        max_age = settings.BACKUP_MAX_AGE.seconds()
+    except ConfigError:
+        return []
+    reported: dict[dg.AssetKey, set[str]] = {}
+    for report in reports:
+        for event in report.materializations:
+            reported.setdefault(event.asset_key, set()).add(event.partition)
+    newest = freshness.newest_sets(context.instance, reported, removed)
+    evaluations = freshness.freshness_evaluations(context.instance, newest, max_age, time.time())
+    freshness.alert_stale(context.log, SENSOR_NAME, evaluations)
+    return evaluations
+
+
+def alert_failed_file_checks(context: dg.SensorEvaluationContext, reports: list["SetReport"]) -> None:
+    for report in reports:
+        for evaluation in report.checks:
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                alert_failed_check_without_run(
+                    context.log, SENSOR_NAME, report.found.key, evaluation.asset_key, evaluation.check_name,
+                    evaluation.description or "failed",
+                )
 
 
 @dataclass
@@ -136,6 +189,8 @@ class SetReport:
     found: FoundSet
     materializations: list[dg.AssetMaterialization]
     appearance: str
+    checks: list[dg.AssetCheckEvaluation] = field(default_factory=list)  # the file checks the sensor ran itself
+    needs_check_run: bool = False  # too large to read in a tick, or unreadable: one check_vector_backup run
 
 
 def appearance_of(found: FoundSet, root: Root) -> str:
@@ -146,10 +201,16 @@ def appearance_of(found: FoundSet, root: Root) -> str:
 
 def read_report(root: Root, found: FoundSet, is_new_partition: bool) -> SetReport:
     backup_set = load_found_set(root, found)
-    if not is_new_partition:  # our own job registered and materialized it; only its checks are due
-        return SetReport(found, [], appearance_of(found, root))
-    legacy = read_legacy_stats(root, backup_set) if backup_set.is_legacy else {}
-    return SetReport(found, set_materializations(backup_set, legacy), appearance_of(found, root))
+    materializations = []
+    if is_new_partition:  # else our own job registered and materialized it; only its checks are due
+        legacy = read_legacy_stats(root, backup_set) if backup_set.is_legacy else {}
+        materializations = set_materializations(backup_set, legacy)
+    report = SetReport(found, materializations, appearance_of(found, root))
+    if backup_set.total_bytes() > SENSOR_VERIFY_MAX_BYTES:
+        report.needs_check_run = True
+    else:
+        report.checks = [evaluation for _, evaluation in checks.file_check_evaluations(backup_set)]
+    return report
 
 
 def unreadable_report(root: Root, found: FoundSet, error: Exception) -> SetReport:
@@ -166,7 +227,7 @@ def unreadable_report(root: Root, found: FoundSet, error: Exception) -> SetRepor
         appearance = appearance_of(found, root)
     except (OSError, VectorAssetsError):
         appearance = f"{found.identity}:{found.key}:unreadable"
-    return SetReport(found, events, appearance)
+    return SetReport(found, events, appearance, needs_check_run=True)
 
 
 def report_unreported(
@@ -229,7 +290,8 @@ def partition_requests(added: list[str], removed: list[str]) -> list:
 
 
 def check_run_requests(reports: list[SetReport]) -> list[dg.RunRequest]:
-    """Check runs for the newest sets; a run key per set appearance, never the bare partition key."""
+    """Check runs for the newest sets the sensor could not check itself; a run key per set
+    appearance, never the bare partition key."""
     return [
         dg.RunRequest(
             run_key=f"checks:{report.appearance}",
@@ -237,5 +299,5 @@ def check_run_requests(reports: list[SetReport]) -> list[dg.RunRequest]:
             partition_key=report.found.key,
             tags=set_tags(report.found.key),
         )
-        for report in reports[:MAX_CHECK_RUNS_PER_TICK]
+        for report in [report for report in reports if report.needs_check_run][:MAX_CHECK_RUNS_PER_TICK]
     ]

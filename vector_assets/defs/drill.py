@@ -20,6 +20,7 @@ from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import (
     chosen_set,
     newest_key,
+    set_checks,
     set_chosen_for_checks,
     vector_backups_partitions,
 )
@@ -104,8 +105,9 @@ def alert_failed_drill_checks(context, result: DrillResult) -> None:
         alert_failed_check(context, result.backup_set.key, RTO_CHECK, result.recovery_time.message)
 
 
-@dg.multi_asset_check(
-    specs=[
+@set_checks(
+    "restore_drill_check",
+    [
         dg.AssetCheckSpec(
             DRILL_CHECK,
             asset=backup_asset_key(table),
@@ -123,7 +125,6 @@ def alert_failed_drill_checks(context, result: DrillResult) -> None:
         )
         for table in MANAGED_TABLES
     ],
-    can_subset=True,
 )
 def restore_drill_check(
     context: dg.AssetCheckExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource

@@ -4,13 +4,14 @@ VECTOR_ASSETS_BACKUP_MAX_AGE (default 26 h).
 These are Dagster freshness checks (named ``freshness_check`` and carrying the
 ``dagster/freshness_params`` metadata, as ``build_last_update_freshness_checks`` makes them),
 but judged by the set's own timestamp, not by when Dagster recorded it: a week-old legacy set
-the sensor finds today is a week old. ``vector_freshness_sensor`` evaluates them when an asset's
-newest set changes and again when that set passes the age limit, so a run is made only when
-the answer can change.
+the sensor finds today is a week old. They are recorded without a run: ``vector_bak_sensor``
+records them when it registers or removes sets, and ``vector_freshness_sensor`` when the newest
+set changes otherwise (a job registered it) or passes the age limit. Each records an evaluation
+only when the answer differs from the one recorded last, so the Runs page holds what people did.
 """
 
-import json
 import time
+from collections.abc import Iterable, Mapping
 
 import dagster as dg
 
@@ -19,9 +20,9 @@ from vector_assets.core.errors import ConfigError
 from vector_assets.core.sets.naming import timestamp_time
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_duration
-from vector_assets.defs.alerts import alert_failed_check
-from vector_assets.defs.backup import backup_asset_key
-from vector_assets.defs.partitions import newest_key
+from vector_assets.defs.alerts import NO_SET, alert_failed_check, alert_failed_check_without_run
+from vector_assets.defs.backup import INVENTORY_KEY, backup_asset_key
+from vector_assets.defs.partitions import newest_key, vector_backups_partitions
 
 FRESHNESS_CHECK = "freshness_check"
 BACKUP_KEYS = [backup_asset_key(table) for table in MANAGED_TABLES]
@@ -45,22 +46,29 @@ def set_time(key: str) -> float:
     return timestamp_time(key.split("__")[0]).astimezone().timestamp()
 
 
-def newest_set(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> str | None:
-    return newest_key(list(instance.get_materialized_partitions(asset_key)))
+def newest_sets(
+    instance: dg.DagsterInstance, reported: Mapping[dg.AssetKey, Iterable[str]] | None = None, removed: Iterable[str] = ()
+) -> dict[dg.AssetKey, str | None]:
+    """Per backup asset, its newest registered set; ``reported`` and ``removed`` are what a
+    sensor tick is about to add and delete."""
+    registered = set(instance.get_dynamic_partitions(vector_backups_partitions.name)) - set(removed)
+    newest = {}
+    for asset_key in BACKUP_KEYS:
+        keys = set(instance.get_materialized_partitions(asset_key)) & registered
+        newest[asset_key] = newest_key(list(keys | set((reported or {}).get(asset_key, ()))))
+    return newest
 
 
 def is_stale(key: str | None, max_age: float, now: float) -> bool:
     return key is None or set_time(key) + max_age <= now
 
 
-def freshness_result(asset_key: dg.AssetKey, key: str | None, max_age: float, now: float) -> dg.AssetCheckResult:
+def freshness_fields(key: str | None, max_age: float, now: float) -> dict:
+    """What the check says of an asset whose newest set is ``key``: passed, description, metadata."""
     limit = f"{settings.BACKUP_MAX_AGE.name} = {human_duration(max_age)}"
     metadata: dict = {LOWER_BOUND: dg.MetadataValue.timestamp(now - max_age)}
     if key is None:
-        return dg.AssetCheckResult(
-            asset_key=asset_key, check_name=FRESHNESS_CHECK, passed=False, metadata=metadata,
-            description=f"stale: no backup set yet ({limit})",
-        )
+        return {"passed": False, "metadata": metadata, "description": f"stale: no backup set yet ({limit})"}
     made = set_time(key)
     metadata.update({LAST_UPDATED: dg.MetadataValue.timestamp(made), "newest_set": key})
     age = now - made
@@ -70,10 +78,44 @@ def freshness_result(asset_key: dg.AssetKey, key: str | None, max_age: float, no
     else:
         metadata[FRESH_UNTIL] = dg.MetadataValue.timestamp(made + max_age)
         description = f"fresh: the newest set {key} is {human_duration(age)} old, within {limit}"
-    return dg.AssetCheckResult(
-        asset_key=asset_key, check_name=FRESHNESS_CHECK, passed=not is_stale(key, max_age, now),
-        metadata=metadata, description=description,
-    )
+    return {"passed": not is_stale(key, max_age, now), "metadata": metadata, "description": description}
+
+
+def freshness_result(asset_key: dg.AssetKey, key: str | None, max_age: float, now: float) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(asset_key=asset_key, check_name=FRESHNESS_CHECK, **freshness_fields(key, max_age, now))
+
+
+def recorded_answer(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> tuple[str | None, bool] | None:
+    """The newest set and the verdict of the last recorded evaluation, or None when there is none."""
+    check_key = dg.AssetCheckKey(asset_key, FRESHNESS_CHECK)
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key]).get(check_key)
+    evaluation = record.evaluation if record is not None else None
+    if evaluation is None:
+        return None
+    newest = evaluation.metadata.get("newest_set")
+    return (newest.value if newest is not None else None), evaluation.passed
+
+
+def freshness_evaluations(
+    instance: dg.DagsterInstance, newest: Mapping[dg.AssetKey, str | None], max_age: float, now: float
+) -> list[dg.AssetCheckEvaluation]:
+    """An evaluation for each asset whose answer differs from the one recorded last."""
+    evaluations = []
+    for asset_key, key in newest.items():
+        fields = freshness_fields(key, max_age, now)
+        if recorded_answer(instance, asset_key) != (key, fields["passed"]):
+            evaluations.append(dg.AssetCheckEvaluation(asset_key=asset_key, check_name=FRESHNESS_CHECK, **fields))
+    return evaluations
+
+
+def alert_stale(log, sensor: str, evaluations: list[dg.AssetCheckEvaluation]) -> None:
+    for evaluation in evaluations:
+        if not evaluation.passed:
+            newest = evaluation.metadata.get("newest_set")
+            alert_failed_check_without_run(
+                log, sensor, newest.value if newest is not None else NO_SET, evaluation.asset_key,
+                FRESHNESS_CHECK, evaluation.description or "stale",
+            )
 
 
 @dg.multi_asset_check(
@@ -97,46 +139,42 @@ def backup_freshness_checks(context: dg.AssetCheckExecutionContext):
     except ConfigError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
     now = time.time()
+    newest = newest_sets(context.instance)
     for check_key in context.selected_asset_check_keys:
-        key = newest_set(context.instance, check_key.asset_key)
+        key = newest[check_key.asset_key]
         result = freshness_result(check_key.asset_key, key, max_age, now)
         if not result.passed:
-            alert_failed_check(context, key or "none", f"{check_key.asset_key.to_user_string()} {FRESHNESS_CHECK}",
+            alert_failed_check(context, key or NO_SET, f"{check_key.asset_key.to_user_string()} {FRESHNESS_CHECK}",
                                result.description or "stale")
         yield result
 
 
-def freshness_states(instance: dg.DagsterInstance, max_age: float, now: float) -> dict[str, str]:
-    """Per asset, what decides its freshness: its newest set and whether that is stale now."""
-    states = {}
-    for table in MANAGED_TABLES:
-        key = newest_set(instance, backup_asset_key(table))
-        states[table] = f"{key}|{'stale' if is_stale(key, max_age, now) else 'fresh'}"
-    return states
+FRESHNESS_SENSOR = "vector_freshness_sensor"
 
 
 @dg.sensor(
-    name="vector_freshness_sensor",
+    name=FRESHNESS_SENSOR,
     asset_selection=dg.AssetSelection.checks(backup_freshness_checks) | dg.AssetSelection.assets(*BACKUP_KEYS),
     minimum_interval_seconds=settings.sensor_interval_seconds(settings.FRESHNESS_INTERVAL),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Evaluates the backups' freshness checks when the newest set changes or grows older than "
-    f"{settings.BACKUP_MAX_AGE.name}.",
+    description="Records the backups' freshness checks, without a run, when the newest set changes or grows older "
+    f"than {settings.BACKUP_MAX_AGE.name}.",
 )
 def vector_freshness_sensor(context: dg.SensorEvaluationContext):
     try:
         max_age = settings.BACKUP_MAX_AGE.seconds()
     except ConfigError as error:
         return dg.SkipReason(str(error))
-    states = freshness_states(context.instance, max_age, time.time())
-    known = json.loads(context.cursor) if context.cursor else {}
-    changed = [table for table, state in states.items() if known.get(table) != state]
-    context.update_cursor(json.dumps(states))
-    if not changed:
+    if context.instance.get_latest_materialization_event(INVENTORY_KEY) is None:
+        # Before vector_bak_sensor has looked at the root, "no backup set yet" would be false.
+        return dg.SkipReason("waiting for vector_bak_sensor to register the sets under the root")
+    evaluations = freshness_evaluations(context.instance, newest_sets(context.instance), max_age, time.time())
+    if not evaluations:
         return dg.SkipReason("no backup asset's newest set or freshness changed")
-    return dg.RunRequest(  # the checks only: the backup assets are listed so the UI shows this sensor on them
-        asset_selection=[],
-        asset_check_keys=[dg.AssetCheckKey(backup_asset_key(table), FRESHNESS_CHECK) for table in changed],
+    alert_stale(context.log, FRESHNESS_SENSOR, evaluations)
+    return dg.SensorResult(
+        asset_events=evaluations,
+        skip_reason="recorded without a run: " + "; ".join(
+            f"{e.asset_key.to_user_string()} {e.description}" for e in evaluations
+        ),
     )
-
-

@@ -1,6 +1,8 @@
 """One partition per backup set; the key is the set's timestamp (``<ts>__<task_id>`` when the
 same timestamp is in more than one location)."""
 
+from collections.abc import Callable, Sequence
+
 import dagster as dg
 
 vector_backups_partitions = dg.DynamicPartitionsDefinition(name="vector_backups")
@@ -34,3 +36,25 @@ def set_chosen_for_checks(context: dg.AssetCheckExecutionContext, job: str) -> s
 def newest_key(keys: list[str]) -> str | None:
     """The newest set's key: keys start with the set's timestamp."""
     return max(keys, key=lambda key: (key.split("__")[0], key), default=None)
+
+
+def set_checks(name: str, specs: Sequence[dg.AssetCheckSpec]) -> Callable[[Callable], dg.AssetChecksDefinition]:
+    """``@multi_asset_check`` for checks of one set, made to run together or not at all.
+
+    Not subsettable: Dagster then marks each check "cannot execute on its own", so an asset's
+    Checks tab, which has no partition picker, leaves them out of its "Execute all" instead of
+    planning them in a run without a set, whose unevaluated checks would replace every set's
+    results in the UI. Unlike ``@multi_asset_check(can_subset=False)``, each result stays
+    optional, so a run without a set that an API call still makes records nothing and succeeds
+    (the checks read as skipped, never failed)."""
+
+    def decorate(fn: Callable) -> dg.AssetChecksDefinition:
+        outs = {spec.get_python_identifier(): dg.Out(None, is_required=False) for spec in specs}
+        return dg.AssetChecksDefinition.create(
+            keys_by_input_name={},
+            node_def=dg.op(name=name, out=outs)(fn),
+            check_specs_by_output_name={spec.get_python_identifier(): spec for spec in specs},
+            can_subset=False,
+        )
+
+    return decorate

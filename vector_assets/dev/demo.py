@@ -9,16 +9,22 @@ from __future__ import annotations
 import io
 import random
 import uuid
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
+from vector_assets import settings
+from vector_assets.core.errors import ConfigError
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.naming import (
     BACKUP_FOLDER_NAME,
     LOG_FILE_NAME,
     csv_file_name,
+    timestamp_time,
 )
 from vector_assets.core.sets.roots import Root, SetFolder, open_root
 from vector_assets.core.sets.storage import DiskFolder
@@ -153,6 +159,23 @@ def ensure_demo_store(dsn: str, root: Root | Path | str) -> bool:
         return True
     finally:
         conn.close()
+
+
+def ensure_fresh_demo_backup(dsn: str, root: Root | Path | str, now: datetime | None = None) -> str | None:
+    """Back the demo store up when no set under the root is newer than VECTOR_ASSETS_BACKUP_MAX_AGE,
+    so a demo starts out as a healthy store: a fresh set, with the old legacy set kept as history.
+    Returns what it did, for the banner, or None when a fresh set is there already."""
+    try:
+        max_age = settings.BACKUP_MAX_AGE.seconds()
+    except ConfigError:
+        return None  # the freshness check names the malformed setting; nothing to judge by here
+    now = now or datetime.now()
+    newest = max((backup_set.timestamp for backup_set in scan_root(root)), default=None)
+    if newest is not None and (now - timestamp_time(newest)).total_seconds() < max_age:
+        return None
+    made = run_backup(BackupRequest(dsn=dsn, root=root, format=settings.backup_format()))
+    why = "no set yet" if newest is None else f"the newest set, {newest}, is older than {settings.BACKUP_MAX_AGE.get()}"
+    return f"backed the demo store up as set {made.timestamp} ({why})"
 
 
 def write_legacy_set(conn: psycopg2.extensions.connection, folder: SetFolder | Path, timestamp: str) -> None:

@@ -9,13 +9,18 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
+
+import psycopg2
 
 from vector_assets import settings
 from vector_assets.core.pg.connection import describe_dsn
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.object_store import is_object_store_url
-from vector_assets.dev.demo import ensure_demo_store
+from vector_assets.core.units import count_of
+from vector_assets.defs.partitions import vector_backups_partitions
+from vector_assets.dev.demo import ensure_demo_store, ensure_fresh_demo_backup
 from vector_assets.dev.embedded import EmbeddedServer, start_embedded
 
 STATE_DIR = Path(".vector_assets")
@@ -40,6 +45,8 @@ python_logs:
 
 def run_dev(host: str, port: str) -> int:
     environment = dict(os.environ)
+    # Alert links point at the UI that is running, unless the user said where it is.
+    environment.setdefault(settings.UI_URL.name, f"http://{host}:{port}")
     configured = environment.get(settings.ROOT.name) or settings.ROOT.default
     if is_object_store_url(configured):  # a bucket has no folder to make
         environment[settings.ROOT.name] = configured
@@ -110,17 +117,33 @@ def signal_group(pgid: int, signum: int) -> bool:
 def banner(ui_url: str, environment: dict[str, str], notes: list[str]) -> str:
     root = environment[settings.ROOT.name]
     found = scan_root(root)
-    legacy = sum(1 for backup_set in found if backup_set.is_legacy)
+    registered = registered_keys(environment)
+    new = [backup_set for backup_set in found if backup_set.key not in registered]
+    legacy = sum(1 for backup_set in new if backup_set.is_legacy)
+    known = len(found) - len(new)
     lines = [
         "vector-assets dev",
         f"  UI        {ui_url}",
         f"  database  {describe_dsn(environment[settings.PG_DSN.name])}",
         f"  root      {root}",
-        f"  sensor    will register {len(found)} backup set{'' if len(found) == 1 else 's'} found under the root ({legacy} legacy)",
+        f"  sensor    will register {count_of(len(new), 'new backup set')} found under the root ({legacy} legacy)"
+        + (f"; {known} already registered" if known else ""),
         *[f"  note      {note}" for note in notes],
         "  Ctrl-C stops Dagster and the embedded PostgreSQL. Runs print their INFO lines here; the UI has every event.",
     ]
     return "\n".join(lines)
+
+
+def registered_keys(environment: dict[str, str]) -> set[str]:
+    """The sets Dagster's storage already has as partitions (none on a first start)."""
+    url = environment.get(settings.DAGSTER_PG_URL.name, "").replace("postgresql+psycopg2://", "postgresql://", 1)
+    try:
+        with closing(psycopg2.connect(url)) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT partition FROM dynamic_partitions WHERE partitions_def_name = %s",
+                           (vector_backups_partitions.name,))
+            return {key for (key,) in cursor.fetchall()}
+    except psycopg2.Error:  # a first start: Dagster has not made its tables yet
+        return set()
 
 
 def write_shell_env(environment: dict[str, str]) -> None:
@@ -148,6 +171,9 @@ def start_embedded_defaults(environment: dict[str, str]) -> tuple[EmbeddedServer
         environment[settings.PG_DSN.name] = server.dsn()
         if ensure_demo_store(server.dsn(), environment[settings.ROOT.name]):
             notes.append("created the LangChain tables with a demo store")
+        fresh = ensure_fresh_demo_backup(server.dsn(), environment[settings.ROOT.name])
+        if fresh is not None:
+            notes.append(fresh)
     if not environment.get(settings.DAGSTER_PG_URL.name):
         environment[settings.DAGSTER_PG_URL.name] = server.dagster_storage_url()
     return server, notes

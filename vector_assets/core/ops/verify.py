@@ -22,6 +22,7 @@ from vector_assets.core.sets.formats import CSV_ZST, DecodingReader, rows_in
 from vector_assets.core.sets.manifest import FilePart, RowIndex
 from vector_assets.core.sets.roots import Root, SetFolder
 from vector_assets.core.sets.row_index import lines_of
+from vector_assets.core.units import human_size
 
 FILE_PRESENT = "file_present"
 SHA256_MATCHES = "sha256_matches_manifest"
@@ -95,7 +96,7 @@ def _check_one_set(backup_set: BackupSet, table: str, check: str) -> CheckOutcom
     data = backup_set.data_files(table)
     label = _label(data, files)
     if check == FILE_PRESENT:
-        return CheckOutcome(check, table, True, f"{label} {'is' if len(files) == 1 else 'are'} present ({sum(sizes)} bytes)")
+        return CheckOutcome(check, table, True, f"{label} {'is' if len(files) == 1 else 'are'} present ({human_size(sum(sizes))})")
     if check == SHA256_MATCHES:
         return _check_sha256(backup_set.folder, table, files, check)
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -32,6 +33,7 @@ from vector_assets.core.sets.naming import (
     validate_timestamp,
 )
 from vector_assets.core.sets.roots import Root, SetFolder, open_root
+from vector_assets.core.sets.storage import FileEntry
 from vector_assets.core.tables import MANAGED_TABLES
 
 
@@ -90,6 +92,30 @@ class BackupSet:
 
     def all_stored_files(self) -> list[str]:
         return [name for table in self.tables for name, _ in self.stored_files(table)]
+
+    def table_bytes(self, table: str, listing: Mapping[str, FileEntry] | None = None) -> int | None:
+        """The size of every file of the table (data files and parts, row index, deleted keys);
+        None when one is gone (the checks report it). ``listing`` is the folder's, when known."""
+        listing = self.folder.entries() if listing is None else listing
+        names = [name for name, _ in self.stored_files(table)]
+        if any(name not in listing for name in names):
+            return None
+        return sum(listing[name].size for name in names)
+
+    def manifest_bytes(self, listing: Mapping[str, FileEntry] | None = None) -> int:
+        if self.manifest is None:
+            return 0
+        listing = self.folder.entries() if listing is None else listing
+        entry = listing.get(manifest_file_name(self.timestamp))
+        return entry.size if entry is not None else 0
+
+    def total_bytes(self, listing: Mapping[str, FileEntry] | None = None) -> int:
+        """The set's size as every command reports it (list, prune, the checks, the metadata):
+        every file of the set, its manifest and an increment's deleted keys and row indexes
+        included, a file that is gone counting for nothing. What prune frees."""
+        listing = self.folder.entries() if listing is None else listing
+        stored = sum(listing[name].size for name in self.all_stored_files() if name in listing)
+        return stored + self.manifest_bytes(listing)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from vector_assets.core.sets.object_store import is_object_store_url
 from vector_assets.core.sets.roots import Root, open_root
 from vector_assets.core.sets.storage import FileEntry
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
-from vector_assets.core.units import human_size
+from vector_assets.core.units import count_of, human_size
 
 # The seed's rule for its task_id query parameter; it keeps paths like "../x" out.
 TASK_ID_FILTER_PATTERN = re.compile(r"[A-Za-z0-9_]+")
@@ -87,6 +87,7 @@ class InventoryEntry:
     kind: str = "legacy"  # full, incremental, pre_restore, pre_truncate; legacy without a manifest
     parent: str | None = None  # an increment's parent set, in the same location
     rows_after: Mapping[str, int] | None = None  # the tables' rows once the set (its chain) is restored
+    manifest_bytes: int = 0  # counted in the set's total, as prune frees it
 
     @property
     def is_increment(self) -> bool:
@@ -98,7 +99,8 @@ class InventoryEntry:
 
     @property
     def total_bytes(self) -> int:
-        return sum(size for size in self.sizes.values() if size is not None)
+        """Every file of the set, as prune and the checks count it: the tables' and the manifest."""
+        return sum(size for size in self.sizes.values() if size is not None) + self.manifest_bytes
 
     @property
     def backup_date(self) -> str:
@@ -205,8 +207,8 @@ class Inventory:
         if not self.locations:
             return f"no backup sets found under {self.root}"
         return (
-            f"found {_count(self.total_backup_sets, 'backup set')} "
-            f"in {_count(len(self.locations), 'location')}"
+            f"found {count_of(self.total_backup_sets, 'backup set')} "
+            f"in {count_of(len(self.locations), 'location')}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -237,7 +239,7 @@ class Inventory:
         if not self.locations:
             lines += [self.response, ""]
         lines.append(
-            f"{_count(len(self.locations), 'location')}, {_count(self.total_backup_sets, 'backup set')} "
+            f"{count_of(len(self.locations), 'location')}, {count_of(self.total_backup_sets, 'backup set')} "
             f"({self.global_backups} global, {self.task_backups} task)"
         )
         lines += [f"warning: {warning}" for warning in self.warnings]
@@ -290,12 +292,13 @@ def entry_for(backup_set: BackupSet, root: Root, listing: dict[str, FileEntry] |
         timestamp=backup_set.timestamp,
         legacy=backup_set.is_legacy,
         files=files,
-        sizes={table: _total_size_or_none(backup_set, table, listing) for table in files},
+        sizes={table: backup_set.table_bytes(table, listing) for table in files},
         rows=rows,
         log_file=LOG_FILE_NAME if LOG_FILE_NAME in listing else None,
         kind=manifest.kind if manifest is not None else "legacy",
         parent=manifest.parent if manifest is not None and manifest.is_increment else None,
         rows_after=rows_after,
+        manifest_bytes=backup_set.manifest_bytes(listing),
     )
 
 
@@ -334,14 +337,6 @@ def displayed_root(root: Root | Path, configured_root: str | None) -> str:
     return f"./{text}"
 
 
-def _total_size_or_none(backup_set: BackupSet, table: str, listing: dict[str, FileEntry]) -> int | None:
-    """All of the table's files (its parts too); None when one is gone: the checks report it."""
-    names = [name for name, _ in backup_set.data_files(table)]
-    if any(name not in listing for name in names):
-        return None
-    return sum(listing[name].size for name in names)
-
-
 def _newest_first(entries: list[InventoryEntry]) -> tuple[InventoryEntry, ...]:
     return tuple(sorted(entries, key=lambda entry: (entry.timestamp, entry.key), reverse=True))
 
@@ -359,6 +354,3 @@ def _task_time(task_id: str) -> tuple[str, str]:
     _, _, when = task_id.partition("_")
     return when, task_id
 
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
