@@ -206,3 +206,13 @@ def test_backup_in_a_terminal_draws_a_progress_bar(store_db, backup_root):
     text = output.decode(errors="replace")
     assert "━" in text and "backup langchain_pg_embedding" in text and "set " in text
     assert not any(line.startswith("backup langchain_pg_embedding: ") for line in text.splitlines())
+
+
+def test_a_missing_sets_error_suggests_the_nearest_backup_never_a_safety_set_and_says_its_kind(cli_env, capsys):
+    store_db, backup_root = cli_env
+    backup = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp="20250101_000000")).timestamp
+    assert cli("restore", backup, "--apply") == 0  # its safety set is the newest set now
+    capsys.readouterr()
+    assert cli("restore", "20990101_000000", "--apply") == 2
+    message = capsys.readouterr().err
+    assert f"nearest existing: {backup} (full)" in message and "pre_restore" not in message

@@ -64,7 +64,7 @@ def test_restore_job_replaces_rows_and_observes_the_source_table(instance, store
     restored = {record.data["table"]: record.data for record in metadata["restore_results"].records}
     rows = sum(snapshot.values())
     embeddings = restored["langchain_pg_embedding"]
-    assert (embeddings["rows_before"], embeddings["rows_truncated"]) == (rows - 7, rows - 7)
+    assert (embeddings["rows_before"], embeddings["rows_removed"]) == (rows - 7, rows - 7)
     assert (embeddings["rows_loaded"], embeddings["rows_skipped"], embeddings["rows_after"]) == (rows, 0, rows)
     safety_key = metadata["safety_set"].value
     assert safety_key != "none" and f"pre_restore set `{safety_key}`" in metadata["summary"].value

@@ -151,7 +151,8 @@ def restore_summary(result: RestoreResult, target: str) -> str:
 
 
 RESTORE_SCHEMA = dg.TableSchema(columns=[
-    dg.TableColumn("table", "string"), dg.TableColumn("rows_before", "int"), dg.TableColumn("rows_truncated", "int"),
+    dg.TableColumn("table", "string"), dg.TableColumn("rows_before", "int"),
+    dg.TableColumn("rows_removed", "int", description="rows the restore replaced: truncated, or one collection's deleted"),
     dg.TableColumn("rows_loaded", "int"), dg.TableColumn("rows_skipped", "int"), dg.TableColumn("rows_after", "int"),
     dg.TableColumn("size", "string"), dg.TableColumn("seconds", "float"), dg.TableColumn("mb_per_s", "float"),
 ])
@@ -182,7 +183,7 @@ def rows_after(table: TableRestore) -> int:
 def restore_records(result: RestoreResult) -> list[dg.TableRecord]:
     return [
         dg.TableRecord({
-            "table": t.table, "rows_before": t.rows_before, "rows_truncated": t.rows_truncated,
+            "table": t.table, "rows_before": t.rows_before, "rows_removed": t.rows_truncated,
             "rows_loaded": t.rows_loaded, "rows_skipped": t.rows_skipped, "rows_after": rows_after(t),
             "size": human_size(t.bytes), "seconds": round(t.duration_seconds, 3),
             "mb_per_s": round(megabytes_per_second(t.bytes, t.duration_seconds), 1),

@@ -20,6 +20,7 @@ from vector_assets.core.errors import (
     ManifestError,
     PathOutsideRootError,
 )
+from vector_assets.core.sets.describe import kind_text
 from vector_assets.core.sets.manifest import SAFETY_KINDS, FilePart, Manifest, RowIndex
 from vector_assets.core.sets.naming import (
     BACKUP_FOLDER_NAME,
@@ -320,9 +321,12 @@ class SetCatalog:
         return matches[0]
 
     def _nearest(self, wanted: str) -> str:
-        keys = [s.key for s in self.sets]
-        nearest = difflib.get_close_matches(wanted, keys, n=3, cutoff=0.5) or keys[-3:][::-1]
-        return f"; nearest existing: {', '.join(nearest)}" if nearest else ""
+        """The closest keys, backups before safety sets (restoring one of those is rarely what a
+        mistyped key meant), each with what kind of set it is."""
+        backups = [s for s in self.sets if not is_safety_set(s.manifest)] or self.sets
+        by_key = {s.key: s for s in backups}
+        nearest = difflib.get_close_matches(wanted, list(by_key), n=3, cutoff=0.5) or [s.key for s in backups[-3:][::-1]]
+        return f"; nearest existing: {', '.join(f'{key} ({kind_text(by_key[key].manifest)})' for key in nearest)}" if nearest else ""
 
     def _relative_to_root(self, backup_path: str) -> str:
         path_parts = [part for part in PurePosixPath(backup_path).parts if part != "."]
