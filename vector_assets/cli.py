@@ -196,6 +196,8 @@ def _add_replicate(commands: argparse._SubParsersAction) -> None:
     replicate = commands.add_parser(
         "replicate", help="copy every complete set that VECTOR_ASSETS_OFFSITE_ROOT lacks, checksums verified",
     )
+    replicate.add_argument("--dry-run", action="store_true",
+                           help="read and check every file it would copy and try the offsite root, copying nothing")
     replicate.set_defaults(command=run_replicate_command)
 
 
@@ -419,13 +421,14 @@ def run_replicate_command(args: argparse.Namespace) -> int:
     offsite = offsite_root()
     if offsite is None:
         raise ConfigError(f"{settings.OFFSITE_ROOT.name} is not set: there is no second root to copy sets to")
-    result = run_replicate(ReplicateRequest(root=backup_root(), offsite_root=offsite))
+    result = run_replicate(ReplicateRequest(root=backup_root(), offsite_root=offsite, dry_run=args.dry_run))
+    verb = "would copy" if result.dry_run else "copied"
     for backup_set in result.copied:
-        print(f"copied {backup_set.key} ({backup_set.location.label}) to {backup_set.location.folder(offsite)}")
+        print(f"{verb} {backup_set.key} ({backup_set.location.label}) to {backup_set.location.folder(offsite)}")
     for key, why in result.refused.items():
         print(f"NOT copied {key}: {why}", file=sys.stderr)
-    print(f"{len(result.copied)} copied ({human_size(result.bytes_copied)}), {len(result.already_offsite)} already offsite, "
-          f"{len(result.refused)} damaged")
+    print(f"{'dry run: ' if result.dry_run else ''}{len(result.copied)} {verb} ({human_size(result.bytes_copied)}), "
+          f"{len(result.already_offsite)} already offsite, {len(result.refused)} damaged")
     return EXIT_FAILED if result.refused else EXIT_OK
 
 

@@ -156,3 +156,41 @@ def test_each_destructive_jobs_prefilled_config_is_a_dry_run_that_succeeds_on_th
     assert output_metadata(prune, "prune_backup_sets")["dry_run"].value is True
     assert tables_now(store_db) == before and folder_snapshot(backup_root) == files
     assert dagster_instance.get_dynamic_partitions("vector_backups") == [key]
+
+
+def test_a_replicate_dry_run_predicts_the_real_run_and_copies_nothing(s3_root, store_db, backup_root):
+    from vector_assets.core.ops.replicate import ReplicateRequest, run_replicate
+    from vector_assets.core.sets.catalog import scan_root
+
+    good, damaged = "20250401_020000", "20250402_020000"
+    for timestamp in (good, damaged):
+        run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=timestamp))
+    path = backup_root / "vector_bak" / f"langchain_pg_embedding_{damaged}.csv"
+    body = bytearray(path.read_bytes())
+    body[-3] = ord("7") if body[-3] != ord("7") else ord("8")
+    path.write_bytes(bytes(body))
+
+    dry = run_replicate(ReplicateRequest(root=backup_root, offsite_root=s3_root.url, dry_run=True))
+    assert not s3_root.names()
+    real = run_replicate(ReplicateRequest(root=backup_root, offsite_root=s3_root.url))
+
+    assert [s.key for s in dry.copied] == [s.key for s in real.copied] == [good]
+    assert dry.refused == real.refused and list(dry.refused) == [damaged]
+    assert dry.bytes_copied == real.bytes_copied > 0
+    assert [s.key for s in scan_root(s3_root.url)] == [good]
+
+
+def test_a_replicate_dry_run_fails_where_an_offsite_root_refuses_writes(s3_root, store_db, backup_root, monkeypatch):
+    from vector_assets.core.ops.replicate import ReplicateRequest, run_replicate
+
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp="20250401_020000"))
+    key_id, secret = s3_root.s3.user_denied(s3_root.bucket, "rag-backups/vector_bak/*")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+
+    def replicate(dry_run: bool):
+        return run_replicate(ReplicateRequest(root=backup_root, offsite_root=s3_root.url, dry_run=dry_run))
+
+    dry, real = outcome(lambda: replicate(True)), outcome(lambda: replicate(False))
+    assert dry[0] == real[0] == "failed" and dry == real
+    assert "AccessDenied" in dry[1]

@@ -9,6 +9,7 @@ before it is stored.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +20,7 @@ from vector_assets_tests.support.database import tables_now
 from vector_assets_tests.support.files import folder_snapshot
 
 SET_KEY = "20250721_213627"
-ELSEWHERE = "/tmp/va-elsewhere"
+ELSEWHERE = f"/tmp/va-elsewhere-{uuid.uuid4().hex[:12]}"  # a place no earlier run can have made
 ATTEMPTS = {
     "a DSN with a password": ("pgvector", {"dsn": "postgresql://postgres:hunter2@127.0.0.1:5432/other"}),
     "another backup root": ("backup_root", {"root": ELSEWHERE}),

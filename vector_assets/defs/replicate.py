@@ -7,6 +7,7 @@ copying the others, so the damage is seen.
 """
 
 import dagster as dg
+from pydantic import Field
 
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError, VectorAssetsError
@@ -22,24 +23,32 @@ from vector_assets.defs.failures import as_failure
 from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource
 
 
+class ReplicateConfig(dg.Config):
+    dry_run: bool = Field(
+        default=False,
+        description="Read and check every file it would copy and try a write in the offsite root, copying nothing; "
+        "it fails where the real run would.",
+    )
+
+
 @dg.op(pool=VECTOR_TABLES_POOL, retry_policy=dg.RetryPolicy(max_retries=2, delay=60))  # never beside a prune
-def replicate_sets(context: dg.OpExecutionContext, backup_root: BackupRootResource) -> dg.Output:
+def replicate_sets(context: dg.OpExecutionContext, config: ReplicateConfig, backup_root: BackupRootResource) -> dg.Output:
     """Stream each missing set to the offsite root, checksums verified, manifest last."""
     try:
         offsite = backup_root.open_offsite()
         if offsite is None:
             raise ConfigError(f"{settings.OFFSITE_ROOT.name} is not set: there is no second root to copy sets to")
-        result = run_replicate(ReplicateRequest(root=backup_root.open(), offsite_root=offsite))
+        result = run_replicate(ReplicateRequest(root=backup_root.open(), offsite_root=offsite, dry_run=config.dry_run))
     except VectorAssetsError as error:
         raise as_failure(error, "replicate") from None
-    for backup_set in result.copied:
+    for backup_set in [] if result.dry_run else result.copied:
         for table in backup_set.tables:
             context.log_event(dg.AssetObservation(
                 asset_key=backup_asset_key(table), partition=backup_set.key,
                 metadata={"copies": "local, offsite", "offsite_copy": str(backup_set.location.folder(offsite))},
             ))
     context.log.info(
-        f"copied {len(result.copied)} sets ({human_size(result.bytes_copied)}) to {offsite}; "
+        f"{'dry run: would copy' if result.dry_run else 'copied'} {len(result.copied)} sets ({human_size(result.bytes_copied)}) to {offsite}; "
         f"{len(result.already_offsite)} were there already"
     )
     if result.refused:
@@ -56,6 +65,7 @@ def replicate_metadata(result: ReplicateResult) -> dict:
         "sets_already_offsite": len(result.already_offsite),
         "sets_refused": dg.MetadataValue.json(result.refused),
         "bytes_copied": result.bytes_copied,
+        "dry_run": result.dry_run,
     }
 
 
