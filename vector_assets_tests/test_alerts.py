@@ -1,17 +1,19 @@
 """Alerts reach a real local webhook: a failed run and a failed check, never the URL itself."""
 
 import socket
+from datetime import datetime, timedelta
 
 import dagster as dg
 import psycopg2
 import pytest
 
 from vector_assets.core.ops.backup import BackupRequest, run_backup
-from vector_assets.core.sets.naming import csv_file_name
+from vector_assets.core.sets.naming import csv_file_name, new_timestamp
 from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets.defs.alerts import vector_alert_sensor
+from vector_assets.defs.freshness import vector_freshness_sensor
 from vector_assets.dev.demo import write_legacy_set
-from vector_assets_tests.support.dagster import run_job
+from vector_assets_tests.support.dagster import Ticker, definitions, run_job
 from vector_assets_tests.support.webhook import webhook_receiver
 
 UI_URL = "http://dagster.example:3000"
@@ -137,3 +139,58 @@ def test_a_failed_drill_posts_one_message_for_its_check_and_one_for_its_run(
     assert run_text.startswith(f"drill_vector_backup failed (set {key}): restore drill of set {key} failed")
     assert run_text.endswith("\n" + link) and len(run_text.splitlines()) == 2
     assert receiver.url not in all_log_text(dagster_instance, result.run_id)
+
+
+def freshness_sensor_tick(instance: dg.DagsterInstance) -> dg.SensorResult:
+    """One vector_freshness_sensor tick, its evaluations recorded as the daemon records them."""
+    result = vector_freshness_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=definitions()))
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
+    return result
+
+
+def assert_one_stale_message_per_asset(texts: list[str], sensor: str, key: str, age: str) -> None:
+    """Each message: the check, the sensor that recorded it (there is no run), the set and its age
+    in one line, then a link to the asset's checks."""
+    assert sorted(text.split(" failed in ")[0] for text in texts) == [
+        "check langchain_pg_collection_backup freshness_check", "check langchain_pg_embedding_backup freshness_check",
+    ]
+    for text in texts:
+        line, link = text.split("\n")
+        asset = line.split()[1]
+        assert line.startswith(f"check {asset} freshness_check failed in {sensor} (set {key}): stale: the newest set {key} is {age}")
+        assert "over VECTOR_ASSETS_BACKUP_MAX_AGE" in line and link == f"{UI_URL}/assets/{asset}?view=checks"
+
+
+def test_a_stale_backup_found_by_the_scan_posts_one_message_per_asset_and_no_more_on_later_ticks(
+    dagster_instance, store_db, backup_root, receiver
+):
+    old = run_backup(BackupRequest(
+        dsn=store_db, root=backup_root, timestamp=new_timestamp(datetime.now() - timedelta(hours=30))
+    )).timestamp
+    ticker = Ticker(dagster_instance)
+
+    ticker.tick()  # vector_bak_sensor registers the set and records both backups stale
+
+    assert_one_stale_message_per_asset(receiver.texts, "vector_bak_sensor", old, "30h")
+    for _ in range(2):  # still stale, nothing new: no second message
+        ticker.tick()
+        freshness_sensor_tick(dagster_instance)
+    assert len(receiver.texts) == 2
+
+
+def test_a_backup_going_stale_posts_one_message_per_asset_from_the_freshness_sensor(
+    dagster_instance, store_db, backup_root, receiver, monkeypatch
+):
+    made = run_backup(BackupRequest(
+        dsn=store_db, root=backup_root, timestamp=new_timestamp(datetime.now() - timedelta(hours=20))
+    )).timestamp
+    Ticker(dagster_instance).tick()
+    assert freshness_sensor_tick(dagster_instance).asset_events == [] and receiver.messages == []  # fresh
+
+    monkeypatch.setenv("VECTOR_ASSETS_BACKUP_MAX_AGE", "10h")  # the set is now past the limit
+    went_stale = freshness_sensor_tick(dagster_instance)
+    freshness_sensor_tick(dagster_instance)
+
+    assert len(went_stale.asset_events) == 2
+    assert_one_stale_message_per_asset(receiver.texts, "vector_freshness_sensor", made, "20h")

@@ -1,5 +1,6 @@
 """Freshness: a backup asset whose newest set is older than VECTOR_ASSETS_BACKUP_MAX_AGE reads stale."""
 
+import time
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -8,7 +9,7 @@ import pytest
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.naming import new_timestamp
 from vector_assets.defs.backup import backup_asset_key
-from vector_assets.defs.freshness import vector_freshness_sensor
+from vector_assets.defs.freshness import set_time, vector_freshness_sensor
 from vector_assets_tests.support.dagster import Ticker, definitions
 
 EMBEDDINGS = backup_asset_key("langchain_pg_embedding")
@@ -98,3 +99,36 @@ def test_the_sensor_records_freshness_without_a_run_and_only_when_the_answer_cha
     assert again.asset_events == [] and unchanged.asset_events == [] and again.run_requests == []
     assert aged.run_requests == [] and {e.asset_key for e in aged.asset_events} == {EMBEDDINGS, COLLECTIONS}
     assert all(not e.passed and e.description.startswith("stale: the newest set") for e in aged.asset_events)
+
+
+DEFAULT_LIMIT = timedelta(hours=26)
+MARGIN = timedelta(seconds=8)  # time for the backup and the first scan before the set reaches the limit
+
+
+def recorded_freshness(instance: dg.DagsterInstance) -> dict[dg.AssetKey, dg.AssetCheckEvaluation]:
+    """The latest recorded freshness evaluation of each backup asset."""
+    keys = [dg.AssetCheckKey(asset, "freshness_check") for asset in (COLLECTIONS, EMBEDDINGS)]
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    return {key.asset_key: record.evaluation for key, record in records.items()}
+
+
+def test_the_sensor_records_a_set_going_stale_when_only_the_clock_moves(dagster_instance, store_db, backup_root, ticker):
+    """No new set, no new setting: the newest set passes VECTOR_ASSETS_BACKUP_MAX_AGE (26h) while
+    the test waits, and the next tick records it stale, once."""
+    key = made_ago(store_db, backup_root, DEFAULT_LIMIT - MARGIN)
+    ticker.tick()  # registers the set and records it fresh
+    assert [e.passed for e in recorded_freshness(dagster_instance).values()] == [True, True], (
+        "the set passed the limit before the first scan: the transition was not tested"
+    )
+    before_the_limit = sensor_tick(dagster_instance)
+
+    time.sleep(max(0.0, set_time(key) + DEFAULT_LIMIT.total_seconds() - time.time()) + 0.5)
+    passed_the_limit = sensor_tick(dagster_instance)
+    next_tick = sensor_tick(dagster_instance)
+
+    assert before_the_limit.asset_events == [] and before_the_limit.run_requests == []
+    assert {e.asset_key for e in passed_the_limit.asset_events} == {EMBEDDINGS, COLLECTIONS}
+    for evaluation in passed_the_limit.asset_events:
+        assert not evaluation.passed and evaluation.description.startswith(f"stale: the newest set {key} is 26h00m old")
+    assert recorded_freshness(dagster_instance) == {e.asset_key: e for e in passed_the_limit.asset_events}
+    assert next_tick.asset_events == [] and next_tick.run_requests == []
