@@ -12,8 +12,11 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(INSTALLED)
 
+# make dev PORT=3300: the UI on another port (the alert links follow it).
+PORT ?= 3000
+
 dev: $(INSTALLED)
-	$(BIN)/vector-assets dev
+	$(BIN)/vector-assets dev --port $(PORT)
 
 test: $(INSTALLED)
 	$(BIN)/dg check defs

@@ -178,7 +178,7 @@ def test_a_renamed_copy_gets_the_documented_ids_beside_the_original_which_stays_
     assert rows_of(store, ("sql_v2",)) == copy and rows_of(store, ALL) == before
 
     everything, files = tables_now(store), folder_snapshot(backup_root)
-    with pytest.raises(RestoreConflictError, match="langchain_pg_collection: 1 rows .* already exist"):
+    with pytest.raises(RestoreConflictError, match="langchain_pg_collection: 1 row .* already exists"):
         run_restore(request_for(store, backup_root, collection="sql", rename_collection_to="sql_v2"))
     assert tables_now(store) == everything and folder_snapshot(backup_root) == files
 

@@ -89,7 +89,7 @@ def test_vector_assets_backup_incremental_prints_kind_parent_changes_and_a_fallb
     _, increment = scan_root(backup_root)
     assert f"set {increment.timestamp} (incremental on {full.timestamp}):" in second.out
     rows_after = increment.manifest.tables[EMBEDDING_TABLE].rows_after
-    assert f"{EMBEDDING_TABLE}: 5 rows changed or added, 1 keys deleted, {rows_after} rows after" in second.out
+    assert f"{EMBEDDING_TABLE}: 5 rows changed or added, 1 key deleted, {rows_after:,} rows after" in second.out
     assert "warning" not in second.err
 
 

@@ -5,7 +5,8 @@ import json
 from vector_assets.cli import main
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.tables import MANAGED_TABLES
-from vector_assets.core.units import human_size
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.units import count_of, human_size
 from vector_assets_tests.support.chains import build_chain
 from vector_assets_tests.support.dagster import Ticker, partition_metadata
 from vector_assets_tests.support.database import execute
@@ -79,3 +80,17 @@ def test_a_sets_size_reads_the_same_in_list_prune_verify_and_its_partition(dagst
     embedding_files = [p for p in (backup_root / "vector_bak").iterdir()
                        if p.name.startswith(f"langchain_pg_embedding_{increment.timestamp}")]
     assert f"present ({human_size(sum(p.stat().st_size for p in embedding_files))})" in verified
+
+
+def test_a_count_of_one_reads_in_the_singular_everywhere(dagster_instance, store_db, backup_root, capsys):
+    assert [count_of(n, "row") for n in (0, 1, 2, 3000)] == ["0 rows", "1 row", "2 rows", "3,000 rows"]
+    execute(store_db, "DELETE FROM langchain_pg_collection WHERE name <> 'sql'")  # one collection left
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+
+    assert main(["verify", made.timestamp]) == 0
+    verified = capsys.readouterr().out
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out
+
+    assert "has the manifest's 1 row" in verified and "1 rows" not in verified
+    assert "(1 row)" in listed and "1 rows" not in listed

@@ -112,3 +112,11 @@ def test_the_drill_reports_its_restore_and_its_export(store_db, backup_root):
     rows = made.manifest.tables[EMBEDDING_TABLE].rows
     finished = {(e.action, e.table): e.rows for e in events if isinstance(e, CopyProgress) and e.done}
     assert finished[("restore", EMBEDDING_TABLE)] == finished[("drill export", EMBEDDING_TABLE)] == rows
+
+
+def test_the_first_line_shows_no_eta_until_one_can_be_estimated():
+    start = CopyProgress("restore", "langchain_pg_collection", 0, 0, 0.0, None, 244, rows_exact=False)
+    later = CopyProgress("restore", "langchain_pg_collection", 1, 122, 0.5, None, 244, rows_exact=False)
+
+    assert start.describe().endswith("0% of 244 B") and "ETA" not in start.describe()
+    assert later.describe().endswith("50% of 244 B, ETA 0.5s")

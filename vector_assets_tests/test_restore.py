@@ -253,7 +253,7 @@ def test_append_with_error_fails_on_a_key_the_file_holds_twice(store_db, backup_
     legacy = legacy_copy_with_a_repeated_row(backup_root, TS)
     fill_store(second_db, embeddings=0)
     before = tables_now(second_db)
-    with pytest.raises(RestoreConflictError, match="repeats 1 keys; first repeated id = "):
+    with pytest.raises(RestoreConflictError, match="repeats 1 key; first repeated id = "):
         run_restore(RestoreRequest(
             target_dsn=second_db, root=backup_root, timestamp=legacy, tables=("langchain_pg_embedding",),
         ))

@@ -317,3 +317,17 @@ def test_a_legacy_set_that_is_not_utf8_is_registered_as_unreadable_and_the_other
     assert added_keys(again) == [] and again.asset_events == []
     newer = run_backup(BackupRequest(dsn=store_db, root=backup_root))
     assert added_keys(ticker.tick()) == [newer.timestamp]
+
+
+def test_the_inventory_table_puts_what_matters_first(ticker, store_db, backup_root):
+    """The UI cuts a wide table off on the right: the set, its kind, its rows and its size come first."""
+    run_backup(BackupRequest(dsn=store_db, root=backup_root))
+
+    result = ticker.tick()
+
+    (inventory,) = [e for e in result.asset_events if getattr(e, "asset_key", None) == INVENTORY_KEY]
+    table = inventory.metadata["backup_sets"]
+    assert [column.name for column in table.schema.columns][:5] == [
+        "key", "kind", "collection_rows", "embedding_rows", "total_size",
+    ]
+    assert list(table.records[0].data)[:5] == ["key", "kind", "collection_rows", "embedding_rows", "total_size"]

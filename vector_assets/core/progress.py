@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from vector_assets.core.units import human_duration, human_size, megabytes_per_second
+from vector_assets.core.units import count_of, human_duration, human_size, megabytes_per_second
 
 
 class ProgressEvent(Protocol):
@@ -77,7 +77,7 @@ class CopyProgress:
     def describe(self) -> str:
         rows = f"{self.rows:,}" if self.rows_exact else f"~{self.rows:,}"
         text = (
-            f"{self.key}: {rows} rows, {human_size(self.bytes)} in {human_duration(self.seconds)}, "
+            f"{self.key}: {rows} {'row' if self.rows == 1 else 'rows'}, {human_size(self.bytes)} in {human_duration(self.seconds)}, "
             f"{megabytes_per_second(self.bytes, self.seconds):.1f} MB/s"
         )
         if self.done:
@@ -85,11 +85,12 @@ class CopyProgress:
         fraction = self.fraction
         if fraction is None:
             return text + f", {self._expected()}"
-        return text + f", {fraction:.0%} of {self._expected()}, ETA {human_duration(self.eta_seconds or 0)}"
+        eta = self.eta_seconds  # none until something has moved: an estimate needs a rate
+        return text + f", {fraction:.0%} of {self._expected()}" + (f", ETA {human_duration(eta)}" if eta is not None else "")
 
     def _expected(self) -> str:
         if self.expected_rows:
-            return f"~{self.expected_rows:,} rows"
+            return f"~{count_of(self.expected_rows, 'row')}"
         if self.expected_bytes:
             return human_size(self.expected_bytes)
         return "size unknown"

@@ -20,7 +20,7 @@ from vector_assets.core.sets.describe import changes_text, keys_deleted, kind_te
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
 from vector_assets.core.sets.naming import LOG_FILE_NAME
 from vector_assets.core.tables import MANAGED_TABLES
-from vector_assets.core.units import human_size, megabytes_per_second
+from vector_assets.core.units import count_of, human_size, megabytes_per_second
 from vector_assets.defs.choices import BackupKind, ManagedTable, SetFormatChoice, value_of, values
 from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
@@ -202,7 +202,7 @@ def report_new_set(context: dg.OpExecutionContext, backup_set: BackupSet) -> Non
 def summary_line(result: BackupResult, backup_set: BackupSet) -> str:
     manifest = result.manifest
     tables = ", ".join(
-        f"{name}: {changes_text(entry) if manifest.is_increment else f'{entry.rows:,} rows'} ({human_size(entry.bytes)}, "
+        f"{name}: {changes_text(entry) if manifest.is_increment else count_of(entry.rows, 'row')} ({human_size(entry.bytes)}, "
         f"{megabytes_per_second(entry.bytes, entry.copy_seconds or 0):.1f} MB/s)"
         for name, entry in manifest.tables.items()
     )

@@ -65,15 +65,17 @@ inventory_spec = dg.AssetSpec(
     kinds={"csv"},
 )
 
+# What matters first: the UI cuts a wide table off at its right edge.
 INVENTORY_COLUMNS = [
-    ("key", "string"), ("location", "string"), ("timestamp", "string"), ("backup_date", "string"),
-    ("legacy", "bool"), ("kind", "string"), ("parent", "string"), ("collection_rows", "int"), ("embedding_rows", "int"), ("total_size", "string"),
-    ("total_bytes", "int"), ("has_log", "bool"), ("copies", "string"),
+    ("key", "string"), ("kind", "string"), ("collection_rows", "int"), ("embedding_rows", "int"), ("total_size", "string"),
+    ("location", "string"), ("backup_date", "string"), ("parent", "string"), ("legacy", "bool"), ("copies", "string"),
+    ("has_log", "bool"), ("total_bytes", "int"), ("timestamp", "string"),
 ]
 
 
 def inventory_materialization(inventory: Inventory) -> dg.AssetMaterialization:
-    records = [dg.TableRecord(record) for record in inventory_table_records(inventory)]
+    names = [name for name, _ in INVENTORY_COLUMNS]
+    records = [dg.TableRecord({name: record[name] for name in names}) for record in inventory_table_records(inventory)]
     schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in INVENTORY_COLUMNS])
     return dg.AssetMaterialization(
         asset_key=INVENTORY_KEY,
@@ -238,7 +240,7 @@ def report_unreported(
     pending = discovery.unreported(cursor)
     for found in pending:
         if time.monotonic() - started > WORK_BUDGET_SECONDS:
-            context.log.info(f"{len(pending) - len(reports)} sets left for the next tick (time budget)")
+            context.log.info(f"{count_of(len(pending) - len(reports), 'set')} left for the next tick (time budget)")
             break
         # A key that moved to this set from another (a duplicate timestamp appeared earlier in
         # scan order) needs this set's metadata even though the partition exists.

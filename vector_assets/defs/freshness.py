@@ -90,7 +90,7 @@ def recorded_answer(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> tup
     check_key = dg.AssetCheckKey(asset_key, FRESHNESS_CHECK)
     record = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key]).get(check_key)
     evaluation = record.evaluation if record is not None else None
-    if evaluation is None:
+    if not isinstance(evaluation, dg.AssetCheckEvaluation):  # none yet, or only planned by a run in progress
         return None
     newest = evaluation.metadata.get("newest_set")
     return (newest.value if newest is not None else None), evaluation.passed

@@ -14,7 +14,7 @@ from vector_assets.core.ops.collection_restore import REPLACE, CollectionRestore
 from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, TableRestore, run_restore
 from vector_assets.core.pg.connection import describe_dsn
 from vector_assets.core.tables import MANAGED_TABLES
-from vector_assets.core.units import human_duration, human_size, megabytes_per_second
+from vector_assets.core.units import count_of, human_duration, human_size, megabytes_per_second
 from vector_assets.defs.backup import registered_set, report_new_set
 from vector_assets.defs.choices import ManagedTable, OnConflict, RestoreTarget, value_of, values
 from vector_assets.defs.failures import as_failure
@@ -222,7 +222,7 @@ def restore_markdown(result: RestoreResult, target: str, safety_key: str | None)
 def _collection_mode(collection: CollectionRestore) -> str:
     renamed = f" as `{collection.restored_as}`" if collection.renamed else ""
     how = "replacing it" if collection.mode == REPLACE else "appending"
-    deleted = f", {collection.embeddings_deleted:,} embeddings deleted" if collection.mode == REPLACE else ""
+    deleted = f", {count_of(collection.embeddings_deleted, 'embedding')} deleted" if collection.mode == REPLACE else ""
     return (f"only collection `{collection.name}`{renamed} (uuid `{collection.uuid}`), {how}{deleted}, "
             f"{collection.embeddings_loaded:,} loaded")
 

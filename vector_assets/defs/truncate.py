@@ -12,7 +12,7 @@ from vector_assets.core.ops.truncate import (
     run_guarded_truncate,
 )
 from vector_assets.core.tables import EMBEDDING_TABLE
-from vector_assets.core.units import human_duration
+from vector_assets.core.units import count_of, human_duration
 from vector_assets.defs.backup import registered_set, report_new_set
 from vector_assets.defs.choices import ManagedTable, SetFormatChoice, value_of, values
 from vector_assets.defs.failures import as_failure
@@ -85,13 +85,13 @@ def truncate_after_verified_backup(
 
 
 def dry_run_summary(result: TruncateResult) -> str:
-    tables = ", ".join(f"{t}: {rows:,} rows" for t, rows in result.rows_before.items())
+    tables = ", ".join(f"{t}: {count_of(rows, 'row')}" for t, rows in result.rows_before.items())
     return (f"dry run: backed up both tables into a new set in {result.folder}, verified it, and would remove {tables}; "
             "rolled back and the set discarded, nothing changed. Write dry_run: false to truncate")
 
 
 def truncate_summary(result: TruncateResult, key: str) -> str:
-    tables = ", ".join(f"{t}: {result.rows_before[t]:,} -> {result.rows_after[t]} rows" for t in result.truncated_tables)
+    tables = ", ".join(f"{t}: {result.rows_before[t]:,} -> {count_of(result.rows_after[t], 'row')}" for t in result.truncated_tables)
     return f"backup performed: yes (set {key}); truncate performed: yes; {tables}"
 
 

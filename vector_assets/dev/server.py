@@ -4,13 +4,17 @@ and the demo store, then run ``dagster dev`` on this code location."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
+from typing import IO, TextIO
 
 import psycopg2
 
@@ -44,16 +48,7 @@ python_logs:
 
 
 def run_dev(host: str, port: str) -> int:
-    environment = dict(os.environ)
-    # Alert links point at the UI that is running, unless the user said where it is.
-    environment.setdefault(settings.UI_URL.name, f"http://{host}:{port}")
-    configured = environment.get(settings.ROOT.name) or settings.ROOT.default
-    if is_object_store_url(configured):  # a bucket has no folder to make
-        environment[settings.ROOT.name] = configured
-    else:
-        root = Path(configured).resolve()
-        environment[settings.ROOT.name] = str(root)  # dagster dev runs in DAGSTER_HOME, not here
-        root.mkdir(parents=True, exist_ok=True)
+    environment = dev_environment(host, port, os.environ)
     server = None
     notes = []
     if not environment.get(settings.PG_DSN.name) or not environment.get(settings.DAGSTER_PG_URL.name):
@@ -63,6 +58,22 @@ def run_dev(host: str, port: str) -> int:
     finally:
         if server is not None:
             server.stop()
+
+
+def dev_environment(host: str, port: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment Dagster runs in: the root made absolute (dagster dev runs in DAGSTER_HOME,
+    not here) and, unless the user said where the UI is, alert links to the one we start."""
+    environment = dict(environ)
+    if not environment.get(settings.UI_URL.name):
+        environment[settings.UI_URL.name] = f"http://{host}:{port}"
+    configured = environment.get(settings.ROOT.name) or settings.ROOT.default
+    if is_object_store_url(configured):  # a bucket has no folder to make
+        environment[settings.ROOT.name] = configured
+    else:
+        root = Path(configured).resolve()
+        environment[settings.ROOT.name] = str(root)
+        root.mkdir(parents=True, exist_ok=True)
+    return environment
 
 
 def run_dagster_dev(host: str, port: str, environment: dict[str, str], notes: list[str]) -> int:
@@ -79,7 +90,13 @@ def run_dagster_dev(host: str, port: str, environment: dict[str, str], notes: li
     quiet = {**environment, "PYTHONWARNINGS": QUIET_WARNINGS}
     # Its own process group: a terminal's Ctrl-C reaches only us, and we pass it on once (a second
     # SIGINT would cut its shutdown short with "Aborted!").
-    process = subprocess.Popen(command, env=quiet, cwd=home, preexec_fn=restore_default_sigint, process_group=0)
+    # Its output passes through us: a failed run's error is shown in one line, not twice with its stack trace.
+    process = subprocess.Popen(
+        command, env=quiet, cwd=home, preexec_fn=restore_default_sigint, process_group=0,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    printer = threading.Thread(target=pass_output, args=(process.stdout, sys.stdout), daemon=True)
+    printer.start()
 
     stop_requests: list[int] = []
 
@@ -91,7 +108,55 @@ def run_dagster_dev(host: str, port: str, environment: dict[str, str], notes: li
     signal.signal(signal.SIGTERM, stop_dagster)
     code = process.wait()
     wait_for_group(process.pid)
+    printer.join(timeout=5)
     return 0 if stop_requests else code  # stopping when asked to is success, whatever dagster dev says
+
+
+LOG_RECORD = re.compile(r"^(\x1b\[[0-9;]*m)?\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} ")
+FAILURE_EVENT = re.compile(r" - (STEP_FAILURE|RUN_FAILURE) - ")
+CAUSE = "The above exception was caused by the following exception:"
+DAGSTER_EXCEPTION = re.compile(r"^dagster[\w.]*: ")  # its wrapper's class says nothing; a cause's class does
+
+
+class FailureCondenser:
+    """Dagster prints a failed run's error with its stack trace under the step's failure and
+    again under the run's (about 60 lines for one mistake). The terminal gets each event's line
+    and the error's one line, once; the run's log in the UI keeps the stack trace."""
+
+    def __init__(self) -> None:
+        self.in_failure = False
+        self.next_is_message = False
+        self.shown: list[str] = []
+
+    def feed(self, line: str) -> list[str]:
+        if LOG_RECORD.match(line):
+            self.in_failure = bool(FAILURE_EVENT.search(line))
+            self.next_is_message = self.in_failure
+            return [line]
+        if not self.in_failure:
+            return [line]
+        text = line.strip()
+        if text == CAUSE:  # an unexpected error: what caused it is the line to show
+            self.next_is_message = True
+            return []
+        if not self.next_is_message or not text or text == "Stack Trace:":
+            return []
+        self.next_is_message = False
+        message = DAGSTER_EXCEPTION.sub("", text)
+        if message in self.shown:
+            return []
+        self.shown = [*self.shown[-20:], message]
+        return [f"    {message}\n"]
+
+
+def pass_output(source: IO[bytes], sink: TextIO) -> None:
+    condenser = FailureCondenser()
+    for raw in iter(source.readline, b""):  # read to the end whatever happens, so Dagster never blocks on us
+        try:
+            sink.writelines(condenser.feed(raw.decode("utf-8", errors="replace")))
+            sink.flush()
+        except (OSError, ValueError):  # the terminal went away
+            continue
 
 
 def wait_for_group(pgid: int, timeout: float = GROUP_EXIT_SECONDS) -> None:

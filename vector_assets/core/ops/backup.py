@@ -88,6 +88,7 @@ from vector_assets.core.sets.roots import (
 from vector_assets.core.sets.row_index import spooled_keys
 from vector_assets.core.sets.storage import HashingWriter
 from vector_assets.core.tables import MANAGED_TABLES, validate_tables
+from vector_assets.core.units import count_of
 
 TIMESTAMP_RETRIES = 3
 # A table larger than this (heap bytes) is exported in parts, in the newer formats only.
@@ -367,7 +368,7 @@ def _copy_changes(
             rows, byte_count, sha256 = copy_table_into(writer, target.set_format, copy)
             copies.append((FilePart(name, rows, byte_count, sha256), writer))
     if sum(part.rows for part, _ in copies) != indexed.counts.to_export:
-        raise BackupWriteError(f"table {table}: the increment found {indexed.counts.to_export} rows to export but copied "
+        raise BackupWriteError(f"table {table}: the increment found {count_of(indexed.counts.to_export, 'row')} to export but copied "
                                f"{sum(part.rows for part, _ in copies)}")
     return copies, indexed
 

@@ -31,6 +31,7 @@ from vector_assets.core.sets.chains import ChainLink, chain_of
 from vector_assets.core.sets.formats import CSV_ZST, DecodingReader
 from vector_assets.core.sets.manifest import FilePart, RowIndex
 from vector_assets.core.sets.roots import SetFolder
+from vector_assets.core.units import count_of
 
 TEXT_COPY_OPTIONS = "FORMAT text"
 
@@ -131,7 +132,7 @@ def verify_final(cursor: psycopg2.extensions.cursor, table: str, relation: sql.C
     rows, digest = content_digest(cursor, table, relation, columns)
     if rows != final.rows or digest != final.content_digest:
         raise BackupFileError(
-            f"table {table} after applying the chain up to {timestamp} has {rows} rows and content digest {digest}; "
-            f"the manifest says {final.rows} rows and {final.content_digest}; nothing was restored"
+            f"table {table} after applying the chain up to {timestamp} has {count_of(rows, 'row')} and content digest {digest}; "
+            f"the manifest says {count_of(final.rows, 'row')} and {final.content_digest}; nothing was restored"
         )
     return rows

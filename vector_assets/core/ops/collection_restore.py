@@ -94,6 +94,7 @@ from vector_assets.core.pg.ddl import indexes_to_build
 from vector_assets.core.pg.table_changes import lock_against_writers
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.units import count_of
 
 CUSTOM_ID = "custom_id"
 
@@ -150,14 +151,14 @@ class CollectionRestore:
                 return f"collection {self.name!r} is absent in the set and was absent in the target: nothing to remove"
             return (
                 f"collection {self.name!r} (uuid {self.replaced_uuid}) removed, as the set records it absent: "
-                f"{self.embeddings_deleted:,} embeddings deleted"
+                f"{count_of(self.embeddings_deleted, 'embedding')} deleted"
             )
         as_name = f" as {self.restored_as!r}" if self.renamed else ""
-        replaced = f", {self.embeddings_deleted:,} embeddings deleted" if self.mode == REPLACE else ""
+        replaced = f", {count_of(self.embeddings_deleted, 'embedding')} deleted" if self.mode == REPLACE else ""
         skipped = f", {self.embeddings_skipped:,} skipped" if self.embeddings_skipped else ""
         return (
             f"collection {self.name!r}{as_name} (uuid {self.uuid}), {self.mode}{replaced}, "
-            f"{self.embeddings_loaded:,} of its {self.embeddings_in_set:,} embeddings in the set loaded{skipped}"
+            f"{self.embeddings_loaded:,} of its {count_of(self.embeddings_in_set, 'embedding')} in the set loaded{skipped}"
         )
 
 
@@ -376,4 +377,4 @@ def _require_columns(plan: PlannedTable, columns: tuple[str, ...]) -> None:
 def _require_every_row(plan: PlannedTable, staged: int) -> None:
     """The stage holds the table as the set has it: for an increment, after its chain."""
     if staged != plan.rows_after:
-        raise BackupFileError(f"{plan.label}: staged {staged} rows, but the set has {plan.rows_after}")
+        raise BackupFileError(f"{plan.label}: staged {count_of(staged, 'row')}, but the set has {plan.rows_after}")

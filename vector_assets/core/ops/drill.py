@@ -41,7 +41,7 @@ from vector_assets.core.sets.formats import content_sha256, format_of_file, rows
 from vector_assets.core.sets.manifest import TableFile
 from vector_assets.core.sets.roots import Root
 from vector_assets.core.tables import EMBEDDING_TABLE
-from vector_assets.core.units import human_duration, human_size
+from vector_assets.core.units import count_of, human_duration, human_size
 
 SCRATCH_DATABASE_PREFIX = "vector_assets_drill_"
 
@@ -77,11 +77,11 @@ class TableDrill:
     def message(self) -> str:
         chain = self.by != "sha256"
         if self.passed and chain:
-            return f"{self.table}: {self.rows_restored:,} rows restored from the chain, with the content digest its manifest records"
+            return f"{self.table}: {count_of(self.rows_restored, 'row')} restored from the chain, with the content digest its manifest records"
         if self.passed:
-            return f"{self.table}: {self.rows_restored:,} rows restored and exported again byte for byte"
+            return f"{self.table}: {count_of(self.rows_restored, 'row')} restored and exported again byte for byte"
         if self.rows_in_set != self.rows_restored:
-            return f"{self.table}: the set has {self.rows_in_set:,} rows, the scratch restore has {self.rows_restored:,}"
+            return f"{self.table}: the set has {count_of(self.rows_in_set, 'row')}, the scratch restore has {self.rows_restored:,}"
         source = "the increment's row index" if chain else "the file"
         return f"{self.table}: the restored rows differ from {source} ({self.by} {self.restored_sha256} != {self.set_sha256})"
 

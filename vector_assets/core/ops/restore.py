@@ -119,6 +119,7 @@ from vector_assets.core.tables import (
     validate_collection_request,
     validate_tables,
 )
+from vector_assets.core.units import count_of
 
 if TYPE_CHECKING:
     from vector_assets.core.ops.collection_restore import CollectionRestore
@@ -521,7 +522,7 @@ def _load_table(
         expected = plan.rows_after
     if outcome.rows_loaded + outcome.rows_skipped != expected:
         raise BackupFileError(
-            f"{plan.label}: loaded {outcome.rows_loaded} and skipped {outcome.rows_skipped} rows, "
+            f"{plan.label}: loaded {count_of(outcome.rows_loaded, 'row')} and skipped {outcome.rows_skipped}, "
             f"but the set has {expected}"
         )
     outcome.duration_seconds = time.monotonic() - started
@@ -736,12 +737,13 @@ def _refuse_conflicts(
     hint = "(to skip them: on_conflict: skip, --on-conflict skip; to replace the rows: truncate_before_restore: true, --replace)"
     if outcome.conflicts:
         raise RestoreConflictError(
-            f"table {plan.table}: {outcome.conflicts} rows of {plan.label} already exist; "
+            f"table {plan.table}: {count_of(outcome.conflicts, 'row')} of {plan.label} already "
+            f"{'exists' if outcome.conflicts == 1 else 'exist'}; "
             f"first conflicting {', '.join(key)} = {outcome.first_conflict} {hint}"
         )
     if repeated:
         raise RestoreConflictError(
-            f"table {plan.table}: {plan.label} repeats {repeated} keys; first repeated "
+            f"table {plan.table}: {plan.label} repeats {count_of(repeated, 'key')}; first repeated "
             f"{', '.join(key)} = {first_repeated}; nothing was restored {hint}"
         )
 
@@ -766,7 +768,7 @@ def _why_skipped(
     other = outcome.rows_skipped - outcome.conflicts - repeated
     if other < 0:
         raise RestoreLoadError(
-            f"table {plan.table}: {outcome.rows_skipped} rows were skipped but {outcome.conflicts + repeated} "
+            f"table {plan.table}: {count_of(outcome.rows_skipped, 'row')} skipped but {outcome.conflicts + repeated} "
             "conflict by key; the table changed during the restore"
         )
     if other:

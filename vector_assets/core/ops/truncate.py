@@ -53,6 +53,7 @@ from vector_assets.core.tables import (
     require_embeddings_with_collections,
     validate_tables,
 )
+from vector_assets.core.units import count_of
 
 T = TypeVar("T")
 
@@ -206,6 +207,6 @@ def verify_against_database(cursor: psycopg2.extensions.cursor, backup: BackupRe
                 raise VerificationError(f"{backup.folder.locator(piece.file)}: size or sha256 changed after it was written")
         if not in_database == in_files == entry.rows:
             raise VerificationError(
-                f"{table}: database has {in_database} rows, {entry.file} has {in_files}, manifest says {entry.rows}"
+                f"{table}: database has {count_of(in_database, 'row')}, {entry.file} has {in_files}, manifest says {entry.rows}"
             )
 

@@ -22,7 +22,7 @@ from vector_assets.core.sets.formats import CSV_ZST, DecodingReader, rows_in
 from vector_assets.core.sets.manifest import FilePart, RowIndex
 from vector_assets.core.sets.roots import Root, SetFolder
 from vector_assets.core.sets.row_index import lines_of
-from vector_assets.core.units import human_size
+from vector_assets.core.units import count_of, human_size
 
 FILE_PRESENT = "file_present"
 SHA256_MATCHES = "sha256_matches_manifest"
@@ -154,12 +154,12 @@ def _check_rows(
     except BackupFileError as exc:
         return CheckOutcome(check, table, False, str(exc), expected, None)
     if expected is None:
-        return CheckOutcome(check, table, True, f"legacy set: {label} has {actual} rows", None, actual)
+        return CheckOutcome(check, table, True, f"legacy set: {label} has {count_of(actual, 'row')}", None, actual)
     if expected != actual:
         return CheckOutcome(
-            check, table, False, f"{label} has {actual} rows but the manifest says {expected}", expected, actual,
+            check, table, False, f"{label} has {count_of(actual, 'row')} but the manifest says {expected}", expected, actual,
         )
-    return CheckOutcome(check, table, True, f"{label} has the manifest's {expected} rows", expected, actual)
+    return CheckOutcome(check, table, True, f"{label} has the manifest's {count_of(expected, 'row')}", expected, actual)
 
 
 def _line_count_failure(folder: SetFolder, table: str, files: list[StoredFile], check: str) -> CheckOutcome | None:
@@ -171,7 +171,7 @@ def _line_count_failure(folder: SetFolder, table: str, files: list[StoredFile], 
             return CheckOutcome(check, table, False, str(exc), record.rows, None)
         if actual != record.rows:
             return CheckOutcome(
-                check, table, False, f"{name} has {actual} lines but the manifest says {record.rows}", record.rows, actual,
+                check, table, False, f"{name} has {count_of(actual, 'line')} but the manifest says {record.rows}", record.rows, actual,
             )
     return None
 

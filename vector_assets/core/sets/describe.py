@@ -4,6 +4,7 @@ the inventory."""
 from __future__ import annotations
 
 from vector_assets.core.sets.manifest import Manifest, TableFile
+from vector_assets.core.units import count_of
 
 
 def kind_text(manifest: Manifest | None) -> str:
@@ -17,7 +18,8 @@ def kind_text(manifest: Manifest | None) -> str:
 
 def changes_text(entry: TableFile) -> str:
     """An increment's table: what its files hold, and what the table has once it is restored."""
-    return f"{entry.rows:,} rows changed or added, {keys_deleted(entry):,} keys deleted, {entry.rows_after:,} rows after"
+    return (f"{count_of(entry.rows, 'row')} changed or added, {count_of(keys_deleted(entry), 'key')} deleted, "
+            f"{count_of(entry.rows_after, 'row')} after")
 
 
 def keys_deleted(entry: TableFile) -> int:

@@ -149,9 +149,9 @@ class InventoryEntry:
         for table in self.files:
             short = table.removeprefix("langchain_pg_")
             size = self.size_text(table) or "file missing"
-            rows = f" ({self.rows[table]:,} rows)" if self.rows and table in self.rows else ""
+            rows = f" ({count_of(self.rows[table], 'row')})" if self.rows and table in self.rows else ""
             if self.is_increment and rows and self.rows_after and table in self.rows_after:
-                rows = f" ({self.rows[table]:,} rows, {self.rows_after[table]:,} after)"
+                rows = f" ({count_of(self.rows[table], 'row')}, {self.rows_after[table]:,} after)"
             texts.append(f"{short} {size}{rows}")
         return texts
 

@@ -1,0 +1,74 @@
+"""`make dev` / `vector-assets dev` as a new user meets it: the port, the alert links, the terminal."""
+
+import subprocess
+from pathlib import Path
+
+from vector_assets.dev.server import FailureCondenser, dev_environment
+
+REPO = Path(__file__).resolve().parents[1]
+
+STEP = "2026-12-06 09:51:13 +0000 - dagster - ERROR - restore_vector_tables - 06ca6936 - 6890 - restore_from_backup_set"
+RUN = "2026-12-06 09:51:14 +0000 - dagster - ERROR - restore_vector_tables - 06ca6936 - 6811"
+MESSAGE = "restore failed: set 20250721_213627 holds no collection named 'x'; it holds 3: 'ddl', 'documentation', 'sql'"
+TRACE = [
+    "Stack Trace:",
+    '  File "/venv/dagster/_core/execution/plan/execute_plan.py", line 243, in dagster_event_sequence_for_step',
+    "    yield from check.generator(step_events)",
+    '  File "/work/main/vector_assets/defs/restore.py", line 92, in restore_from_backup_set',
+    '    raise as_failure(error, "restore") from None',
+]
+
+
+def terminal(lines: list[str]) -> list[str]:
+    condenser = FailureCondenser()
+    return [shown.rstrip("\n") for line in lines for shown in condenser.feed(line + "\n")]
+
+
+def test_make_dev_takes_a_port():
+    def command(*args: str) -> str:
+        done = subprocess.run(["make", "-n", "dev", *args], cwd=REPO, capture_output=True, text=True, check=True)
+        return done.stdout.strip().splitlines()[-1]
+
+    assert command("PORT=3300").endswith("vector-assets dev --port 3300")
+    assert command().endswith("vector-assets dev --port 3000")
+
+
+def test_alert_links_follow_the_port_unless_the_user_said_where_the_ui_is(tmp_path):
+    root = {"VECTOR_ASSETS_ROOT": str(tmp_path / "root")}
+
+    assert dev_environment("127.0.0.1", "3300", root)["VECTOR_ASSETS_UI_URL"] == "http://127.0.0.1:3300"
+    told = {**root, "VECTOR_ASSETS_UI_URL": "https://dagster.example.com"}
+    assert dev_environment("127.0.0.1", "3300", told)["VECTOR_ASSETS_UI_URL"] == "https://dagster.example.com"
+
+
+def test_a_user_error_reaches_the_terminal_in_one_line_once_without_its_stack_trace():
+    failure = f"dagster._core.definitions.events.Failure: {MESSAGE}"
+    shown = terminal([
+        f"{STEP} - STEP_FAILURE - Execution of step \"restore_from_backup_set\" failed.", "", failure, "", *TRACE, "",
+        f"{RUN} - RUN_FAILURE - Execution of run for \"restore_vector_tables\" failed.", "", failure, "", *TRACE, "",
+        f"{RUN} - restore_from_backup_set - the next INFO line",
+    ])
+
+    assert shown == [
+        f"{STEP} - STEP_FAILURE - Execution of step \"restore_from_backup_set\" failed.",
+        f"    {MESSAGE}",
+        f"{RUN} - RUN_FAILURE - Execution of run for \"restore_vector_tables\" failed.",
+        f"{RUN} - restore_from_backup_set - the next INFO line",
+    ]
+
+
+def test_an_unexpected_error_shows_its_cause_and_other_output_passes_unchanged():
+    shown = terminal([
+        "Serving dagster-webserver on http://127.0.0.1:3000 in process 1",
+        f"{STEP} - STEP_FAILURE - Execution of step \"restore_from_backup_set\" failed.", "",
+        "dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op \"restore\":", "",
+        *TRACE, "", "The above exception was caused by the following exception:", "KeyError: 'langchain_pg_embedding'", "",
+        *TRACE,
+    ])
+
+    assert shown == [
+        "Serving dagster-webserver on http://127.0.0.1:3000 in process 1",
+        f"{STEP} - STEP_FAILURE - Execution of step \"restore_from_backup_set\" failed.",
+        "    Error occurred while executing op \"restore\":",
+        "    KeyError: 'langchain_pg_embedding'",
+    ]
