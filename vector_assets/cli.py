@@ -46,7 +46,7 @@ from vector_assets.core.sets.manifest import FULL, INCREMENTAL
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.sets.roots import Root, open_root
 from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
-from vector_assets.core.units import human_size, megabytes_per_second
+from vector_assets.core.units import count_of, human_size, megabytes_per_second
 
 EXIT_OK = 0
 EXIT_FAILED = 2
@@ -261,7 +261,7 @@ def run_backup_command(args: argparse.Namespace) -> int:
     for name, entry in manifest.tables.items():
         rate = megabytes_per_second(entry.bytes, entry.copy_seconds or 0)
         parts = f" in {len(entry.parts)} parts" if entry.parts else ""
-        rows = changes_text(entry) if manifest.is_increment else f"{entry.rows:,} rows"
+        rows = changes_text(entry) if manifest.is_increment else count_of(entry.rows, "row")
         print(f"{name}: {rows} -> {result.folder.locator(entry.file)}{parts} "
               f"({human_size(entry.bytes)}, {rate:.1f} MB/s)")
     print(f"set {result.timestamp} ({kind_text(manifest)}): {manifest.duration_seconds:.2f}s, "
@@ -281,10 +281,10 @@ def run_truncate_command(args: argparse.Namespace) -> int:
 
 def format_truncate(result: TruncateResult) -> str:
     if result.dry_run or result.backup is None:
-        tables = ", ".join(f"{table}: {rows:,} rows" for table, rows in result.rows_before.items())
+        tables = ", ".join(f"{table}: {count_of(rows, 'row')}" for table, rows in result.rows_before.items())
         return (f"dry run, rolled back: backed up both tables into a new set in {result.folder}, verified it, and "
                 f"would remove {tables}; the set was discarded. Run with --apply to truncate")
-    tables = ", ".join(f"{t}: {result.rows_before[t]:,} -> {result.rows_after[t]} rows" for t in result.truncated_tables)
+    tables = ", ".join(f"{t}: {result.rows_before[t]:,} -> {count_of(result.rows_after[t], 'row')}" for t in result.truncated_tables)
     lines = [f"backed up into set {result.backup.timestamp} in {result.backup.folder}, verified; truncated {tables}"]
     lines += [f"warning: {warning}" for warning in result.warnings]
     return "\n".join(lines)
@@ -410,10 +410,10 @@ def format_prune(result: PruneResult) -> str:
         lines.append(f"  {planned.action:6} {planned.key:32} {planned.location:36} {human_size(planned.bytes):>9}{why}{note}")
     lines += [f"warning: {skipped}" for skipped in plan.skipped_locations]
     if result.dry_run:
-        lines.append(f"dry run: would delete {len(plan.to_delete)} sets ({human_size(plan.bytes_to_free)}); "
+        lines.append(f"dry run: would delete {count_of(len(plan.to_delete), 'set')} ({human_size(plan.bytes_to_free)}); "
                      "run with --apply to delete")
     else:
-        lines.append(f"deleted {len(result.deleted)} sets ({human_size(result.bytes_freed)} freed)")
+        lines.append(f"deleted {count_of(len(result.deleted), 'set')} ({human_size(result.bytes_freed)} freed)")
     return "\n".join(lines)
 
 
