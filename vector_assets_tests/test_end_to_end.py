@@ -230,19 +230,6 @@ def test_a_dsn_typed_as_the_target_or_an_unknown_table_is_invalid_config_and_no_
         assert execute(storage, f"SELECT count(*) FROM {table} WHERE {column} LIKE %s", (f"%{secret}%",)) == [(0,)]
 
 
-def test_execute_all_on_the_checks_tab_marks_no_check_failed_and_says_what_to_do(stack: DevStack) -> None:
-    run_id = stack.execute_all_checks(EMBEDDING_BACKUP)
-
-    assert stack.wait_for_run(run_id) == "SUCCESS"
-    partitioned = {"file_present", "sha256_matches_manifest", "row_count_matches_manifest", "restore_drill", "restore_rto"}
-    statuses = stack.check_statuses(EMBEDDING_BACKUP, run_id)
-    assert partitioned <= set(statuses), statuses
-    assert {statuses[name] for name in partitioned} == {"SKIPPED"}, statuses
-    events = stack.graphql(RUN_EVENTS_QUERY, {"runId": run_id})["logsForRun"]["events"]
-    hints = [e["message"] for e in events if "no backup set chosen" in (e.get("message") or "")]
-    assert any("check_vector_backup" in hint for hint in hints) and any("drill_vector_backup" in hint for hint in hints)
-
-
 def readme_restore_example() -> tuple[str, dict]:
     """The partition and the config of the README's restore example, exactly as it is written there."""
     text = (REPO_ROOT / "README.md").read_text()

@@ -221,10 +221,11 @@ class DevStack:
     # --- asset checks -------------------------------------------------------------------------
 
     def execute_all_checks(self, asset: str) -> str:
-        """What the Checks tab's "Execute all" sends: the asset's checks, in the job they are
-        listed in, with no partition."""
+        """What the Checks tab's "Execute all" sends: the asset's checks that can execute on their
+        own (the button leaves out the others), in the job they are listed in, with no partition."""
         node = self.graphql(ASSET_CHECKS_QUERY, {"path": [asset]})["assetNodeOrError"]
-        checks = node["assetChecksOrError"]["checks"]
+        checks = [c for c in node["assetChecksOrError"]["checks"] if c["canExecuteIndividually"] == "CAN_EXECUTE"]
+        assert checks, f"the Checks tab of {asset} offers no check to execute"
         selector = {
             "repositoryLocationName": LOCATION_NAME, "repositoryName": REPOSITORY_NAME,
             "pipelineName": checks[0]["jobNames"][0], "assetSelection": [],
@@ -243,6 +244,19 @@ class DevStack:
             executions = self.graphql(CHECK_EXECUTIONS_QUERY, {"path": [asset], "name": check["name"]})
             statuses.update({check["name"]: e["status"] for e in executions["assetCheckExecutions"] if e["runId"] == run_id})
         return statuses
+
+    def latest_check_results(self, asset: str) -> dict[str, dict[str, Any] | None]:
+        """Per check, the execution the asset's node and its Checks tab show (None: "Not evaluated")."""
+        node = self.graphql(LATEST_CHECKS_QUERY, {"path": [asset]})["assetNodeOrError"]
+        return {check["name"]: check["executionForLatestMaterialization"] for check in node["assetChecksOrError"]["checks"]}
+
+    def check_execution_for(self, asset: str, name: str, partition: str) -> dict[str, Any] | None:
+        """The newest execution of a check on one partition."""
+        executions = self.graphql(CHECK_EXECUTIONS_QUERY, {"path": [asset], "name": name})["assetCheckExecutions"]
+        return next((e for e in executions if e["partition"] == partition), None)
+
+    def all_runs(self) -> list[dict[str, Any]]:
+        return self.graphql(RUNS_QUERY, {"statuses": None})["runsOrError"]["results"]
 
     def reset_pool_limit(self, name: str) -> None:
         """Back to ``dagster.yaml``'s ``default_limit``, as the UI's 'delete limit' does."""
@@ -323,7 +337,15 @@ query AssetChecks($path: [String!]!) {
 
 CHECK_EXECUTIONS_QUERY = """
 query CheckExecutions($path: [String!]!, $name: String!) {
-  assetCheckExecutions(assetKey: {path: $path}, checkName: $name, limit: 5) { runId status partition }
+  assetCheckExecutions(assetKey: {path: $path}, checkName: $name, limit: 20) {
+    runId status partition evaluation { severity description } }
+}"""
+
+LATEST_CHECKS_QUERY = """
+query LatestChecks($path: [String!]!) {
+  assetNodeOrError(assetKey: {path: $path}) { __typename ... on AssetNode {
+    assetChecksOrError { __typename ... on AssetChecks { checks { name
+      executionForLatestMaterialization { runId status partition evaluation { severity description } } } } } } }
 }"""
 
 LAUNCH_QUERY = """
