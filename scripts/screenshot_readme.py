@@ -2,9 +2,10 @@
 
     .venv/bin/python scripts/screenshot_readme.py [--out-dir docs]
 
-Starts ``vector-assets dev`` in a fresh temporary folder (its demo store brings one legacy set
-from 2025, so the backups start out stale), takes ``stale-backup.png``, makes four backups with
-the CLI as a user would, waits for the sensor to register them and takes ``partition-plots.png``.
+Starts ``vector-assets dev`` in a fresh temporary folder, deletes the fresh set it takes of the
+demo store at start-up (so the newest set is the demo's legacy set from 2025, and the backups
+read stale), takes ``stale-backup.png``, makes four backups with the CLI as a user would, waits
+for the sensor to register them and takes ``partition-plots.png``.
 Drives Debian's Chromium headless, as ``screenshot_asset_graph.py`` does.
 """
 
@@ -38,6 +39,7 @@ def main() -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     with dev_stack() as (url, workdir):
         with browser_page() as page:
+            shutil.rmtree(workdir / "training_data" / "vector_bak")  # the start-up backup: only the legacy set is left
             open_asset(page, url, "checks", "stale: the newest set", click="freshness_check")
             page.screenshot(path=str(args.out_dir / "stale-backup.png"))
             make_backups(workdir)
