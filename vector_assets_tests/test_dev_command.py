@@ -1,9 +1,20 @@
-"""`make dev` / `vector-assets dev` as a new user meets it: the port, the alert links, the terminal."""
+"""`make dev` / `vector-assets dev` as a new user meets it: the port, the alert links, the terminal,
+what the backup assets say they are."""
 
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
+
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.sets.catalog import scan_root
+from vector_assets.core.sets.formats import FORMATS
+from vector_assets.core.sets.naming import new_timestamp
+from vector_assets.defs.freshness import backup_freshness_checks, vector_freshness_sensor
+from vector_assets.dev.demo import ensure_fresh_demo_backup
 from vector_assets.dev.server import FailureCondenser, dev_environment
+from vector_assets_tests.support.dagster import Ticker, definitions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,3 +83,39 @@ def test_an_unexpected_error_shows_its_cause_and_other_output_passes_unchanged()
         "    Error occurred while executing op \"restore\":",
         "    KeyError: 'langchain_pg_embedding'",
     ]
+
+
+def test_the_backup_assets_say_they_hold_sets_in_every_format():
+    graph = definitions().resolve_asset_graph()
+    for table in ("langchain_pg_collection", "langchain_pg_embedding"):
+        description = graph.get(dg.AssetKey(f"{table}_backup")).description
+        assert "CSV backups" not in description
+        assert all(name in description for name in FORMATS), description
+
+
+def test_the_demo_store_is_backed_up_at_start_up_only_when_no_set_is_fresh(store_db, backup_root):
+    old = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=new_timestamp(datetime.now() - timedelta(days=30))))
+
+    note = ensure_fresh_demo_backup(store_db, backup_root)
+
+    assert note is not None and f"the newest set, {old.timestamp}, is older than 26h" in note
+    assert len(scan_root(backup_root)) == 2, "the old set stays as history"
+    assert ensure_fresh_demo_backup(store_db, backup_root) is None and len(scan_root(backup_root)) == 2
+
+
+def test_the_freshness_sensor_reads_past_a_check_run_in_progress(dagster_instance, store_db, backup_root):
+    """Execute all on the Checks tab plans freshness_check in a run; until it ends, the last
+    evaluation is the one to compare with."""
+    run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    Ticker(dagster_instance).tick()
+    job = dg.define_asset_job("freshness_only", selection=dg.AssetSelection.checks(backup_freshness_checks))
+    resolved = dg.Definitions.merge(definitions(), dg.Definitions(jobs=[job])).resolve_job_def("freshness_only")
+    dagster_instance.create_run_for_job(resolved)  # created, not yet executed: its checks are planned
+    check = dg.AssetCheckKey(dg.AssetKey("langchain_pg_embedding_backup"), "freshness_check")
+    latest = dagster_instance.event_log_storage.get_latest_asset_check_execution_by_key([check])[check]
+    assert latest.status.value == "PLANNED"
+
+    context = dg.build_sensor_context(instance=dagster_instance, definitions=definitions())
+    result = vector_freshness_sensor.evaluate_tick(context)
+
+    assert result.run_requests == [] and result.asset_events == []

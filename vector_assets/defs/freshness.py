@@ -88,9 +88,10 @@ def freshness_result(asset_key: dg.AssetKey, key: str | None, max_age: float, no
 def recorded_answer(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> tuple[str | None, bool] | None:
     """The newest set and the verdict of the last recorded evaluation, or None when there is none."""
     check_key = dg.AssetCheckKey(asset_key, FRESHNESS_CHECK)
-    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key]).get(check_key)
-    evaluation = record.evaluation if record is not None else None
-    if not isinstance(evaluation, dg.AssetCheckEvaluation):  # none yet, or only planned by a run in progress
+    # The newest records may be planned by a run in progress (Execute all on the Checks tab).
+    records = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=10)
+    evaluation = next((r.evaluation for r in records if isinstance(r.evaluation, dg.AssetCheckEvaluation)), None)
+    if evaluation is None:
         return None
     newest = evaluation.metadata.get("newest_set")
     return (newest.value if newest is not None else None), evaluation.passed
