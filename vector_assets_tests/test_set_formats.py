@@ -135,7 +135,7 @@ def test_the_backup_job_takes_the_format_from_its_launchpad_dropdown(dagster_ins
 
 def test_the_truncate_job_writes_its_safety_set_in_the_chosen_format(dagster_instance, backup_root, store_db):
     job = definitions().resolve_job_def("truncate_vector_tables")
-    config = {"ops": {"truncate_after_verified_backup": {"config": {"format": "pgcopy"}}}}
+    config = {"ops": {"truncate_after_verified_backup": {"config": {"format": "pgcopy", "dry_run": False}}}}
 
     assert job.execute_in_process(instance=dagster_instance, run_config=config).success
 
