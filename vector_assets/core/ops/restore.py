@@ -63,6 +63,7 @@ from vector_assets.core.pg.catalog import (
 )
 from vector_assets.core.pg.connection import (
     connect,
+    connection_lost,
     database_errors,
     describe_dsn,
     rollback_quietly,
@@ -665,7 +666,7 @@ def _copy_one_file(
     except psycopg2.Error as error:
         if decoded.failure is not None:
             raise decoded.failure from None
-        if cursor.connection.closed:
+        if connection_lost(cursor.connection):
             raise  # the connection died: the caller's database_errors says so, retryable
         raise _load_error(name, plan.table, error) from None
     if file.sha256 is not None and reader.hexdigest() != file.sha256:

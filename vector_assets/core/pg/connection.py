@@ -170,6 +170,20 @@ def our_error(dsn: str, doing: str, error: psycopg2.Error, connection_lost: bool
     return DatabaseError(f"the database refused a statement {where}: {reason}")
 
 
+LIBPQ_CONNECTION_OK = 0  # PQstatus(); libpq sets CONNECTION_BAD as soon as it reads the server's EOF
+
+
+def connection_lost(conn: psycopg2.extensions.connection) -> bool:
+    """The connection is gone, even where psycopg2 has not marked it closed yet (a server that
+    stopped mid-COPY surfaces as a plain DatabaseError on a connection still flagged open)."""
+    if conn.closed:
+        return True
+    try:
+        return conn.info.status != LIBPQ_CONNECTION_OK
+    except psycopg2.InterfaceError:
+        return True
+
+
 @contextmanager
 def database_errors(conn: psycopg2.extensions.connection, doing: str) -> Iterator[None]:
     """The one wrapper around work on a connection: every driver error becomes one of ours
@@ -177,7 +191,7 @@ def database_errors(conn: psycopg2.extensions.connection, doing: str) -> Iterato
     try:
         yield
     except psycopg2.Error as error:
-        raise our_error(getattr(conn, "target_dsn", ""), doing, error, bool(conn.closed)) from None
+        raise our_error(getattr(conn, "target_dsn", ""), doing, error, connection_lost(conn)) from None
 
 
 def connect(dsn: str, *, application_name: str = "vector_assets") -> Connection:
