@@ -11,6 +11,8 @@ from vector_assets_tests.support.dagster import Ticker, partition_metadata
 
 CHAIN = ["20250301_020000", "20250301_030000", "20250301_040000"]
 BASE, MIDDLE, TIP = CHAIN
+# An increment's partition key says what it is; its parent is named by timestamp.
+MIDDLE_KEY, TIP_KEY = f"{MIDDLE}__incremental", f"{TIP}__incremental"
 
 
 def test_the_inventory_and_the_sensors_partitions_show_kind_parent_and_rows_after(
@@ -22,30 +24,31 @@ def test_the_inventory_and_the_sensors_partitions_show_kind_parent_and_rows_afte
     Ticker(dagster_instance).tick()
 
     assert partition_metadata(dagster_instance, EMBEDDING_TABLE, BASE)["kind"] == "full"
-    for key, parent in ((MIDDLE, BASE), (TIP, MIDDLE)):
+    assert set(dagster_instance.get_dynamic_partitions("vector_backups")) == {BASE, MIDDLE_KEY, TIP_KEY}
+    for key, parent in ((MIDDLE_KEY, BASE), (TIP_KEY, MIDDLE)):
         for table in MANAGED_TABLES:
             metadata = partition_metadata(dagster_instance, table, key)
             assert (metadata["kind"], metadata["parent"]) == ("incremental", parent)
-    tip_metadata = partition_metadata(dagster_instance, EMBEDDING_TABLE, TIP)
+    tip_metadata = partition_metadata(dagster_instance, EMBEDDING_TABLE, TIP_KEY)
     assert (tip_metadata["rows_changed_or_added"], tip_metadata["keys_deleted"], tip_metadata["rows_after"]) == (
         5, 1, tip.rows_after
     )
     event = dagster_instance.get_latest_materialization_event(INVENTORY_KEY)
     records = {record.data["key"]: record.data for record in event.asset_materialization.metadata["backup_sets"].records}
     assert {key: (row["kind"], row["parent"]) for key, row in records.items()} == {
-        BASE: ("full", None), MIDDLE: ("incremental", BASE), TIP: ("incremental", MIDDLE),
+        BASE: ("full", None), MIDDLE_KEY: ("incremental", BASE), TIP_KEY: ("incremental", MIDDLE),
     }
 
     assert main(["list", "--json"]) == 0
     (location,) = json.loads(capsys.readouterr().out)["backup_locations"]
     entries = {entry["key"]: entry for entry in location["backups"]}
     assert (entries[BASE]["kind"], entries[BASE]["parent"]) == ("full", None)
-    assert (entries[TIP]["kind"], entries[TIP]["parent"]) == ("incremental", MIDDLE)
-    assert entries[TIP]["rows"] == {COLLECTION_TABLE: 0, EMBEDDING_TABLE: 5}
-    assert entries[TIP]["rows_after"][EMBEDDING_TABLE] == tip.rows_after == entries[BASE]["rows"][EMBEDDING_TABLE] + 2
+    assert (entries[TIP_KEY]["kind"], entries[TIP_KEY]["parent"]) == ("incremental", MIDDLE)
+    assert entries[TIP_KEY]["rows"] == {COLLECTION_TABLE: 0, EMBEDDING_TABLE: 5}
+    assert entries[TIP_KEY]["rows_after"][EMBEDDING_TABLE] == tip.rows_after == entries[BASE]["rows"][EMBEDDING_TABLE] + 2
 
     assert main(["list"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
-    assert f"incremental on {MIDDLE}" in lines[TIP]
-    assert f"(5 rows, {tip.rows_after:,} after)" in lines[TIP]
+    assert f"incremental on {MIDDLE}" in lines[TIP_KEY]
+    assert f"(5 rows, {tip.rows_after:,} after)" in lines[TIP_KEY]
     assert "incremental" not in lines[BASE]

@@ -23,7 +23,7 @@ def test_replication_copies_a_chain_with_its_row_indexes_and_deleted_keys_and_th
 
     result = run_replicate(ReplicateRequest(root=backup_root, offsite_root=s3_root.url))
 
-    assert [backup_set.key for backup_set in result.copied] == CHAIN and result.refused == {}
+    assert [backup_set.timestamp for backup_set in result.copied] == CHAIN and result.refused == {}
     assert s3_root.names() == local_names
     assert {name for name in local_names if name.endswith(".deleted.zst")} == {
         f"{table}_{ts}.deleted.zst" for table in MANAGED_TABLES for ts in CHAIN[1:]

@@ -36,7 +36,8 @@ def plan_for(root, daily: int):
 
 
 def actions(plan) -> dict[str, tuple[str, tuple[str, ...]]]:
-    return {planned.key: (planned.action, planned.reasons) for planned in plan.sets}
+    """By timestamp: an increment's key is ``<timestamp>__incremental``."""
+    return {planned.timestamp: (planned.action, planned.reasons) for planned in plan.sets}
 
 
 def test_a_kept_increment_keeps_every_ancestor_and_the_plan_says_whose(two_chains):
@@ -69,7 +70,7 @@ def test_prune_deletes_what_no_kept_increment_needs_and_the_kept_chain_still_ver
 ):
     result = run_prune(PruneRequest(root=two_chains, policy=RetentionPolicy(1, 0, 0), dry_run=False))
 
-    assert sorted(planned.key for planned in result.deleted) == FIRST_CHAIN
+    assert sorted(planned.timestamp for planned in result.deleted) == FIRST_CHAIN
     remaining = scan_root(two_chains)
     assert [s.timestamp for s in remaining] == SECOND_CHAIN
     increment = remaining[-1]
@@ -120,7 +121,7 @@ def test_pruning_a_set_in_parts_and_its_increment_removes_every_one_of_their_fil
 
     result = run_prune(PruneRequest(root=backup_root, policy=RetentionPolicy(1, 0, 0), dry_run=False))
 
-    assert sorted(planned.key for planned in result.deleted) == old
+    assert sorted(planned.timestamp for planned in result.deleted) == old
     after = folder_snapshot(backup_root)
     assert set(before) - set(after) == {f"vector_bak/{name}" for name in own_files}
     assert {name: before[name] for name in after} == after  # what is left is untouched

@@ -60,9 +60,9 @@ def test_a_sets_size_reads_the_same_in_list_prune_verify_and_its_partition(dagst
     full, increment = build_chain(store_db, backup_root, ["20250101_020000", "20250102_020000"])
     Ticker(dagster_instance).tick()
     sizes = {}
-    for result in (full, increment):
-        key = result.timestamp
-        files = [p for p in (backup_root / "vector_bak").iterdir() if key in p.name and p.name != "vector_backup_log.txt"]
+    for result, key in ((full, full.timestamp), (increment, f"{increment.timestamp}__incremental")):
+        files = [p for p in (backup_root / "vector_bak").iterdir()
+                 if result.timestamp in p.name and p.name != "vector_backup_log.txt"]
         sizes[key] = human_size(sum(p.stat().st_size for p in files))
 
     assert main(["list"]) == 0

@@ -115,11 +115,12 @@ def test_retention_keeps_a_safety_set_seven_days_and_never_gives_it_a_backups_pl
     made = datetime.strptime(safety.timestamp, "%Y%m%d_%H%M%S")
     policy = RetentionPolicy(keep_daily=1, keep_weekly=0, keep_monthly=0)
 
+    safety_key = f"{safety.timestamp}__pre_restore"  # its partition key says what it is
     fresh = {p.key: p.reasons for p in plan_retention(sets, policy, now=made + timedelta(days=6)).sets}
-    assert fresh[safety.timestamp] == (SAFETY,)
+    assert fresh[safety_key] == (SAFETY,)
     assert fresh[key] == ("daily", "newest")
     old = {p.key: p for p in plan_retention(sets, policy, now=made + timedelta(days=8)).sets}
-    assert old[safety.timestamp].action == "delete" and old[key].action == "keep"
+    assert old[safety_key].action == "delete" and old[key].action == "keep"
 
 
 def test_a_safety_sets_partition_metadata_says_what_kind_of_set_it_is(store_db, backup_root):

@@ -331,3 +331,20 @@ def test_the_inventory_table_puts_what_matters_first(ticker, store_db, backup_ro
         "key", "kind", "collection_rows", "embedding_rows", "total_size",
     ]
     assert list(table.records[0].data)[:5] == ["key", "kind", "collection_rows", "embedding_rows", "total_size"]
+
+
+def test_a_lost_or_reset_cursor_reports_the_sets_again_without_failing_on_their_recorded_checks(
+    dagster_instance, store_db, backup_root
+):
+    from vector_assets.core.ops.backup import BackupRequest, run_backup
+
+    key = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp="20250101_020000")).timestamp
+    Ticker(dagster_instance).tick()
+    recorded = dagster_instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("langchain_pg_embedding_backup"), "sha256_matches_manifest"), limit=10)
+
+    again = Ticker(dagster_instance).tick()  # a new ticker: no cursor, as after a reset
+
+    assert [record.partition for record in recorded] == [key]
+    assert not [event for event in again.asset_events if isinstance(event, dg.AssetCheckEvaluation)]
+    assert key in dagster_instance.get_dynamic_partitions("vector_backups")

@@ -27,7 +27,9 @@ def truncate_then_back_up_twice(store_db: str, backup_root: Path) -> str:
     assert truncated.backup is not None and truncated.rows_after["langchain_pg_embedding"] == 0
     run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp="20250102_020000"))
     run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp="20250103_020000"))
-    return truncated.backup.timestamp
+    key = f"{truncated.backup.timestamp}__pre_truncate"  # its partition key says what it is
+    assert key in {s.key for s in scan_root(backup_root)}
+    return key
 
 
 def plan_reasons(backup_root: Path, policy: RetentionPolicy, now: datetime) -> dict[str, tuple[str, ...]]:
@@ -56,7 +58,7 @@ def test_a_pre_truncate_set_never_takes_a_scheduled_backups_place(store_db, back
 def test_keep_truncated_days_says_until_when_and_then_lets_it_go(store_db, backup_root):
     truncated = truncate_then_back_up_twice(store_db, backup_root)
     policy = RetentionPolicy(keep_daily=1, keep_weekly=0, keep_monthly=0, keep_truncated_days=30)
-    made = datetime.strptime(truncated, "%Y%m%d_%H%M%S")
+    made = datetime.strptime(truncated.split("__")[0], "%Y%m%d_%H%M%S")
 
     within = plan_reasons(backup_root, policy, now=made + timedelta(days=29))
     assert within[truncated] == (f"{TRUNCATED} until {made + timedelta(days=30):%Y-%m-%d %H:%M}",)

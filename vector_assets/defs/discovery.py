@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 import dagster as dg
+from dagster._core.event_api import PartitionKeyFilter  # the storage API takes it; dagster exports it nowhere public
 
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError, ManifestError, ObjectStoreError, VectorAssetsError
@@ -117,6 +118,8 @@ def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRo
     for skipped in discovery.skipped:
         context.log.warning(f"{skipped.label} is not read: {skipped.reason}")
     reports = report_unreported(context, root, discovery, cursor, registered)
+    for report in reports:
+        report.checks = not_yet_recorded(context.instance, report.checks)
     removed = sorted(registered - on_disk)
     added = sorted({report.found.key for report in reports} - registered)
     if removed:
@@ -193,6 +196,26 @@ class SetReport:
     appearance: str
     checks: list[dg.AssetCheckEvaluation] = field(default_factory=list)  # the file checks the sensor ran itself
     needs_check_run: bool = False  # too large to read in a tick, or unreadable: one check_vector_backup run
+
+
+def not_yet_recorded(
+    instance: dg.DagsterInstance, evaluations: list[dg.AssetCheckEvaluation]
+) -> list[dg.AssetCheckEvaluation]:
+    """The evaluations whose check has no result recorded without a run for that partition yet.
+
+    Dagster stores one such result per check and partition and refuses a second, which would
+    fail the tick, and every tick after it. A set is reported again when the cursor is lost or
+    reset, or when its key gains its kind; its checks then stay as they were recorded.
+    """
+    fresh = []
+    for evaluation in evaluations:
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(evaluation.asset_key, evaluation.check_name), limit=100,
+            partition_filter=PartitionKeyFilter(key=evaluation.partition),
+        )
+        if not any(record.run_id == "" for record in history):
+            fresh.append(evaluation)
+    return fresh
 
 
 def appearance_of(found: FoundSet, root: Root) -> str:

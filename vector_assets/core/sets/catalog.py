@@ -21,7 +21,15 @@ from vector_assets.core.errors import (
     PathOutsideRootError,
 )
 from vector_assets.core.sets.describe import kind_text
-from vector_assets.core.sets.manifest import SAFETY_KINDS, FilePart, Manifest, RowIndex
+from vector_assets.core.sets.manifest import (
+    INCREMENTAL,
+    PRE_RESTORE,
+    PRE_TRUNCATE,
+    SAFETY_KINDS,
+    FilePart,
+    Manifest,
+    RowIndex,
+)
 from vector_assets.core.sets.naming import (
     BACKUP_FOLDER_NAME,
     LOG_FILE_NAME,
@@ -231,13 +239,28 @@ def complete_sets_in(root: Root, location: Location) -> list[tuple[str, Manifest
     return found
 
 
-def partition_keys(timestamps_by_location: list[tuple[Location, list[str]]]) -> list[tuple[str, Location, str]]:
-    """(key, location, timestamp) for every set; locations in scan order (global, then tasks)."""
+# A set that is not a plain backup says so in its partition key, so the Launchpad's partition
+# picker (which shows keys only) tells a safety set or an increment from a full backup.
+KEY_LABELS = {PRE_RESTORE: "pre_restore", PRE_TRUNCATE: "pre_truncate", INCREMENTAL: "incremental"}
+
+
+def key_label(manifest: Manifest | None) -> str | None:
+    """The label a set's partition key carries: its kind, unless it is a full or legacy set."""
+    return KEY_LABELS.get(manifest.kind) if manifest is not None else None
+
+
+def partition_keys(
+    sets_by_location: list[tuple[Location, list[tuple[str, str | None]]]],
+) -> list[tuple[str, Location, str]]:
+    """(key, location, timestamp) for every set, from (timestamp, key label) per location;
+    locations in scan order (global, then tasks). A key is the timestamp, then ``__<label>``
+    for a safety set or an increment, then ``__<task id>`` when another location has it too."""
     taken: set[str] = set()
     keyed = []
-    for location, timestamps in timestamps_by_location:
-        for timestamp in timestamps:
-            key = timestamp if timestamp not in taken else f"{timestamp}__{location.task_id or 'global'}"
+    for location, sets in sets_by_location:
+        for timestamp, label in sets:
+            key = f"{timestamp}__{label}" if label else timestamp
+            key = key if key not in taken else f"{key}__{location.task_id or 'global'}"
             taken.add(key)
             keyed.append((key, location, timestamp))
     return keyed
@@ -257,7 +280,9 @@ def scan_root(root: Root | Path | str, skipped: list[SkippedLocation] | None = N
     per_location = [
         (location, dict(complete_sets_in(root, location))) for location in backup_locations(root, skipped)
     ]
-    keyed = partition_keys([(location, list(sets)) for location, sets in per_location])
+    keyed = partition_keys([
+        (location, [(ts, key_label(manifest)) for ts, manifest in sets.items()]) for location, sets in per_location
+    ])
     manifests = {(loc, ts): manifest for loc, sets in per_location for ts, manifest in sets.items()}
     found = [
         BackupSet(key, timestamp, location, location.folder(root), manifests[(location, timestamp)])
@@ -280,11 +305,9 @@ class SetCatalog:
         self.sets = scan_root(self.root, self.skipped)
 
     def get(self, key: str) -> BackupSet:
-        """The set with this partition key."""
-        for backup_set in self.sets:
-            if backup_set.key == key:
-                return backup_set
-        raise BackupSetNotFoundError(f"no complete backup set with key {key!r} under {self.root}{self._nearest(key)}")
+        """The set with this partition key. A key made before keys carried their set's kind (a
+        safety set's or an increment's bare timestamp) still finds its set by the timestamp."""
+        return self._by_key_or_timestamp(key)
 
     def newest(self) -> BackupSet:
         """The newest backup ("latest"): a restore's or a truncate's safety set only when there is

@@ -3,7 +3,8 @@
 The sensor keeps a ``DiscoveryCursor`` between ticks. A folder whose fingerprint (on disk the
 directory's mtime and entry count, from one ``stat`` and one listing; in an object store one
 listing's names, sizes and times) is unchanged reuses the timestamps the cursor remembers, so
-a tick over an unchanged root reads no file at all.
+a tick over an unchanged root reads no file at all. A changed folder is listed again, and only
+its new sets' manifests are read (for the kind their partition key carries).
 """
 
 from __future__ import annotations
@@ -12,22 +13,30 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vector_assets.core.errors import ManifestError
 from vector_assets.core.sets.catalog import (
     SkippedLocation,
     backup_locations,
     complete_timestamps_in,
+    key_label,
     partition_keys,
 )
-from vector_assets.core.sets.naming import Location
-from vector_assets.core.sets.roots import Root, open_root
+from vector_assets.core.sets.manifest import Manifest
+from vector_assets.core.sets.naming import Location, manifest_file_name
+from vector_assets.core.sets.roots import Root, SetFolder, open_root
 
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
+READABLE_CURSOR_VERSIONS = (1, 2)  # a version 1 cursor has no key labels: its folders are listed again
 
 
 @dataclass
 class FolderState:
     fingerprint: str | None
     timestamps: list[str]
+    labels: dict[str, str] | None = field(default_factory=dict)  # timestamp -> key label; None: not known
+
+    def sets(self) -> list[tuple[str, str | None]]:
+        return [(ts, (self.labels or {}).get(ts)) for ts in self.timestamps]
 
 
 @dataclass
@@ -41,7 +50,9 @@ class DiscoveryCursor:
     def to_json(self) -> str:
         return json.dumps({
             "version": CURSOR_VERSION,
-            "folders": {label: [state.fingerprint, state.timestamps] for label, state in self.folders.items()},
+            "folders": {
+                label: [state.fingerprint, state.timestamps, state.labels] for label, state in self.folders.items()
+            },
             "reported": self.reported,
         }, separators=(",", ":"))
 
@@ -50,9 +61,12 @@ class DiscoveryCursor:
         """An unreadable or old cursor means: start afresh (the next tick rescans everything)."""
         try:
             data = json.loads(text or "")
-            if data.get("version") != CURSOR_VERSION:
+            if data.get("version") not in READABLE_CURSOR_VERSIONS:
                 return cls()
-            folders = {label: FolderState(fp, list(ts)) for label, (fp, ts) in data["folders"].items()}
+            folders = {
+                label: FolderState(state[0], list(state[1]), dict(state[2]) if len(state) > 2 else None)
+                for label, state in data["folders"].items()
+            }
             return cls(folders, dict(data["reported"]))
         except (ValueError, TypeError, KeyError, AttributeError):
             return cls()
@@ -94,10 +108,33 @@ def discover(root: Root | Path | str, cursor: DiscoveryCursor) -> Discovery:
         folder = location.folder(root)
         fingerprint = folder.fingerprint()  # taken before listing: a later change shows next tick
         known = cursor.folders.get(location.label)
-        if known is not None and known.fingerprint == fingerprint:
+        if known is not None and known.fingerprint == fingerprint and known.labels is not None:
             folders[location.label] = known
             continue
-        folders[location.label] = FolderState(fingerprint, [ts for ts, _ in complete_timestamps_in(folder)])
+        folders[location.label] = _listed_again(folder, fingerprint, known)
         rescanned.append(location.label)
-    keyed = partition_keys([(location, folders[location.label].timestamps) for location in locations])
+    keyed = partition_keys([(location, folders[location.label].sets()) for location in locations])
     return Discovery([FoundSet(key, location, ts) for key, location, ts in keyed], folders, rescanned, skipped)
+
+
+def _listed_again(folder: SetFolder, fingerprint: str | None, known: FolderState | None) -> FolderState:
+    """The folder's complete sets; the key labels of sets the cursor knew are kept, a new set's
+    manifest is read for its own."""
+    old_labels = known.labels if known is not None and known.labels is not None else {}
+    old_timestamps = set(known.timestamps) if known is not None and known.labels is not None else set()
+    timestamps, labels = [], {}
+    for timestamp, has_manifest in complete_timestamps_in(folder):
+        timestamps.append(timestamp)
+        label = old_labels.get(timestamp) if timestamp in old_timestamps else _label_of(folder, timestamp, has_manifest)
+        if label:
+            labels[timestamp] = label
+    return FolderState(fingerprint, timestamps, labels)
+
+
+def _label_of(folder: SetFolder, timestamp: str, has_manifest: bool) -> str | None:
+    if not has_manifest:
+        return None
+    try:
+        return key_label(Manifest.read(folder, manifest_file_name(timestamp)))
+    except ManifestError:
+        return None
