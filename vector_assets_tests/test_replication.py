@@ -88,3 +88,22 @@ def test_replicate_without_an_offsite_root_says_which_variable_to_set(backup_roo
     monkeypatch.delenv("VECTOR_ASSETS_OFFSITE_ROOT", raising=False)
     assert main(["replicate"]) == EXIT_FAILED
     assert "VECTOR_ASSETS_OFFSITE_ROOT is not set" in capsys.readouterr().err
+
+
+def test_without_an_offsite_root_the_job_says_it_is_not_set_up_and_a_run_stops_at_once(
+    dagster_instance, backup_root, monkeypatch
+):
+    from vector_assets.defs.replicate import replicate_description
+
+    monkeypatch.delenv("VECTOR_ASSETS_OFFSITE_ROOT", raising=False)
+    assert replicate_description().startswith("NOT SET UP: VECTOR_ASSETS_OFFSITE_ROOT is not set")
+    monkeypatch.setenv("VECTOR_ASSETS_OFFSITE_ROOT", str(backup_root / "offsite"))
+    assert not replicate_description().startswith("NOT SET UP")
+    monkeypatch.delenv("VECTOR_ASSETS_OFFSITE_ROOT")
+
+    result = run_job(dagster_instance, "replicate_vector_backups")
+
+    assert not result.success
+    message = result.failure_data_for_node("replicate_sets").error.message
+    assert "VECTOR_ASSETS_OFFSITE_ROOT is not set" in message and message.strip().count("\n") == 0
+    assert len([e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]) == 1  # no retries

@@ -16,7 +16,7 @@ from vector_assets.core.ops.replicate import (
     ReplicateResult,
     run_replicate,
 )
-from vector_assets.core.units import human_size
+from vector_assets.core.units import count_of, human_size
 from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
@@ -48,7 +48,8 @@ def replicate_sets(context: dg.OpExecutionContext, config: ReplicateConfig, back
                 metadata={"copies": "local, offsite", "offsite_copy": str(backup_set.location.folder(offsite))},
             ))
     context.log.info(
-        f"{'dry run: would copy' if result.dry_run else 'copied'} {len(result.copied)} sets ({human_size(result.bytes_copied)}) to {offsite}; "
+        f"{'dry run: would copy' if result.dry_run else 'copied'} {count_of(len(result.copied), 'set')} "
+        f"({human_size(result.bytes_copied)}) to {offsite}; "
         f"{len(result.already_offsite)} were there already"
     )
     if result.refused:
@@ -69,7 +70,16 @@ def replicate_metadata(result: ReplicateResult) -> dict:
     }
 
 
-@dg.job(description="Copy every complete backup set that the offsite root (VECTOR_ASSETS_OFFSITE_ROOT) lacks.")
+def replicate_description() -> str:
+    """Says, when the code location loads without an offsite root, that the job cannot work yet."""
+    what = "Copy every complete backup set that the offsite root (VECTOR_ASSETS_OFFSITE_ROOT) lacks."
+    if settings.OFFSITE_ROOT.get():
+        return what
+    return (f"NOT SET UP: {settings.OFFSITE_ROOT.name} is not set in this code location, so a run stops at once "
+            f"saying so. {what}")
+
+
+@dg.job(description=replicate_description())
 def replicate_vector_backups() -> None:
     replicate_sets()
 
