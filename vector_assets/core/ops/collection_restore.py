@@ -260,13 +260,7 @@ def _find_in_target(
         return _to_remove(cursor, name)
     new_uuid = renamed_collection_uuid(found.uuid, name) if request.rename_collection_to else found.uuid
     mode = REPLACE if request.truncate_before_restore else APPEND
-    existing = collections_named(cursor, name)
-    if len(existing) > 1:
-        raise RestoreConflictError(
-            f"the target holds {len(existing)} collections named {name!r} (uuids {', '.join(existing)}): "
-            "which one to replace is ambiguous; nothing was changed"
-        )
-    replaced = existing[0] if existing else None
+    replaced = _the_one_named(cursor, name, "replace")
     if mode == APPEND and replaced is not None and replaced != new_uuid:
         raise RestoreConflictError(
             f"collection {name!r} already exists in the target under uuid {replaced} (the restored one has {new_uuid}): "
@@ -283,14 +277,20 @@ def _find_in_target(
 
 
 def _to_remove(cursor: psycopg2.extensions.cursor, name: str) -> CollectionRestore:
+    replaced = _the_one_named(cursor, name, "remove")
+    return CollectionRestore(name, name, "", replaced or "", REPLACE, replaced_uuid=replaced, removed=True)
+
+
+def _the_one_named(cursor: psycopg2.extensions.cursor, name: str, verb: str) -> str | None:
+    """The uuid of the target's collection of this name, None if it has none; two are refused
+    (the older layout has no UNIQUE name)."""
     existing = collections_named(cursor, name)
     if len(existing) > 1:
         raise RestoreConflictError(
             f"the target holds {len(existing)} collections named {name!r} (uuids {', '.join(existing)}): "
-            "which one to remove is ambiguous; nothing was changed"
+            f"which one to {verb} is ambiguous; nothing was changed"
         )
-    replaced = existing[0] if existing else None
-    return CollectionRestore(name, name, "", replaced or "", REPLACE, replaced_uuid=replaced, removed=True)
+    return existing[0] if existing else None
 
 
 def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRestore:
