@@ -74,3 +74,20 @@ def test_a_cursor_of_the_earlier_version_keeps_what_was_reported_and_re_keys_onc
     assert json.loads(ticker.cursor)["version"] == 2
     again = ticker.tick()
     assert not again.dynamic_partitions_requests
+
+
+def test_only_a_real_duplicate_timestamp_is_logged_and_only_when_first_reported(dagster_instance, store_db,
+                                                                               backup_root, capfd):
+    one_of_each_kind(store_db, backup_root)
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp="20250101_020000",
+                             task_id="manual_20250101_000000"))
+    ticker = Ticker(dagster_instance)
+    capfd.readouterr()
+
+    ticker.tick()
+    first = [line for line in capfd.readouterr().err.splitlines() if "more than one location" in line]
+    ticker.tick()
+    second = [line for line in capfd.readouterr().err.splitlines() if "more than one location" in line]
+
+    assert len(first) == 1 and "20250101_020000__manual_20250101_000000" in first[0]
+    assert second == []

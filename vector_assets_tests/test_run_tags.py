@@ -3,7 +3,7 @@
 import pytest
 
 from vector_assets.core.ops.backup import BackupRequest, run_backup
-from vector_assets_tests.support.dagster import definitions, run_job
+from vector_assets_tests.support.dagster import definitions, output_metadata, run_job
 
 SET_TAG = "vector_assets/set"
 TARGET_TAG = "vector_assets/target"
@@ -38,6 +38,9 @@ def test_restore_runs_carry_the_set_and_the_target(dagster_instance, registered_
     )
     tags = run_tags(dagster_instance, result)
     assert (tags[SET_TAG], tags[TARGET_TAG]) == (registered_set, "default")
+    safety = output_metadata(result, "restore_from_backup_set")["safety_set"].value
+    assert safety.endswith("__pre_restore") and tags["vector_assets/safety_set"] == safety
+    assert safety in dagster_instance.get_dynamic_partitions("vector_backups")
 
 
 @pytest.mark.parametrize("job", ["check_vector_backup", "drill_vector_backup"])

@@ -9,6 +9,7 @@ sets deleted from disk. Only a set too large to read within a tick gets a run: o
 """
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -114,7 +115,7 @@ def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRo
         return dg.SensorResult(skip_reason=f"{error}; nothing registered or removed")
     registered = set(context.instance.get_dynamic_partitions(vector_backups_partitions.name))
     on_disk = {found.key for found in discovery.sets}
-    log_duplicates(context, discovery)
+    log_duplicates(context, discovery, cursor)
     for skipped in discovery.skipped:
         context.log.warning(f"{skipped.label} is not read: {skipped.reason}")
     reports = report_unreported(context, root, discovery, cursor, registered)
@@ -289,9 +290,12 @@ def read_legacy_stats(root: Root, backup_set: BackupSet) -> dict[str, LegacyFile
     return stats
 
 
-def log_duplicates(context: dg.SensorEvaluationContext, discovery: Discovery) -> None:
-    for found in discovery.sets:
-        if found.key != found.timestamp:
+def log_duplicates(context: dg.SensorEvaluationContext, discovery: Discovery, cursor: DiscoveryCursor) -> None:
+    """Says once, when such a set is first reported, that its timestamp is in another location
+    too (a key that carries its set's kind is no duplicate)."""
+    locations_of = Counter(found.timestamp for found in discovery.sets)
+    for found in discovery.unreported(cursor):
+        if locations_of[found.timestamp] > 1 and found.key.endswith(f"__{found.location.task_id or 'global'}"):
             context.log.info(
                 f"timestamp {found.timestamp} exists in more than one location; the set in "
                 f"{found.location.label} is registered as {found.key}"

@@ -24,7 +24,7 @@ from vector_assets.defs.resources import (
     BackupRootResource,
     PgVectorResource,
 )
-from vector_assets.defs.run_facts import log_progress, tag_run
+from vector_assets.defs.run_facts import log_progress, tag_run, tag_safety_set
 
 
 class RestoreConfig(dg.Config):
@@ -95,6 +95,8 @@ def restore_from_backup_set(
     if not config.safety_backup:
         context.log.warning("safety_backup is off: what this restore replaced was not backed up")
     safety_key = register_safety_set(context, backup_root, result)
+    if safety_key is not None:
+        tag_safety_set(context, safety_key)
     server = describe_dsn(dsn)
     if not result.dry_run and target == settings.DEFAULT_TARGET:
         for table in result.tables:

@@ -10,6 +10,7 @@ from vector_assets.core.progress import ProgressReporter
 
 SET_TAG = "vector_assets/set"
 TARGET_TAG = "vector_assets/target"
+SAFETY_SET_TAG = "vector_assets/safety_set"  # the pre_restore set a restore made, beside the set it used
 
 
 def log_progress(context: dg.OpExecutionContext | dg.AssetCheckExecutionContext) -> ProgressReporter:
@@ -25,6 +26,10 @@ def tag_run(context: dg.OpExecutionContext | dg.AssetCheckExecutionContext, key:
         tags[TARGET_TAG] = target
     op_context = getattr(context, "op_execution_context", context)
     op_context.instance.add_run_tags(op_context.run_id, tags)
+
+
+def tag_safety_set(context: dg.OpExecutionContext, key: str) -> None:
+    context.instance.add_run_tags(context.run_id, {SAFETY_SET_TAG: key})
 
 
 def set_tags(key: str) -> dict[str, str]:
