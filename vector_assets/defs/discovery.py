@@ -119,8 +119,9 @@ def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRo
     for skipped in discovery.skipped:
         context.log.warning(f"{skipped.label} is not read: {skipped.reason}")
     reports = report_unreported(context, root, discovery, cursor, registered)
+    fresh = {id(evaluation) for evaluation in not_yet_recorded(context.instance, [c for r in reports for c in r.checks])}
     for report in reports:
-        report.checks = not_yet_recorded(context.instance, report.checks)
+        report.checks = [evaluation for evaluation in report.checks if id(evaluation) in fresh]
     removed = sorted(registered - on_disk)
     added = sorted({report.found.key for report in reports} - registered)
     if removed:
@@ -208,14 +209,22 @@ def not_yet_recorded(
     fail the tick, and every tick after it. A set is reported again when the cursor is lost or
     reset, or when its key gains its kind; its checks then stay as they were recorded.
     """
+    storage = instance.event_log_storage
+    check_keys = {dg.AssetCheckKey(evaluation.asset_key, evaluation.check_name) for evaluation in evaluations}
+    if not check_keys:
+        return []
+    # One query for which partitions have any record; the history only of those (rare: a reset).
+    with_records = {(info.check_key, info.partition_key) for info in storage.get_asset_check_partition_info(list(check_keys))}
     fresh = []
     for evaluation in evaluations:
-        history = instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(evaluation.asset_key, evaluation.check_name), limit=100,
-            partition_filter=PartitionKeyFilter(key=evaluation.partition),
-        )
-        if not any(record.run_id == "" for record in history):
-            fresh.append(evaluation)
+        check_key = dg.AssetCheckKey(evaluation.asset_key, evaluation.check_name)
+        if (check_key, evaluation.partition) in with_records:
+            history = storage.get_asset_check_execution_history(
+                check_key, limit=100, partition_filter=PartitionKeyFilter(key=evaluation.partition)
+            )
+            if any(record.run_id == "" for record in history):
+                continue
+        fresh.append(evaluation)
     return fresh
 
 
