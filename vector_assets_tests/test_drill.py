@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 import psycopg2
+import pytest
 
+from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.drill import (
     SCRATCH_DATABASE_PREFIX,
@@ -177,3 +179,18 @@ def test_a_partitionless_check_run_records_no_result_marks_nothing_failed_and_sa
     assert len(planned) >= 8  # every partitioned check: the file checks, the drill and its RTO
     hints = [e.user_message for e in dagster_instance.all_logs(result.run_id) if "no backup set chosen" in e.user_message]
     assert any("check_vector_backup" in hint for hint in hints) and any("drill_vector_backup" in hint for hint in hints)
+
+
+def test_a_legacy_set_that_cannot_restore_fails_its_drill_too(store_db, backup_root):
+    """Its scratch tables take the source tables' keys: a repeated row fails there as in a restore."""
+    from vector_assets.core.ops.restore import RestoreRequest, run_restore
+    from vector_assets_tests.test_restore import legacy_copy_with_a_repeated_row
+
+    key = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp="20250721_120000")).timestamp
+    legacy = legacy_copy_with_a_repeated_row(backup_root, key)
+    with pytest.raises(VectorAssetsError) as restore_error:
+        run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=legacy,
+                                   truncate_before_restore=True, safety_backup=False))
+    with pytest.raises(VectorAssetsError) as drill_error:
+        run_drill(DrillRequest(dsn=store_db, root=backup_root, key=legacy))
+    assert "primary key" in str(restore_error.value) and "primary key" in str(drill_error.value)

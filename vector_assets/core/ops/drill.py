@@ -24,6 +24,7 @@ from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, run_re
 from vector_assets.core.pg.catalog import Column, column_names, count_rows, read_columns
 from vector_assets.core.pg.connection import connect, database_errors
 from vector_assets.core.pg.copy import copy_out
+from vector_assets.core.pg.ddl import TableDefinition, read_table_definition
 from vector_assets.core.pg.index_builds import IndexBuildSettings
 from vector_assets.core.pg.row_digests import content_digest
 from vector_assets.core.pg.scratch import (
@@ -40,7 +41,7 @@ from vector_assets.core.sets.csv_files import header_of
 from vector_assets.core.sets.formats import content_sha256, format_of_file, rows_in
 from vector_assets.core.sets.manifest import TableFile
 from vector_assets.core.sets.roots import Root
-from vector_assets.core.tables import EMBEDDING_TABLE
+from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
 from vector_assets.core.units import count_of, human_duration, human_size
 
 SCRATCH_DATABASE_PREFIX = "vector_assets_drill_"
@@ -129,7 +130,8 @@ def run_drill(request: DrillRequest) -> DrillResult:
     result = DrillResult(backup_set, f"{SCRATCH_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}", read_from_offsite=chosen.note)
     columns = table_columns(request.dsn, backup_set)
     with scratch_database(request.dsn, result) as scratch_dsn:
-        create_scratch_tables(scratch_dsn, tables_without_definitions(backup_set, columns))
+        create_scratch_tables(scratch_dsn, tables_without_definitions(backup_set, columns),
+                              source_definitions(request.dsn, backup_set, columns))
         result.restore = run_restore(RestoreRequest(
             target_dsn=scratch_dsn, root=request.root, timestamp=backup_set.key, tables=backup_set.tables,
             truncate_before_restore=EMBEDDING_TABLE in backup_set.tables, configured_root=request.configured_root,
@@ -156,6 +158,24 @@ def tables_without_definitions(backup_set: BackupSet, columns: dict[str, list[Co
     if with_definitions != set(backup_set.tables):
         return columns  # one definition missing: none is used, so no foreign key points nowhere
     return {}
+
+
+def source_definitions(
+    dsn: str, backup_set: BackupSet, columns: dict[str, list[Column]]
+) -> dict[str, TableDefinition]:
+    """For a set that records no definitions (a legacy set): the source tables' own, keys and
+    constraints included, when the set holds every table (a foreign key points at the other) and
+    each table's columns are the file's; else none (bare tables)."""
+    if not tables_without_definitions(backup_set, columns) or set(backup_set.tables) != set(MANAGED_TABLES):
+        return {}
+    conn = connect(dsn)
+    try:
+        with database_errors(conn, "during the drill"), conn.cursor() as cursor:
+            if any(column_names(read_columns(cursor, t)) != column_names(columns[t]) for t in backup_set.tables):
+                return {}
+            return {table: read_table_definition(cursor, table) for table in backup_set.tables}
+    finally:
+        conn.close()
 
 
 def recovery_time(restore: RestoreResult, targets: tuple[RtoTarget, ...]) -> RecoveryTime:

@@ -10,6 +10,7 @@ from psycopg2 import sql
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.pg.catalog import Column
 from vector_assets.core.pg.connection import connect, our_error
+from vector_assets.core.pg.ddl import TableDefinition, create_table
 
 SCRATCH_SCHEMA = "vector_drill"
 
@@ -40,15 +41,24 @@ def scratch_dsn(dsn: str, database: str) -> str:
     return psycopg2.extensions.make_dsn(**params)
 
 
-def create_scratch_tables(dsn: str, columns: dict[str, list[Column]]) -> None:
-    """The scratch schema, and a bare table (columns only) for each table in ``columns``: those
-    of a set that holds no definitions. The restore creates the others from the set's own
-    definitions, with their keys, constraints and indexes, as it would in an empty database."""
+def create_scratch_tables(
+    dsn: str, columns: dict[str, list[Column]], definitions: dict[str, TableDefinition] | None = None
+) -> None:
+    """The scratch schema, and the tables of a set that holds no definitions: from
+    ``definitions`` (the source tables' own, keys and constraints included) when given, else
+    bare (columns only). The restore creates a set's tables from the set's own definitions, as
+    it would in an empty database."""
     conn = connect(dsn)
     try:
         with conn.cursor() as cursor:
             cursor.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
             cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCRATCH_SCHEMA)))
+            if definitions:
+                for definition in definitions.values():  # parents first: the set's table order
+                    create_table(cursor, definition)
+                    for index in definition.indexes:
+                        cursor.execute(index)
+                columns = {}
             for table, table_columns in columns.items():
                 definition = sql.SQL(", ").join(
                     sql.SQL("{} {}").format(sql.Identifier(column.name), sql.SQL(column.type)) for column in table_columns
