@@ -10,8 +10,14 @@ from pydantic import Field
 
 from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
-from vector_assets.core.ops.collection_restore import REPLACE, CollectionRestore
-from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, TableRestore, run_restore
+from vector_assets.core.ops.restore import (
+    REPLACE,
+    CollectionRestore,
+    RestoreRequest,
+    RestoreResult,
+    TableRestore,
+    run_restore,
+)
 from vector_assets.core.pg.connection import describe_dsn
 from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import count_of, human_duration, human_size, megabytes_per_second

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
 
 import psycopg2.extensions
 from psycopg2 import sql
@@ -60,18 +59,18 @@ from vector_assets.core.errors import (
     RestoreConflictError,
     UnknownCollectionError,
 )
-from vector_assets.core.ops.restore import (
-    PlannedTable,
+from vector_assets.core.ops.restore.load import create_tables, finish_tables
+from vector_assets.core.ops.restore.plan import PlannedTable
+from vector_assets.core.ops.restore.request import (
+    APPEND,
+    REPLACE,
+    CollectionRestore,
     RestoreRequest,
     RestoreResult,
     TableRestore,
-    _back_up_what_is_replaced,
-    _create_tables,
-    append_from_stage,
-    finish_tables,
-    restore_transaction,
-    stage_rows,
 )
+from vector_assets.core.ops.restore.stage import append_from_stage, stage_rows
+from vector_assets.core.ops.restore.transaction import back_up_what_is_replaced, restore_transaction
 from vector_assets.core.pg.catalog import count_rows, primary_key, read_columns
 from vector_assets.core.pg.collections import (
     COLLECTION_KEY,
@@ -103,8 +102,6 @@ CUSTOM_ID = "custom_id"
 RENAMED_COLLECTION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "vector_assets:renamed-collection")
 RENAMED_ID_SEPARATOR = ":"
 NAMES_LISTED = 20  # an unknown name's message lists at most this many of the set's names
-REPLACE = "replace"
-APPEND = "append"
 TEXT_TYPES = ("character varying", "text", "character")
 
 
@@ -120,48 +117,6 @@ def renamed_uuid_id(old_uuid: str, new_collection_uuid: str) -> str:
     return str(uuid.uuid5(uuid.UUID(new_collection_uuid), old_uuid))
 
 
-@dataclass
-class CollectionRestore:
-    """What a collection restore did, by name and uuid."""
-
-    name: str  # in the set
-    restored_as: str  # its name in the target now (the new name when renamed)
-    set_uuid: str
-    uuid: str  # its uuid in the target now
-    mode: str  # REPLACE or APPEND
-    replaced_uuid: str | None = None  # the target's collection of that name before, if it had one
-    removed: bool = False  # the set records the collection as absent: the restore removed it
-    embeddings_in_set: int = 0
-    embeddings_deleted: int = 0
-    embeddings_loaded: int = 0
-    embeddings_skipped: int = 0
-
-    @property
-    def renamed(self) -> bool:
-        return self.restored_as != self.name
-
-    @property
-    def existed_before(self) -> bool:
-        return self.replaced_uuid is not None
-
-    def describe(self) -> str:
-        """One line for the log, the CLI and the run's metadata."""
-        if self.removed:
-            if not self.existed_before:
-                return f"collection {self.name!r} is absent in the set and was absent in the target: nothing to remove"
-            return (
-                f"collection {self.name!r} (uuid {self.replaced_uuid}) removed, as the set records it absent: "
-                f"{count_of(self.embeddings_deleted, 'embedding')} deleted"
-            )
-        as_name = f" as {self.restored_as!r}" if self.renamed else ""
-        replaced = f", {count_of(self.embeddings_deleted, 'embedding')} deleted" if self.mode == REPLACE else ""
-        skipped = f", {self.embeddings_skipped:,} skipped" if self.embeddings_skipped else ""
-        return (
-            f"collection {self.name!r}{as_name} (uuid {self.uuid}), {self.mode}{replaced}, "
-            f"{self.embeddings_loaded:,} of its {count_of(self.embeddings_in_set, 'embedding')} in the set loaded{skipped}"
-        )
-
-
 def load_collection(
     conn: psycopg2.extensions.connection,
     request: RestoreRequest,
@@ -173,13 +128,13 @@ def load_collection(
     plans = {plan.table: plan for plan in planned}
     result.truncated = False  # one collection's rows are deleted; no table is truncated
     with restore_transaction(conn, request, result) as cursor:
-        result.tables_created = _create_tables(cursor, to_create)
+        result.tables_created = create_tables(cursor, to_create)
         collection_stage, found = _find_in_set(cursor, plans[COLLECTION_TABLE], request, result.backup_set)
         lock_against_writers(cursor, MANAGED_TABLES)
         result.collection = _find_in_target(cursor, request, found)
         outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
         absent = () if result.collection.existed_before else (result.collection.restored_as,)
-        result.safety_set = _back_up_what_is_replaced(cursor, request, result.backup_set, outcomes, absent)
+        result.safety_set = back_up_what_is_replaced(cursor, request, result.backup_set, outcomes, absent)
         if found is None:
             _remove(cursor, result.collection, outcomes)
         else:

@@ -1,0 +1,186 @@
+"""The in-place load, step by step: tables created from the set's definitions, truncated, their
+indexes and keys dropped for the load and added back after it; the set's files copied in with
+each file's sha256 checked on the same read; then the indexes built and the sequences advanced."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from vector_assets.core.errors import (
+    BackupFileError,
+    RestoreConflictError,
+    RestoreLoadError,
+)
+from vector_assets.core.hashing import HashingReader
+from vector_assets.core.ops.restore.plan import PlannedFile, PlannedTable
+from vector_assets.core.ops.restore.request import RestoreRequest, RestoreResult, TableRestore
+from vector_assets.core.pg.connection import connection_lost
+from vector_assets.core.pg.copy import copy_in
+from vector_assets.core.pg.ddl import create_table
+from vector_assets.core.pg.index_builds import BuildWatch, IndexBuild
+from vector_assets.core.pg.indexes import (
+    SavedIndex,
+    SavedKey,
+    add_constraint,
+    drop_foreign_keys,
+    drop_primary_key,
+    drop_secondary_indexes,
+    recreate_indexes,
+)
+from vector_assets.core.pg.table_changes import (
+    advance_owned_sequences,
+    truncate_with_brief_waits,
+)
+from vector_assets.core.progress import CopyEstimate, ProgressReporter, reader_for
+from vector_assets.core.sets.formats import DecodingReader
+from vector_assets.core.tables import EMBEDDING_TABLE
+
+
+def finish_tables(
+    conn: psycopg2.extensions.connection,
+    cursor: psycopg2.extensions.cursor,
+    request: RestoreRequest,
+    planned: list[PlannedTable],
+    to_build: list,
+    outcomes: dict[str, TableRestore],
+    result: RestoreResult,
+) -> None:
+    """Build the indexes, advance the sequences, and record what each table went through."""
+    result.index_builds = _rebuild(conn, cursor, request, to_build, outcomes)
+    result.indexes_rebuilt = [build.name for build in result.index_builds]
+    result.sequences_advanced = [seq for plan in planned for seq in advance_owned_sequences(cursor, plan.table)]
+    result.tables = list(outcomes.values())
+
+
+def _rebuild(
+    conn: psycopg2.extensions.connection,
+    cursor: psycopg2.extensions.cursor,
+    request: RestoreRequest,
+    dropped: list,
+    outcomes: dict[str, TableRestore],
+) -> list[IndexBuild]:
+    """Build the dropped indexes, sized for the rows now in the table and watched if asked."""
+    rows = outcomes[EMBEDDING_TABLE].rows_loaded if EMBEDDING_TABLE in outcomes else 0
+    watch = BuildWatch(request.target_dsn, conn.get_backend_pid(), request.progress) if request.progress else None
+    return recreate_indexes(cursor, dropped, rows, request.index_builds, watch)
+
+
+def truncate_tables(cursor: psycopg2.extensions.cursor, planned: list[PlannedTable], outcomes: dict[str, TableRestore]) -> None:
+    """Empty the planned tables, recording their rows before as truncated."""
+    names = [plan.table for plan in planned]
+    truncate_with_brief_waits(cursor, names)
+    for name in names:
+        outcomes[name].rows_truncated = outcomes[name].rows_before
+
+
+def create_tables(cursor: psycopg2.extensions.cursor, to_create: list[PlannedTable]) -> list[str]:
+    """Create the tables the target lacks from the set's definitions (and pgvector, if it is missing)."""
+    if to_create:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    for plan in to_create:
+        try:
+            create_table(cursor, plan.definition)
+        except psycopg2.OperationalError:
+            raise
+        except psycopg2.Error as error:
+            raise RestoreLoadError(
+                f"creating table {plan.table} from the set's definition failed: {str(error).strip()}; nothing was restored"
+            ) from None
+    return [plan.table for plan in to_create]
+
+
+def drop_for_the_load(
+    cursor: psycopg2.extensions.cursor, emptied: list[str]
+) -> tuple[list[SavedIndex], list[SavedKey]]:
+    """Indexes and keys of an embeddings table that this transaction emptied or created, dropped
+    so the load does not maintain them row by row; the keys come back right after it."""
+    if EMBEDDING_TABLE not in emptied:
+        return [], []
+    indexes = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
+    primary_key = drop_primary_key(cursor, EMBEDDING_TABLE)
+    foreign_keys = drop_foreign_keys(cursor, EMBEDDING_TABLE, held=tuple(emptied))
+    return indexes, ([primary_key] if primary_key else []) + foreign_keys
+
+
+KEY_KINDS = {"PRIMARY KEY": "primary key", "UNIQUE": "unique constraint", "FOREIGN KEY": "foreign key"}
+
+
+def add_keys_back(cursor: psycopg2.extensions.cursor, keys: list[SavedKey], plan: PlannedTable | None) -> None:
+    """The keys dropped for the load, back; a repeated or missing key in the set is named here."""
+    for key in keys:
+        kind = next((kind for prefix, kind in KEY_KINDS.items() if key.definition.startswith(prefix)), "constraint")
+        with _named_conflict(key.table, f"{plan.label if plan else key.table} cannot have {kind} {key.name}"):
+            add_constraint(cursor, key)
+
+
+def add_unique_indexes_back(cursor: psycopg2.extensions.cursor, indexes: list[SavedIndex]) -> None:
+    """The unique indexes dropped for the load, back; a row that breaks one is named here."""
+    for index in indexes:
+        with _named_conflict(index.table, f"the restored rows cannot have unique index {index.name}"):
+            recreate_indexes(cursor, [index])
+
+
+@contextmanager
+def _named_conflict(table: str, what: str) -> Iterator[None]:
+    try:
+        yield
+    except (psycopg2.IntegrityError, psycopg2.DataError) as error:
+        detail = (error.diag.message_detail or error.diag.message_primary or str(error)).strip()
+        raise RestoreConflictError(f"table {table}: {what} ({detail}); nothing was restored") from None
+
+
+def copy_file_into(
+    cursor: psycopg2.extensions.cursor,
+    plan: PlannedTable,
+    table: sql.Composable,
+    freeze: bool = False,
+    progress: ProgressReporter | None = None,
+) -> int:
+    """COPY the table's files in, hashing each on the same read; a sha256 mismatch raises
+    before commit.
+
+    Hashing while loading reads a large set once instead of twice. Because the whole restore
+    is one transaction, a mismatch found here still leaves the tables exactly as before.
+    """
+    return sum(_copy_one_file(cursor, plan, file, table, freeze, progress) for file in plan.files)
+
+
+def _copy_one_file(
+    cursor: psycopg2.extensions.cursor,
+    plan: PlannedTable,
+    file: PlannedFile,
+    table: sql.Composable,
+    freeze: bool,
+    progress: ProgressReporter | None,
+) -> int:
+    name = file.name
+    try:
+        with plan.folder.open_reader(name) as handle:
+            reader = HashingReader(handle)
+            source, meter = reader_for(progress, reader, CopyEstimate("restore", plan.table, file.rows, file.bytes))
+            decoded = DecodingReader(file.format, source, name)
+            rows = copy_in(cursor, table, plan.header, decoded, freeze=freeze, options=file.format.copy_options)
+    except psycopg2.Error as error:
+        if decoded.failure is not None:
+            raise decoded.failure from None
+        if connection_lost(cursor.connection):
+            raise  # the connection died: the caller's database_errors says so, retryable
+        raise _load_error(name, plan.table, error) from None
+    if file.sha256 is not None and reader.hexdigest() != file.sha256:
+        raise BackupFileError(f"{name} sha256 does not match the manifest; nothing was restored")
+    if meter is not None:
+        meter.finish(rows)
+    return rows
+
+
+def _load_error(name: str, table: str, error: psycopg2.Error) -> Exception:
+    if isinstance(error, psycopg2.DataError):
+        return BackupFileError(f"loading {name} into {table} failed: {str(error).strip()}")
+    if isinstance(error, psycopg2.OperationalError):
+        return error
+    return RestoreLoadError(f"loading {name} into {table} failed: {str(error).strip()}")

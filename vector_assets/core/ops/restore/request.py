@@ -1,0 +1,132 @@
+"""What a restore is asked to do (``RestoreRequest``) and what it did: ``RestoreResult``, with a
+``TableRestore`` for each table and, restoring one collection, a ``CollectionRestore``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vector_assets.core.errors import ConfigError
+from vector_assets.core.ops.backup import BackupResult
+from vector_assets.core.pg.index_builds import IndexBuild, IndexBuildSettings
+from vector_assets.core.progress import ProgressReporter
+from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.roots import Root, open_root
+from vector_assets.core.tables import (
+    MANAGED_TABLES,
+    require_embeddings_with_collections,
+    validate_collection_request,
+    validate_tables,
+)
+from vector_assets.core.units import count_of
+
+ON_CONFLICT_CHOICES = ("error", "skip")
+REPLACE = "replace"
+APPEND = "append"
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """Which set, which tables, how, and into which database (a DSN from the environment)."""
+
+    target_dsn: str
+    root: Root | Path | str
+    timestamp: str
+    backup_path: str | None = None
+    tables: tuple[str, ...] = MANAGED_TABLES
+    truncate_before_restore: bool = False
+    dry_run: bool = False
+    on_conflict: str = "error"
+    configured_root: str | None = None
+    safety_backup: bool = True  # back up what the restore replaces, in its own transaction
+    offsite_root: Root | Path | str | None = None  # read from here when the local copy is missing or damaged
+    progress: ProgressReporter | None = field(default=None, compare=False)
+    index_builds: IndexBuildSettings = IndexBuildSettings()
+    collection: str | None = None  # restore only this collection (by its name in the set)
+    rename_collection_to: str | None = None  # ...as a new collection of this name, beside the current one
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tables", validate_tables(self.tables))
+        validate_collection_request(self.collection, self.rename_collection_to, self.tables)
+        object.__setattr__(self, "root", open_root(self.root))
+        if self.offsite_root is not None:
+            object.__setattr__(self, "offsite_root", open_root(self.offsite_root))
+        if self.on_conflict not in ON_CONFLICT_CHOICES:
+            raise ConfigError(f"on_conflict {self.on_conflict!r} must be one of {', '.join(ON_CONFLICT_CHOICES)}")
+        if self.truncate_before_restore:
+            require_embeddings_with_collections(self.tables, "truncating before restore")
+
+
+@dataclass
+class TableRestore:
+    table: str
+    file: str
+    bytes: int
+    rows_in_set: int
+    rows_before: int = 0
+    rows_truncated: int = 0
+    rows_loaded: int = 0
+    rows_skipped: int = 0
+    conflicts: int = 0
+    first_conflict: str | None = None
+    skipped_because: dict[str, int] = field(default_factory=dict)  # why rows were skipped, and how many
+    duration_seconds: float = 0.0
+
+
+@dataclass
+class CollectionRestore:
+    """What a collection restore did, by name and uuid."""
+
+    name: str  # in the set
+    restored_as: str  # its name in the target now (the new name when renamed)
+    set_uuid: str
+    uuid: str  # its uuid in the target now
+    mode: str  # REPLACE or APPEND
+    replaced_uuid: str | None = None  # the target's collection of that name before, if it had one
+    removed: bool = False  # the set records the collection as absent: the restore removed it
+    embeddings_in_set: int = 0
+    embeddings_deleted: int = 0
+    embeddings_loaded: int = 0
+    embeddings_skipped: int = 0
+
+    @property
+    def renamed(self) -> bool:
+        return self.restored_as != self.name
+
+    @property
+    def existed_before(self) -> bool:
+        return self.replaced_uuid is not None
+
+    def describe(self) -> str:
+        """One line for the log, the CLI and the run's metadata."""
+        if self.removed:
+            if not self.existed_before:
+                return f"collection {self.name!r} is absent in the set and was absent in the target: nothing to remove"
+            return (
+                f"collection {self.name!r} (uuid {self.replaced_uuid}) removed, as the set records it absent: "
+                f"{count_of(self.embeddings_deleted, 'embedding')} deleted"
+            )
+        as_name = f" as {self.restored_as!r}" if self.renamed else ""
+        replaced = f", {count_of(self.embeddings_deleted, 'embedding')} deleted" if self.mode == REPLACE else ""
+        skipped = f", {self.embeddings_skipped:,} skipped" if self.embeddings_skipped else ""
+        return (
+            f"collection {self.name!r}{as_name} (uuid {self.uuid}), {self.mode}{replaced}, "
+            f"{self.embeddings_loaded:,} of its {count_of(self.embeddings_in_set, 'embedding')} in the set loaded{skipped}"
+        )
+
+
+@dataclass
+class RestoreResult:
+    backup_set: BackupSet
+    dry_run: bool
+    truncated: bool
+    tables: list[TableRestore] = field(default_factory=list)
+    indexes_rebuilt: list[str] = field(default_factory=list)
+    index_builds: list[IndexBuild] = field(default_factory=list)
+    sequences_advanced: list[str] = field(default_factory=list)
+    tables_created: list[str] = field(default_factory=list)  # from the set's definitions
+    safety_set: BackupResult | None = None  # what the restore replaced, as a pre_restore set
+    safety_backup: bool = True
+    duration_seconds: float = 0.0
+    read_from_offsite: str | None = None  # why the offsite copy was read, if it was
+    collection: CollectionRestore | None = None  # what a collection restore did, by name and uuid
