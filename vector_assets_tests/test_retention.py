@@ -28,6 +28,7 @@ from vector_assets.core.sets.retention import (
 from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets.defs.prune import prune_vector_backups, vector_prune_schedule
 from vector_assets.defs.resources import BackupRootResource
+from vector_assets_tests.support.dagster import definitions
 from vector_assets_tests.support.files import folder_snapshot, write_tiny_set
 
 PARTITIONS = "vector_backups"
@@ -73,8 +74,11 @@ def output_metadata(result) -> dict:
 
 
 def add_run(instance, job_name: str, status: dg.DagsterRunStatus, *, run_config=None, tags=None) -> None:
+    """A run as Dagster stores one of that job: the job's own tags first, then the run's."""
+    job_tags = dict(definitions().resolve_job_def(job_name).tags)
     instance.add_run(dg.DagsterRun(
-        job_name=job_name, run_id=str(uuid.uuid4()), status=status, run_config=run_config or {}, tags=tags or {}
+        job_name=job_name, run_id=str(uuid.uuid4()), status=status, run_config=run_config or {},
+        tags={**job_tags, **(tags or {})},
     ))
 
 
@@ -413,3 +417,20 @@ def test_a_task_id_or_timestamp_with_a_trailing_newline_is_refused_and_makes_no_
     write_tiny_set(backup_root / "task_20250101_000000\n" / "vector_bak", "20250101_000000")
     write_tiny_set(backup_root / "vector_bak", "20250101_000000\n")
     assert [s.key for s in scan_root(backup_root)] == []
+
+
+def test_every_job_that_reads_sets_declares_it_and_prune_spares_an_unfinished_replication(
+    instance, backup_root, monkeypatch
+):
+    readers = {job.name for job in definitions().resolve_all_job_defs() if job.tags.get("vector_assets/reads_sets")}
+    assert readers == {"restore_vector_tables", "drill_vector_backup", "check_vector_backup", "replicate_vector_backups"}
+    for name in KEEP_VARS:
+        monkeypatch.setenv(name, "0")
+    for ts in daily_timestamps(date(2025, 3, 1), 3):
+        write_tiny_set(backup_root / "vector_bak", ts, manifest=True)
+    add_run(instance, "replicate_vector_backups", dg.DagsterRunStatus.STARTED, tags={"note": "20250301_020000"})
+
+    result = run_job(instance, backup_root, dry_run=False)
+
+    assert result.success
+    assert [s.key for s in scan_root(backup_root)] == ["20250301_020000", "20250303_020000"]

@@ -24,7 +24,7 @@ from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import chosen_set, set_checks, set_chosen_for_checks, vector_backups_partitions
 from vector_assets.defs.resources import BackupRootResource
-from vector_assets.defs.run_facts import tag_run
+from vector_assets.defs.run_facts import READS_SETS, tag_run
 
 CHECK_JOB = "check_vector_backup"
 CHAIN = " For an increment, the same for every set of its chain; a missing or damaged ancestor fails, named."
@@ -140,6 +140,7 @@ def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootRes
 @dg.job(
     name=CHECK_JOB,
     partitions_def=vector_backups_partitions,
+    tags=READS_SETS,
     description="Verify the chosen set: its files are present, and their sha256 and row counts match the manifest.",
 )
 def check_vector_backup() -> None:

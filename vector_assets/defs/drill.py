@@ -25,7 +25,7 @@ from vector_assets.defs.partitions import (
     vector_backups_partitions,
 )
 from vector_assets.defs.resources import BackupRootResource, PgVectorResource
-from vector_assets.defs.run_facts import log_progress, set_tags, tag_run
+from vector_assets.defs.run_facts import READS_SETS, log_progress, set_tags, tag_run
 
 DRILL_CHECK = "restore_drill"
 RTO_CHECK = "restore_rto"
@@ -201,6 +201,7 @@ def drill_metadata(result: DrillResult) -> dict:
 
 @dg.job(
     partitions_def=vector_backups_partitions,
+    tags=READS_SETS,
     description="Restore drill: restore the chosen set into a scratch database, compare every row, drop the scratch database.",
 )
 def drill_vector_backup() -> None:

@@ -18,9 +18,9 @@ from vector_assets.defs.discovery import INVENTORY_KEY
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource
+from vector_assets.defs.run_facts import READS_SETS
 
 # Jobs whose unfinished runs read sets: restore, the restore drill (and its name before 0.2), the file checks.
-SET_READING_JOBS = ("restore_vector_tables", "drill_vector_backup", "check_vector_backup", "verify_vector_backup")
 UNFINISHED_STATUSES = [
     status
     for status in dg.DagsterRunStatus
@@ -92,16 +92,16 @@ def pruned_root(config: PruneConfig, backup_root: BackupRootResource) -> tuple[R
 
 
 def mentions_in_unfinished_runs(instance: dg.DagsterInstance) -> frozenset[str]:
-    """Every string in the config and tags of unfinished runs that read sets.
+    """Every string in the config and tags of unfinished runs of jobs that read sets (they carry
+    the ``READS_SETS`` tag their job declares).
 
     Generous on purpose: whatever op or field names a timestamp or key, the set is protected.
     """
     mentions: set[str] = set()
-    for job_name in SET_READING_JOBS:
-        runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=UNFINISHED_STATUSES))
-        for run in runs:
-            mentions.update(strings_in(run.run_config))
-            mentions.update(strings_in(run.tags))
+    runs = instance.get_runs(filters=dg.RunsFilter(tags=READS_SETS, statuses=UNFINISHED_STATUSES))
+    for run in runs:
+        mentions.update(strings_in(run.run_config))
+        mentions.update(strings_in(run.tags))
     return frozenset(mentions)
 
 

@@ -21,6 +21,7 @@ from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource
+from vector_assets.defs.run_facts import READS_SETS
 
 
 class ReplicateConfig(dg.Config):
@@ -79,7 +80,7 @@ def replicate_description() -> str:
             f"saying so. {what}")
 
 
-@dg.job(description=replicate_description())
+@dg.job(description=replicate_description(), tags=READS_SETS)
 def replicate_vector_backups() -> None:
     replicate_sets()
 

@@ -30,7 +30,7 @@ from vector_assets.defs.resources import (
     BackupRootResource,
     PgVectorResource,
 )
-from vector_assets.defs.run_facts import log_progress, tag_run, tag_safety_set
+from vector_assets.defs.run_facts import READS_SETS, log_progress, tag_run, tag_safety_set
 
 
 class RestoreConfig(dg.Config):
@@ -284,6 +284,7 @@ def table_observation(result: RestoreResult, table: TableRestore, safety_key: st
 
 @dg.job(
     partitions_def=vector_backups_partitions,
+    tags=READS_SETS,
     description="Restore the chosen set (the partition) into the pgvector database or a declared target, in one "
     "transaction, replacing the tables' rows by default. What it replaces is backed up first into a pre_restore set; "
     "the run log gives the undo. A dry run (the default) does everything, then rolls back; write dry_run: false to restore.",

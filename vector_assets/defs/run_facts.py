@@ -10,6 +10,9 @@ from vector_assets.core.progress import ProgressReporter
 
 SET_TAG = "vector_assets/set"
 TARGET_TAG = "vector_assets/target"
+# Declared on every job that reads sets, so prune spares the sets an unfinished run may read.
+READS_SETS_TAG = "vector_assets/reads_sets"
+READS_SETS = {READS_SETS_TAG: "true"}
 SAFETY_SET_TAG = "vector_assets/safety_set"  # the pre_restore set a restore made, beside the set it used
 
 
