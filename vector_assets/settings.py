@@ -119,7 +119,7 @@ BACKUP_MAX_AGE = Setting(
 FRESHNESS_INTERVAL = Setting("VECTOR_ASSETS_FRESHNESS_INTERVAL", "60", "seconds between vector_freshness_sensor ticks")
 RTO_TARGETS = Setting(
     "VECTOR_ASSETS_RTO_TARGETS", "1GB=5m,10GB=30m,*=2h",
-    "the drill's restore-time targets by set size (seed 003); over a target warns, over twice is an error",
+    "the drill's restore-time targets by set size; over a target warns, over twice is an error",
 )
 INDEX_BUILD_MEMORY = Setting(
     "VECTOR_ASSETS_INDEX_BUILD_MEMORY", "1GB",

@@ -5,7 +5,7 @@ import pytest
 
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.drill import DrillRequest, RecoveryTime, run_drill
-from vector_assets.core.rto import OVER, OVER_TWICE, SEED_TARGETS, WITHIN, parse_rto_targets, target_seconds
+from vector_assets.core.rto import DEFAULT_RTO_TARGETS, OVER, OVER_TWICE, WITHIN, parse_rto_targets, target_seconds
 from vector_assets_tests.support.dagster import run_job
 from vector_assets_tests.support.webhook import webhook_receiver
 
@@ -25,7 +25,7 @@ def rto_evaluations(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetC
 
 
 def test_the_seed_targets_by_size_class():
-    assert [target_seconds(SEED_TARGETS, size) for size in (0, GB - 1, GB, 10 * GB - 1, 10 * GB, 500 * GB)] == [
+    assert [target_seconds(DEFAULT_RTO_TARGETS, size) for size in (0, GB - 1, GB, 10 * GB - 1, 10 * GB, 500 * GB)] == [
         300, 300, 1800, 1800, 7200, 7200,
     ]
 

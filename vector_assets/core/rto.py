@@ -1,4 +1,4 @@
-"""Recovery-time targets by size class (seed 003): under 1 GB in 5 minutes, 1 to 10 GB in 30
+"""Recovery-time targets by size class: under 1 GB in 5 minutes, 1 to 10 GB in 30
 minutes, above 10 GB in 2 hours. A drill's restore is judged against the target of its set's size.
 """
 
@@ -26,7 +26,7 @@ class RtoTarget:
     seconds: float
 
 
-SEED_TARGETS = (RtoTarget(10**9, 300.0), RtoTarget(10 * 10**9, 1800.0), RtoTarget(None, 7200.0))
+DEFAULT_RTO_TARGETS = (RtoTarget(10**9, 300.0), RtoTarget(10 * 10**9, 1800.0), RtoTarget(None, 7200.0))
 
 
 def target_seconds(targets: tuple[RtoTarget, ...], byte_count: int) -> float:

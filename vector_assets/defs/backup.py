@@ -154,7 +154,7 @@ class BackupConfig(dg.Config):
     tables: list[ManagedTable] = Field(default=list(MANAGED_TABLES), description="Tables to back up.")
     format: SetFormatChoice = Field(
         default=settings.backup_format(),
-        description="csv (the seed tooling's, the default), csv.zst (compressed), pgcopy (binary COPY: fastest), "
+        description="csv (the earlier tooling's, the default), csv.zst (compressed), pgcopy (binary COPY: fastest), "
         "pgcopy.zst (binary, compressed: smallest). Default: VECTOR_ASSETS_FORMAT.",
     )
     kind: BackupKind = Field(

@@ -121,7 +121,7 @@ def alert_failed_drill_checks(context, result: DrillResult) -> None:
             asset=backup_asset_key(table),
             partitions_def=vector_backups_partitions,
             description=f"The drill's restore time, index builds included, against {settings.RTO_TARGETS.name} "
-            "(seed 003: under 1 GB 5 min, to 10 GB 30 min, above 2 h): WARN over it, ERROR over twice.",
+            "(under 1 GB 5 min, to 10 GB 30 min, above 2 h): WARN over it, ERROR over twice.",
         )
         for table in MANAGED_TABLES
     ],

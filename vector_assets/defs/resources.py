@@ -27,11 +27,11 @@ class PgVectorResource(dg.ConfigurableResource):
 
 
 class BackupRootResource(dg.ConfigurableResource):
-    """The backup root of ``VECTOR_ASSETS_ROOT`` (else the seed's default) and the offsite root of
+    """The backup root of ``VECTOR_ASSETS_ROOT`` (else the earlier tooling's default) and the offsite root of
     ``VECTOR_ASSETS_OFFSITE_ROOT``, read when a run needs them."""
 
     def configured(self) -> str:
-        """The root as the operator wrote it (the seed's backup_path starts with it)."""
+        """The root as the operator wrote it (the earlier tooling's backup_path starts with it)."""
         return settings.ROOT.get()
 
     def open_offsite(self) -> Root | None:

@@ -34,7 +34,7 @@ from vector_assets.core.pg.scratch import (
     scratch_dsn,
 )
 from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
-from vector_assets.core.rto import SEED_TARGETS, RtoTarget, target_seconds, verdict
+from vector_assets.core.rto import DEFAULT_RTO_TARGETS, RtoTarget, target_seconds, verdict
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.csv_files import header_of
@@ -57,7 +57,7 @@ class DrillRequest:
     configured_root: str | None = None
     offsite_root: Root | Path | str | None = None  # drill the offsite copy when the local one is missing or damaged
     progress: ProgressReporter | None = field(default=None, compare=False)
-    rto_targets: tuple[RtoTarget, ...] = SEED_TARGETS
+    rto_targets: tuple[RtoTarget, ...] = DEFAULT_RTO_TARGETS
     index_builds: IndexBuildSettings = IndexBuildSettings()
 
 

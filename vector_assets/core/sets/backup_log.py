@@ -1,7 +1,7 @@
-"""The human log ``vector_backup_log.txt``, in the format of seed 001 section 4.2.
+"""The human log ``vector_backup_log.txt``, in the earlier data_pipeline tooling's format (one block per set, as below).
 
 The earlier tooling wrote one log per folder. A folder here can hold many sets, so each set
-appends its own block; every block is exactly the seed's format.
+appends its own block; every block is exactly the earlier tooling's format.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def format_log_block(
     increment_of: str | None = None,
     fallback: str | None = None,
 ) -> str:
-    """The seed tooling's human log block; an increment says so, because its rows are only the
+    """The earlier tooling's human log block; an increment says so, because its rows are only the
     changes since ``increment_of`` and loading them alone would not restore the tables, and a
     full set written instead of an increment says why (``fallback``)."""
     lines = [

@@ -294,7 +294,7 @@ def scan_root(root: Root | Path | str, skipped: list[SkippedLocation] | None = N
 class SetCatalog:
     """Every complete set under a root, scanned once: the one way to look a set up.
 
-    ``configured_root`` is the root as the operator wrote it; the seed's ``backup_path``
+    ``configured_root`` is the root as the operator wrote it; the earlier tooling's ``backup_path``
     starts with it, and a lookup accepts that form too.
     """
 

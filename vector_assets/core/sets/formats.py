@@ -1,6 +1,6 @@
 """The formats a set's data files come in, and the streams that write and read them.
 
-``csv`` is the seed tooling's format, byte for byte. ``pgcopy`` is PostgreSQL's binary COPY
+``csv`` is the earlier tooling's format, byte for byte. ``pgcopy`` is PostgreSQL's binary COPY
 format: no text parsing on either side. The ``.zst`` variants compress while streaming (zstd,
 through ``zstandard``). A file's sha256 is always of the bytes as stored, so a check reads the
 file once, without decompressing it.

@@ -1,6 +1,6 @@
-"""The inventory: which complete sets exist under the root, in the shape of seed 000's list API.
+"""The inventory: which complete sets exist under the root, in the shape of the earlier tooling's list API (``GET /restore/list``).
 
-The seed's ``GET /restore/list`` answered with ``backup_locations`` (global first, then task
+The earlier tooling's ``GET /restore/list`` answered with ``backup_locations`` (global first, then task
 folders newest first), each with its ``backups`` newest first, and a ``summary``. We keep that
 shape so existing clients of the list API can read ours, and add per set what only we know:
 the partition key, whether the set is legacy, its kind and parent (an increment restores on top
@@ -32,14 +32,14 @@ from vector_assets.core.sets.storage import FileEntry
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.core.units import count_of, human_size
 
-# The seed's rule for its task_id query parameter; it keeps paths like "../x" out.
+# The earlier tooling's rule for its task_id query parameter; it keeps paths like "../x" out.
 TASK_ID_FILTER_PATTERN = re.compile(r"[A-Za-z0-9_]+")
 BACKUP_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 @dataclass(frozen=True)
 class InventoryRequest:
-    """Which locations to list. ``task_id`` wins over ``global_only``, as in the seed.
+    """Which locations to list. ``task_id`` wins over ``global_only``, as in the earlier tooling.
 
     ``configured_root`` is the root as the operator wrote it (``./data_pipeline/training_data``);
     it is what ``relative_path`` shows, so the path can be handed back to a restore unchanged.
@@ -111,7 +111,7 @@ class InventoryEntry:
         return None if size is None else human_size(size)
 
     def to_json(self) -> dict[str, Any]:
-        """The seed's fields first, then ours."""
+        """The earlier tooling's fields first, then ours."""
         return {
             "timestamp": self.timestamp,
             "collection_file": self.files.get(COLLECTION_TABLE),
@@ -183,7 +183,7 @@ class InventoryLocation:
 
 @dataclass(frozen=True)
 class Inventory:
-    """The answer to an ``InventoryRequest``: locations in the seed's order, and when we looked."""
+    """The answer to an ``InventoryRequest``: locations in the earlier tooling's order, and when we looked."""
 
     root: str
     scanned_at: datetime
@@ -225,7 +225,7 @@ class Inventory:
             },
             "timestamp": scan_time,
         }
-        if self.warnings:  # ours; the seed's shape is kept when there is nothing to warn about
+        if self.warnings:  # ours; the earlier tooling's shape is kept when there is nothing to warn about
             body["warnings"] = list(self.warnings)
         return body
 
@@ -271,9 +271,9 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     ]
     scanned_at = now or datetime.now()
     if scanned_at.tzinfo is None:
-        scanned_at = scanned_at.astimezone()  # the seed's scan_time carries its UTC offset
+        scanned_at = scanned_at.astimezone()  # the earlier tooling's scan_time carries its UTC offset
     warnings = tuple(f"{s.label} was not read: {s.reason}" for s in skipped)
-    return Inventory(root=shown_root, scanned_at=scanned_at, locations=_seed_order(locations), warnings=warnings)
+    return Inventory(root=shown_root, scanned_at=scanned_at, locations=_listing_order(locations), warnings=warnings)
 
 
 def entry_for(backup_set: BackupSet, root: Root, listing: dict[str, FileEntry] | None = None) -> InventoryEntry:
@@ -329,7 +329,7 @@ def inventory_table_records(inventory: Inventory) -> list[dict[str, str | int | 
 
 
 def displayed_root(root: Root | Path, configured_root: str | None) -> str:
-    """The root as the seed showed it: ``./data_pipeline/training_data``, absolute if so given,
+    """The root as the earlier tooling showed it: ``./data_pipeline/training_data``, absolute if so given,
     or the object store's URL."""
     text = (configured_root or str(root)).rstrip("/") or "/"
     if text.startswith("/") or text == "." or text.startswith(("./", "../")) or is_object_store_url(text):
@@ -341,7 +341,7 @@ def _newest_first(entries: list[InventoryEntry]) -> tuple[InventoryEntry, ...]:
     return tuple(sorted(entries, key=lambda entry: (entry.timestamp, entry.key), reverse=True))
 
 
-def _seed_order(locations: list[InventoryLocation]) -> tuple[InventoryLocation, ...]:
+def _listing_order(locations: list[InventoryLocation]) -> tuple[InventoryLocation, ...]:
     """Global first, then task folders newest first by the time in their name."""
     global_locations = [loc for loc in locations if loc.location.task_id is None]
     task_locations = [loc for loc in locations if loc.location.task_id is not None]

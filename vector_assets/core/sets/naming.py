@@ -7,13 +7,13 @@ Layout (DESIGN section 4)::
         langchain_pg_collection_<ts>.csv    COPY ... TO STDOUT WITH (FORMAT csv, HEADER)
         langchain_pg_embedding_<ts>.csv     (or .csv.zst, .pgcopy, .pgcopy.zst; a large table in
                                             the newer formats: <table>_<ts>.part0001.<format>, ...)
-        vector_backup_log.txt               the seed's human log, one block per set
+        vector_backup_log.txt               the earlier tooling's human log, one block per set
         vector_backup_<ts>.json             the manifest, written last
         langchain_pg_embedding_<ts>.index.zst     the row index: key and row digest of every row
         langchain_pg_embedding_<ts>.deleted.zst   an increment's keys deleted since its parent
         langchain_pg_embedding_<ts>.changes.csv   an increment's changed rows (any format, or in
                                                   parts: .changes.part0001.<format>); never named
-                                                  like a whole table, so the seed tooling, which
+                                                  like a whole table, so the earlier tooling, which
                                                   loads <table>_<ts>.csv, cannot take it for one
 
 A set without a manifest is a *legacy* set, written by the earlier tooling.

@@ -48,7 +48,7 @@ SAFETY_SET_DAYS = 7
 
 @dataclass(frozen=True)
 class RetentionPolicy:
-    """How many days, ISO weeks and months keep a set, per location (seed 003: 7 / 4 / 12)."""
+    """How many days, ISO weeks and months keep a set, per location (by default 7 / 4 / 12)."""
 
     keep_daily: int = 7
     keep_weekly: int = 4
