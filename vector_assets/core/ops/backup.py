@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg2.extensions
 
-from vector_assets.core.errors import BackupSetExistsError, BackupWriteError, ConfigError
+from vector_assets.core.errors import BackupWriteError, ConfigError
 from vector_assets.core.ops.increments import (
     IndexedTable,
     Parent,
@@ -56,7 +56,7 @@ from vector_assets.core.sets.backup_log import (
     append_log_block,
     format_log_block,
 )
-from vector_assets.core.sets.catalog import newest_backup_in, published_timestamps, timestamps_in_folder
+from vector_assets.core.sets.catalog import newest_backup_in
 from vector_assets.core.sets.formats import CSV, EncodingSink, SetFormat, set_format
 from vector_assets.core.sets.manifest import (
     FULL,
@@ -71,7 +71,6 @@ from vector_assets.core.sets.naming import (
     Location,
     data_file_name,
     manifest_file_name,
-    new_timestamp,
     timestamp_time,
     tmp_name,
     validate_task_id,
@@ -87,10 +86,10 @@ from vector_assets.core.sets.roots import (
 )
 from vector_assets.core.sets.row_index import spooled_keys
 from vector_assets.core.sets.storage import HashingWriter
+from vector_assets.core.sets.writer import free_timestamp
 from vector_assets.core.tables import MANAGED_TABLES, validate_tables
 from vector_assets.core.units import count_of
 
-TIMESTAMP_RETRIES = 3
 # A table larger than this (heap bytes) is exported in parts, in the newer formats only.
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
 DEFAULT_PARALLEL_PARTS = 4
@@ -449,22 +448,3 @@ def _log_block(target: SetTarget, manifest: Manifest, truncate_plan: list[Trunca
         increment_of=manifest.parent if manifest.is_increment else None,
         fallback=manifest.fallback,
     )
-
-
-def free_timestamp(folder: SetFolder, requested: str | None) -> str:
-    """The requested timestamp if unused; otherwise now, waiting out a same-second clash.
-
-    A requested timestamp may reuse one with only ``.tmp`` leftovers (rerunning a killed
-    backup). A chosen one never does: those files may be another process's backup in progress,
-    and sharing its timestamp would write into its files.
-    """
-    if requested is not None:
-        if requested in published_timestamps(folder):
-            raise BackupSetExistsError(f"a backup set {requested} already exists in {folder}")
-        return requested
-    for _ in range(TIMESTAMP_RETRIES):
-        candidate = new_timestamp()
-        if candidate not in timestamps_in_folder(folder):
-            return candidate
-        time.sleep(1.0)
-    raise BackupWriteError(f"could not find a free timestamp in {folder}")

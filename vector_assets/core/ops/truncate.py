@@ -27,7 +27,6 @@ from vector_assets.core.hashing import HashingReader
 from vector_assets.core.ops.backup import (
     BackupResult,
     SetTarget,
-    free_timestamp,
     write_set,
 )
 from vector_assets.core.pg.catalog import count_rows
@@ -47,6 +46,7 @@ from vector_assets.core.sets.formats import CSV, count_rows_in_stream, set_forma
 from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
 from vector_assets.core.sets.roots import Root, SetFolder, discard_set, open_root, writing_to
+from vector_assets.core.sets.writer import free_timestamp
 from vector_assets.core.tables import (
     EMBEDDING_TABLE,
     MANAGED_TABLES,

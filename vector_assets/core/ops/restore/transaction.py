@@ -12,7 +12,6 @@ from vector_assets.core.errors import SafetyBackupError, VectorAssetsError
 from vector_assets.core.ops.backup import (
     BackupResult,
     SetTarget,
-    free_timestamp,
     write_set,
 )
 from vector_assets.core.ops.restore.request import RestoreRequest, RestoreResult, TableRestore
@@ -22,6 +21,7 @@ from vector_assets.core.sets.formats import CSV
 from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.naming import LOG_FILE_NAME
 from vector_assets.core.sets.roots import discard_set, writing_to
+from vector_assets.core.sets.writer import free_timestamp
 
 
 @contextmanager
