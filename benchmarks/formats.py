@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.backup_restore import (
+from benchmarks.common import (
     MEMORY_FACTOR,
     REPEATS,
     RESTORE_TIMESTAMP,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg2
 
-from benchmarks.backup_restore import REPEATS, fresh_folder, log, megabytes, verdict
+from benchmarks.common import REPEATS, fresh_folder, log, megabytes, verdict
 from vector_assets.core.ops.backup import BackupRequest, BackupResult, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.manifest import INCREMENTAL

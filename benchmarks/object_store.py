@@ -35,6 +35,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.common import log, run_child_process, run_ours_restore_at
+
 TARGET_OVERLAP_MAX = 1.15
 TARGET_OVERLAP_SUM = 0.85
 TARGET_RESTORE_RATIO = 1.3
@@ -227,8 +229,6 @@ class CpuMeter:
 
 
 def measure_object_store(dsn: str, dsn4: str, rows: int, work: Path) -> ObjectStoreReport:
-    from benchmarks.backup_restore import log, run_child_process, run_ours_restore_at
-
     disk_root = work / "s3_section_disk"
     seconds: dict[str, list[float]] = {"A": [], "B": [], "C": []}
     cpu: dict[str, list[CpuSeconds]] = {"A": [], "B": [], "C": []}
