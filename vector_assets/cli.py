@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import signal
 import sys
 from collections.abc import Iterator
@@ -311,24 +310,6 @@ def run_restore_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def undo_command(result: RestoreResult, target: str | None) -> str | None:
-    """The command that puts back what the restore replaced: its safety set, restored with --replace."""
-    safety = result.safety_set
-    if safety is None:
-        return None
-    tables = " ".join(safety.manifest.tables)
-    target_part = f" --target {target}" if target else ""
-    if result.collection is not None:
-        # The safety set holds the collection as it was, or records it absent: that one collection is put back.
-        what = f"--collection {shlex.quote(result.collection.restored_as)}"
-    else:
-        what = f"--tables {tables}"
-    return (
-        f"vector-assets restore {safety.timestamp} --backup-path {safety.manifest.location} --replace "
-        f"{what}{target_part} --apply"
-    )
-
-
 def format_restore(result: RestoreResult, target: str | None = None) -> str:
     verb = "dry run, rolled back: would restore" if result.dry_run else "restored"
     lines = [f"{verb} set {result.backup_set.key} from {result.backup_set.location.label}"]
@@ -344,7 +325,7 @@ def format_restore(result: RestoreResult, target: str | None = None) -> str:
     lines.append(f"  {result.duration_seconds:.2f}s")
     if result.dry_run:
         lines.append("nothing was changed; run with --apply to restore")
-    undo = undo_command(result, target)
+    undo = result.undo_command(target)
     if undo:
         lines.append(f"what it replaced is in the pre_restore set {result.safety_set.timestamp}; to undo: {undo}")
     return "\n".join(lines)

@@ -116,7 +116,8 @@ def test_a_replacing_restore_job_names_its_safety_set_and_the_undo(instance, sto
     metadata = output_metadata(result, "restore_from_backup_set")
     safety = metadata["safety_set"].value
     assert safety in instance.get_dynamic_partitions("vector_backups")
-    assert metadata["undo_cli"].value.startswith(f"vector-assets restore {safety} --replace")
+    assert safety.endswith("__pre_restore")
+    assert metadata["undo_cli"].value.startswith(f"vector-assets restore {safety.split('__')[0]} --backup-path vector_bak --replace")
     undo = run_job(instance, "restore_vector_tables", "restore_from_backup_set",
                    {"truncate_before_restore": True, "safety_backup": False, "dry_run": False}, partition_key=safety)
     assert undo.success

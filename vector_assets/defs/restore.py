@@ -2,7 +2,6 @@
 transaction. It shares the pool ``vector_tables`` with backup, truncate and prune."""
 
 import json
-import shlex
 from typing import Optional
 
 import dagster as dg
@@ -135,9 +134,8 @@ def register_safety_set(context: dg.OpExecutionContext, backup_root: BackupRootR
 
 
 def undo_instructions(result: RestoreResult, safety_key: str, target: str) -> dict[str, str]:
+    """The undo as a command (the CLI's own wording) and as Launchpad config for the safety set's partition."""
     tables = list(result.safety_set.manifest.tables)
-    target_flag = "" if target == settings.DEFAULT_TARGET else f" --target {target}"
-    cli = f"vector-assets restore {safety_key} --replace --tables {' '.join(tables)}{target_flag} --apply"
     launchpad = (
         "ops:\n  restore_from_backup_set:\n    config:\n"
         f"      target: {target}\n      tables: [{', '.join(tables)}]\n      truncate_before_restore: true\n"
@@ -145,10 +143,8 @@ def undo_instructions(result: RestoreResult, safety_key: str, target: str) -> di
     )
     if result.collection is not None:
         # The safety set holds the collection as it was, or records it absent: that one collection is put back.
-        name = result.collection.restored_as
-        cli = f"vector-assets restore {safety_key} --replace --collection {shlex.quote(name)}{target_flag} --apply"
-        launchpad += f"\n      collection: {json.dumps(name, ensure_ascii=False)}"
-    return {"cli": cli, "launchpad": launchpad}
+        launchpad += f"\n      collection: {json.dumps(result.collection.restored_as, ensure_ascii=False)}"
+    return {"cli": result.undo_command(target), "launchpad": launchpad}
 
 
 def restore_summary(result: RestoreResult, target: str) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from vector_assets.core.units import count_of
 ON_CONFLICT_CHOICES = ("error", "skip")
 REPLACE = "replace"
 APPEND = "append"
+
+
+DEFAULT_TARGET_NAME = "default"  # the pgvector database itself, as restores name it
 
 
 @dataclass(frozen=True)
@@ -130,3 +134,21 @@ class RestoreResult:
     duration_seconds: float = 0.0
     read_from_offsite: str | None = None  # why the offsite copy was read, if it was
     collection: CollectionRestore | None = None  # what a collection restore did, by name and uuid
+
+    def undo_command(self, target: str | None = None) -> str | None:
+        """The command that puts back what the restore replaced: its safety set, restored with
+        --replace; for a collection restore, just that collection (the safety set holds it as
+        it was, or records it absent). ``target``: a declared target's name; None or "default"
+        for the pgvector database. The one wording the CLI and the run's log and metadata give."""
+        safety = self.safety_set
+        if safety is None:
+            return None
+        if self.collection is not None:
+            what = f"--collection {shlex.quote(self.collection.restored_as)}"
+        else:
+            what = f"--tables {' '.join(safety.manifest.tables)}"
+        target_part = f" --target {target}" if target not in (None, DEFAULT_TARGET_NAME) else ""
+        return (
+            f"vector-assets restore {safety.timestamp} --backup-path {safety.manifest.location} --replace "
+            f"{what}{target_part} --apply"
+        )
