@@ -279,14 +279,7 @@ def run_truncate_command(args: argparse.Namespace) -> int:
 
 
 def format_truncate(result: TruncateResult) -> str:
-    if result.dry_run or result.backup is None:
-        tables = ", ".join(f"{table}: {count_of(rows, 'row')}" for table, rows in result.rows_before.items())
-        return (f"dry run, rolled back: backed up both tables into a new set in {result.folder}, verified it, and "
-                f"would remove {tables}; the set was discarded. Run with --apply to truncate")
-    tables = ", ".join(f"{t}: {result.rows_before[t]:,} -> {count_of(result.rows_after[t], 'row')}" for t in result.truncated_tables)
-    lines = [f"backed up into set {result.backup.timestamp} in {result.backup.folder}, verified; truncated {tables}"]
-    lines += [f"warning: {warning}" for warning in result.warnings]
-    return "\n".join(lines)
+    return "\n".join([result.summary(), *(f"warning: {warning}" for warning in result.warnings)])
 
 
 def run_restore_command(args: argparse.Namespace) -> int:
@@ -390,11 +383,7 @@ def format_prune(result: PruneResult) -> str:
         note = f"; {planned.note}" if planned.note else ""
         lines.append(f"  {planned.action:6} {planned.key:32} {planned.location:36} {human_size(planned.bytes):>9}{why}{note}")
     lines += [f"warning: {skipped}" for skipped in plan.skipped_locations]
-    if result.dry_run:
-        lines.append(f"dry run: would delete {count_of(len(plan.to_delete), 'set')} ({human_size(plan.bytes_to_free)}); "
-                     "run with --apply to delete")
-    else:
-        lines.append(f"deleted {count_of(len(result.deleted), 'set')} ({human_size(result.bytes_freed)} freed)")
+    lines.append(result.summary())
     return "\n".join(lines)
 
 

@@ -105,11 +105,13 @@ def test_truncate_dry_run_counts_and_changes_nothing_then_truncate_backs_up_firs
     before = tables_now(store_db)
     assert cli("truncate") == 0  # a dry run unless --apply
     out = capsys.readouterr().out
-    assert "dry run, rolled back" in out and "would remove langchain_pg_embedding: 300 rows" in out and "--apply" in out
+    assert "dry run:" in out and "would remove langchain_pg_embedding: 300 rows" in out and "rolled back" in out
+    assert "run with --apply to truncate" in out
     assert tables_now(store_db) == before and list(backup_root.iterdir()) == []
 
     assert cli("truncate", "--apply") == 0
-    assert "verified; truncated langchain_pg_embedding: 300 -> 0 rows" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "verified); truncate performed: yes; langchain_pg_embedding: 300 -> 0 rows" in out
     (backup_set,) = scan_root(backup_root)
     assert backup_set.manifest.tables[EMBEDDING_TABLE].rows == 300
     assert execute(store_db, "SELECT count(*) FROM langchain_pg_embedding") == [(0,)]
@@ -143,7 +145,7 @@ def test_prune_shows_the_plan_and_deletes_only_with_apply(cli_env, monkeypatch, 
     monkeypatch.setenv("VECTOR_ASSETS_KEEP_MONTHLY", "0")
     before = folder_snapshot(backup_root)
     assert cli("prune") == 0
-    assert "would delete 2 sets" in capsys.readouterr().out
+    assert "and delete 2 sets" in capsys.readouterr().out
     assert folder_snapshot(backup_root) == before
     assert cli("prune", "--apply") == 0
     assert "deleted 2 sets" in capsys.readouterr().out

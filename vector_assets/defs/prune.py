@@ -12,7 +12,7 @@ from vector_assets.core.errors import ConfigError, PruneError, VectorAssetsError
 from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.sets.roots import Root
-from vector_assets.core.units import count_of, human_size
+from vector_assets.core.units import human_size
 from vector_assets.defs.cron import cron_from
 from vector_assets.defs.discovery import INVENTORY_KEY
 from vector_assets.defs.failures import as_failure
@@ -127,16 +127,7 @@ def update_partitions(instance: dg.DagsterInstance, result: PruneResult) -> list
 
 
 def prune_summary(result: PruneResult) -> str:
-    plan = result.plan
-    if result.dry_run:
-        return (
-            f"dry run ({plan.policy.describe()}): would keep {count_of(len(plan.kept), 'set')} and delete "
-            f"{len(plan.to_delete)} ({human_size(plan.bytes_to_free)}); run with dry_run: false to delete"
-        )
-    return (
-        f"kept {count_of(len(plan.kept), 'set')}, deleted {len(result.deleted)} ({human_size(result.bytes_freed)} freed); "
-        f"policy {plan.policy.describe()}"
-    )
+    return result.summary(how_to_apply="run with dry_run: false")
 
 
 def prune_metadata(result: PruneResult, partitions_removed: list[str]) -> dict:

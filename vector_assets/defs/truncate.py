@@ -12,7 +12,7 @@ from vector_assets.core.ops.truncate import (
     run_guarded_truncate,
 )
 from vector_assets.core.tables import EMBEDDING_TABLE
-from vector_assets.core.units import count_of, human_duration
+from vector_assets.core.units import human_duration
 from vector_assets.defs.backup import registered_set, report_new_set
 from vector_assets.defs.choices import ManagedTable, SetFormatChoice, value_of, values
 from vector_assets.defs.failures import as_failure
@@ -57,10 +57,10 @@ def truncate_after_verified_backup(
         context.log.error(f"backup performed: unknown or no; truncate performed: no. {error}")
         raise as_failure(error, "guarded truncate") from None
     if result.dry_run:
-        context.log.info(dry_run_summary(result))
+        context.log.info(result.summary(how_to_apply=LAUNCHPAD_APPLY))
         return dg.Output(None, metadata={
             "dry_run": True, "rows_to_remove": dg.MetadataValue.json(result.rows_before),
-            "summary": dg.MetadataValue.md(f"**Dry run**, nothing changed: {dry_run_summary(result).removeprefix('dry run: ')}."),
+            "summary": dg.MetadataValue.md(f"**Dry run**, nothing changed: {result.summary(how_to_apply=LAUNCHPAD_APPLY).removeprefix('dry run: ')}."),
         })
     try:
         backup_set = registered_set(backup_root, result.backup)
@@ -80,19 +80,11 @@ def truncate_after_verified_backup(
                 "backup_partition": backup_set.key,
             },
         ))
-    context.log.info(truncate_summary(result, backup_set.key))
+    context.log.info(result.summary(backup_set.key))
     return dg.Output(None, metadata=truncate_metadata(result, backup_set.key))
 
 
-def dry_run_summary(result: TruncateResult) -> str:
-    tables = ", ".join(f"{t}: {count_of(rows, 'row')}" for t, rows in result.rows_before.items())
-    return (f"dry run: backed up both tables into a new set in {result.folder}, verified it, and would remove {tables}; "
-            "rolled back and the set discarded, nothing changed. Write dry_run: false to truncate")
-
-
-def truncate_summary(result: TruncateResult, key: str) -> str:
-    tables = ", ".join(f"{t}: {result.rows_before[t]:,} -> {count_of(result.rows_after[t], 'row')}" for t in result.truncated_tables)
-    return f"backup performed: yes (set {key}); truncate performed: yes; {tables}"
+LAUNCHPAD_APPLY = "write dry_run: false"
 
 
 def truncate_metadata(result: TruncateResult, key: str) -> dict:

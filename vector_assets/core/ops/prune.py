@@ -27,6 +27,7 @@ from vector_assets.core.sets.retention import (
 )
 from vector_assets.core.sets.roots import Root, SetFolder, delete_files, open_root
 from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.units import count_of, human_size
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,15 @@ class PruneResult:
     bytes_freed: int = 0
     removed_keys: tuple[str, ...] = ()
     new_keys: tuple[str, ...] = ()
+
+    def summary(self, how_to_apply: str = "run with --apply") -> str:
+        """One line for the CLI and the run's log: what a dry run would delete, or what went."""
+        plan = self.plan
+        if self.dry_run:
+            return (f"dry run ({plan.policy.describe()}): would keep {count_of(len(plan.kept), 'set')} and delete "
+                    f"{count_of(len(plan.to_delete), 'set')} ({human_size(plan.bytes_to_free)}); {how_to_apply} to delete")
+        return (f"kept {count_of(len(plan.kept), 'set')}, deleted {count_of(len(self.deleted), 'set')} "
+                f"({human_size(self.bytes_freed)} freed); policy {plan.policy.describe()}")
 
 
 def run_prune(request: PruneRequest) -> PruneResult:

@@ -99,6 +99,19 @@ class TruncateResult:
     def truncated_tables(self) -> tuple[str, ...]:
         return tuple(self.rows_after)
 
+    def summary(self, set_key: str | None = None, how_to_apply: str = "run with --apply") -> str:
+        """One line for the CLI and the run's log: what a dry run did and would remove, or what
+        was backed up (``set_key``: its partition key, else its timestamp) and truncated."""
+        if self.dry_run or self.backup is None:
+            tables = ", ".join(f"{t}: {count_of(rows, 'row')}" for t, rows in self.rows_before.items())
+            return (f"dry run: backed up both tables into a new set in {self.folder}, verified it, and would remove "
+                    f"{tables}; rolled back and the set discarded, nothing changed. {how_to_apply} to truncate")
+        tables = ", ".join(
+            f"{t}: {self.rows_before[t]:,} -> {count_of(self.rows_after[t], 'row')}" for t in self.truncated_tables
+        )
+        return (f"backup performed: yes (set {set_key or self.backup.timestamp} in {self.backup.folder}, verified); "
+                f"truncate performed: yes; {tables}")
+
 
 def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
     """Lock, back up both tables, verify the files against the database, truncate, commit."""
