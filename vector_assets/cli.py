@@ -42,7 +42,6 @@ from vector_assets.core.sets.describe import changes_text, kind_text
 from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
-from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.sets.roots import Root, open_root
 from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
 from vector_assets.core.units import count_of, human_size, megabytes_per_second
@@ -365,11 +364,11 @@ def format_drill(result: DrillResult) -> str:
 
 def run_prune_command(args: argparse.Namespace) -> int:
     if args.offsite:
-        root, policy = offsite_root(), RetentionPolicy.from_env(offsite=True)
+        root, policy = offsite_root(), settings.retention_policy(offsite=True)
         if root is None:
             raise ConfigError(f"--offsite, but {settings.OFFSITE_ROOT.name} is not set")
     else:
-        root, policy = backup_root(), RetentionPolicy.from_env()
+        root, policy = backup_root(), settings.retention_policy()
     result = run_prune(PruneRequest(root=root, policy=policy, dry_run=not args.apply))
     print(format_prune(result))
     return EXIT_OK

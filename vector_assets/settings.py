@@ -10,39 +10,20 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from vector_assets.core.environment import Setting
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.pg.index_builds import IndexBuildSettings
 from vector_assets.core.rto import RtoTarget, parse_rto_targets
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: str
-    meaning: str
-    deprecated_alias: str | None = None
-
-    def get(self, environ: Mapping[str, str] | None = None) -> str:
-        """The value, else the deprecated alias's value, else the default; empty counts as unset."""
-        env = os.environ if environ is None else environ
-        value = (env.get(self.name) or "").strip()
-        if not value and self.deprecated_alias:
-            value = (env.get(self.deprecated_alias) or "").strip()
-        return value or self.default
-
-    def count(self, environ: Mapping[str, str] | None = None) -> int:
-        """A whole number >= 0, or a ConfigError that names the variable."""
-        raw = self.get(environ)
-        if not raw.isascii() or not raw.isdigit():
-            raise ConfigError(f"environment variable {self.name} must be a whole number >= 0, got {raw!r}")
-        return int(raw)
-
-    def seconds(self, environ: Mapping[str, str] | None = None) -> float:
-        """A duration above 0 such as ``5``, ``0.5s``, ``30m``, ``26h`` or ``2d``, or a ConfigError
-        that names the variable."""
-        return parse_duration(self.get(environ), self.name)
+from vector_assets.core.sets.object_store import (  # declared by the driver: the variables obstore reads
+    AWS_ENDPOINT,
+    AWS_ENDPOINT_URL,
+    AWS_ENDPOINT_URL_S3,
+    AZURE_ENDPOINT,
+    AZURE_STORAGE_ENDPOINT,
+    GOOGLE_BASE_URL,
+)
+from vector_assets.core.sets.retention import RetentionPolicy
 
 
 PG_DSN = Setting("VECTOR_ASSETS_PG_DSN", "", "the pgvector database (libpq URL or key=value)")
@@ -52,26 +33,6 @@ ROOT = Setting(
 )
 OFFSITE_ROOT = Setting(
     "VECTOR_ASSETS_OFFSITE_ROOT", "", "a second root that replicate_vector_backups copies every complete set to",
-)
-# Read by obstore itself, with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION; named here
-# because a plain http:// endpoint (MinIO, a local test server) has to be allowed explicitly.
-AWS_ENDPOINT_URL = Setting("AWS_ENDPOINT_URL", "", "the S3-compatible endpoint (MinIO, R2, Ceph); empty: AWS")
-# The other endpoint variables obstore reads, per kind of root, in the order it prefers them.
-# Errors name the one that is set, and an http:// endpoint in any of them is allowed.
-AWS_ENDPOINT_URL_S3 = Setting("AWS_ENDPOINT_URL_S3", "", "an S3 endpoint that takes precedence over AWS_ENDPOINT_URL")
-AWS_ENDPOINT = Setting("AWS_ENDPOINT", "", "an older name of AWS_ENDPOINT_URL")
-AZURE_STORAGE_ENDPOINT = Setting("AZURE_STORAGE_ENDPOINT", "", "an az:// root's Blob endpoint (Azurite); empty: Azure")
-AZURE_ENDPOINT = Setting("AZURE_ENDPOINT", "", "another name of AZURE_STORAGE_ENDPOINT")
-GOOGLE_BASE_URL = Setting("GOOGLE_BASE_URL", "", "a gs:// root's endpoint (fake-gcs-server); empty: Google")
-S3_ENDPOINTS = (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS_ENDPOINT)
-AZURE_ENDPOINTS = (AZURE_STORAGE_ENDPOINT, AZURE_ENDPOINT)
-GCS_ENDPOINTS = (GOOGLE_BASE_URL,)
-# Secrets obstore reads from the environment: never in a message (object_store.py cuts them out).
-OBJECT_STORE_SECRET_VARIABLES = (
-    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_TOKEN", "AWS_SSE_CUSTOMER_KEY_BASE64",
-    "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_MASTER_KEY", "AZURE_STORAGE_SAS_KEY",
-    "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CLIENT_SECRET", "AZURE_CLIENT_SECRET", "AZURE_STORAGE_TOKEN",
-    "AZURE_ENCRYPTION_KEY", "AZURE_FABRIC_SESSION_TOKEN", "GOOGLE_SERVICE_ACCOUNT_KEY", "GOOGLE_BEARER_TOKEN",
 )
 DAGSTER_PG_URL = Setting("DAGSTER_PG_URL", "", "Dagster's own storage, as postgresql+psycopg2://…")
 BACKUP_CRON = Setting("VECTOR_ASSETS_BACKUP_CRON", "0 2 * * *", "when vector_backup_schedule backs up")
@@ -142,16 +103,10 @@ ALL_SETTINGS = (
     REPLICATE_CRON, KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, OFFSITE_KEEP_DAILY, OFFSITE_KEEP_WEEKLY,
     OFFSITE_KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, FORMAT, PART_SIZE_MB, PARALLEL_PARTS,
     PROGRESS_INTERVAL, ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL, RTO_TARGETS,
-    INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS, KEEP_TRUNCATED_DAYS,
+    INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS, KEEP_TRUNCATED_DAYS, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT,
+    AZURE_STORAGE_ENDPOINT, AZURE_ENDPOINT, GOOGLE_BASE_URL,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
-
-
-def object_store_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The values of those secrets that are set, longest first."""
-    env = os.environ if environ is None else environ
-    values = {(env.get(name) or "").strip() for name in OBJECT_STORE_SECRET_VARIABLES}
-    return sorted((value for value in values if len(value) >= 4), key=len, reverse=True)
 
 
 def sensor_interval_seconds(setting: Setting = SENSOR_INTERVAL) -> int:
@@ -177,19 +132,6 @@ def index_build_settings() -> IndexBuildSettings:
 
 def rto_targets() -> tuple[RtoTarget, ...]:
     return parse_rto_targets(RTO_TARGETS.get(), RTO_TARGETS.name)
-
-
-DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
-SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str, variable: str) -> float:
-    match = DURATION.fullmatch(text.strip().lower())
-    if match is None or float(match.group(1)) <= 0:
-        raise ConfigError(
-            f"environment variable {variable} must be a duration above 0 such as 90, 30m, 26h or 2d, got {text!r}"
-        )
-    return float(match.group(1)) * SECONDS_PER_UNIT[match.group(2)]
 
 
 ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -248,3 +190,11 @@ def part_policy(environ: Mapping[str, str] | None = None):
     if size_mb < 1 or parallel < 1:
         raise ConfigError(f"{PART_SIZE_MB.name} and {PARALLEL_PARTS.name} must be at least 1")
     return PartPolicy(part_bytes=size_mb * 1_000_000, max_parts=parallel)
+
+
+def retention_policy(environ: Mapping[str, str] | None = None, offsite: bool = False) -> RetentionPolicy:
+    """The retention counts from the environment; unset or empty means the default. The offsite
+    root has its own counts, usually longer than the local ones."""
+    daily, weekly, monthly = (setting.count(environ) for setting in (OFFSITE_KEEP_COUNTS if offsite else KEEP_COUNTS))
+    days = KEEP_TRUNCATED_DAYS.count(environ) if KEEP_TRUNCATED_DAYS.get(environ) else None
+    return RetentionPolicy(keep_daily=daily, keep_weekly=weekly, keep_monthly=monthly, keep_truncated_days=days)

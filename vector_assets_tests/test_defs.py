@@ -148,13 +148,25 @@ def test_the_cli_and_the_core_import_no_dagster():
     assert result.stdout.strip() == "[]"
 
 
-def test_only_settings_reads_the_environment():
-    readers = [
+def test_only_the_settings_layer_reads_the_environment():
+    """settings.py, and the Setting type it declares every variable with (an object-store
+    driver declares the variables its client library reads with it too); no other module."""
+    readers = sorted(
         path.relative_to(REPO).as_posix()
         for path in (REPO / "vector_assets").rglob("*.py")
         if re.search(r"os\.environ|os\.getenv", path.read_text()) and "/dev/" not in path.as_posix()
+    )
+    assert readers == ["vector_assets/core/environment.py", "vector_assets/settings.py"]
+
+
+def test_the_core_never_imports_settings():
+    importers = [
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "vector_assets" / "core").rglob("*.py")
+        if re.search(r"^from vector_assets import settings|^import vector_assets\.settings|^from vector_assets\.settings",
+                     path.read_text(), re.MULTILINE)
     ]
-    assert readers == ["vector_assets/settings.py"]
+    assert importers == []
 
 
 def test_alert_and_freshness_sensors_are_on_by_default():

@@ -9,6 +9,7 @@ from unittest import mock
 import dagster as dg
 import pytest
 
+from vector_assets import settings
 from vector_assets.core.errors import ConfigError, PathOutsideRootError, PruneError
 from vector_assets.core.ops.prune import PruneRequest, delete_set, run_prune
 from vector_assets.core.ops.verify import verify_set
@@ -241,7 +242,7 @@ def test_unfinished_restore_and_drill_runs_protect_their_sets_finished_runs_do_n
 )
 def test_a_bad_retention_setting_is_refused_by_name_and_nothing_is_deleted(instance, backup_root, monkeypatch, name, value):
     with pytest.raises(ConfigError, match=name):
-        RetentionPolicy.from_env({name: value})
+        settings.retention_policy({name: value})
     for ts in daily_timestamps(date(2025, 1, 1), 3):
         write_tiny_set(backup_root / "vector_bak", ts)
     instance.add_dynamic_partitions(PARTITIONS, [s.key for s in scan_root(backup_root)])
@@ -255,8 +256,8 @@ def test_a_bad_retention_setting_is_refused_by_name_and_nothing_is_deleted(insta
 
 
 def test_policy_counts_default_to_seed_003_and_must_be_whole_numbers():
-    assert RetentionPolicy.from_env({}) == RetentionPolicy(keep_daily=7, keep_weekly=4, keep_monthly=12)
-    assert RetentionPolicy.from_env({"VECTOR_ASSETS_KEEP_WEEKLY": " 0 "}).keep_weekly == 0
+    assert settings.retention_policy({}) == RetentionPolicy(keep_daily=7, keep_weekly=4, keep_monthly=12)
+    assert settings.retention_policy({"VECTOR_ASSETS_KEEP_WEEKLY": " 0 "}).keep_weekly == 0
     with pytest.raises(ConfigError, match="keep_daily"):
         RetentionPolicy(keep_daily=-3)
 

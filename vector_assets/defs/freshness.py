@@ -38,7 +38,7 @@ def max_age_for_display() -> float:
     try:
         return settings.BACKUP_MAX_AGE.seconds()
     except ConfigError:
-        return settings.parse_duration(settings.BACKUP_MAX_AGE.default, settings.BACKUP_MAX_AGE.name)
+        return settings.BACKUP_MAX_AGE.seconds({})  # its default
 
 
 def set_time(key: str) -> float:

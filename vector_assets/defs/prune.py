@@ -84,11 +84,11 @@ def prune_backup_sets(context: dg.OpExecutionContext, config: PruneConfig, backu
 
 def pruned_root(config: PruneConfig, backup_root: BackupRootResource) -> tuple[Root, RetentionPolicy]:
     if not config.offsite:
-        return backup_root.open(), RetentionPolicy.from_env()
+        return backup_root.open(), settings.retention_policy()
     offsite = backup_root.open_offsite()
     if offsite is None:
         raise ConfigError(f"offsite: true, but {settings.OFFSITE_ROOT.name} is not set")
-    return offsite, RetentionPolicy.from_env(offsite=True)
+    return offsite, settings.retention_policy(offsite=True)
 
 
 def mentions_in_unfinished_runs(instance: dg.DagsterInstance) -> frozenset[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import obstore
 from obstore.store import from_url
 
-from vector_assets import settings
+from vector_assets.core.environment import Setting, values_of
 from vector_assets.core.errors import (
     ObjectMissingError,
     ObjectStoreAccessError,
@@ -72,12 +72,40 @@ URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
 CAUSE_MAX_CHARS = 300
 
 
+# Read by obstore itself, with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION; named here
+# because a plain http:// endpoint (MinIO, a local test server) has to be allowed explicitly.
+AWS_ENDPOINT_URL = Setting("AWS_ENDPOINT_URL", "", "the S3-compatible endpoint (MinIO, R2, Ceph); empty: AWS")
+# The other endpoint variables obstore reads, per kind of root, in the order it prefers them.
+# Errors name the one that is set, and an http:// endpoint in any of them is allowed.
+AWS_ENDPOINT_URL_S3 = Setting("AWS_ENDPOINT_URL_S3", "", "an S3 endpoint that takes precedence over AWS_ENDPOINT_URL")
+AWS_ENDPOINT = Setting("AWS_ENDPOINT", "", "an older name of AWS_ENDPOINT_URL")
+AZURE_STORAGE_ENDPOINT = Setting("AZURE_STORAGE_ENDPOINT", "", "an az:// root's Blob endpoint (Azurite); empty: Azure")
+AZURE_ENDPOINT = Setting("AZURE_ENDPOINT", "", "another name of AZURE_STORAGE_ENDPOINT")
+GOOGLE_BASE_URL = Setting("GOOGLE_BASE_URL", "", "a gs:// root's endpoint (fake-gcs-server); empty: Google")
+S3_ENDPOINTS = (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS_ENDPOINT)
+AZURE_ENDPOINTS = (AZURE_STORAGE_ENDPOINT, AZURE_ENDPOINT)
+GCS_ENDPOINTS = (GOOGLE_BASE_URL,)
+# Secrets obstore reads from the environment: never in a message (object_store.py cuts them out).
+OBJECT_STORE_SECRET_VARIABLES = (
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_TOKEN", "AWS_SSE_CUSTOMER_KEY_BASE64",
+    "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_MASTER_KEY", "AZURE_STORAGE_SAS_KEY",
+    "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CLIENT_SECRET", "AZURE_CLIENT_SECRET", "AZURE_STORAGE_TOKEN",
+    "AZURE_ENCRYPTION_KEY", "AZURE_FABRIC_SESSION_TOKEN", "GOOGLE_SERVICE_ACCOUNT_KEY", "GOOGLE_BEARER_TOKEN",
+)
+
+
+def object_store_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The values of those secrets that are set, longest first."""
+    values = set(values_of(OBJECT_STORE_SECRET_VARIABLES, environ))
+    return sorted((value for value in values if len(value) >= 4), key=len, reverse=True)
+
+
 @dataclass(frozen=True)
 class Provider:
     """What an error names for a kind of root: the provider's own endpoint and credential variables."""
 
     name: str
-    endpoints: tuple[settings.Setting, ...]  # in the order obstore prefers them
+    endpoints: tuple[Setting, ...]  # in the order obstore prefers them
     credentials: str
 
     def endpoint(self) -> tuple[str, str] | None:
@@ -98,12 +126,12 @@ class Provider:
         return f"endpoint {without_userinfo(value)} from {name}"
 
 
-S3 = Provider("S3", settings.S3_ENDPOINTS, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's permissions")
+S3 = Provider("S3", S3_ENDPOINTS, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's permissions")
 AZURE = Provider(
-    "Azure", settings.AZURE_ENDPOINTS,
+    "Azure", AZURE_ENDPOINTS,
     "AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_TOKEN) and the container's permissions",
 )
-GCS = Provider("GCS", settings.GCS_ENDPOINTS, "GOOGLE_SERVICE_ACCOUNT (or GOOGLE_APPLICATION_CREDENTIALS) and the bucket's permissions")
+GCS = Provider("GCS", GCS_ENDPOINTS, "GOOGLE_SERVICE_ACCOUNT (or GOOGLE_APPLICATION_CREDENTIALS) and the bucket's permissions")
 PROVIDERS = {"s3": S3, "s3a": S3, "az": AZURE, "abfs": AZURE, "abfss": AZURE, "gs": GCS}
 
 
@@ -166,7 +194,7 @@ def error_cause(text: str) -> str:
     if retries:
         cause += f", after {retries.group(1)} retries"
     cause = without_userinfo(URL_QUERY.sub(r"\1", " ".join(cause.split())))
-    for secret in settings.object_store_secrets():
+    for secret in object_store_secrets():
         cause = cause.replace(secret, "***")
     return cause if len(cause) <= CAUSE_MAX_CHARS else cause[: CAUSE_MAX_CHARS - 1] + "…"
 

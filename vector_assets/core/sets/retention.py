@@ -23,7 +23,6 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from vector_assets import settings
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.manifest import PRE_RESTORE, PRE_TRUNCATE
@@ -64,16 +63,6 @@ class RetentionPolicy:
         days = self.keep_truncated_days
         if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 0):
             raise ConfigError(f"retention keep_truncated_days must be a whole number >= 0 or unset, got {days!r}")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, offsite: bool = False) -> RetentionPolicy:
-        """Read the counts from the environment (``settings``); unset or empty means the default.
-        The offsite root has its own counts, usually longer than the local ones."""
-        counts = settings.OFFSITE_KEEP_COUNTS if offsite else settings.KEEP_COUNTS
-        daily, weekly, monthly = (setting.count(environ) for setting in counts)
-        truncated = settings.KEEP_TRUNCATED_DAYS
-        days = truncated.count(environ) if truncated.get(environ) else None
-        return cls(keep_daily=daily, keep_weekly=weekly, keep_monthly=monthly, keep_truncated_days=days)
 
     def describe(self) -> str:
         truncated = "forever" if self.keep_truncated_days is None else f"{self.keep_truncated_days} days"
