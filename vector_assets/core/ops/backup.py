@@ -79,6 +79,7 @@ from vector_assets.core.sets.naming import (
 from vector_assets.core.sets.roots import (
     Root,
     SetFolder,
+    discard_set,
     files_visible_when_written,
     open_root,
     remove_quietly,
@@ -148,6 +149,12 @@ class BackupResult:
     @property
     def total_bytes(self) -> int:
         return sum(entry.bytes for entry in self.manifest.tables.values())
+
+    def discard(self, log_before: bytes | None) -> None:
+        """Remove this set, written moments ago and not needed after all (a rolled-back restore's
+        safety set, a dry run's), and put the log back as it was (``None``: it did not exist)."""
+        data_files = tuple(piece.file for entry in self.manifest.tables.values() for piece in entry.pieces)
+        discard_set(self.folder, self.timestamp, log_before, data_files)
 
     @property
     def megabytes_per_second(self) -> float:

@@ -45,7 +45,7 @@ from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log
 from vector_assets.core.sets.formats import CSV, count_rows_in_stream, set_format
 from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
-from vector_assets.core.sets.roots import Root, SetFolder, discard_set, open_root, writing_to
+from vector_assets.core.sets.roots import Root, SetFolder, open_root, writing_to
 from vector_assets.core.sets.writer import free_timestamp
 from vector_assets.core.tables import (
     EMBEDDING_TABLE,
@@ -173,13 +173,11 @@ def _rehearse(request: TruncateRequest, folder: SetFolder, location: Location, s
     try:
         with database_errors(conn, "during the truncate"), conn.cursor() as cursor:
             rows_before, rows_after = _lock_back_up_verify_truncate(conn, cursor, request, folder, location, written)
-        conn.rollback()
     finally:
-        rollback_quietly(conn)
+        rollback_quietly(conn)  # the commit is what a dry run leaves out
         conn.close()
         for backup in written:
-            data_files = tuple(piece.file for entry in backup.manifest.tables.values() for piece in entry.pieces)
-            discard_set(folder, backup.timestamp, log_before, data_files)
+            backup.discard(log_before)
     return TruncateResult(
         None, {t: rows_before[t] for t in request.tables}, rows_after, time.monotonic() - started,
         dry_run=True, folder=folder,

@@ -114,14 +114,13 @@ class DecodingReader(io.RawIOBase):
     """What COPY FROM reads: the file's bytes, decompressed if the format says so.
 
     A compressed file cut short ends in the middle of a frame; that is an error here, never a
-    quiet end of data. COPY FROM turns an error raised by ``read`` into a cancelled COPY, so
-    the error is also kept in ``failure`` for the caller to raise instead.
+    quiet end of data. ``copy_in`` raises that error as it is (psycopg2 alone would turn it into
+    a cancelled COPY).
     """
 
     def __init__(self, fmt: SetFormat, raw: BinaryIO, name: str) -> None:
         self._raw = raw
         self._name = name
-        self.failure: BackupFileError | None = None
         self._decompressor = zstandard.ZstdDecompressor().decompressobj() if fmt.codec else None
         self._buffer = b""
 
@@ -150,15 +149,11 @@ class DecodingReader(io.RawIOBase):
         try:
             return self._decompressor.decompress(compressed)
         except zstandard.ZstdError as error:
-            raise self._failed(f"{self._name} is not valid zstd data: {error}") from None
+            raise BackupFileError(f"{self._name} is not valid zstd data: {error}") from None
 
     def _require_complete_frame(self) -> None:
         if not self._decompressor.eof:
-            raise self._failed(f"{self._name} ends in the middle of its zstd frame: the file is cut short")
-
-    def _failed(self, message: str) -> BackupFileError:
-        self.failure = BackupFileError(message)
-        return self.failure
+            raise BackupFileError(f"{self._name} ends in the middle of its zstd frame: the file is cut short")
 
 
 def read_header(stream: BinaryIO) -> list[str]:

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.catalog import is_safety_set as is_safety_manifest  # by manifest; here by set
 from vector_assets.core.sets.manifest import PRE_RESTORE, PRE_TRUNCATE
 from vector_assets.core.sets.naming import Location, timestamp_time
 
@@ -224,7 +225,7 @@ def ancestors_in(backup_set: BackupSet, by_timestamp: Mapping[str, BackupSet]) -
 
 def is_safety_set(backup_set: BackupSet) -> bool:
     """A set a restore or a truncate wrote; it never takes a daily, weekly or monthly place."""
-    return is_restore_safety_set(backup_set) or holds_truncated_rows(backup_set)
+    return is_safety_manifest(backup_set.manifest)
 
 
 def is_restore_safety_set(backup_set: BackupSet) -> bool:

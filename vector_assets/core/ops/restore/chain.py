@@ -83,15 +83,12 @@ def apply_increment(
 
 def _load_deleted_keys(cursor: psycopg2.extensions.cursor, increment: PlannedIncrement, keys: sql.Identifier) -> None:
     name = increment.deleted.file
-    decoded = None
     try:
         with increment.folder.open_reader(name) as handle:
             reader = HashingReader(handle)
             decoded = DecodingReader(CSV_ZST, reader, name)
             rows = copy_in(cursor, keys, ["key"], decoded, options=TEXT_COPY_OPTIONS)
-    except psycopg2.Error as error:
-        if decoded is not None and decoded.failure is not None:
-            raise decoded.failure from None
+    except psycopg2.Error as error:  # a damaged file's own error is raised by copy_in, not caught here
         if isinstance(error, psycopg2.OperationalError):
             raise
         raise BackupFileError(f"{name} is not a deleted keys file: {str(error).strip()}") from None

@@ -165,9 +165,7 @@ def _copy_one_file(
             source, meter = reader_for(progress, reader, CopyEstimate("restore", plan.table, file.rows, file.bytes))
             decoded = DecodingReader(file.format, source, name)
             rows = copy_in(cursor, table, plan.header, decoded, freeze=freeze, options=file.format.copy_options)
-    except psycopg2.Error as error:
-        if decoded.failure is not None:
-            raise decoded.failure from None
+    except psycopg2.Error as error:  # a damaged file's own error is raised by copy_in, not caught here
         if connection_lost(cursor.connection):
             raise  # the connection died: the caller's database_errors says so, retryable
         raise _load_error(name, plan.table, error) from None

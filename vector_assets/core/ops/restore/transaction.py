@@ -20,7 +20,7 @@ from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.formats import CSV
 from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.naming import LOG_FILE_NAME
-from vector_assets.core.sets.roots import discard_set, writing_to
+from vector_assets.core.sets.roots import writing_to
 from vector_assets.core.sets.writer import free_timestamp
 
 
@@ -58,8 +58,7 @@ def restore_transaction(
 def _discard_safety_set(safety_set: BackupResult, log_before: bytes | None) -> None:
     """Best effort: a safety set of a restore that rolled back only duplicates the target."""
     try:
-        data_files = tuple(piece.file for entry in safety_set.manifest.tables.values() for piece in entry.pieces)
-        discard_set(safety_set.folder, safety_set.timestamp, log_before, data_files)
+        safety_set.discard(log_before)
     except (VectorAssetsError, OSError):
         pass
 
