@@ -105,7 +105,7 @@ class TruncateResult:
         if self.dry_run or self.backup is None:
             tables = ", ".join(f"{t}: {count_of(rows, 'row')}" for t, rows in self.rows_before.items())
             return (f"dry run: backed up both tables into a new set in {self.folder}, verified it, and would remove "
-                    f"{tables}; rolled back and the set discarded, nothing changed. {how_to_apply} to truncate")
+                    f"{tables}; rolled back and the set discarded, nothing changed; {how_to_apply} to truncate")
         tables = ", ".join(
             f"{t}: {self.rows_before[t]:,} -> {count_of(self.rows_after[t], 'row')}" for t in self.truncated_tables
         )
