@@ -25,7 +25,7 @@ from benchmarks.common import REPEATS, fresh_folder, log, megabytes, verdict
 from vector_assets.core.ops.backup import BackupRequest, BackupResult, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.manifest import INCREMENTAL
-from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 
 INCREMENT_DATABASE = "bench_increments"
 RESTORE_DATABASE = "bench_increments_restore"
@@ -149,7 +149,7 @@ def _change_rows(dsn: str, changed: int, step: int) -> None:
 
 def _table_digest(dsn: str) -> list:
     statements = [f"SELECT count(*), md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))) FROM {table} t"
-                  for table in MANAGED_TABLES]
+                  for table in (COLLECTION_TABLE, EMBEDDING_TABLE)]
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cursor:

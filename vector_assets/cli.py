@@ -43,7 +43,6 @@ from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
 from vector_assets.core.sets.roots import Root, open_root
-from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
 from vector_assets.core.units import count_of, human_size, megabytes_per_second
 
 EXIT_OK = 0
@@ -96,7 +95,8 @@ def parser() -> argparse.ArgumentParser:
 def _add_backup(commands: argparse._SubParsersAction) -> None:
     backup = commands.add_parser("backup", help="back up the tables into a new timestamped set")
     backup.add_argument("--task-id", default=None, help="write into <root>/<task_id>/vector_bak (task_… or manual_…)")
-    backup.add_argument("--tables", nargs="+", default=list(MANAGED_TABLES), choices=MANAGED_TABLES, metavar="TABLE",
+    tables = settings.default_store().table_names
+    backup.add_argument("--tables", nargs="+", default=list(tables), choices=tables, metavar="TABLE",
                         help="tables to back up (default: both)")
     backup.add_argument("--format", default=None, choices=list(FORMATS),
                         help="data file format (default: VECTOR_ASSETS_FORMAT, else csv)")
@@ -113,8 +113,10 @@ def _add_truncate(commands: argparse._SubParsersAction) -> None:
         "the locked tables, truncate, commit. If any step fails nothing is truncated. Without --apply it is a dry "
         "run: every step, then a rollback, and the set it wrote is discarded.",
     )
-    truncate.add_argument("--tables", nargs="+", default=[EMBEDDING_TABLE], choices=MANAGED_TABLES, metavar="TABLE",
-                          help=f"tables to empty (default: {EMBEDDING_TABLE}; the collection table needs both)")
+    store = settings.default_store()
+    truncate.add_argument("--tables", nargs="+", default=list(store.vector_tables), choices=store.table_names,
+                          metavar="TABLE",
+                          help=f"tables to empty (default: {', '.join(store.vector_tables)}; the collection table needs both)")
     truncate.add_argument("--task-id", default=None, help="write the safety set into <root>/<task_id>/vector_bak")
     _add_apply(truncate, "truncate")
     truncate.add_argument("--format", default=None, choices=list(FORMATS),
@@ -132,7 +134,8 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("set", metavar="TIMESTAMP|latest", help="the set's timestamp or partition key, or 'latest' (the newest backup; safety sets only when there is nothing else)")
     restore.add_argument("--backup-path", default=None,
                          help="the set's folder relative to the root (task_…/vector_bak), when the timestamp is in several")
-    restore.add_argument("--tables", nargs="+", default=list(MANAGED_TABLES), choices=MANAGED_TABLES, metavar="TABLE",
+    tables = settings.default_store().table_names
+    restore.add_argument("--tables", nargs="+", default=list(tables), choices=tables, metavar="TABLE",
                          help="tables to restore (default: both)")
     mode = restore.add_mutually_exclusive_group()
     mode.add_argument("--replace", dest="replace", action="store_true", default=True,
@@ -251,7 +254,7 @@ def run_backup_command(args: argparse.Namespace) -> int:
         result = run_backup(BackupRequest(
             dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
             format=args.format or settings.backup_format(), parts=settings.part_policy(), progress=progress,
-            kind=INCREMENTAL if args.incremental else FULL,
+            kind=INCREMENTAL if args.incremental else FULL, store=settings.default_store(),
         ))
     manifest = result.manifest
     if manifest.fallback:
@@ -272,6 +275,7 @@ def run_truncate_command(args: argparse.Namespace) -> int:
         result = run_guarded_truncate(TruncateRequest(
             dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
             dry_run=args.dry_run, progress=progress, format=args.format or settings.backup_format(),
+            store=settings.default_store(),
         ))
     print(format_truncate(result))
     return EXIT_OK
@@ -292,7 +296,7 @@ def run_restore_command(args: argparse.Namespace) -> int:
             truncate_before_restore=args.replace, dry_run=args.dry_run, on_conflict=args.on_conflict,
             configured_root=settings.ROOT.get(), safety_backup=args.safety_backup, offsite_root=offsite_root(),
             progress=progress, index_builds=settings.index_build_settings(), collection=args.collection,
-            rename_collection_to=args.rename_to,
+            rename_collection_to=args.rename_to, store=settings.default_store(),
         ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)
@@ -343,7 +347,7 @@ def run_drill_command(args: argparse.Namespace) -> int:
         result = run_drill(DrillRequest(
             dsn=settings.PG_DSN.get(), root=backup_root(), key=args.key, configured_root=settings.ROOT.get(),
             offsite_root=offsite_root(), progress=progress, rto_targets=settings.rto_targets(),
-            index_builds=settings.index_build_settings(),
+            index_builds=settings.index_build_settings(), store=settings.default_store(),
         ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)

@@ -1,12 +1,15 @@
-"""The code location: ``defs`` loads everything declared in the ``defs/`` folder.
+"""The code location: ``defs`` builds the definitions of its stores when Dagster loads it.
 
-workspace.yaml and ``[tool.dg]`` in pyproject.toml both point here; nothing is listed by hand.
+workspace.yaml and ``[tool.dg]`` in pyproject.toml both point here. Today the one store is the
+environment's (``settings.default_store()``).
 """
 
 import warnings
-from pathlib import Path
 
 import dagster as dg
+
+from vector_assets import settings
+from vector_assets.defs.stores import code_location_definitions
 
 # Dagster copies a sensor that targets jobs with owners=[] of its own making, and that copy warns
 # that `owners` is a beta parameter: on every `dagster job launch`, in every process that loads
@@ -16,4 +19,4 @@ warnings.filterwarnings("ignore", message="Parameter `owners` of initializer `Se
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    return code_location_definitions([settings.default_store()])

@@ -24,6 +24,7 @@ from vector_assets.core.sets.object_store import (  # declared by the driver: th
     GOOGLE_BASE_URL,
 )
 from vector_assets.core.sets.retention import RetentionPolicy
+from vector_assets.core.stores import Store, langchain_store
 
 
 PG_DSN = Setting("VECTOR_ASSETS_PG_DSN", "", "the pgvector database (libpq URL or key=value)")
@@ -109,8 +110,18 @@ ALL_SETTINGS = (
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
 
-def sensor_interval_seconds(setting: Setting = SENSOR_INTERVAL) -> int:
-    value = setting.get()
+def default_store() -> Store:
+    """The store of the environment alone: LangChain's tables in the database of VECTOR_ASSETS_PG_DSN."""
+    return langchain_store(dsn_variable=PG_DSN.name)
+
+
+def store_dsn(store: Store) -> str:
+    purpose = "the pgvector database" if store.is_default else f"the database of store {store.name}"
+    return dsn_from_variable(store.dsn_variable, purpose, store.environment())
+
+
+def sensor_interval_seconds(setting: Setting = SENSOR_INTERVAL, environ: Mapping[str, str] | None = None) -> int:
+    value = setting.get(environ)
     return int(value) if value.isdigit() and int(value) > 0 else int(setting.default)
 
 
@@ -125,26 +136,26 @@ def parse_size(text: str, variable: str) -> int:
     return round(float(match.group(1)) * BYTES_PER_UNIT[match.group(2)])
 
 
-def index_build_settings() -> IndexBuildSettings:
-    workers = INDEX_BUILD_WORKERS.count() if INDEX_BUILD_WORKERS.get() else None
-    return IndexBuildSettings(parse_size(INDEX_BUILD_MEMORY.get(), INDEX_BUILD_MEMORY.name), workers)
+def index_build_settings(environ: Mapping[str, str] | None = None) -> IndexBuildSettings:
+    workers = INDEX_BUILD_WORKERS.count(environ) if INDEX_BUILD_WORKERS.get(environ) else None
+    return IndexBuildSettings(parse_size(INDEX_BUILD_MEMORY.get(environ), INDEX_BUILD_MEMORY.name), workers)
 
 
-def rto_targets() -> tuple[RtoTarget, ...]:
-    return parse_rto_targets(RTO_TARGETS.get(), RTO_TARGETS.name)
+def rto_targets(environ: Mapping[str, str] | None = None) -> tuple[RtoTarget, ...]:
+    return parse_rto_targets(RTO_TARGETS.get(environ), RTO_TARGETS.name)
 
 
 ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def dsn_from_variable(name: str, purpose: str) -> str:
+def dsn_from_variable(name: str, purpose: str, environ: Mapping[str, str] | None = None) -> str:
     """The DSN held by the environment variable ``name``. Only a variable's NAME is ever
     accepted: a DSN typed where a name belongs would end up in run config or shell history."""
     if not ENV_VAR_NAME.fullmatch(name):
         raise ConfigError(
             f"{purpose} must be the NAME of an environment variable, not a DSN: Dagster keeps run config in plain text"
         )
-    value = os.environ.get(name, "")
+    value = (os.environ if environ is None else environ).get(name, "")
     if not value:
         raise ConfigError(f"environment variable {name} ({purpose}) is not set")
     return value
@@ -162,14 +173,15 @@ def restore_target_names(environ: Mapping[str, str] | None = None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def restore_target_dsn(name: str) -> str:
+def restore_target_dsn(name: str, environ: Mapping[str, str] | None = None) -> str:
     """The DSN of a declared target; 'default' is the caller's business (the resource's DSN)."""
     if not ENV_VAR_NAME.fullmatch(name):
         return dsn_from_variable(name, "the restore target")  # refuses it without echoing it
-    if name not in restore_target_names():
-        declared = ", ".join([DEFAULT_TARGET, *restore_target_names()])
-        raise ConfigError(f"restore target {name!r} is not declared in {RESTORE_TARGETS.name}; declared: {declared}")
-    return dsn_from_variable(name, f"restore target {name}")
+    declared = restore_target_names(environ)
+    if name not in declared:
+        listed = ", ".join([DEFAULT_TARGET, *declared])
+        raise ConfigError(f"restore target {name!r} is not declared in {RESTORE_TARGETS.name}; declared: {listed}")
+    return dsn_from_variable(name, f"restore target {name}", environ)
 
 
 def backup_format(environ: Mapping[str, str] | None = None) -> str:

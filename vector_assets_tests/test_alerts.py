@@ -11,7 +11,6 @@ from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.naming import csv_file_name, new_timestamp
 from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets.defs.alerts import vector_alert_sensor
-from vector_assets.defs.freshness import vector_freshness_sensor
 from vector_assets.dev.demo import write_legacy_set
 from vector_assets_tests.support.dagster import Ticker, definitions, run_job
 from vector_assets_tests.support.webhook import webhook_receiver
@@ -143,7 +142,7 @@ def test_a_failed_drill_posts_one_message_for_its_check_and_one_for_its_run(
 
 def freshness_sensor_tick(instance: dg.DagsterInstance) -> dg.SensorResult:
     """One vector_freshness_sensor tick, its evaluations recorded as the daemon records them."""
-    result = vector_freshness_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=definitions()))
+    result = definitions().resolve_sensor_def("vector_freshness_sensor").evaluate_tick(dg.build_sensor_context(instance=instance, definitions=definitions()))
     for event in result.asset_events:
         instance.report_runless_asset_event(event)
     return result

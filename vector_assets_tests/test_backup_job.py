@@ -7,8 +7,7 @@ import psycopg2
 import pytest
 
 from vector_assets.core.sets.catalog import scan_root
-from vector_assets.defs.backup import backup_asset_key
-from vector_assets_tests.support.dagster import definitions
+from vector_assets_tests.support.dagster import backup_asset_key, definitions
 from vector_assets_tests.support.database import execute
 from vector_assets_tests.support.files import folder_snapshot, write_tiny_legacy_set
 

@@ -11,7 +11,7 @@ from vector_assets.core.hashing import sha256_of_file
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.csv_files import header_of
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets_tests.support.database import (
     execute,
     fill_store,
@@ -26,7 +26,7 @@ def load_set_into_schema(dsn: str, result, schema: str) -> None:
     try:
         with conn.cursor() as cursor:
             cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-            for table in MANAGED_TABLES:
+            for table in STORE_TABLES:
                 cursor.execute(
                     sql.SQL("CREATE TABLE {}.{} (LIKE public.{})").format(
                         sql.Identifier(schema), sql.Identifier(table), sql.Identifier(table)
@@ -51,7 +51,7 @@ def test_backup_round_trips_every_row_for_both_langchain_layouts(empty_db, backu
     fill_store(empty_db, layout=layout, embeddings=200)
     result = run_backup(BackupRequest(dsn=empty_db, root=backup_root))
     load_set_into_schema(empty_db, result, "restored")
-    for table in MANAGED_TABLES:
+    for table in STORE_TABLES:
         original = rows_as_text(empty_db, table)
         assert sum(original.values()) == result.manifest.tables[table].rows
         assert rows_as_text(empty_db, table, schema="restored") == original
@@ -89,7 +89,7 @@ def test_manifest_records_counts_sizes_hashes_types_and_no_password(store_db, ba
     assert data["format_version"] == 1 and data["consistent_snapshot"] is True
     assert data["pgvector_version"] and data["server_version"].startswith(("1", "2"))
     assert set(data["source"]) == {"host", "port", "database", "user"}
-    for table in MANAGED_TABLES:
+    for table in STORE_TABLES:
         entry = data["tables"][table]
         path = result.folder.path / entry["file"]
         assert entry["bytes"] == path.stat().st_size

@@ -4,10 +4,10 @@ registers show each set's kind and parent, and an increment's rows before and af
 import json
 
 from vector_assets.cli import main
-from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
-from vector_assets.defs.discovery import INVENTORY_KEY
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets_tests.support.chains import build_chain
-from vector_assets_tests.support.dagster import Ticker, partition_metadata
+from vector_assets_tests.support.dagster import INVENTORY_KEY, Ticker, partition_metadata
 
 CHAIN = ["20250301_020000", "20250301_030000", "20250301_040000"]
 BASE, MIDDLE, TIP = CHAIN
@@ -26,7 +26,7 @@ def test_the_inventory_and_the_sensors_partitions_show_kind_parent_and_rows_afte
     assert partition_metadata(dagster_instance, EMBEDDING_TABLE, BASE)["kind"] == "full"
     assert set(dagster_instance.get_dynamic_partitions("vector_backups")) == {BASE, MIDDLE_KEY, TIP_KEY}
     for key, parent in ((MIDDLE_KEY, BASE), (TIP_KEY, MIDDLE)):
-        for table in MANAGED_TABLES:
+        for table in STORE_TABLES:
             metadata = partition_metadata(dagster_instance, table, key)
             assert (metadata["kind"], metadata["parent"]) == ("incremental", parent)
     tip_metadata = partition_metadata(dagster_instance, EMBEDDING_TABLE, TIP_KEY)

@@ -7,7 +7,7 @@ from vector_assets.core.ops.replicate import ReplicateRequest, run_replicate
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.ops.verify import VerifyRequest, run_verify, verify_set
 from vector_assets.core.sets.catalog import scan_root
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets_tests.support.chains import build_chain
 from vector_assets_tests.support.database import tables_now
 
@@ -26,11 +26,11 @@ def test_replication_copies_a_chain_with_its_row_indexes_and_deleted_keys_and_th
     assert [backup_set.timestamp for backup_set in result.copied] == CHAIN and result.refused == {}
     assert s3_root.names() == local_names
     assert {name for name in local_names if name.endswith(".deleted.zst")} == {
-        f"{table}_{ts}.deleted.zst" for table in MANAGED_TABLES for ts in CHAIN[1:]
+        f"{table}_{ts}.deleted.zst" for table in STORE_TABLES for ts in CHAIN[1:]
     }
     assert all(outcome.passed for backup_set in scan_root(s3_root.url) for outcome in verify_set(backup_set))
 
-    local_deleted_keys = backup_root / "vector_bak" / f"{MANAGED_TABLES[1]}_{TIP}.deleted.zst"
+    local_deleted_keys = backup_root / "vector_bak" / f"{STORE_TABLES[1]}_{TIP}.deleted.zst"
     local_deleted_keys.unlink()  # the local increment cannot be restored without it: read the offsite copy
     verified = run_verify(VerifyRequest(root=backup_root, key=TIP, offsite_root=s3_root.url))
     assert verified.passed and f"{local_deleted_keys.name} is missing" in verified.read_from_offsite

@@ -9,9 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from vector_assets import settings
 from vector_assets.core.errors import ConfigError
-from vector_assets.defs.backup import backup_asset_key
-from vector_assets_tests.support.dagster import definitions
+from vector_assets.core.stores import langchain_store
+from vector_assets.defs.stores import code_location_definitions
+from vector_assets_tests.support.dagster import backup_asset_key, definitions
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,44 +40,35 @@ def test_backup_schedule_is_on_by_default_and_launches_the_backup_job():
     assert len(requests) == 1 and requests[0].run_key is None
 
 
-def reloaded_schedule(module_name: str, schedule_name: str):
-    """The schedule as a code location reload would build it from the environment now."""
-    import importlib
-
-    module = importlib.reload(importlib.import_module(module_name))
-    try:
-        return getattr(module, schedule_name)
-    finally:
-        importlib.reload(module)
+def reloaded_schedule(schedule_name: str):
+    """The schedule as a code location load would build it from the environment now."""
+    return code_location_definitions([settings.default_store()]).resolve_schedule_def(schedule_name)
 
 
 def test_backup_schedule_cron_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("VECTOR_ASSETS_BACKUP_CRON", "15 3 * * 1")
-    schedule = reloaded_schedule("vector_assets.defs.backup", "vector_backup_schedule")
+    schedule = reloaded_schedule("vector_backup_schedule")
     assert schedule.cron_schedule == "15 3 * * 1"
 
 
-@pytest.mark.parametrize("variable, module_name", [
-    ("VECTOR_ASSETS_BACKUP_CRON", "vector_assets.defs.backup"),
-    ("VECTOR_ASSETS_INCREMENTAL_CRON", "vector_assets.defs.backup"),
-    ("VECTOR_ASSETS_DRILL_CRON", "vector_assets.defs.drill"),
-    ("VECTOR_ASSETS_PRUNE_CRON", "vector_assets.defs.prune"),
-    ("VECTOR_ASSETS_REPLICATE_CRON", "vector_assets.defs.replicate"),
+@pytest.mark.parametrize("variable", [
+    "VECTOR_ASSETS_BACKUP_CRON", "VECTOR_ASSETS_INCREMENTAL_CRON", "VECTOR_ASSETS_DRILL_CRON", "VECTOR_ASSETS_PRUNE_CRON",
+    "VECTOR_ASSETS_REPLICATE_CRON",
 ])
-def test_a_bad_cron_stops_the_load_with_a_line_that_names_its_variable(monkeypatch, variable, module_name):
-    import importlib
-
-    module = importlib.import_module(module_name)
+def test_a_bad_cron_stops_the_load_with_a_line_that_names_its_variable(monkeypatch, variable):
     monkeypatch.setenv(variable, "every day at 2")
-    try:
-        with pytest.raises(ConfigError) as refused:
-            importlib.reload(module)
-    finally:
-        monkeypatch.delenv(variable)
-        importlib.reload(module)
+    with pytest.raises(ConfigError) as refused:
+        code_location_definitions([settings.default_store()])
     message = str(refused.value)
     assert message.startswith(f"environment variable {variable} must be a cron schedule of five fields")
     assert message.endswith("got 'every day at 2'") and "\n" not in message
+
+
+def test_a_store_setting_outweighs_the_environment(monkeypatch):
+    monkeypatch.setenv("VECTOR_ASSETS_BACKUP_CRON", "15 3 * * 1")
+    store = langchain_store(settings={"VECTOR_ASSETS_BACKUP_CRON": "45 1 * * *"})
+    schedule = code_location_definitions([store]).resolve_schedule_def("vector_backup_schedule")
+    assert schedule.cron_schedule == "45 1 * * *"
 
 
 def test_dg_check_defs_reports_a_bad_cron_by_its_variable():
@@ -90,9 +83,9 @@ def test_dg_check_defs_reports_a_bad_cron_by_its_variable():
 
 def test_drill_schedule_cron_comes_from_drill_cron_and_still_from_the_deprecated_verify_cron(monkeypatch):
     monkeypatch.setenv("VECTOR_ASSETS_VERIFY_CRON", "0 5 * * 1")
-    assert reloaded_schedule("vector_assets.defs.drill", "vector_drill_schedule").cron_schedule == "0 5 * * 1"
+    assert reloaded_schedule("vector_drill_schedule").cron_schedule == "0 5 * * 1"
     monkeypatch.setenv("VECTOR_ASSETS_DRILL_CRON", "0 6 * * 2")
-    assert reloaded_schedule("vector_assets.defs.drill", "vector_drill_schedule").cron_schedule == "0 6 * * 2"
+    assert reloaded_schedule("vector_drill_schedule").cron_schedule == "0 6 * * 2"
 
 
 def test_lineage_runs_from_source_tables_to_partitioned_backups():
@@ -124,10 +117,38 @@ def test_sensor_and_drill_schedule_are_on_and_prune_schedule_is_off_by_default()
     assert prune.default_status == dg.DefaultScheduleStatus.STOPPED and prune.job_name == "prune_vector_backups"
 
 
-def test_definitions_come_from_the_defs_folder_not_a_hand_written_list():
-    source = (REPO / "vector_assets" / "definitions.py").read_text()
-    assert "load_from_defs_folder" in source
-    assert "jobs=" not in source and "schedules=" not in source and "sensors=" not in source
+DEFINITION_TYPES = (
+    dg.JobDefinition, dg.ScheduleDefinition, dg.SensorDefinition, dg.AssetsDefinition, dg.AssetChecksDefinition,
+    dg.AssetSpec, dg.PartitionsDefinition,
+)
+
+
+def test_definitions_are_built_from_the_stores_and_none_is_declared_at_import():
+    import importlib
+    import pkgutil
+
+    import vector_assets.defs as package
+
+    declared = {}  # one name per definition: a module that imports one does not declare it again
+    for module_info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{module_info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, DEFINITION_TYPES):
+                declared.setdefault(id(value), f"{module_info.name}.{name}")
+    assert list(declared.values()) == ["alerts.vector_alert_sensor"]  # it watches every job of the code location, whatever the stores
+
+
+def test_two_stores_live_side_by_side_in_one_code_location():
+    docs = langchain_store(name="docs", dsn_variable="DOCS_PG_DSN", settings={"VECTOR_ASSETS_BACKUP_CRON": "5 1 * * *"})
+    both = code_location_definitions([settings.default_store(), docs])
+    jobs = {job.name for job in both.get_repository_def().get_all_jobs()}
+    assert {"backup_vector_tables", "docs_backup_vector_tables", "docs_restore_vector_tables"} <= jobs
+    assert both.resolve_job_def("docs_restore_vector_tables").partitions_def.name == "docs_vector_backups"
+    assert both.resolve_job_def("restore_vector_tables").partitions_def.name == "vector_backups"
+    assert both.resolve_schedule_def("docs_vector_backup_schedule").cron_schedule == "5 1 * * *"
+    assert both.resolve_schedule_def("vector_backup_schedule").cron_schedule == "0 2 * * *"
+    keys = both.resolve_asset_graph().get_all_asset_keys()
+    assert {dg.AssetKey(["docs", "langchain_pg_embedding_backup"]), backup_asset_key("langchain_pg_embedding")} <= keys
 
 
 def test_dg_check_defs_passes_from_the_project_root():

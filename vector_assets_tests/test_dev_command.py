@@ -11,10 +11,9 @@ from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.naming import new_timestamp
-from vector_assets.defs.freshness import backup_freshness_checks, vector_freshness_sensor
 from vector_assets.dev.demo import ensure_fresh_demo_backup
 from vector_assets.dev.server import FailureCondenser, dev_environment
-from vector_assets_tests.support.dagster import Ticker, definitions
+from vector_assets_tests.support.dagster import Ticker, asset_checks, definitions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,7 +108,7 @@ def test_the_freshness_sensor_reads_past_a_check_run_in_progress(dagster_instanc
     evaluation is the one to compare with."""
     run_backup(BackupRequest(dsn=store_db, root=backup_root))
     Ticker(dagster_instance).tick()
-    job = dg.define_asset_job("freshness_only", selection=dg.AssetSelection.checks(backup_freshness_checks))
+    job = dg.define_asset_job("freshness_only", selection=dg.AssetSelection.checks(asset_checks("backup_freshness_checks")))
     resolved = dg.Definitions.merge(definitions(), dg.Definitions(jobs=[job])).resolve_job_def("freshness_only")
     dagster_instance.create_run_for_job(resolved)  # created, not yet executed: its checks are planned
     check = dg.AssetCheckKey(dg.AssetKey("langchain_pg_embedding_backup"), "freshness_check")
@@ -117,6 +116,6 @@ def test_the_freshness_sensor_reads_past_a_check_run_in_progress(dagster_instanc
     assert latest.status.value == "PLANNED"
 
     context = dg.build_sensor_context(instance=dagster_instance, definitions=definitions())
-    result = vector_freshness_sensor.evaluate_tick(context)
+    result = definitions().resolve_sensor_def("vector_freshness_sensor").evaluate_tick(context)
 
     assert result.run_requests == [] and result.asset_events == []

@@ -15,11 +15,8 @@ from vector_assets.core.ops.drill import (
 )
 from vector_assets.core.sets.naming import csv_file_name
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
-from vector_assets.defs.backup import backup_asset_key
-from vector_assets.defs.drill import restore_drill_check
-from vector_assets.defs.freshness import backup_freshness_checks
 from vector_assets.dev.demo import write_legacy_set
-from vector_assets_tests.support.dagster import definitions
+from vector_assets_tests.support.dagster import asset_checks, backup_asset_key, definitions
 from vector_assets_tests.support.database import execute, rows_as_text
 from vector_assets_tests.support.files import folder_snapshot
 
@@ -126,7 +123,7 @@ def test_verify_job_fails_on_a_damaged_set_and_still_drops_the_scratch_database(
 def test_restore_drill_check_runs_for_one_partition(dagster_instance, store_db, backup_root):
     made = run_backup(BackupRequest(dsn=store_db, root=backup_root))
     dagster_instance.add_dynamic_partitions("vector_backups", [made.timestamp])
-    job = dg.define_asset_job("drill_check_only", selection=dg.AssetSelection.checks(restore_drill_check))
+    job = dg.define_asset_job("drill_check_only", selection=dg.AssetSelection.checks(asset_checks("restore_drill_check")))
     check_job = dg.Definitions.merge(definitions(), dg.Definitions(jobs=[job])).resolve_job_def("drill_check_only")
 
     result = check_job.execute_in_process(instance=dagster_instance, tags={"dagster/partition": made.timestamp})
@@ -166,7 +163,7 @@ def test_a_partitionless_check_run_records_no_result_marks_nothing_failed_and_sa
     dagster_instance, store_db, backup_root
 ):
     run_backup(BackupRequest(dsn=store_db, root=backup_root))
-    partitioned = dg.AssetSelection.all_asset_checks() - dg.AssetSelection.checks(backup_freshness_checks)
+    partitioned = dg.AssetSelection.all_asset_checks() - dg.AssetSelection.checks(asset_checks("backup_freshness_checks"))
     job = dg.define_asset_job("all_checks_without_a_partition", selection=partitioned)
     checks_job = dg.Definitions.merge(definitions(), dg.Definitions(jobs=[job])).resolve_job_def(job.name)
 

@@ -21,7 +21,8 @@ import yaml
 from dagster_graphql import DagsterGraphQLClientError
 
 from vector_assets.core.sets.naming import BACKUP_FOLDER_NAME, csv_file_name
-from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets.defs.resources import VECTOR_TABLES_POOL
 from vector_assets.dev.demo import DEMO_EMBEDDINGS, write_legacy_set
 from vector_assets_tests.support.database import execute, rows_as_text
@@ -74,7 +75,7 @@ def legacy_set(stack: DevStack) -> LegacySet:
                            "(SELECT id FROM langchain_pg_embedding ORDER BY id LIMIT %s)", (LEGACY_DROPPED_ROWS,))
             cursor.execute("UPDATE langchain_pg_embedding SET document = %s WHERE id = "
                            "(SELECT min(id) FROM langchain_pg_embedding)", (LEGACY_DOCUMENT,))
-            rows = {table: _rows_in_transaction(cursor, table) for table in MANAGED_TABLES}
+            rows = {table: _rows_in_transaction(cursor, table) for table in STORE_TABLES}
         write_legacy_set(conn, folder, LEGACY_TIMESTAMP)
     finally:
         conn.rollback()
@@ -83,12 +84,12 @@ def legacy_set(stack: DevStack) -> LegacySet:
 
 
 def _rows_in_transaction(cursor: psycopg2.extensions.cursor, table: str) -> Counter:
-    cursor.execute(f"SELECT t::text FROM {table} AS t")  # table is one of MANAGED_TABLES
+    cursor.execute(f"SELECT t::text FROM {table} AS t")  # table is one of STORE_TABLES
     return Counter(row[0] for row in cursor.fetchall())
 
 
 def live_rows(stack: DevStack) -> dict[str, Counter]:
-    return {table: rows_as_text(stack.vectors_dsn(), table) for table in MANAGED_TABLES}
+    return {table: rows_as_text(stack.vectors_dsn(), table) for table in STORE_TABLES}
 
 
 REPLACE_CONFIG = {"ops": {"restore_from_backup_set": {"config": {"truncate_before_restore": True, "dry_run": False}}}}
@@ -105,7 +106,7 @@ def test_backup_launched_through_graphql_registers_a_partition_with_its_metadata
     assert key in set(stack.partition_keys(EMBEDDING_BACKUP)) - keys_before
     folder = stack.root / BACKUP_FOLDER_NAME
     manifest = json.loads((folder / f"vector_backup_{key}.json").read_text())
-    for table in MANAGED_TABLES:
+    for table in STORE_TABLES:
         metadata = stack.latest_metadata(f"{table}_backup", key)
         assert metadata is not None, f"no materialization of {table}_backup for partition {key}"
         csv_path = folder / csv_file_name(table, key)

@@ -36,7 +36,7 @@ from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncat
 from vector_assets.core.ops.verify import verify_set
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.naming import new_timestamp
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets.dev.demo import create_tables
 from vector_assets.dev.embedded import EmbeddedServer, start_embedded
 from vector_assets_tests.support.database import execute, fill_store, tables_now
@@ -349,7 +349,7 @@ def places_in_the_instance(instance, results) -> dict[str, str]:
         places[f"run record of {run.job_name}"] = serialize_value(run) + repr(run.run_config)
         events = instance.all_logs(result.run_id)
         places[f"event log of {run.job_name}"] = "\n".join(serialize_value(entry) for entry in events)
-    for key in [dg.AssetKey(name) for table in MANAGED_TABLES for name in (table, f"{table}_backup")]:
+    for key in [dg.AssetKey(name) for table in STORE_TABLES for name in (table, f"{table}_backup")]:
         records = [*instance.fetch_materializations(key, limit=100).records, *instance.fetch_observations(key, limit=100).records]
         places[f"asset events of {key.to_user_string()}"] = "\n".join(serialize_value(r.event_log_entry) for r in records)
     for path in Path(instance.root_directory).rglob("*"):

@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 import pytest
 
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets.dev.demo import LEGACY_TIMESTAMP
 from vector_assets_tests.support.stack import (
     VENV_BIN,
@@ -30,7 +30,7 @@ from vector_assets_tests.support.stack import (
 pytestmark = pytest.mark.e2e
 
 INTERVAL_S = 3  # both sensors
-BACKUPS = [f"{table}_backup" for table in MANAGED_TABLES]
+BACKUPS = [f"{table}_backup" for table in STORE_TABLES]
 FILE_CHECKS = ("file_present", "sha256_matches_manifest", "row_count_matches_manifest")
 FRESHNESS = "freshness_check"
 DRILL_CHECKS = ("restore_drill", "restore_rto")

@@ -20,7 +20,7 @@ from vector_assets.core.sets.formats import (
     read_header,
     set_format,
 )
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets_tests.support.database import execute, fill_store, tables_now
 from vector_assets_tests.test_self_contained_sets import RICHER_STORE
 
@@ -63,7 +63,7 @@ def rich_store(request, empty_db):
 def empty_copy(rich_store, second_db):
     """The rich store's tables, created empty in another database."""
     with psycopg2.connect(rich_store) as conn, conn.cursor() as cursor:
-        definitions = [read_table_definition(cursor, table) for table in MANAGED_TABLES]
+        definitions = [read_table_definition(cursor, table) for table in STORE_TABLES]
     conn.close()
     conn = psycopg2.connect(second_db)
     with conn, conn.cursor() as cursor:
@@ -76,9 +76,9 @@ def empty_copy(rich_store, second_db):
 @pytest.mark.parametrize("fmt_name", list(FORMATS))
 def test_every_format_carries_every_row_and_counts_them(fmt_name, rich_store, empty_copy):
     with psycopg2.connect(rich_store) as conn, conn.cursor() as cursor:
-        columns = {table: column_names(read_columns(cursor, table)) for table in MANAGED_TABLES}
+        columns = {table: column_names(read_columns(cursor, table)) for table in STORE_TABLES}
     conn.close()
-    for table in MANAGED_TABLES:
+    for table in STORE_TABLES:
         data, exported = export(rich_store, table, fmt_name)
         fmt = set_format(fmt_name)
         assert count_rows(fmt, DecodingReader(fmt, io.BytesIO(data), "f"), "f") == exported > 0

@@ -8,9 +8,8 @@ import pytest
 
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.naming import new_timestamp
-from vector_assets.defs.backup import backup_asset_key
-from vector_assets.defs.freshness import set_time, vector_freshness_sensor
-from vector_assets_tests.support.dagster import Ticker, definitions
+from vector_assets.defs.freshness import set_time
+from vector_assets_tests.support.dagster import Ticker, backup_asset_key, definitions
 
 EMBEDDINGS = backup_asset_key("langchain_pg_embedding")
 CHECK = dg.AssetCheckKey(EMBEDDINGS, "freshness_check")
@@ -77,7 +76,7 @@ def test_a_malformed_limit_fails_naming_the_variable(dagster_instance, monkeypat
 
 def sensor_tick(instance: dg.DagsterInstance):
     context = dg.build_sensor_context(instance=instance, definitions=definitions())
-    result = vector_freshness_sensor.evaluate_tick(context)
+    result = definitions().resolve_sensor_def("vector_freshness_sensor").evaluate_tick(context)
     for event in result.asset_events:  # as the daemon does
         instance.report_runless_asset_event(event)
     return result

@@ -17,7 +17,8 @@ from vector_assets.core.ops.drill import DrillRequest, run_drill
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
-from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets_tests.support.database import execute, fill_store, rows_as_text
 from vector_assets_tests.support.files import folder_snapshot
 
@@ -53,7 +54,7 @@ def change_store(dsn: str, step: int) -> None:
 
 
 def tables_now(dsn: str) -> dict:
-    return {table: rows_as_text(dsn, table) for table in MANAGED_TABLES}
+    return {table: rows_as_text(dsn, table) for table in STORE_TABLES}
 
 
 @pytest.fixture
@@ -163,7 +164,7 @@ def test_the_seed_tooling_cannot_take_a_csv_increment_for_a_whole_table(store_db
 
     assert seed_sets == {full.timestamp}
     assert sorted(entry.file for entry in increment.manifest.tables.values()) == [
-        f"{table}_{increment.timestamp}.changes.csv" for table in MANAGED_TABLES
+        f"{table}_{increment.timestamp}.changes.csv" for table in STORE_TABLES
     ]
     log = (folder / "vector_backup_log.txt").read_text(encoding="utf-8")
     block = log[log.rindex("=== Vector Table Backup Log ==="):]
@@ -279,7 +280,7 @@ def test_a_chain_on_either_root_restores_exactly_and_its_parent_index_is_read_fr
                                          timestamp="20990101_000000"))
     assert increment.manifest.kind == INCREMENTAL and increment.manifest.parent == full.timestamp
     names = any_root.names("vector_bak")
-    assert {f"{table}_20990101_000000.{suffix}" for table in MANAGED_TABLES for suffix in ("index.zst", "deleted.zst")} <= names
+    assert {f"{table}_20990101_000000.{suffix}" for table in STORE_TABLES for suffix in ("index.zst", "deleted.zst")} <= names
     run_restore(RestoreRequest(target_dsn=second_db, root=any_root.url, timestamp=increment.timestamp))
     assert tables_now(second_db) == tables_now(store_db)
 

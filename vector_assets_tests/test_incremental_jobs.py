@@ -6,7 +6,8 @@ import pytest
 
 from vector_assets.cli import main
 from vector_assets.core.sets.catalog import scan_root
-from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets_tests.support.chains import change_store
 from vector_assets_tests.support.dagster import definitions, partition_metadata, run_job
 from vector_assets_tests.support.files import folder_snapshot
@@ -32,7 +33,7 @@ def test_the_backup_job_writes_an_increment_on_the_newest_set_and_reports_kind_p
     assert "it has no row index" in full.manifest.fallback
     assert full.manifest.kind == "full" and increment.manifest.kind == "incremental"
     assert increment.manifest.parent == full.timestamp
-    for table in MANAGED_TABLES:
+    for table in STORE_TABLES:
         assert partition_metadata(dagster_instance, table, full.key)["kind"] == "full"
         assert "parent" not in partition_metadata(dagster_instance, table, full.key)
         metadata = partition_metadata(dagster_instance, table, increment.key)
@@ -62,7 +63,7 @@ def test_an_incremental_run_without_a_parent_writes_a_full_set_and_says_why(dags
     assert backup_set.manifest.kind == "full" and backup_set.manifest.parent is None
     why = backup_set.manifest.fallback
     assert why.startswith("an incremental backup was asked for; this is a full one, because no earlier set")
-    for table in MANAGED_TABLES:
+    for table in STORE_TABLES:
         metadata = partition_metadata(dagster_instance, table, backup_set.key)
         assert metadata["kind"] == "full" and metadata["fallback"] == why
     assert [message for message in warnings_of(dagster_instance, result.run_id) if why in message]
@@ -112,5 +113,5 @@ def test_the_incremental_schedule_is_off_by_default_hourly_and_runs_an_increment
 
 def test_the_incremental_schedules_cron_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("VECTOR_ASSETS_INCREMENTAL_CRON", "*/15 * * * *")
-    schedule = reloaded_schedule("vector_assets.defs.backup", "vector_incremental_schedule")
+    schedule = reloaded_schedule("vector_incremental_schedule")
     assert schedule.cron_schedule == "*/15 * * * *"

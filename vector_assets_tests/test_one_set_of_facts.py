@@ -4,7 +4,7 @@ import json
 
 from vector_assets.cli import main
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.units import count_of, human_size
 from vector_assets_tests.support.chains import build_chain
@@ -19,11 +19,11 @@ def test_a_legacy_sets_rows_agree_in_the_metadata_the_inventory_and_the_cli(
     dagster_instance, store_db, backup_root, capsys
 ):
     psql_legacy_set(store_db, backup_root / "vector_bak", LEGACY)
-    in_database = {table: execute(store_db, f"SELECT count(*) FROM {table}")[0][0] for table in MANAGED_TABLES}
+    in_database = {table: execute(store_db, f"SELECT count(*) FROM {table}")[0][0] for table in STORE_TABLES}
 
     Ticker(dagster_instance).tick()
 
-    in_metadata = {table: partition_metadata(dagster_instance, table, LEGACY)["rows"] for table in MANAGED_TABLES}
+    in_metadata = {table: partition_metadata(dagster_instance, table, LEGACY)["rows"] for table in STORE_TABLES}
     (entry,) = build_inventory(InventoryRequest(root=backup_root)).locations[0].backups
     assert main(["list", "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)["backup_locations"][0]["backups"]

@@ -4,7 +4,8 @@
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.progress import CopyProgress, ProgressReporter
-from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.tables import EMBEDDING_TABLE
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets_tests.support.dagster import run_job
 from vector_assets_tests.support.database import execute, fill_store
 
@@ -86,7 +87,7 @@ def test_a_malformed_progress_interval_fails_the_run_naming_the_variable(dagster
 
 def test_without_a_reporter_nothing_is_wrapped(store_db, backup_root):
     result = run_backup(BackupRequest(dsn=store_db, root=backup_root))
-    assert set(result.manifest.tables) == set(MANAGED_TABLES)
+    assert set(result.manifest.tables) == set(STORE_TABLES)
     assert all(entry.copy_seconds is not None and entry.copy_seconds > 0 for entry in result.manifest.tables.values())
 
 

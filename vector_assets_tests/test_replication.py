@@ -10,6 +10,7 @@ import shutil
 import dagster as dg
 import pytest
 
+from vector_assets import settings
 from vector_assets.cli import EXIT_FAILED, main
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.catalog import scan_root
@@ -96,9 +97,9 @@ def test_without_an_offsite_root_the_job_says_it_is_not_set_up_and_a_run_stops_a
     from vector_assets.defs.replicate import replicate_description
 
     monkeypatch.delenv("VECTOR_ASSETS_OFFSITE_ROOT", raising=False)
-    assert replicate_description().startswith("NOT SET UP: VECTOR_ASSETS_OFFSITE_ROOT is not set")
+    assert replicate_description(settings.default_store()).startswith("NOT SET UP: VECTOR_ASSETS_OFFSITE_ROOT is not set")
     monkeypatch.setenv("VECTOR_ASSETS_OFFSITE_ROOT", str(backup_root / "offsite"))
-    assert not replicate_description().startswith("NOT SET UP")
+    assert not replicate_description(settings.default_store()).startswith("NOT SET UP")
     monkeypatch.delenv("VECTOR_ASSETS_OFFSITE_ROOT")
 
     result = run_job(dagster_instance, "replicate_vector_backups")

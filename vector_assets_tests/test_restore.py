@@ -22,7 +22,7 @@ from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.catalog import SetCatalog
 from vector_assets.core.sets.naming import csv_file_name
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets.dev.demo import create_tables
 from vector_assets_tests.support.database import (
     execute,
@@ -39,7 +39,7 @@ TS = "20250721_213627"
 def backed_up(store_db, backup_root):
     """A store with one set, then changed afterwards: 10 rows deleted, one row edited."""
     run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
-    snapshot = {table: rows_as_text(store_db, table) for table in MANAGED_TABLES}
+    snapshot = {table: rows_as_text(store_db, table) for table in STORE_TABLES}
     execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding ORDER BY id LIMIT 10)")
     execute(store_db, "UPDATE langchain_pg_embedding SET document = 'changed' WHERE id = (SELECT min(id) FROM langchain_pg_embedding)")
     return store_db, snapshot
@@ -208,7 +208,7 @@ def legacy_copy(backup_root, key: str, table_to_edit: str, edit) -> str:
     legacy_ts = "20250722_000000"
     folder = backup_root / "task_20250722_000000" / "vector_bak"
     folder.mkdir(parents=True)
-    for table in MANAGED_TABLES:
+    for table in STORE_TABLES:
         body = set_.csv_path(table).read_bytes()
         (folder / csv_file_name(table, legacy_ts)).write_bytes(edit(body) if table == table_to_edit else body)
     return legacy_ts

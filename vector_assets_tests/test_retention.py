@@ -27,7 +27,6 @@ from vector_assets.core.sets.retention import (
     plan_retention,
 )
 from vector_assets.core.tables import EMBEDDING_TABLE
-from vector_assets.defs.prune import prune_vector_backups, vector_prune_schedule
 from vector_assets.defs.resources import BackupRootResource
 from vector_assets_tests.support.dagster import definitions
 from vector_assets_tests.support.files import folder_snapshot, write_tiny_set
@@ -63,7 +62,7 @@ def kept(plan) -> dict[str, tuple[str, ...]]:
 def run_job(instance, root: Path, dry_run: bool | None = None):
     run_config = {} if dry_run is None else {"ops": {"prune_backup_sets": {"config": {"dry_run": dry_run}}}}
     with mock.patch.dict(os.environ, {"VECTOR_ASSETS_ROOT": str(root)}):
-        return prune_vector_backups.execute_in_process(
+        return definitions().resolve_job_def("prune_vector_backups").execute_in_process(
             run_config=run_config, instance=instance, raise_on_error=False,
             resources={"backup_root": BackupRootResource()},
         )
@@ -352,6 +351,7 @@ def test_deleting_a_shared_timestamp_moves_the_bare_key_to_the_surviving_set(ins
 
 
 def test_prune_schedule_is_off_by_default_and_really_deletes_when_turned_on(instance):
+    vector_prune_schedule = definitions().resolve_schedule_def("vector_prune_schedule")
     assert vector_prune_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert vector_prune_schedule.cron_schedule == "30 3 * * *"
     assert vector_prune_schedule.job_name == "prune_vector_backups"

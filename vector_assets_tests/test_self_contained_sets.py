@@ -9,7 +9,7 @@ import pytest
 from vector_assets.core.errors import ExtensionMissingError, MissingTableDefinitionError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets.dev.demo import write_legacy_set
 from vector_assets_tests.support.database import execute, fill_store, tables_now
 from vector_assets_tests.support.files import folder_snapshot
@@ -44,11 +44,11 @@ SHAPE_QUERIES = {
 
 
 def table_shape(dsn: str) -> dict[str, set]:
-    return {what: set(execute(dsn, query, (list(MANAGED_TABLES),))) for what, query in SHAPE_QUERIES.items()}
+    return {what: set(execute(dsn, query, (list(STORE_TABLES),))) for what, query in SHAPE_QUERIES.items()}
 
 
 def existing_tables(dsn: str) -> list:
-    return execute(dsn, "SELECT relname FROM pg_class WHERE relname = ANY (%s) AND relkind = 'r'", (list(MANAGED_TABLES),))
+    return execute(dsn, "SELECT relname FROM pg_class WHERE relname = ANY (%s) AND relkind = 'r'", (list(STORE_TABLES),))
 
 
 @pytest.mark.parametrize("layout", ["current", "community"])
@@ -63,7 +63,7 @@ def test_a_restore_into_an_empty_database_recreates_the_tables_constraints_and_i
 
     result = run_restore(RestoreRequest(target_dsn=second_db, root=backup_root, timestamp=backup.timestamp))
 
-    assert result.tables_created == list(MANAGED_TABLES)
+    assert result.tables_created == list(STORE_TABLES)
     assert {"ix_hnsw", "ix_ivfflat", "ix_lower_document", "ix_tenant_documents", "ix_tenant_row"} <= set(result.indexes_rebuilt)
     assert result.safety_set is None, "an empty target needs no safety set"
     assert tables_now(second_db) == tables_now(empty_db)

@@ -15,7 +15,7 @@ from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.naming import csv_file_name, manifest_file_name
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
-from vector_assets.defs.discovery import INVENTORY_KEY
+from vector_assets_tests.support.dagster import INVENTORY_KEY
 from vector_assets_tests.support.dagster import (
     PARTITIONS,
     Ticker,

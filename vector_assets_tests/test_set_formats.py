@@ -12,7 +12,8 @@ from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncat
 from vector_assets.core.ops.verify import VerifyRequest, run_verify
 from vector_assets.core.sets.catalog import SetCatalog
 from vector_assets.core.sets.formats import FORMATS
-from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.tables import EMBEDDING_TABLE
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets_tests.support.dagster import definitions
 from vector_assets_tests.support.database import execute, fill_store, tables_now
 from vector_assets_tests.support.files import folder_snapshot
@@ -75,7 +76,7 @@ def test_a_large_table_is_backed_up_in_parts_from_one_snapshot_and_restores_chec
 def test_the_drill_passes_on_every_format(fmt, store_db, backup_root):
     backup = run_backup(BackupRequest(dsn=store_db, root=backup_root, format=fmt))
     drill = run_drill(DrillRequest(dsn=store_db, root=backup_root, key=backup.timestamp))
-    assert drill.passed and [t.table for t in drill.tables] == list(MANAGED_TABLES)
+    assert drill.passed and [t.table for t in drill.tables] == list(STORE_TABLES)
 
 
 @pytest.mark.parametrize("fmt", ["csv.zst", "pgcopy", "pgcopy.zst"])

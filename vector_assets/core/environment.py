@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -38,6 +39,11 @@ class Setting:
         """A duration above 0 such as ``5``, ``0.5s``, ``30m``, ``26h`` or ``2d``, or a ConfigError
         that names the variable."""
         return parse_duration(self.get(environ), self.name)
+
+
+def over_the_environment(values: Mapping[str, str]) -> Mapping[str, str]:
+    """These values, and the process environment for every variable they leave out, read now."""
+    return ChainMap(dict(values), os.environ)
 
 
 def values_of(names: tuple[str, ...], environ: Mapping[str, str] | None = None) -> list[str]:

@@ -19,53 +19,44 @@ from vector_assets.core.sets.csv_files import LegacyFileStats
 from vector_assets.core.sets.describe import changes_text, keys_deleted, kind_text
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
 from vector_assets.core.sets.naming import LOG_FILE_NAME
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.stores import Store
 from vector_assets.core.units import count_of, human_size, megabytes_per_second
-from vector_assets.defs.choices import BackupKind, ManagedTable, SetFormatChoice, value_of, values
+from vector_assets.defs.choices import BackupKind, SetFormatChoice, value_of, values
 from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import (
     VECTOR_TABLES_POOL,
     BackupRootResource,
     PgVectorResource,
 )
 from vector_assets.defs.run_facts import log_progress, tag_run
+from vector_assets.defs.store_keys import BACKUP_GROUP, SOURCE_GROUP, StoreKeys
 
-SOURCE_GROUP = "pgvector"
-BACKUP_GROUP = "vector_backups"
-
-source_table_specs = [
-    dg.AssetSpec(
-        table,
-        group_name=SOURCE_GROUP,
-        description=f"The LangChain PGVector table {table} in the pgvector database.",
-        kinds={"postgres"},
-    )
-    for table in MANAGED_TABLES
-]
-
-
-# Reported by vector_bak_sensor (defs/discovery.py) each time the sets under the root change.
-INVENTORY_KEY = dg.AssetKey("vector_backup_inventory")
+def source_table_specs(keys: StoreKeys) -> list[dg.AssetSpec]:
+    return [
+        dg.AssetSpec(
+            keys.source_key(table),
+            group_name=keys.group(SOURCE_GROUP),
+            description=f"The LangChain PGVector table {table} in the pgvector database.",
+            kinds={"postgres"},
+        )
+        for table in keys.store.table_names
+    ]
 
 
-def backup_asset_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(f"{table}_backup")
-
-
-backup_specs = [
-    dg.AssetSpec(
-        backup_asset_key(table),
-        deps=[dg.AssetKey(table)],
-        partitions_def=vector_backups_partitions,
-        group_name=BACKUP_GROUP,
-        description=f"Backups of {table}, one partition per backup set (key = timestamp), in the set's format: "
-        "csv, csv.zst, pgcopy or pgcopy.zst.",
-        kinds={"csv", "zstd", "pgcopy"},
-    )
-    for table in MANAGED_TABLES
-]
+def backup_specs(keys: StoreKeys) -> list[dg.AssetSpec]:
+    return [
+        dg.AssetSpec(
+            keys.backup_key(table),
+            deps=[keys.source_key(table)],
+            partitions_def=keys.partitions,
+            group_name=keys.group(BACKUP_GROUP),
+            description=f"Backups of {table}, one partition per backup set (key = timestamp), in the set's format: "
+            "csv, csv.zst, pgcopy or pgcopy.zst.",
+            kinds={"csv", "zstd", "pgcopy"},
+        )
+        for table in keys.store.table_names
+    ]
 
 
 def table_metadata(
@@ -133,12 +124,12 @@ def set_metadata(backup_set: BackupSet) -> dict[str, Any]:
 
 
 def set_materializations(
-    backup_set: BackupSet, legacy_stats: dict[str, LegacyFileStats] | None = None
+    keys: StoreKeys, backup_set: BackupSet, legacy_stats: dict[str, LegacyFileStats] | None = None
 ) -> list[dg.AssetMaterialization]:
     shared = set_metadata(backup_set)
     return [
         dg.AssetMaterialization(
-            asset_key=backup_asset_key(table),
+            asset_key=keys.backup_key(table),
             partition=backup_set.key,
             metadata={**table_metadata(backup_set, table, (legacy_stats or {}).get(table)), **shared},
         )
@@ -146,56 +137,68 @@ def set_materializations(
     ]
 
 
-class BackupConfig(dg.Config):
-    task_id: str | None = Field(
-        default=None,
-        description="Write into <root>/<task_id>/vector_bak (task_… or manual_…); empty means the global vector_bak.",
-    )
-    tables: list[ManagedTable] = Field(default=list(MANAGED_TABLES), description="Tables to back up.")
-    format: SetFormatChoice = Field(
-        default=settings.backup_format(),
-        description="csv (the earlier tooling's, the default), csv.zst (compressed), pgcopy (binary COPY: fastest), "
-        "pgcopy.zst (binary, compressed: smallest). Default: VECTOR_ASSETS_FORMAT.",
-    )
-    kind: BackupKind = Field(
-        default=FULL,
-        description="full: every row. incremental: only the rows added or changed since the newest set in the same "
-        "location (its parent) and the keys deleted since then; without a usable parent it is a full set that says why.",
-    )
+def backup_config(keys: StoreKeys) -> type[dg.Config]:
+    table_choice = keys.table_choice
 
-
-@dg.op(pool=VECTOR_TABLES_POOL, retry_policy=dg.RetryPolicy(max_retries=2, delay=15))
-def back_up_tables(
-    context: dg.OpExecutionContext, config: BackupConfig, pgvector: PgVectorResource, backup_root: BackupRootResource
-) -> None:
-    """Stream the tables into a new set in one snapshot, then register it as a partition."""
-    try:
-        request = BackupRequest(
-            dsn=pgvector.dsn, root=backup_root.open(), task_id=config.task_id or None, tables=values(config.tables),
-            format=value_of(config.format), parts=settings.part_policy(), progress=log_progress(context),
-            kind=value_of(config.kind),
+    class BackupConfig(dg.Config):
+        task_id: str | None = Field(
+            default=None,
+            description="Write into <root>/<task_id>/vector_bak (task_… or manual_…); empty means the global vector_bak.",
         )
-        result = run_backup(request)
-        backup_set = registered_set(backup_root, result)
-    except VectorAssetsError as error:
-        raise as_failure(error, "backup") from None
-    tag_run(context, backup_set.key)
-    report_new_set(context, backup_set)
-    if result.manifest.fallback:
-        context.log.warning(f"set {backup_set.key}: {result.manifest.fallback}")
-    context.log.info(summary_line(result, backup_set))
+        tables: list[table_choice] = Field(default=list(keys.store.table_names), description="Tables to back up.")
+        format: SetFormatChoice = Field(
+            default=settings.backup_format(keys.store.environment()),
+            description="csv (the earlier tooling's, the default), csv.zst (compressed), pgcopy (binary COPY: fastest), "
+            "pgcopy.zst (binary, compressed: smallest). Default: VECTOR_ASSETS_FORMAT.",
+        )
+        kind: BackupKind = Field(
+            default=FULL,
+            description="full: every row. incremental: only the rows added or changed since the newest set in the same "
+            "location (its parent) and the keys deleted since then; without a usable parent it is a full set that says why.",
+        )
+
+    return BackupConfig
 
 
-def registered_set(backup_root: BackupRootResource, result: BackupResult) -> BackupSet:
-    found = SetCatalog(backup_root.open()).at(result.folder, result.timestamp)
+def backup_op(keys: StoreKeys) -> dg.OpDefinition:
+    store = keys.store
+
+    @dg.op(name=keys.name("back_up_tables"), pool=VECTOR_TABLES_POOL, retry_policy=dg.RetryPolicy(max_retries=2, delay=15))
+    def back_up_tables(
+        context: dg.OpExecutionContext, config: backup_config(keys), pgvector: PgVectorResource,
+        backup_root: BackupRootResource,
+    ) -> None:
+        """Stream the tables into a new set in one snapshot, then register it as a partition."""
+        try:
+            request = BackupRequest(
+                dsn=pgvector.dsn_of(store), root=backup_root.open(store), task_id=config.task_id or None,
+                tables=values(config.tables), format=value_of(config.format),
+                parts=settings.part_policy(store.environment()), progress=log_progress(context),
+                kind=value_of(config.kind), store=store,
+            )
+            result = run_backup(request)
+            backup_set = registered_set(backup_root, store, result)
+        except VectorAssetsError as error:
+            raise as_failure(error, "backup") from None
+        tag_run(context, backup_set.key)
+        report_new_set(context, keys, backup_set)
+        if result.manifest.fallback:
+            context.log.warning(f"set {backup_set.key}: {result.manifest.fallback}")
+        context.log.info(summary_line(result, backup_set))
+
+    return back_up_tables
+
+
+def registered_set(backup_root: BackupRootResource, store: Store, result: BackupResult) -> BackupSet:
+    found = SetCatalog(backup_root.open(store)).at(result.folder, result.timestamp)
     if found is None:
         raise BackupSetNotFoundError(f"the new set {result.timestamp} in {result.folder} is not complete")
     return found
 
 
-def report_new_set(context: dg.OpExecutionContext, backup_set: BackupSet) -> None:
-    context.instance.add_dynamic_partitions(vector_backups_partitions.name, [backup_set.key])
-    for materialization in set_materializations(backup_set):
+def report_new_set(context: dg.OpExecutionContext, keys: StoreKeys, backup_set: BackupSet) -> None:
+    context.instance.add_dynamic_partitions(keys.partitions.name, [backup_set.key])
+    for materialization in set_materializations(keys, backup_set):
         context.log_event(materialization)
 
 
@@ -212,29 +215,35 @@ def summary_line(result: BackupResult, backup_set: BackupSet) -> str:
     )
 
 
-@dg.job(
-    description="Back up the LangChain pgvector tables to a new timestamped set (one consistent snapshot) in the chosen "
-    "format: a full set, or (kind: incremental) only what changed since the newest set."
-)
-def backup_vector_tables() -> None:
-    back_up_tables()
+def backup_definitions(keys: StoreKeys) -> dg.Definitions:
+    """The store's source and backup assets, its backup job, and the full and incremental schedules."""
+    environment = keys.store.environment()
+    back_up_tables = backup_op(keys)
 
+    @dg.job(
+        name=keys.name("backup_vector_tables"),
+        description="Back up the LangChain pgvector tables to a new timestamped set (one consistent snapshot) in the "
+        "chosen format: a full set, or (kind: incremental) only what changed since the newest set.",
+    )
+    def backup_vector_tables() -> None:
+        back_up_tables()
 
-vector_backup_schedule = dg.ScheduleDefinition(
-    name="vector_backup_schedule",
-    job=backup_vector_tables,
-    cron_schedule=cron_from(settings.BACKUP_CRON),
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=f"Backs up the pgvector tables on {settings.BACKUP_CRON.name} (default {settings.BACKUP_CRON.default!r}).",
-)
-
-
-vector_incremental_schedule = dg.ScheduleDefinition(
-    name="vector_incremental_schedule",
-    job=backup_vector_tables,
-    cron_schedule=cron_from(settings.INCREMENTAL_CRON),
-    run_config={"ops": {"back_up_tables": {"config": {"kind": INCREMENTAL}}}},
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=f"Off by default: turn it on under Automation to write an incremental backup on "
-    f"{settings.INCREMENTAL_CRON.name} (default hourly, {settings.INCREMENTAL_CRON.default!r}).",
-)
+    full = dg.ScheduleDefinition(
+        name=keys.name("vector_backup_schedule"),
+        job=backup_vector_tables,
+        cron_schedule=cron_from(settings.BACKUP_CRON, environment),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Backs up the pgvector tables on {settings.BACKUP_CRON.name} (default {settings.BACKUP_CRON.default!r}).",
+    )
+    incremental = dg.ScheduleDefinition(
+        name=keys.name("vector_incremental_schedule"),
+        job=backup_vector_tables,
+        cron_schedule=cron_from(settings.INCREMENTAL_CRON, environment),
+        run_config={"ops": {back_up_tables.name: {"config": {"kind": INCREMENTAL}}}},
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=f"Off by default: turn it on under Automation to write an incremental backup on "
+        f"{settings.INCREMENTAL_CRON.name} (default hourly, {settings.INCREMENTAL_CRON.default!r}).",
+    )
+    return dg.Definitions(
+        assets=[*source_table_specs(keys), *backup_specs(keys)], jobs=[backup_vector_tables], schedules=[full, incremental]
+    )

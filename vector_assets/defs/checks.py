@@ -18,13 +18,12 @@ from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.verify import CHECK_NAMES, CheckOutcome, check_table_file
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.copies import choose_copy
-from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.defs.alerts import alert_failed_check
-from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.partitions import chosen_set, set_checks, set_chosen_for_checks, vector_backups_partitions
+from vector_assets.defs.partitions import chosen_set, set_checks, set_chosen_for_checks
 from vector_assets.defs.resources import BackupRootResource
 from vector_assets.defs.run_facts import READS_SETS, tag_run
+from vector_assets.defs.store_keys import StoreKeys
 
 CHECK_JOB = "check_vector_backup"
 CHAIN = " For an increment, the same for every set of its chain; a missing or damaged ancestor fails, named."
@@ -56,7 +55,7 @@ def check_fields(backup_set: BackupSet, outcome: CheckOutcome, offsite_note: str
 
 
 def file_check_evaluations(
-    backup_set: BackupSet, offsite_note: str | None = None
+    keys: StoreKeys, backup_set: BackupSet, offsite_note: str | None = None
 ) -> list[tuple[CheckOutcome, dg.AssetCheckEvaluation]]:
     """Every file check of the set, as the evaluations recorded on its partition."""
     evaluations = []
@@ -64,7 +63,7 @@ def file_check_evaluations(
         for check in CHECK_NAMES:
             outcome = check_table_file(backup_set, table, check)
             evaluations.append((outcome, dg.AssetCheckEvaluation(
-                asset_key=backup_asset_key(table), check_name=check, partition=backup_set.key,
+                asset_key=keys.backup_key(table), check_name=check, partition=backup_set.key,
                 **check_fields(backup_set, outcome, offsite_note),
             )))
     return evaluations
@@ -78,70 +77,87 @@ def is_failure(outcome: CheckOutcome) -> bool:
 # Partitioned asset checks are a preview feature in Dagster 1.13; we rely on it knowingly.
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec")
 
-TABLE_OF_BACKUP_ASSET = {backup_asset_key(table): table for table in MANAGED_TABLES}
-FILE_CHECK_SPECS = [
-    dg.AssetCheckSpec(
-        check,
-        asset=backup_asset_key(table),
-        description=CHECK_DESCRIPTIONS[check],
-        partitions_def=vector_backups_partitions,
-    )
-    for table in MANAGED_TABLES
-    for check in CHECK_NAMES
-]
-
-
-@set_checks("backup_file_checks", FILE_CHECK_SPECS)
-def backup_file_checks(context: dg.AssetCheckExecutionContext, backup_root: BackupRootResource):
-    key = set_chosen_for_checks(context, CHECK_JOB)
-    if key is None:
-        return
-    tag_run(context, key)
-    try:
-        chosen, failure = choose_copy(backup_root.open(), backup_root.open_offsite(), key), ""
-    except VectorAssetsError as error:
-        chosen, failure = None, str(error)
-    for check_key in context.selected_asset_check_keys:
-        table = TABLE_OF_BACKUP_ASSET[check_key.asset_key]
-        fields = (
-            {"passed": False, "description": failure}
-            if chosen is None
-            else check_fields(chosen.backup_set, check_table_file(chosen.backup_set, table, check_key.name), chosen.note)
+def file_check_specs(keys: StoreKeys) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            check, asset=keys.backup_key(table), description=CHECK_DESCRIPTIONS[check], partitions_def=keys.partitions,
         )
-        if not fields["passed"] and fields.get("severity") != dg.AssetCheckSeverity.WARN:
-            alert_failed_check(context, key, f"{table} {check_key.name}", fields["description"])
-        yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=check_key.name, **fields)
+        for table in keys.store.table_names
+        for check in CHECK_NAMES
+    ]
 
 
-@dg.op(out=dg.Out(dg.Nothing))
-def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootResource) -> dg.Output:
-    """Run every file check on the chosen set and record them on its partition."""
-    key = chosen_set(context, CHECK_JOB)
-    tag_run(context, key)
-    try:
-        chosen = choose_copy(backup_root.open(), backup_root.open_offsite(), key)
-    except VectorAssetsError as error:
-        raise as_failure(error, "verify") from None
-    if chosen.note:
-        context.log.warning(chosen.note)
-    backup_set = chosen.backup_set
-    failed = []
-    for outcome, evaluation in file_check_evaluations(backup_set, chosen.note):
-        context.log_event(evaluation)
-        (context.log.warning if outcome.warning else context.log.info)(f"{outcome.table} {outcome.check}: {outcome.message}")
-        if is_failure(outcome):
-            failed.append(f"{outcome.table} {outcome.check}: {outcome.message}")
-            alert_failed_check(context, key, f"{outcome.table} {outcome.check}", outcome.message)
-    if failed:
-        raise dg.Failure(description=f"set {key} failed verification: " + "; ".join(failed), allow_retries=False)
-    return dg.Output(None, metadata={"partition": key, "checks": len(backup_set.tables) * len(CHECK_NAMES)})
+def file_checks(keys: StoreKeys) -> dg.AssetChecksDefinition:
+    store, job_name = keys.store, keys.name(CHECK_JOB)
+
+    @set_checks(keys.name("backup_file_checks"), file_check_specs(keys))
+    def backup_file_checks(context: dg.AssetCheckExecutionContext, backup_root: BackupRootResource):
+        key = set_chosen_for_checks(context, job_name)
+        if key is None:
+            return
+        tag_run(context, key)
+        try:
+            chosen, failure = choose_copy(backup_root.open(store), backup_root.open_offsite(store), key), ""
+        except VectorAssetsError as error:
+            chosen, failure = None, str(error)
+        for check_key in context.selected_asset_check_keys:
+            table = keys.table_of(check_key.asset_key)
+            fields = (
+                {"passed": False, "description": failure}
+                if chosen is None
+                else check_fields(chosen.backup_set, check_table_file(chosen.backup_set, table, check_key.name), chosen.note)
+            )
+            if not fields["passed"] and fields.get("severity") != dg.AssetCheckSeverity.WARN:
+                alert_failed_check(context, key, f"{table} {check_key.name}", fields["description"])
+            yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=check_key.name, **fields)
+
+    return backup_file_checks
 
 
-@dg.job(
-    name=CHECK_JOB,
-    partitions_def=vector_backups_partitions,
-    tags=READS_SETS,
-    description="Verify the chosen set: its files are present, and their sha256 and row counts match the manifest.",
-)
-def check_vector_backup() -> None:
-    verify_backup_set()
+def verify_op(keys: StoreKeys) -> dg.OpDefinition:
+    store, job_name = keys.store, keys.name(CHECK_JOB)
+
+    @dg.op(name=keys.name("verify_backup_set"), out=dg.Out(dg.Nothing))
+    def verify_backup_set(context: dg.OpExecutionContext, backup_root: BackupRootResource) -> dg.Output:
+        """Run every file check on the chosen set and record them on its partition."""
+        key = chosen_set(context, job_name)
+        tag_run(context, key)
+        try:
+            chosen = choose_copy(backup_root.open(store), backup_root.open_offsite(store), key)
+        except VectorAssetsError as error:
+            raise as_failure(error, "verify") from None
+        if chosen.note:
+            context.log.warning(chosen.note)
+        backup_set = chosen.backup_set
+        failed = []
+        for outcome, evaluation in file_check_evaluations(keys, backup_set, chosen.note):
+            context.log_event(evaluation)
+            (context.log.warning if outcome.warning else context.log.info)(f"{outcome.table} {outcome.check}: {outcome.message}")
+            if is_failure(outcome):
+                failed.append(f"{outcome.table} {outcome.check}: {outcome.message}")
+                alert_failed_check(context, key, f"{outcome.table} {outcome.check}", outcome.message)
+        if failed:
+            raise dg.Failure(description=f"set {key} failed verification: " + "; ".join(failed), allow_retries=False)
+        return dg.Output(None, metadata={"partition": key, "checks": len(backup_set.tables) * len(CHECK_NAMES)})
+
+    return verify_backup_set
+
+
+def check_job(keys: StoreKeys) -> dg.JobDefinition:
+    verify_backup_set = verify_op(keys)
+
+    @dg.job(
+        name=keys.name(CHECK_JOB),
+        partitions_def=keys.partitions,
+        tags=READS_SETS,
+        description="Verify the chosen set: its files are present, and their sha256 and row counts match the manifest.",
+    )
+    def check_vector_backup() -> None:
+        verify_backup_set()
+
+    return check_vector_backup
+
+
+def check_definitions(keys: StoreKeys, job: dg.JobDefinition) -> dg.Definitions:
+    """The file checks and the job that runs them (the sensor's too, so it is built once, by the caller)."""
+    return dg.Definitions(asset_checks=[file_checks(keys)], jobs=[job])

@@ -1,5 +1,6 @@
 """Launchpad dropdowns: values Dagster checks before a run is created, so a typo (or a DSN
-typed where a name belongs) never becomes a stored run."""
+typed where a name belongs) never becomes a stored run. A store's tables are its own dropdown
+(``StoreKeys.table_choice``)."""
 
 import enum
 
@@ -7,16 +8,18 @@ from vector_assets import settings
 from vector_assets.core.ops.backup import BACKUP_KINDS
 from vector_assets.core.ops.restore import ON_CONFLICT_CHOICES
 from vector_assets.core.sets.formats import FORMATS
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.defs.store_keys import StoreKeys
 
-ManagedTable = enum.Enum("ManagedTable", {name: name for name in MANAGED_TABLES})
 OnConflict = enum.Enum("OnConflict", {name: name for name in ON_CONFLICT_CHOICES})
 SetFormatChoice = enum.Enum("SetFormat", {name: name for name in FORMATS})
 BackupKind = enum.Enum("BackupKind", {name: name for name in BACKUP_KINDS})
-# Built when the code location loads, from VECTOR_ASSETS_RESTORE_TARGETS in its environment.
-RestoreTarget = enum.Enum(
-    "RestoreTarget", {name: name for name in [settings.DEFAULT_TARGET, *settings.restore_target_names()]}
-)
+
+
+def restore_target_choice(keys: StoreKeys) -> type[enum.Enum]:
+    """'default' and the targets the store's VECTOR_ASSETS_RESTORE_TARGETS declares, as the code
+    location loads."""
+    names = [settings.DEFAULT_TARGET, *settings.restore_target_names(keys.store.environment())]
+    return enum.Enum(keys.name("RestoreTarget"), {name: name for name in names})
 
 
 def value_of(choice: enum.Enum | str) -> str:

@@ -1,4 +1,6 @@
-"""Schedules' cron strings from the environment, checked when the code location loads."""
+"""Schedules' cron strings from a store's settings, checked when the code location loads."""
+
+from collections.abc import Mapping
 
 import dagster as dg
 
@@ -6,10 +8,10 @@ from vector_assets.core.errors import ConfigError
 from vector_assets.settings import Setting
 
 
-def cron_from(setting: Setting) -> str:
+def cron_from(setting: Setting, environ: Mapping[str, str] | None = None) -> str:
     """The setting's cron string, or a one-line ConfigError that names the variable; Dagster's
     own refusal would name only the schedule."""
-    value = setting.get()
+    value = setting.get(environ)
     try:
         dg.ScheduleDefinition(name="cron_check", cron_schedule=value, job_name="cron_check")
     except dg.DagsterInvalidDefinitionError:

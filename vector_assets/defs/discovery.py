@@ -34,19 +34,14 @@ from vector_assets.core.sets.inventory import (
 from vector_assets.core.sets.legacy_rows import remember_rows
 from vector_assets.core.sets.naming import set_file_names
 from vector_assets.core.sets.roots import Root
-from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import BYTES_PER_MB, count_of, human_size
-from vector_assets.defs import backup, checks, freshness
+from vector_assets.defs import freshness
 from vector_assets.defs.alerts import alert_failed_check_without_run
-from vector_assets.defs.backup import (
-    BACKUP_GROUP,
-    INVENTORY_KEY,
-    backup_asset_key,
-    set_materializations,
-)
-from vector_assets.defs.partitions import vector_backups_partitions
+from vector_assets.defs.backup import set_materializations
+from vector_assets.defs.checks import file_check_evaluations
 from vector_assets.defs.resources import BackupRootResource
 from vector_assets.defs.run_facts import set_tags
+from vector_assets.defs.store_keys import BACKUP_GROUP, StoreKeys
 
 # Dagster stops a sensor evaluation after 60 s; reading large legacy CSVs stops well before that
 # and the rest is reported on the next tick.
@@ -58,14 +53,15 @@ MAX_CHECK_RUNS_PER_TICK = 10
 SENSOR_VERIFY_MAX_BYTES = 128 * BYTES_PER_MB
 SENSOR_NAME = "vector_bak_sensor"
 
-inventory_spec = dg.AssetSpec(
-    INVENTORY_KEY,
-    deps=[spec.key for spec in backup.backup_specs],
-    group_name=BACKUP_GROUP,
-    description="Every backup set under the root, by location, newest first (what `vector-assets list` prints). "
-    "Reported by vector_bak_sensor whenever the sets on disk change.",
-    kinds={"csv"},
-)
+def inventory_spec(keys: StoreKeys) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        keys.inventory_key,
+        deps=keys.backup_keys,
+        group_name=keys.group(BACKUP_GROUP),
+        description="Every backup set under the root, by location, newest first (what `vector-assets list` prints). "
+        "Reported by vector_bak_sensor whenever the sets on disk change.",
+        kinds={"csv"},
+    )
 
 # What matters first: the UI cuts a wide table off at its right edge.
 INVENTORY_COLUMNS = [
@@ -75,12 +71,12 @@ INVENTORY_COLUMNS = [
 ]
 
 
-def inventory_materialization(inventory: Inventory) -> dg.AssetMaterialization:
+def inventory_materialization(keys: StoreKeys, inventory: Inventory) -> dg.AssetMaterialization:
     names = [name for name, _ in INVENTORY_COLUMNS]
     records = [dg.TableRecord({name: record[name] for name in names}) for record in inventory_table_records(inventory)]
     schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in INVENTORY_COLUMNS])
     return dg.AssetMaterialization(
-        asset_key=INVENTORY_KEY,
+        asset_key=keys.inventory_key,
         description=inventory.response,
         metadata={
             "backup_sets": dg.MetadataValue.table(records, schema=schema),
@@ -95,16 +91,29 @@ def inventory_materialization(inventory: Inventory) -> dg.AssetMaterialization:
     )
 
 
-@dg.sensor(
-    name=SENSOR_NAME,
-    jobs=[checks.check_vector_backup],
-    minimum_interval_seconds=settings.sensor_interval_seconds(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Registers backup sets found under VECTOR_ASSETS_ROOT (global, task_*, manual_*) as partitions, "
-    "and records their file checks (a large set gets one check_vector_backup run) and the backups' freshness.",
-)
-def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRootResource) -> dg.SensorResult:
-    root = backup_root.open()
+def discovery_sensor(keys: StoreKeys, check_job: dg.JobDefinition) -> dg.SensorDefinition:
+    store = keys.store
+
+    @dg.sensor(
+        name=keys.name(SENSOR_NAME),
+        jobs=[check_job],
+        minimum_interval_seconds=settings.sensor_interval_seconds(environ=store.environment()),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Registers backup sets found under VECTOR_ASSETS_ROOT (global, task_*, manual_*) as partitions, "
+        "and records their file checks (a large set gets one check_vector_backup run) and the backups' freshness.",
+    )
+    def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRootResource) -> dg.SensorResult:
+        return discover_and_report(context, keys, check_job.name, backup_root)
+
+    return vector_bak_sensor
+
+
+def discover_and_report(
+    context: dg.SensorEvaluationContext, keys: StoreKeys, check_job: str, backup_root: BackupRootResource
+) -> dg.SensorResult:
+    """One tick: register new sets, remove the partitions of deleted ones, record checks and freshness."""
+    store = keys.store
+    root = backup_root.open(store)
     if not root.exists():
         # An unmounted root must not look like "every set was deleted".
         return dg.SensorResult(skip_reason=f"backup root {root} does not exist; nothing registered or removed")
@@ -113,12 +122,12 @@ def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRo
         discovery = discover(root, cursor)
     except ObjectStoreError as error:  # an unreachable store must not look like "every set was deleted"
         return dg.SensorResult(skip_reason=f"{error}; nothing registered or removed")
-    registered = set(context.instance.get_dynamic_partitions(vector_backups_partitions.name))
+    registered = set(context.instance.get_dynamic_partitions(keys.partitions.name))
     on_disk = {found.key for found in discovery.sets}
     log_duplicates(context, discovery, cursor)
     for skipped in discovery.skipped:
         context.log.warning(f"{skipped.label} is not read: {skipped.reason}")
-    reports = report_unreported(context, root, discovery, cursor, registered)
+    reports = report_unreported(context, keys, root, discovery, cursor, registered)
     fresh = {id(evaluation) for evaluation in not_yet_recorded(context.instance, [c for r in reports for c in r.checks])}
     for report in reports:
         report.checks = [evaluation for evaluation in report.checks if id(evaluation) in fresh]
@@ -130,17 +139,17 @@ def vector_bak_sensor(context: dg.SensorEvaluationContext, backup_root: BackupRo
     # Oldest set first: the newest set's materializations and checks are then the latest ones,
     # which the asset's node and its Checks tab show.
     events: list = [event for report in reversed(reports) for event in report.materializations + report.checks]
-    alert_failed_file_checks(context, reports)
+    alert_failed_file_checks(context, keys, reports)
     if reports or removed or context.cursor is None:
-        events += freshness_events(context, reports, removed)
+        events += freshness_events(context, keys, reports, removed)
     if context.cursor is None or next_cursor.reported != cursor.reported or removed:
         inventory = build_inventory(InventoryRequest(
-            root=root, configured_root=backup_root.configured(), offsite_root=backup_root.open_offsite()
+            root=root, configured_root=backup_root.configured(store), offsite_root=backup_root.open_offsite(store)
         ))
-        events.append(inventory_materialization(inventory))
-    run_requests = check_run_requests(reports)
+        events.append(inventory_materialization(keys, inventory))
+    run_requests = check_run_requests(reports, check_job)
     return dg.SensorResult(
-        dynamic_partitions_requests=partition_requests(added, removed),
+        dynamic_partitions_requests=partition_requests(keys, added, removed),
         asset_events=events,
         run_requests=run_requests,
         cursor=next_cursor.to_json(),
@@ -160,30 +169,30 @@ def tick_summary(reports: list["SetReport"], removed: list[str]) -> str | None:
 
 
 def freshness_events(
-    context: dg.SensorEvaluationContext, reports: list["SetReport"], removed: list[str]
+    context: dg.SensorEvaluationContext, keys: StoreKeys, reports: list["SetReport"], removed: list[str]
 ) -> list[dg.AssetCheckEvaluation]:
     """The backups' freshness as this tick leaves it, where it changed; a malformed limit is
     left to vector_freshness_sensor, which says so."""
     try:
-        max_age = settings.BACKUP_MAX_AGE.seconds()
+        max_age = settings.BACKUP_MAX_AGE.seconds(keys.store.environment())
     except ConfigError:
         return []
     reported: dict[dg.AssetKey, set[str]] = {}
     for report in reports:
         for event in report.materializations:
             reported.setdefault(event.asset_key, set()).add(event.partition)
-    newest = freshness.newest_sets(context.instance, reported, removed)
+    newest = freshness.newest_sets(context.instance, keys, reported, removed)
     evaluations = freshness.freshness_evaluations(context.instance, newest, max_age, time.time())
-    freshness.alert_stale(context.log, SENSOR_NAME, evaluations)
+    freshness.alert_stale(context.log, keys.name(SENSOR_NAME), evaluations)
     return evaluations
 
 
-def alert_failed_file_checks(context: dg.SensorEvaluationContext, reports: list["SetReport"]) -> None:
+def alert_failed_file_checks(context: dg.SensorEvaluationContext, keys: StoreKeys, reports: list["SetReport"]) -> None:
     for report in reports:
         for evaluation in report.checks:
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
                 alert_failed_check_without_run(
-                    context.log, SENSOR_NAME, report.found.key, evaluation.asset_key, evaluation.check_name,
+                    context.log, keys.name(SENSOR_NAME), report.found.key, evaluation.asset_key, evaluation.check_name,
                     evaluation.description or "failed",
                 )
 
@@ -234,29 +243,29 @@ def appearance_of(found: FoundSet, root: Root) -> str:
     return f"{found.identity}:{found.key}:{min(stamps, default=0)}"
 
 
-def read_report(root: Root, found: FoundSet, is_new_partition: bool) -> SetReport:
+def read_report(keys: StoreKeys, root: Root, found: FoundSet, is_new_partition: bool) -> SetReport:
     backup_set = load_found_set(root, found)
     materializations = []
     if is_new_partition:  # else our own job registered and materialized it; only its checks are due
         legacy = read_legacy_stats(root, backup_set) if backup_set.is_legacy else {}
-        materializations = set_materializations(backup_set, legacy)
+        materializations = set_materializations(keys, backup_set, legacy)
     report = SetReport(found, materializations, appearance_of(found, root))
     if backup_set.total_bytes() > SENSOR_VERIFY_MAX_BYTES:
         report.needs_check_run = True
     else:
-        report.checks = [evaluation for _, evaluation in checks.file_check_evaluations(backup_set)]
+        report.checks = [evaluation for _, evaluation in file_check_evaluations(keys, backup_set)]
     return report
 
 
-def unreadable_report(root: Root, found: FoundSet, error: Exception) -> SetReport:
+def unreadable_report(keys: StoreKeys, root: Root, found: FoundSet, error: Exception) -> SetReport:
     """A set that could not be read still gets its partition, with what is wrong as metadata."""
     metadata = {
         "readable": False, "error": f"{type(error).__name__}: {error}", "location": found.location.label,
         "timestamp": found.timestamp,
     }
     events = [
-        dg.AssetMaterialization(asset_key=backup_asset_key(table), partition=found.key, metadata=metadata)
-        for table in MANAGED_TABLES
+        dg.AssetMaterialization(asset_key=keys.backup_key(table), partition=found.key, metadata=metadata)
+        for table in keys.store.table_names
     ]
     try:
         appearance = appearance_of(found, root)
@@ -266,7 +275,8 @@ def unreadable_report(root: Root, found: FoundSet, error: Exception) -> SetRepor
 
 
 def report_unreported(
-    context: dg.SensorEvaluationContext, root: Root, discovery: Discovery, cursor: DiscoveryCursor, registered: set[str]
+    context: dg.SensorEvaluationContext, keys: StoreKeys, root: Root, discovery: Discovery, cursor: DiscoveryCursor,
+    registered: set[str],
 ) -> list[SetReport]:
     started = time.monotonic()
     reports = []
@@ -279,12 +289,12 @@ def report_unreported(
         # scan order) needs this set's metadata even though the partition exists.
         needs_report = found.key not in registered or found.key in cursor.reported.values()
         try:
-            reports.append(read_report(root, found, needs_report))
+            reports.append(read_report(keys, root, found, needs_report))
         except ManifestError as error:
             context.log.warning(f"skipping set {found.identity}: {error}")
         except Exception as error:  # one unreadable set must not stop every other set, forever
             context.log.warning(f"set {found.identity} is unreadable; registered with the error as metadata: {error}")
-            reports.append(unreadable_report(root, found, error))
+            reports.append(unreadable_report(keys, root, found, error))
     return reports
 
 
@@ -318,24 +328,28 @@ def next_reported(cursor: DiscoveryCursor, discovery: Discovery, reports: list[S
     return reported
 
 
-def partition_requests(added: list[str], removed: list[str]) -> list:
+def partition_requests(keys: StoreKeys, added: list[str], removed: list[str]) -> list:
     requests = []
     if added:
-        requests.append(vector_backups_partitions.build_add_request(added))
+        requests.append(keys.partitions.build_add_request(added))
     if removed:
-        requests.append(vector_backups_partitions.build_delete_request(removed))
+        requests.append(keys.partitions.build_delete_request(removed))
     return requests
 
 
-def check_run_requests(reports: list[SetReport]) -> list[dg.RunRequest]:
+def check_run_requests(reports: list[SetReport], check_job: str) -> list[dg.RunRequest]:
     """Check runs for the newest sets the sensor could not check itself; a run key per set
     appearance, never the bare partition key."""
     return [
         dg.RunRequest(
             run_key=f"checks:{report.appearance}",
-            job_name=checks.check_vector_backup.name,
+            job_name=check_job,
             partition_key=report.found.key,
             tags=set_tags(report.found.key),
         )
         for report in [report for report in reports if report.needs_check_run][:MAX_CHECK_RUNS_PER_TICK]
     ]
+
+
+def discovery_definitions(keys: StoreKeys, check_job: dg.JobDefinition) -> dg.Definitions:
+    return dg.Definitions(assets=[inventory_spec(keys)], sensors=[discovery_sensor(keys, check_job)])

@@ -11,38 +11,36 @@ from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.drill import DrillRequest, DrillResult, run_drill
 from vector_assets.core.rto import OVER, WITHIN
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.stores import Store
 from vector_assets.core.units import human_size
 from vector_assets.defs.alerts import alert_failed_check
-from vector_assets.defs.backup import backup_asset_key
 from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.partitions import (
-    chosen_set,
-    newest_key,
-    set_checks,
-    set_chosen_for_checks,
-    vector_backups_partitions,
-)
+from vector_assets.defs.partitions import chosen_set, newest_key, set_checks, set_chosen_for_checks
 from vector_assets.defs.resources import BackupRootResource, PgVectorResource
 from vector_assets.defs.run_facts import READS_SETS, log_progress, set_tags, tag_run
+from vector_assets.defs.store_keys import StoreKeys
 
+DRILL_JOB = "drill_vector_backup"
 DRILL_CHECK = "restore_drill"
 RTO_CHECK = "restore_rto"
 
 
 def drill(
     context: dg.OpExecutionContext | dg.AssetCheckExecutionContext,
+    store: Store,
     pgvector: PgVectorResource,
     backup_root: BackupRootResource,
     key: str,
 ) -> DrillResult:
     tag_run(context, key)
+    environment = store.environment()
     try:
         request = DrillRequest(
-            dsn=pgvector.dsn, root=backup_root.open(), key=key or None, configured_root=backup_root.configured(),
-            offsite_root=backup_root.open_offsite(), progress=log_progress(context), rto_targets=settings.rto_targets(),
-            index_builds=settings.index_build_settings(),
+            dsn=pgvector.dsn_of(store), root=backup_root.open(store), key=key or None,
+            configured_root=backup_root.configured(store), offsite_root=backup_root.open_offsite(store),
+            progress=log_progress(context), rto_targets=settings.rto_targets(environment),
+            index_builds=settings.index_build_settings(environment), store=store,
         )
         return run_drill(request)
     except VectorAssetsError as error:
@@ -105,76 +103,92 @@ def alert_failed_drill_checks(context, result: DrillResult) -> None:
         alert_failed_check(context, result.backup_set.key, RTO_CHECK, result.recovery_time.message)
 
 
-@set_checks(
-    "restore_drill_check",
-    [
+def drill_check_specs(keys: StoreKeys) -> list[dg.AssetCheckSpec]:
+    return [
         dg.AssetCheckSpec(
             DRILL_CHECK,
-            asset=backup_asset_key(table),
-            partitions_def=vector_backups_partitions,
+            asset=keys.backup_key(table),
+            partitions_def=keys.partitions,
             description="Restore the set into a scratch database and compare every row with the file.",
         )
-        for table in MANAGED_TABLES
+        for table in keys.store.table_names
     ] + [
         dg.AssetCheckSpec(
             RTO_CHECK,
-            asset=backup_asset_key(table),
-            partitions_def=vector_backups_partitions,
+            asset=keys.backup_key(table),
+            partitions_def=keys.partitions,
             description=f"The drill's restore time, index builds included, against {settings.RTO_TARGETS.name} "
             "(under 1 GB 5 min, to 10 GB 30 min, above 2 h): WARN over it, ERROR over twice.",
         )
-        for table in MANAGED_TABLES
-    ],
-)
-def restore_drill_check(
-    context: dg.AssetCheckExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource
-):
-    key = set_chosen_for_checks(context, "drill_vector_backup")
-    if key is None:
-        return
-    result = drill(context, pgvector, backup_root, key)
-    alert_failed_drill_checks(context, result)
-    selected = context.selected_asset_check_keys
-    for table, passed, description, metadata in drill_check_results(result):
-        if dg.AssetCheckKey(backup_asset_key(table), DRILL_CHECK) in selected:
-            yield dg.AssetCheckResult(
-                asset_key=backup_asset_key(table), check_name=DRILL_CHECK, passed=passed, description=description,
-                metadata=metadata,
+        for table in keys.store.table_names
+    ]
+
+
+def drill_checks(keys: StoreKeys) -> dg.AssetChecksDefinition:
+    job_name = keys.name(DRILL_JOB)
+
+    @set_checks(keys.name("restore_drill_check"), drill_check_specs(keys))
+    def restore_drill_check(
+        context: dg.AssetCheckExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource
+    ):
+        key = set_chosen_for_checks(context, job_name)
+        if key is None:
+            return
+        result = drill(context, keys.store, pgvector, backup_root, key)
+        alert_failed_drill_checks(context, result)
+        selected = context.selected_asset_check_keys
+        for table, passed, description, metadata in drill_check_results(result):
+            if dg.AssetCheckKey(keys.backup_key(table), DRILL_CHECK) in selected:
+                yield dg.AssetCheckResult(
+                    asset_key=keys.backup_key(table), check_name=DRILL_CHECK, passed=passed, description=description,
+                    metadata=metadata,
+                )
+        for table in result.backup_set.tables:
+            if dg.AssetCheckKey(keys.backup_key(table), RTO_CHECK) in selected:
+                yield dg.AssetCheckResult(asset_key=keys.backup_key(table), check_name=RTO_CHECK, **rto_check_fields(result))
+
+    return restore_drill_check
+
+
+def drill_op(keys: StoreKeys) -> dg.OpDefinition:
+    job_name = keys.name(DRILL_JOB)
+
+    @dg.op(name=keys.name("drill_restore_of_backup_set"), out=dg.Out(dg.Nothing))
+    def drill_restore_of_backup_set(
+        context: dg.OpExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource
+    ) -> dg.Output:
+        """Restore the set into a scratch database, compare, drop the scratch data; fail if it differs."""
+        result = drill(context, keys.store, pgvector, backup_root, chosen_set(context, job_name))
+        report_drill(context, keys, result)
+        if not result.passed:
+            raise dg.Failure(
+                description=f"restore drill of set {result.backup_set.key} failed: "
+                + "; ".join(t.message for t in result.tables if not t.passed),
+                metadata={"partition": result.backup_set.key},
             )
-    for table in result.backup_set.tables:
-        if dg.AssetCheckKey(backup_asset_key(table), RTO_CHECK) in selected:
-            yield dg.AssetCheckResult(asset_key=backup_asset_key(table), check_name=RTO_CHECK, **rto_check_fields(result))
+        return dg.Output(None, metadata=drill_metadata(result))
+
+    return drill_restore_of_backup_set
 
 
-@dg.op(out=dg.Out(dg.Nothing))
-def drill_restore_of_backup_set(
-    context: dg.OpExecutionContext, pgvector: PgVectorResource, backup_root: BackupRootResource
-) -> dg.Output:
-    """Restore the set into a scratch database, compare, drop the scratch data; fail if it differs."""
-    result = drill(context, pgvector, backup_root, chosen_set(context, "drill_vector_backup"))
+def report_drill(context: dg.OpExecutionContext, keys: StoreKeys, result: DrillResult) -> None:
+    """The drill's checks as evaluations on the set's partition, its restore time as an observation."""
     for table, passed, description, metadata in drill_check_results(result):
         context.log_event(dg.AssetCheckEvaluation(
-            asset_key=backup_asset_key(table), check_name=DRILL_CHECK, passed=passed,
+            asset_key=keys.backup_key(table), check_name=DRILL_CHECK, passed=passed,
             description=description, metadata=metadata, partition=result.backup_set.key,
         ))
         context.log.info(description)
     for table in result.backup_set.tables:
         context.log_event(dg.AssetCheckEvaluation(
-            asset_key=backup_asset_key(table), check_name=RTO_CHECK, partition=result.backup_set.key,
+            asset_key=keys.backup_key(table), check_name=RTO_CHECK, partition=result.backup_set.key,
             **rto_check_fields(result),
         ))
         context.log_event(dg.AssetObservation(
-            asset_key=backup_asset_key(table), partition=result.backup_set.key, metadata=rto_metadata(result)
+            asset_key=keys.backup_key(table), partition=result.backup_set.key, metadata=rto_metadata(result)
         ))
     (context.log.info if result.recovery_time.verdict == WITHIN else context.log.warning)(result.recovery_time.message)
     alert_failed_drill_checks(context, result)
-    if not result.passed:
-        raise dg.Failure(
-            description=f"restore drill of set {result.backup_set.key} failed: "
-            + "; ".join(t.message for t in result.tables if not t.passed),
-            metadata={"partition": result.backup_set.key},
-        )
-    return dg.Output(None, metadata=drill_metadata(result))
 
 
 def drill_metadata(result: DrillResult) -> dict:
@@ -199,27 +213,34 @@ def drill_metadata(result: DrillResult) -> dict:
     }
 
 
-@dg.job(
-    partitions_def=vector_backups_partitions,
-    tags=READS_SETS,
-    description="Restore drill: restore the chosen set into a scratch database, compare every row, drop the scratch database.",
-)
-def drill_vector_backup() -> None:
-    drill_restore_of_backup_set()
+def drill_definitions(keys: StoreKeys) -> dg.Definitions:
+    drill_restore_of_backup_set = drill_op(keys)
+    cron = settings.DRILL_CRON
 
+    @dg.job(
+        name=keys.name(DRILL_JOB),
+        partitions_def=keys.partitions,
+        tags=READS_SETS,
+        description="Restore drill: restore the chosen set into a scratch database, compare every row, drop the "
+        "scratch database.",
+    )
+    def drill_vector_backup() -> None:
+        drill_restore_of_backup_set()
 
-@dg.schedule(
-    name="vector_drill_schedule",
-    job=drill_vector_backup,
-    cron_schedule=cron_from(settings.DRILL_CRON),
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=(
-        f"Restore drill of the newest set in a scratch database, on {settings.DRILL_CRON.name} "
-        f"(default weekly, Sundays 04:00; {settings.DRILL_CRON.deprecated_alias} still works, deprecated)."
-    ),
-)
-def vector_drill_schedule(context: dg.ScheduleEvaluationContext):
-    newest = newest_key(context.instance.get_dynamic_partitions(vector_backups_partitions.name))
-    if newest is None:
-        return dg.SkipReason("no backup set is registered yet; nothing to drill")
-    return dg.RunRequest(partition_key=newest, tags=set_tags(newest))
+    @dg.schedule(
+        name=keys.name("vector_drill_schedule"),
+        job=drill_vector_backup,
+        cron_schedule=cron_from(cron, keys.store.environment()),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            f"Restore drill of the newest set in a scratch database, on {cron.name} "
+            f"(default weekly, Sundays 04:00; {cron.deprecated_alias} still works, deprecated)."
+        ),
+    )
+    def vector_drill_schedule(context: dg.ScheduleEvaluationContext):
+        newest = newest_key(context.instance.get_dynamic_partitions(keys.partitions.name))
+        if newest is None:
+            return dg.SkipReason("no backup set is registered yet; nothing to drill")
+        return dg.RunRequest(partition_key=newest, tags=set_tags(newest))
+
+    return dg.Definitions(asset_checks=[drill_checks(keys)], jobs=[drill_vector_backup], schedules=[vector_drill_schedule])

@@ -18,14 +18,12 @@ import dagster as dg
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.sets.naming import timestamp_time
-from vector_assets.core.tables import MANAGED_TABLES
 from vector_assets.core.units import human_duration
 from vector_assets.defs.alerts import NO_SET, alert_failed_check, alert_failed_check_without_run
-from vector_assets.defs.backup import INVENTORY_KEY, backup_asset_key
-from vector_assets.defs.partitions import newest_key, vector_backups_partitions
+from vector_assets.defs.partitions import newest_key
+from vector_assets.defs.store_keys import StoreKeys
 
 FRESHNESS_CHECK = "freshness_check"
-BACKUP_KEYS = [backup_asset_key(table) for table in MANAGED_TABLES]
 FRESHNESS_PARAMS = "dagster/freshness_params"
 LAST_UPDATED = "dagster/last_updated_timestamp"
 FRESH_UNTIL = "dagster/fresh_until_timestamp"
@@ -33,10 +31,10 @@ OVERDUE_SECONDS = "dagster/overdue_seconds"
 LOWER_BOUND = "dagster/freshness_lower_bound_timestamp"
 
 
-def max_age_for_display() -> float:
+def max_age_for_display(environment: Mapping[str, str]) -> float:
     """The limit shown on the check's definition; a malformed value fails the evaluation instead."""
     try:
-        return settings.BACKUP_MAX_AGE.seconds()
+        return settings.BACKUP_MAX_AGE.seconds(environment)
     except ConfigError:
         return settings.BACKUP_MAX_AGE.seconds({})  # its default
 
@@ -47,13 +45,14 @@ def set_time(key: str) -> float:
 
 
 def newest_sets(
-    instance: dg.DagsterInstance, reported: Mapping[dg.AssetKey, Iterable[str]] | None = None, removed: Iterable[str] = ()
+    instance: dg.DagsterInstance, keys: StoreKeys, reported: Mapping[dg.AssetKey, Iterable[str]] | None = None,
+    removed: Iterable[str] = (),
 ) -> dict[dg.AssetKey, str | None]:
     """Per backup asset, its newest registered set; ``reported`` and ``removed`` are what a
     sensor tick is about to add and delete."""
-    registered = set(instance.get_dynamic_partitions(vector_backups_partitions.name)) - set(removed)
+    registered = set(instance.get_dynamic_partitions(keys.partitions.name)) - set(removed)
     newest = {}
-    for asset_key in BACKUP_KEYS:
+    for asset_key in keys.backup_keys:
         keys = set(instance.get_materialized_partitions(asset_key)) & registered
         newest[asset_key] = newest_key(list(keys | set((reported or {}).get(asset_key, ()))))
     return newest
@@ -119,63 +118,79 @@ def alert_stale(log, sensor: str, evaluations: list[dg.AssetCheckEvaluation]) ->
             )
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(
-            FRESHNESS_CHECK,
-            asset=backup_asset_key(table),
-            description=f"Stale when the newest set is older than {settings.BACKUP_MAX_AGE.name} (default 26h).",
-            metadata={FRESHNESS_PARAMS: dg.MetadataValue.json(
-                {"lower_bound_delta_seconds": max_age_for_display(), "timezone": "UTC"}
-            )},
-        )
-        for table in MANAGED_TABLES
-    ],
-    can_subset=True,
-    name="backup_freshness_checks",
-)
-def backup_freshness_checks(context: dg.AssetCheckExecutionContext):
-    try:
-        max_age = settings.BACKUP_MAX_AGE.seconds()
-    except ConfigError as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from None
-    now = time.time()
-    newest = newest_sets(context.instance)
-    for check_key in context.selected_asset_check_keys:
-        key = newest[check_key.asset_key]
-        result = freshness_result(check_key.asset_key, key, max_age, now)
-        if not result.passed:
-            alert_failed_check(context, key or NO_SET, f"{check_key.asset_key.to_user_string()} {FRESHNESS_CHECK}",
-                               result.description or "stale")
-        yield result
+def freshness_checks(keys: StoreKeys) -> dg.AssetChecksDefinition:
+    environment = keys.store.environment()
+
+    @dg.multi_asset_check(
+        specs=[
+            dg.AssetCheckSpec(
+                FRESHNESS_CHECK,
+                asset=keys.backup_key(table),
+                description=f"Stale when the newest set is older than {settings.BACKUP_MAX_AGE.name} (default 26h).",
+                metadata={FRESHNESS_PARAMS: dg.MetadataValue.json(
+                    {"lower_bound_delta_seconds": max_age_for_display(environment), "timezone": "UTC"}
+                )},
+            )
+            for table in keys.store.table_names
+        ],
+        can_subset=True,
+        name=keys.name("backup_freshness_checks"),
+    )
+    def backup_freshness_checks(context: dg.AssetCheckExecutionContext):
+        try:
+            max_age = settings.BACKUP_MAX_AGE.seconds(keys.store.environment())
+        except ConfigError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+        now = time.time()
+        newest = newest_sets(context.instance, keys)
+        for check_key in context.selected_asset_check_keys:
+            key = newest[check_key.asset_key]
+            result = freshness_result(check_key.asset_key, key, max_age, now)
+            if not result.passed:
+                alert_failed_check(context, key or NO_SET, f"{check_key.asset_key.to_user_string()} {FRESHNESS_CHECK}",
+                                   result.description or "stale")
+            yield result
+
+    return backup_freshness_checks
 
 
 FRESHNESS_SENSOR = "vector_freshness_sensor"
 
 
-@dg.sensor(
-    name=FRESHNESS_SENSOR,
-    asset_selection=dg.AssetSelection.checks(backup_freshness_checks) | dg.AssetSelection.assets(*BACKUP_KEYS),
-    minimum_interval_seconds=settings.sensor_interval_seconds(settings.FRESHNESS_INTERVAL),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Records the backups' freshness checks, without a run, when the newest set changes or grows older "
-    f"than {settings.BACKUP_MAX_AGE.name}.",
-)
-def vector_freshness_sensor(context: dg.SensorEvaluationContext):
-    try:
-        max_age = settings.BACKUP_MAX_AGE.seconds()
-    except ConfigError as error:
-        return dg.SkipReason(str(error))
-    if context.instance.get_latest_materialization_event(INVENTORY_KEY) is None:
-        # Before vector_bak_sensor has looked at the root, "no backup set yet" would be false.
-        return dg.SkipReason("waiting for vector_bak_sensor to register the sets under the root")
-    evaluations = freshness_evaluations(context.instance, newest_sets(context.instance), max_age, time.time())
-    if not evaluations:
-        return dg.SkipReason("no backup asset's newest set or freshness changed")
-    alert_stale(context.log, FRESHNESS_SENSOR, evaluations)
-    return dg.SensorResult(
-        asset_events=evaluations,
-        skip_reason="recorded without a run: " + "; ".join(
-            f"{e.asset_key.to_user_string()} {e.description}" for e in evaluations
-        ),
+def freshness_sensor(keys: StoreKeys, checks: dg.AssetChecksDefinition) -> dg.SensorDefinition:
+    environment = keys.store.environment()
+    sensor_name = keys.name(FRESHNESS_SENSOR)
+
+    @dg.sensor(
+        name=sensor_name,
+        asset_selection=dg.AssetSelection.checks(checks) | dg.AssetSelection.assets(*keys.backup_keys),
+        minimum_interval_seconds=settings.sensor_interval_seconds(settings.FRESHNESS_INTERVAL, environment),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Records the backups' freshness checks, without a run, when the newest set changes or grows older "
+        f"than {settings.BACKUP_MAX_AGE.name}.",
     )
+    def vector_freshness_sensor(context: dg.SensorEvaluationContext):
+        try:
+            max_age = settings.BACKUP_MAX_AGE.seconds(keys.store.environment())
+        except ConfigError as error:
+            return dg.SkipReason(str(error))
+        if context.instance.get_latest_materialization_event(keys.inventory_key) is None:
+            # Before vector_bak_sensor has looked at the root, "no backup set yet" would be false.
+            return dg.SkipReason("waiting for vector_bak_sensor to register the sets under the root")
+        evaluations = freshness_evaluations(context.instance, newest_sets(context.instance, keys), max_age, time.time())
+        if not evaluations:
+            return dg.SkipReason("no backup asset's newest set or freshness changed")
+        alert_stale(context.log, sensor_name, evaluations)
+        return dg.SensorResult(
+            asset_events=evaluations,
+            skip_reason="recorded without a run: " + "; ".join(
+                f"{e.asset_key.to_user_string()} {e.description}" for e in evaluations
+            ),
+        )
+
+    return vector_freshness_sensor
+
+
+def freshness_definitions(keys: StoreKeys) -> dg.Definitions:
+    checks = freshness_checks(keys)
+    return dg.Definitions(asset_checks=[checks], sensors=[freshness_sensor(keys, checks)])

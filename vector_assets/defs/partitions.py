@@ -1,12 +1,10 @@
 """One partition per backup set; the key is the set's timestamp (``<ts>__<task_id>`` when the
-same timestamp is in more than one location)."""
+same timestamp is in more than one location). Each store has its own partitions
+(``StoreKeys.partitions``)."""
 
 from collections.abc import Callable, Sequence
 
 import dagster as dg
-
-vector_backups_partitions = dg.DynamicPartitionsDefinition(name="vector_backups")
-
 
 def no_set_chosen(job: str) -> str:
     return f"no backup set chosen: launch {job} from its Launchpad and pick the set (its partition)"

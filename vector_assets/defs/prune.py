@@ -12,13 +12,13 @@ from vector_assets.core.errors import ConfigError, PruneError, VectorAssetsError
 from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.sets.roots import Root
+from vector_assets.core.stores import Store
 from vector_assets.core.units import human_size
 from vector_assets.defs.cron import cron_from
-from vector_assets.defs.discovery import INVENTORY_KEY
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.partitions import vector_backups_partitions
 from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource
 from vector_assets.defs.run_facts import READS_SETS
+from vector_assets.defs.store_keys import StoreKeys
 
 # Jobs whose unfinished runs read sets: restore, the restore drill (and its name before 0.2), the file checks.
 UNFINISHED_STATUSES = [
@@ -51,44 +51,50 @@ class PruneConfig(dg.Config):
     )
 
 
-@dg.op(pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
-def prune_backup_sets(context: dg.OpExecutionContext, config: PruneConfig, backup_root: BackupRootResource) -> dg.Output:
-    """Plan retention per location and, unless this is a dry run, delete and unregister old sets.
+def prune_op(keys: StoreKeys) -> dg.OpDefinition:
+    store = keys.store
 
-    It shares the pool with backup and restore, so a restore launched after the in-use check
-    waits for the prune instead of reading a set while it is deleted.
-    """
-    try:
-        root, policy = pruned_root(config, backup_root)
-        request = PruneRequest(
-            root=root, policy=policy, dry_run=config.dry_run, in_use=mentions_in_unfinished_runs(context.instance),
-        )
-        result = run_prune(request)
-    except PruneError as error:
-        if isinstance(error.partial_result, PruneResult) and not config.offsite:
-            update_partitions(context.instance, error.partial_result)
-        raise as_failure(error, "prune") from None
-    except VectorAssetsError as error:
-        raise as_failure(error, "prune") from None
-    removed = [] if config.offsite else update_partitions(context.instance, result)  # partitions are local sets
-    for skipped in result.plan.skipped_locations:
-        context.log.warning(skipped)
-    context.log.info(prune_summary(result))
-    metadata = prune_metadata(result, removed)
-    context.log_event(dg.AssetObservation(
-        asset_key=INVENTORY_KEY,
-        metadata={key: metadata[key] for key in ("summary", "plan", "sets_kept", "sets_deleted", "bytes_freed", "dry_run")},
-    ))
-    return dg.Output(None, metadata=metadata)
+    @dg.op(name=keys.name("prune_backup_sets"), pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
+    def prune_backup_sets(context: dg.OpExecutionContext, config: PruneConfig, backup_root: BackupRootResource) -> dg.Output:
+        """Plan retention per location and, unless this is a dry run, delete and unregister old sets.
+
+        It shares the pool with backup and restore, so a restore launched after the in-use check
+        waits for the prune instead of reading a set while it is deleted.
+        """
+        try:
+            root, policy = pruned_root(config, store, backup_root)
+            request = PruneRequest(
+                root=root, policy=policy, dry_run=config.dry_run, in_use=mentions_in_unfinished_runs(context.instance),
+            )
+            result = run_prune(request)
+        except PruneError as error:
+            if isinstance(error.partial_result, PruneResult) and not config.offsite:
+                update_partitions(context.instance, keys, error.partial_result)
+            raise as_failure(error, "prune") from None
+        except VectorAssetsError as error:
+            raise as_failure(error, "prune") from None
+        removed = [] if config.offsite else update_partitions(context.instance, keys, result)  # partitions are local sets
+        for skipped in result.plan.skipped_locations:
+            context.log.warning(skipped)
+        context.log.info(prune_summary(result))
+        metadata = prune_metadata(result, removed)
+        context.log_event(dg.AssetObservation(
+            asset_key=keys.inventory_key,
+            metadata={key: metadata[key] for key in ("summary", "plan", "sets_kept", "sets_deleted", "bytes_freed", "dry_run")},
+        ))
+        return dg.Output(None, metadata=metadata)
+
+    return prune_backup_sets
 
 
-def pruned_root(config: PruneConfig, backup_root: BackupRootResource) -> tuple[Root, RetentionPolicy]:
+def pruned_root(config: PruneConfig, store: Store, backup_root: BackupRootResource) -> tuple[Root, RetentionPolicy]:
+    environment = store.environment()
     if not config.offsite:
-        return backup_root.open(), settings.retention_policy()
-    offsite = backup_root.open_offsite()
+        return backup_root.open(store), settings.retention_policy(environment)
+    offsite = backup_root.open_offsite(store)
     if offsite is None:
         raise ConfigError(f"offsite: true, but {settings.OFFSITE_ROOT.name} is not set")
-    return offsite, settings.retention_policy(offsite=True)
+    return offsite, settings.retention_policy(environment, offsite=True)
 
 
 def mentions_in_unfinished_runs(instance: dg.DagsterInstance) -> frozenset[str]:
@@ -115,9 +121,9 @@ def strings_in(value: object) -> list[str]:
     return []
 
 
-def update_partitions(instance: dg.DagsterInstance, result: PruneResult) -> list[str]:
+def update_partitions(instance: dg.DagsterInstance, keys: StoreKeys, result: PruneResult) -> list[str]:
     """Drop the partitions of deleted sets; register keys that surviving sets carry now."""
-    name = vector_backups_partitions.name
+    name = keys.partitions.name
     removed = [key for key in result.removed_keys if instance.has_dynamic_partition(name, key)]
     for key in removed:
         instance.delete_dynamic_partition(name, key)
@@ -165,19 +171,27 @@ def prune_markdown(result: PruneResult) -> str:
     return "\n".join(lines)
 
 
-@dg.job(description="Delete backup sets outside the retention policy (7 daily / 4 weekly / 12 monthly by default); dry run unless dry_run: false.")
-def prune_vector_backups() -> None:
-    prune_backup_sets()
+def prune_definitions(keys: StoreKeys) -> dg.Definitions:
+    prune_backup_sets = prune_op(keys)
+    cron = settings.PRUNE_CRON
 
+    @dg.job(
+        name=keys.name("prune_vector_backups"),
+        description="Delete backup sets outside the retention policy (7 daily / 4 weekly / 12 monthly by default); "
+        "dry run unless dry_run: false.",
+    )
+    def prune_vector_backups() -> None:
+        prune_backup_sets()
 
-vector_prune_schedule = dg.ScheduleDefinition(
-    name="vector_prune_schedule",
-    job=prune_vector_backups,
-    cron_schedule=cron_from(settings.PRUNE_CRON),
-    run_config={"ops": {"prune_backup_sets": {"config": {"dry_run": False}}}},
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=(
-        "Off by default. When turned on it really deletes (dry_run: false) the sets outside the "
-        f"retention policy on {settings.PRUNE_CRON.name} (default daily at 03:30); launch prune_vector_backups by hand to see the plan first."
-    ),
-)
+    schedule = dg.ScheduleDefinition(
+        name=keys.name("vector_prune_schedule"),
+        job=prune_vector_backups,
+        cron_schedule=cron_from(cron, keys.store.environment()),
+        run_config={"ops": {prune_backup_sets.name: {"config": {"dry_run": False}}}},
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=(
+            "Off by default. When turned on it really deletes (dry_run: false) the sets outside the retention policy "
+            f"on {cron.name} (default daily at 03:30); launch prune_vector_backups by hand to see the plan first."
+        ),
+    )
+    return dg.Definitions(jobs=[prune_vector_backups], schedules=[schedule])

@@ -13,36 +13,45 @@ import dagster as dg
 
 from vector_assets import settings
 from vector_assets.core.sets.roots import Root, open_root
+from vector_assets.core.stores import Store
 
 # Backup, truncate, restore and prune ops share this pool; dagster.yaml limits it to 1.
 VECTOR_TABLES_POOL = "vector_tables"
 
 
 class PgVectorResource(dg.ConfigurableResource):
-    """The pgvector database of ``VECTOR_ASSETS_PG_DSN``, read when a run needs it."""
+    """A store's pgvector database (the default store's is ``VECTOR_ASSETS_PG_DSN``), read when a
+    run needs it."""
 
     @property
     def dsn(self) -> str:
-        return settings.dsn_from_variable(settings.PG_DSN.name, "the pgvector database")
+        return self.dsn_of(settings.default_store())
+
+    def dsn_of(self, store: Store) -> str:
+        return settings.store_dsn(store)
 
 
 class BackupRootResource(dg.ConfigurableResource):
-    """The backup root of ``VECTOR_ASSETS_ROOT`` (else the earlier tooling's default) and the offsite root of
-    ``VECTOR_ASSETS_OFFSITE_ROOT``, read when a run needs them."""
+    """A store's backup root (``VECTOR_ASSETS_ROOT``, else the earlier tooling's default) and offsite root
+    (``VECTOR_ASSETS_OFFSITE_ROOT``), read when a run needs them; without a store, the default store's."""
 
-    def configured(self) -> str:
+    def configured(self, store: Store | None = None) -> str:
         """The root as the operator wrote it (the earlier tooling's backup_path starts with it)."""
-        return settings.ROOT.get()
+        return settings.ROOT.get(_environment(store))
 
-    def open_offsite(self) -> Root | None:
+    def open_offsite(self, store: Store | None = None) -> Root | None:
         """The second root, or None when there is none."""
-        configured = settings.OFFSITE_ROOT.get()
+        configured = settings.OFFSITE_ROOT.get(_environment(store))
         return open_root(configured) if configured else None
 
-    def open(self) -> Root:
+    def open(self, store: Store | None = None) -> Root:
         """A local folder, or an object store (``s3://bucket/prefix``) with credentials from the
         store's own environment variables."""
-        return open_root(self.configured())
+        return open_root(self.configured(store))
+
+
+def _environment(store: Store | None):
+    return (store or settings.default_store()).environment()
 
 
 class RunStorageIOManager(dg.ConfigurableIOManagerFactory):
@@ -56,7 +65,3 @@ class RunStorageIOManager(dg.ConfigurableIOManagerFactory):
 def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManagerFactory]:
     return {"pgvector": PgVectorResource(), "backup_root": BackupRootResource(), "io_manager": RunStorageIOManager()}
 
-
-@dg.definitions
-def resources() -> dg.Definitions:
-    return dg.Definitions(resources=default_resources())

@@ -18,94 +18,121 @@ from vector_assets.core.ops.restore import (
     run_restore,
 )
 from vector_assets.core.pg.connection import describe_dsn
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.stores import Store
 from vector_assets.core.units import count_of, human_duration, human_size, megabytes_per_second
 from vector_assets.defs.backup import registered_set, report_new_set
-from vector_assets.defs.choices import ManagedTable, OnConflict, RestoreTarget, value_of, values
+from vector_assets.defs.choices import OnConflict, restore_target_choice, value_of, values
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.partitions import chosen_set, vector_backups_partitions
+from vector_assets.defs.partitions import chosen_set
 from vector_assets.defs.resources import (
     VECTOR_TABLES_POOL,
     BackupRootResource,
     PgVectorResource,
 )
 from vector_assets.defs.run_facts import READS_SETS, log_progress, tag_run, tag_safety_set
+from vector_assets.defs.store_keys import StoreKeys
+
+RESTORE_JOB = "restore_vector_tables"
 
 
-class RestoreConfig(dg.Config):
-    target: RestoreTarget = Field(
-        default=RestoreTarget[settings.DEFAULT_TARGET],
-        description="Where to restore. The choices are 'default' (the database of VECTOR_ASSETS_PG_DSN) and the "
-        "names listed in VECTOR_ASSETS_RESTORE_TARGETS in the code location's environment (each the name of the "
-        "variable holding that target's DSN).",
-    )
-    tables: list[ManagedTable] = Field(
-        default=list(MANAGED_TABLES), description="Tables to restore; the choices are the managed tables (both by default)."
-    )
-    truncate_before_restore: bool = Field(
-        default=True,
-        description="true (the default): the tables become exactly the set; what they held is kept in a pre_restore "
-        "set first, and the run gives the undo. false: append the set's rows; on_conflict decides about existing keys.",
-    )
-    on_conflict: OnConflict = Field(
-        default=OnConflict.error, description="Append mode only: error (fail on the first existing key) or skip (keep it, report it)."
-    )
-    collection: Optional[str] = Field(
-        default=None,
-        description="Restore only this collection (its row and its embeddings), by its name in the set; the other "
-        "collections stay as they are. With truncate_before_restore it replaces that collection, else it appends.",
-    )
-    rename_collection_to: Optional[str] = Field(
-        default=None,
-        description="With collection: restore it as a new collection of this name beside the current one, with new "
-        "deterministic ids (see the README).",
-    )
-    dry_run: bool = Field(
-        default=True,
-        description="true (the default): do everything (lock, safety set, conflict checks, load, index builds), then "
-        "roll back; it fails where the real restore would. Write dry_run: false to restore.",
-    )
-    safety_backup: bool = Field(
-        default=True, description="Back up what the restore replaces into a pre_restore set first. Turn off only knowingly."
-    )
+def restore_config(keys: StoreKeys) -> type[dg.Config]:
+    table_choice, target_choice = keys.table_choice, restore_target_choice(keys)
 
-
-def target_dsn(target: str, pgvector: PgVectorResource) -> str:
-    return pgvector.dsn if target == settings.DEFAULT_TARGET else settings.restore_target_dsn(target)
-
-
-@dg.op(pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
-def restore_from_backup_set(
-    context: dg.OpExecutionContext, config: RestoreConfig, pgvector: PgVectorResource, backup_root: BackupRootResource
-) -> dg.Output:
-    """Check the set and the target, back up what will be replaced, then load in one transaction."""
-    key = chosen_set(context, "restore_vector_tables")
-    target = value_of(config.target)
-    tag_run(context, key, target)
-    try:
-        dsn = target_dsn(target, pgvector)
-        request = RestoreRequest(
-            target_dsn=dsn, root=backup_root.open(), timestamp=key, tables=values(config.tables),
-            truncate_before_restore=config.truncate_before_restore, dry_run=config.dry_run,
-            on_conflict=value_of(config.on_conflict), configured_root=backup_root.configured(),
-            safety_backup=config.safety_backup, offsite_root=backup_root.open_offsite(), progress=log_progress(context),
-            index_builds=settings.index_build_settings(), collection=config.collection,
-            rename_collection_to=config.rename_collection_to,
+    class RestoreConfig(dg.Config):
+        target: target_choice = Field(
+            default=target_choice[settings.DEFAULT_TARGET],
+            description="Where to restore. The choices are 'default' (the database of VECTOR_ASSETS_PG_DSN) and the "
+            "names listed in VECTOR_ASSETS_RESTORE_TARGETS in the code location's environment (each the name of the "
+            "variable holding that target's DSN).",
         )
-        result = run_restore(request)
-    except VectorAssetsError as error:
-        raise as_failure(error, "restore") from None
+        tables: list[table_choice] = Field(
+            default=list(keys.store.table_names),
+            description="Tables to restore; the choices are the managed tables (both by default).",
+        )
+        truncate_before_restore: bool = Field(
+            default=True,
+            description="true (the default): the tables become exactly the set; what they held is kept in a pre_restore "
+            "set first, and the run gives the undo. false: append the set's rows; on_conflict decides about existing keys.",
+        )
+        on_conflict: OnConflict = Field(
+            default=OnConflict.error,
+            description="Append mode only: error (fail on the first existing key) or skip (keep it, report it).",
+        )
+        collection: Optional[str] = Field(
+            default=None,
+            description="Restore only this collection (its row and its embeddings), by its name in the set; the other "
+            "collections stay as they are. With truncate_before_restore it replaces that collection, else it appends.",
+        )
+        rename_collection_to: Optional[str] = Field(
+            default=None,
+            description="With collection: restore it as a new collection of this name beside the current one, with new "
+            "deterministic ids (see the README).",
+        )
+        dry_run: bool = Field(
+            default=True,
+            description="true (the default): do everything (lock, safety set, conflict checks, load, index builds), then "
+            "roll back; it fails where the real restore would. Write dry_run: false to restore.",
+        )
+        safety_backup: bool = Field(
+            default=True,
+            description="Back up what the restore replaces into a pre_restore set first. Turn off only knowingly.",
+        )
+
+    return RestoreConfig
+
+
+def target_dsn(target: str, store: Store, pgvector: PgVectorResource) -> str:
+    if target == settings.DEFAULT_TARGET:
+        return pgvector.dsn_of(store)
+    return settings.restore_target_dsn(target, store.environment())
+
+
+def restore_op(keys: StoreKeys) -> dg.OpDefinition:
+    store, job_name = keys.store, keys.name(RESTORE_JOB)
+
+    @dg.op(name=keys.name("restore_from_backup_set"), pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
+    def restore_from_backup_set(
+        context: dg.OpExecutionContext, config: restore_config(keys), pgvector: PgVectorResource,
+        backup_root: BackupRootResource,
+    ) -> dg.Output:
+        """Check the set and the target, back up what will be replaced, then load in one transaction."""
+        key = chosen_set(context, job_name)
+        target = value_of(config.target)
+        tag_run(context, key, target)
+        try:
+            dsn = target_dsn(target, store, pgvector)
+            request = RestoreRequest(
+                target_dsn=dsn, root=backup_root.open(store), timestamp=key, tables=values(config.tables),
+                truncate_before_restore=config.truncate_before_restore, dry_run=config.dry_run,
+                on_conflict=value_of(config.on_conflict), configured_root=backup_root.configured(store),
+                safety_backup=config.safety_backup, offsite_root=backup_root.open_offsite(store),
+                progress=log_progress(context), index_builds=settings.index_build_settings(store.environment()),
+                collection=config.collection, rename_collection_to=config.rename_collection_to, store=store,
+            )
+            result = run_restore(request)
+        except VectorAssetsError as error:
+            raise as_failure(error, "restore") from None
+        return report_restore(context, keys, config, backup_root, result, target, dsn)
+
+    return restore_from_backup_set
+
+
+def report_restore(
+    context: dg.OpExecutionContext, keys: StoreKeys, config: dg.Config, backup_root: BackupRootResource,
+    result: RestoreResult, target: str, dsn: str,
+) -> dg.Output:
+    """The restore's log lines, observations and metadata, and the undo when it replaced something."""
     if result.read_from_offsite:
         context.log.warning(result.read_from_offsite)
     if not config.safety_backup:
         context.log.warning("safety_backup is off: what this restore replaced was not backed up")
-    safety_key = register_safety_set(context, backup_root, result)
+    safety_key = register_safety_set(context, keys, backup_root, result)
     if safety_key is not None:
         tag_safety_set(context, safety_key)
     server = describe_dsn(dsn)
     if not result.dry_run and target == settings.DEFAULT_TARGET:
         for table in result.tables:
-            context.log_event(table_observation(result, table, safety_key))
+            context.log_event(table_observation(keys, result, table, safety_key))
     for build in result.index_builds:
         (context.log.warning if build.spilled else context.log.info)(build.message)
     context.log.info(restore_summary(result, f"{server.database} on {server.host}"))
@@ -113,31 +140,34 @@ def restore_from_backup_set(
         context.log.info("dry run: everything was done, then rolled back; nothing changed. Write dry_run: false to restore")
     metadata = restore_metadata(result, f"{target}: {server.database} on {server.host}:{server.port}", safety_key)
     if safety_key is not None:
-        undo = undo_instructions(result, safety_key, target)
+        undo = undo_instructions(result, safety_key, target, context.op_def.name)
+        job = keys.name(RESTORE_JOB)
         context.log.info(f"what the restore replaced is in the pre_restore set {safety_key}. To undo: {undo['cli']}; "
-                         f"or launch restore_vector_tables for partition {safety_key} with {undo['launchpad']}")
+                         f"or launch {job} for partition {safety_key} with {undo['launchpad']}")
         metadata.update({"undo_cli": undo["cli"], "undo_launchpad": dg.MetadataValue.md(
             f"Partition `{safety_key}`, config:\n\n```yaml\n{undo['launchpad']}\n```")})
     return dg.Output(None, metadata=metadata)
 
 
-def register_safety_set(context: dg.OpExecutionContext, backup_root: BackupRootResource, result: RestoreResult) -> str | None:
+def register_safety_set(
+    context: dg.OpExecutionContext, keys: StoreKeys, backup_root: BackupRootResource, result: RestoreResult
+) -> str | None:
     if result.safety_set is None:
         return None
     try:
-        backup_set = registered_set(backup_root, result.safety_set)
+        backup_set = registered_set(backup_root, keys.store, result.safety_set)
     except VectorAssetsError as error:  # the restore has committed; the sensor registers the set later
         context.log.warning(f"the pre_restore set {result.safety_set.timestamp} is on disk but not registered yet: {error}")
         return result.safety_set.timestamp
-    report_new_set(context, backup_set)
+    report_new_set(context, keys, backup_set)
     return backup_set.key
 
 
-def undo_instructions(result: RestoreResult, safety_key: str, target: str) -> dict[str, str]:
+def undo_instructions(result: RestoreResult, safety_key: str, target: str, op_name: str) -> dict[str, str]:
     """The undo as a command (the CLI's own wording) and as Launchpad config for the safety set's partition."""
     tables = list(result.safety_set.manifest.tables)
     launchpad = (
-        "ops:\n  restore_from_backup_set:\n    config:\n"
+        f"ops:\n  {op_name}:\n    config:\n"
         f"      target: {target}\n      tables: [{', '.join(tables)}]\n      truncate_before_restore: true\n"
         "      dry_run: false"
     )
@@ -264,10 +294,12 @@ def restore_metadata(result: RestoreResult, target: str, safety_key: str | None 
     }
 
 
-def table_observation(result: RestoreResult, table: TableRestore, safety_key: str | None) -> dg.AssetObservation:
+def table_observation(
+    keys: StoreKeys, result: RestoreResult, table: TableRestore, safety_key: str | None
+) -> dg.AssetObservation:
     """What the restore did to one source table, on that table's asset."""
     return dg.AssetObservation(
-        asset_key=dg.AssetKey(table.table),
+        asset_key=keys.source_key(table.table),
         metadata={
             "restored_from": result.backup_set.key, "truncated": result.truncated,
             "rows_before": table.rows_before, "rows_loaded": table.rows_loaded, "rows_skipped": table.rows_skipped,
@@ -278,12 +310,19 @@ def table_observation(result: RestoreResult, table: TableRestore, safety_key: st
     )
 
 
-@dg.job(
-    partitions_def=vector_backups_partitions,
-    tags=READS_SETS,
-    description="Restore the chosen set (the partition) into the pgvector database or a declared target, in one "
-    "transaction, replacing the tables' rows by default. What it replaces is backed up first into a pre_restore set; "
-    "the run log gives the undo. A dry run (the default) does everything, then rolls back; write dry_run: false to restore.",
-)
-def restore_vector_tables() -> None:
-    restore_from_backup_set()
+def restore_definitions(keys: StoreKeys) -> dg.Definitions:
+    restore_from_backup_set = restore_op(keys)
+
+    @dg.job(
+        name=keys.name(RESTORE_JOB),
+        partitions_def=keys.partitions,
+        tags=READS_SETS,
+        description="Restore the chosen set (the partition) into the pgvector database or a declared target, in one "
+        "transaction, replacing the tables' rows by default. What it replaces is backed up first into a pre_restore "
+        "set; the run log gives the undo. A dry run (the default) does everything, then rolls back; write "
+        "dry_run: false to restore.",
+    )
+    def restore_vector_tables() -> None:
+        restore_from_backup_set()
+
+    return dg.Definitions(jobs=[restore_vector_tables])

@@ -11,10 +11,9 @@ from vector_assets.core.ops.truncate import (
     TruncateResult,
     run_guarded_truncate,
 )
-from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets.core.units import human_duration
 from vector_assets.defs.backup import registered_set, report_new_set
-from vector_assets.defs.choices import ManagedTable, SetFormatChoice, value_of, values
+from vector_assets.defs.choices import SetFormatChoice, value_of, values
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.resources import (
     VECTOR_TABLES_POOL,
@@ -22,59 +21,83 @@ from vector_assets.defs.resources import (
     PgVectorResource,
 )
 from vector_assets.defs.run_facts import log_progress, tag_run
+from vector_assets.defs.store_keys import StoreKeys
 
 
-class TruncateConfig(dg.Config):
-    tables: list[ManagedTable] = Field(
-        default=[EMBEDDING_TABLE],
-        description="Tables to empty; the choices are the managed tables. Adding langchain_pg_collection requires "
-        "langchain_pg_embedding too.",
-    )
-    task_id: str | None = Field(default=None, description="Back up into <root>/<task_id>/vector_bak; empty: global.")
-    dry_run: bool = Field(
-        default=True,
-        description="true (the default): lock, back up, verify and truncate, then roll back and discard the set; it "
-        "fails where the real truncate would. Write dry_run: false to truncate.",
-    )
-    format: SetFormatChoice = Field(
-        default=settings.backup_format(),
-        description="The safety set's format (csv, csv.zst, pgcopy, pgcopy.zst). Default: VECTOR_ASSETS_FORMAT.",
-    )
+def truncate_config(keys: StoreKeys) -> type[dg.Config]:
+    table_choice, store = keys.table_choice, keys.store
 
-
-@dg.op(pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
-def truncate_after_verified_backup(
-    context: dg.OpExecutionContext, config: TruncateConfig, pgvector: PgVectorResource, backup_root: BackupRootResource
-) -> dg.Output:
-    """Lock, back up both tables, verify the files against the database, truncate, commit."""
-    try:
-        request = TruncateRequest(
-            dsn=pgvector.dsn, root=backup_root.open(), task_id=config.task_id or None, tables=values(config.tables),
-            dry_run=config.dry_run, progress=log_progress(context), format=value_of(config.format),
+    class TruncateConfig(dg.Config):
+        tables: list[table_choice] = Field(
+            default=list(store.vector_tables),
+            description="Tables to empty; the choices are the managed tables. Adding langchain_pg_collection requires "
+            "langchain_pg_embedding too.",
         )
-        result = run_guarded_truncate(request)
-    except VectorAssetsError as error:
-        context.log.error(f"backup performed: unknown or no; truncate performed: no. {error}")
-        raise as_failure(error, "guarded truncate") from None
-    if result.dry_run:
-        context.log.info(result.summary(how_to_apply=LAUNCHPAD_APPLY))
-        return dg.Output(None, metadata={
-            "dry_run": True, "rows_to_remove": dg.MetadataValue.json(result.rows_before),
-            "summary": dg.MetadataValue.md(f"**Dry run**, nothing changed: {result.summary(how_to_apply=LAUNCHPAD_APPLY).removeprefix('dry run: ')}."),
-        })
+        task_id: str | None = Field(default=None, description="Back up into <root>/<task_id>/vector_bak; empty: global.")
+        dry_run: bool = Field(
+            default=True,
+            description="true (the default): lock, back up, verify and truncate, then roll back and discard the set; it "
+            "fails where the real truncate would. Write dry_run: false to truncate.",
+        )
+        format: SetFormatChoice = Field(
+            default=settings.backup_format(store.environment()),
+            description="The safety set's format (csv, csv.zst, pgcopy, pgcopy.zst). Default: VECTOR_ASSETS_FORMAT.",
+        )
+
+    return TruncateConfig
+
+
+def truncate_op(keys: StoreKeys) -> dg.OpDefinition:
+    store = keys.store
+
+    @dg.op(name=keys.name("truncate_after_verified_backup"), pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
+    def truncate_after_verified_backup(
+        context: dg.OpExecutionContext, config: truncate_config(keys), pgvector: PgVectorResource,
+        backup_root: BackupRootResource,
+    ) -> dg.Output:
+        """Lock, back up both tables, verify the files against the database, truncate, commit."""
+        try:
+            request = TruncateRequest(
+                dsn=pgvector.dsn_of(store), root=backup_root.open(store), task_id=config.task_id or None,
+                tables=values(config.tables), dry_run=config.dry_run, progress=log_progress(context),
+                format=value_of(config.format), store=store,
+            )
+            result = run_guarded_truncate(request)
+        except VectorAssetsError as error:
+            context.log.error(f"backup performed: unknown or no; truncate performed: no. {error}")
+            raise as_failure(error, "guarded truncate") from None
+        if result.dry_run:
+            context.log.info(result.summary(how_to_apply=LAUNCHPAD_APPLY))
+            return dg.Output(None, metadata=dry_run_metadata(result))
+        return report_truncate(context, keys, backup_root, result)
+
+    return truncate_after_verified_backup
+
+
+def dry_run_metadata(result: TruncateResult) -> dict:
+    summary = result.summary(how_to_apply=LAUNCHPAD_APPLY).removeprefix("dry run: ")
+    return {
+        "dry_run": True, "rows_to_remove": dg.MetadataValue.json(result.rows_before),
+        "summary": dg.MetadataValue.md(f"**Dry run**, nothing changed: {summary}."),
+    }
+
+
+def report_truncate(
+    context: dg.OpExecutionContext, keys: StoreKeys, backup_root: BackupRootResource, result: TruncateResult
+) -> dg.Output:
     try:
-        backup_set = registered_set(backup_root, result.backup)
+        backup_set = registered_set(backup_root, keys.store, result.backup)
     except VectorAssetsError as error:
         # The truncate has committed; its rows are in the set on disk, which the sensor will register.
         context.log.error(f"backup performed: yes ({result.backup.folder}); truncate performed: yes. {error}")
         raise as_failure(error, "registering the set after the truncate") from None
     tag_run(context, backup_set.key)
-    report_new_set(context, backup_set)
+    report_new_set(context, keys, backup_set)
     for warning in result.warnings:
         context.log.warning(warning)
     for table in result.truncated_tables:
         context.log_event(dg.AssetObservation(
-            asset_key=dg.AssetKey(table),
+            asset_key=keys.source_key(table),
             metadata={
                 "truncated": True, "rows_before": result.rows_before[table], "rows_after": result.rows_after[table],
                 "backup_partition": backup_set.key,
@@ -112,10 +135,15 @@ def truncate_metadata(result: TruncateResult, key: str) -> dict:
     }
 
 
-@dg.job(description=(
-    "DELETES ROWS: empties langchain_pg_embedding (and, if asked, the collections) after backing up both tables "
-    "into a new set and verifying it against the locked tables, all in one transaction. A dry run (the default) does "
-    "every step, then rolls back; write dry_run: false to truncate."
-))
-def truncate_vector_tables() -> None:
-    truncate_after_verified_backup()
+def truncate_definitions(keys: StoreKeys) -> dg.Definitions:
+    truncate_after_verified_backup = truncate_op(keys)
+
+    @dg.job(name=keys.name("truncate_vector_tables"), description=(
+        "DELETES ROWS: empties langchain_pg_embedding (and, if asked, the collections) after backing up both tables "
+        "into a new set and verifying it against the locked tables, all in one transaction. A dry run (the default) "
+        "does every step, then rolls back; write dry_run: false to truncate."
+    ))
+    def truncate_vector_tables() -> None:
+        truncate_after_verified_backup()
+
+    return dg.Definitions(jobs=[truncate_vector_tables])

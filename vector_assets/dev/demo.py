@@ -28,7 +28,7 @@ from vector_assets.core.sets.naming import (
 )
 from vector_assets.core.sets.roots import Root, SetFolder, open_root
 from vector_assets.core.sets.storage import DiskFolder
-from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, LEGACY_TABLES
 
 DEMO_SEED = 20250721
 DEMO_EMBEDDINGS = 3000
@@ -72,7 +72,7 @@ TRICKY_DOCUMENTS = (
 
 
 def tables_exist(cursor: psycopg2.extensions.cursor) -> bool:
-    cursor.execute("SELECT to_regclass(%s), to_regclass(%s)", MANAGED_TABLES)
+    cursor.execute("SELECT to_regclass(%s), to_regclass(%s)", (COLLECTION_TABLE, EMBEDDING_TABLE))
     return all(oid is not None for oid in cursor.fetchone())
 
 
@@ -185,7 +185,7 @@ def write_legacy_set(conn: psycopg2.extensions.connection, folder: SetFolder | P
     task_id = PurePosixPath(str(folder)).parent.name
     lines = ["=== Vector Table Backup Log ===", "Backup Time: 2025-07-21 21:36:27",
              f"Task ID: {task_id}", "", "Tables Backup Status:"]
-    for table in MANAGED_TABLES:
+    for table in LEGACY_TABLES:
         buffer = io.BytesIO()
         with conn.cursor() as cursor:
             cursor.copy_expert(sql.SQL("COPY {} TO STDOUT WITH CSV HEADER").format(sql.Identifier(table)), buffer)

@@ -23,7 +23,7 @@ from vector_assets.core.pg.connection import describe_dsn
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.object_store import is_object_store_url
 from vector_assets.core.units import count_of
-from vector_assets.defs.partitions import vector_backups_partitions
+from vector_assets.defs.store_keys import PARTITIONS_NAME
 from vector_assets.dev.demo import ensure_demo_store, ensure_fresh_demo_backup
 from vector_assets.dev.embedded import EmbeddedServer, start_embedded
 
@@ -205,7 +205,7 @@ def registered_keys(environment: dict[str, str]) -> set[str]:
     try:
         with closing(psycopg2.connect(url)) as conn, conn.cursor() as cursor:
             cursor.execute("SELECT partition FROM dynamic_partitions WHERE partitions_def_name = %s",
-                           (vector_backups_partitions.name,))
+                           (PARTITIONS_NAME,))
             return {key for (key,) in cursor.fetchall()}
     except psycopg2.Error:  # a first start: Dagster has not made its tables yet
         return set()

@@ -6,17 +6,26 @@ from functools import cache
 
 import dagster as dg
 
+from vector_assets import settings
 from vector_assets.definitions import defs as load_definitions
-from vector_assets.defs.backup import backup_asset_key
+from vector_assets.defs.store_keys import StoreKeys
 
 PARTITIONS = "vector_backups"
 SENSOR = "vector_bak_sensor"
+DEFAULT_KEYS = StoreKeys(settings.default_store())
+backup_asset_key = DEFAULT_KEYS.backup_key
+INVENTORY_KEY = DEFAULT_KEYS.inventory_key
 
 
 @cache
 def definitions() -> dg.Definitions:
     """The Definitions that workspace.yaml and dg load, built once per test session."""
     return load_definitions()
+
+
+def asset_checks(name: str) -> dg.AssetChecksDefinition:
+    """The checks definition of that name (its op's), as the code location holds it."""
+    return next(checks for checks in definitions().asset_checks if checks.node_def.name == name)
 
 
 def run_job(instance: dg.DagsterInstance, job: str, op: str | None = None, config: dict | None = None,

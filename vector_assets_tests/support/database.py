@@ -12,8 +12,11 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.stores import langchain_store
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.dev.demo import create_tables, demo_rows, load_rows
+
+STORE_TABLES = langchain_store().table_names  # the default store's, in load order
 
 
 def dsn_for(maintenance: str, database: str) -> str:
@@ -80,4 +83,4 @@ def execute(dsn: str, statement: str, params: tuple | None = None) -> list[tuple
 
 def tables_now(dsn: str) -> dict[str, Counter]:
     """Every managed table's rows, to compare a database before and after."""
-    return {table: rows_as_text(dsn, table) for table in MANAGED_TABLES}
+    return {table: rows_as_text(dsn, table) for table in STORE_TABLES}

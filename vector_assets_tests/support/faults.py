@@ -18,7 +18,7 @@ from psycopg2 import sql
 
 from vector_assets.core.ops.restore import RestoreRequest
 from vector_assets.core.pg.connection import describe_dsn
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets_tests.support.dagster import run_job as run_dagster_job
 from vector_assets_tests.support.database import execute
 
@@ -38,7 +38,7 @@ PASSWORD = random_password()
 
 
 def index_names(dsn: str) -> list[str]:
-    rows = execute(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = ANY(%s) ORDER BY 1", (list(MANAGED_TABLES),))
+    rows = execute(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = ANY(%s) ORDER BY 1", (list(STORE_TABLES),))
     return [name for (name,) in rows]
 
 

@@ -17,7 +17,7 @@ from vector_assets.core.sets.naming import (
     csv_file_name,
     manifest_file_name,
 )
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets.dev.embedded import bundled_client
 
 
@@ -81,7 +81,7 @@ def write_tiny_set(folder: Path, timestamp: str, *, manifest: bool = False) -> N
     """A tiny set written directly: two CSVs with a header and a row, optionally a manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     tables = {}
-    for table in MANAGED_TABLES:
+    for table in STORE_TABLES:
         path = folder / csv_file_name(table, timestamp)
         path.write_text(f"id,document\n{timestamp},\"a, b\"\n", encoding="utf-8")
         tables[table] = TableFile(table, path.name, 1, path.stat().st_size, sha256_of_file(path))
@@ -98,7 +98,7 @@ def write_tiny_set(folder: Path, timestamp: str, *, manifest: bool = False) -> N
 def psql_legacy_set(dsn: str, folder: Path, timestamp: str) -> None:
     """A set exactly as the earlier scripts wrote it: psql \\copy ... csv header, no manifest."""
     folder.mkdir(parents=True, exist_ok=True)
-    for table in MANAGED_TABLES:
+    for table in STORE_TABLES:
         target = folder / csv_file_name(table, timestamp)
         subprocess.run([str(bundled_client("psql")), dsn, "-c", f"\\copy {table} TO '{target}' csv header"], check=True)
 

@@ -1,4 +1,4 @@
-"""The backup command: stream the managed tables into a new, consistent, verified-on-write set."""
+"""The backup command: stream a store's tables into a new, consistent, verified-on-write set."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ from vector_assets.core.sets.roots import (
 from vector_assets.core.sets.row_index import spooled_keys
 from vector_assets.core.sets.storage import HashingWriter
 from vector_assets.core.sets.writer import free_timestamp
-from vector_assets.core.tables import MANAGED_TABLES, validate_tables
+from vector_assets.core.stores import Store, langchain_store
 from vector_assets.core.units import count_of
 
 # A table larger than this (heap bytes) is exported in parts, in the newer formats only.
@@ -112,19 +112,20 @@ class BackupRequest:
     dsn: str
     root: Root | Path | str
     task_id: str | None = None
-    tables: tuple[str, ...] = MANAGED_TABLES
+    tables: tuple[str, ...] | None = None  # None: every table of the store
     timestamp: str | None = None
     format: str = CSV.name
     parts: PartPolicy = PartPolicy()
     progress: ProgressReporter | None = field(default=None, compare=False)
     kind: str = FULL  # or INCREMENTAL: only what changed since the newest set in the location
     row_index: bool | None = None  # write the row index increments compare with; None: see wants_row_index
+    store: Store = field(default_factory=langchain_store)
 
     def __post_init__(self) -> None:
         set_format(self.format)
         if self.kind not in BACKUP_KINDS:
             raise ConfigError(f"backup kind {self.kind!r} must be one of {', '.join(BACKUP_KINDS)}")
-        object.__setattr__(self, "tables", validate_tables(self.tables))
+        object.__setattr__(self, "tables", self.store.select_tables(self.tables))
         object.__setattr__(self, "root", open_root(self.root))
         if self.timestamp is not None:
             validate_timestamp(self.timestamp)

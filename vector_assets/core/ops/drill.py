@@ -41,7 +41,7 @@ from vector_assets.core.sets.csv_files import header_of
 from vector_assets.core.sets.formats import content_sha256, format_of_file, rows_in
 from vector_assets.core.sets.manifest import TableFile
 from vector_assets.core.sets.roots import Root
-from vector_assets.core.tables import EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.stores import Store, langchain_store
 from vector_assets.core.units import count_of, human_duration, human_size
 
 SCRATCH_DATABASE_PREFIX = "vector_assets_drill_"
@@ -59,6 +59,7 @@ class DrillRequest:
     progress: ProgressReporter | None = field(default=None, compare=False)
     rto_targets: tuple[RtoTarget, ...] = DEFAULT_RTO_TARGETS
     index_builds: IndexBuildSettings = IndexBuildSettings()
+    store: Store = field(default_factory=langchain_store)
 
 
 @dataclass
@@ -131,11 +132,11 @@ def run_drill(request: DrillRequest) -> DrillResult:
     columns = table_columns(request.dsn, backup_set)
     with scratch_database(request.dsn, result) as scratch_dsn:
         create_scratch_tables(scratch_dsn, tables_without_definitions(backup_set, columns),
-                              source_definitions(request.dsn, backup_set, columns))
+                              source_definitions(request.dsn, request.store, backup_set, columns))
         result.restore = run_restore(RestoreRequest(
             target_dsn=scratch_dsn, root=request.root, timestamp=backup_set.key, tables=backup_set.tables,
-            truncate_before_restore=EMBEDDING_TABLE in backup_set.tables, configured_root=request.configured_root,
-            offsite_root=request.offsite_root,
+            truncate_before_restore=any(table in backup_set.tables for table in request.store.vector_tables),
+            configured_root=request.configured_root, offsite_root=request.offsite_root, store=request.store,
             safety_backup=False,  # the scratch tables are new and empty
             progress=request.progress, index_builds=request.index_builds,
         ))
@@ -161,12 +162,12 @@ def tables_without_definitions(backup_set: BackupSet, columns: dict[str, list[Co
 
 
 def source_definitions(
-    dsn: str, backup_set: BackupSet, columns: dict[str, list[Column]]
+    dsn: str, store: Store, backup_set: BackupSet, columns: dict[str, list[Column]]
 ) -> dict[str, TableDefinition]:
     """For a set that records no definitions (a legacy set): the source tables' own, keys and
-    constraints included, when the set holds every table (a foreign key points at the other) and
+    constraints included, when the set holds every table of the store (a foreign key may point at another) and
     each table's columns are the file's; else none (bare tables)."""
-    if not tables_without_definitions(backup_set, columns) or set(backup_set.tables) != set(MANAGED_TABLES):
+    if not tables_without_definitions(backup_set, columns) or set(backup_set.tables) != set(store.table_names):
         return {}
     conn = connect(dsn)
     try:

@@ -26,7 +26,7 @@ from vector_assets.core.sets.retention import (
     plan_retention,
 )
 from vector_assets.core.sets.roots import Root, SetFolder, delete_files, open_root
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.tables import LEGACY_TABLES
 from vector_assets.core.units import count_of, human_size
 
 
@@ -177,5 +177,5 @@ def _folder_inside_root(backup_set: BackupSet, root: Root) -> SetFolder:
 
 def _marker_source(timestamp: str, names: list[str]) -> str:
     """The file whose rename hides the set: the manifest, else the first CSV, else any file."""
-    candidates = [manifest_file_name(timestamp)] + [csv_file_name(t, timestamp) for t in MANAGED_TABLES]
+    candidates = [manifest_file_name(timestamp)] + [csv_file_name(t, timestamp) for t in LEGACY_TABLES]
     return next((name for name in candidates if name in names), names[0])

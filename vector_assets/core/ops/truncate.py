@@ -47,12 +47,7 @@ from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
 from vector_assets.core.sets.roots import Root, SetFolder, open_root, writing_to
 from vector_assets.core.sets.writer import free_timestamp
-from vector_assets.core.tables import (
-    EMBEDDING_TABLE,
-    MANAGED_TABLES,
-    require_embeddings_with_collections,
-    validate_tables,
-)
+from vector_assets.core.stores import Store, langchain_store
 from vector_assets.core.units import count_of
 
 T = TypeVar("T")
@@ -68,17 +63,19 @@ class TruncateRequest:
     dsn: str
     root: Root | Path | str
     task_id: str | None = None
-    tables: tuple[str, ...] = (EMBEDDING_TABLE,)
+    tables: tuple[str, ...] | None = None  # None: the store's vector tables
     timestamp: str | None = None
     dry_run: bool = False
     format: str = CSV.name  # of the safety set; written on the locked transaction's own connection
     progress: ProgressReporter | None = field(default=None, compare=False)
+    store: Store = field(default_factory=langchain_store)
 
     def __post_init__(self) -> None:
         set_format(self.format)
-        object.__setattr__(self, "tables", validate_tables(self.tables))
+        tables = self.store.vector_tables if self.tables is None else self.tables
+        object.__setattr__(self, "tables", self.store.select_tables(tables))
         object.__setattr__(self, "root", open_root(self.root))
-        require_embeddings_with_collections(self.tables, "truncating")
+        self.store.require_vectors_with_collections(self.tables, "truncating")
         if self.timestamp is not None:
             validate_timestamp(self.timestamp)
 
@@ -152,13 +149,13 @@ def _lock_back_up_verify_truncate(
     folder: SetFolder, location: Location, written: list[BackupResult],
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Every step but the commit; the set is appended to ``written`` as soon as it exists."""
-    _step(conn, "lock", lambda: lock_against_writers(cursor, MANAGED_TABLES))
-    rows_before = {table: count_rows(cursor, table) for table in MANAGED_TABLES}
+    _step(conn, "lock", lambda: lock_against_writers(cursor, request.store.table_names))
+    rows_before = {table: count_rows(cursor, table) for table in request.store.table_names}
     target = SetTarget(
         folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict(),
         kind=PRE_TRUNCATE, format=request.format, progress=request.progress,
     )
-    written.append(_step(conn, "backup", lambda: write_set(cursor, target, MANAGED_TABLES)))
+    written.append(_step(conn, "backup", lambda: write_set(cursor, target, request.store.table_names)))
     _step(conn, "verify", lambda: verify_against_database(cursor, written[-1]))
     _step(conn, "truncate", lambda: truncate_with_brief_waits(cursor, request.tables))
     return rows_before, {table: count_rows(cursor, table) for table in request.tables}

@@ -136,7 +136,7 @@ def apply_chain_in_place(
         outcomes[plan.table].rows_loaded = verify_final(
             cursor, plan.table, sql.Identifier(plan.table), plan.header, plan.final, plan.increments[-1].timestamp
         )
-    add_keys_back(cursor, keys, None)
+    add_keys_back(cursor, keys)
     add_unique_indexes_back(cursor, unique_indexes)
     for plan in plans:
         outcomes[plan.table].duration_seconds += (time.monotonic() - started) / len(plans)

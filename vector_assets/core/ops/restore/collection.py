@@ -92,7 +92,7 @@ from vector_assets.core.pg.collections import (
 from vector_assets.core.pg.ddl import indexes_to_build
 from vector_assets.core.pg.table_changes import lock_against_writers
 from vector_assets.core.sets.catalog import BackupSet
-from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.core.units import count_of
 
 CUSTOM_ID = "custom_id"
@@ -130,7 +130,7 @@ def load_collection(
     with restore_transaction(conn, request, result) as cursor:
         result.tables_created = create_tables(cursor, to_create)
         collection_stage, found = _find_in_set(cursor, plans[COLLECTION_TABLE], request, result.backup_set)
-        lock_against_writers(cursor, MANAGED_TABLES)
+        lock_against_writers(cursor, request.store.table_names)
         result.collection = _find_in_target(cursor, request, found)
         outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
         absent = () if result.collection.existed_before else (result.collection.restored_as,)

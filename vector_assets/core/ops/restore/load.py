@@ -38,7 +38,6 @@ from vector_assets.core.pg.table_changes import (
 )
 from vector_assets.core.progress import CopyEstimate, ProgressReporter, reader_for
 from vector_assets.core.sets.formats import DecodingReader
-from vector_assets.core.tables import EMBEDDING_TABLE
 
 
 def finish_tables(
@@ -65,7 +64,7 @@ def _rebuild(
     outcomes: dict[str, TableRestore],
 ) -> list[IndexBuild]:
     """Build the dropped indexes, sized for the rows now in the table and watched if asked."""
-    rows = outcomes[EMBEDDING_TABLE].rows_loaded if EMBEDDING_TABLE in outcomes else 0
+    rows = sum(outcomes[table].rows_loaded for table in request.store.vector_tables if table in outcomes)
     watch = BuildWatch(request.target_dsn, conn.get_backend_pid(), request.progress) if request.progress else None
     return recreate_indexes(cursor, dropped, rows, request.index_builds, watch)
 
@@ -95,26 +94,31 @@ def create_tables(cursor: psycopg2.extensions.cursor, to_create: list[PlannedTab
 
 
 def drop_for_the_load(
-    cursor: psycopg2.extensions.cursor, emptied: list[str]
+    cursor: psycopg2.extensions.cursor, vector_tables: tuple[str, ...], emptied: list[str]
 ) -> tuple[list[SavedIndex], list[SavedKey]]:
-    """Indexes and keys of an embeddings table that this transaction emptied or created, dropped
+    """Indexes and keys of the vector tables that this transaction emptied or created, dropped
     so the load does not maintain them row by row; the keys come back right after it."""
-    if EMBEDDING_TABLE not in emptied:
-        return [], []
-    indexes = drop_secondary_indexes(cursor, EMBEDDING_TABLE)
-    primary_key = drop_primary_key(cursor, EMBEDDING_TABLE)
-    foreign_keys = drop_foreign_keys(cursor, EMBEDDING_TABLE, held=tuple(emptied))
-    return indexes, ([primary_key] if primary_key else []) + foreign_keys
+    indexes: list[SavedIndex] = []
+    keys: list[SavedKey] = []
+    for table in [table for table in vector_tables if table in emptied]:
+        indexes += drop_secondary_indexes(cursor, table)
+        primary_key = drop_primary_key(cursor, table)
+        keys += ([primary_key] if primary_key else []) + drop_foreign_keys(cursor, table, held=tuple(emptied))
+    return indexes, keys
 
 
 KEY_KINDS = {"PRIMARY KEY": "primary key", "UNIQUE": "unique constraint", "FOREIGN KEY": "foreign key"}
 
 
-def add_keys_back(cursor: psycopg2.extensions.cursor, keys: list[SavedKey], plan: PlannedTable | None) -> None:
-    """The keys dropped for the load, back; a repeated or missing key in the set is named here."""
+def add_keys_back(
+    cursor: psycopg2.extensions.cursor, keys: list[SavedKey], planned: list[PlannedTable] = ()
+) -> None:
+    """The keys dropped for the load, back; a repeated or missing key in the set is named here,
+    with the file it came from when the table was loaded from one."""
+    labels = {plan.table: plan.label for plan in planned}
     for key in keys:
         kind = next((kind for prefix, kind in KEY_KINDS.items() if key.definition.startswith(prefix)), "constraint")
-        with _named_conflict(key.table, f"{plan.label if plan else key.table} cannot have {kind} {key.name}"):
+        with _named_conflict(key.table, f"{labels.get(key.table, key.table)} cannot have {kind} {key.name}"):
             add_constraint(cursor, key)
 
 

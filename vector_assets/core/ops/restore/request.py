@@ -13,12 +13,8 @@ from vector_assets.core.pg.index_builds import IndexBuild, IndexBuildSettings
 from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.roots import Root, open_root
-from vector_assets.core.tables import (
-    MANAGED_TABLES,
-    require_embeddings_with_collections,
-    validate_collection_request,
-    validate_tables,
-)
+from vector_assets.core.stores import Store, langchain_store
+from vector_assets.core.tables import validate_collection_request
 from vector_assets.core.units import count_of
 
 ON_CONFLICT_CHOICES = ("error", "skip")
@@ -37,7 +33,7 @@ class RestoreRequest:
     root: Root | Path | str
     timestamp: str
     backup_path: str | None = None
-    tables: tuple[str, ...] = MANAGED_TABLES
+    tables: tuple[str, ...] | None = None  # None: every table of the store
     truncate_before_restore: bool = False
     dry_run: bool = False
     on_conflict: str = "error"
@@ -48,17 +44,18 @@ class RestoreRequest:
     index_builds: IndexBuildSettings = IndexBuildSettings()
     collection: str | None = None  # restore only this collection (by its name in the set)
     rename_collection_to: str | None = None  # ...as a new collection of this name, beside the current one
+    store: Store = field(default_factory=langchain_store)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tables", validate_tables(self.tables))
-        validate_collection_request(self.collection, self.rename_collection_to, self.tables)
+        object.__setattr__(self, "tables", self.store.select_tables(self.tables))
+        validate_collection_request(self.collection, self.rename_collection_to, self.tables, self.store.table_names)
         object.__setattr__(self, "root", open_root(self.root))
         if self.offsite_root is not None:
             object.__setattr__(self, "offsite_root", open_root(self.offsite_root))
         if self.on_conflict not in ON_CONFLICT_CHOICES:
             raise ConfigError(f"on_conflict {self.on_conflict!r} must be one of {', '.join(ON_CONFLICT_CHOICES)}")
         if self.truncate_before_restore:
-            require_embeddings_with_collections(self.tables, "truncating before restore")
+            self.store.require_vectors_with_collections(self.tables, "truncating before restore")
 
 
 @dataclass

@@ -26,7 +26,6 @@ from vector_assets.core.ops.restore.transaction import back_up_what_is_replaced,
 from vector_assets.core.pg.catalog import count_rows
 from vector_assets.core.pg.ddl import indexes_to_build
 from vector_assets.core.pg.table_changes import lock_against_writers
-from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets.core.units import count_of
 
 
@@ -47,10 +46,10 @@ def load_whole_tables(
         if request.truncate_before_restore:
             truncate_tables(cursor, planned, outcomes)
         in_place = [plan for plan in planned if _loads_in_place(request, plan in to_create)]
-        dropped, dropped_keys = drop_for_the_load(cursor, [plan.table for plan in in_place])
+        dropped, dropped_keys = drop_for_the_load(cursor, request.store.vector_tables, [plan.table for plan in in_place])
         for plan in planned:
             _load_table(cursor, plan, outcomes[plan.table], request, created=plan in to_create)
-        add_keys_back(cursor, dropped_keys, next((plan for plan in planned if plan.table == EMBEDDING_TABLE), None))
+        add_keys_back(cursor, dropped_keys, planned)
         apply_chain_in_place(cursor, in_place, outcomes, request)
         to_build = dropped + [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
         finish_tables(conn, cursor, request, planned, to_build, outcomes, result)

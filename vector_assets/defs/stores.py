@@ -1,0 +1,35 @@
+"""The code location's definitions, built from its stores: each store gets its assets, jobs,
+schedules, checks and sensors, and the code location shares its resources and the alert sensor."""
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from vector_assets.core.stores import Store
+from vector_assets.defs.alerts import vector_alert_sensor
+from vector_assets.defs.backup import backup_definitions
+from vector_assets.defs.checks import check_definitions, check_job
+from vector_assets.defs.discovery import discovery_definitions
+from vector_assets.defs.drill import drill_definitions
+from vector_assets.defs.freshness import freshness_definitions
+from vector_assets.defs.prune import prune_definitions
+from vector_assets.defs.replicate import replicate_definitions
+from vector_assets.defs.resources import default_resources
+from vector_assets.defs.restore import restore_definitions
+from vector_assets.defs.store_keys import StoreKeys
+from vector_assets.defs.truncate import truncate_definitions
+
+
+def store_definitions(store: Store) -> dg.Definitions:
+    keys = StoreKeys(store)
+    checks = check_job(keys)  # run by the checks' users and by the sensor, so built once
+    return dg.Definitions.merge(
+        backup_definitions(keys), restore_definitions(keys), truncate_definitions(keys), drill_definitions(keys),
+        check_definitions(keys, checks), discovery_definitions(keys, checks), freshness_definitions(keys),
+        prune_definitions(keys), replicate_definitions(keys),
+    )
+
+
+def code_location_definitions(stores: Sequence[Store]) -> dg.Definitions:
+    shared = dg.Definitions(resources=default_resources(), sensors=[vector_alert_sensor])
+    return dg.Definitions.merge(shared, *(store_definitions(store) for store in stores))
