@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError, VectorAssetsError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
-from vector_assets.core.ops.drill import DrillRequest, DrillResult, run_drill
+from vector_assets.core.ops.drill import FAILED, PASSED, WARNING, DrillRequest, DrillResult, run_drill
 from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
 from vector_assets.core.ops.replicate import ReplicateRequest, run_replicate
 from vector_assets.core.ops.restore import (
@@ -178,6 +178,7 @@ def _add_drill(commands: argparse._SubParsersAction) -> None:
         "drill", help="restore a set into a scratch database, compare every row, drop the scratch database"
     )
     drill.add_argument("key", nargs="?", default=None, metavar="KEY", help="the set's partition key (default: newest)")
+    drill.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     drill.set_defaults(command=run_drill_command)
 
 
@@ -348,11 +349,12 @@ def run_drill_command(args: argparse.Namespace) -> int:
             dsn=settings.PG_DSN.get(), root=backup_root(), key=args.key, configured_root=settings.ROOT.get(),
             offsite_root=offsite_root(), progress=progress, rto_targets=settings.rto_targets(),
             index_builds=settings.index_build_settings(), store=settings.default_store(),
+            recall=settings.recall_settings(),
         ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)
-    print(format_drill(result))
-    return EXIT_OK if result.passed else EXIT_FAILED
+    print(json.dumps(result.as_json()) if args.json else format_drill(result))
+    return EXIT_OK if result.passed and result.recall_verdict != FAILED else EXIT_FAILED
 
 
 def format_drill(result: DrillResult) -> str:
@@ -361,6 +363,8 @@ def format_drill(result: DrillResult) -> str:
     if result.recovery_time is not None:
         within = result.recovery_time.verdict == WITHIN
         lines.append(f"  {'ok  ' if within else 'WARN'} RTO: {result.recovery_time.message}")
+    mark = {PASSED: "ok  ", WARNING: "WARN", FAILED: "FAIL"}
+    lines += [f"  {mark[result.recall_settings.verdict(i.recall)]} search: {i.table} {i.describe()}" for i in result.recall]
     dropped = "dropped" if result.scratch_dropped else "NOT dropped"
     lines.append(f"{'passed' if result.passed else 'FAILED'} in {result.duration_seconds:.2f}s; scratch database {dropped}")
     return "\n".join(lines)

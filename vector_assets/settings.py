@@ -13,7 +13,9 @@ from collections.abc import Mapping
 
 from vector_assets.core.environment import Setting
 from vector_assets.core.errors import ConfigError
+from vector_assets.core.ops.drill import RecallSettings
 from vector_assets.core.pg.index_builds import IndexBuildSettings
+from vector_assets.core.pg.search_quality import ITERATIVE_SCANS
 from vector_assets.core.rto import RtoTarget, parse_rto_targets
 from vector_assets.core.sets.object_store import (  # declared by the driver: the variables obstore reads
     AWS_ENDPOINT,
@@ -95,6 +97,18 @@ ALERT_WEBHOOK = Setting(
     "a Slack-compatible webhook URL that failed runs and checks post to (a secret: never logged); empty: no alerts",
 )
 UI_URL = Setting("VECTOR_ASSETS_UI_URL", "http://127.0.0.1:3000", "the Dagster UI's address, for the run links in alerts")
+RECALL_TARGET = Setting(
+    "VECTOR_ASSETS_RECALL_TARGET", "0.90",
+    "the drill's recall@k target for each vector index; below it warns, below it minus 0.2 is an error",
+)
+RECALL_QUERIES = Setting(
+    "VECTOR_ASSETS_RECALL_QUERIES", "100", "query vectors the drill samples per table (per collection where there are some)"
+)
+RECALL_K = Setting("VECTOR_ASSETS_RECALL_K", "10", "the k of the drill's recall@k")
+ITERATIVE_SCAN = Setting(
+    "VECTOR_ASSETS_ITERATIVE_SCAN", "off",
+    "pgvector's hnsw/ivfflat.iterative_scan as the store's queries set it: off, relaxed_order or strict_order",
+)
 PROGRESS_INTERVAL = Setting(
     "VECTOR_ASSETS_PROGRESS_INTERVAL", "5", "seconds between progress lines of a COPY or an index build in the run log"
 )
@@ -105,7 +119,7 @@ ALL_SETTINGS = (
     OFFSITE_KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, FORMAT, PART_SIZE_MB, PARALLEL_PARTS,
     PROGRESS_INTERVAL, ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL, RTO_TARGETS,
     INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS, KEEP_TRUNCATED_DAYS, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT,
-    AZURE_STORAGE_ENDPOINT, AZURE_ENDPOINT, GOOGLE_BASE_URL,
+    AZURE_STORAGE_ENDPOINT, AZURE_ENDPOINT, GOOGLE_BASE_URL, RECALL_TARGET, RECALL_QUERIES, RECALL_K, ITERATIVE_SCAN,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
@@ -139,6 +153,24 @@ def parse_size(text: str, variable: str) -> int:
 def index_build_settings(environ: Mapping[str, str] | None = None) -> IndexBuildSettings:
     workers = INDEX_BUILD_WORKERS.count(environ) if INDEX_BUILD_WORKERS.get(environ) else None
     return IndexBuildSettings(parse_size(INDEX_BUILD_MEMORY.get(environ), INDEX_BUILD_MEMORY.name), workers)
+
+
+def recall_settings(environ: Mapping[str, str] | None = None) -> RecallSettings:
+    """How the drill measures search quality, checked: one line names a bad variable."""
+    text = RECALL_TARGET.get(environ)
+    try:
+        target = float(text)
+    except ValueError:
+        target = -1.0
+    if not 0 < target <= 1:
+        raise ConfigError(f"environment variable {RECALL_TARGET.name} must be a recall between 0 and 1 such as 0.9, got {text!r}")
+    scan = ITERATIVE_SCAN.get(environ)
+    if scan not in ITERATIVE_SCANS:
+        raise ConfigError(f"environment variable {ITERATIVE_SCAN.name} must be one of {', '.join(ITERATIVE_SCANS)}, got {scan!r}")
+    queries, k = RECALL_QUERIES.count(environ), RECALL_K.count(environ)
+    if queries < 1 or k < 1:
+        raise ConfigError(f"{RECALL_QUERIES.name} and {RECALL_K.name} must be at least 1")
+    return RecallSettings(queries=queries, k=k, target=target, iterative_scan=scan)
 
 
 def rto_targets(environ: Mapping[str, str] | None = None) -> tuple[RtoTarget, ...]:

@@ -9,7 +9,7 @@ import dagster as dg
 
 from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
-from vector_assets.core.ops.drill import DrillRequest, DrillResult, run_drill
+from vector_assets.core.ops.drill import PASSED, WARNING, DrillRequest, DrillResult, run_drill
 from vector_assets.core.rto import OVER, WITHIN
 from vector_assets.core.stores import Store
 from vector_assets.core.units import human_size
@@ -24,6 +24,7 @@ from vector_assets.defs.store_keys import StoreKeys
 DRILL_JOB = "drill_vector_backup"
 DRILL_CHECK = "restore_drill"
 RTO_CHECK = "restore_rto"
+RECALL_CHECK = "search_recall"
 
 
 def drill(
@@ -41,6 +42,7 @@ def drill(
             configured_root=backup_root.configured(store), offsite_root=backup_root.open_offsite(store),
             progress=log_progress(context), rto_targets=settings.rto_targets(environment),
             index_builds=settings.index_build_settings(environment), store=store,
+            recall=settings.recall_settings(environment),
         )
         return run_drill(request)
     except VectorAssetsError as error:
@@ -95,10 +97,61 @@ def rto_check_fields(result: DrillResult) -> dict:
     }
 
 
+def recall_check_fields(result: DrillResult, table: str) -> dict:
+    """The table's worst index decides: at the target it passes, below it warns, far below it fails."""
+    measured = result.recall_of(table)
+    settings_used = result.recall_settings
+    if not measured:
+        return {"passed": True, "description": f"{table} has no HNSW or IVFFlat index: nothing to measure",
+                "metadata": {"partition": result.backup_set.key, "indexes": 0}}
+    worst = min(measured, key=lambda index: index.recall)
+    verdict = settings_used.verdict(worst.recall)
+    return {
+        "passed": verdict == PASSED,
+        "severity": dg.AssetCheckSeverity.WARN if verdict == WARNING else dg.AssetCheckSeverity.ERROR,
+        "description": f"{verdict}: " + "; ".join(index.describe() for index in measured)
+        + f" (target {settings_used.target:.2f})",
+        "metadata": recall_metadata(result, table),
+    }
+
+
+def recall_metadata(result: DrillResult, table: str) -> dict:
+    """Numbers Dagster plots per set: the worst index's recall and the latency and short answers."""
+    measured = result.recall_of(table)
+    worst = min(measured, key=lambda index: index.recall)
+    return {
+        "partition": result.backup_set.key,
+        "recall": dg.MetadataValue.float(round(worst.recall, 4)),
+        "recall_target": dg.MetadataValue.float(result.recall_settings.target),
+        "k": result.recall_settings.k,
+        "queries": sum(index.queries for index in measured),
+        "p50_ms": dg.MetadataValue.float(round(max(index.p50_ms for index in measured), 2)),
+        "p95_ms": dg.MetadataValue.float(round(max(index.p95_ms for index in measured), 2)),
+        "short_answers": sum(index.short_answers for index in measured),
+        "iterative_scan": result.recall_settings.iterative_scan,
+        "indexes": dg.MetadataValue.table(
+            [dg.TableRecord({"index": i.index, "method": i.method, "recall": round(i.recall, 4), "p50_ms": round(i.p50_ms, 2),
+                             "p95_ms": round(i.p95_ms, 2), "short_answers": i.short_answers}) for i in measured],
+            schema=RECALL_SCHEMA,
+        ),
+        "recall_seconds": dg.MetadataValue.float(round(result.recall_seconds, 3)),
+    }
+
+
+RECALL_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("index", "string"), dg.TableColumn("method", "string"), dg.TableColumn("recall", "float"),
+    dg.TableColumn("p50_ms", "float"), dg.TableColumn("p95_ms", "float"), dg.TableColumn("short_answers", "int"),
+])
+
+
 def alert_failed_drill_checks(context, result: DrillResult) -> None:
     for table in result.tables:
         if not table.passed:
             alert_failed_check(context, result.backup_set.key, f"{table.table} {DRILL_CHECK}", table.message)
+    for table in {measured.table for measured in result.recall}:
+        fields = recall_check_fields(result, table)
+        if not fields["passed"]:
+            alert_failed_check(context, result.backup_set.key, f"{table} {RECALL_CHECK}", fields["description"])
     if result.recovery_time.verdict != WITHIN:
         alert_failed_check(context, result.backup_set.key, RTO_CHECK, result.recovery_time.message)
 
@@ -121,6 +174,15 @@ def drill_check_specs(keys: StoreKeys) -> list[dg.AssetCheckSpec]:
             "(under 1 GB 5 min, to 10 GB 30 min, above 2 h): WARN over it, ERROR over twice.",
         )
         for table in keys.store.table_names
+    ] + [
+        dg.AssetCheckSpec(
+            RECALL_CHECK,
+            asset=keys.backup_key(table),
+            partitions_def=keys.partitions,
+            description=f"recall@k of each vector index the drill rebuilt, against exact search, with sampled queries: "
+            f"WARN below {settings.RECALL_TARGET.name} (default 0.90), ERROR below it minus 0.2.",
+        )
+        for table in keys.store.vector_tables
     ]
 
 
@@ -146,6 +208,10 @@ def drill_checks(keys: StoreKeys) -> dg.AssetChecksDefinition:
         for table in result.backup_set.tables:
             if dg.AssetCheckKey(keys.backup_key(table), RTO_CHECK) in selected:
                 yield dg.AssetCheckResult(asset_key=keys.backup_key(table), check_name=RTO_CHECK, **rto_check_fields(result))
+            if dg.AssetCheckKey(keys.backup_key(table), RECALL_CHECK) in selected:
+                yield dg.AssetCheckResult(
+                    asset_key=keys.backup_key(table), check_name=RECALL_CHECK, **recall_check_fields(result, table)
+                )
 
     return restore_drill_check
 
@@ -187,6 +253,12 @@ def report_drill(context: dg.OpExecutionContext, keys: StoreKeys, result: DrillR
         context.log_event(dg.AssetObservation(
             asset_key=keys.backup_key(table), partition=result.backup_set.key, metadata=rto_metadata(result)
         ))
+        if table in keys.store.vector_tables:
+            recall = recall_check_fields(result, table)
+            context.log_event(dg.AssetCheckEvaluation(
+                asset_key=keys.backup_key(table), check_name=RECALL_CHECK, partition=result.backup_set.key, **recall,
+            ))
+            (context.log.info if recall["passed"] else context.log.warning)(f"{table} search recall: {recall['description']}")
     (context.log.info if result.recovery_time.verdict == WITHIN else context.log.warning)(result.recovery_time.message)
     alert_failed_drill_checks(context, result)
 
@@ -210,6 +282,8 @@ def drill_metadata(result: DrillResult) -> dict:
         "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
         "rto": result.recovery_time.message,
         **rto_metadata(result),
+        "search_recall": "; ".join(index.describe() for index in result.recall) or "no vector index to measure",
+        "recall_seconds": dg.MetadataValue.float(round(result.recall_seconds, 3)),
     }
 
 

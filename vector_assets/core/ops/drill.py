@@ -27,6 +27,8 @@ from vector_assets.core.pg.copy import copy_out
 from vector_assets.core.pg.ddl import TableDefinition, read_table_definition
 from vector_assets.core.pg.index_builds import IndexBuildSettings
 from vector_assets.core.pg.row_digests import content_digest
+from vector_assets.core.pg.collections import COLLECTION_REFERENCE
+from vector_assets.core.pg.search_quality import IndexRecall, RecallRequest, measure_recall
 from vector_assets.core.pg.scratch import (
     create_database,
     create_scratch_tables,
@@ -45,6 +47,26 @@ from vector_assets.core.stores import Store, langchain_store
 from vector_assets.core.units import count_of, human_duration, human_size
 
 SCRATCH_DATABASE_PREFIX = "vector_assets_drill_"
+PASSED, WARNING, FAILED = "passed", "warning", "failed"
+RECALL_MARGIN = 0.2  # below the target by more than this is an error, not a warning
+
+
+@dataclass(frozen=True)
+class RecallSettings:
+    """How the drill measures search quality: queries sampled per table (per collection where
+    the layout has them), k, the recall it expects, and pgvector's iterative scans as the store
+    sets them."""
+
+    queries: int = 100
+    k: int = 10
+    target: float = 0.90
+    iterative_scan: str = "off"
+    seed: str = "vector_assets"
+
+    def verdict(self, recall: float) -> str:
+        if recall >= self.target:
+            return PASSED
+        return WARNING if recall >= round(self.target - RECALL_MARGIN, 6) else FAILED
 
 
 @dataclass(frozen=True)
@@ -60,6 +82,7 @@ class DrillRequest:
     rto_targets: tuple[RtoTarget, ...] = DEFAULT_RTO_TARGETS
     index_builds: IndexBuildSettings = IndexBuildSettings()
     store: Store = field(default_factory=langchain_store)
+    recall: RecallSettings = RecallSettings()
 
 
 @dataclass
@@ -118,10 +141,44 @@ class DrillResult:
     scratch_dropped: bool = False
     duration_seconds: float = 0.0
     read_from_offsite: str | None = None  # why the offsite copy was drilled, if it was
+    recall: list[IndexRecall] = field(default_factory=list)  # one per vector index of the restored tables
+    recall_settings: RecallSettings = RecallSettings()
+    recall_seconds: float = 0.0
 
     @property
     def passed(self) -> bool:
+        """Every row came back; search quality is its own check, which warns or fails on its own."""
         return bool(self.tables) and all(table.passed for table in self.tables)
+
+    def recall_of(self, table: str) -> list[IndexRecall]:
+        return [measured for measured in self.recall if measured.table == table]
+
+    @property
+    def recall_verdict(self) -> str:
+        """The worst index's: passed, warning or failed (passed when there is no index to measure)."""
+        verdicts = {self.recall_settings.verdict(measured.recall) for measured in self.recall}
+        return next((verdict for verdict in (FAILED, WARNING) if verdict in verdicts), PASSED)
+
+    def as_json(self) -> dict:
+        """The whole result as plain values, for ``vector-assets drill --json`` and other tools."""
+        recovery = self.recovery_time
+        return {
+            "set": self.backup_set.key, "location": self.backup_set.location.label, "passed": self.passed,
+            "duration_seconds": round(self.duration_seconds, 3), "scratch_dropped": self.scratch_dropped,
+            "tables": [{"table": t.table, "rows_in_set": t.rows_in_set, "rows_restored": t.rows_restored,
+                        "identical": t.passed, "compared_by": t.by} for t in self.tables],
+            "rto": None if recovery is None else {
+                "restore_seconds": round(recovery.restore_seconds, 3), "target_seconds": recovery.target_seconds,
+                "bytes": recovery.bytes, "verdict": recovery.verdict,
+            },
+            "search_recall": {
+                "verdict": self.recall_verdict, "target": self.recall_settings.target, "k": self.recall_settings.k,
+                "iterative_scan": self.recall_settings.iterative_scan, "seconds": round(self.recall_seconds, 3),
+                "indexes": [{"table": i.table, "index": i.index, "method": i.method, "queries": i.queries,
+                             "recall": round(i.recall, 4), "p50_ms": round(i.p50_ms, 3), "p95_ms": round(i.p95_ms, 3),
+                             "short_answers": i.short_answers} for i in self.recall],
+            },
+        }
 
 
 def run_drill(request: DrillRequest) -> DrillResult:
@@ -144,8 +201,28 @@ def run_drill(request: DrillRequest) -> DrillResult:
         result.tables = [
             compare_table(scratch_dsn, backup_set, table, columns[table], request.progress) for table in backup_set.tables
         ]
+        measure_search_quality(scratch_dsn, request, backup_set, result)
     result.duration_seconds = time.monotonic() - started
     return result
+
+
+def measure_search_quality(dsn: str, request: DrillRequest, backup_set: BackupSet, result: DrillResult) -> None:
+    """recall@k of each vector index the restore rebuilt, in the scratch database."""
+    started = time.monotonic()
+    settings = request.recall
+    collection_column = COLLECTION_REFERENCE if request.store.has_collections else None
+    conn = connect(dsn)
+    try:
+        with database_errors(conn, "measuring search quality in the drill"), conn.cursor() as cursor:
+            for table in [t for t in request.store.vector_tables if t in backup_set.tables]:
+                result.recall += measure_recall(cursor, RecallRequest(
+                    table, settings.queries, settings.k, settings.seed, collection_column, settings.iterative_scan,
+                ))
+        conn.rollback()
+    finally:
+        conn.close()
+    result.recall_settings = settings
+    result.recall_seconds = time.monotonic() - started
 
 
 def tables_without_definitions(backup_set: BackupSet, columns: dict[str, list[Column]]) -> dict[str, list[Column]]:

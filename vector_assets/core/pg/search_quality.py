@@ -1,0 +1,156 @@
+"""How well a table's vector indexes answer: recall@k of each HNSW or IVFFlat index against
+exact search, the index queries' latency, and how many came back short.
+
+Query vectors are sampled from the table itself, in an order fixed by a seed, so a drill
+repeats. Each query runs twice in one transaction: through the index (sequential scans off,
+so the index is what is measured even on a small table), then exactly (index scans off).
+Collections, where the layout has them, filter both queries, as the store's own queries do;
+pgvector's iterative scans are set as the store sets them (off unless told).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+from vector_assets.core.pg.catalog import primary_key, regclass_literal
+
+VECTOR_INDEX_METHODS = ("hnsw", "ivfflat")
+# pgvector's operator classes, by the distance they order by.
+DISTANCE_OPERATORS = {"l2": "<->", "ip": "<#>", "cosine": "<=>", "l1": "<+>", "hamming": "<~>", "jaccard": "<%>"}
+ITERATIVE_SCANS = ("off", "relaxed_order", "strict_order")
+
+
+@dataclass(frozen=True)
+class VectorIndex:
+    name: str
+    method: str
+    column: str
+    column_type: str  # as format_type() prints it, e.g. vector(384)
+    operator: str
+
+
+@dataclass(frozen=True)
+class RecallRequest:
+    table: str
+    queries: int = 100  # per table, or per collection where there are collections
+    k: int = 10
+    seed: str = "vector_assets"
+    collection_column: str | None = None  # filter each query by the sampled row's value of this column
+    iterative_scan: str = "off"
+
+
+@dataclass
+class IndexRecall:
+    table: str
+    index: str
+    method: str
+    k: int
+    queries: int = 0
+    recall: float = 1.0
+    short_answers: int = 0  # index queries that returned fewer rows than the exact search found
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else 0.0
+
+    @property
+    def p95_ms(self) -> float:
+        if len(self.latencies_ms) < 2:
+            return self.p50_ms
+        return statistics.quantiles(self.latencies_ms, n=20, method="inclusive")[18]
+
+    def describe(self) -> str:
+        return (f"{self.index} ({self.method}): recall@{self.k} {self.recall:.3f} over {self.queries} queries, "
+                f"p50 {self.p50_ms:.1f} ms, p95 {self.p95_ms:.1f} ms, {self.short_answers} short")
+
+
+def vector_indexes(cursor: psycopg2.extensions.cursor, table: str) -> list[VectorIndex]:
+    """The table's HNSW and IVFFlat indexes on one column each, with the operator they order by."""
+    cursor.execute(
+        """
+        SELECT i.relname, am.amname, a.attname, format_type(a.atttypid, a.atttypmod), opc.opcname
+        FROM pg_index x
+        JOIN pg_class i ON i.oid = x.indexrelid
+        JOIN pg_am am ON am.oid = i.relam
+        JOIN pg_opclass opc ON opc.oid = x.indclass[0]
+        JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+        WHERE x.indrelid = to_regclass(%s) AND am.amname = ANY(%s) AND x.indnatts = 1
+        ORDER BY i.relname
+        """,
+        (regclass_literal(cursor, table), list(VECTOR_INDEX_METHODS)),
+    )
+    found = []
+    for name, method, column, column_type, opclass in cursor.fetchall():
+        distance = opclass.rsplit("_", 2)[-2]  # vector_cosine_ops -> cosine
+        if distance in DISTANCE_OPERATORS:
+            found.append(VectorIndex(name, method, column, column_type, DISTANCE_OPERATORS[distance]))
+    return found
+
+
+def measure_recall(cursor: psycopg2.extensions.cursor, request: RecallRequest) -> list[IndexRecall]:
+    """recall@k of every vector index of the table; the transaction is the caller's to roll back."""
+    results = []
+    key = primary_key(cursor, request.table)
+    for index in vector_indexes(cursor, request.table):
+        result = IndexRecall(request.table, index.name, index.method, request.k)
+        found = expected = 0
+        for vector, group in _sample(cursor, request, index, key):
+            by_index, seconds = _top_k(cursor, request, index, key, vector, group, exact=False)
+            exact, _ = _top_k(cursor, request, index, key, vector, group, exact=True)
+            result.queries += 1
+            result.latencies_ms.append(seconds * 1000)
+            found += len(set(by_index) & set(exact))
+            expected += len(exact)
+            result.short_answers += len(by_index) < len(exact)
+        result.recall = found / expected if expected else 1.0
+        results.append(result)
+    return results
+
+
+def _sample(
+    cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, key: list[str]
+) -> list[tuple[str, object]]:
+    """(query vector as text, its collection or None), ``queries`` per collection, in seeded order."""
+    group = sql.Identifier(request.collection_column) if request.collection_column else sql.SQL("NULL")
+    order = sql.SQL("md5(concat_ws('|', {}, %s))").format(sql.SQL(", ").join(map(sql.Identifier, key)))
+    cursor.execute(
+        sql.SQL(
+            "SELECT v, g FROM (SELECT {column}::text AS v, {group} AS g, "
+            "row_number() OVER (PARTITION BY {group} ORDER BY {order}) AS n FROM {table} WHERE {column} IS NOT NULL) s "
+            "WHERE n <= %s ORDER BY g, n"
+        ).format(column=sql.Identifier(index.column), group=group, order=order, table=sql.Identifier(request.table)),
+        (request.seed, request.queries),
+    )
+    return cursor.fetchall()
+
+
+def _top_k(
+    cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, key: list[str],
+    vector: str, group: object, exact: bool,
+) -> tuple[list[tuple], float]:
+    scans = ("enable_indexscan", "enable_bitmapscan") if exact else ("enable_seqscan",)
+    cursor.execute("SAVEPOINT vector_assets_recall")
+    for setting in scans:
+        cursor.execute(sql.SQL("SET LOCAL {} = off").format(sql.Identifier(setting)))
+    if not exact:
+        cursor.execute(sql.SQL("SET LOCAL {} = %s").format(sql.Identifier(f"{index.method}.iterative_scan")),
+                       (request.iterative_scan,))
+    where, params = sql.SQL(""), [vector, request.k]
+    if request.collection_column:
+        where, params = sql.SQL(" WHERE {} = %s").format(sql.Identifier(request.collection_column)), [group, *params]
+    query = sql.SQL("SELECT {key} FROM {table}{where} ORDER BY {column} {op} %s::{type} LIMIT %s").format(
+        key=sql.SQL(", ").join(map(sql.Identifier, key)), table=sql.Identifier(request.table), where=where,
+        column=sql.Identifier(index.column), op=sql.SQL(index.operator), type=sql.SQL(index.column_type),
+    )
+    started = time.perf_counter()
+    cursor.execute(query, params)
+    rows = cursor.fetchall()
+    seconds = time.perf_counter() - started
+    cursor.execute("ROLLBACK TO SAVEPOINT vector_assets_recall")
+    return rows, seconds
