@@ -198,8 +198,8 @@ def _measure_restores(formats: dict[str, FormatRuns], bin_dir: Path, dsn: str, r
 
 def psql_copy_from(bin_dir: Path, dsn: str, folder: Path) -> float:
     """TRUNCATE and ``\\copy FROM`` of a csv set's two files, in one psql transaction."""
+    from vector_assets.core.sets.disk_store import DiskFolder
     from vector_assets.core.sets.manifest import Manifest
-    from vector_assets.core.sets.storage import DiskFolder
 
     manifest = Manifest.read(DiskFolder(folder), next(folder.glob("vector_backup_*.json")).name)
     command = [str(bin_dir / "psql"), "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", TRUNCATE_BOTH]

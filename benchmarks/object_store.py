@@ -153,11 +153,7 @@ def upload_files(folder: Path, url: str) -> Upload:
     """B: the finished files of a set, uploaded with obstore's multipart writer, as ours uploads."""
     import obstore
 
-    from vector_assets.core.sets.object_store import (
-        PART_BYTES,
-        PARTS_IN_FLIGHT,
-        open_store,
-    )
+    from vector_assets.core.sets.object_store import PART_BYTES, PARTS_IN_FLIGHT, open_store
 
     store = open_store(url)
     started, cpu_started, completing = time.perf_counter(), time.process_time(), 0.0

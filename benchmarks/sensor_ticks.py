@@ -53,13 +53,13 @@ class _OpenCounter:
 
 
 def write_small_set(root: Path, index: int, start: datetime) -> None:
+    from vector_assets.core.sets.disk_store import write_bytes_atomically
     from vector_assets.core.sets.manifest import Manifest, TableFile
     from vector_assets.core.sets.naming import (
         csv_file_name,
         manifest_file_name,
         new_timestamp,
     )
-    from vector_assets.core.sets.storage import write_bytes_atomically
 
     timestamp = new_timestamp(start + timedelta(days=index))
     folder = root / f"task_{new_timestamp(start + timedelta(days=index - index % SETS_PER_FOLDER))}" / "vector_bak"

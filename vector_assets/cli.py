@@ -42,7 +42,8 @@ from vector_assets.core.sets.describe import changes_text, kind_text
 from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
-from vector_assets.core.sets.roots import Root, open_root
+from vector_assets.core.sets.roots import open_root
+from vector_assets.core.sets.storage import Root
 from vector_assets.core.units import count_of, human_size, megabytes_per_second
 
 EXIT_OK = 0

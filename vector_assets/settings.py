@@ -17,14 +17,7 @@ from vector_assets.core.ops.drill import RecallSettings
 from vector_assets.core.pg.index_builds import IndexBuildSettings
 from vector_assets.core.pg.search_quality import ITERATIVE_SCANS
 from vector_assets.core.rto import RtoTarget, parse_rto_targets
-from vector_assets.core.sets.object_store import (  # declared by the driver: the variables obstore reads
-    AWS_ENDPOINT,
-    AWS_ENDPOINT_URL,
-    AWS_ENDPOINT_URL_S3,
-    AZURE_ENDPOINT,
-    AZURE_STORAGE_ENDPOINT,
-    GOOGLE_BASE_URL,
-)
+from vector_assets.core.sets.object_store import OBJECT_STORE_SETTINGS  # the variables obstore reads
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.stores import Store, langchain_store
 
@@ -114,12 +107,12 @@ PROGRESS_INTERVAL = Setting(
 )
 
 ALL_SETTINGS = (
-    PG_DSN, ROOT, OFFSITE_ROOT, AWS_ENDPOINT_URL, DAGSTER_PG_URL, BACKUP_CRON, INCREMENTAL_CRON, DRILL_CRON, PRUNE_CRON,
+    PG_DSN, ROOT, OFFSITE_ROOT, DAGSTER_PG_URL, BACKUP_CRON, INCREMENTAL_CRON, DRILL_CRON, PRUNE_CRON,
     REPLICATE_CRON, KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, OFFSITE_KEEP_DAILY, OFFSITE_KEEP_WEEKLY,
     OFFSITE_KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, FORMAT, PART_SIZE_MB, PARALLEL_PARTS,
     PROGRESS_INTERVAL, ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL, RTO_TARGETS,
-    INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS, KEEP_TRUNCATED_DAYS, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT,
-    AZURE_STORAGE_ENDPOINT, AZURE_ENDPOINT, GOOGLE_BASE_URL, RECALL_TARGET, RECALL_QUERIES, RECALL_K, ITERATIVE_SCAN,
+    INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS, KEEP_TRUNCATED_DAYS, RECALL_TARGET, RECALL_QUERIES, RECALL_K, ITERATIVE_SCAN,
+    *OBJECT_STORE_SETTINGS,
 )
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 

@@ -16,8 +16,8 @@ from vector_assets.core.errors import ConfigError, RestoreConflictError, Unknown
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.catalog import scan_root
+from vector_assets.core.sets.disk_store import DiskFolder
 from vector_assets.core.sets.manifest import INCREMENTAL
-from vector_assets.core.sets.storage import DiskFolder
 from vector_assets.core.tables import COLLECTION_TABLE
 from vector_assets.dev.demo import write_legacy_set
 from vector_assets_tests.support.dagster import definitions, output_metadata, run_job

@@ -33,7 +33,7 @@ from vector_assets.core.sets.inventory import (
 )
 from vector_assets.core.sets.legacy_rows import remember_rows
 from vector_assets.core.sets.naming import set_file_names
-from vector_assets.core.sets.roots import Root
+from vector_assets.core.sets.storage import Root
 from vector_assets.core.units import BYTES_PER_MB, count_of, human_size
 from vector_assets.defs import freshness
 from vector_assets.defs.alerts import alert_failed_check_without_run

@@ -11,7 +11,7 @@ from vector_assets import settings
 from vector_assets.core.errors import ConfigError, PruneError, VectorAssetsError
 from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
 from vector_assets.core.sets.retention import RetentionPolicy
-from vector_assets.core.sets.roots import Root
+from vector_assets.core.sets.storage import Root
 from vector_assets.core.stores import Store
 from vector_assets.core.units import human_size
 from vector_assets.defs.cron import cron_from

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dagster as dg
 
 from vector_assets import settings
-from vector_assets.core.sets.roots import Root, open_root
+from vector_assets.core.sets.roots import open_root
+from vector_assets.core.sets.storage import Root
 from vector_assets.core.stores import Store
 
 # Backup, truncate, restore and prune ops share this pool; dagster.yaml limits it to 1.

@@ -20,14 +20,15 @@ from vector_assets import settings
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.catalog import scan_root
+from vector_assets.core.sets.disk_store import DiskFolder
 from vector_assets.core.sets.naming import (
     BACKUP_FOLDER_NAME,
     LOG_FILE_NAME,
     csv_file_name,
     timestamp_time,
 )
-from vector_assets.core.sets.roots import Root, SetFolder, open_root
-from vector_assets.core.sets.storage import DiskFolder
+from vector_assets.core.sets.roots import open_root
+from vector_assets.core.sets.storage import Root, SetFolder
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, LEGACY_TABLES
 
 DEMO_SEED = 20250721

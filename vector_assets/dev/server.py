@@ -21,7 +21,7 @@ import psycopg2
 from vector_assets import settings
 from vector_assets.core.pg.connection import describe_dsn
 from vector_assets.core.sets.catalog import scan_root
-from vector_assets.core.sets.object_store import is_object_store_url
+from vector_assets.core.sets.roots import local_folder
 from vector_assets.core.units import count_of
 from vector_assets.defs.store_keys import PARTITIONS_NAME
 from vector_assets.dev.demo import ensure_demo_store, ensure_fresh_demo_backup
@@ -67,10 +67,11 @@ def dev_environment(host: str, port: str, environ: Mapping[str, str]) -> dict[st
     if not environment.get(settings.UI_URL.name):
         environment[settings.UI_URL.name] = f"http://{host}:{port}"
     configured = environment.get(settings.ROOT.name) or settings.ROOT.default
-    if is_object_store_url(configured):  # a bucket has no folder to make
+    folder = local_folder(configured)
+    if folder is None:  # a bucket has no folder to make
         environment[settings.ROOT.name] = configured
     else:
-        root = Path(configured).resolve()
+        root = folder.resolve()
         environment[settings.ROOT.name] = str(root)
         root.mkdir(parents=True, exist_ok=True)
     return environment

@@ -77,16 +77,13 @@ from vector_assets.core.sets.naming import (
     validate_timestamp,
 )
 from vector_assets.core.sets.roots import (
-    Root,
-    SetFolder,
     discard_set,
-    files_visible_when_written,
     open_root,
     remove_quietly,
     writing_to,
 )
 from vector_assets.core.sets.row_index import spooled_keys
-from vector_assets.core.sets.storage import HashingWriter
+from vector_assets.core.sets.storage import HashingWriter, Root, SetFolder
 from vector_assets.core.sets.writer import free_timestamp
 from vector_assets.core.stores import Store, langchain_store
 from vector_assets.core.units import count_of
@@ -255,7 +252,7 @@ def write_set(
     written: list[str] = [marker]
     try:
         with writing_to(folder):
-            if files_visible_when_written(folder):
+            if folder.capabilities.files_visible_when_written:
                 folder.write_bytes(marker, b"")  # before the first upload, which is visible at once
             manifest = _write_and_publish(cursor, target, tables, truncate_plan, started, written)
             folder.remove(marker)
@@ -297,7 +294,7 @@ def _write_and_publish(
     )
     manifest_name = manifest_file_name(target.timestamp)
     body = manifest.to_json().encode()
-    if not files_visible_when_written(target.folder):
+    if not target.folder.capabilities.files_visible_when_written:
         target.folder.write_bytes(tmp_name(manifest_name), b"")  # before the tmp files are renamed
     for _, table_writers in writers.values():
         for writer in table_writers:

@@ -42,7 +42,7 @@ from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.csv_files import header_of
 from vector_assets.core.sets.formats import content_sha256, format_of_file, rows_in
 from vector_assets.core.sets.manifest import TableFile
-from vector_assets.core.sets.roots import Root
+from vector_assets.core.sets.storage import Root
 from vector_assets.core.stores import Store, langchain_store
 from vector_assets.core.units import count_of, human_duration, human_size
 

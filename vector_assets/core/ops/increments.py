@@ -32,7 +32,6 @@ from vector_assets.core.sets.naming import (
     row_index_file_name,
     tmp_name,
 )
-from vector_assets.core.sets.roots import SetFolder
 from vector_assets.core.sets.row_index import (
     MergeCounts,
     RowIndexMerge,
@@ -40,7 +39,7 @@ from vector_assets.core.sets.row_index import (
     read_row_index,
     row_index_sha256,
 )
-from vector_assets.core.sets.storage import HashingWriter
+from vector_assets.core.sets.storage import HashingWriter, SetFolder
 
 # Keys per COPY of an increment's rows (and so per part file): bounds the statement's size.
 KEYS_PER_PART = 100_000

@@ -25,7 +25,8 @@ from vector_assets.core.sets.retention import (
     RetentionPolicy,
     plan_retention,
 )
-from vector_assets.core.sets.roots import Root, SetFolder, delete_files, open_root
+from vector_assets.core.sets.roots import delete_files, open_root
+from vector_assets.core.sets.storage import Root, SetFolder
 from vector_assets.core.tables import LEGACY_TABLES
 from vector_assets.core.units import count_of, human_size
 

@@ -21,13 +21,8 @@ from vector_assets.core.hashing import READ_CHUNK_BYTES, HashingSink
 from vector_assets.core.sets.catalog import BackupSet, scan_root
 from vector_assets.core.sets.manifest import FilePart, RowIndex
 from vector_assets.core.sets.naming import LOG_FILE_NAME, manifest_file_name, tmp_name
-from vector_assets.core.sets.roots import (
-    Root,
-    SetFolder,
-    open_root,
-    remove_quietly,
-    writing_to,
-)
+from vector_assets.core.sets.roots import open_root, remove_quietly, writing_to
+from vector_assets.core.sets.storage import Root, SetFolder
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log
 from vector_assets.core.sets.formats import CSV, count_rows_in_stream, set_format
 from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
-from vector_assets.core.sets.roots import Root, SetFolder, open_root, writing_to
+from vector_assets.core.sets.roots import open_root, writing_to
+from vector_assets.core.sets.storage import Root, SetFolder
 from vector_assets.core.sets.writer import free_timestamp
 from vector_assets.core.stores import Store, langchain_store
 from vector_assets.core.units import count_of

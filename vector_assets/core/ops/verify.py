@@ -20,8 +20,8 @@ from vector_assets.core.sets.chains import chain_of
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.formats import CSV_ZST, DecodingReader, rows_in
 from vector_assets.core.sets.manifest import FilePart, RowIndex
-from vector_assets.core.sets.roots import Root, SetFolder
 from vector_assets.core.sets.row_index import lines_of
+from vector_assets.core.sets.storage import Root, SetFolder
 from vector_assets.core.units import count_of, human_size
 
 FILE_PRESENT = "file_present"

@@ -17,7 +17,7 @@ from vector_assets.core.tables import COLLECTION_TABLE
 from vector_assets.core.units import human_size
 
 if TYPE_CHECKING:
-    from vector_assets.core.sets.roots import SetFolder
+    from vector_assets.core.sets.storage import SetFolder
 
 LOG_HEADER = "=== Vector Table Backup Log ==="
 

@@ -41,8 +41,8 @@ from vector_assets.core.sets.naming import (
     set_timestamp_of,
     validate_timestamp,
 )
-from vector_assets.core.sets.roots import Root, SetFolder, open_root
-from vector_assets.core.sets.storage import FileEntry
+from vector_assets.core.sets.roots import open_root
+from vector_assets.core.sets.storage import FileEntry, Root, SetFolder
 from vector_assets.core.tables import MANAGED_TABLES
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from vector_assets.core.errors import BrokenChainError, ManifestError
 from vector_assets.core.sets.manifest import Manifest
 from vector_assets.core.sets.naming import manifest_file_name
-from vector_assets.core.sets.roots import SetFolder
+from vector_assets.core.sets.storage import SetFolder
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from vector_assets.core.errors import BackupSetNotFoundError, ObjectStoreError
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
-from vector_assets.core.sets.roots import Root
+from vector_assets.core.sets.storage import Root
 
 LOCAL = "local"
 OFFSITE = "offsite"

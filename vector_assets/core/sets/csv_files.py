@@ -12,7 +12,7 @@ from vector_assets.core.errors import BackupFileError
 from vector_assets.core.hashing import HashingReader
 
 if TYPE_CHECKING:
-    from vector_assets.core.sets.roots import SetFolder
+    from vector_assets.core.sets.storage import SetFolder
 
 # Vectors of a few thousand dimensions make CSV fields larger than csv's 128 KiB default.
 csv.field_size_limit(sys.maxsize)

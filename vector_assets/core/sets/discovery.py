@@ -23,7 +23,8 @@ from vector_assets.core.sets.catalog import (
 )
 from vector_assets.core.sets.manifest import Manifest
 from vector_assets.core.sets.naming import Location, manifest_file_name
-from vector_assets.core.sets.roots import Root, SetFolder, open_root
+from vector_assets.core.sets.roots import open_root
+from vector_assets.core.sets.storage import Root, SetFolder
 
 CURSOR_VERSION = 2
 READABLE_CURSOR_VERSIONS = (1, 2)  # a version 1 cursor has no key labels: its folders are listed again

@@ -23,7 +23,7 @@ from vector_assets.core.pg.copy import CSV_OPTIONS
 from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
 
 if TYPE_CHECKING:
-    from vector_assets.core.sets.roots import SetFolder
+    from vector_assets.core.sets.storage import SetFolder
 
 BINARY_COPY_OPTIONS = "FORMAT binary"
 ZSTD = "zstd"

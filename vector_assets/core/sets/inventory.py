@@ -26,9 +26,8 @@ from vector_assets.core.sets.catalog import BackupSet, SkippedLocation, scan_roo
 from vector_assets.core.sets.copies import where_copies_are
 from vector_assets.core.sets.legacy_rows import remembered_rows
 from vector_assets.core.sets.naming import LOG_FILE_NAME, TIMESTAMP_FORMAT, Location
-from vector_assets.core.sets.object_store import is_object_store_url
-from vector_assets.core.sets.roots import Root, open_root
-from vector_assets.core.sets.storage import FileEntry
+from vector_assets.core.sets.roots import open_root, scheme_of
+from vector_assets.core.sets.storage import FileEntry, Root
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.core.units import count_of, human_size
 
@@ -332,7 +331,7 @@ def displayed_root(root: Root | Path, configured_root: str | None) -> str:
     """The root as the earlier tooling showed it: ``./data_pipeline/training_data``, absolute if so given,
     or the object store's URL."""
     text = (configured_root or str(root)).rstrip("/") or "/"
-    if text.startswith("/") or text == "." or text.startswith(("./", "../")) or is_object_store_url(text):
+    if text.startswith("/") or text == "." or text.startswith(("./", "../")) or scheme_of(text) is not None:
         return text
     return f"./{text}"
 

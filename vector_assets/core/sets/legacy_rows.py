@@ -12,8 +12,7 @@ import json
 
 from vector_assets.core.errors import BackupWriteError, VectorAssetsError
 from vector_assets.core.sets.catalog import BackupSet
-from vector_assets.core.sets.roots import Root, SetFolder
-from vector_assets.core.sets.storage import FileEntry
+from vector_assets.core.sets.storage import FileEntry, Root, SetFolder
 
 STATE_FOLDER = ".vector_assets"
 COUNTS_FILE = "legacy_rows.json"

@@ -15,7 +15,7 @@ from vector_assets.core.pg.catalog import Column, GeneratedColumn
 from vector_assets.core.pg.ddl import TableDefinition
 
 if TYPE_CHECKING:
-    from vector_assets.core.sets.roots import SetFolder
+    from vector_assets.core.sets.storage import SetFolder
 
 MANIFEST_FORMAT_VERSION = 1
 # Version 2: data files in other formats than CSV, or in parts; version 1 readers refuse it.

@@ -35,7 +35,7 @@ from vector_assets.core.errors import (
 from vector_assets.core.tables import MANAGED_TABLES
 
 if TYPE_CHECKING:
-    from vector_assets.core.sets.roots import Root, SetFolder
+    from vector_assets.core.sets.storage import Root, SetFolder
 
 BACKUP_FOLDER_NAME = "vector_bak"
 LOG_FILE_NAME = "vector_backup_log.txt"

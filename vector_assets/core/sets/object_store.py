@@ -1,4 +1,4 @@
-"""Sets in an object store: S3 and S3-compatible servers (MinIO, R2, Ceph), GCS and Azure,
+"""The object-store driver: S3 and S3-compatible servers (MinIO, R2, Ceph), GCS and Azure,
 through ``obstore``. Credentials and the endpoint come from the store's standard environment
 variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``;
 ``AZURE_STORAGE_*``; ``GOOGLE_*``), which obstore reads itself; no secret passes through this
@@ -34,9 +34,9 @@ from vector_assets.core.errors import (
     VectorAssetsError,
 )
 from vector_assets.core.sets.naming import tmp_name
-from vector_assets.core.sets.storage import FileEntry, HashingWriter
+from vector_assets.core.sets.storage import Capabilities, FileEntry, HashingWriter
 
-OBJECT_STORE_SCHEMES = ("s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://")
+OBJECT_STORE = Capabilities(files_visible_when_written=True)
 # Multipart: 8 MiB parts (S3's minimum is 5 MiB), four in flight: about 40 MiB of buffers,
 # whatever the table size.
 PART_BYTES = 8 << 20
@@ -72,44 +72,55 @@ URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
 CAUSE_MAX_CHARS = 300
 
 
-# Read by obstore itself, with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION; named here
-# because a plain http:// endpoint (MinIO, a local test server) has to be allowed explicitly.
+# The endpoint variables obstore reads, per provider, in the order it prefers them. Named here
+# because a plain http:// endpoint (MinIO, Azurite, a local test server) has to be allowed
+# explicitly, and because errors name the one that is set.
 AWS_ENDPOINT_URL = Setting("AWS_ENDPOINT_URL", "", "the S3-compatible endpoint (MinIO, R2, Ceph); empty: AWS")
-# The other endpoint variables obstore reads, per kind of root, in the order it prefers them.
-# Errors name the one that is set, and an http:// endpoint in any of them is allowed.
 AWS_ENDPOINT_URL_S3 = Setting("AWS_ENDPOINT_URL_S3", "", "an S3 endpoint that takes precedence over AWS_ENDPOINT_URL")
 AWS_ENDPOINT = Setting("AWS_ENDPOINT", "", "an older name of AWS_ENDPOINT_URL")
 AZURE_STORAGE_ENDPOINT = Setting("AZURE_STORAGE_ENDPOINT", "", "an az:// root's Blob endpoint (Azurite); empty: Azure")
 AZURE_ENDPOINT = Setting("AZURE_ENDPOINT", "", "another name of AZURE_STORAGE_ENDPOINT")
-GOOGLE_BASE_URL = Setting("GOOGLE_BASE_URL", "", "a gs:// root's endpoint (fake-gcs-server); empty: Google")
-S3_ENDPOINTS = (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS_ENDPOINT)
-AZURE_ENDPOINTS = (AZURE_STORAGE_ENDPOINT, AZURE_ENDPOINT)
-GCS_ENDPOINTS = (GOOGLE_BASE_URL,)
-# Secrets obstore reads from the environment: never in a message (object_store.py cuts them out).
-OBJECT_STORE_SECRET_VARIABLES = (
-    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_TOKEN", "AWS_SSE_CUSTOMER_KEY_BASE64",
-    "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_MASTER_KEY", "AZURE_STORAGE_SAS_KEY",
-    "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CLIENT_SECRET", "AZURE_CLIENT_SECRET", "AZURE_STORAGE_TOKEN",
-    "AZURE_ENCRYPTION_KEY", "AZURE_FABRIC_SESSION_TOKEN", "GOOGLE_SERVICE_ACCOUNT_KEY", "GOOGLE_BEARER_TOKEN",
+AZURE_STORAGE_USE_EMULATOR = Setting(
+    "AZURE_STORAGE_USE_EMULATOR", "", "true: az:// roots go to Azurite at AZURITE_BLOB_STORAGE_URL, with its own account",
 )
+AZURITE_BLOB_STORAGE_URL = Setting(
+    "AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:10000", "Azurite's Blob endpoint when AZURE_STORAGE_USE_EMULATOR is true",
+)
+GOOGLE_BASE_URL = Setting("GOOGLE_BASE_URL", "", "a gs:// root's endpoint (fake-gcs-server); empty: Google")
+# obstore's reading of a yes/no variable.
+TRUTHY = {"1", "true", "on", "yes", "y"}
 
 
-def object_store_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The values of those secrets that are set, longest first."""
-    values = set(values_of(OBJECT_STORE_SECRET_VARIABLES, environ))
-    return sorted((value for value in values if len(value) >= 4), key=len, reverse=True)
+@dataclass(frozen=True)
+class Emulator:
+    """A provider's local emulator: while ``switch`` is on, obstore ignores the endpoint
+    variables and talks to ``endpoint``."""
+
+    switch: Setting
+    endpoint: Setting
+
+    def on(self) -> bool:
+        return self.switch.get().lower() in TRUTHY
 
 
 @dataclass(frozen=True)
 class Provider:
-    """What an error names for a kind of root: the provider's own endpoint and credential variables."""
+    """One provider's schemes and variables: its endpoints (named by errors, and allowed over
+    plain http://), the credentials an access error asks to check, and the secrets obstore
+    reads, whose values no message ever shows."""
 
     name: str
+    schemes: tuple[str, ...]
+    container: str  # what the provider calls the URL's first part: a bucket, a container
     endpoints: tuple[Setting, ...]  # in the order obstore prefers them
     credentials: str
+    secrets: tuple[str, ...]
+    emulator: Emulator | None = None
 
     def endpoint(self) -> tuple[str, str] | None:
         """The endpoint obstore uses, with the variable it came from; None: the provider's default."""
+        if self.emulator is not None and self.emulator.on():
+            return self.emulator.endpoint.get(), self.emulator.endpoint.name
         for setting in self.endpoints:
             value = setting.get()
             if value:
@@ -125,22 +136,44 @@ class Provider:
         value, name = found
         return f"endpoint {without_userinfo(value)} from {name}"
 
+    def settings(self) -> tuple[Setting, ...]:
+        emulator = (self.emulator.switch, self.emulator.endpoint) if self.emulator else ()
+        return self.endpoints + emulator
 
-S3 = Provider("S3", S3_ENDPOINTS, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's permissions")
-AZURE = Provider(
-    "Azure", AZURE_ENDPOINTS,
-    "AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_TOKEN) and the container's permissions",
+
+S3 = Provider(
+    "S3", ("s3", "s3a"), "bucket", (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS_ENDPOINT),
+    "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's permissions",
+    ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_TOKEN", "AWS_SSE_CUSTOMER_KEY_BASE64"),
 )
-GCS = Provider("GCS", GCS_ENDPOINTS, "GOOGLE_SERVICE_ACCOUNT (or GOOGLE_APPLICATION_CREDENTIALS) and the bucket's permissions")
-PROVIDERS = {"s3": S3, "s3a": S3, "az": AZURE, "abfs": AZURE, "abfss": AZURE, "gs": GCS}
+AZURE = Provider(
+    "Azure", ("az", "azure", "adl", "abfs", "abfss"), "container", (AZURE_STORAGE_ENDPOINT, AZURE_ENDPOINT),
+    "AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_TOKEN) and the container's permissions",
+    ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_MASTER_KEY", "AZURE_STORAGE_SAS_KEY",
+     "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CLIENT_SECRET", "AZURE_CLIENT_SECRET", "AZURE_STORAGE_TOKEN",
+     "AZURE_ENCRYPTION_KEY", "AZURE_FABRIC_SESSION_TOKEN"),
+    Emulator(AZURE_STORAGE_USE_EMULATOR, AZURITE_BLOB_STORAGE_URL),
+)
+GCS = Provider(
+    "GCS", ("gs",), "bucket", (GOOGLE_BASE_URL,),
+    "GOOGLE_SERVICE_ACCOUNT (or GOOGLE_APPLICATION_CREDENTIALS) and the bucket's permissions",
+    ("GOOGLE_SERVICE_ACCOUNT_KEY", "GOOGLE_BEARER_TOKEN"),
+)
+PROVIDERS = {scheme: provider for provider in (S3, AZURE, GCS) for scheme in provider.schemes}
+# Every variable this driver reads itself (settings.ALL_SETTINGS lists them).
+OBJECT_STORE_SETTINGS = tuple(setting for provider in (S3, AZURE, GCS) for setting in provider.settings())
+# Any provider's secret is cut out of every message, whichever root failed.
+OBJECT_STORE_SECRET_VARIABLES = tuple(name for provider in (S3, AZURE, GCS) for name in provider.secrets)
+
+
+def object_store_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The values of those secrets that are set, longest first."""
+    values = set(values_of(OBJECT_STORE_SECRET_VARIABLES, environ))
+    return sorted((value for value in values if len(value) >= 4), key=len, reverse=True)
 
 
 def provider_of(url: str) -> Provider:
-    return PROVIDERS.get(url.split("://", 1)[0].strip().lower(), S3)
-
-
-def is_object_store_url(text: str) -> bool:
-    return text.strip().lower().startswith(OBJECT_STORE_SCHEMES)
+    return PROVIDERS[url.split("://", 1)[0].strip().lower()]
 
 
 def classify_error(exc: Exception, action: str, where: str) -> VectorAssetsError:
@@ -158,7 +191,8 @@ def classify_error(exc: Exception, action: str, where: str) -> VectorAssetsError
             f"the object store refused to {action} {where} ({code or error_cause(text)}); check {provider.credentials}"
         )
     if code in ("NoSuchBucket", "ContainerNotFound"):
-        return ObjectStoreAccessError(f"cannot {action} {where}: the bucket {bucket_of(where)!r} does not exist")
+        return ObjectStoreAccessError(f"cannot {action} {where}: the {provider.container} {bucket_of(where)!r} "
+                                      f"does not exist ({provider.describe_endpoint()})")
     if isinstance(exc, FileNotFoundError):
         return ObjectMissingError(f"cannot {action} {where}: no such object")
     kind = HTTP_KIND.search(text)
@@ -232,6 +266,7 @@ class ObjectRoot:
 
     url: str
     store: Any = field(compare=False, repr=False)
+    capabilities = OBJECT_STORE
 
     @classmethod
     def open(cls, url: str) -> ObjectRoot:
@@ -261,12 +296,12 @@ class ObjectRoot:
 
 @dataclass(frozen=True)
 class ObjectFolder:
-    """A backup folder in an object store: a key prefix. See ``roots.SetFolder``."""
+    """A backup folder in an object store: a key prefix. See ``storage.SetFolder``."""
 
     root_url: str
     prefix: str
     store: Any = field(compare=False, repr=False)
-    files_visible_when_written = True
+    capabilities = OBJECT_STORE
 
     def __str__(self) -> str:
         return f"{self.root_url}/{self.prefix}"

@@ -1,102 +1,64 @@
-"""Roots and folders: the one storage interface every command goes through.
+"""Opening a root by what the operator wrote, and what every command does to a set's files
+through any root.
 
-A root is a local folder (``DiskRoot``) or an object-store URL (``ObjectRoot``,
-``s3://bucket/prefix``). Its backup folders (``SetFolder``) list, read, write, hide and delete
-files by name; the layout and the crash-safety rules are the same on both:
-
-- a data file is written through ``open_writer`` (hashed on the way) and published; the
-  manifest is written last, and until then the set is hidden by a ``.tmp`` name;
-- deleting a set hides it first, so a half-deleted set is never mistaken for a complete one.
+``open_root`` picks the storage driver by the root's scheme (``DRIVERS``): a path or a
+``file://`` URL is a folder on disk, ``s3://``, ``gs://``, ``az://`` and their kin go to an object
+store. Deleting a set hides it first, so a half-deleted set is never mistaken for a complete one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Protocol
 
-from vector_assets.core.errors import BackupWriteError, PruneError, VectorAssetsError
+from vector_assets.core.errors import BackupWriteError, ConfigError, PruneError, VectorAssetsError
+from vector_assets.core.sets.disk_store import DiskRoot, path_of_file_url
 from vector_assets.core.sets.naming import (
     LOG_FILE_NAME,
     manifest_file_name,
     set_file_names,
     tmp_name,
 )
-from vector_assets.core.sets.object_store import ObjectRoot, is_object_store_url
-from vector_assets.core.sets.storage import (
-    DiskRoot,
-    FileEntry,
-    HashingWriter,
-    describe_os_error,
-)
+from vector_assets.core.sets.object_store import PROVIDERS, ObjectRoot
+from vector_assets.core.sets.storage import Root, SetFolder, describe_os_error
+
+# A root's scheme → the driver that opens it. A root without a scheme is a path on disk.
+DRIVERS: dict[str, Callable[[str], Root]] = {
+    "file": DiskRoot.open,
+    **dict.fromkeys(PROVIDERS, ObjectRoot.open),
+}
+SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-class SetFolder(Protocol):
-    """A backup folder: ``<root>/vector_bak`` or ``<root>/<task_id>/vector_bak``."""
-
-    def locator(self, name: str) -> Path | str:
-        """Where a file is, as an operator reads it: a path, or a URL."""
-
-    def exists(self) -> bool: ...
-
-    def prepare(self) -> None:
-        """Create the folder if the store has folders."""
-
-    def unprepare(self) -> None:
-        """Remove the folder again if it is empty (after a dry run that had to create it)."""
-
-    def entries(self) -> dict[str, FileEntry]:
-        """One listing: name → size and modification time. Reads no file."""
-
-    def names(self) -> list[str]: ...
-
-    def fingerprint(self) -> str:
-        """Changes whenever a file is added, removed or replaced; as cheap as one listing."""
-
-    def size(self, name: str) -> int | None:
-        """Bytes of the file, or None if it is not there."""
-
-    def open_reader(self, name: str) -> BinaryIO: ...
-
-    def open_writer(self, name: str) -> HashingWriter:
-        """A hashing, streaming writer; ``finish`` makes it durable, ``publish`` visible."""
-
-    def read_bytes(self, name: str) -> bytes | None: ...
-
-    def write_bytes(self, name: str, data: bytes) -> None:
-        """Write a small file atomically: all of it or nothing."""
-
-    def remove(self, name: str) -> None:
-        """Delete a file; a missing file is fine."""
-
-    def hide(self, name: str) -> None:
-        """Replace ``name`` by ``name.tmp``, so scans skip its set from now on."""
-
-
-class Root(Protocol):
-    def exists(self) -> bool: ...
-
-    def location_names(self) -> list[str]:
-        """Names right under the root that may be locations (``vector_bak``, task ids), sorted."""
-
-    def folder_at(self, relative: str | Path) -> SetFolder:
-        """A folder given relative to the root; ``..`` and escapes are refused."""
+def scheme_of(text: str) -> str | None:
+    """The URL scheme a root starts with, lower case, or None for a path."""
+    match = SCHEME.match(text)
+    return match.group(1).lower() if match else None
 
 
 def open_root(root: Root | Path | str) -> Root:
-    """A root from what the operator wrote: ``s3://bucket/prefix`` (or gs://, az://), else a path."""
-    if isinstance(root, str) and is_object_store_url(root):
-        return ObjectRoot.open(root)
-    if isinstance(root, (str, Path)):
+    """A root from what the operator wrote: ``s3://bucket/prefix`` (gs://, az://, file://…), else a path."""
+    if isinstance(root, Path):
+        return DiskRoot(root)
+    if not isinstance(root, str):
+        return root
+    scheme = scheme_of(root)
+    if scheme is None:
         return DiskRoot(Path(root))
-    return root
+    if scheme not in DRIVERS:
+        raise ConfigError(f"root {root.strip()!r}: no storage driver for {scheme}://; "
+                          f"use a path or one of {', '.join(f'{name}://' for name in DRIVERS)}")
+    return DRIVERS[scheme](root)
 
 
-def files_visible_when_written(folder: SetFolder) -> bool:
-    """True where a data file appears under its final name as soon as it is written (an
-    object store), so a set in progress needs a marker to stay hidden."""
-    return bool(getattr(folder, "files_visible_when_written", False))
+def local_folder(root: str) -> Path | None:
+    """The folder a root names on this machine, or None for any other root."""
+    scheme = scheme_of(root)
+    if scheme is None:
+        return Path(root)
+    return path_of_file_url(root.strip()) if scheme == "file" else None
 
 
 def delete_files(folder: SetFolder, names: list[str], marker_source: str, label: str) -> int:

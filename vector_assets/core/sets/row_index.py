@@ -22,7 +22,7 @@ from vector_assets.core.hashing import HashingReader
 from vector_assets.core.pg.copy import Sink
 from vector_assets.core.pg.row_digests import format_content_digest
 from vector_assets.core.sets.formats import CSV_ZST, DecodingReader, EncodingSink
-from vector_assets.core.sets.roots import SetFolder
+from vector_assets.core.sets.storage import SetFolder
 
 READ_CHUNK_BYTES = 1 << 20
 MERGE_CHUNK_BYTES = 1 << 20

@@ -12,7 +12,7 @@ import time
 from vector_assets.core.errors import BackupSetExistsError, BackupWriteError
 from vector_assets.core.sets.catalog import published_timestamps, timestamps_in_folder
 from vector_assets.core.sets.naming import new_timestamp
-from vector_assets.core.sets.roots import SetFolder
+from vector_assets.core.sets.storage import SetFolder
 
 TIMESTAMP_RETRIES = 3
 

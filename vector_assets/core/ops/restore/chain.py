@@ -44,7 +44,7 @@ from vector_assets.core.pg.table_changes import create_stage
 from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.sets.formats import CSV_ZST, DecodingReader
 from vector_assets.core.sets.manifest import RowIndex
-from vector_assets.core.sets.roots import SetFolder
+from vector_assets.core.sets.storage import SetFolder
 from vector_assets.core.units import count_of
 
 TEXT_COPY_OPTIONS = "FORMAT text"

@@ -26,7 +26,7 @@ from vector_assets.core.sets.formats import (
     rows_in,
 )
 from vector_assets.core.sets.manifest import FilePart, RowIndex
-from vector_assets.core.sets.roots import SetFolder
+from vector_assets.core.sets.storage import SetFolder
 
 
 @dataclass(frozen=True)
