@@ -2,6 +2,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# Azurite, the Azure Blob server the tests start on 127.0.0.1 (npm; 3.35.0 is the last to run on node 20).
+AZURITE_VERSION := 3.35.0
+AZURITE := $(VENV)/azurite/.installed-$(AZURITE_VERSION)
 
 .PHONY: dev test test-fast bench clean
 
@@ -12,18 +15,24 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(INSTALLED)
 
+# Its own rule, so an existing .venv gets it (or a new version) without reinstalling the rest.
+$(AZURITE): | $(INSTALLED)
+	rm -rf $(VENV)/azurite
+	npm install --prefix $(VENV)/azurite --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
+	touch $(AZURITE)
+
 # make dev PORT=3300: the UI on another port (the alert links follow it).
 PORT ?= 3000
 
 dev: $(INSTALLED)
 	$(BIN)/vector-assets dev --port $(PORT)
 
-test: $(INSTALLED)
+test: $(INSTALLED) $(AZURITE)
 	$(BIN)/dg check defs
 	$(BIN)/pytest -q
 
 # The quick loop: everything but the end-to-end and fault tests.
-test-fast: $(INSTALLED)
+test-fast: $(INSTALLED) $(AZURITE)
 	$(BIN)/pytest -q -m "not e2e and not faults"
 
 bench: $(INSTALLED)

@@ -101,14 +101,46 @@ def s3_root(s3_server, monkeypatch):
     return RootFiles(f"s3://{bucket}/rag-backups", s3=s3_server, bucket=bucket, prefix="rag-backups")
 
 
-@pytest.fixture(params=["disk", "s3"])
+@pytest.fixture(scope="session")
+def azure_server():
+    """One real Azure Blob server on 127.0.0.1 for the whole session (Azurite)."""
+    from vector_assets_tests.support.object_store import start_azurite
+
+    server = start_azurite()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def az_root(azure_server, monkeypatch):
+    """``az://<new container>/rag-backups``, with the standard Azure variables pointing at Azurite."""
+    from vector_assets_tests.support.object_store import RootFiles
+
+    monkeypatch.delenv("AZURE_STORAGE_USE_EMULATOR", raising=False)
+    for name, value in azure_server.environment().items():
+        monkeypatch.setenv(name, value)
+    container = azure_server.new_container()
+    return RootFiles(f"az://{container}/rag-backups", azure=azure_server, bucket=container, prefix="rag-backups")
+
+
+@pytest.fixture(params=["s3", "azure"])
+def object_root(request):
+    """The same behaviour on both object-store servers: a bucket on S3, a container on Azure."""
+    return request.getfixturevalue({"s3": "s3_root", "azure": "az_root"}[request.param])
+
+
+@pytest.fixture(params=["disk", "s3", "azure"])
 def any_root(request, backup_root):
-    """The same behaviour on both kinds of root: a folder, and a bucket on the local S3 server."""
+    """The same behaviour on every kind of root: a folder, a bucket on the local S3 server, and
+    a container on the local Azure server."""
     from vector_assets_tests.support.object_store import RootFiles
 
     if request.param == "disk":
         return RootFiles(str(backup_root), disk=backup_root)
-    return request.getfixturevalue("s3_root")
+    return request.getfixturevalue({"s3": "s3_root", "azure": "az_root"}[request.param])
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""An object-store root under faults: wrong credentials, an unknown bucket, an unreachable or
-stopped server, a backup killed mid-upload. Each error is typed, names the bucket and key,
-and says whether retrying may help; nothing is left half-written."""
+"""An object-store root under faults: wrong credentials, an unknown bucket or container, an
+unreachable or stopped server, a backup killed mid-upload. Each error is typed, names the bucket
+and key and the provider's own variables, and says whether retrying may help; nothing is left
+half-written."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+
+from dataclasses import dataclass
 
 import pytest
 
@@ -26,7 +29,7 @@ from vector_assets_tests.support.faults import (
     fault_while_waiting,
     restore_in_child,
 )
-from vector_assets_tests.support.object_store import start_moto
+from vector_assets_tests.support.object_store import AZURITE_KEY, start_moto, wrong_azure_key
 
 TS = "20250301_020000"
 WRONG_SECRET = "Wrong-Secret-Hunter2x-SeaLion9"
@@ -170,3 +173,86 @@ def test_a_truncate_whose_upload_is_refused_truncates_nothing_and_leaves_no_obje
     assert "nothing was truncated" in err and "langchain_pg_embedding_" in err and "AccessDenied" in err
     assert tables_now(store_db) == before
     assert s3_root.names() == set() and s3_root.multipart_uploads() == []
+
+
+@dataclass(frozen=True)
+class ProviderFacts:
+    """What an operator of each provider sets, and what its server answers a wrong key with."""
+
+    secret_variable: str
+    wrong_secret: str
+    refusal: str
+    endpoint_variable: str
+    container: str  # what the provider calls the URL's first part
+    foreign_prefix: str  # the other provider's variables, which no message of this one names
+
+
+FACTS = {
+    "s3": ProviderFacts("AWS_SECRET_ACCESS_KEY", WRONG_SECRET, "SignatureDoesNotMatch", "AWS_ENDPOINT_URL",
+                        "bucket", "AZURE_"),
+    "azure": ProviderFacts("AZURE_STORAGE_ACCOUNT_KEY", wrong_azure_key(), "AuthorizationFailure",
+                           "AZURE_STORAGE_ENDPOINT", "container", "AWS_"),
+}
+
+
+def test_a_refused_key_fails_once_in_one_line_naming_the_providers_variables_and_nothing_is_written(
+    object_root, store_db, monkeypatch, capsys, dagster_instance
+):
+    facts = FACTS[object_root.kind]
+    monkeypatch.setenv(facts.secret_variable, facts.wrong_secret)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", object_root.url)
+    before = tables_now(store_db)
+
+    assert main(["truncate", "--apply"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{object_root.url}/vector_bak/" in err, err
+    assert facts.refusal in err and facts.secret_variable in err and facts.foreign_prefix not in err, err
+    assert facts.wrong_secret not in err and facts.wrong_secret[:8] not in err
+
+    result = run_job(dagster_instance, "backup_vector_tables")
+    assert not result.success
+    message = result.failure_data_for_node("back_up_tables").error.message
+    assert object_root.bucket in message and facts.secret_variable in message and facts.wrong_secret not in message
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert tables_now(store_db) == before
+    assert object_root.names() == set() and object_root.multipart_uploads() == []
+
+
+def test_a_missing_bucket_or_container_is_named_with_the_providers_endpoint_and_nothing_is_truncated(
+    object_root, store_db, monkeypatch, capsys
+):
+    facts = FACTS[object_root.kind]
+    missing = object_root.url.replace(object_root.bucket, "no-such-place-va", 1)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", missing)
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    before = tables_now(store_db)
+
+    assert main(["truncate", "--apply"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"the {facts.container} 'no-such-place-va' does not exist" in err, err
+    assert f"from {facts.endpoint_variable}" in err and facts.foreign_prefix not in err, err
+    assert tables_now(store_db) == before
+    assert object_root.names() == set()
+
+
+def test_an_azure_root_on_the_emulator_switch_backs_up_and_names_azurites_endpoint_variable(
+    az_root, azure_server, store_db, monkeypatch, capsys
+):
+    """With AZURE_STORAGE_USE_EMULATOR obstore ignores AZURE_STORAGE_ENDPOINT and goes to
+    AZURITE_BLOB_STORAGE_URL with the emulator's own account; an error names that variable."""
+    monkeypatch.delenv("AZURE_STORAGE_ENDPOINT")
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_KEY")
+    monkeypatch.setenv("AZURE_STORAGE_USE_EMULATOR", "true")
+    monkeypatch.setenv("AZURITE_BLOB_STORAGE_URL", azure_server.endpoint)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", az_root.url)
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+
+    assert main(["backup"]) == 0
+    (made,) = scan_root(az_root.url)
+    assert f"vector_backup_{made.timestamp}.json" in az_root.names()
+
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", "az://no-such-place-va/rag-backups")
+    assert main(["list"]) == EXIT_FAILED
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "the container 'no-such-place-va' does not exist" in err, err
+    assert f"endpoint {azure_server.endpoint} from AZURITE_BLOB_STORAGE_URL" in err and AZURITE_KEY not in err, err

@@ -1,7 +1,8 @@
-"""Every operation behaves the same on a local folder and in a bucket on a real S3 server.
+"""Every operation behaves the same on a local folder, in a bucket on a real S3 server and in a
+container on a real Azure server.
 
-Each test here runs twice, ``[disk]`` and ``[s3]``: the jobs, the CLI, the sensor, prune and
-the drill, through VECTOR_ASSETS_ROOT exactly as an operator configures them.
+Each test here runs three times, ``[disk]``, ``[s3]`` and ``[azure]``: the jobs, the CLI, the
+sensor, prune and the drill, through VECTOR_ASSETS_ROOT exactly as an operator configures them.
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ def test_sensor_finds_a_set_copied_in_by_another_tool_and_an_unchanged_root_cost
 ):
     """The seed tooling's ``psql \\copy`` CSVs, copied into task_*/vector_bak/ (``aws s3 cp``).
 
-    What the ticks read is seen from outside the product: in a bucket, the S3 server's request
-    log; on disk, the kernel's inotify. The first tick's reads show that each would see one."""
+    What the ticks read is seen from outside the product: in a bucket or a container, the
+    server's request log; on disk, the kernel's inotify. The first tick's reads show that each
+    would see one."""
     label = f"{TASK_ID}/vector_bak"
     made = run_backup(BackupRequest(dsn=store_db, root=any_root.url))
     for table in (COLLECTION_TABLE, EMBEDDING_TABLE):
@@ -118,28 +120,26 @@ def test_sensor_finds_a_set_copied_in_by_another_tool_and_an_unchanged_root_cost
     assert second.run_requests == [] and second.asset_events == []
     assert json.loads(ticker.cursor)["folders"] == json.loads(first.cursor)["folders"]
     assert second_reads == []
-    if any_root.kind == "s3":  # the root's listing, then one per location
-        requests = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
-        assert len(requests) == 3 and all("list-type=2" in request for request in requests), requests
+    if any_root.kind != "disk":  # the root's listing, then one per location
+        requests = [target for _, target in any_root.requests(caplog)]
+        assert len(requests) == 3 and all(any_root.listing_marker in request for request in requests), requests
 
 
 @contextmanager
 def reads_of(root: RootFiles, caplog) -> Iterator[list[str]]:
     """The set files read while the block runs, as ``folder/name``: objects fetched from the
-    bucket (GET and HEAD requests in the S3 server's log), or files opened on disk."""
+    bucket or container (GET and HEAD requests in the server's log), or files opened on disk."""
     if root.disk is not None:
         with files_opened_under(root.disk) as opened:
             yield opened
         return
-    caplog.clear()
+    root.forget_requests(caplog)
     reads: list[str] = []
     yield reads
-    prefix = f"/{root.bucket}/{root.prefix}/"
-    for record in caplog.records:
-        if record.name == "werkzeug" and " /" in record.getMessage():
-            method, target = record.getMessage().split('"')[1].split()[:2]
-            if method in ("GET", "HEAD") and target.startswith(prefix):
-                reads.append(unquote(target[len(prefix):].split("?")[0]))
+    prefix = root.request_prefix
+    for method, target in root.requests(caplog):
+        if method in ("GET", "HEAD") and target.startswith(prefix):
+            reads.append(unquote(target[len(prefix):].split("?")[0]))
 
 
 def test_cli_backup_and_list_show_the_set_under_the_root(any_root, store_db, monkeypatch, capsys):

@@ -1,9 +1,13 @@
-"""A real S3 server on 127.0.0.1 for the tests (moto's server mode), and one view of a root's
-files that reads the same on disk and in a bucket.
+"""Real object-store servers on 127.0.0.1 for the tests, and one view of a root's files that
+reads the same on disk, in a bucket and in a container:
 
-The product reaches the server only as it would reach MinIO: through ``AWS_ENDPOINT_URL`` and
-the standard credential variables. The tests inspect the bucket with boto3 (moto's own client
-dependency), never through the product's storage code.
+- S3: moto's server mode, in this process;
+- Azure: Azurite, the npm package ``make test`` installs into ``.venv/azurite``, a child process.
+
+The product reaches each server only as it would reach a real one: through the provider's own
+endpoint and credential variables (``AWS_ENDPOINT_URL``, ``AZURE_STORAGE_ENDPOINT``, ...). The
+tests inspect buckets with boto3 and containers with azure-storage-blob, never through the
+product's storage code.
 
 moto checks signatures only once it has served ``INITIAL_NO_AUTH_ACTION_COUNT`` requests, so
 the first three create an IAM user with S3 rights and its key pair; from then on a wrong
@@ -12,8 +16,15 @@ secret is refused as it would be by AWS or MinIO.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,45 +106,159 @@ def start_s3_server() -> S3Server:
     return S3Server(server, endpoint, key["AccessKeyId"], key["SecretAccessKey"])
 
 
+# Azurite's one account and its published key (the emulator's, the same everywhere).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURITE_BIN = Path(sys.prefix) / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_LISTENING = re.compile(r"listens on (http://127\.0\.0\.1:\d+)")
+# An access-log line: 127.0.0.1 - - [date] "GET /devstoreaccount1/container/key?query HTTP/1.1" 200 -
+ACCESS_LOG_REQUEST = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+"')
+AZURITE_START_SECONDS = 60
+
+
+@dataclass
+class AzureServer:
+    """An Azurite Blob service: its endpoint (account included), and the requests it logged."""
+
+    process: subprocess.Popen
+    endpoint: str
+    workdir: Path
+    access_log: list[str] = field(default_factory=list)
+
+    @property
+    def account_endpoint(self) -> str:
+        return f"{self.endpoint}/{AZURITE_ACCOUNT}"
+
+    def client(self, account_key: str = AZURITE_KEY) -> Any:
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient(self.account_endpoint, credential={"account_name": AZURITE_ACCOUNT,
+                                                                     "account_key": account_key}, retry_total=1)
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT, "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
+            "AZURE_STORAGE_ENDPOINT": self.account_endpoint,
+        }
+
+    def new_container(self) -> str:
+        name = f"va-{uuid.uuid4().hex[:12]}"
+        self.client().create_container(name)
+        return name
+
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, target) of every request logged since ``forget_requests``."""
+        return [(match.group(1), match.group(2)) for line in list(self.access_log)
+                if (match := ACCESS_LOG_REQUEST.search(line))]
+
+    def forget_requests(self) -> None:
+        self.access_log.clear()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def wrong_azure_key() -> str:
+    """A well-formed account key that is not the account's (obstore refuses a malformed one before any request)."""
+    return base64.b64encode(b"Wrong-Azure-Key-Hunter2x-SeaLion9-0123456789abcdef0123456789abcd").decode()
+
+
+def start_azurite() -> AzureServer:
+    """Azurite on 127.0.0.1 at a free port, in memory; it is stopped with the process that started it."""
+    if not AZURITE_BIN.exists():
+        raise RuntimeError(f"Azurite is not installed at {AZURITE_BIN}; make test installs it (npm install --prefix .venv/azurite)")
+    workdir = Path(tempfile.mkdtemp(prefix="va-azurite-"))
+    command = [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", "0", "--inMemoryPersistence",
+               "--disableTelemetry", "--skipApiVersionCheck"]  # the azure-storage-blob client speaks a newer API
+    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=_terminate_with_parent)
+    listening = threading.Event()
+    server = AzureServer(process, "", workdir)
+
+    def read_output() -> None:
+        for line in process.stdout:
+            match = AZURITE_LISTENING.search(line)
+            if match and not listening.is_set():
+                server.endpoint = match.group(1)
+                listening.set()
+            elif ACCESS_LOG_REQUEST.search(line):
+                server.access_log.append(line)
+        listening.set()
+
+    threading.Thread(target=read_output, name="azurite output", daemon=True).start()
+    if not listening.wait(AZURITE_START_SECONDS) or not server.endpoint:
+        server.stop()
+        raise RuntimeError(f"Azurite did not start within {AZURITE_START_SECONDS} s (exit code {process.poll()})")
+    return server
+
+
+def _terminate_with_parent() -> None:
+    """Linux: Azurite gets SIGTERM when the test process dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 @dataclass
 class RootFiles:
-    """A root's files by location label (``vector_bak``, ``task_…/vector_bak``): on disk or in a bucket."""
+    """A root's files by location label (``vector_bak``, ``task_…/vector_bak``): on disk, in a
+    bucket or in a container."""
 
     url: str
     disk: Path | None = None
     s3: S3Server | None = None
-    bucket: str = ""
+    azure: AzureServer | None = None
+    bucket: str = ""  # the bucket, or the container
     prefix: str = ""
     kind: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.kind = "disk" if self.disk is not None else "s3"
+        self.kind = "disk" if self.disk is not None else "s3" if self.s3 is not None else "azure"
 
     def _key(self, label: str, name: str) -> str:
         return f"{self.prefix}/{label}/{name}"
+
+    def _container(self) -> Any:
+        return self.azure.client().get_container_client(self.bucket)
 
     def names(self, label: str = "vector_bak") -> set[str]:
         if self.disk is not None:
             folder = self.disk / label
             return {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+        if self.azure is not None:
+            return {blob.name.rsplit("/", 1)[-1] for blob in self._container().list_blobs(f"{self.prefix}/{label}/")}
         listing = self.s3.client().list_objects_v2(Bucket=self.bucket, Prefix=f"{self.prefix}/{label}/")
         return {item["Key"].rsplit("/", 1)[-1] for item in listing.get("Contents", [])}
 
     def read(self, label: str, name: str) -> bytes:
         if self.disk is not None:
             return (self.disk / label / name).read_bytes()
+        if self.azure is not None:
+            return self._container().download_blob(self._key(label, name)).readall()
         return self.s3.client().get_object(Bucket=self.bucket, Key=self._key(label, name))["Body"].read()
 
     def write(self, label: str, name: str, body: bytes) -> None:
         if self.disk is not None:
             (self.disk / label).mkdir(parents=True, exist_ok=True)
             (self.disk / label / name).write_bytes(body)
+        elif self.azure is not None:
+            self._container().upload_blob(self._key(label, name), body, overwrite=True)
         else:
             self.s3.client().put_object(Bucket=self.bucket, Key=self._key(label, name), Body=body)
 
     def delete(self, label: str, name: str) -> None:
         if self.disk is not None:
             (self.disk / label / name).unlink()
+        elif self.azure is not None:
+            self._container().delete_blob(self._key(label, name))
         else:
             self.s3.client().delete_object(Bucket=self.bucket, Key=self._key(label, name))
 
@@ -141,13 +266,46 @@ class RootFiles:
         """Every file's content, concatenated: for checking that no secret was written anywhere."""
         if self.disk is not None:
             return b"".join(path.read_bytes() for path in sorted(self.disk.rglob("*")) if path.is_file())
+        if self.azure is not None:
+            container = self._container()
+            return b"".join(container.download_blob(blob.name).readall() for blob in container.list_blobs())
         client = self.s3.client()
         listing = client.list_objects_v2(Bucket=self.bucket).get("Contents", [])
         return b"".join(client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read() for item in listing)
 
     def multipart_uploads(self) -> list[str]:
-        """Keys of multipart uploads started and neither completed nor aborted."""
+        """Keys of multipart uploads started and neither completed nor aborted: in a container,
+        blobs that have blocks staged but none committed."""
         if self.disk is not None:
             return []
+        if self.azure is not None:
+            container = self._container()
+            committed = {blob.name for blob in container.list_blobs()}
+            staged = {blob.name for blob in container.list_blobs(include=["uncommittedblobs"])}
+            return sorted(staged - committed)
         uploads = self.s3.client().list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
         return [upload["Key"] for upload in uploads]
+
+    @property
+    def request_prefix(self) -> str:
+        """The start of the request path of every object under the root."""
+        account = f"/{AZURITE_ACCOUNT}" if self.azure is not None else ""
+        return f"{account}/{self.bucket}/{self.prefix}/"
+
+    @property
+    def listing_marker(self) -> str:
+        """What the query of a listing request holds."""
+        return "comp=list" if self.azure is not None else "list-type=2"
+
+    def forget_requests(self, caplog) -> None:
+        caplog.clear()
+        if self.azure is not None:
+            self.azure.forget_requests()
+
+    def requests(self, caplog) -> list[tuple[str, str]]:
+        """(method, target) of the requests the server answered since ``forget_requests``: the
+        S3 server logs through ``werkzeug`` (caplog at INFO), Azurite on its own output."""
+        if self.azure is not None:
+            return self.azure.requests()
+        lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
+        return [(match.group(1), match.group(2)) for line in lines if (match := ACCESS_LOG_REQUEST.search(line))]
