@@ -181,6 +181,25 @@ def test_only_the_settings_layer_reads_the_environment():
     assert readers == ["vector_assets/core/environment.py", "vector_assets/settings.py"]
 
 
+def test_every_setting_declared_anywhere_is_listed_in_all_settings():
+    """A driver declares the variables it reads itself; settings.ALL_SETTINGS lists them all."""
+    import importlib
+    import pkgutil
+
+    import vector_assets
+    from vector_assets import settings
+    from vector_assets.core.environment import Setting
+
+    declared = {
+        value.name
+        for module in pkgutil.walk_packages(vector_assets.__path__, "vector_assets.")
+        for value in vars(importlib.import_module(module.name)).values()
+        if isinstance(value, Setting)
+    }
+    assert {"AZURE_STORAGE_USE_EMULATOR", "AZURITE_BLOB_STORAGE_URL", "GOOGLE_BASE_URL"} <= declared
+    assert declared == {setting.name for setting in settings.ALL_SETTINGS}
+
+
 def test_the_core_never_imports_settings():
     importers = [
         path.relative_to(REPO).as_posix()

@@ -256,3 +256,17 @@ def test_an_azure_root_on_the_emulator_switch_backs_up_and_names_azurites_endpoi
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "the container 'no-such-place-va' does not exist" in err, err
     assert f"endpoint {azure_server.endpoint} from AZURITE_BLOB_STORAGE_URL" in err and AZURITE_KEY not in err, err
+
+
+def test_a_gcs_root_that_cannot_be_reached_names_googles_endpoint_variable_not_aws(s3_server, monkeypatch, capsys):
+    """No GCS server runs here (none speaks the XML API the client uses), so only the error path
+    is tested: with an S3 endpoint set too, a gs:// root's error names GOOGLE_BASE_URL alone."""
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    monkeypatch.setenv("GOOGLE_BASE_URL", endpoint)
+    monkeypatch.setenv("GOOGLE_SKIP_SIGNATURE", "true")  # no credentials to look for on a metadata server
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", "gs://va-bucket/rag-backups")
+    assert main(["list"]) == EXIT_RETRYABLE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"endpoint {endpoint} from GOOGLE_BASE_URL" in err, err
+    assert "AWS_" not in err and s3_server.endpoint not in err, err
