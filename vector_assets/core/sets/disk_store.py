@@ -273,11 +273,9 @@ class DiskRoot:
     capabilities = DISK
 
     @classmethod
-    def open(cls, location: str | Path) -> DiskRoot:
-        """A path as written, or a ``file:///path`` URL."""
-        if isinstance(location, str) and location.strip().lower().startswith("file:"):
-            return cls(path_of_file_url(location.strip()))
-        return cls(Path(location))
+    def open(cls, url: str) -> DiskRoot:
+        """A ``file:///path`` URL's folder."""
+        return cls(path_of_file_url(url.strip()))
 
     def __str__(self) -> str:
         return str(self.path)
