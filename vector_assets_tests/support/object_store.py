@@ -25,6 +25,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,9 +150,22 @@ class AzureServer:
         return name
 
     def requests(self) -> list[tuple[str, str]]:
-        """(method, target) of every request logged since ``forget_requests``."""
+        """(method, target) of every request logged since ``forget_requests``.
+
+        Azurite logs a request on its output once it has answered, and a thread reads that
+        output, so a line may lag behind. A marker request sent now is logged after every
+        request answered before it: once its line is read, so are theirs."""
+        marker = f"/{AZURITE_ACCOUNT}/va-log-marker-{uuid.uuid4().hex}"
+        try:
+            urllib.request.urlopen(self.endpoint + marker, timeout=10)
+        except urllib.error.HTTPError:
+            pass  # refused (no such container, no signature), and logged all the same
+        deadline = time.monotonic() + 10
+        while not any(marker in line for line in list(self.access_log)):
+            assert time.monotonic() < deadline, f"Azurite did not log {marker}"
+            time.sleep(0.01)
         return [(match.group(1), match.group(2)) for line in list(self.access_log)
-                if (match := ACCESS_LOG_REQUEST.search(line))]
+                if (match := ACCESS_LOG_REQUEST.search(line)) and "/va-log-marker-" not in line]
 
     def forget_requests(self) -> None:
         self.access_log.clear()
