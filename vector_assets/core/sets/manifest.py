@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from vector_assets.core.errors import ManifestError
 from vector_assets.core.pg.catalog import Column, GeneratedColumn
 from vector_assets.core.pg.ddl import TableDefinition
+from vector_assets.core.sets.formats import CSV, set_format
 
 if TYPE_CHECKING:
     from vector_assets.core.sets.storage import SetFolder
@@ -30,7 +31,7 @@ INCREMENTAL = "incremental"  # only the rows changed since its parent set, and t
 SET_KINDS = (FULL, INCREMENTAL, PRE_RESTORE, PRE_TRUNCATE)
 SAFETY_KINDS = (PRE_RESTORE, PRE_TRUNCATE)  # written of what a restore or a truncate was about to change
 KNOWN_FORMAT_VERSIONS = (1, 2, 3)
-CSV_FORMAT = "csv"
+CSV_FORMAT = CSV.name  # what a manifest that names no format (version 1) means
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ class Manifest:
     tables: dict[str, TableFile]
     format_version: int = MANIFEST_FORMAT_VERSION
     kind: str = FULL
-    format: str = CSV_FORMAT  # the data files' format: csv, csv.zst, pgcopy, pgcopy.zst
+    format: str = CSV_FORMAT  # the data files' format, one of formats.FORMATS
     parent: str | None = None  # an increment's parent set: a timestamp in the same location
     fallback: str | None = None  # why an incremental backup wrote a full set instead
     # A collection restore's pre_restore set: names the target did not hold when it was taken.
@@ -176,7 +177,7 @@ class Manifest:
             **({"fallback": self.fallback} if self.fallback else {}),
             **({"absent_collections": list(self.absent_collections)} if self.absent_collections else {}),
             "format": self.format,
-            "codec": "zstd" if self.format.endswith(".zst") else None,
+            "codec": set_format(self.format).codec_name,
             "created_at": self.created_at,
             "location": self.location,
             "source": self.source,

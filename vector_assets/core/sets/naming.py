@@ -21,6 +21,7 @@ A set without a manifest is a *legacy* set, written by the earlier tooling.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,7 @@ from vector_assets.core.errors import (
     InvalidTimestampError,
     PathOutsideRootError,
 )
+from vector_assets.core.sets.formats import FormatNames, format_names
 from vector_assets.core.tables import MANAGED_TABLES
 
 if TYPE_CHECKING:
@@ -48,19 +50,27 @@ TASK_ID_PATTERN = re.compile(r"(task|manual)_\d{8}_\d{6}")
 SET_FILE_CANDIDATE = re.compile(
     r"(?:" + "|".join(MANAGED_TABLES) + r"|vector_backup)_(?P<ts>\d{8}_\d{6})\..+"
 )
-DATA_FORMAT_NAMES = ("csv", "csv.zst", "pgcopy", "pgcopy.zst")
 ROW_INDEX_SUFFIX = "index.zst"
 DELETED_KEYS_SUFFIX = "deleted.zst"
 CHANGES_INFIX = "changes"
-# A data file of the newer formats, whole or in parts, an increment's changed rows in any format,
-# or a row index or deleted keys file. A full set's plain CSV stays one file per table.
-NEWER_DATA_FILE = re.compile(
-    r"(?:" + "|".join(MANAGED_TABLES) + r")_(?P<ts>\d{8}_\d{6})"
-    r"(?:(?:\.part\d{4})?\.(?:csv\.zst|pgcopy|pgcopy\.zst)"
-    r"|\." + CHANGES_INFIX + r"(?:\.part\d{4})?\.(?:csv|csv\.zst|pgcopy|pgcopy\.zst)"
-    r"|\.index\.zst|\.deleted\.zst)"
-    + "(?:" + re.escape(TMP_SUFFIX) + ")?"
-)
+
+
+@functools.lru_cache(maxsize=4)
+def newer_data_file(formats: FormatNames) -> re.Pattern[str]:
+    """A data file of the newer formats, whole or in parts, an increment's changed rows in any
+    format, or a row index or deleted keys file. A full set's plain CSV stays one file per table.
+    Spelled from the formats registered (``format_names()``), so a new format is recognised."""
+    return re.compile(
+        r"(?:" + "|".join(MANAGED_TABLES) + r")_(?P<ts>\d{8}_\d{6})"
+        r"(?:(?:\.part\d{4})?\.(?:" + _one_of(formats.newer) + ")"
+        r"|\." + CHANGES_INFIX + r"(?:\.part\d{4})?\.(?:" + _one_of(formats.every) + ")"
+        r"|\.index\.zst|\.deleted\.zst)"
+        + "(?:" + re.escape(TMP_SUFFIX) + ")?"
+    )
+
+
+def _one_of(names: tuple[str, ...]) -> str:
+    return "|".join(re.escape(name) for name in names)
 
 
 def validate_timestamp(timestamp: str) -> str:
@@ -132,7 +142,7 @@ def set_file_names(timestamp: str) -> frozenset[str]:
 
 def set_timestamp_of(name: str) -> str | None:
     """The timestamp of the set this file belongs to, or None if it belongs to no set."""
-    newer = NEWER_DATA_FILE.fullmatch(name)
+    newer = newer_data_file(format_names()).fullmatch(name)
     if newer is not None:
         return newer.group("ts")
     match = SET_FILE_CANDIDATE.fullmatch(name)
