@@ -22,9 +22,10 @@ from pathlib import Path
 import psycopg2
 
 from benchmarks.common import REPEATS, fresh_folder, log, megabytes, verdict
-from vector_assets.core.ops.backup import BackupRequest, BackupResult, run_backup
+from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.manifest import INCREMENTAL
+from vector_assets.core.sets.writer import BackupResult
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 
 INCREMENT_DATABASE = "bench_increments"

@@ -221,7 +221,7 @@ def backup_format(environ: Mapping[str, str] | None = None) -> str:
 
 def part_policy(environ: Mapping[str, str] | None = None):
     """When a backup splits a table into parts, from the environment."""
-    from vector_assets.core.ops.backup import PartPolicy
+    from vector_assets.core.sets.writer import PartPolicy
 
     size_mb, parallel = PART_SIZE_MB.count(environ), PARALLEL_PARTS.count(environ)
     if size_mb < 1 or parallel < 1:

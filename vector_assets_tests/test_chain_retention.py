@@ -5,7 +5,7 @@ parts, row index and deleted keys) and nothing else."""
 import pytest
 
 from vector_assets.cli import main
-from vector_assets.core.ops.backup import PartPolicy
+from vector_assets.core.sets.writer import PartPolicy
 from vector_assets.core.ops.prune import PruneRequest, run_prune
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.ops.verify import verify_set

@@ -5,13 +5,14 @@ import dagster as dg
 import pytest
 
 from vector_assets.core.errors import BackupFileError, ColumnMismatchError
-from vector_assets.core.ops.backup import BackupRequest, PartPolicy, run_backup
+from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.drill import DrillRequest, run_drill
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncate
 from vector_assets.core.ops.verify import VerifyRequest, run_verify
 from vector_assets.core.sets.catalog import SetCatalog
 from vector_assets.core.sets.formats import FORMATS
+from vector_assets.core.sets.writer import PartPolicy
 from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets_tests.support.dagster import definitions

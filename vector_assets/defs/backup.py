@@ -13,12 +13,13 @@ from pydantic import Field
 
 from vector_assets import settings
 from vector_assets.core.errors import BackupSetNotFoundError, VectorAssetsError
-from vector_assets.core.ops.backup import BackupRequest, BackupResult, run_backup
+from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.csv_files import LegacyFileStats
 from vector_assets.core.sets.describe import changes_text, keys_deleted, kind_text
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
 from vector_assets.core.sets.naming import LOG_FILE_NAME
+from vector_assets.core.sets.writer import BackupResult
 from vector_assets.core.stores import Store
 from vector_assets.core.units import count_of, human_size, megabytes_per_second
 from vector_assets.defs.choices import BackupKind, SetFormatChoice, value_of, values

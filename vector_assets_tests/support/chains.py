@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vector_assets.core.ops.backup import BackupRequest, BackupResult, PartPolicy, run_backup
+from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.manifest import INCREMENTAL
+from vector_assets.core.sets.writer import BackupResult, PartPolicy
 from vector_assets_tests.support.database import execute
 
 EMBEDDINGS = "langchain_pg_embedding"

@@ -2,104 +2,30 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
 
 import psycopg2.extensions
 
-from vector_assets.core.errors import BackupWriteError, ConfigError
-from vector_assets.core.ops.increments import (
-    IndexedTable,
-    Parent,
-    ParentChoice,
-    changed_row_files,
-    choose_parent,
-    copy_rows_with_keys,
-    key_batches_for,
-    schema_problem,
-    write_changes,
-    write_row_index,
-)
-from vector_assets.core.pg.catalog import (
-    Column,
-    column_names,
-    estimated_size,
-    read_columns,
-    read_generated_columns,
-    server_versions,
-)
+from vector_assets.core.errors import ConfigError
 from vector_assets.core.pg.connection import (
     connect,
     database_errors,
     describe_dsn,
     snapshot_transaction,
 )
-from vector_assets.core.pg.copy import copy_out
-from vector_assets.core.pg.ddl import read_table_definition
-from vector_assets.core.pg.parts import (
-    BlockRange,
-    at_snapshot,
-    block_ranges,
-    copy_part_out,
-    export_snapshot,
-    table_bytes,
-)
-from vector_assets.core.pg.row_digests import row_key
-from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
-from vector_assets.core.sets.backup_log import (
-    TruncateOutcome,
-    append_log_block,
-    format_log_block,
-)
-from vector_assets.core.sets.catalog import newest_backup_in
-from vector_assets.core.sets.formats import CSV, EncodingSink, SetFormat, set_format
-from vector_assets.core.sets.manifest import (
-    FULL,
-    INCREMENT_VERSION,
-    INCREMENTAL,
-    NEWER_FORMATS_VERSION,
-    FilePart,
-    Manifest,
-    TableFile,
-)
-from vector_assets.core.sets.naming import (
-    Location,
-    data_file_name,
-    manifest_file_name,
-    timestamp_time,
-    tmp_name,
-    validate_task_id,
-    validate_timestamp,
-)
-from vector_assets.core.sets.roots import (
-    discard_set,
-    open_root,
-    remove_quietly,
-    writing_to,
-)
-from vector_assets.core.sets.row_index import spooled_keys
-from vector_assets.core.sets.storage import HashingWriter, Root, SetFolder
-from vector_assets.core.sets.writer import free_timestamp
+from vector_assets.core.progress import ProgressReporter
+from vector_assets.core.sets.catalog import NewestBackup, newest_backup_in
+from vector_assets.core.sets.formats import CSV, set_format
+from vector_assets.core.sets.increments import ParentChoice, choose_parent, schema_problem
+from vector_assets.core.sets.manifest import FULL, INCREMENTAL
+from vector_assets.core.sets.naming import Location, validate_task_id, validate_timestamp
+from vector_assets.core.sets.roots import open_root, writing_to
+from vector_assets.core.sets.storage import Root
+from vector_assets.core.sets.writer import BackupResult, PartPolicy, SetTarget, free_timestamp, write_set
 from vector_assets.core.stores import Store, langchain_store
-from vector_assets.core.units import count_of
 
-# A table larger than this (heap bytes) is exported in parts, in the newer formats only.
-DEFAULT_PART_BYTES = 64 * 1024 * 1024
-DEFAULT_PARALLEL_PARTS = 4
 BACKUP_KINDS = (FULL, INCREMENTAL)
-
-
-@dataclass(frozen=True)
-class PartPolicy:
-    """When a table is split into parts, and how many are exported at once."""
-
-    part_bytes: int = DEFAULT_PART_BYTES
-    max_parts: int = DEFAULT_PARALLEL_PARTS
 
 
 @dataclass(frozen=True)
@@ -134,46 +60,23 @@ class BackupRequest:
         return Location(self.task_id)
 
 
-@dataclass(frozen=True)
-class BackupResult:
-    folder: SetFolder
-    manifest: Manifest
-    paths: dict[str, Path | str] = field(default_factory=dict)  # where each table's file is, for people
-
-    @property
-    def timestamp(self) -> str:
-        return self.manifest.timestamp
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(entry.bytes for entry in self.manifest.tables.values())
-
-    def discard(self, log_before: bytes | None) -> None:
-        """Remove this set, written moments ago and not needed after all (a rolled-back restore's
-        safety set, a dry run's), and put the log back as it was (``None``: it did not exist)."""
-        data_files = tuple(piece.file for entry in self.manifest.tables.values() for piece in entry.pieces)
-        discard_set(self.folder, self.timestamp, log_before, data_files)
-
-    @property
-    def megabytes_per_second(self) -> float:
-        seconds = max(self.manifest.duration_seconds, 1e-6)
-        return self.total_bytes / 1_000_000 / seconds
-
-
 def run_backup(request: BackupRequest) -> BackupResult:
     """Export every requested table inside one REPEATABLE READ snapshot, then publish the set."""
     folder = request.location.folder(request.root)
     with writing_to(folder):
         folder.prepare()
-        timestamp = free_timestamp(folder, request.timestamp)
-    choice = choose_parent(folder, request.tables) if request.kind == INCREMENTAL else ParentChoice(None, None)
+        names = folder.names()  # listed once: for the timestamp, the parent and the row index
+        timestamp = free_timestamp(folder, request.timestamp, names)
+    looks_back = request.kind == INCREMENTAL or request.row_index is None
+    newest = newest_backup_in(folder, names) if looks_back else None
+    choice = choose_parent(folder, request.tables, newest) if request.kind == INCREMENTAL else ParentChoice(None, None)
     conn = connect(request.dsn)
     try:
         with database_errors(conn, "during the backup"), snapshot_transaction(conn) as cursor:
             target = SetTarget(
                 folder, request.location, timestamp, describe_dsn(request.dsn).as_dict(),
                 format=request.format, parts=request.parts, dsn=request.dsn, progress=request.progress,
-                kind=FULL, row_index=wants_row_index(request, folder),
+                kind=FULL, row_index=wants_row_index(request, newest),
             )
             target = settle_kind(cursor, target, request, choice)
             return write_set(cursor, target, request.tables)
@@ -181,16 +84,15 @@ def run_backup(request: BackupRequest) -> BackupResult:
         conn.close()
 
 
-def wants_row_index(request: BackupRequest, folder: SetFolder) -> bool:
+def wants_row_index(request: BackupRequest, newest: NewestBackup | None) -> bool:
     """Whether a set gets a row index (what the next increment compares with). Unless the request
     says, a location that uses increments keeps one: an increment, or a set after an indexed one
-    (safety sets skipped). So a daily full set carries on the chain of hourly increments, and
-    nobody else pays for it."""
+    (``newest``, safety sets skipped). So a daily full set carries on the chain of hourly
+    increments, and nobody else pays for it."""
     if request.row_index is not None:
         return request.row_index
     if request.kind == INCREMENTAL:
         return True
-    newest = newest_backup_in(folder)
     if newest is None or newest.manifest is None:
         return False
     return any(entry.rows_index is not None for entry in newest.manifest.tables.values())
@@ -206,250 +108,3 @@ def settle_kind(
     if fallback:
         return replace(target, fallback=f"an incremental backup was asked for; this is a full one, because {fallback}")
     return replace(target, kind=INCREMENTAL, parent=choice.parent)
-
-
-@dataclass(frozen=True)
-class SetTarget:
-    """Where a new set goes and what to record about its source (never a password)."""
-
-    folder: SetFolder
-    location: Location
-    timestamp: str
-    source: dict[str, str]
-    kind: str = FULL
-    format: str = CSV.name
-    parts: PartPolicy = PartPolicy()
-    dsn: str | None = field(default=None, repr=False)  # lets parts read on connections of their own
-    progress: ProgressReporter | None = field(default=None, compare=False)
-    row_index: bool = False  # write each table's row index (always, for an increment)
-    parent: Parent | None = None  # an increment's parent
-    fallback: str | None = None  # why an incremental backup became a full one
-    absent_collections: tuple[str, ...] = ()  # see Manifest.absent_collections
-
-    @property
-    def set_format(self) -> SetFormat:
-        return set_format(self.format)
-
-
-def write_set(
-    cursor: psycopg2.extensions.cursor,
-    target: SetTarget,
-    tables: Iterable[str],
-    truncate_plan: list[TruncateOutcome] | None = None,
-) -> BackupResult:
-    """Stream the tables into data files, then publish them, the log and the manifest last.
-
-    The caller owns the transaction, so a guarded truncate can run this under its locks.
-    Until the manifest is published the set is hidden by a ``.tmp`` name: on disk the data
-    files' own until the manifest's tmp file exists; in an object store, where a data object
-    is visible once uploaded, a marker object written first. So a scanner never sees the CSV
-    pair without a marker and mistakes a set in progress for a complete legacy set.
-    On any failure every file of the set is removed again.
-    """
-    started = time.monotonic()
-    folder = target.folder
-    marker = tmp_name(manifest_file_name(target.timestamp))
-    written: list[str] = [marker]
-    try:
-        with writing_to(folder):
-            if folder.capabilities.files_visible_when_written:
-                folder.write_bytes(marker, b"")  # before the first upload, which is visible at once
-            manifest = _write_and_publish(cursor, target, tables, truncate_plan, started, written)
-            folder.remove(marker)
-    except BaseException:
-        for name in written:
-            remove_quietly(folder, name)
-        raise
-    paths = {table: folder.locator(entry.file) for table, entry in manifest.tables.items()}
-    return BackupResult(folder=folder, manifest=manifest, paths=paths)
-
-
-def _write_and_publish(
-    cursor: psycopg2.extensions.cursor,
-    target: SetTarget,
-    tables: Iterable[str],
-    truncate_plan: list[TruncateOutcome] | None,
-    started: float,
-    written: list[str],
-) -> Manifest:
-    server_version, pgvector_version = server_versions(cursor)
-    writers = _copy_tables(cursor, target, tables, written)
-    entries = {table: entry for table, (entry, _) in writers.items()}
-    manifest = Manifest(
-        timestamp=target.timestamp,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        location=target.location.label,
-        source=target.source,
-        server_version=server_version,
-        pgvector_version=pgvector_version,
-        consistent_snapshot=True,
-        duration_seconds=time.monotonic() - started,
-        tables=entries,
-        kind=target.kind,
-        format=target.format,
-        format_version=_format_version(target),
-        parent=target.parent.timestamp if target.parent else None,
-        fallback=target.fallback,
-        absent_collections=target.absent_collections,
-    )
-    manifest_name = manifest_file_name(target.timestamp)
-    body = manifest.to_json().encode()
-    if not target.folder.capabilities.files_visible_when_written:
-        target.folder.write_bytes(tmp_name(manifest_name), b"")  # before the tmp files are renamed
-    for _, table_writers in writers.values():
-        for writer in table_writers:
-            writer.publish()
-    append_log_block(target.folder, _log_block(target, manifest, truncate_plan))
-    written.append(manifest_name)
-    target.folder.write_bytes(manifest_name, body)
-    return manifest
-
-
-def _format_version(target: SetTarget) -> int:
-    if target.kind == INCREMENTAL:
-        return INCREMENT_VERSION
-    return 1 if target.format == CSV.name else NEWER_FORMATS_VERSION
-
-
-def _copy_tables(
-    cursor: psycopg2.extensions.cursor, target: SetTarget, tables: Iterable[str], written: list[str]
-) -> dict[str, tuple[TableFile, list[HashingWriter]]]:
-    copied: dict[str, tuple[TableFile, list[HashingWriter]]] = {}
-    snapshot: list[str] = []  # exported once, when the first table is split into parts
-    for table in tables:
-        columns = read_columns(cursor, table)
-        started = time.monotonic()
-        if target.parent is not None:
-            copies, indexed = _copy_changes(cursor, target, table, columns, written)
-        else:
-            ranges = _part_ranges(cursor, target, table)
-            if len(ranges) > 1:
-                snapshot = snapshot or [export_snapshot(cursor)]
-                copies = _copy_parts(target, snapshot[0], table, columns, ranges, written)
-            else:
-                copies = [_copy_whole_table(cursor, target, table, columns, written)]
-            indexed = _index_rows(cursor, target, table, columns, written)
-        seconds = time.monotonic() - started
-        parts = [part for part, _ in copies]
-        generated = read_generated_columns(cursor, table)
-        definition = read_table_definition(cursor, table)
-        rows, byte_count = sum(part.rows for part in parts), sum(part.bytes for part in parts)
-        entry = TableFile(
-            table, parts[0].file, rows, byte_count, parts[0].sha256 if len(parts) == 1 else "",
-            columns, generated, definition, parts=parts if len(parts) > 1 else [], copy_seconds=seconds,
-            rows_index=indexed.rows_index if indexed else None, deleted_keys=indexed.deleted_keys if indexed else None,
-        )
-        side_writers = indexed.writers if indexed else []
-        copied[table] = (entry, [writer for _, writer in copies] + side_writers)
-    return copied
-
-
-def _index_rows(
-    cursor: psycopg2.extensions.cursor, target: SetTarget, table: str, columns: list[Column], written: list[str]
-) -> IndexedTable | None:
-    """A set that is no increment gets a row index if asked and the table has a one-column key."""
-    key = row_key(cursor, table) if target.row_index and target.kind == FULL else None
-    if key is None:
-        return None
-    return write_row_index(cursor, target.folder, target.timestamp, table, key, columns, written)
-
-
-def _copy_changes(
-    cursor: psycopg2.extensions.cursor, target: SetTarget, table: str, columns: list[Column], written: list[str]
-) -> tuple[list[tuple[FilePart, HashingWriter]], IndexedTable]:
-    """An increment's table: merge digests with the parent's index, then export the rows whose
-    keys the merge spooled, in one file or in parts of KEYS_PER_PART keys."""
-    with spooled_keys() as spool:
-        indexed = write_changes(cursor, target.folder, target.timestamp, table, target.parent, columns, written, spool)
-        key = indexed.key
-        names = changed_row_files(table, target.timestamp, target.format, indexed.counts.to_export)
-        copies = []
-        for name, keys in zip(names, key_batches_for(spool, len(names))):
-            written += [tmp_name(name), name]
-            writer = target.folder.open_writer(name)
-            copy = partial(copy_rows_with_keys, cursor, table, column_names(columns), key, keys,
-                           options=target.set_format.copy_options)
-            rows, byte_count, sha256 = copy_table_into(writer, target.set_format, copy)
-            copies.append((FilePart(name, rows, byte_count, sha256), writer))
-    if sum(part.rows for part, _ in copies) != indexed.counts.to_export:
-        raise BackupWriteError(f"table {table}: the increment found {count_of(indexed.counts.to_export, 'row')} to export but copied "
-                               f"{sum(part.rows for part, _ in copies)}")
-    return copies, indexed
-
-
-def _part_ranges(cursor: psycopg2.extensions.cursor, target: SetTarget, table: str) -> list[BlockRange]:
-    """One range (the whole table) unless the table is large, the format is a newer one and
-    the parts can read on connections of their own."""
-    if target.format == CSV.name or target.dsn is None or table_bytes(cursor, table) <= target.parts.part_bytes:
-        return [BlockRange(0, None)]
-    return block_ranges(cursor, table, target.parts.part_bytes, target.parts.max_parts)
-
-
-def _copy_whole_table(
-    cursor: psycopg2.extensions.cursor, target: SetTarget, table: str, columns: list[Column], written: list[str]
-) -> tuple[FilePart, HashingWriter]:
-    file_name = data_file_name(table, target.timestamp, target.format)
-    written += [tmp_name(file_name), file_name]  # an upload is visible under its final name
-    writer = target.folder.open_writer(file_name)
-    expected_rows, relation_bytes = estimated_size(cursor, table) if target.progress else (None, 0)
-    meter_for = _meter_factory(target.progress, table, expected_rows, relation_bytes)
-    copy = partial(copy_out, cursor, table, column_names(columns), options=target.set_format.copy_options)
-    rows, byte_count, sha256 = copy_table_into(writer, target.set_format, copy, meter_for)
-    return FilePart(file_name, rows, byte_count, sha256), writer
-
-
-def _copy_parts(
-    target: SetTarget, snapshot: str, table: str, columns: list[Column], ranges: list[BlockRange], written: list[str]
-) -> list[tuple[FilePart, HashingWriter]]:
-    names = [data_file_name(table, target.timestamp, target.format, part) for part in range(1, len(ranges) + 1)]
-    for name in names:
-        written += [tmp_name(name), name]
-
-    def copy_part(name: str, blocks: BlockRange) -> tuple[FilePart, HashingWriter]:
-        writer = target.folder.open_writer(name)
-        meter_for = _meter_factory(target.progress, name, None, None)
-        with at_snapshot(target.dsn, snapshot) as part_cursor:
-            names = column_names(columns)
-            copy = partial(copy_part_out, part_cursor, table, names, blocks, options=target.set_format.copy_options)
-            rows, byte_count, sha256 = copy_table_into(writer, target.set_format, copy, meter_for)
-        return FilePart(name, rows, byte_count, sha256), writer
-
-    with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix=f"export {table}") as pool:
-        return list(pool.map(copy_part, names, ranges))
-
-
-def _meter_factory(progress: ProgressReporter | None, label: str, expected_rows: int | None, expected_bytes: int | None):
-    """Wraps the COPY's own sink (rows as the server sends them, before any compression)."""
-    return lambda sink: writer_for(progress, sink, CopyEstimate("backup", label, expected_rows, expected_bytes))
-
-
-def copy_table_into(
-    writer: HashingWriter, fmt: SetFormat, copy: Callable[..., int], meter_for=None
-) -> tuple[int, int, str]:
-    """Stream what ``copy(sink=...)`` sends (a table, a block range of it, or chosen rows) into a
-    writer in ``fmt``, hashed on the way as stored: (rows, bytes, sha256)."""
-    try:
-        encoder = EncodingSink(fmt, writer)
-        sink, meter = meter_for(encoder) if meter_for else (encoder, None)
-        rows = copy(sink=sink)
-        encoder.finish()
-        byte_count, sha256 = writer.finish()
-    except BaseException:
-        writer.abandon()
-        raise
-    if meter is not None:
-        meter.finish(rows)
-    return rows, byte_count, sha256
-
-
-def _log_block(target: SetTarget, manifest: Manifest, truncate_plan: list[TruncateOutcome] | None) -> str:
-    return format_log_block(
-        backup_time=timestamp_time(target.timestamp),
-        task_id=target.location.task_id,
-        database=target.source.get("database", ""),
-        duration_seconds=manifest.duration_seconds,
-        tables=manifest.tables,
-        truncated=truncate_plan,
-        increment_of=manifest.parent if manifest.is_increment else None,
-        fallback=manifest.fallback,
-    )

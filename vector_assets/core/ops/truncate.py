@@ -24,11 +24,6 @@ from vector_assets.core.errors import (
     VerificationError,
 )
 from vector_assets.core.hashing import HashingReader
-from vector_assets.core.ops.backup import (
-    BackupResult,
-    SetTarget,
-    write_set,
-)
 from vector_assets.core.pg.catalog import count_rows
 from vector_assets.core.pg.connection import (
     connect,
@@ -47,7 +42,7 @@ from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
 from vector_assets.core.sets.roots import open_root, writing_to
 from vector_assets.core.sets.storage import Root, SetFolder
-from vector_assets.core.sets.writer import free_timestamp
+from vector_assets.core.sets.writer import BackupResult, SetTarget, free_timestamp, write_set
 from vector_assets.core.stores import Store, langchain_store
 from vector_assets.core.units import count_of
 

@@ -1,4 +1,5 @@
-"""Applying an increment to a table or a stage: upsert the changed rows, delete the deleted keys.
+"""An increment's rows: exported by key at backup; applied to a table or a stage at restore
+(upsert the changed rows, delete the deleted keys).
 
 Changed rows are updated in place and new ones inserted, never deleted and re-inserted: a
 collection row deleted would take its embeddings with it (ON DELETE CASCADE).
@@ -12,6 +13,9 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from vector_assets.core.pg.catalog import column_list
+from vector_assets.core.pg.connection import database_errors
+from vector_assets.core.pg.copy import COPY_CHUNK_BYTES, Sink
+from vector_assets.core.pg.row_digests import RowKey
 
 
 @dataclass
@@ -76,3 +80,19 @@ def analyze(cursor: psycopg2.extensions.cursor, stage: sql.Identifier) -> None:
 
 def drop_stage(cursor: psycopg2.extensions.cursor, stage: sql.Identifier) -> None:
     cursor.execute(sql.SQL("DROP TABLE {}").format(stage))
+
+
+def copy_rows_with_keys(
+    cursor: psycopg2.extensions.cursor, table: str, columns: list[str], key: RowKey, keys: list[str],
+    sink: Sink, options: str,
+) -> int:
+    """Stream the rows whose key is one of ``keys`` into ``sink``; returns the rows copied."""
+    query = sql.SQL("SELECT {columns} FROM {table} WHERE {key} = ANY ({keys}::{type}[])").format(
+        columns=column_list(columns), table=sql.Identifier(table), key=sql.Identifier(key.column),
+        keys=sql.Literal(keys), type=sql.SQL(key.type),
+    )
+    statement = sql.SQL("COPY ({}) TO STDOUT WITH (" + options + ")").format(query)
+    with database_errors(cursor.connection, f"while copying the changed rows of table {table!r}"):
+        cursor.copy_expert(statement, sink, COPY_CHUNK_BYTES)
+    return cursor.rowcount
+

@@ -150,9 +150,10 @@ class NewestBackup:
     error: ManifestError | None = None
 
 
-def newest_backup_in(folder: SetFolder) -> NewestBackup | None:
-    """What an increment builds on, and what says whether a location uses increments."""
-    for timestamp, has_manifest in reversed(complete_timestamps_in(folder)):
+def newest_backup_in(folder: SetFolder, names: list[str] | None = None) -> NewestBackup | None:
+    """What an increment builds on, and what says whether a location uses increments.
+    ``names``: the folder's listing, when the caller has just taken it."""
+    for timestamp, has_manifest in reversed(complete_timestamps_in(folder, names)):
         if not has_manifest:
             return NewestBackup(timestamp, None)
         try:
@@ -195,16 +196,16 @@ def timestamps_in_folder(folder: SetFolder, names: list[str] | None = None) -> d
     return by_timestamp
 
 
-def published_timestamps(folder: SetFolder) -> set[str]:
+def published_timestamps(folder: SetFolder, names: list[str] | None = None) -> set[str]:
     """Timestamps with at least one published file; stale ``.tmp`` leftovers do not count."""
     return {
         timestamp
-        for timestamp, names in timestamps_in_folder(folder).items()
-        if any(not name.endswith(TMP_SUFFIX) for name in names)
+        for timestamp, present in timestamps_in_folder(folder, names).items()
+        if any(not name.endswith(TMP_SUFFIX) for name in present)
     }
 
 
-def complete_timestamps_in(folder: SetFolder) -> list[tuple[str, bool]]:
+def complete_timestamps_in(folder: SetFolder, names: list[str] | None = None) -> list[tuple[str, bool]]:
     """(timestamp, has a manifest) for each set that looks complete by its file names alone.
 
     No file is read, so a sensor can call this on every tick. A timestamp with any ``.tmp``
@@ -212,11 +213,11 @@ def complete_timestamps_in(folder: SetFolder) -> list[tuple[str, bool]]:
     published last); a legacy set needs both CSV files.
     """
     complete = []
-    for timestamp, names in sorted(timestamps_in_folder(folder).items()):
-        if any(name.endswith(TMP_SUFFIX) for name in names):
+    for timestamp, present in sorted(timestamps_in_folder(folder, names).items()):
+        if any(name.endswith(TMP_SUFFIX) for name in present):
             continue
-        has_manifest = manifest_file_name(timestamp) in names
-        if has_manifest or all(csv_file_name(table, timestamp) in names for table in MANAGED_TABLES):
+        has_manifest = manifest_file_name(timestamp) in present
+        if has_manifest or all(csv_file_name(table, timestamp) in present for table in MANAGED_TABLES):
             complete.append((timestamp, has_manifest))
     return complete
 

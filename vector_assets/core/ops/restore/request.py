@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vector_assets.core.errors import ConfigError
-from vector_assets.core.ops.backup import BackupResult
 from vector_assets.core.pg.index_builds import IndexBuild, IndexBuildSettings
 from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.roots import open_root
 from vector_assets.core.sets.storage import Root
+from vector_assets.core.sets.writer import BackupResult
 from vector_assets.core.stores import Store, langchain_store
 from vector_assets.core.tables import validate_collection_request
 from vector_assets.core.units import count_of

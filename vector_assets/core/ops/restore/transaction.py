@@ -9,11 +9,6 @@ from contextlib import contextmanager
 import psycopg2.extensions
 
 from vector_assets.core.errors import SafetyBackupError, VectorAssetsError
-from vector_assets.core.ops.backup import (
-    BackupResult,
-    SetTarget,
-    write_set,
-)
 from vector_assets.core.ops.restore.request import RestoreRequest, RestoreResult, TableRestore
 from vector_assets.core.pg.connection import describe_dsn, rollback_quietly
 from vector_assets.core.sets.catalog import BackupSet
@@ -21,7 +16,7 @@ from vector_assets.core.sets.formats import CSV
 from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.naming import LOG_FILE_NAME
 from vector_assets.core.sets.roots import writing_to
-from vector_assets.core.sets.writer import free_timestamp
+from vector_assets.core.sets.writer import BackupResult, SetTarget, free_timestamp, write_set
 
 
 @contextmanager

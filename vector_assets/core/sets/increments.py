@@ -15,14 +15,11 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import psycopg2.extensions
-from psycopg2 import sql
 
 from vector_assets.core.errors import BrokenChainError
-from vector_assets.core.pg.catalog import Column, column_list, column_names, read_columns
-from vector_assets.core.pg.connection import database_errors
-from vector_assets.core.pg.copy import COPY_CHUNK_BYTES, Sink
+from vector_assets.core.pg.catalog import Column, column_names, read_columns
 from vector_assets.core.pg.row_digests import RowKey, copy_row_digests, row_key
-from vector_assets.core.sets.catalog import newest_backup_in
+from vector_assets.core.sets.catalog import NewestBackup
 from vector_assets.core.sets.chains import chain_of
 from vector_assets.core.sets.formats import CSV_ZST, EncodingSink
 from vector_assets.core.sets.manifest import FilePart, Manifest, RowIndex
@@ -57,13 +54,12 @@ class ParentChoice:
     fallback: str | None  # why there is no usable parent
 
 
-def choose_parent(folder: SetFolder, tables: tuple[str, ...]) -> ParentChoice:
-    """The newest complete set in the folder that is not a safety set, if an increment can be
-    built on it. A restore's or a truncate's safety set carries no row index (it is written under
-    the restore's locks, where every second counts) and is skipped: an increment on the set before
-    it still restores to exactly the tables as they are, since its merge compares with that set's
-    index, not with the database."""
-    newest = newest_backup_in(folder)
+def choose_parent(folder: SetFolder, tables: tuple[str, ...], newest: NewestBackup | None) -> ParentChoice:
+    """The newest complete set in the folder that is not a safety set (``newest``, from
+    ``newest_backup_in``), if an increment can be built on it. A restore's or a truncate's safety
+    set carries no row index (it is written under the restore's locks, where every second counts)
+    and is skipped: an increment on the set before it still restores to exactly the tables as they
+    are, since its merge compares with that set's index, not with the database."""
     if newest is None:
         return ParentChoice(None, f"no earlier set in {folder} to build an increment on")
     timestamp, manifest = newest.timestamp, newest.manifest
@@ -144,7 +140,7 @@ def write_changes(
     columns: list[Column], written: list[str], spool: BinaryIO,
 ) -> IndexedTable:
     """Merge the table's digests with the parent's index: the new index, the deleted keys, and
-    the keys to export spooled (escaped, one a line) for ``export_changed_rows``."""
+    the keys to export spooled (escaped, one a line) for the set writer to export."""
     key = row_key(cursor, table)
     parent_index = parent.manifest.tables[table].rows_index
     index_name, deleted_name = row_index_file_name(table, timestamp), deleted_keys_file_name(table, timestamp)
@@ -179,19 +175,3 @@ def key_batches_for(spool: BinaryIO, files: int) -> Iterator[list[str]]:
     """One batch of keys per file, read from the spool as each file is written."""
     batches = key_batches(spool, KEYS_PER_PART)
     return (next(batches, []) for _ in range(files))
-
-
-def copy_rows_with_keys(
-    cursor: psycopg2.extensions.cursor, table: str, columns: list[str], key: RowKey, keys: list[str],
-    sink: Sink, options: str,
-) -> int:
-    """Stream the rows whose key is one of ``keys`` into ``sink``; returns the rows copied."""
-    query = sql.SQL("SELECT {columns} FROM {table} WHERE {key} = ANY ({keys}::{type}[])").format(
-        columns=column_list(columns), table=sql.Identifier(table), key=sql.Identifier(key.column),
-        keys=sql.Literal(keys), type=sql.SQL(key.type),
-    )
-    statement = sql.SQL("COPY ({}) TO STDOUT WITH (" + options + ")").format(query)
-    with database_errors(cursor.connection, f"while copying the changed rows of table {table!r}"):
-        cursor.copy_expert(statement, sink, COPY_CHUNK_BYTES)
-    return cursor.rowcount
-
