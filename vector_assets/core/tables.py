@@ -10,9 +10,9 @@ from vector_assets.core.errors import ConfigError
 COLLECTION_TABLE = "langchain_pg_collection"
 EMBEDDING_TABLE = "langchain_pg_embedding"
 
-# The earlier tooling backed up exactly these two, so its legacy file names carry them.
+# The earlier tooling backed up exactly these two, so its legacy file names carry them; the scan
+# still recognises a set's data files by these names too.
 LEGACY_TABLES: tuple[str, ...] = (COLLECTION_TABLE, EMBEDDING_TABLE)
-MANAGED_TABLES = LEGACY_TABLES  # TODO(shape): gone once naming and the catalog name legacy tables so
 
 
 # A collection name is matched exactly, so it only has to be printable and of a sane length.

@@ -43,7 +43,7 @@ from vector_assets.core.sets.naming import (
 )
 from vector_assets.core.sets.roots import open_root
 from vector_assets.core.sets.storage import FileEntry, Root, SetFolder
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.tables import LEGACY_TABLES
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ class BackupSet:
     @property
     def tables(self) -> tuple[str, ...]:
         if self.manifest is not None:
-            return tuple(name for name in MANAGED_TABLES if name in self.manifest.tables)
-        return MANAGED_TABLES
+            return tuple(self.manifest.tables)  # in the order they were written: load order
+        return LEGACY_TABLES
 
     def file_name(self, table: str) -> str:
         """The table's file (its first part, when it is in parts)."""
@@ -217,7 +217,7 @@ def complete_timestamps_in(folder: SetFolder, names: list[str] | None = None) ->
         if any(name.endswith(TMP_SUFFIX) for name in present):
             continue
         has_manifest = manifest_file_name(timestamp) in present
-        if has_manifest or all(csv_file_name(table, timestamp) in present for table in MANAGED_TABLES):
+        if has_manifest or all(csv_file_name(table, timestamp) in present for table in LEGACY_TABLES):
             complete.append((timestamp, has_manifest))
     return complete
 

@@ -34,7 +34,7 @@ from vector_assets.core.errors import (
     PathOutsideRootError,
 )
 from vector_assets.core.sets.formats import FormatNames, format_names
-from vector_assets.core.tables import MANAGED_TABLES
+from vector_assets.core.tables import LEGACY_TABLES
 
 if TYPE_CHECKING:
     from vector_assets.core.sets.storage import Root, SetFolder
@@ -48,7 +48,7 @@ TIMESTAMP_PATTERN = re.compile(r"\d{8}_\d{6}")
 TASK_ID_PATTERN = re.compile(r"(task|manual)_\d{8}_\d{6}")
 # Finds the timestamp a name may belong to; ``set_file_names`` then says whether it really does.
 SET_FILE_CANDIDATE = re.compile(
-    r"(?:" + "|".join(MANAGED_TABLES) + r"|vector_backup)_(?P<ts>\d{8}_\d{6})\..+"
+    r"(?:" + "|".join(LEGACY_TABLES) + r"|vector_backup)_(?P<ts>\d{8}_\d{6})\..+"
 )
 ROW_INDEX_SUFFIX = "index.zst"
 DELETED_KEYS_SUFFIX = "deleted.zst"
@@ -61,7 +61,7 @@ def newer_data_file(formats: FormatNames) -> re.Pattern[str]:
     format, or a row index or deleted keys file. A full set's plain CSV stays one file per table.
     Spelled from the formats registered (``format_names()``), so a new format is recognised."""
     return re.compile(
-        r"(?:" + "|".join(MANAGED_TABLES) + r")_(?P<ts>\d{8}_\d{6})"
+        r"(?:" + "|".join(LEGACY_TABLES) + r")_(?P<ts>\d{8}_\d{6})"
         r"(?:(?:\.part\d{4})?\.(?:" + _one_of(formats.newer) + ")"
         r"|\." + CHANGES_INFIX + r"(?:\.part\d{4})?\.(?:" + _one_of(formats.every) + ")"
         r"|\.index\.zst|\.deleted\.zst)"
@@ -136,7 +136,7 @@ def set_file_names(timestamp: str) -> frozenset[str]:
     An operator's own file beside a set (a detached signature, a compressed copy, a note) is
     never one of these, so no scan counts it and no prune deletes it.
     """
-    published = [csv_file_name(table, timestamp) for table in MANAGED_TABLES] + [manifest_file_name(timestamp)]
+    published = [csv_file_name(table, timestamp) for table in LEGACY_TABLES] + [manifest_file_name(timestamp)]
     return frozenset(published + [tmp_name(name) for name in published])
 
 
