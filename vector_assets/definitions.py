@@ -9,7 +9,7 @@ import warnings
 import dagster as dg
 
 from vector_assets import settings
-from vector_assets.defs.stores import code_location_definitions
+from vector_assets.defs.location import code_location_definitions
 
 # Dagster copies a sensor that targets jobs with owners=[] of its own making, and that copy warns
 # that `owners` is a beta parameter: on every `dagster job launch`, in every process that loads

@@ -12,7 +12,7 @@ import pytest
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.stores import langchain_store
-from vector_assets.defs.stores import code_location_definitions
+from vector_assets.defs.location import code_location_definitions
 from vector_assets_tests.support.dagster import backup_asset_key, definitions
 
 REPO = Path(__file__).resolve().parent.parent
