@@ -102,6 +102,10 @@ ITERATIVE_SCAN = Setting(
     "VECTOR_ASSETS_ITERATIVE_SCAN", "off",
     "pgvector's hnsw/ivfflat.iterative_scan as the store's queries set it: off, relaxed_order or strict_order",
 )
+STORES_DIR = Setting(
+    "VECTOR_ASSETS_STORES_DIR", "",
+    "a folder of declared stores (<name>/defs.yaml), read instead of the package's vector_assets/defs/stores/",
+)
 PROGRESS_INTERVAL = Setting(
     "VECTOR_ASSETS_PROGRESS_INTERVAL", "5", "seconds between progress lines of a COPY or an index build in the run log"
 )
@@ -112,8 +116,20 @@ ALL_SETTINGS = (
     OFFSITE_KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, FORMAT, PART_SIZE_MB, PARALLEL_PARTS,
     PROGRESS_INTERVAL, ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL, RTO_TARGETS,
     INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS, KEEP_TRUNCATED_DAYS, RECALL_TARGET, RECALL_QUERIES, RECALL_K, ITERATIVE_SCAN,
-    *OBJECT_STORE_SETTINGS,
+    STORES_DIR, *OBJECT_STORE_SETTINGS,
 )
+
+# What a store's defs.yaml may set besides its name, database, layout and tables: each attribute
+# is the setting of the same meaning, for that store alone. One it leaves out is the environment's.
+STORE_SETTINGS: dict[str, Setting] = {
+    "root": ROOT, "offsite_root": OFFSITE_ROOT, "format": FORMAT,
+    "backup_cron": BACKUP_CRON, "incremental_cron": INCREMENTAL_CRON, "drill_cron": DRILL_CRON,
+    "prune_cron": PRUNE_CRON, "replicate_cron": REPLICATE_CRON,
+    "keep_daily": KEEP_DAILY, "keep_weekly": KEEP_WEEKLY, "keep_monthly": KEEP_MONTHLY,
+    "offsite_keep_daily": OFFSITE_KEEP_DAILY, "offsite_keep_weekly": OFFSITE_KEEP_WEEKLY,
+    "offsite_keep_monthly": OFFSITE_KEEP_MONTHLY, "keep_truncated_days": KEEP_TRUNCATED_DAYS,
+    "rto_targets": RTO_TARGETS, "backup_max_age": BACKUP_MAX_AGE, "restore_targets": RESTORE_TARGETS,
+}
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
 

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from vector_assets.core.errors import ConfigError
 from vector_assets.core.stores import Store
 from vector_assets.defs.alerts import vector_alert_sensor
 from vector_assets.defs.backup import backup_definitions
@@ -18,6 +19,7 @@ from vector_assets.defs.resources import default_resources
 from vector_assets.defs.restore import restore_definitions
 from vector_assets.defs.store_keys import StoreKeys
 from vector_assets.defs.truncate import truncate_definitions
+from vector_assets.store_files import StoreDeclaration
 
 
 def store_definitions(store: Store) -> dg.Definitions:
@@ -30,6 +32,16 @@ def store_definitions(store: Store) -> dg.Definitions:
     )
 
 
-def code_location_definitions(stores: Sequence[Store]) -> dg.Definitions:
+def declared_store_definitions(declaration: StoreDeclaration) -> dg.Definitions:
+    """A store's definitions; a setting its file got wrong (a cron Dagster refuses) is told as
+    the file's attribute."""
+    try:
+        return store_definitions(declaration.store)
+    except ConfigError as error:
+        raise declaration.refusal(error) from None
+
+
+def code_location_definitions(stores: Sequence[Store | StoreDeclaration]) -> dg.Definitions:
+    declarations = [store if isinstance(store, StoreDeclaration) else StoreDeclaration(store) for store in stores]
     shared = dg.Definitions(resources=default_resources(), sensors=[vector_alert_sensor])
-    return dg.Definitions.merge(shared, *(store_definitions(store) for store in stores))
+    return dg.Definitions.merge(shared, *(declared_store_definitions(declaration) for declaration in declarations))

@@ -9,6 +9,8 @@ run is stored.
 
 from __future__ import annotations
 
+from functools import cache
+
 import dagster as dg
 
 from vector_assets import settings
@@ -63,6 +65,7 @@ class RunStorageIOManager(dg.ConfigurableIOManagerFactory):
         return dg.FilesystemIOManager().create_io_manager(context)
 
 
+@cache  # the same objects every time: definitions built apart (one store's component) merge again
 def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManagerFactory]:
     return {"pgvector": PgVectorResource(), "backup_root": BackupRootResource(), "io_manager": RunStorageIOManager()}
 
