@@ -1,8 +1,11 @@
-"""vector-assets: back up, truncate, restore, verify, drill and prune the pgvector tables of a
-LangChain/Vanna store, with or without Dagster running.
+"""vector-assets: back up, truncate, restore, verify, drill and prune the pgvector tables of RAG
+stores, with or without Dagster running.
 
-Every command builds the same request object as its Dagster op. The database is
-$VECTOR_ASSETS_PG_DSN and the backup root $VECTOR_ASSETS_ROOT. Exit codes: 0 done,
+Every command builds the same request object as its Dagster op, for one store (--store NAME,
+needed when there are several; `vector-assets stores` lists them). The stores are those the code
+location loads: the ones declared in defs.yaml files (vector_assets/defs/stores/, or
+$VECTOR_ASSETS_STORES_DIR), and the environment's own ($VECTOR_ASSETS_PG_DSN, backed up under
+$VECTOR_ASSETS_ROOT) when none is declared or it is set. Exit codes: 0 done,
 2 failed and will fail again until something is fixed, 75 failed but worth retrying
 (the database was unreachable).
 """
@@ -23,6 +26,7 @@ from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.drill import FAILED, PASSED, WARNING, DrillRequest, DrillResult, run_drill
 from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
 from vector_assets.core.ops.replicate import ReplicateRequest, run_replicate
+from vector_assets.core.ops.store_status import StoreStatus, StoreStatusRequest, run_store_status
 from vector_assets.core.ops.restore import (
     ON_CONFLICT_CHOICES,
     RestoreRequest,
@@ -44,7 +48,9 @@ from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
 from vector_assets.core.sets.roots import open_root
 from vector_assets.core.sets.storage import Root
+from vector_assets.core.stores import Store
 from vector_assets.core.units import count_of, human_size, megabytes_per_second
+from vector_assets.store_files import choose_store, code_location_stores
 
 EXIT_OK = 0
 EXIT_FAILED = 2
@@ -80,7 +86,7 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="vector-assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = root.add_subparsers(required=True, metavar="COMMAND")
+    commands = root.add_subparsers(required=True, metavar="COMMAND", parser_class=StoreParser)
     _add_backup(commands)
     _add_truncate(commands)
     _add_restore(commands)
@@ -89,16 +95,26 @@ def parser() -> argparse.ArgumentParser:
     _add_prune(commands)
     _add_list(commands)
     _add_replicate(commands)
+    _add_stores(commands)
     _add_dev(commands)
     return root
+
+
+class StoreParser(argparse.ArgumentParser):
+    """A command's parser: each acts on one store, so each takes --store."""
+
+    def __init__(self, *args, store_option: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if store_option:
+            self.add_argument("--store", default=None, metavar="NAME",
+                              help="the store to act on (needed when there are several; see `vector-assets stores`)")
 
 
 def _add_backup(commands: argparse._SubParsersAction) -> None:
     backup = commands.add_parser("backup", help="back up the tables into a new timestamped set")
     backup.add_argument("--task-id", default=None, help="write into <root>/<task_id>/vector_bak (task_… or manual_…)")
-    tables = settings.default_store().table_names
-    backup.add_argument("--tables", nargs="+", default=list(tables), choices=tables, metavar="TABLE",
-                        help="tables to back up (default: both)")
+    backup.add_argument("--tables", nargs="+", default=None, metavar="TABLE",
+                        help="tables to back up (default: all of the store's)")
     backup.add_argument("--format", default=None, choices=list(FORMATS),
                         help="data file format (default: VECTOR_ASSETS_FORMAT, else csv)")
     backup.add_argument("--incremental", action="store_true",
@@ -114,10 +130,9 @@ def _add_truncate(commands: argparse._SubParsersAction) -> None:
         "the locked tables, truncate, commit. If any step fails nothing is truncated. Without --apply it is a dry "
         "run: every step, then a rollback, and the set it wrote is discarded.",
     )
-    store = settings.default_store()
-    truncate.add_argument("--tables", nargs="+", default=list(store.vector_tables), choices=store.table_names,
-                          metavar="TABLE",
-                          help=f"tables to empty (default: {', '.join(store.vector_tables)}; the collection table needs both)")
+    truncate.add_argument("--tables", nargs="+", default=None, metavar="TABLE",
+                          help="tables to empty (default: the store's vector tables; with LangChain's collection "
+                          "table, the embedding table too)")
     truncate.add_argument("--task-id", default=None, help="write the safety set into <root>/<task_id>/vector_bak")
     _add_apply(truncate, "truncate")
     truncate.add_argument("--format", default=None, choices=list(FORMATS),
@@ -135,9 +150,8 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("set", metavar="TIMESTAMP|latest", help="the set's timestamp or partition key, or 'latest' (the newest backup; safety sets only when there is nothing else)")
     restore.add_argument("--backup-path", default=None,
                          help="the set's folder relative to the root (task_…/vector_bak), when the timestamp is in several")
-    tables = settings.default_store().table_names
-    restore.add_argument("--tables", nargs="+", default=list(tables), choices=tables, metavar="TABLE",
-                         help="tables to restore (default: both)")
+    restore.add_argument("--tables", nargs="+", default=None, metavar="TABLE",
+                         help="tables to restore (default: all of the store's)")
     mode = restore.add_mutually_exclusive_group()
     mode.add_argument("--replace", dest="replace", action="store_true", default=True,
                       help="the default: truncate the tables first (with --collection: replace that collection)")
@@ -156,7 +170,7 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
                          help="do not back up what the restore replaces first (by default it does, as a pre_restore set)")
     restore.add_argument("--target", default=None, metavar="NAME",
                          help=f"a target declared in {settings.RESTORE_TARGETS.name} (the NAME of an environment "
-                         f"variable holding its DSN), or 'default' for {settings.PG_DSN.name} (the default)")
+                         f"variable holding its DSN), or 'default' for the store's own database (the default)")
     restore.set_defaults(command=run_restore_command)
 
 
@@ -212,19 +226,32 @@ def _add_list(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(command=run_list_command)
 
 
+def _add_stores(commands: argparse._SubParsersAction) -> None:
+    stores = commands.add_parser(
+        "stores", store_option=False,
+        help="list the stores: layout, database variable, tables (there, vector columns, estimated rows), newest set",
+    )
+    stores.set_defaults(command=run_stores_command)
+
+
 def _add_dev(commands: argparse._SubParsersAction) -> None:
-    dev = commands.add_parser("dev", help="start the embedded PostgreSQL+pgvector (unless configured) and dagster dev")
+    dev = commands.add_parser("dev", store_option=False,
+                              help="start the embedded PostgreSQL+pgvector (unless configured) and dagster dev")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", default="3000")
     dev.set_defaults(command=run_dev_command)
 
 
-def backup_root() -> Root:
-    return open_root(settings.ROOT.get())
+def chosen_store(args: argparse.Namespace) -> Store:
+    return choose_store([declaration.store for declaration in code_location_stores()], args.store)
 
 
-def offsite_root() -> Root | None:
-    configured = settings.OFFSITE_ROOT.get()
+def backup_root(store: Store) -> Root:
+    return open_root(settings.ROOT.get(store.environment()))
+
+
+def offsite_root(store: Store) -> Root | None:
+    configured = settings.OFFSITE_ROOT.get(store.environment())
     return open_root(configured) if configured else None
 
 
@@ -252,11 +279,14 @@ def showing_progress() -> Iterator[ProgressReporter]:
 
 
 def run_backup_command(args: argparse.Namespace) -> int:
+    store = chosen_store(args)
+    environment = store.environment()
     with showing_progress() as progress:
         result = run_backup(BackupRequest(
-            dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
-            format=args.format or settings.backup_format(), parts=settings.part_policy(), progress=progress,
-            kind=INCREMENTAL if args.incremental else FULL, store=settings.default_store(),
+            dsn=settings.store_dsn(store), root=backup_root(store), task_id=args.task_id,
+            tables=store.select_tables(args.tables), format=args.format or settings.backup_format(environment),
+            parts=settings.part_policy(environment), progress=progress, kind=INCREMENTAL if args.incremental else FULL,
+            store=store,
         ))
     manifest = result.manifest
     if manifest.fallback:
@@ -273,11 +303,13 @@ def run_backup_command(args: argparse.Namespace) -> int:
 
 
 def run_truncate_command(args: argparse.Namespace) -> int:
+    store = chosen_store(args)
+    tables = store.select_tables(args.tables) if args.tables is not None else store.vector_tables
     with showing_progress() as progress:
         result = run_guarded_truncate(TruncateRequest(
-            dsn=settings.PG_DSN.get(), root=backup_root(), task_id=args.task_id, tables=tuple(args.tables),
-            dry_run=args.dry_run, progress=progress, format=args.format or settings.backup_format(),
-            store=settings.default_store(),
+            dsn=settings.store_dsn(store), root=backup_root(store), task_id=args.task_id, tables=tables,
+            dry_run=args.dry_run, progress=progress, format=args.format or settings.backup_format(store.environment()),
+            store=store,
         ))
     print(format_truncate(result))
     return EXIT_OK
@@ -288,27 +320,29 @@ def format_truncate(result: TruncateResult) -> str:
 
 
 def run_restore_command(args: argparse.Namespace) -> int:
-    root = backup_root()
-    key = choose_copy(root, offsite_root(), None).backup_set.key if args.set == LATEST else args.set
+    store = chosen_store(args)
+    environment, root, offsite = store.environment(), backup_root(store), offsite_root(store)
+    key = choose_copy(root, offsite, None).backup_set.key if args.set == LATEST else args.set
     uses_default = args.target in (None, settings.DEFAULT_TARGET)
-    target = settings.PG_DSN.get() if uses_default else settings.restore_target_dsn(args.target)
+    target = settings.store_dsn(store) if uses_default else settings.restore_target_dsn(args.target, environment)
     with showing_progress() as progress:
         result = run_restore(RestoreRequest(
-            target_dsn=target, root=root, timestamp=key, backup_path=args.backup_path, tables=tuple(args.tables),
-            truncate_before_restore=args.replace, dry_run=args.dry_run, on_conflict=args.on_conflict,
-            configured_root=settings.ROOT.get(), safety_backup=args.safety_backup, offsite_root=offsite_root(),
-            progress=progress, index_builds=settings.index_build_settings(), collection=args.collection,
-            rename_collection_to=args.rename_to, store=settings.default_store(),
+            target_dsn=target, root=root, timestamp=key, backup_path=args.backup_path,
+            tables=store.select_tables(args.tables), truncate_before_restore=args.replace, dry_run=args.dry_run,
+            on_conflict=args.on_conflict, configured_root=settings.ROOT.get(environment),
+            safety_backup=args.safety_backup, offsite_root=offsite, progress=progress,
+            index_builds=settings.index_build_settings(environment), collection=args.collection,
+            rename_collection_to=args.rename_to, store=store,
         ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)
     if not args.safety_backup:
         print("warning: --no-safety-backup: what this restore replaced was not backed up", file=sys.stderr)
-    print(format_restore(result, args.target))
+    print(format_restore(result, args.target, store))
     return EXIT_OK
 
 
-def format_restore(result: RestoreResult, target: str | None = None) -> str:
+def format_restore(result: RestoreResult, target: str | None = None, store: Store | None = None) -> str:
     verb = "dry run, rolled back: would restore" if result.dry_run else "restored"
     lines = [f"{verb} set {result.backup_set.key} from {result.backup_set.location.label}"]
     if result.collection is not None:
@@ -323,14 +357,15 @@ def format_restore(result: RestoreResult, target: str | None = None) -> str:
     lines.append(f"  {result.duration_seconds:.2f}s")
     if result.dry_run:
         lines.append("nothing was changed; run with --apply to restore")
-    undo = result.undo_command(target)
+    undo = result.undo_command(target, store)
     if undo:
         lines.append(f"what it replaced is in the pre_restore set {result.safety_set.timestamp}; to undo: {undo}")
     return "\n".join(lines)
 
 
 def run_verify_command(args: argparse.Namespace) -> int:
-    result = run_verify(VerifyRequest(root=backup_root(), key=args.key, offsite_root=offsite_root()))
+    store = chosen_store(args)
+    result = run_verify(VerifyRequest(root=backup_root(store), key=args.key, offsite_root=offsite_root(store)))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)
     print(format_verify(result))
@@ -345,12 +380,14 @@ def format_verify(result: VerifyResult) -> str:
 
 
 def run_drill_command(args: argparse.Namespace) -> int:
+    store = chosen_store(args)
+    environment = store.environment()
     with showing_progress() as progress:
         result = run_drill(DrillRequest(
-            dsn=settings.PG_DSN.get(), root=backup_root(), key=args.key, configured_root=settings.ROOT.get(),
-            offsite_root=offsite_root(), progress=progress, rto_targets=settings.rto_targets(),
-            index_builds=settings.index_build_settings(), store=settings.default_store(),
-            recall=settings.recall_settings(),
+            dsn=settings.store_dsn(store), root=backup_root(store), key=args.key,
+            configured_root=settings.ROOT.get(environment), offsite_root=offsite_root(store), progress=progress,
+            rto_targets=settings.rto_targets(environment), index_builds=settings.index_build_settings(environment),
+            store=store, recall=settings.recall_settings(environment),
         ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)
@@ -372,12 +409,13 @@ def format_drill(result: DrillResult) -> str:
 
 
 def run_prune_command(args: argparse.Namespace) -> int:
+    store = chosen_store(args)
     if args.offsite:
-        root, policy = offsite_root(), settings.retention_policy(offsite=True)
+        root, policy = offsite_root(store), settings.retention_policy(store.environment(), offsite=True)
         if root is None:
             raise ConfigError(f"--offsite, but {settings.OFFSITE_ROOT.name} is not set")
     else:
-        root, policy = backup_root(), settings.retention_policy()
+        root, policy = backup_root(store), settings.retention_policy(store.environment())
     result = run_prune(PruneRequest(root=root, policy=policy, dry_run=not args.apply))
     print(format_prune(result))
     return EXIT_OK
@@ -396,10 +434,11 @@ def format_prune(result: PruneResult) -> str:
 
 
 def run_replicate_command(args: argparse.Namespace) -> int:
-    offsite = offsite_root()
+    store = chosen_store(args)
+    offsite = offsite_root(store)
     if offsite is None:
         raise ConfigError(f"{settings.OFFSITE_ROOT.name} is not set: there is no second root to copy sets to")
-    result = run_replicate(ReplicateRequest(root=backup_root(), offsite_root=offsite, dry_run=args.dry_run))
+    result = run_replicate(ReplicateRequest(root=backup_root(store), offsite_root=offsite, dry_run=args.dry_run))
     verb = "would copy" if result.dry_run else "copied"
     for backup_set in result.copied:
         print(f"{verb} {backup_set.key} ({backup_set.location.label}) to {backup_set.location.folder(offsite)}")
@@ -411,13 +450,39 @@ def run_replicate_command(args: argparse.Namespace) -> int:
 
 
 def run_list_command(args: argparse.Namespace) -> int:
+    store = chosen_store(args)
     request = InventoryRequest(
-        root=backup_root(), global_only=args.global_only, task_id=args.task_id, configured_root=settings.ROOT.get(),
-        offsite_root=offsite_root(),
+        root=backup_root(store), global_only=args.global_only, task_id=args.task_id,
+        configured_root=settings.ROOT.get(store.environment()), offsite_root=offsite_root(store),
     )
     inventory = build_inventory(request)
     print(json.dumps(inventory.to_json(), indent=2, ensure_ascii=False) if args.json else inventory.format_text())
     return EXIT_OK
+
+
+def run_stores_command(args: argparse.Namespace) -> int:
+    for declaration in code_location_stores():
+        store = declaration.store
+        dsn = settings.store_dsn(store) if store.environment().get(store.dsn_variable) else ""
+        if dsn:
+            status = run_store_status(StoreStatusRequest(store, dsn, backup_root(store)))
+        else:
+            status = StoreStatus(store, database_problem=f"environment variable {store.dsn_variable} is not set")
+        print(format_store_status(status, declaration.file))
+    return EXIT_OK
+
+
+def format_store_status(status: StoreStatus, declared_in: str | None) -> str:
+    store = status.store
+    where = f"declared in {declared_in}" if declared_in else f"the environment's own ({settings.PG_DSN.name})"
+    lines = [f"{store.name}: layout {store.layout}, database {store.dsn_variable}, {where}"]
+    if status.database_problem:
+        lines += [f"  tables: {', '.join(store.table_names)}", f"  database: {status.database_problem}"]
+    lines += [f"  {table.describe()}" for table in status.tables]
+    lines.append(f"  root: {settings.ROOT.get(store.environment())}")
+    newest = status.root_problem or status.newest_set or "none yet"
+    lines.append(f"  newest set: {newest}")
+    return "\n".join(lines)
 
 
 def run_dev_command(args: argparse.Namespace) -> int:

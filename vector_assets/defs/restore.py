@@ -140,7 +140,7 @@ def report_restore(
         context.log.info("dry run: everything was done, then rolled back; nothing changed. Write dry_run: false to restore")
     metadata = restore_metadata(result, f"{target}: {server.database} on {server.host}:{server.port}", safety_key)
     if safety_key is not None:
-        undo = undo_instructions(result, safety_key, target, context.op_def.name)
+        undo = undo_instructions(result, safety_key, target, context.op_def.name, store)
         job = keys.name(RESTORE_JOB)
         context.log.info(f"what the restore replaced is in the pre_restore set {safety_key}. To undo: {undo['cli']}; "
                          f"or launch {job} for partition {safety_key} with {undo['launchpad']}")
@@ -163,7 +163,9 @@ def register_safety_set(
     return backup_set.key
 
 
-def undo_instructions(result: RestoreResult, safety_key: str, target: str, op_name: str) -> dict[str, str]:
+def undo_instructions(
+    result: RestoreResult, safety_key: str, target: str, op_name: str, store: Store | None = None
+) -> dict[str, str]:
     """The undo as a command (the CLI's own wording) and as Launchpad config for the safety set's partition."""
     tables = list(result.safety_set.manifest.tables)
     launchpad = (
@@ -174,7 +176,7 @@ def undo_instructions(result: RestoreResult, safety_key: str, target: str, op_na
     if result.collection is not None:
         # The safety set holds the collection as it was, or records it absent: that one collection is put back.
         launchpad += f"\n      collection: {json.dumps(result.collection.restored_as, ensure_ascii=False)}"
-    return {"cli": result.undo_command(target), "launchpad": launchpad}
+    return {"cli": result.undo_command(target, store), "launchpad": launchpad}
 
 
 def restore_summary(result: RestoreResult, target: str) -> str:

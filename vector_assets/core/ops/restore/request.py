@@ -133,11 +133,12 @@ class RestoreResult:
     read_from_offsite: str | None = None  # why the offsite copy was read, if it was
     collection: CollectionRestore | None = None  # what a collection restore did, by name and uuid
 
-    def undo_command(self, target: str | None = None) -> str | None:
+    def undo_command(self, target: str | None = None, store: Store | None = None) -> str | None:
         """The command that puts back what the restore replaced: its safety set, restored with
         --replace; for a collection restore, just that collection (the safety set holds it as
         it was, or records it absent). ``target``: a declared target's name; None or "default"
-        for the pgvector database. The one wording the CLI and the run's log and metadata give."""
+        for the store's own database; ``store``: the store restored (the default one needs no
+        --store). The one wording the CLI and the run's log and metadata give."""
         safety = self.safety_set
         if safety is None:
             return None
@@ -146,7 +147,8 @@ class RestoreResult:
         else:
             what = f"--tables {' '.join(safety.manifest.tables)}"
         target_part = f" --target {target}" if target not in (None, DEFAULT_TARGET_NAME) else ""
+        store_part = f" --store {store.name}" if store is not None and not store.is_default else ""
         return (
-            f"vector-assets restore {safety.timestamp} --backup-path {safety.manifest.location} --replace "
+            f"vector-assets restore {safety.timestamp}{store_part} --backup-path {safety.manifest.location} --replace "
             f"{what}{target_part} --apply"
         )
