@@ -23,8 +23,8 @@ from dagster_graphql import DagsterGraphQLClientError
 from vector_assets.core.sets.naming import BACKUP_FOLDER_NAME, csv_file_name
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets_tests.support.database import STORE_TABLES
-from vector_assets.defs.resources import VECTOR_TABLES_POOL
 from vector_assets.dev.demo import DEMO_EMBEDDINGS, write_legacy_set
+from vector_assets_tests.support.dagster import DEFAULT_KEYS
 from vector_assets_tests.support.database import execute, rows_as_text
 from vector_assets_tests.support.stack import (
     REPO_ROOT,
@@ -35,6 +35,8 @@ from vector_assets_tests.support.stack import (
     leftover_processes,
     stop_dev_stack,
 )
+
+VECTOR_TABLES_POOL = DEFAULT_KEYS.pool  # the default store's
 
 pytestmark = pytest.mark.e2e
 

@@ -26,7 +26,6 @@ from vector_assets.defs.choices import BackupKind, SetFormatChoice, value_of, va
 from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.resources import (
-    VECTOR_TABLES_POOL,
     BackupRootResource,
     PgVectorResource,
 )
@@ -164,7 +163,7 @@ def backup_config(keys: StoreKeys) -> type[dg.Config]:
 def backup_op(keys: StoreKeys) -> dg.OpDefinition:
     store = keys.store
 
-    @dg.op(name=keys.name("back_up_tables"), pool=VECTOR_TABLES_POOL, retry_policy=dg.RetryPolicy(max_retries=2, delay=15))
+    @dg.op(name=keys.name("back_up_tables"), pool=keys.pool, retry_policy=dg.RetryPolicy(max_retries=2, delay=15))
     def back_up_tables(
         context: dg.OpExecutionContext, config: backup_config(keys), pgvector: PgVectorResource,
         backup_root: BackupRootResource,

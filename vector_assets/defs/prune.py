@@ -16,7 +16,7 @@ from vector_assets.core.stores import Store
 from vector_assets.core.units import human_size
 from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource
+from vector_assets.defs.resources import BackupRootResource
 from vector_assets.defs.run_facts import READS_SETS
 from vector_assets.defs.store_keys import StoreKeys
 
@@ -54,7 +54,7 @@ class PruneConfig(dg.Config):
 def prune_op(keys: StoreKeys) -> dg.OpDefinition:
     store = keys.store
 
-    @dg.op(name=keys.name("prune_backup_sets"), pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
+    @dg.op(name=keys.name("prune_backup_sets"), pool=keys.pool, out=dg.Out(dg.Nothing))
     def prune_backup_sets(context: dg.OpExecutionContext, config: PruneConfig, backup_root: BackupRootResource) -> dg.Output:
         """Plan retention per location and, unless this is a dry run, delete and unregister old sets.
 

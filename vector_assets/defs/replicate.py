@@ -20,7 +20,7 @@ from vector_assets.core.stores import Store
 from vector_assets.core.units import count_of, human_size
 from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource
+from vector_assets.defs.resources import BackupRootResource
 from vector_assets.defs.run_facts import READS_SETS
 from vector_assets.defs.store_keys import StoreKeys
 
@@ -38,7 +38,7 @@ def replicate_op(keys: StoreKeys) -> dg.OpDefinition:
 
     retry = dg.RetryPolicy(max_retries=2, delay=60)
 
-    @dg.op(name=keys.name("replicate_sets"), pool=VECTOR_TABLES_POOL, retry_policy=retry)  # never beside a prune
+    @dg.op(name=keys.name("replicate_sets"), pool=keys.pool, retry_policy=retry)  # never beside a prune
     def replicate_sets(context: dg.OpExecutionContext, config: ReplicateConfig, backup_root: BackupRootResource) -> dg.Output:
         """Stream each missing set to the offsite root, checksums verified, manifest last."""
         try:

@@ -18,10 +18,6 @@ from vector_assets.core.sets.roots import open_root
 from vector_assets.core.sets.storage import Root
 from vector_assets.core.stores import Store
 
-# Backup, truncate, restore and prune ops share this pool; dagster.yaml limits it to 1.
-VECTOR_TABLES_POOL = "vector_tables"
-
-
 class PgVectorResource(dg.ConfigurableResource):
     """A store's pgvector database (the default store's is ``VECTOR_ASSETS_PG_DSN``), read when a
     run needs it."""

@@ -25,7 +25,6 @@ from vector_assets.defs.choices import OnConflict, restore_target_choice, value_
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import chosen_set
 from vector_assets.defs.resources import (
-    VECTOR_TABLES_POOL,
     BackupRootResource,
     PgVectorResource,
 )
@@ -90,7 +89,7 @@ def target_dsn(target: str, store: Store, pgvector: PgVectorResource) -> str:
 def restore_op(keys: StoreKeys) -> dg.OpDefinition:
     store, job_name = keys.store, keys.name(RESTORE_JOB)
 
-    @dg.op(name=keys.name("restore_from_backup_set"), pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
+    @dg.op(name=keys.name("restore_from_backup_set"), pool=keys.pool, out=dg.Out(dg.Nothing))
     def restore_from_backup_set(
         context: dg.OpExecutionContext, config: restore_config(keys), pgvector: PgVectorResource,
         backup_root: BackupRootResource,

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from vector_assets.core.stores import Store
+from vector_assets.core.stores import DEFAULT_DSN_VARIABLE, Store
 
 SOURCE_GROUP = "pgvector"
 BACKUP_GROUP = "vector_backups"
 PARTITIONS_NAME = "vector_backups"
 INVENTORY_NAME = "vector_backup_inventory"
+POOL = "vector_tables"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,14 @@ class StoreKeys:
 
     def table_of(self, backup_key: dg.AssetKey) -> str:
         return next(table for table in self.store.table_names if self.backup_key(table) == backup_key)
+
+    @property
+    def pool(self) -> str:
+        """The pool of the store's backup, truncate, restore, prune and replicate ops: one per
+        database, so two stores' operations run side by side unless they share a database.
+        dagster.yaml's default_limit of 1 applies to each."""
+        variable = self.store.dsn_variable
+        return POOL if variable == DEFAULT_DSN_VARIABLE else f"{POOL}_{variable.lower()}"
 
     def group(self, base: str) -> str:
         return base if self.store.is_default else f"{self.store.name}_{base}"

@@ -16,7 +16,6 @@ from vector_assets.defs.backup import registered_set, report_new_set
 from vector_assets.defs.choices import SetFormatChoice, value_of, values
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.resources import (
-    VECTOR_TABLES_POOL,
     BackupRootResource,
     PgVectorResource,
 )
@@ -50,7 +49,7 @@ def truncate_config(keys: StoreKeys) -> type[dg.Config]:
 def truncate_op(keys: StoreKeys) -> dg.OpDefinition:
     store = keys.store
 
-    @dg.op(name=keys.name("truncate_after_verified_backup"), pool=VECTOR_TABLES_POOL, out=dg.Out(dg.Nothing))
+    @dg.op(name=keys.name("truncate_after_verified_backup"), pool=keys.pool, out=dg.Out(dg.Nothing))
     def truncate_after_verified_backup(
         context: dg.OpExecutionContext, config: truncate_config(keys), pgvector: PgVectorResource,
         backup_root: BackupRootResource,
