@@ -139,7 +139,7 @@ def report_restore(
         context.log.info("dry run: everything was done, then rolled back; nothing changed. Write dry_run: false to restore")
     metadata = restore_metadata(result, f"{target}: {server.database} on {server.host}:{server.port}", safety_key)
     if safety_key is not None:
-        undo = undo_instructions(result, safety_key, target, context.op_def.name, store)
+        undo = undo_instructions(result, safety_key, target, context.op_def.name, keys.store)
         job = keys.name(RESTORE_JOB)
         context.log.info(f"what the restore replaced is in the pre_restore set {safety_key}. To undo: {undo['cli']}; "
                          f"or launch {job} for partition {safety_key} with {undo['launchpad']}")
