@@ -89,6 +89,10 @@ ALERT_WEBHOOK = Setting(
     "VECTOR_ASSETS_ALERT_WEBHOOK", "",
     "a Slack-compatible webhook URL that failed runs and checks post to (a secret: never logged); empty: no alerts",
 )
+ALERT_WEBHOOK_ENV = Setting(
+    "VECTOR_ASSETS_ALERT_WEBHOOK_ENV", ALERT_WEBHOOK.name,
+    "the NAME of the variable holding the alert webhook URL (a store's alert_webhook_env names its own)",
+)
 UI_URL = Setting("VECTOR_ASSETS_UI_URL", "http://127.0.0.1:3000", "the Dagster UI's address, for the run links in alerts")
 RECALL_TARGET = Setting(
     "VECTOR_ASSETS_RECALL_TARGET", "0.90",
@@ -116,7 +120,7 @@ ALL_SETTINGS = (
     OFFSITE_KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, FORMAT, PART_SIZE_MB, PARALLEL_PARTS,
     PROGRESS_INTERVAL, ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL, RTO_TARGETS,
     INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS, KEEP_TRUNCATED_DAYS, RECALL_TARGET, RECALL_QUERIES, RECALL_K, ITERATIVE_SCAN,
-    STORES_DIR, *OBJECT_STORE_SETTINGS,
+    STORES_DIR, ALERT_WEBHOOK_ENV, *OBJECT_STORE_SETTINGS,
 )
 
 # What a store's defs.yaml may set besides its name, database, layout and tables: each attribute
@@ -129,6 +133,7 @@ STORE_SETTINGS: dict[str, Setting] = {
     "offsite_keep_daily": OFFSITE_KEEP_DAILY, "offsite_keep_weekly": OFFSITE_KEEP_WEEKLY,
     "offsite_keep_monthly": OFFSITE_KEEP_MONTHLY, "keep_truncated_days": KEEP_TRUNCATED_DAYS,
     "rto_targets": RTO_TARGETS, "backup_max_age": BACKUP_MAX_AGE, "restore_targets": RESTORE_TARGETS,
+    "alert_webhook_env": ALERT_WEBHOOK_ENV,
 }
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
@@ -200,6 +205,18 @@ def dsn_from_variable(name: str, purpose: str, environ: Mapping[str, str] | None
     if not value:
         raise ConfigError(f"environment variable {name} ({purpose}) is not set")
     return value
+
+
+def alert_webhook(environ: Mapping[str, str] | None = None) -> str:
+    """The webhook URL failed runs and checks post to, from the variable VECTOR_ASSETS_ALERT_WEBHOOK_ENV
+    names; empty: no alerts. Only a NAME is accepted there: the URL is a secret."""
+    name = ALERT_WEBHOOK_ENV.get(environ)
+    if not ENV_VAR_NAME.fullmatch(name):
+        raise ConfigError(
+            f"environment variable {ALERT_WEBHOOK_ENV.name} must be the NAME of an environment variable "
+            "holding the webhook URL, never a URL"
+        )
+    return ((os.environ if environ is None else environ).get(name) or "").strip()
 
 
 def restore_target_names(environ: Mapping[str, str] | None = None) -> list[str]:

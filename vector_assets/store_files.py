@@ -222,6 +222,7 @@ _VALUE_CHECKS = {
     "rto_targets": settings.rto_targets,
     "backup_max_age": settings.BACKUP_MAX_AGE.seconds,
     "restore_targets": settings.restore_target_names,
+    "alert_webhook_env": settings.alert_webhook,
     **{attribute: settings.STORE_SETTINGS[attribute].count for attribute in COUNTS},
 }  # the crons are checked where the schedules are built, by Dagster's own rule
 

@@ -10,7 +10,6 @@ import pytest
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.naming import csv_file_name, new_timestamp
 from vector_assets.core.tables import EMBEDDING_TABLE
-from vector_assets.defs.alerts import vector_alert_sensor
 from vector_assets.dev.demo import write_legacy_set
 from vector_assets_tests.support.dagster import Ticker, definitions, run_job
 from vector_assets_tests.support.webhook import webhook_receiver
@@ -40,7 +39,7 @@ def evaluate_failure_sensor(instance: dg.DagsterInstance, result: dg.ExecuteInPr
         sensor_name="vector_alert_sensor", dagster_instance=instance, dagster_run=result.dagster_run,
         dagster_event=result.get_run_failure_event(),
     )
-    vector_alert_sensor(context.for_run_failure())
+    definitions().resolve_sensor_def("vector_alert_sensor")(context.for_run_failure())
 
 
 def all_log_text(instance: dg.DagsterInstance, run_id: str) -> str:

@@ -21,6 +21,7 @@ from vector_assets.core.sets.catalog import scan_root
 from vector_assets.definitions import defs as load_definitions
 from vector_assets.store_files import code_location_stores
 from vector_assets_tests.support.database import execute, fill_store, tables_now
+from vector_assets_tests.support.webhook import webhook_receiver
 
 REPO = Path(__file__).resolve().parent.parent
 DG = str(Path(sys.executable).with_name("dg"))
@@ -117,6 +118,10 @@ BAD_FILES = {
     "a count that is not one": ({"keep_daily": "seven"}, "keep_daily: must be a whole number >= 0, got 'seven'"),
     "a layout's missing tables": ({"layout": "llamaindex"}, "tables: layout llamaindex needs the list of its tables"),
     "a bad cron": ({"backup_cron": '"every day"'}, "backup_cron: must be a cron schedule of five fields"),
+    "a webhook URL where a variable's name belongs": (
+        {"alert_webhook_env": "https://hooks.example/T0/s3cret"},
+        "alert_webhook_env: must be the NAME of an environment variable holding the webhook URL, never a URL",
+    ),
 }
 
 
@@ -138,7 +143,7 @@ def test_each_bad_store_file_is_refused_in_one_line_naming_the_file_and_the_attr
         load_definitions()
     message = str(refused.value)
     assert message.startswith(expected) and "\n" not in message
-    assert "s3cret" not in message and "db.internal" not in message
+    assert "s3cret" not in message and "db.internal" not in message and "hooks.example" not in message
     bad.unlink()
     assert {"docs_backup_vector_tables", "zeta_backup_vector_tables"} <= {
         job.name for job in load_definitions().get_repository_def().get_all_jobs()
@@ -273,6 +278,27 @@ def test_backup_and_restore_of_a_declared_store_through_its_jobs_leave_the_defau
         assert restore.success
     assert tables_now(docs_db) == docs_before
     assert tables_now(store_db) == default_before
+
+
+def test_a_failed_run_of_a_declared_store_alerts_its_own_webhook(docs_store, stores_dir, monkeypatch):
+    declare(stores_dir, "docs", dsn_env="DOCS_PG_DSN", layout="langchain", alert_webhook_env="DOCS_ALERTS")
+    defs = load_definitions()
+    with webhook_receiver() as default_hook, webhook_receiver() as docs_hook, dg.instance_for_test() as instance:
+        monkeypatch.setenv("VECTOR_ASSETS_ALERT_WEBHOOK", default_hook.url)
+        monkeypatch.setenv("DOCS_ALERTS", docs_hook.url)
+        failed = defs.resolve_job_def("docs_restore_vector_tables").execute_in_process(
+            run_config={"ops": {"docs_restore_from_backup_set": {"config": {"dry_run": False}}}},
+            instance=instance, raise_on_error=False,
+        )
+        assert not failed.success
+        context = dg.build_run_status_sensor_context(
+            sensor_name="vector_alert_sensor", dagster_instance=instance, dagster_run=failed.dagster_run,
+            dagster_event=failed.get_run_failure_event(),
+        )
+        defs.resolve_sensor_def("vector_alert_sensor")(context.for_run_failure())
+    (text,) = docs_hook.texts
+    assert text.startswith("docs_restore_vector_tables failed (set none): no backup set chosen")
+    assert default_hook.texts == []
 
 
 def test_the_cli_and_the_loader_read_the_same_files_with_no_dagster(docs_store):

@@ -136,7 +136,7 @@ def test_definitions_are_built_from_the_stores_and_none_is_declared_at_import():
         for name, value in vars(module).items():
             if isinstance(value, DEFINITION_TYPES):
                 declared.setdefault(id(value), f"{module_info.name}.{name}")
-    assert list(declared.values()) == ["alerts.vector_alert_sensor"]  # it watches every job of the code location, whatever the stores
+    assert list(declared.values()) == []
 
 
 def test_two_stores_live_side_by_side_in_one_code_location():

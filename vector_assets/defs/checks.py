@@ -108,7 +108,7 @@ def file_checks(keys: StoreKeys) -> dg.AssetChecksDefinition:
                 else check_fields(chosen.backup_set, check_table_file(chosen.backup_set, table, check_key.name), chosen.note)
             )
             if not fields["passed"] and fields.get("severity") != dg.AssetCheckSeverity.WARN:
-                alert_failed_check(context, key, f"{table} {check_key.name}", fields["description"])
+                alert_failed_check(context, key, f"{table} {check_key.name}", fields["description"], keys.store)
             yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=check_key.name, **fields)
 
     return backup_file_checks
@@ -135,7 +135,7 @@ def verify_op(keys: StoreKeys) -> dg.OpDefinition:
             (context.log.warning if outcome.warning else context.log.info)(f"{outcome.table} {outcome.check}: {outcome.message}")
             if is_failure(outcome):
                 failed.append(f"{outcome.table} {outcome.check}: {outcome.message}")
-                alert_failed_check(context, key, f"{outcome.table} {outcome.check}", outcome.message)
+                alert_failed_check(context, key, f"{outcome.table} {outcome.check}", outcome.message, keys.store)
         if failed:
             raise dg.Failure(description=f"set {key} failed verification: " + "; ".join(failed), allow_retries=False)
         return dg.Output(None, metadata={"partition": key, "checks": len(backup_set.tables) * len(CHECK_NAMES)})

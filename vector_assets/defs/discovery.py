@@ -183,7 +183,7 @@ def freshness_events(
             reported.setdefault(event.asset_key, set()).add(event.partition)
     newest = freshness.newest_sets(context.instance, keys, reported, removed)
     evaluations = freshness.freshness_evaluations(context.instance, newest, max_age, time.time())
-    freshness.alert_stale(context.log, keys.name(SENSOR_NAME), evaluations)
+    freshness.alert_stale(context.log, keys.name(SENSOR_NAME), evaluations, keys.store)
     return evaluations
 
 
@@ -193,7 +193,7 @@ def alert_failed_file_checks(context: dg.SensorEvaluationContext, keys: StoreKey
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
                 alert_failed_check_without_run(
                     context.log, keys.name(SENSOR_NAME), report.found.key, evaluation.asset_key, evaluation.check_name,
-                    evaluation.description or "failed",
+                    evaluation.description or "failed", keys.store,
                 )
 
 

@@ -144,16 +144,16 @@ RECALL_SCHEMA = dg.TableSchema(columns=[
 ])
 
 
-def alert_failed_drill_checks(context, result: DrillResult) -> None:
+def alert_failed_drill_checks(context, result: DrillResult, store: Store) -> None:
     for table in result.tables:
         if not table.passed:
-            alert_failed_check(context, result.backup_set.key, f"{table.table} {DRILL_CHECK}", table.message)
+            alert_failed_check(context, result.backup_set.key, f"{table.table} {DRILL_CHECK}", table.message, store)
     for table in {measured.table for measured in result.recall}:
         fields = recall_check_fields(result, table)
         if not fields["passed"]:
-            alert_failed_check(context, result.backup_set.key, f"{table} {RECALL_CHECK}", fields["description"])
+            alert_failed_check(context, result.backup_set.key, f"{table} {RECALL_CHECK}", fields["description"], store)
     if result.recovery_time.verdict != WITHIN:
-        alert_failed_check(context, result.backup_set.key, RTO_CHECK, result.recovery_time.message)
+        alert_failed_check(context, result.backup_set.key, RTO_CHECK, result.recovery_time.message, store)
 
 
 def drill_check_specs(keys: StoreKeys) -> list[dg.AssetCheckSpec]:
@@ -197,7 +197,7 @@ def drill_checks(keys: StoreKeys) -> dg.AssetChecksDefinition:
         if key is None:
             return
         result = drill(context, keys.store, pgvector, backup_root, key)
-        alert_failed_drill_checks(context, result)
+        alert_failed_drill_checks(context, result, keys.store)
         selected = context.selected_asset_check_keys
         for table, passed, description, metadata in drill_check_results(result):
             if dg.AssetCheckKey(keys.backup_key(table), DRILL_CHECK) in selected:
@@ -260,7 +260,7 @@ def report_drill(context: dg.OpExecutionContext, keys: StoreKeys, result: DrillR
             ))
             (context.log.info if recall["passed"] else context.log.warning)(f"{table} search recall: {recall['description']}")
     (context.log.info if result.recovery_time.verdict == WITHIN else context.log.warning)(result.recovery_time.message)
-    alert_failed_drill_checks(context, result)
+    alert_failed_drill_checks(context, result, keys.store)
 
 
 def drill_metadata(result: DrillResult) -> dict:

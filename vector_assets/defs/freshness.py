@@ -17,6 +17,7 @@ import dagster as dg
 
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError
+from vector_assets.core.stores import Store
 from vector_assets.core.sets.naming import timestamp_time
 from vector_assets.core.units import human_duration
 from vector_assets.defs.alerts import NO_SET, alert_failed_check, alert_failed_check_without_run
@@ -108,13 +109,13 @@ def freshness_evaluations(
     return evaluations
 
 
-def alert_stale(log, sensor: str, evaluations: list[dg.AssetCheckEvaluation]) -> None:
+def alert_stale(log, sensor: str, evaluations: list[dg.AssetCheckEvaluation], store: Store) -> None:
     for evaluation in evaluations:
         if not evaluation.passed:
             newest = evaluation.metadata.get("newest_set")
             alert_failed_check_without_run(
                 log, sensor, newest.value if newest is not None else NO_SET, evaluation.asset_key,
-                FRESHNESS_CHECK, evaluation.description or "stale",
+                FRESHNESS_CHECK, evaluation.description or "stale", store,
             )
 
 
@@ -148,7 +149,7 @@ def freshness_checks(keys: StoreKeys) -> dg.AssetChecksDefinition:
             result = freshness_result(check_key.asset_key, key, max_age, now)
             if not result.passed:
                 alert_failed_check(context, key or NO_SET, f"{check_key.asset_key.to_user_string()} {FRESHNESS_CHECK}",
-                                   result.description or "stale")
+                                   result.description or "stale", keys.store)
             yield result
 
     return backup_freshness_checks
@@ -180,7 +181,7 @@ def freshness_sensor(keys: StoreKeys, checks: dg.AssetChecksDefinition) -> dg.Se
         evaluations = freshness_evaluations(context.instance, newest_sets(context.instance, keys), max_age, time.time())
         if not evaluations:
             return dg.SkipReason("no backup asset's newest set or freshness changed")
-        alert_stale(context.log, sensor_name, evaluations)
+        alert_stale(context.log, sensor_name, evaluations, keys.store)
         return dg.SensorResult(
             asset_events=evaluations,
             skip_reason="recorded without a run: " + "; ".join(

@@ -7,7 +7,7 @@ import dagster as dg
 
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.stores import Store
-from vector_assets.defs.alerts import vector_alert_sensor
+from vector_assets.defs.alerts import alert_sensor
 from vector_assets.defs.backup import backup_definitions
 from vector_assets.defs.checks import check_definitions, check_job
 from vector_assets.defs.discovery import discovery_definitions
@@ -43,5 +43,7 @@ def declared_store_definitions(declaration: StoreDeclaration) -> dg.Definitions:
 
 def code_location_definitions(stores: Sequence[Store | StoreDeclaration]) -> dg.Definitions:
     declarations = [store if isinstance(store, StoreDeclaration) else StoreDeclaration(store) for store in stores]
-    shared = dg.Definitions(resources=default_resources(), sensors=[vector_alert_sensor])
-    return dg.Definitions.merge(shared, *(declared_store_definitions(declaration) for declaration in declarations))
+    built = [(declaration.store, declared_store_definitions(declaration)) for declaration in declarations]
+    stores_by_job = {job.name: store for store, definitions in built for job in definitions.jobs or ()}
+    shared = dg.Definitions(resources=default_resources(), sensors=[alert_sensor(stores_by_job)])
+    return dg.Definitions.merge(shared, *(definitions for _, definitions in built))
