@@ -46,27 +46,24 @@ class VectorStoreScaffolder(dg.Scaffolder[StoreScaffoldParams]):
 
 def starter_file(name: str, params: StoreScaffoldParams) -> str:
     dsn_env = params.dsn_env or f"{name.upper()}_PG_DSN"
-    tables = f"  tables: [{', '.join(params.tables)}]\n" if params.tables else (
-        "  # tables: [schema.table, ...]   # required for every layout but langchain\n"
-    )
-    return (
-        f"type: vector_assets.VectorStore\n"
-        f"attributes:\n"
-        f"  name: {name}                      # letters, digits, _ ; unique\n"
-        f"  dsn_env: {dsn_env}              # the NAME of the variable holding the DSN; never a DSN\n"
-        f"  layout: {params.layout}                # {' | '.join(LAYOUTS)}\n"
-        f"{tables}"
-        f"  # Left out, each setting is the environment's (VECTOR_ASSETS_*); the root is <VECTOR_ASSETS_ROOT>/{name}.\n"
-        f"  # root: s3://bucket/{name}\n"
-        f"  # offsite_root: s3://offsite-bucket/{name}\n"
-        f"  # format: csv.zst\n"
-        f"  # backup_cron: \"0 2 * * *\"\n"
-        f"  # incremental_cron, drill_cron, prune_cron, replicate_cron\n"
-        f"  # keep_daily: 7            # keep_weekly, keep_monthly, offsite_keep_*, keep_truncated_days\n"
-        f"  # rto_targets: \"1GB=5m,10GB=30m,*=2h\"\n"
-        f"  # backup_max_age: 26h\n"
-        f"  # restore_targets: [{name.upper()}_SCRATCH_DSN]\n"
-    )
+    tables = f"[{', '.join(params.tables)}]" if params.tables else None
+    lines = [
+        _line("name", name, "letters, digits, _ ; unique"),
+        _line("dsn_env", dsn_env, "the NAME of the variable holding the DSN; never a DSN"),
+        _line("layout", params.layout, " | ".join(LAYOUTS)),
+        _line("tables", tables, "required for every layout but langchain")
+        if tables else _line("# tables", "[schema.table, ...]", "required for every layout but langchain"),
+        f"  # Left out, a setting is the environment's (VECTOR_ASSETS_*); the root is <VECTOR_ASSETS_ROOT>/{name}.",
+        f"  # root: s3://bucket/{name}",
+        "  # offsite_root, format, backup_cron, incremental_cron, drill_cron, prune_cron, replicate_cron,",
+        "  # keep_daily, keep_weekly, keep_monthly, offsite_keep_daily, offsite_keep_weekly, offsite_keep_monthly,",
+        "  # keep_truncated_days, rto_targets, backup_max_age, restore_targets, alert_webhook_env",
+    ]
+    return "type: vector_assets.VectorStore\nattributes:\n" + "\n".join(lines) + "\n"
+
+
+def _line(key: str, value: str, comment: str) -> str:
+    return f"  {key}: {value}".ljust(34) + f"# {comment}"
 
 
 @dg.scaffold_with(VectorStoreScaffolder)
@@ -98,6 +95,7 @@ class VectorStore(dg.Component, dg.Model, dg.Resolvable):
     rto_targets: str | None = None
     backup_max_age: str | int | None = None
     restore_targets: list[str] | str | None = None
+    alert_webhook_env: str | None = None
 
     @classmethod
     def model(cls) -> type[BaseModel]:
