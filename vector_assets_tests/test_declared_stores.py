@@ -201,6 +201,28 @@ def test_dg_scaffolds_a_store_whose_file_then_loads(project_copy, monkeypatch):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+LOAD_STORES_AS_COMPONENTS = (
+    "from pathlib import Path\nimport dagster as dg\n"
+    "defs = dg.load_from_defs_folder(path_within_project=Path('vector_assets/defs/stores'))\n"
+    "print(sorted(job.name for job in defs.jobs))"
+)
+
+
+def test_the_component_built_by_dagsters_own_loader_checks_its_file_the_same_way(project_copy):
+    stores = project_copy / "vector_assets" / "defs" / "stores"
+    declare(stores, "docs", dsn_env="DOCS_PG_DSN", layout="langchain")
+    bad = declare(stores, "other", dsn_env="OTHER_PG_DSN", layout="chroma")
+    run = [sys.executable, "-c", LOAD_STORES_AS_COMPONENTS]
+    environment = {**os.environ, "PYTHONPATH": str(project_copy)}
+    refused = subprocess.run(run, cwd=project_copy, capture_output=True, text=True, env=environment)
+    assert refused.returncode != 0
+    assert f"{bad.relative_to(project_copy)}: layout: 'chroma' is not one of langchain," in refused.stderr
+    declare(stores, "other", dsn_env="OTHER_PG_DSN", layout="langchain")
+    built = subprocess.run(run, cwd=project_copy, capture_output=True, text=True, env=environment)
+    assert built.returncode == 0, built.stderr
+    assert "'docs_backup_vector_tables'" in built.stdout and "'other_backup_vector_tables'" in built.stdout
+
+
 @pytest.fixture
 def docs_db(second_db) -> str:
     fill_store(second_db, embeddings=120)
