@@ -133,7 +133,8 @@ STORE_SETTINGS: dict[str, Setting] = {
     "offsite_keep_daily": OFFSITE_KEEP_DAILY, "offsite_keep_weekly": OFFSITE_KEEP_WEEKLY,
     "offsite_keep_monthly": OFFSITE_KEEP_MONTHLY, "keep_truncated_days": KEEP_TRUNCATED_DAYS,
     "rto_targets": RTO_TARGETS, "backup_max_age": BACKUP_MAX_AGE, "restore_targets": RESTORE_TARGETS,
-    "alert_webhook_env": ALERT_WEBHOOK_ENV,
+    "alert_webhook_env": ALERT_WEBHOOK_ENV, "recall_target": RECALL_TARGET, "recall_queries": RECALL_QUERIES,
+    "recall_k": RECALL_K, "iterative_scan": ITERATIVE_SCAN,
 }
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 

@@ -223,6 +223,7 @@ _VALUE_CHECKS = {
     "backup_max_age": settings.BACKUP_MAX_AGE.seconds,
     "restore_targets": settings.restore_target_names,
     "alert_webhook_env": settings.alert_webhook,
+    **dict.fromkeys(("recall_target", "recall_queries", "recall_k", "iterative_scan"), settings.recall_settings),
     **{attribute: settings.STORE_SETTINGS[attribute].count for attribute in COUNTS},
 }  # the crons are checked where the schedules are built, by Dagster's own rule
 

@@ -57,7 +57,8 @@ def starter_file(name: str, params: StoreScaffoldParams) -> str:
         f"  # root: s3://bucket/{name}",
         "  # offsite_root, format, backup_cron, incremental_cron, drill_cron, prune_cron, replicate_cron,",
         "  # keep_daily, keep_weekly, keep_monthly, offsite_keep_daily, offsite_keep_weekly, offsite_keep_monthly,",
-        "  # keep_truncated_days, rto_targets, backup_max_age, restore_targets, alert_webhook_env",
+        "  # keep_truncated_days, rto_targets, backup_max_age, restore_targets, alert_webhook_env,",
+        "  # recall_target, recall_queries, recall_k, iterative_scan",
     ]
     return "type: vector_assets.VectorStore\nattributes:\n" + "\n".join(lines) + "\n"
 
@@ -96,6 +97,10 @@ class VectorStore(dg.Component, dg.Model, dg.Resolvable):
     backup_max_age: str | int | None = None
     restore_targets: list[str] | str | None = None
     alert_webhook_env: str | None = None
+    recall_target: str | float | None = None
+    recall_queries: Count = None
+    recall_k: Count = None
+    iterative_scan: str | None = None
 
     @classmethod
     def model(cls) -> type[BaseModel]:
