@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 from vector_assets.core.environment import Setting
 from vector_assets.core.errors import ConfigError
@@ -17,6 +18,7 @@ from vector_assets.core.ops.drill import RecallSettings
 from vector_assets.core.pg.index_builds import IndexBuildSettings
 from vector_assets.core.pg.search_quality import ITERATIVE_SCANS
 from vector_assets.core.rto import RtoTarget, parse_rto_targets
+from vector_assets.core.sets.encryption import IdentityFile, Recipients
 from vector_assets.core.sets.object_store import OBJECT_STORE_SETTINGS  # the variables obstore reads
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.stores import Store, langchain_store
@@ -110,6 +112,15 @@ STORES_DIR = Setting(
     "VECTOR_ASSETS_STORES_DIR", "",
     "a folder of declared stores (<name>/defs.yaml), read instead of the package's vector_assets/defs/stores/",
 )
+ENCRYPT_TO = Setting(
+    "VECTOR_ASSETS_ENCRYPT_TO", "",
+    "age recipients (public keys, age1…; commas or spaces between) every new set is encrypted to; empty: sets are not encrypted",
+)
+IDENTITY_FILE = Setting(
+    "VECTOR_ASSETS_IDENTITY_FILE", "",
+    "path of the age identity file (AGE-SECRET-KEY-1…) that restores, drills and content checks decrypt sets with; "
+    "read only then, never shown",
+)
 PROGRESS_INTERVAL = Setting(
     "VECTOR_ASSETS_PROGRESS_INTERVAL", "5", "seconds between progress lines of a COPY or an index build in the run log"
 )
@@ -120,7 +131,7 @@ ALL_SETTINGS = (
     OFFSITE_KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, FORMAT, PART_SIZE_MB, PARALLEL_PARTS,
     PROGRESS_INTERVAL, ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL, RTO_TARGETS,
     INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS, KEEP_TRUNCATED_DAYS, RECALL_TARGET, RECALL_QUERIES, RECALL_K, ITERATIVE_SCAN,
-    STORES_DIR, ALERT_WEBHOOK_ENV, *OBJECT_STORE_SETTINGS,
+    STORES_DIR, ALERT_WEBHOOK_ENV, ENCRYPT_TO, IDENTITY_FILE, *OBJECT_STORE_SETTINGS,
 )
 
 # What a store's defs.yaml may set besides its name, database, layout and tables: each attribute
@@ -269,3 +280,15 @@ def retention_policy(environ: Mapping[str, str] | None = None, offsite: bool = F
     daily, weekly, monthly = (setting.count(environ) for setting in (OFFSITE_KEEP_COUNTS if offsite else KEEP_COUNTS))
     days = KEEP_TRUNCATED_DAYS.count(environ) if KEEP_TRUNCATED_DAYS.get(environ) else None
     return RetentionPolicy(keep_daily=daily, keep_weekly=weekly, keep_monthly=monthly, keep_truncated_days=days)
+
+
+def encryption_recipients(environ: Mapping[str, str] | None = None) -> Recipients | None:
+    """VECTOR_ASSETS_ENCRYPT_TO, checked (a bad recipient is named by its position); ``None``
+    when it is empty and sets are not encrypted."""
+    return Recipients.parse(ENCRYPT_TO.get(environ), ENCRYPT_TO.name)
+
+
+def identity_file(environ: Mapping[str, str] | None = None) -> IdentityFile:
+    """Where the identity is, not the identity: the file is read only when a set is decrypted."""
+    path = IDENTITY_FILE.get(environ)
+    return IdentityFile(Path(path).expanduser() if path else None, IDENTITY_FILE.name)

@@ -37,6 +37,10 @@ class PathOutsideRootError(ConfigError):
     """A path resolves outside the backup root."""
 
 
+class IdentityError(ConfigError):
+    """An encrypted set's file needs an identity that is not given, or not one it is encrypted to."""
+
+
 class DatabaseUnreachableError(VectorAssetsError):
     """The database could not be reached; trying again later may work."""
 
