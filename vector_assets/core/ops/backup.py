@@ -16,6 +16,7 @@ from vector_assets.core.pg.connection import (
 )
 from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.sets.catalog import NewestBackup, newest_backup_in
+from vector_assets.core.sets.encryption import EncryptionKeys
 from vector_assets.core.sets.formats import CSV, set_format
 from vector_assets.core.sets.increments import ParentChoice, choose_parent, schema_problem
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
@@ -43,6 +44,7 @@ class BackupRequest:
     kind: str = FULL  # or INCREMENTAL: only what changed since the newest set in the location
     row_index: bool | None = None  # write the row index increments compare with; None: see wants_row_index
     store: Store = field(default_factory=langchain_store)
+    encryption: EncryptionKeys = EncryptionKeys()  # recipients to encrypt to; an increment reads its parent's index
 
     def __post_init__(self) -> None:
         set_format(self.format)
@@ -65,18 +67,22 @@ def run_backup(request: BackupRequest) -> BackupResult:
     folder = request.location.folder(request.root)
     with writing_to(folder):
         folder.prepare()
-        names = folder.names()  # listed once: for the timestamp, the parent and the row index
+        names = folder.names()  # listed once: for the recipients, the timestamp, the parent and the row index
+        recipients = request.encryption.recipients_for(folder, names=names)
         timestamp = free_timestamp(folder, request.timestamp, names)
     looks_back = request.kind == INCREMENTAL or request.row_index is None
     newest = newest_backup_in(folder, names) if looks_back else None
-    choice = choose_parent(folder, request.tables, newest) if request.kind == INCREMENTAL else ParentChoice(None, None)
+    choice = (
+        choose_parent(folder, request.tables, newest, request.encryption.identity_file)
+        if request.kind == INCREMENTAL else ParentChoice(None, None)
+    )
     conn = connect(request.dsn)
     try:
         with database_errors(conn, "during the backup"), snapshot_transaction(conn) as cursor:
             target = SetTarget(
                 folder, request.location, timestamp, describe_dsn(request.dsn).as_dict(),
                 format=request.format, parts=request.parts, dsn=request.dsn, progress=request.progress,
-                kind=FULL, row_index=wants_row_index(request, newest),
+                kind=FULL, row_index=wants_row_index(request, newest), encrypt_to=recipients, keys=request.encryption,
             )
             target = settle_kind(cursor, target, request, choice)
             return write_set(cursor, target, request.tables)

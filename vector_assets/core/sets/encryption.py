@@ -22,13 +22,19 @@ import io
 import queue
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from vector_assets.core.errors import BackupFileError, ConfigError, IdentityError
 from vector_assets.core.hashing import Sha256Stream
 from vector_assets.core.pg.copy import Sink
+
+if TYPE_CHECKING:
+    from vector_assets.core.sets.manifest import Manifest, StoredBytes
+    from vector_assets.core.sets.roots import SetFolder
+    from vector_assets.core.sets.storage import HashingWriter
 
 AGE_SUFFIX = ".age"
 STREAM_CHUNK_BYTES = 1 << 20
@@ -149,6 +155,62 @@ class IdentityFile:
             raise ConfigError(f"the file named by {self.source} is not a text age identity file") from None
 
 
+@dataclass(frozen=True)
+class EncryptedFile:
+    """How a stored file is encrypted: the recipients it opens for, and what it holds once
+    decrypted (``age -d``), so a restore checks the plaintext as well as the stored bytes."""
+
+    recipients: tuple[str, ...]
+    plaintext_sha256: str
+    plaintext_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"encrypted_to": list(self.recipients), "plaintext_sha256": self.plaintext_sha256,
+                "plaintext_bytes": self.plaintext_bytes}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EncryptedFile | None:
+        if not data.get("encrypted_to"):
+            return None
+        return cls(tuple(str(key) for key in data["encrypted_to"]), str(data["plaintext_sha256"]), int(data["plaintext_bytes"]))
+
+
+
+@dataclass(frozen=True)
+class EncryptionKeys:
+    """What a command is given to encrypt what it writes and decrypt what it reads: the recipients
+    (public), where the identity is (read only when an encrypted file is read), and whether a
+    plaintext set may join a location that holds encrypted ones. The CLI and the Dagster layer
+    build it from the settings; ``encrypt_to_setting`` names where recipients come from, in
+    messages."""
+
+    encrypt_to: Recipients | None = None
+    identity_file: IdentityFile = IdentityFile(None, "VECTOR_ASSETS_IDENTITY_FILE")
+    allow_plaintext: bool = False
+    encrypt_to_setting: str = "VECTOR_ASSETS_ENCRYPT_TO"
+
+    def recipients_for(
+        self, folder: SetFolder, like: tuple[str, ...] = (), names: list[str] | None = None
+    ) -> Recipients | None:
+        """The recipients a new set in ``folder`` is encrypted to: ``encrypt_to``, else ``like``
+        (a safety set is encrypted to the recipients of the set being restored). Refuses, before
+        anything is written, a plaintext set beside encrypted ones unless ``allow_plaintext`` says
+        so: a missing setting must never quietly downgrade a location."""
+        if self.encrypt_to is not None:
+            return self.encrypt_to
+        if like:
+            return Recipients(like)
+        if self.allow_plaintext:
+            return None
+        names = (folder.names() if folder.exists() else []) if names is None else names
+        if any(is_encrypted_name(name) for name in names):
+            raise ConfigError(
+                f"{folder} holds encrypted sets, and {self.encrypt_to_setting} is empty, so this set would be plaintext; "
+                f"set {self.encrypt_to_setting}, or allow_plaintext to write it unencrypted"
+            )
+        return None
+
+
 class EncryptingSink:
     """What the (compressed) stream of a data file is written into: it leaves as one age file,
     encrypted to ``recipients``, written into ``stored`` (the storage's hashing writer).
@@ -234,9 +296,14 @@ class DecryptingReader(io.RawIOBase):
     thread early.
     """
 
-    def __init__(self, stored: BinaryIO, identities: list[Any], name: str, identity_source: str) -> None:
+    def __init__(
+        self, stored: BinaryIO, identities: list[Any], name: str, identity_source: str,
+        expected: StoredBytes | None = None, owns_stored: bool = False,
+    ) -> None:
         super().__init__()
         self._name = name
+        self._expected = expected
+        self._stored_handle = stored if owns_stored else None
         self._identity_source = identity_source
         self._stored = _HashingSource(stored)
         self._plain = Sha256Stream()
@@ -255,9 +322,10 @@ class DecryptingReader(io.RawIOBase):
         return True
 
     def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(STREAM_CHUNK_BYTES), b""))
         if not self._buffer and not self._ended:
             self._next_chunk()
-        size = len(self._buffer) if size is None or size < 0 else size
         chunk, self._buffer = bytes(self._buffer[:size]), self._buffer[size:]
         return chunk
 
@@ -271,6 +339,8 @@ class DecryptingReader(io.RawIOBase):
             self._cancelled.set()
             _empty(self._chunks)
             self._thread.join()
+            if self._stored_handle is not None:
+                self._stored_handle.close()
         super().close()
 
     @property
@@ -294,9 +364,19 @@ class DecryptingReader(io.RawIOBase):
             self._thread.join()
             if self._error is not None:
                 raise self._error
+            self._check_against_manifest()
             return
         self._plain.update(chunk)
         self._buffer = memoryview(chunk)
+
+    def _check_against_manifest(self) -> None:
+        expected = self._expected
+        if expected is None:
+            return
+        if (self.stored_bytes, self.stored_sha256()) != (expected.bytes, expected.sha256):
+            raise BackupFileError(f"{self._name} sha256 does not match the manifest (as stored)")
+        if self.plaintext_sha256() != expected.plain_sha256:
+            raise BackupFileError(f"{self._name} sha256 does not match the manifest (decrypted)")
 
     def _put(self, chunk: bytes | None) -> None:
         while not self._cancelled.is_set():
@@ -333,6 +413,97 @@ class DecryptingReader(io.RawIOBase):
         if isinstance(error, OSError):  # a payload chunk that does not authenticate, or ends too soon
             return BackupFileError(f"{self._name} is damaged or cut short: its encrypted data does not authenticate")
         return BackupFileError(f"{self._name} is not a whole age file ({text})")
+
+
+class EncryptingWriter:
+    """A set's file stored as an age file: the storage writer's calls (``write``, ``finish``,
+    ``publish``, ``abandon``), ``finish`` giving the stored bytes' (size, sha256) as a plain
+    writer does, and ``encrypted`` the manifest's record of it once finished."""
+
+    def __init__(self, stored: HashingWriter, recipients: Recipients, name: str) -> None:
+        self._stored = stored
+        self._recipients = recipients
+        self._sink = EncryptingSink(recipients, stored, name)
+        self.encrypted: EncryptedFile | None = None
+
+    def write(self, data: bytes) -> int:
+        return self._sink.write(data)
+
+    def finish(self) -> tuple[int, str]:
+        plaintext_bytes, plaintext_sha256 = self._sink.finish()
+        stored = self._stored.finish()
+        self.encrypted = EncryptedFile(self._recipients.keys, plaintext_sha256, plaintext_bytes)
+        return stored
+
+    def publish(self) -> None:
+        self._stored.publish()
+
+    def abandon(self) -> None:
+        self._sink.abandon()
+        self._stored.abandon()
+
+
+def open_set_writer(folder: SetFolder, name: str, recipients: Recipients | None) -> HashingWriter | EncryptingWriter:
+    """The writer of a set's file: plain, or encrypting to ``recipients`` (name it with
+    ``encrypted_name``)."""
+    writer = folder.open_writer(name)
+    return writer if recipients is None else EncryptingWriter(writer, recipients, name)
+
+
+def encryption_of(writer: HashingWriter | EncryptingWriter) -> EncryptedFile | None:
+    return writer.encrypted if isinstance(writer, EncryptingWriter) else None
+
+
+def name_for(name: str, recipients: Recipients | None) -> str:
+    """A set file's name: ``.age`` added when it is encrypted."""
+    return name if recipients is None else encrypted_name(name)
+
+
+class DecryptingFolder:
+    """A set's folder read with an identity: ``open_reader`` of a file the manifest records as
+    encrypted gives its plaintext, and at its end checks the stored bytes and the plaintext
+    against that record; everything else is the folder's own. The identity file is read at the
+    first encrypted file, so a plaintext set never needs it."""
+
+    def __init__(self, folder: SetFolder, records: Mapping[str, StoredBytes], identity_file: IdentityFile) -> None:
+        self._folder = folder
+        self._records = records
+        self._identity_file = identity_file
+        self._identities: list[Any] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._folder, name)
+
+    def __str__(self) -> str:
+        return str(self._folder)
+
+    def unlock(self) -> None:
+        """Read the identity and open the first encrypted file's header, if the set has one: a
+        missing or wrong identity fails here, before a command changes anything."""
+        name = next((name for name, record in self._records.items() if record.encrypted is not None), None)
+        if name is not None:
+            with self.open_reader(name) as reader:
+                reader.read(1)
+
+    def open_reader(self, name: str) -> BinaryIO:
+        record = self._records.get(name)
+        if record is None or record.encrypted is None:
+            return self._folder.open_reader(name)
+        if self._identities is None:
+            self._identities = self._identity_file.load()
+        return DecryptingReader(
+            self._folder.open_reader(name), self._identities, name, self._identity_file.source, expected=record, owns_stored=True
+        )
+
+
+def decrypting(folder: SetFolder, manifests: list[Manifest | None] | Manifest | None, identity_file: IdentityFile) -> DecryptingFolder:
+    """A folder whose sets' encrypted files read as their plaintext: one set's (a legacy set has
+    none), or an increment's chain's."""
+    records: dict[str, StoredBytes] = {}
+    for manifest in manifests if isinstance(manifests, list) else [manifests]:
+        if manifest is not None:
+            records.update(manifest.file_records())
+    return DecryptingFolder(folder, records, identity_file)
 
 
 class _Cancelled(Exception):

@@ -27,6 +27,7 @@ import zstandard
 from vector_assets.core.errors import BackupFileError, ConfigError
 from vector_assets.core.hashing import Sha256Stream
 from vector_assets.core.pg.copy import CSV_OPTIONS
+from vector_assets.core.sets.encryption import plain_name
 from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
 
 if TYPE_CHECKING:
@@ -188,7 +189,9 @@ def set_format(name: str) -> SetFormat:
 
 
 def format_of_file(file_name: str) -> SetFormat:
-    """The format a data file's name says (longest suffix first: ``.csv.zst`` before ``.csv``)."""
+    """The format a data file's name says (longest suffix first: ``.csv.zst`` before ``.csv``),
+    of its plaintext when it is encrypted (``.csv.zst.age``)."""
+    file_name = plain_name(file_name)
     for fmt in sorted(FORMATS.values(), key=lambda f: -len(f.suffix)):
         if file_name.endswith(fmt.suffix):
             return fmt

@@ -21,6 +21,15 @@ from vector_assets.core.pg.catalog import Column, column_names, read_columns
 from vector_assets.core.pg.row_digests import RowKey, copy_row_digests, row_key
 from vector_assets.core.sets.catalog import NewestBackup
 from vector_assets.core.sets.chains import chain_of
+from vector_assets.core.sets.encryption import (
+    EncryptionKeys,
+    IdentityFile,
+    Recipients,
+    decrypting,
+    encryption_of,
+    name_for,
+    open_set_writer,
+)
 from vector_assets.core.sets.formats import CSV_ZST, EncodingSink
 from vector_assets.core.sets.manifest import FilePart, Manifest, RowIndex
 from vector_assets.core.sets.naming import (
@@ -54,7 +63,9 @@ class ParentChoice:
     fallback: str | None  # why there is no usable parent
 
 
-def choose_parent(folder: SetFolder, tables: tuple[str, ...], newest: NewestBackup | None) -> ParentChoice:
+def choose_parent(
+    folder: SetFolder, tables: tuple[str, ...], newest: NewestBackup | None, identity_file: IdentityFile
+) -> ParentChoice:
     """The newest complete set in the folder that is not a safety set (``newest``, from
     ``newest_backup_in``), if an increment can be built on it. A restore's or a truncate's safety
     set carries no row index (it is written under the restore's locks, where every second counts)
@@ -67,6 +78,10 @@ def choose_parent(folder: SetFolder, tables: tuple[str, ...], newest: NewestBack
         return ParentChoice(None, f"the newest set {timestamp} cannot be a parent: {newest.error}")
     if manifest is None:
         return ParentChoice(None, f"the newest set {timestamp} is a legacy set, which has no row index")
+    if manifest.encrypted and identity_file.path is None:
+        return ParentChoice(
+            None, f"the newest set {timestamp} is encrypted, and reading its row index needs the identity ({identity_file.source} is not set)"
+        )
     try:
         chain_of(folder, timestamp, manifest)
     except BrokenChainError as error:
@@ -117,12 +132,12 @@ class IndexedTable:
 
 def write_row_index(
     cursor: psycopg2.extensions.cursor, folder: SetFolder, timestamp: str, table: str, key: RowKey,
-    columns: list[Column], written: list[str],
+    columns: list[Column], written: list[str], recipients: Recipients | None,
 ) -> IndexedTable:
     """The row index of a set that is no increment: every row's key and digest."""
-    name = row_index_file_name(table, timestamp)
+    name = name_for(row_index_file_name(table, timestamp), recipients)
     written += [tmp_name(name), name]
-    writer = folder.open_writer(name)
+    writer = open_set_writer(folder, name, recipients)
     try:
         merge = RowIndexMerge(writer)
         copy_row_digests(cursor, table, column_names(columns), key, merge)
@@ -131,24 +146,27 @@ def write_row_index(
     except BaseException:
         writer.abandon()
         raise
-    index = RowIndex(name, counts.rows, byte_count, sha256, key.column, counts.content_digest)
+    index = RowIndex(name, counts.rows, byte_count, sha256, key.column, counts.content_digest, encryption_of(writer))
     return IndexedTable(index, counts, [writer])
 
 
 def write_changes(
     cursor: psycopg2.extensions.cursor, folder: SetFolder, timestamp: str, table: str, parent: Parent,
-    columns: list[Column], written: list[str], spool: BinaryIO,
+    columns: list[Column], written: list[str], spool: BinaryIO, keys: EncryptionKeys, recipients: Recipients | None,
 ) -> IndexedTable:
     """Merge the table's digests with the parent's index: the new index, the deleted keys, and
     the keys to export spooled (escaped, one a line) for the set writer to export."""
     key = row_key(cursor, table)
     parent_index = parent.manifest.tables[table].rows_index
-    index_name, deleted_name = row_index_file_name(table, timestamp), deleted_keys_file_name(table, timestamp)
+    index_name = name_for(row_index_file_name(table, timestamp), recipients)
+    deleted_name = name_for(deleted_keys_file_name(table, timestamp), recipients)
     written += [tmp_name(index_name), index_name, tmp_name(deleted_name), deleted_name]
-    index_writer, deleted_writer = folder.open_writer(index_name), folder.open_writer(deleted_name)
+    index_writer = open_set_writer(folder, index_name, recipients)
+    deleted_writer = open_set_writer(folder, deleted_name, recipients)
+    parent_folder = decrypting(folder, parent.manifest, keys.identity_file)
     try:
         deleted = EncodingSink(CSV_ZST, deleted_writer)
-        merge = RowIndexMerge(index_writer, read_row_index(folder, parent_index.file), spool, deleted)
+        merge = RowIndexMerge(index_writer, read_row_index(parent_folder, parent_index.file), spool, deleted)
         copy_row_digests(cursor, table, column_names(columns), key, merge)
         counts = merge.finish()
         deleted.finish()
@@ -158,17 +176,19 @@ def write_changes(
         index_writer.abandon()
         deleted_writer.abandon()
         raise
-    index = RowIndex(index_name, counts.rows, index_bytes, index_sha256, key.column, counts.content_digest)
-    deleted_part = FilePart(deleted_name, counts.deleted, deleted_bytes, deleted_sha256)
+    index = RowIndex(index_name, counts.rows, index_bytes, index_sha256, key.column, counts.content_digest,
+                     encryption_of(index_writer))
+    deleted_part = FilePart(deleted_name, counts.deleted, deleted_bytes, deleted_sha256, encryption_of(deleted_writer))
     return IndexedTable(index, counts, [index_writer, deleted_writer], deleted_part, key)
 
 
-def changed_row_files(table: str, timestamp: str, format_name: str, rows: int) -> list[str]:
+def changed_row_files(table: str, timestamp: str, format_name: str, rows: int, recipients: Recipients | None) -> list[str]:
     """One data file for the rows to export, or parts of KEYS_PER_PART keys each."""
     parts = max(1, math.ceil(rows / KEYS_PER_PART))
     if parts == 1:
-        return [data_file_name(table, timestamp, format_name, changes=True)]
-    return [data_file_name(table, timestamp, format_name, part, changes=True) for part in range(1, parts + 1)]
+        return [name_for(data_file_name(table, timestamp, format_name, changes=True), recipients)]
+    return [name_for(data_file_name(table, timestamp, format_name, part, changes=True), recipients)
+            for part in range(1, parts + 1)]
 
 
 def key_batches_for(spool: BinaryIO, files: int) -> Iterator[list[str]]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from vector_assets.core.errors import ManifestError
 from vector_assets.core.pg.catalog import Column, GeneratedColumn
 from vector_assets.core.pg.ddl import TableDefinition
+from vector_assets.core.sets.encryption import EncryptedFile
 from vector_assets.core.sets.formats import CSV, set_format
 
 if TYPE_CHECKING:
@@ -30,22 +31,46 @@ PRE_TRUNCATE = "pre_truncate"
 INCREMENTAL = "incremental"  # only the rows changed since its parent set, and the keys deleted
 SET_KINDS = (FULL, INCREMENTAL, PRE_RESTORE, PRE_TRUNCATE)
 SAFETY_KINDS = (PRE_RESTORE, PRE_TRUNCATE)  # written of what a restore or a truncate was about to change
-KNOWN_FORMAT_VERSIONS = (1, 2, 3)
+# Version 4: files encrypted (age); older readers would take them for plaintext, so they must refuse it.
+ENCRYPTED_VERSION = 4
+KNOWN_FORMAT_VERSIONS = (1, 2, 3, 4)
 CSV_FORMAT = CSV.name  # what a manifest that names no format (version 1) means
 
 
+class StoredBytes:
+    """What a file's record says about its bytes as stored (``bytes``, ``sha256``: what verify and
+    replication compare) and as read (``plain_*``: decrypted, if the file is encrypted)."""
+
+    bytes: int
+    sha256: str
+    encrypted: EncryptedFile | None
+
+    @property
+    def plain_sha256(self) -> str:
+        return self.encrypted.plaintext_sha256 if self.encrypted else self.sha256
+
+    @property
+    def plain_bytes(self) -> int:
+        return self.encrypted.plaintext_bytes if self.encrypted else self.bytes
+
+
 @dataclass(frozen=True)
-class FilePart:
+class FilePart(StoredBytes):
     """One data file: a whole table, or one part of a table exported in parts."""
 
     file: str
     rows: int
     bytes: int
     sha256: str
+    encrypted: EncryptedFile | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256,
+                **(self.encrypted.to_json() if self.encrypted else {})}
 
 
 @dataclass(frozen=True)
-class RowIndex:
+class RowIndex(StoredBytes):
     """A set's key -> row digest file, sorted by key, covering every row of the table at the
     set's snapshot; ``content_digest`` sums the row digests, so a restored chain can be compared
     with the table as it was, and ``key`` names the key column it is sorted on."""
@@ -56,12 +81,18 @@ class RowIndex:
     sha256: str
     key: str
     content_digest: str
+    encrypted: EncryptedFile | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body = {"file": self.file, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256, "key": self.key,
+                "content_digest": self.content_digest}
+        return {**body, **(self.encrypted.to_json() if self.encrypted else {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RowIndex:
         return cls(
             str(data["file"]), int(data["rows"]), int(data["bytes"]), str(data["sha256"]),
-            str(data["key"]), str(data["content_digest"]),
+            str(data["key"]), str(data["content_digest"]), EncryptedFile.from_json(data),
         )
 
 
@@ -81,6 +112,7 @@ class TableFile:
     copy_seconds: float | None = None  # this table's own COPY; None in sets from before 0.3
     rows_index: RowIndex | None = None  # key -> row digest of every row; what the next increment compares
     deleted_keys: FilePart | None = None  # an increment's keys deleted since its parent
+    encrypted: EncryptedFile | None = None  # the one data file's, when the table is not in parts
 
     @property
     def rows_after(self) -> int:
@@ -96,7 +128,14 @@ class TableFile:
     @property
     def pieces(self) -> list[FilePart]:
         """The table's data files in load order: its parts, or its one file."""
-        return self.parts or [FilePart(self.file, self.rows, self.bytes, self.sha256)]
+        return self.parts or [FilePart(self.file, self.rows, self.bytes, self.sha256, self.encrypted)]
+
+    @property
+    def encrypted_files(self) -> list[EncryptedFile]:
+        records = [piece.encrypted for piece in self.pieces] + [
+            extra.encrypted for extra in (self.rows_index, self.deleted_keys) if extra is not None
+        ]
+        return [record for record in records if record is not None]
 
     def to_json(self) -> dict[str, Any]:
         body = {
@@ -104,20 +143,21 @@ class TableFile:
             "rows": self.rows,
             "bytes": self.bytes,
             "sha256": self.sha256,
+            **(self.encrypted.to_json() if self.encrypted else {}),
             "columns": [asdict(column) for column in self.columns],
             "generated_columns": [asdict(column) for column in self.generated_columns],
         }
         if self.definition is not None:
             body["definition"] = self.definition.to_json()
         if self.parts:
-            body["parts"] = [asdict(part) for part in self.parts]
+            body["parts"] = [part.to_json() for part in self.parts]
         if self.copy_seconds is not None:
             body["copy_seconds"] = round(self.copy_seconds, 3)
         if self.rows_index is not None:
-            body["rows_index"] = asdict(self.rows_index)
+            body["rows_index"] = self.rows_index.to_json()
             body["rows_after"] = self.rows_index.rows
         if self.deleted_keys is not None:
-            body["deleted_keys"] = asdict(self.deleted_keys)
+            body["deleted_keys"] = self.deleted_keys.to_json()
         return body
 
     @classmethod
@@ -135,11 +175,12 @@ class TableFile:
             copy_seconds=float(data["copy_seconds"]) if data.get("copy_seconds") is not None else None,
             rows_index=RowIndex.from_json(data["rows_index"]) if data.get("rows_index") else None,
             deleted_keys=_file_part(data["deleted_keys"]) if data.get("deleted_keys") else None,
+            encrypted=EncryptedFile.from_json(data),
         )
 
 
 def _file_part(data: dict[str, Any]) -> FilePart:
-    return FilePart(str(data["file"]), int(data["rows"]), int(data["bytes"]), str(data["sha256"]))
+    return FilePart(str(data["file"]), int(data["rows"]), int(data["bytes"]), str(data["sha256"]), EncryptedFile.from_json(data))
 
 
 @dataclass(frozen=True)
@@ -167,6 +208,22 @@ class Manifest:
     @property
     def is_increment(self) -> bool:
         return self.kind == INCREMENTAL
+
+    def file_records(self) -> dict[str, StoredBytes]:
+        """Each stored file of the set by name: what was recorded about its bytes."""
+        return {piece.file: piece for entry in self.tables.values() for piece in
+                [*entry.pieces, *(extra for extra in (entry.rows_index, entry.deleted_keys) if extra is not None)]}
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """Every recipient some file of the set is encrypted to; empty for a plaintext set. Public
+        keys: the inventory shows which identity a set needs without reading a file."""
+        keys = (key for entry in self.tables.values() for record in entry.encrypted_files for key in record.recipients)
+        return tuple(dict.fromkeys(keys))
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.recipients)
 
     def to_json(self) -> str:
         body = {

@@ -33,6 +33,7 @@ from vector_assets.core.errors import (
     InvalidTimestampError,
     PathOutsideRootError,
 )
+from vector_assets.core.sets.encryption import AGE_SUFFIX
 from vector_assets.core.sets.formats import FormatNames, format_names
 from vector_assets.core.tables import LEGACY_TABLES
 
@@ -58,13 +59,15 @@ CHANGES_INFIX = "changes"
 @functools.lru_cache(maxsize=4)
 def newer_data_file(formats: FormatNames) -> re.Pattern[str]:
     """A data file of the newer formats, whole or in parts, an increment's changed rows in any
-    format, or a row index or deleted keys file. A full set's plain CSV stays one file per table.
-    Spelled from the formats registered (``format_names()``), so a new format is recognised."""
+    format, or a row index or deleted keys file, each encrypted (``.age``) or not; or a full set's
+    CSV encrypted. A full set's plain CSV stays one file per table. Spelled from the formats
+    registered (``format_names()``), so a new format is recognised."""
     return re.compile(
         r"(?:" + "|".join(LEGACY_TABLES) + r")_(?P<ts>\d{8}_\d{6})"
-        r"(?:(?:\.part\d{4})?\.(?:" + _one_of(formats.newer) + ")"
+        r"(?:(?:(?:\.part\d{4})?\.(?:" + _one_of(formats.newer) + ")"
         r"|\." + CHANGES_INFIX + r"(?:\.part\d{4})?\.(?:" + _one_of(formats.every) + ")"
-        r"|\.index\.zst|\.deleted\.zst)"
+        r"|\.index\.zst|\.deleted\.zst)(?:" + re.escape(AGE_SUFFIX) + r")?"
+        r"|(?:\.part\d{4})?\.(?:" + _one_of(formats.every) + ")" + re.escape(AGE_SUFFIX) + ")"
         + "(?:" + re.escape(TMP_SUFFIX) + ")?"
     )
 

@@ -46,6 +46,14 @@ from vector_assets.core.sets.backup_log import (
     format_log_block,
 )
 from vector_assets.core.sets.catalog import published_timestamps, timestamps_in_folder
+from vector_assets.core.sets.encryption import (
+    EncryptingWriter,
+    EncryptionKeys,
+    Recipients,
+    encryption_of,
+    name_for,
+    open_set_writer,
+)
 from vector_assets.core.sets.formats import CSV, EncodingSink, SetFormat, set_format
 from vector_assets.core.sets.increments import (
     IndexedTable,
@@ -56,6 +64,7 @@ from vector_assets.core.sets.increments import (
     write_row_index,
 )
 from vector_assets.core.sets.manifest import (
+    ENCRYPTED_VERSION,
     FULL,
     INCREMENT_VERSION,
     INCREMENTAL,
@@ -159,6 +168,8 @@ class SetTarget:
     parent: Parent | None = None  # an increment's parent
     fallback: str | None = None  # why an incremental backup became a full one
     absent_collections: tuple[str, ...] = ()  # see Manifest.absent_collections
+    encrypt_to: Recipients | None = None  # every file of the set is encrypted to these
+    keys: EncryptionKeys = EncryptionKeys()  # an increment reads its parent's row index with the identity
 
     @property
     def set_format(self) -> SetFormat:
@@ -240,6 +251,8 @@ def _write_and_publish(
 
 
 def _format_version(target: SetTarget) -> int:
+    if target.encrypt_to is not None:
+        return ENCRYPTED_VERSION
     if target.kind == INCREMENTAL:
         return INCREMENT_VERSION
     return MANIFEST_FORMAT_VERSION if target.set_format.legacy else NEWER_FORMATS_VERSION
@@ -272,6 +285,7 @@ def _copy_tables(
             table, parts[0].file, rows, byte_count, parts[0].sha256 if len(parts) == 1 else "",
             columns, generated, definition, parts=parts if len(parts) > 1 else [], copy_seconds=seconds,
             rows_index=indexed.rows_index if indexed else None, deleted_keys=indexed.deleted_keys if indexed else None,
+            encrypted=parts[0].encrypted if len(parts) == 1 else None,
         )
         side_writers = indexed.writers if indexed else []
         copied[table] = (entry, [writer for _, writer in copies] + side_writers)
@@ -285,7 +299,7 @@ def _index_rows(
     key = row_key(cursor, table) if target.row_index and target.kind == FULL else None
     if key is None:
         return None
-    return write_row_index(cursor, target.folder, target.timestamp, table, key, columns, written)
+    return write_row_index(cursor, target.folder, target.timestamp, table, key, columns, written, target.encrypt_to)
 
 
 def _copy_changes(
@@ -294,17 +308,18 @@ def _copy_changes(
     """An increment's table: merge digests with the parent's index, then export the rows whose
     keys the merge spooled, in one file or in parts of KEYS_PER_PART keys."""
     with spooled_keys() as spool:
-        indexed = write_changes(cursor, target.folder, target.timestamp, table, target.parent, columns, written, spool)
+        indexed = write_changes(cursor, target.folder, target.timestamp, table, target.parent, columns, written, spool,
+                                target.keys, target.encrypt_to)
         key = indexed.key
-        names = changed_row_files(table, target.timestamp, target.format, indexed.counts.to_export)
+        names = changed_row_files(table, target.timestamp, target.format, indexed.counts.to_export, target.encrypt_to)
         copies = []
         for name, keys in zip(names, key_batches_for(spool, len(names))):
             written += [tmp_name(name), name]
-            writer = target.folder.open_writer(name)
+            writer = open_set_writer(target.folder, name, target.encrypt_to)
             copy = partial(copy_rows_with_keys, cursor, table, column_names(columns), key, keys,
                            options=target.set_format.copy_options)
             rows, byte_count, sha256 = copy_table_into(writer, target.set_format, copy)
-            copies.append((FilePart(name, rows, byte_count, sha256), writer))
+            copies.append((FilePart(name, rows, byte_count, sha256, encryption_of(writer)), writer))
     if sum(part.rows for part, _ in copies) != indexed.counts.to_export:
         raise BackupWriteError(f"table {table}: the increment found {count_of(indexed.counts.to_export, 'row')} to export but copied "
                                f"{sum(part.rows for part, _ in copies)}")
@@ -322,31 +337,32 @@ def _part_ranges(cursor: psycopg2.extensions.cursor, target: SetTarget, table: s
 def _copy_whole_table(
     cursor: psycopg2.extensions.cursor, target: SetTarget, table: str, columns: list[Column], written: list[str]
 ) -> tuple[FilePart, HashingWriter]:
-    file_name = data_file_name(table, target.timestamp, target.format)
+    file_name = name_for(data_file_name(table, target.timestamp, target.format), target.encrypt_to)
     written += [tmp_name(file_name), file_name]  # an upload is visible under its final name
-    writer = target.folder.open_writer(file_name)
+    writer = open_set_writer(target.folder, file_name, target.encrypt_to)
     expected_rows, relation_bytes = estimated_size(cursor, table) if target.progress else (None, 0)
     meter_for = _meter_factory(target.progress, table, expected_rows, relation_bytes)
     copy = partial(copy_out, cursor, table, column_names(columns), options=target.set_format.copy_options)
     rows, byte_count, sha256 = copy_table_into(writer, target.set_format, copy, meter_for)
-    return FilePart(file_name, rows, byte_count, sha256), writer
+    return FilePart(file_name, rows, byte_count, sha256, encryption_of(writer)), writer
 
 
 def _copy_parts(
     target: SetTarget, snapshot: str, table: str, columns: list[Column], ranges: list[BlockRange], written: list[str]
 ) -> list[tuple[FilePart, HashingWriter]]:
-    names = [data_file_name(table, target.timestamp, target.format, part) for part in range(1, len(ranges) + 1)]
+    names = [name_for(data_file_name(table, target.timestamp, target.format, part), target.encrypt_to)
+             for part in range(1, len(ranges) + 1)]
     for name in names:
         written += [tmp_name(name), name]
 
     def copy_part(name: str, blocks: BlockRange) -> tuple[FilePart, HashingWriter]:
-        writer = target.folder.open_writer(name)
+        writer = open_set_writer(target.folder, name, target.encrypt_to)
         meter_for = _meter_factory(target.progress, name, None, None)
         with at_snapshot(target.dsn, snapshot) as part_cursor:
             names = column_names(columns)
             copy = partial(copy_part_out, part_cursor, table, names, blocks, options=target.set_format.copy_options)
             rows, byte_count, sha256 = copy_table_into(writer, target.set_format, copy, meter_for)
-        return FilePart(name, rows, byte_count, sha256), writer
+        return FilePart(name, rows, byte_count, sha256, encryption_of(writer)), writer
 
     with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix=f"export {table}") as pool:
         return list(pool.map(copy_part, names, ranges))
@@ -358,7 +374,7 @@ def _meter_factory(progress: ProgressReporter | None, label: str, expected_rows:
 
 
 def copy_table_into(
-    writer: HashingWriter, fmt: SetFormat, copy: Callable[..., int], meter_for=None
+    writer: HashingWriter | EncryptingWriter, fmt: SetFormat, copy: Callable[..., int], meter_for=None
 ) -> tuple[int, int, str]:
     """Stream what ``copy(sink=...)`` sends (a table, a block range of it, or chosen rows) into a
     writer in ``fmt``, hashed on the way as stored: (rows, bytes, sha256)."""

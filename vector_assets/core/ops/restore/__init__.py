@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 
 from vector_assets.core.ops.restore.collection import load_collection
-from vector_assets.core.ops.restore.plan import plan_table, split_chain
+from vector_assets.core.ops.restore.plan import plan_table, readable_chain, split_chain
 from vector_assets.core.ops.restore.request import (
     APPEND,
     ON_CONFLICT_CHOICES,
@@ -69,6 +69,7 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
     )
     backup_set = chosen.backup_set
     base_set, increments = split_chain(backup_set)
+    base_set = readable_chain(base_set, increments, request.encryption.identity_file)
     planned = [plan_table(base_set, table, increments) for table in request.tables]
     conn = connect(request.target_dsn)
     try:

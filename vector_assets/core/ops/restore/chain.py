@@ -92,7 +92,7 @@ def _load_deleted_keys(cursor: psycopg2.extensions.cursor, increment: PlannedInc
         if isinstance(error, psycopg2.OperationalError):
             raise
         raise BackupFileError(f"{name} is not a deleted keys file: {str(error).strip()}") from None
-    if reader.hexdigest() != increment.deleted.sha256 or rows != increment.deleted.rows:
+    if reader.hexdigest() != increment.deleted.plain_sha256 or rows != increment.deleted.rows:
         raise BackupFileError(f"{name} does not match its manifest (sha256 or row count); nothing was restored")
 
 

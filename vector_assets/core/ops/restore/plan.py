@@ -18,6 +18,7 @@ from vector_assets.core.errors import (
 from vector_assets.core.pg.ddl import TableDefinition
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.chains import ChainLink, chain_of
+from vector_assets.core.sets.encryption import IdentityFile, decrypting
 from vector_assets.core.sets.formats import (
     DecodingReader,
     SetFormat,
@@ -88,6 +89,14 @@ def split_chain(backup_set: BackupSet) -> tuple[BackupSet, list[ChainLink]]:
     return base_set, links[1:]
 
 
+def readable_chain(base_set: BackupSet, increments: list[ChainLink], identity_file: IdentityFile) -> BackupSet:
+    """The base set, its folder reading the encrypted files of it and of its increments as
+    plaintext; a missing or wrong identity fails here, before any database is touched."""
+    folder = decrypting(base_set.folder, [base_set.manifest, *(link.manifest for link in increments)], identity_file)
+    folder.unlock()
+    return replace(base_set, folder=folder)
+
+
 def plan_table(backup_set: BackupSet, table: str, increments: list[ChainLink] | None = None) -> PlannedTable:
     """Check one table's files before touching the database: present, parseable header; and,
     restoring an increment, every increment's files of the table, ``backup_set`` being the base."""
@@ -105,7 +114,7 @@ def _plan_file(backup_set: BackupSet, name: str, piece: FilePart | None) -> Plan
     size = backup_set.folder.size(name)
     if size is None:
         raise IncompleteBackupSetError(f"set {backup_set.key} is missing {name} in {backup_set.folder}")
-    return PlannedFile(name, format_of_file(name), piece.sha256 if piece else None, size, piece.rows if piece else None)
+    return PlannedFile(name, format_of_file(name), piece.plain_sha256 if piece else None, size, piece.rows if piece else None)
 
 
 def _plan_base(backup_set: BackupSet, table: str, files: list[PlannedFile]) -> PlannedTable:

@@ -11,6 +11,7 @@ from vector_assets.core.errors import ConfigError
 from vector_assets.core.pg.index_builds import IndexBuild, IndexBuildSettings
 from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.encryption import EncryptionKeys
 from vector_assets.core.sets.roots import open_root
 from vector_assets.core.sets.storage import Root
 from vector_assets.core.sets.writer import BackupResult
@@ -46,6 +47,7 @@ class RestoreRequest:
     collection: str | None = None  # restore only this collection (by its name in the set)
     rename_collection_to: str | None = None  # ...as a new collection of this name, beside the current one
     store: Store = field(default_factory=langchain_store)
+    encryption: EncryptionKeys = EncryptionKeys()  # the identity an encrypted set is read with
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", self.store.select_tables(self.tables))

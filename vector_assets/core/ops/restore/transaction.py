@@ -8,14 +8,15 @@ from contextlib import contextmanager
 
 import psycopg2.extensions
 
-from vector_assets.core.errors import SafetyBackupError, VectorAssetsError
+from vector_assets.core.errors import ConfigError, SafetyBackupError, VectorAssetsError
 from vector_assets.core.ops.restore.request import RestoreRequest, RestoreResult, TableRestore
 from vector_assets.core.pg.connection import describe_dsn, rollback_quietly
 from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.encryption import Recipients
 from vector_assets.core.sets.formats import CSV
 from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.naming import LOG_FILE_NAME
-from vector_assets.core.sets.roots import writing_to
+from vector_assets.core.sets.roots import SetFolder, writing_to
 from vector_assets.core.sets.writer import BackupResult, SetTarget, free_timestamp, write_set
 
 
@@ -73,12 +74,22 @@ def back_up_what_is_replaced(
     target = SetTarget(
         folder, backup_set.location, free_timestamp(folder, None), describe_dsn(request.target_dsn).as_dict(),
         kind=PRE_RESTORE, progress=request.progress, format=_safety_set_format(backup_set),
-        absent_collections=absent_collections,
+        absent_collections=absent_collections, encrypt_to=_safety_set_recipients(request, backup_set, folder),
     )
     try:
         return write_set(cursor, target, tuple(outcomes))
     except VectorAssetsError as error:
         raise SafetyBackupError(f"the safety backup of what the restore would replace failed, so nothing was restored: {error}") from error
+
+
+def _safety_set_recipients(request: RestoreRequest, backup_set: BackupSet, folder: SetFolder) -> Recipients | None:
+    """What the restore replaces is encrypted to the configured recipients, else to those of the
+    set being restored: it holds the same kind of data, and no less safely."""
+    like = backup_set.manifest.recipients if backup_set.manifest is not None else ()
+    try:
+        return request.encryption.recipients_for(folder, like)
+    except ConfigError as error:
+        raise SafetyBackupError(f"the safety backup of what the restore would replace cannot be written, so nothing was restored: {error}") from None
 
 
 def _safety_set_format(backup_set: BackupSet) -> str:
