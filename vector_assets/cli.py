@@ -120,6 +120,7 @@ def _add_backup(commands: argparse._SubParsersAction) -> None:
     backup.add_argument("--incremental", action="store_true",
                         help="only the rows added or changed since the newest set in the location, and the keys "
                         "deleted since then (a full set, saying why, when there is no usable parent)")
+    _add_allow_plaintext(backup, "this set")
     backup.set_defaults(command=run_backup_command)
 
 
@@ -137,6 +138,7 @@ def _add_truncate(commands: argparse._SubParsersAction) -> None:
     _add_apply(truncate, "truncate")
     truncate.add_argument("--format", default=None, choices=list(FORMATS),
                           help="the safety set's format (default: VECTOR_ASSETS_FORMAT, else csv)")
+    _add_allow_plaintext(truncate, "the safety set")
     truncate.set_defaults(command=run_truncate_command)
 
 
@@ -171,7 +173,14 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--target", default=None, metavar="NAME",
                          help=f"a target declared in {settings.RESTORE_TARGETS.name} (the NAME of an environment "
                          f"variable holding its DSN), or 'default' for the store's own database (the default)")
+    _add_allow_plaintext(restore, "the safety set of a plaintext set")
     restore.set_defaults(command=run_restore_command)
+
+
+def _add_allow_plaintext(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--allow-plaintext", action="store_true",
+                        help=f"write {what} unencrypted into a location that holds encrypted sets, with "
+                        f"{settings.ENCRYPT_TO.name} empty (refused otherwise)")
 
 
 def _add_apply(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -287,6 +296,7 @@ def run_backup_command(args: argparse.Namespace) -> int:
             tables=store.select_tables(args.tables), format=args.format or settings.backup_format(environment),
             parts=settings.part_policy(environment), progress=progress, kind=INCREMENTAL if args.incremental else FULL,
             store=store,
+            encryption=settings.encryption_keys(args.allow_plaintext, environment),
         ))
     manifest = result.manifest
     if manifest.fallback:
@@ -310,6 +320,7 @@ def run_truncate_command(args: argparse.Namespace) -> int:
             dsn=settings.store_dsn(store), root=backup_root(store), task_id=args.task_id, tables=tables,
             dry_run=args.dry_run, progress=progress, format=args.format or settings.backup_format(store.environment()),
             store=store,
+            encryption=settings.encryption_keys(args.allow_plaintext, store.environment()),
         ))
     print(format_truncate(result))
     return EXIT_OK
@@ -333,6 +344,7 @@ def run_restore_command(args: argparse.Namespace) -> int:
             safety_backup=args.safety_backup, offsite_root=offsite, progress=progress,
             index_builds=settings.index_build_settings(environment), collection=args.collection,
             rename_collection_to=args.rename_to, store=store,
+            encryption=settings.encryption_keys(args.allow_plaintext, environment),
         ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)
@@ -365,7 +377,10 @@ def format_restore(result: RestoreResult, target: str | None = None, store: Stor
 
 def run_verify_command(args: argparse.Namespace) -> int:
     store = chosen_store(args)
-    result = run_verify(VerifyRequest(root=backup_root(store), key=args.key, offsite_root=offsite_root(store)))
+    result = run_verify(VerifyRequest(
+        root=backup_root(store), key=args.key, offsite_root=offsite_root(store),
+        identity_file=settings.identity_file(store.environment()),
+    ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)
     print(format_verify(result))
@@ -388,6 +403,7 @@ def run_drill_command(args: argparse.Namespace) -> int:
             configured_root=settings.ROOT.get(environment), offsite_root=offsite_root(store), progress=progress,
             rto_targets=settings.rto_targets(environment), index_builds=settings.index_build_settings(environment),
             store=store, recall=settings.recall_settings(environment),
+            encryption=settings.encryption_keys(environ=environment),
         ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)

@@ -18,7 +18,7 @@ from vector_assets.core.ops.drill import RecallSettings
 from vector_assets.core.pg.index_builds import IndexBuildSettings
 from vector_assets.core.pg.search_quality import ITERATIVE_SCANS
 from vector_assets.core.rto import RtoTarget, parse_rto_targets
-from vector_assets.core.sets.encryption import IdentityFile, Recipients
+from vector_assets.core.sets.encryption import EncryptionKeys, IdentityFile, Recipients
 from vector_assets.core.sets.object_store import OBJECT_STORE_SETTINGS  # the variables obstore reads
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.stores import Store, langchain_store
@@ -292,3 +292,9 @@ def identity_file(environ: Mapping[str, str] | None = None) -> IdentityFile:
     """Where the identity is, not the identity: the file is read only when a set is decrypted."""
     path = IDENTITY_FILE.get(environ)
     return IdentityFile(Path(path).expanduser() if path else None, IDENTITY_FILE.name)
+
+
+def encryption_keys(allow_plaintext: bool = False, environ: Mapping[str, str] | None = None) -> EncryptionKeys:
+    """What a command encrypts to and decrypts with, from the environment; a bad recipient stops
+    here, before anything is written."""
+    return EncryptionKeys(encryption_recipients(environ), identity_file(environ), allow_plaintext, ENCRYPT_TO.name)

@@ -1,22 +1,281 @@
-"""Encrypted sets through the real commands (placeholder while wiring)."""
+"""Encrypted sets through the real commands: every file that holds table data is an age file
+(no table text in any stored byte, on disk and on S3), the rows come back exactly with the
+identity, the reference ``age`` tool decrypts a set without us, and a missing, wrong or damaged
+key or file fails in one line with the tables unchanged. A location that holds encrypted sets
+never gets a plaintext one by accident; verify and the list work without the identity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vector_assets import settings
+from vector_assets.core.errors import (
+    BackupFileError,
+    ConfigError,
+    IdentityError,
+)
 from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.drill import DrillRequest, run_drill
+from vector_assets.core.ops.replicate import ReplicateRequest, run_replicate
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
+from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncate
+from vector_assets.core.ops.verify import ROW_COUNT_MATCHES, VerifyRequest, run_verify
 from vector_assets.core.sets.encryption import EncryptionKeys, IdentityFile, Recipients
-from vector_assets_tests.support.age import make_key
-from vector_assets_tests.support.database import tables_now, execute
+from vector_assets.core.sets.formats import FORMATS
+from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets_tests.support.age import AgeKey, age_decrypt, make_key
+from vector_assets_tests.support.database import execute, tables_now
+from vector_assets_tests.support.files import folder_snapshot, psql_legacy_set
+
+MARKER = "MARKER-ca7f0e"
+IDENTITY_VARIABLE = settings.IDENTITY_FILE.name
 
 
-def test_smoke(store_db, second_db, backup_root, tmp_path):
-    key = make_key(tmp_path / "keys")
-    keys = EncryptionKeys(Recipients.parse(key.recipient, "X"), IdentityFile(key.identity_file, "VECTOR_ASSETS_IDENTITY_FILE"))
-    before = tables_now(store_db)
-    for fmt in ("csv", "pgcopy.zst"):
-        result = run_backup(BackupRequest(dsn=store_db, root=backup_root, format=fmt, encryption=keys, row_index=True))
-        run_restore(RestoreRequest(target_dsn=second_db, root=backup_root, timestamp=result.timestamp, encryption=keys, truncate_before_restore=True))
-        assert tables_now(second_db) == before
-    execute(store_db, "DELETE FROM langchain_pg_embedding WHERE ctid IN (SELECT ctid FROM langchain_pg_embedding LIMIT 5)")
-    inc = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="csv.zst", encryption=keys, kind="incremental"))
-    assert inc.manifest.kind == "incremental"
-    r = run_restore(RestoreRequest(target_dsn=second_db, root=backup_root, timestamp=inc.timestamp, encryption=keys, truncate_before_restore=True))
+def keys_for(key: AgeKey, *, identity: AgeKey | None = None, allow_plaintext: bool = False) -> EncryptionKeys:
+    """What settings.encryption_keys() builds from VECTOR_ASSETS_ENCRYPT_TO and _IDENTITY_FILE."""
+    return EncryptionKeys(
+        Recipients.parse(key.recipient, settings.ENCRYPT_TO.name),
+        IdentityFile((identity or key).identity_file, IDENTITY_VARIABLE), allow_plaintext,
+    )
+
+
+def reader_keys(identity_file: Path | None) -> EncryptionKeys:
+    """A reader's: an identity (or none), no recipients."""
+    return EncryptionKeys(None, IdentityFile(identity_file, IDENTITY_VARIABLE))
+
+
+def add_marked_row(dsn: str, row_id: str) -> None:
+    execute(
+        dsn,
+        f"INSERT INTO {EMBEDDING_TABLE} (id, collection_id, embedding, document, cmetadata) "
+        f"SELECT %s, collection_id, embedding, %s, %s FROM {EMBEDDING_TABLE} LIMIT 1",
+        (row_id, f"{MARKER} a confidential contract", json.dumps({"tag": MARKER})),
+    )
+
+
+@pytest.fixture
+def key(tmp_path) -> AgeKey:
+    return make_key(tmp_path / "keys", "backup")
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_every_format_full_and_incremental_stores_no_table_text_and_restores_exactly(fmt, store_db, second_db, any_root, key):
+    add_marked_row(store_db, "marker-row-1")
+    full = run_backup(BackupRequest(dsn=store_db, root=any_root.url, format=fmt, encryption=keys_for(key), row_index=True))
+    add_marked_row(store_db, "marker-row-2")
+    execute(store_db, f"DELETE FROM {EMBEDDING_TABLE} WHERE id IN (SELECT id FROM {EMBEDDING_TABLE} WHERE id <> 'marker-row-1' LIMIT 7)")
+    increment = run_backup(BackupRequest(dsn=store_db, root=any_root.url, format=fmt, encryption=keys_for(key), kind="incremental"))
+    assert increment.manifest.is_increment and increment.manifest.fallback is None
+
+    stored = any_root.all_bytes()
+    assert MARKER.encode() not in stored and b"marker-row-" not in stored and b"confidential" not in stored
+    names = any_root.names()
+    data_files = [name for name in names if name.startswith(("langchain_pg_collection_", "langchain_pg_embedding_"))]
+    assert len(data_files) == 10  # per table: data + index (full); changes + index + deleted keys (increment)
+    assert all(name.endswith(".age") for name in data_files)
+    for result in (full, increment):
+        manifest = result.manifest
+        assert manifest.format_version == 4 and manifest.recipients == (key.recipient,)
+        for entry in manifest.tables.values():
+            assert all(record.recipients == (key.recipient,) for record in entry.encrypted_files)
+
+    run_restore(RestoreRequest(target_dsn=second_db, root=any_root.url, timestamp=increment.timestamp,
+                               encryption=reader_keys(key.identity_file)))
     assert tables_now(second_db) == tables_now(store_db)
-    print(r.safety_set.manifest.recipients if r.safety_set else None)
+    identity = IdentityFile(key.identity_file, IDENTITY_VARIABLE)
+    assert run_verify(VerifyRequest(root=any_root.url, key=increment.timestamp, identity_file=identity)).passed
+
+
+def test_a_csv_sets_file_decrypts_with_age_into_exactly_what_psql_copy_writes(store_db, backup_root, key, tmp_path):
+    result = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="csv", encryption=keys_for(key)))
+    psql_legacy_set(store_db, tmp_path / "psql", "20250101_000000")
+
+    for table in MANAGED_TABLES:
+        stored = backup_root / "vector_bak" / result.manifest.tables[table].file
+        assert stored.name.endswith(".csv.age")
+        age_decrypt(stored, key, tmp_path / f"{table}.csv")
+        assert (tmp_path / f"{table}.csv").read_bytes() == (tmp_path / "psql" / f"{table}_20250101_000000.csv").read_bytes()
+
+
+@pytest.mark.parametrize("fault", ["no identity", "a wrong identity", "a flipped byte", "a cut file"])
+def test_a_restore_fails_in_one_line_with_the_tables_unchanged(fault, store_db, backup_root, key, tmp_path):
+    result = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="csv.zst", encryption=keys_for(key)))
+    execute(store_db, f"DELETE FROM {EMBEDDING_TABLE} WHERE id IN (SELECT id FROM {EMBEDDING_TABLE} LIMIT 40)")
+    before, files_before = tables_now(store_db), None
+    identity = key.identity_file
+    stored = backup_root / "vector_bak" / result.manifest.tables[EMBEDDING_TABLE].file
+    if fault == "no identity":
+        identity = None
+    elif fault == "a wrong identity":
+        identity = make_key(tmp_path / "keys", "other").identity_file
+    elif fault == "a flipped byte":
+        data = bytearray(stored.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        stored.write_bytes(bytes(data))
+    else:
+        stored.write_bytes(stored.read_bytes()[: stored.stat().st_size // 2])
+    files_before = folder_snapshot(backup_root)
+
+    with pytest.raises((IdentityError, BackupFileError)) as raised:
+        run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=result.timestamp,
+                                   truncate_before_restore=True, encryption=reader_keys(identity)))
+
+    message = str(raised.value)
+    assert "\n" not in message and key.secret() not in message and str(key.identity_file) not in message
+    expected = {
+        "no identity": f"this set is encrypted: set {IDENTITY_VARIABLE} to the path of its age identity file",
+        "a wrong identity": f"is not encrypted to the identity in the file named by {IDENTITY_VARIABLE}",
+        "a flipped byte": f"{stored.name} is damaged or cut short",
+        "a cut file": f"{stored.name} is damaged or cut short",
+    }[fault]
+    assert expected in message
+    assert tables_now(store_db) == before
+    assert folder_snapshot(backup_root) == files_before  # no safety set left behind either
+
+
+def test_a_set_whose_manifest_says_other_bytes_is_refused_after_decrypting(store_db, backup_root, key):
+    result = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="pgcopy", encryption=keys_for(key)))
+    folder = backup_root / "vector_bak"
+    collection_file = result.manifest.tables[COLLECTION_TABLE].file
+    # The file is replaced by another, whole and decryptable, age file of the same table.
+    other = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="pgcopy", encryption=keys_for(key)))
+    (folder / collection_file).write_bytes((folder / other.manifest.tables[COLLECTION_TABLE].file).read_bytes())
+    before = tables_now(store_db)
+
+    with pytest.raises(BackupFileError, match=f"^{collection_file} sha256 does not match the manifest"):
+        run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=result.timestamp,
+                                   truncate_before_restore=True, encryption=reader_keys(key.identity_file)))
+    assert tables_now(store_db) == before
+
+
+def test_a_location_holding_encrypted_sets_refuses_a_plaintext_one_unless_allowed(store_db, backup_root, key):
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys_for(key)))
+    files_before = folder_snapshot(backup_root)
+
+    with pytest.raises(ConfigError) as raised:
+        run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=reader_keys(None)))
+    assert str(raised.value) == (
+        f"{backup_root / 'vector_bak'} holds encrypted sets, and VECTOR_ASSETS_ENCRYPT_TO is empty, so this set would "
+        "be plaintext; set VECTOR_ASSETS_ENCRYPT_TO, or allow_plaintext to write it unencrypted"
+    )
+    assert folder_snapshot(backup_root) == files_before
+    with pytest.raises(ConfigError, match="holds encrypted sets"):
+        run_guarded_truncate(TruncateRequest(dsn=store_db, root=backup_root, encryption=reader_keys(None)))
+    assert folder_snapshot(backup_root) == files_before
+
+    allowed = run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=EncryptionKeys(allow_plaintext=True)))
+    assert not allowed.manifest.encrypted and allowed.manifest.tables[EMBEDDING_TABLE].file.endswith(".csv")
+
+
+def test_a_bad_recipient_stops_the_cli_backup_before_anything_is_stored(store_db, backup_root):
+    from vector_assets_tests.test_cli import CLI, cli_environment
+
+    environment = cli_environment(store_db, backup_root, VECTOR_ASSETS_ENCRYPT_TO="age1notakey")
+    result = subprocess.run([CLI, "backup"], env=environment, capture_output=True, text=True)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "vector-assets: VECTOR_ASSETS_ENCRYPT_TO: recipient 1 (age1notakey) is not a valid age X25519 recipient: invalid Bech32 encoding"
+    ]
+    assert folder_snapshot(backup_root) == {}
+
+
+def test_verify_and_the_list_work_without_the_identity_and_name_the_key_a_set_needs(store_db, backup_root, key, tmp_path):
+    retired = make_key(tmp_path / "keys", "retired")
+    old = run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys_for(retired)))
+    new = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="pgcopy.zst", encryption=keys_for(key)))
+
+    verified = run_verify(VerifyRequest(root=backup_root, key=new.timestamp))
+    assert verified.passed
+    counts = [outcome for outcome in verified.outcomes if outcome.check == ROW_COUNT_MATCHES]
+    assert all(outcome.warning and "is encrypted" in outcome.message for outcome in counts)
+    with_identity = run_verify(VerifyRequest(root=backup_root, key=new.timestamp,
+                                             identity_file=IdentityFile(key.identity_file, IDENTITY_VARIABLE)))
+    assert with_identity.passed and not any(outcome.warning for outcome in with_identity.outcomes)
+
+    inventory = build_inventory(InventoryRequest(root=backup_root))
+    listed = {entry.timestamp: entry for location in inventory.locations for entry in location.backups}
+    assert listed[old.timestamp].encrypted_to == (retired.recipient,)
+    assert listed[new.timestamp].encrypted_to == (key.recipient,)
+    assert f"encrypted to {retired.recipient[:10]}…{retired.recipient[-6:]}" in listed[old.timestamp].format_line()
+    assert listed[new.timestamp].rows == {table: entry.rows for table, entry in new.manifest.tables.items()}
+
+
+def test_an_increment_on_an_encrypted_parent_without_the_identity_is_a_full_set_that_says_why(store_db, backup_root, key):
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys_for(key), row_index=True))
+    backup_only = EncryptionKeys(Recipients.parse(key.recipient, "VECTOR_ASSETS_ENCRYPT_TO"))
+
+    result = run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=backup_only, kind="incremental"))
+
+    assert result.manifest.kind == "full" and result.manifest.encrypted
+    assert result.manifest.fallback.endswith(
+        f"is encrypted, and reading its row index needs the identity ({IDENTITY_VARIABLE} is not set)"
+    )
+
+
+def test_the_drill_of_an_encrypted_set_passes_with_the_identity_and_fails_in_one_line_without(store_db, backup_root, key):
+    result = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="csv.zst", encryption=keys_for(key)))
+
+    drilled = run_drill(DrillRequest(dsn=store_db, root=backup_root, key=result.timestamp,
+                                     encryption=reader_keys(key.identity_file)))
+    assert drilled.passed and drilled.scratch_dropped
+
+    with pytest.raises(IdentityError, match=f"set {IDENTITY_VARIABLE} to the path"):
+        run_drill(DrillRequest(dsn=store_db, root=backup_root, key=result.timestamp, encryption=reader_keys(None)))
+
+
+def test_safety_sets_are_encrypted_and_restore_what_they_hold(store_db, backup_root, key):
+    before = tables_now(store_db)
+    truncate = run_guarded_truncate(TruncateRequest(dsn=store_db, root=backup_root, encryption=keys_for(key)))
+    assert truncate.backup.manifest.kind == "pre_truncate" and truncate.backup.manifest.recipients == (key.recipient,)
+    assert tables_now(store_db)[EMBEDDING_TABLE] != before[EMBEDDING_TABLE]
+
+    # A restore with the identity only: its own safety set goes to the recipients of the set it restores.
+    restored = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=truncate.backup.timestamp,
+                                          truncate_before_restore=True, encryption=reader_keys(key.identity_file)))
+    assert tables_now(store_db) == before
+    assert restored.safety_set.manifest.kind == "pre_restore" and restored.safety_set.manifest.recipients == (key.recipient,)
+    assert all(name.endswith((".age", ".json", ".txt")) for name in folder_snapshot(backup_root / "vector_bak"))
+
+
+def test_replication_copies_the_encrypted_bytes_as_they_are(store_db, backup_root, key, s3_root):
+    result = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="pgcopy.zst", encryption=keys_for(key)))
+
+    replicated = run_replicate(ReplicateRequest(root=backup_root, offsite_root=s3_root.url))
+
+    assert replicated.copied
+    for entry in result.manifest.tables.values():
+        assert s3_root.read("vector_bak", entry.file) == (backup_root / "vector_bak" / entry.file).read_bytes()
+    assert MARKER.encode() not in s3_root.all_bytes()
+
+
+def test_the_identity_appears_in_no_file_and_no_manifest(store_db, backup_root, key):
+    add_marked_row(store_db, "marker-row-1")
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys_for(key), row_index=True))
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys_for(key), kind="incremental"))
+
+    stored = b"".join(folder_snapshot(backup_root).values())
+    assert key.secret().encode() not in stored and key.secret()[16:40].encode() not in stored
+    assert str(key.identity_file).encode() not in stored
+
+
+def test_the_manifest_records_each_files_recipients_and_both_hashes_and_a_version_older_readers_refuse(
+    store_db, backup_root, key
+):
+    result = run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys_for(key)))
+
+    manifest = json.loads((backup_root / "vector_bak" / f"vector_backup_{result.timestamp}.json").read_text())
+    assert manifest["format_version"] == 4  # readers of versions 1 to 3 refuse it, rather than misread .age files
+    for table in MANAGED_TABLES:
+        entry = manifest["tables"][table]
+        stored = (backup_root / "vector_bak" / entry["file"]).read_bytes()
+        assert entry["encrypted_to"] == [key.recipient] and entry["bytes"] == len(stored)
+        assert entry["sha256"] == hashlib.sha256(stored).hexdigest()
+        plain = subprocess.run(["age", "-d", "-i", str(key.identity_file)], input=stored, capture_output=True, check=True).stdout
+        assert entry["plaintext_sha256"] == hashlib.sha256(plain).hexdigest() and entry["plaintext_bytes"] == len(plain)

@@ -156,6 +156,11 @@ def backup_config(keys: StoreKeys) -> type[dg.Config]:
             description="full: every row. incremental: only the rows added or changed since the newest set in the same "
             "location (its parent) and the keys deleted since then; without a usable parent it is a full set that says why.",
         )
+        allow_plaintext: bool = Field(
+            default=False,
+            description="Write this set unencrypted into a location that holds encrypted sets while "
+            "VECTOR_ASSETS_ENCRYPT_TO is empty; refused otherwise, so a missing setting never downgrades a location.",
+        )
 
     return BackupConfig
 
@@ -175,6 +180,7 @@ def backup_op(keys: StoreKeys) -> dg.OpDefinition:
                 tables=values(config.tables), format=value_of(config.format),
                 parts=settings.part_policy(store.environment()), progress=log_progress(context),
                 kind=value_of(config.kind), store=store,
+                encryption=settings.encryption_keys(config.allow_plaintext, store.environment()),
             )
             result = run_backup(request)
             backup_set = registered_set(backup_root, store, result)

@@ -14,6 +14,7 @@ import warnings
 
 import dagster as dg
 
+from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.verify import CHECK_NAMES, CheckOutcome, check_table_file
 from vector_assets.core.sets.catalog import BackupSet
@@ -61,7 +62,7 @@ def file_check_evaluations(
     evaluations = []
     for table in backup_set.tables:
         for check in CHECK_NAMES:
-            outcome = check_table_file(backup_set, table, check)
+            outcome = check_table_file(backup_set, table, check, settings.identity_file(keys.store.environment()))
             evaluations.append((outcome, dg.AssetCheckEvaluation(
                 asset_key=keys.backup_key(table), check_name=check, partition=backup_set.key,
                 **check_fields(backup_set, outcome, offsite_note),
@@ -105,7 +106,11 @@ def file_checks(keys: StoreKeys) -> dg.AssetChecksDefinition:
             fields = (
                 {"passed": False, "description": failure}
                 if chosen is None
-                else check_fields(chosen.backup_set, check_table_file(chosen.backup_set, table, check_key.name), chosen.note)
+                else check_fields(
+                    chosen.backup_set,
+                    check_table_file(chosen.backup_set, table, check_key.name, settings.identity_file(store.environment())),
+                    chosen.note,
+                )
             )
             if not fields["passed"] and fields.get("severity") != dg.AssetCheckSeverity.WARN:
                 alert_failed_check(context, key, f"{table} {check_key.name}", fields["description"], keys.store)

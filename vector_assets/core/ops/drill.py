@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from psycopg2 import sql
@@ -38,6 +38,7 @@ from vector_assets.core.pg.scratch import (
 from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
 from vector_assets.core.rto import DEFAULT_RTO_TARGETS, RtoTarget, target_seconds, verdict
 from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.encryption import EncryptionKeys, decrypting
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.csv_files import header_of
 from vector_assets.core.sets.formats import content_sha256, format_of_file, rows_in
@@ -83,6 +84,7 @@ class DrillRequest:
     index_builds: IndexBuildSettings = IndexBuildSettings()
     store: Store = field(default_factory=langchain_store)
     recall: RecallSettings = RecallSettings()
+    encryption: EncryptionKeys = EncryptionKeys()  # the identity an encrypted set is read with
 
 
 @dataclass
@@ -185,6 +187,8 @@ def run_drill(request: DrillRequest) -> DrillResult:
     started = time.monotonic()
     chosen = choose_copy(request.root, request.offsite_root, request.key, configured_root=request.configured_root)
     backup_set = chosen.backup_set
+    readable = decrypting(backup_set.folder, backup_set.manifest, request.encryption.identity_file)
+    readable.unlock()  # a missing or wrong identity fails before a scratch database exists
     result = DrillResult(backup_set, f"{SCRATCH_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}", read_from_offsite=chosen.note)
     columns = table_columns(request.dsn, backup_set)
     with scratch_database(request.dsn, result) as scratch_dsn:
@@ -195,11 +199,12 @@ def run_drill(request: DrillRequest) -> DrillResult:
             truncate_before_restore=any(table in backup_set.tables for table in request.store.vector_tables),
             configured_root=request.configured_root, offsite_root=request.offsite_root, store=request.store,
             safety_backup=False,  # the scratch tables are new and empty
-            progress=request.progress, index_builds=request.index_builds,
+            progress=request.progress, index_builds=request.index_builds, encryption=request.encryption,
         ))
         result.recovery_time = recovery_time(result.restore, request.rto_targets)
         result.tables = [
-            compare_table(scratch_dsn, backup_set, table, columns[table], request.progress) for table in backup_set.tables
+            compare_table(scratch_dsn, replace(backup_set, folder=readable), table, columns[table], request.progress)
+            for table in backup_set.tables
         ]
         measure_search_quality(scratch_dsn, request, backup_set, result)
     result.duration_seconds = time.monotonic() - started

@@ -37,6 +37,7 @@ from vector_assets.core.pg.table_changes import (
 )
 from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log_block
+from vector_assets.core.sets.encryption import EncryptionKeys, IdentityFile, decrypting
 from vector_assets.core.sets.formats import CSV, count_rows_in_stream, set_format
 from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
@@ -65,6 +66,7 @@ class TruncateRequest:
     format: str = CSV.name  # of the safety set; written on the locked transaction's own connection
     progress: ProgressReporter | None = field(default=None, compare=False)
     store: Store = field(default_factory=langchain_store)
+    encryption: EncryptionKeys = EncryptionKeys()  # the safety set's recipients; the identity reads it back
 
     def __post_init__(self) -> None:
         set_format(self.format)
@@ -111,6 +113,7 @@ def run_guarded_truncate(request: TruncateRequest) -> TruncateResult:
     started = time.monotonic()
     location = Location(request.task_id)
     folder = location.folder(request.root)
+    request.encryption.recipients_for(folder)  # refuses a plaintext safety set beside encrypted ones, before the lock
     existed = folder.exists()
     with writing_to(folder):
         folder.prepare()
@@ -150,9 +153,10 @@ def _lock_back_up_verify_truncate(
     target = SetTarget(
         folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict(),
         kind=PRE_TRUNCATE, format=request.format, progress=request.progress,
+        encrypt_to=request.encryption.recipients_for(folder),
     )
     written.append(_step(conn, "backup", lambda: write_set(cursor, target, request.store.table_names)))
-    _step(conn, "verify", lambda: verify_against_database(cursor, written[-1]))
+    _step(conn, "verify", lambda: verify_against_database(cursor, written[-1], request.encryption.identity_file))
     _step(conn, "truncate", lambda: truncate_with_brief_waits(cursor, request.tables))
     return rows_before, {table: count_rows(cursor, table) for table in request.tables}
 
@@ -197,17 +201,30 @@ def _step(conn: psycopg2.extensions.connection, name: str, action: Callable[[], 
         raise GuardedTruncateError(name, error) from error
 
 
-def verify_against_database(cursor: psycopg2.extensions.cursor, backup: BackupResult) -> None:
+def verify_against_database(
+    cursor: psycopg2.extensions.cursor, backup: BackupResult, identity_file: IdentityFile | None = None
+) -> None:
     """Each table's files hold the table's rows now (under the lock), and each file's sha256 is
-    as recorded."""
+    as recorded. An encrypted set is read through the identity; without it, its stored bytes are
+    checked and its rows are those its COPY counted."""
+    folder = backup.folder
+    plaintext = not backup.manifest.encrypted or (identity_file is not None and identity_file.path is not None)
+    if backup.manifest.encrypted and plaintext:
+        folder = decrypting(backup.folder, backup.manifest, identity_file)
     for table, entry in backup.manifest.tables.items():
         in_database = count_rows(cursor, table)
         in_files = 0
         for piece in entry.pieces:
-            with backup.folder.open_reader(piece.file) as handle:
+            with folder.open_reader(piece.file) as handle:
                 reader = HashingReader(handle)
-                in_files += count_rows_in_stream(piece.file, reader)
-            if reader.hash.bytes != piece.bytes or reader.hexdigest() != piece.sha256:
+                if plaintext:
+                    in_files += count_rows_in_stream(piece.file, reader)
+                else:
+                    in_files += piece.rows
+                    while reader.read(1 << 20):
+                        pass
+            expected = (piece.plain_bytes, piece.plain_sha256) if plaintext else (piece.bytes, piece.sha256)
+            if (reader.hash.bytes, reader.hexdigest()) != expected:
                 raise VerificationError(f"{backup.folder.locator(piece.file)}: size or sha256 changed after it was written")
         if not in_database == in_files == entry.rows:
             raise VerificationError(

@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vector_assets.core.errors import BackupFileError, BrokenChainError
+from vector_assets.core.errors import BackupFileError, BrokenChainError, IdentityError
 from vector_assets.core.hashing import sha256_of_stream
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.chains import chain_of
 from vector_assets.core.sets.copies import choose_copy
+from vector_assets.core.sets.encryption import IdentityFile, decrypting
 from vector_assets.core.sets.formats import CSV_ZST, DecodingReader, rows_in
 from vector_assets.core.sets.manifest import FilePart, RowIndex
 from vector_assets.core.sets.row_index import lines_of
@@ -44,22 +45,26 @@ class CheckOutcome:
 StoredFile = tuple[str, FilePart | RowIndex | None]
 
 
-def check_table_file(backup_set: BackupSet, table: str, check: str) -> CheckOutcome:
+def check_table_file(
+    backup_set: BackupSet, table: str, check: str, identity_file: IdentityFile | None = None
+) -> CheckOutcome:
     """Run one named check for one table of a set: all its files and, for an increment, the
-    table's files in every set of its chain. The outcome is the set's own, or the first failure."""
+    table's files in every set of its chain. The outcome is the set's own, or the first failure.
+    The row counts of encrypted files are read with ``identity_file``; without it they are the
+    ones counted when the set was written, and the outcome says so."""
     try:
         links = chain_sets(backup_set)
     except BrokenChainError as error:
         return CheckOutcome(check, table, False, str(error))
     ancestors, own = links[:-1], links[-1]
     for ancestor in ancestors:
-        outcome = _check_one_set(ancestor, table, check)
+        outcome = _check_one_set(ancestor, table, check, identity_file)
         if not outcome.passed:
             return CheckOutcome(
                 check, table, False, f"ancestor set {ancestor.timestamp} of increment {backup_set.timestamp}: "
                 f"{outcome.message}", outcome.expected, outcome.actual,
             )
-    outcome = _check_one_set(own, table, check)
+    outcome = _check_one_set(own, table, check, identity_file)
     if not ancestors or not outcome.passed:
         return outcome
     earlier = (
@@ -83,7 +88,7 @@ def chain_sets(backup_set: BackupSet) -> list[BackupSet]:
     return ancestors + [backup_set]
 
 
-def _check_one_set(backup_set: BackupSet, table: str, check: str) -> CheckOutcome:
+def _check_one_set(backup_set: BackupSet, table: str, check: str, identity_file: IdentityFile | None) -> CheckOutcome:
     if check not in CHECK_NAMES:
         raise ValueError(f"unknown check {check!r}")
     if table not in backup_set.tables:
@@ -100,6 +105,13 @@ def _check_one_set(backup_set: BackupSet, table: str, check: str) -> CheckOutcom
     if check == SHA256_MATCHES:
         return _check_sha256(backup_set.folder, table, files, check)
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
+    if entry is not None and entry.encrypted_files:
+        if identity_file is None or identity_file.path is None:
+            return CheckOutcome(
+                check, table, True, f"{label} is encrypted: its {count_of(entry.rows, 'row')} were counted as written; "
+                "counting them again needs the identity", entry.rows, None, warning=True,
+            )
+        return _check_encrypted_rows(backup_set, table, check, identity_file)
     outcome = _check_rows(backup_set.folder, table, _label(data, data), data, entry.rows if entry else None, check)
     extras = files[len(data):]
     if not outcome.passed or not extras:
@@ -108,6 +120,26 @@ def _check_one_set(backup_set: BackupSet, table: str, check: str) -> CheckOutcom
     return _line_count_failure(backup_set.folder, table, extras, check) or CheckOutcome(
         check, table, True, f"{outcome.message}; {_extras_label(extras)} {agrees}",
         outcome.expected, outcome.actual,
+    )
+
+
+def _check_encrypted_rows(backup_set: BackupSet, table: str, check: str, identity_file: IdentityFile) -> CheckOutcome:
+    """The row counts of an encrypted set's files, read through the identity (and both hashes
+    of each file checked on the way)."""
+    folder = decrypting(backup_set.folder, backup_set.manifest, identity_file)
+    stored = backup_set.stored_files(table)
+    data = backup_set.data_files(table)
+    entry = backup_set.manifest.tables[table]
+    try:
+        outcome = _check_rows(folder, table, _label(data, data), data, entry.rows, check)
+    except IdentityError as error:
+        return CheckOutcome(check, table, False, str(error), entry.rows, None)
+    extras = stored[len(data):]
+    if not outcome.passed or not extras:
+        return outcome
+    agrees = "has the manifest's line count" if len(extras) == 1 else "have the manifest's line counts"
+    return _line_count_failure(folder, table, extras, check) or CheckOutcome(
+        check, table, True, f"{outcome.message}; {_extras_label(extras)} {agrees}", outcome.expected, outcome.actual,
     )
 
 
@@ -182,8 +214,10 @@ def lines_in(folder: SetFolder, name: str) -> int:
         return sum(1 for _ in lines_of(DecodingReader(CSV_ZST, handle, name)))
 
 
-def verify_set(backup_set: BackupSet) -> list[CheckOutcome]:
-    return [check_table_file(backup_set, table, check) for table in backup_set.tables for check in CHECK_NAMES]
+def verify_set(backup_set: BackupSet, identity_file: IdentityFile | None = None) -> list[CheckOutcome]:
+    return [
+        check_table_file(backup_set, table, check, identity_file) for table in backup_set.tables for check in CHECK_NAMES
+    ]
 
 
 @dataclass(frozen=True)
@@ -193,6 +227,7 @@ class VerifyRequest:
     root: Root | Path | str
     key: str | None = None
     offsite_root: Root | Path | str | None = None  # verify the offsite copy when the local one is missing or damaged
+    identity_file: IdentityFile | None = None  # counts an encrypted set's rows again; without it, verify reads no plaintext
 
 
 @dataclass(frozen=True)
@@ -208,4 +243,4 @@ class VerifyResult:
 
 def run_verify(request: VerifyRequest) -> VerifyResult:
     chosen = choose_copy(request.root, request.offsite_root, request.key)
-    return VerifyResult(chosen.backup_set, verify_set(chosen.backup_set), chosen.note)
+    return VerifyResult(chosen.backup_set, verify_set(chosen.backup_set, request.identity_file), chosen.note)

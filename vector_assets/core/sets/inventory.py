@@ -87,6 +87,7 @@ class InventoryEntry:
     parent: str | None = None  # an increment's parent set, in the same location
     rows_after: Mapping[str, int] | None = None  # the tables' rows once the set (its chain) is restored
     manifest_bytes: int = 0  # counted in the set's total, as prune frees it
+    encrypted_to: tuple[str, ...] = ()  # the recipients (public keys) whose identity the set needs; empty: plaintext
 
     @property
     def is_increment(self) -> bool:
@@ -128,6 +129,7 @@ class InventoryEntry:
             "parent": self.parent,
             "rows_after": dict(self.rows_after) if self.rows_after is not None else None,
             **({"copies": list(self.copies)} if self.copies else {}),
+            **({"encrypted_to": list(self.encrypted_to)} if self.encrypted_to else {}),
         }
 
     def format_line(self) -> str:
@@ -141,6 +143,8 @@ class InventoryEntry:
             parts.append("legacy" if self.rows else "legacy, rows not counted yet")
         if self.copies:
             parts.append("copies: " + " + ".join(self.copies))
+        if self.encrypted_to:
+            parts.append("encrypted to " + ", ".join(short_key(key) for key in self.encrypted_to))
         return "  ".join(parts)
 
     def _table_texts(self) -> list[str]:
@@ -298,7 +302,13 @@ def entry_for(backup_set: BackupSet, root: Root, listing: dict[str, FileEntry] |
         parent=manifest.parent if manifest is not None and manifest.is_increment else None,
         rows_after=rows_after,
         manifest_bytes=backup_set.manifest_bytes(listing),
+        encrypted_to=manifest.recipients if manifest is not None else (),
     )
+
+
+def short_key(recipient: str) -> str:
+    """A recipient as a list line shows it: enough to tell keys apart (age1 and 6 + the last 6)."""
+    return f"{recipient[:10]}…{recipient[-6:]}"
 
 
 def inventory_table_records(inventory: Inventory) -> list[dict[str, str | int | bool | None]]:
@@ -322,6 +332,7 @@ def inventory_table_records(inventory: Inventory) -> list[dict[str, str | int | 
                     "total_bytes": entry.total_bytes,
                     "has_log": entry.has_log,
                     "copies": ", ".join(entry.copies) or "local",
+                    "encrypted_to": ", ".join(entry.encrypted_to) or None,
                 }
             )
     return records
