@@ -25,6 +25,7 @@ from vector_assets.core.errors import ConfigError, VectorAssetsError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.drill import FAILED, PASSED, WARNING, DrillRequest, DrillResult, run_drill
 from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
+from vector_assets.core.ops.rekey import RekeyRequest, run_rekey
 from vector_assets.core.ops.replicate import ReplicateRequest, run_replicate
 from vector_assets.core.ops.store_status import StoreStatus, StoreStatusRequest, run_store_status
 from vector_assets.core.ops.restore import (
@@ -43,6 +44,7 @@ from vector_assets.core.progress import ProgressEvent, ProgressReporter
 from vector_assets.core.rto import WITHIN
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.describe import changes_text, kind_text
+from vector_assets.core.sets.encryption import Recipients
 from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
@@ -96,6 +98,7 @@ def parser() -> argparse.ArgumentParser:
     _add_list(commands)
     _add_replicate(commands)
     _add_stores(commands)
+    _add_rekey(commands)
     _add_dev(commands)
     return root
 
@@ -225,6 +228,20 @@ def _add_replicate(commands: argparse._SubParsersAction) -> None:
     replicate.add_argument("--dry-run", action="store_true",
                            help="read and check every file it would copy and try the offsite root, copying nothing")
     replicate.set_defaults(command=run_replicate_command)
+
+
+def _add_rekey(commands: argparse._SubParsersAction) -> None:
+    rekey = commands.add_parser(
+        "rekey", help="re-encrypt the root's encrypted sets to new recipients (key rotation)",
+        description=f"Each encrypted set is read with {settings.IDENTITY_FILE.name}, written again encrypted to "
+        "--to, checked, and its manifest swapped last, so a stopped rekey leaves every set readable. "
+        "Without --apply it is a dry run that lists what it would rekey.",
+    )
+    rekey.add_argument("--to", required=True, metavar="RECIPIENTS",
+                       help="the new age recipients (age1…), separated by commas or spaces")
+    rekey.add_argument("--offsite", action="store_true", help=f"rekey {settings.OFFSITE_ROOT.name} instead")
+    _add_apply(rekey, "rekey")
+    rekey.set_defaults(command=run_rekey_command)
 
 
 def _add_list(commands: argparse._SubParsersAction) -> None:
@@ -463,6 +480,30 @@ def run_replicate_command(args: argparse.Namespace) -> int:
     print(f"{'dry run: ' if result.dry_run else ''}{len(result.copied)} {verb} ({human_size(result.bytes_copied)}), "
           f"{len(result.already_offsite)} already offsite, {len(result.refused)} damaged")
     return EXIT_FAILED if result.refused else EXIT_OK
+
+
+def run_rekey_command(args: argparse.Namespace) -> int:
+    store = chosen_store(args)
+    root = offsite_root(store) if args.offsite else backup_root(store)
+    if root is None:
+        raise ConfigError(f"--offsite, but {settings.OFFSITE_ROOT.name} is not set")
+    result = run_rekey(RekeyRequest(
+        root=root, to=_recipients_from(args.to), identity_file=settings.identity_file(store.environment()),
+        dry_run=args.dry_run, report=lambda line: print(line, file=sys.stderr, flush=True),
+    ))
+    for key in result.rekeyed if result.dry_run else ():
+        print(f"would rekey {key}")
+    print(result.summary())
+    if result.dry_run:
+        print("nothing was changed; run with --apply to rekey")
+    return EXIT_OK
+
+
+def _recipients_from(text: str) -> Recipients:
+    recipients = Recipients.parse(text, "--to")
+    if recipients is None:
+        raise ConfigError("--to names no recipient")
+    return recipients
 
 
 def run_list_command(args: argparse.Namespace) -> int:

@@ -127,7 +127,7 @@ def test_a_replacing_restore_job_names_its_safety_set_and_the_undo(instance, sto
 def test_backup_truncate_restore_prune_and_replication_share_one_pool_limited_to_one():
     job_ops = {"backup_vector_tables": "back_up_tables", "truncate_vector_tables": "truncate_after_verified_backup",
                "restore_vector_tables": "restore_from_backup_set", "prune_vector_backups": "prune_backup_sets",
-               "replicate_vector_backups": "replicate_sets"}
+               "replicate_vector_backups": "replicate_sets", "rekey_vector_backups": "rekey_sets"}
     pools = {job: definitions().resolve_job_def(job).graph.node_named(op).definition.pool for job, op in job_ops.items()}
     assert pools == dict.fromkeys(job_ops, "vector_tables")
     settings = yaml.safe_load((REPO / "dagster.yaml").read_text())

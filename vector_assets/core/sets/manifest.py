@@ -7,7 +7,7 @@ version this code does not know is refused, never guessed at.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from vector_assets.core.errors import ManifestError
@@ -208,6 +208,24 @@ class Manifest:
     @property
     def is_increment(self) -> bool:
         return self.kind == INCREMENTAL
+
+    def with_files(self, replaced: dict[str, StoredBytes]) -> Manifest:
+        """This manifest with some files' records replaced (old name -> new record), as a rekey
+        writes it; a table in parts gets its total bytes again."""
+        def swap(record):
+            return replaced.get(record.file, record) if record is not None else None
+
+        tables = {}
+        for name, entry in self.tables.items():
+            parts = [swap(part) for part in entry.parts]
+            whole = swap(FilePart(entry.file, entry.rows, entry.bytes, entry.sha256, entry.encrypted))
+            tables[name] = replace(
+                entry, parts=parts, file=parts[0].file if parts else whole.file,
+                bytes=sum(part.bytes for part in parts) if parts else whole.bytes,
+                sha256="" if parts else whole.sha256, encrypted=None if parts else whole.encrypted,
+                rows_index=swap(entry.rows_index), deleted_keys=swap(entry.deleted_keys),
+            )
+        return replace(self, tables=tables)
 
     def file_records(self) -> dict[str, StoredBytes]:
         """Each stored file of the set by name: what was recorded about its bytes."""

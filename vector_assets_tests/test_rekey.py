@@ -1,0 +1,151 @@
+"""Key rotation: ``rekey`` re-encrypts a root's encrypted sets to new recipients, each set's
+new files written and checked before its manifest is swapped, so a rekey killed part-way leaves
+every set restorable, with the old identity or the new one; a dry run reads and writes nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import pytest
+
+from vector_assets.core.errors import IdentityError
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.rekey import RekeyRequest, key_tag, run_rekey
+from vector_assets.core.ops.restore import RestoreRequest, run_restore
+from vector_assets.core.ops.verify import VerifyRequest, run_verify
+from vector_assets.core.sets.catalog import scan_root
+from vector_assets.core.sets.encryption import EncryptionKeys, IdentityFile, Recipients
+from vector_assets.core.tables import EMBEDDING_TABLE
+from vector_assets_tests.support.age import AgeKey, make_key
+from vector_assets_tests.support.dagster import run_job
+from vector_assets_tests.support.database import execute, fill_store, tables_now
+from vector_assets_tests.support.files import folder_snapshot
+from vector_assets_tests.test_cli import CLI, cli_environment
+
+IDENTITY_VARIABLE = "VECTOR_ASSETS_IDENTITY_FILE"
+
+
+def keys(key: AgeKey) -> EncryptionKeys:
+    return EncryptionKeys(Recipients.parse(key.recipient, "VECTOR_ASSETS_ENCRYPT_TO"), IdentityFile(key.identity_file, IDENTITY_VARIABLE))
+
+
+def identity(key: AgeKey) -> IdentityFile:
+    return IdentityFile(key.identity_file, IDENTITY_VARIABLE)
+
+
+def restores_exactly(dsn: str, target: str, root, key: str, with_key: AgeKey) -> bool:
+    run_restore(RestoreRequest(target_dsn=target, root=root, timestamp=key, truncate_before_restore=True,
+                               safety_backup=False, encryption=EncryptionKeys(None, identity(with_key))))
+    return tables_now(target) == tables_now(dsn)
+
+
+@pytest.fixture
+def old_and_new(tmp_path) -> tuple[AgeKey, AgeKey]:
+    return make_key(tmp_path / "keys", "old"), make_key(tmp_path / "keys", "new")
+
+
+def test_rekey_moves_every_encrypted_set_to_the_new_key_and_leaves_plaintext_sets_alone(
+    store_db, second_db, backup_root, old_and_new
+):
+    old, new = old_and_new
+    full = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="pgcopy.zst", encryption=keys(old), row_index=True))
+    execute(store_db, f"DELETE FROM {EMBEDDING_TABLE} WHERE id IN (SELECT id FROM {EMBEDDING_TABLE} LIMIT 9)")
+    increment = run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys(old), kind="incremental"))
+    plain = run_backup(BackupRequest(dsn=store_db, root=backup_root, task_id="manual_20261206_120000",
+                                     encryption=EncryptionKeys(allow_plaintext=True)))
+    before = folder_snapshot(backup_root)
+    to = Recipients.parse(new.recipient, "--to")
+
+    rehearsal = run_rekey(RekeyRequest(root=backup_root, to=to, identity_file=identity(old)))
+    assert rehearsal.dry_run and sorted(rehearsal.rekeyed) == sorted([full.timestamp, f"{increment.timestamp}__incremental"])
+    assert rehearsal.plaintext == [plain.timestamp] and folder_snapshot(backup_root) == before
+
+    result = run_rekey(RekeyRequest(root=backup_root, to=to, identity_file=identity(old), dry_run=False))
+
+    assert sorted(result.rekeyed) == sorted(rehearsal.rekeyed)
+    sets = {backup_set.timestamp: backup_set for backup_set in scan_root(backup_root)}
+    for timestamp in (full.timestamp, increment.timestamp):
+        manifest = sets[timestamp].manifest
+        assert manifest.recipients == (new.recipient,)
+        assert all(f".k{key_tag(to)}." in name for name in sets[timestamp].all_stored_files())
+    names = set(os.listdir(backup_root / "vector_bak"))
+    assert names == {name for ts in (full.timestamp, increment.timestamp) for name in sets[ts].all_stored_files()} | {
+        f"vector_backup_{full.timestamp}.json", f"vector_backup_{increment.timestamp}.json", "vector_backup_log.txt"}
+    assert {name: body for name, body in folder_snapshot(backup_root).items() if name.startswith("manual_")} == {
+        name: body for name, body in before.items() if name.startswith("manual_")
+    }
+    assert run_verify(VerifyRequest(root=backup_root, key=f"{increment.timestamp}__incremental", identity_file=identity(new))).passed
+    assert restores_exactly(store_db, second_db, backup_root, f"{increment.timestamp}__incremental", new)
+    with pytest.raises(IdentityError):
+        restores_exactly(store_db, second_db, backup_root, full.timestamp, old)
+
+    again = run_rekey(RekeyRequest(root=backup_root, to=to, identity_file=identity(new), dry_run=False))
+    assert again.rekeyed == [] and len(again.already) == 2
+    # The next increment builds on the rekeyed chain.
+    following = run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys(new), kind="incremental"))
+    assert following.manifest.is_increment and following.manifest.parent == increment.timestamp
+
+
+def test_a_rekey_killed_part_way_leaves_every_set_restorable_and_the_next_one_finishes(
+    empty_db, second_db, backup_root, old_and_new
+):
+    old, new = old_and_new
+    fill_store(empty_db, embeddings=3000)
+    timestamps = [
+        run_backup(BackupRequest(dsn=empty_db, root=backup_root, format=fmt, encryption=keys(old))).timestamp
+        for fmt in ("csv", "pgcopy", "csv.zst", "pgcopy.zst")
+    ]
+    environment = cli_environment(empty_db, backup_root, VECTOR_ASSETS_IDENTITY_FILE=str(old.identity_file))
+    process = subprocess.Popen([CLI, "rekey", "--to", new.recipient, "--apply"], env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = process.stderr.readline()
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert first.startswith("rekeyed set ")
+
+    by_timestamp = {backup_set.timestamp: backup_set for backup_set in scan_root(backup_root)}
+    assert sorted(by_timestamp) == sorted(timestamps)
+    moved = [ts for ts in timestamps if by_timestamp[ts].manifest.recipients == (new.recipient,)]
+    assert 1 <= len(moved) < len(timestamps)
+    for timestamp in timestamps:
+        assert restores_exactly(empty_db, second_db, backup_root, timestamp, new if timestamp in moved else old)
+
+    finished = subprocess.run([CLI, "rekey", "--to", new.recipient, "--apply"], env=environment, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    sets = scan_root(backup_root)
+    assert all(backup_set.manifest.recipients == (new.recipient,) for backup_set in sets)
+    referenced = {name for backup_set in sets for name in backup_set.all_stored_files()}
+    manifests = {f"vector_backup_{ts}.json" for ts in timestamps}
+    assert set(os.listdir(backup_root / "vector_bak")) == referenced | manifests | {"vector_backup_log.txt"}
+
+
+def test_rekey_without_the_identity_or_with_a_bad_recipient_stops_in_one_line(store_db, backup_root, old_and_new):
+    old, _ = old_and_new
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys(old)))
+    before = folder_snapshot(backup_root)
+
+    no_identity = subprocess.run([CLI, "rekey", "--to", old.recipient, "--apply"], capture_output=True, text=True,
+                                 env=cli_environment(store_db, backup_root))
+    bad_recipient = subprocess.run([CLI, "rekey", "--to", "age1broken", "--apply"], capture_output=True, text=True,
+                                   env=cli_environment(store_db, backup_root, VECTOR_ASSETS_IDENTITY_FILE=str(old.identity_file)))
+
+    assert no_identity.returncode == 2 and no_identity.stderr.strip().splitlines() == [
+        "vector-assets: rekeying reads every encrypted set: set VECTOR_ASSETS_IDENTITY_FILE to its identity file"
+    ]
+    assert bad_recipient.returncode == 2 and len(bad_recipient.stderr.strip().splitlines()) == 1
+    assert "--to: recipient 1 (age1broken) is not a valid age X25519 recipient" in bad_recipient.stderr
+    assert folder_snapshot(backup_root) == before
+
+
+def test_the_rekey_job_rekeys_with_the_identity_from_the_environment(dagster_instance, store_db, backup_root, old_and_new, monkeypatch):
+    old, new = old_and_new
+    backup = run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys(old)))
+    monkeypatch.setenv(IDENTITY_VARIABLE, str(old.identity_file))
+
+    result = run_job(dagster_instance, "rekey_vector_backups", "rekey_sets", {"to": new.recipient, "dry_run": False})
+
+    assert result.success
+    (rekeyed,) = scan_root(backup_root)
+    assert rekeyed.timestamp == backup.timestamp and rekeyed.manifest.recipients == (new.recipient,)
