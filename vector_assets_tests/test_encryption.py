@@ -20,7 +20,8 @@ from vector_assets.core.errors import BackupFileError, BackupWriteError, ConfigE
 from vector_assets.core.hashing import sha256_of_file
 from vector_assets.core.pg.catalog import column_names, read_columns
 from vector_assets.core.pg.copy import copy_out
-from vector_assets.core.sets.encryption import DecryptingReader, EncryptingSink, IdentityFile, Recipients
+from vector_assets.core.sets.age_streams import DecryptingReader, EncryptingSink
+from vector_assets.core.sets.encryption import IdentityFile, Recipients
 from vector_assets.core.sets.formats import DecodingReader, EncodingSink, set_format
 from vector_assets.core.sets.storage import DiskFolder
 from vector_assets.core.tables import EMBEDDING_TABLE
@@ -284,7 +285,8 @@ def test_an_abandoned_encryption_and_a_reader_closed_early_stop_their_threads(tm
 
 MEMORY_PROBE = """
 import os, resource, sys
-from vector_assets.core.sets.encryption import DecryptingReader, EncryptingSink, IdentityFile, Recipients
+from vector_assets.core.sets.age_streams import DecryptingReader, EncryptingSink
+from vector_assets.core.sets.encryption import IdentityFile, Recipients
 from vector_assets.core.sets.storage import DiskFolder
 mib, folder = int(sys.argv[1]), DiskFolder(__import__("pathlib").Path(sys.argv[2]))
 writer = folder.open_writer("big.age")

@@ -37,10 +37,11 @@ from vector_assets.core.pg.scratch import (
 )
 from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
 from vector_assets.core.rto import DEFAULT_RTO_TARGETS, RtoTarget, target_seconds, verdict
+from vector_assets.core.sets.age_streams import decrypting
 from vector_assets.core.sets.catalog import BackupSet
-from vector_assets.core.sets.encryption import EncryptionKeys, decrypting
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.csv_files import header_of
+from vector_assets.core.sets.encryption import EncryptionKeys
 from vector_assets.core.sets.formats import content_sha256, format_of_file, rows_in
 from vector_assets.core.sets.manifest import TableFile
 from vector_assets.core.sets.storage import Root
@@ -187,7 +188,7 @@ def run_drill(request: DrillRequest) -> DrillResult:
     started = time.monotonic()
     chosen = choose_copy(request.root, request.offsite_root, request.key, configured_root=request.configured_root)
     backup_set = chosen.backup_set
-    readable = decrypting(backup_set.folder, backup_set.manifest, request.encryption.identity_file)
+    readable = decrypting(backup_set.folder, [backup_set.manifest], request.encryption.identity_file)
     readable.unlock()  # a missing or wrong identity fails before a scratch database exists
     result = DrillResult(backup_set, f"{SCRATCH_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}", read_from_offsite=chosen.note)
     columns = table_columns(request.dsn, backup_set)

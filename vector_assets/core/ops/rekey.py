@@ -19,14 +19,9 @@ from pathlib import Path
 
 from vector_assets.core.errors import BackupFileError, ConfigError
 from vector_assets.core.hashing import READ_CHUNK_BYTES, sha256_of_stream
+from vector_assets.core.sets.age_streams import EncryptingWriter, decrypting
 from vector_assets.core.sets.catalog import BackupSet, scan_root
-from vector_assets.core.sets.encryption import (
-    AGE_SUFFIX,
-    EncryptingWriter,
-    IdentityFile,
-    Recipients,
-    decrypting,
-)
+from vector_assets.core.sets.encryption import AGE_SUFFIX, IdentityFile, Recipients
 from vector_assets.core.sets.manifest import Manifest, StoredBytes
 from vector_assets.core.sets.naming import LOG_FILE_NAME, manifest_file_name, set_timestamp_of, tmp_name
 from vector_assets.core.sets.roots import Root, SetFolder, open_root, remove_quietly
@@ -111,7 +106,7 @@ def rekeyed_name(name: str, timestamp: str, tag: str) -> str:
 def rekey_set(backup_set: BackupSet, to: Recipients, identity_file: IdentityFile, tag: str) -> Manifest:
     folder, manifest = backup_set.folder, backup_set.manifest
     remove_leftovers(folder, backup_set.timestamp, manifest)
-    readable = decrypting(folder, manifest, identity_file)
+    readable = decrypting(folder, [manifest], identity_file)
     readable.unlock()
     replaced: dict[str, StoredBytes] = {}
     try:
@@ -153,7 +148,7 @@ def _rewrite(readable, folder: SetFolder, name: str, record: StoredBytes, new_na
 def read_through(backup_set: BackupSet, identity_file: IdentityFile) -> None:
     """The dry run's part of a set: every encrypted file decrypted with the identity, both hashes
     checked, nothing written."""
-    readable = decrypting(backup_set.folder, backup_set.manifest, identity_file)
+    readable = decrypting(backup_set.folder, [backup_set.manifest], identity_file)
     for name, record in backup_set.manifest.file_records().items():
         if record.encrypted is not None:
             with readable.open_reader(name) as plain:

@@ -36,8 +36,9 @@ from vector_assets.core.pg.table_changes import (
     truncate_with_brief_waits,
 )
 from vector_assets.core.progress import ProgressReporter
+from vector_assets.core.sets.age_streams import decrypting
 from vector_assets.core.sets.backup_log import TruncateOutcome, rewrite_last_log_block
-from vector_assets.core.sets.encryption import EncryptionKeys, IdentityFile, decrypting
+from vector_assets.core.sets.encryption import EncryptionKeys, IdentityFile
 from vector_assets.core.sets.formats import CSV, count_rows_in_stream, set_format
 from vector_assets.core.sets.manifest import PRE_TRUNCATE
 from vector_assets.core.sets.naming import LOG_FILE_NAME, Location, validate_timestamp
@@ -210,7 +211,7 @@ def verify_against_database(
     folder = backup.folder
     plaintext = not backup.manifest.encrypted or (identity_file is not None and identity_file.path is not None)
     if backup.manifest.encrypted and plaintext:
-        folder = decrypting(backup.folder, backup.manifest, identity_file)
+        folder = decrypting(backup.folder, [backup.manifest], identity_file)
     for table, entry in backup.manifest.tables.items():
         in_database = count_rows(cursor, table)
         in_files = 0

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from vector_assets.core.errors import BackupFileError, BrokenChainError, IdentityError
 from vector_assets.core.hashing import sha256_of_stream
+from vector_assets.core.sets.age_streams import decrypting
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.chains import chain_of
 from vector_assets.core.sets.copies import choose_copy
-from vector_assets.core.sets.encryption import IdentityFile, decrypting
+from vector_assets.core.sets.encryption import IdentityFile
 from vector_assets.core.sets.formats import CSV_ZST, DecodingReader, rows_in
 from vector_assets.core.sets.manifest import FilePart, RowIndex
 from vector_assets.core.sets.row_index import lines_of
@@ -126,7 +127,7 @@ def _check_one_set(backup_set: BackupSet, table: str, check: str, identity_file:
 def _check_encrypted_rows(backup_set: BackupSet, table: str, check: str, identity_file: IdentityFile) -> CheckOutcome:
     """The row counts of an encrypted set's files, read through the identity (and both hashes
     of each file checked on the way)."""
-    folder = decrypting(backup_set.folder, backup_set.manifest, identity_file)
+    folder = decrypting(backup_set.folder, [backup_set.manifest], identity_file)
     stored = backup_set.stored_files(table)
     data = backup_set.data_files(table)
     entry = backup_set.manifest.tables[table]

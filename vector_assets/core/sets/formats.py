@@ -27,8 +27,8 @@ import zstandard
 from vector_assets.core.errors import BackupFileError, ConfigError
 from vector_assets.core.hashing import Sha256Stream
 from vector_assets.core.pg.copy import CSV_OPTIONS
-from vector_assets.core.sets.encryption import plain_name
 from vector_assets.core.sets.csv_files import count_csv_rows, read_csv_header
+from vector_assets.core.sets.encryption import plain_name
 
 if TYPE_CHECKING:
     from vector_assets.core.sets.storage import SetFolder

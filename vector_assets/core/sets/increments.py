@@ -19,17 +19,10 @@ import psycopg2.extensions
 from vector_assets.core.errors import BrokenChainError
 from vector_assets.core.pg.catalog import Column, column_names, read_columns
 from vector_assets.core.pg.row_digests import RowKey, copy_row_digests, row_key
+from vector_assets.core.sets.age_streams import decrypting, encryption_of, open_set_writer
 from vector_assets.core.sets.catalog import NewestBackup
 from vector_assets.core.sets.chains import chain_of
-from vector_assets.core.sets.encryption import (
-    EncryptionKeys,
-    IdentityFile,
-    Recipients,
-    decrypting,
-    encryption_of,
-    name_for,
-    open_set_writer,
-)
+from vector_assets.core.sets.encryption import EncryptionKeys, IdentityFile, Recipients, name_for
 from vector_assets.core.sets.formats import CSV_ZST, EncodingSink
 from vector_assets.core.sets.manifest import FilePart, Manifest, RowIndex
 from vector_assets.core.sets.naming import (
@@ -163,7 +156,7 @@ def write_changes(
     written += [tmp_name(index_name), index_name, tmp_name(deleted_name), deleted_name]
     index_writer = open_set_writer(folder, index_name, recipients)
     deleted_writer = open_set_writer(folder, deleted_name, recipients)
-    parent_folder = decrypting(folder, parent.manifest, keys.identity_file)
+    parent_folder = decrypting(folder, [parent.manifest], keys.identity_file)
     try:
         deleted = EncodingSink(CSV_ZST, deleted_writer)
         merge = RowIndexMerge(index_writer, read_row_index(parent_folder, parent_index.file), spool, deleted)

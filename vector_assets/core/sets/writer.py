@@ -40,20 +40,14 @@ from vector_assets.core.pg.parts import (
 from vector_assets.core.pg.row_changes import copy_rows_with_keys
 from vector_assets.core.pg.row_digests import row_key
 from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
+from vector_assets.core.sets.age_streams import EncryptingWriter, encryption_of, open_set_writer
 from vector_assets.core.sets.backup_log import (
     TruncateOutcome,
     append_log_block,
     format_log_block,
 )
 from vector_assets.core.sets.catalog import published_timestamps, timestamps_in_folder
-from vector_assets.core.sets.encryption import (
-    EncryptingWriter,
-    EncryptionKeys,
-    Recipients,
-    encryption_of,
-    name_for,
-    open_set_writer,
-)
+from vector_assets.core.sets.encryption import EncryptionKeys, Recipients, name_for
 from vector_assets.core.sets.formats import CSV, EncodingSink, SetFormat, set_format
 from vector_assets.core.sets.increments import (
     IndexedTable,

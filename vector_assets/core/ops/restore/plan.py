@@ -16,9 +16,10 @@ from vector_assets.core.errors import (
     IncompleteBackupSetError,
 )
 from vector_assets.core.pg.ddl import TableDefinition
+from vector_assets.core.sets.age_streams import decrypting
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.chains import ChainLink, chain_of
-from vector_assets.core.sets.encryption import IdentityFile, decrypting
+from vector_assets.core.sets.encryption import IdentityFile
 from vector_assets.core.sets.formats import (
     DecodingReader,
     SetFormat,
