@@ -109,6 +109,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "and the restore job: the #11 time targets at 400,000 rows (about 10 minutes)",
     )
     parser.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--only-encryption", action="store_true",
+                        help="run only the encryption section: encrypted against plain csv.zst and pgcopy.zst")
+    parser.add_argument("--child-encryption", choices=("backup", "restore"), help=argparse.SUPPRESS)
+    parser.add_argument("--encryption-format", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rows < 1 or args.dims < 1 or args.hnsw_rows < 1:
         parser.error("--rows, --dims and --hnsw-rows must be positive")
@@ -129,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.formats import child_job_restore
 
         return child_job_restore(args.dsn, args.root, args.timestamp)
+    if args.child_encryption:
+        from benchmarks.encryption import child_encryption
+
+        return child_encryption(args.child_encryption, args.dsn, args.root, args.encryption_format, args.timestamp)
     started = time.monotonic()
     if args.only_increments:
         from benchmarks.increments import format_increments
@@ -139,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.formats import format_formats
 
         print("\n".join(format_formats(run_formats_at_4n_only(args.rows, args.dims, args.data_dir))))
+        return 0
+    if args.only_encryption:
+        from benchmarks.encryption import format_encryption
+
+        print("\n".join(format_encryption(run_encryption_only(args.rows, args.dims, args.data_dir))))
         return 0
     if args.only_object_store:
         from benchmarks.object_store import format_object_store
@@ -440,6 +453,19 @@ def run_formats_at_4n_only(rows: int, dims: int, data_dir: Path):
     work = fresh_folder(Path(data_dir).resolve() / "work")
     try:
         return measure_formats(server, server.bin_dir, dsn4, None, rows * MEMORY_FACTOR, dims, work, job=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_encryption_only(rows: int, dims: int, data_dir: Path):
+    from benchmarks.encryption import measure_encryption
+
+    server = start_embedded(data_dir, stop_on_exit=True)
+    maintenance, dsn = server.dsn("postgres"), server.dsn(BENCH_DATABASE)
+    build_database(maintenance, dsn, rows, dims)
+    work = fresh_folder(Path(data_dir).resolve() / "work")
+    try:
+        return measure_encryption(dsn, rows, dims, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
