@@ -26,10 +26,12 @@ from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncate
 from vector_assets.core.ops.verify import ROW_COUNT_MATCHES, VerifyRequest, run_verify
 from vector_assets.core.sets.encryption import EncryptionKeys, IdentityFile, Recipients
+from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
 from vector_assets_tests.support.age import AgeKey, age_decrypt, make_key
+from vector_assets_tests.support.dagster import run_job
 from vector_assets_tests.support.database import execute, tables_now
 from vector_assets_tests.support.files import folder_snapshot, psql_legacy_set
 
@@ -279,3 +281,46 @@ def test_the_manifest_records_each_files_recipients_and_both_hashes_and_a_versio
         assert entry["sha256"] == hashlib.sha256(stored).hexdigest()
         plain = subprocess.run(["age", "-d", "-i", str(key.identity_file)], input=stored, capture_output=True, check=True).stdout
         assert entry["plaintext_sha256"] == hashlib.sha256(plain).hexdigest() and entry["plaintext_bytes"] == len(plain)
+
+
+def test_a_collection_restores_from_an_encrypted_set_with_the_identity_only(store_db, backup_root, key):
+    result = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="pgcopy.zst", encryption=keys_for(key)))
+    before = tables_now(store_db)
+    execute(store_db, f"DELETE FROM {EMBEDDING_TABLE} WHERE collection_id = "
+                      f"(SELECT uuid FROM {COLLECTION_TABLE} WHERE name = 'sql')")
+    changed = tables_now(store_db)
+
+    with pytest.raises(IdentityError):
+        run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=result.timestamp, collection="sql",
+                                   truncate_before_restore=True, encryption=reader_keys(None)))
+    assert tables_now(store_db) == changed
+
+    restored = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=result.timestamp,
+                                          collection="sql", truncate_before_restore=True,
+                                          encryption=reader_keys(key.identity_file)))
+    assert tables_now(store_db) == before and restored.collection.name == "sql"
+
+
+def test_the_jobs_encrypt_and_decrypt_with_keys_from_the_environment_never_from_run_config(
+    dagster_instance, store_db, backup_root, key, monkeypatch
+):
+    monkeypatch.setenv("VECTOR_ASSETS_ENCRYPT_TO", key.recipient)
+    backup = run_job(dagster_instance, "backup_vector_tables", "back_up_tables", {"format": "csv.zst"})
+    assert backup.success
+    (backup_set,) = scan_root(backup_root)
+    assert backup_set.manifest.recipients == (key.recipient,)
+    before = tables_now(store_db)
+    execute(store_db, f"DELETE FROM {EMBEDDING_TABLE} WHERE id IN (SELECT id FROM {EMBEDDING_TABLE} LIMIT 30)")
+    config = {"truncate_before_restore": True, "dry_run": False}
+
+    refused = run_job(dagster_instance, "restore_vector_tables", "restore_from_backup_set", config,
+                      partition_key=backup_set.key)
+    assert not refused.success
+    monkeypatch.setenv(IDENTITY_VARIABLE, str(key.identity_file))
+    restored = run_job(dagster_instance, "restore_vector_tables", "restore_from_backup_set", config,
+                       partition_key=backup_set.key)
+
+    assert restored.success
+    assert tables_now(store_db) == before
+    for run in dagster_instance.get_runs():
+        assert key.secret() not in str(run.run_config) and str(key.identity_file) not in str(run.run_config)
