@@ -120,18 +120,20 @@ class DecryptingReader(io.RawIOBase):
     """The plaintext of a stored age file, decrypted on a thread of its own as it is read.
 
     ``stored_sha256`` and ``plaintext_sha256`` are those of the whole file once ``read`` has
-    returned ``b""``; age authenticates every 64 KiB chunk and marks the last, so damage or a
-    cut raises while reading, before the end. Close it (or use it in ``with``) to stop the
-    thread early.
+    returned ``b""`` (the plaintext's unless ``hash_plaintext`` is False, for a reader that
+    hashes what it reads itself); with ``expected``, they are checked against it then. Age
+    authenticates every 64 KiB chunk and marks the last, so damage or a cut raises while
+    reading, before the end. Close it (or use it in ``with``) to stop the thread early.
     """
 
     def __init__(
         self, stored: BinaryIO, identities: list[Any], name: str, identity_source: str,
-        expected: StoredBytes | None = None, owns_stored: bool = False,
+        expected: StoredBytes | None = None, owns_stored: bool = False, hash_plaintext: bool = True,
     ) -> None:
         super().__init__()
         self._name = name
         self._expected = expected
+        self._hash_plaintext = hash_plaintext
         self._stored_handle = stored if owns_stored else None
         self._identity_source = identity_source
         self._stored = _HashingSource(stored)
@@ -195,7 +197,8 @@ class DecryptingReader(io.RawIOBase):
                 raise self._error
             self._check_against_manifest()
             return
-        self._plain.update(chunk)
+        if self._hash_plaintext:
+            self._plain.update(chunk)
         self._buffer = memoryview(chunk)
 
     def _check_against_manifest(self) -> None:
@@ -204,7 +207,7 @@ class DecryptingReader(io.RawIOBase):
             return
         if (self.stored_bytes, self.stored_sha256()) != (expected.bytes, expected.sha256):
             raise BackupFileError(f"{self._name} sha256 does not match the manifest (as stored)")
-        if self.plaintext_sha256() != expected.plain_sha256:
+        if self._hash_plaintext and self.plaintext_sha256() != expected.plain_sha256:
             raise BackupFileError(f"{self._name} sha256 does not match the manifest (decrypted)")
 
     def _put(self, chunk: bytes | None) -> None:
@@ -285,9 +288,11 @@ def encryption_of(writer: HashingWriter | EncryptingWriter) -> EncryptedFile | N
 
 class DecryptingFolder:
     """A set's folder read with an identity: ``open_reader`` of a file the manifest records as
-    encrypted gives its plaintext, and at its end checks the stored bytes and the plaintext
-    against that record; everything else is the folder's own. The identity file is read at the
-    first encrypted file, so a plaintext set never needs it."""
+    encrypted gives its plaintext, and at its end checks the stored bytes against that record;
+    everything else is the folder's own. The plaintext is authenticated by age as it is read,
+    and what loads it (a restore, a truncate's check) hashes it against the record's
+    ``plain_sha256`` on that same read, so it is not hashed twice here. The identity file is
+    read at the first encrypted file, so a plaintext set never needs it."""
 
     def __init__(self, folder: SetFolder, records: Mapping[str, StoredBytes], identity_file: IdentityFile) -> None:
         self._folder = folder
@@ -316,7 +321,8 @@ class DecryptingFolder:
         if self._identities is None:
             self._identities = self._identity_file.load()
         return DecryptingReader(
-            self._folder.open_reader(name), self._identities, name, self._identity_file.source, expected=record, owns_stored=True
+            self._folder.open_reader(name), self._identities, name, self._identity_file.source, expected=record,
+            owns_stored=True, hash_plaintext=False,
         )
 
 
