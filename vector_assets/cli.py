@@ -511,6 +511,7 @@ def run_list_command(args: argparse.Namespace) -> int:
     request = InventoryRequest(
         root=backup_root(store), global_only=args.global_only, task_id=args.task_id,
         configured_root=settings.ROOT.get(store.environment()), offsite_root=offsite_root(store),
+        current_recipients=settings.current_recipients(store.environment()),
     )
     inventory = build_inventory(request)
     print(json.dumps(inventory.to_json(), indent=2, ensure_ascii=False) if args.json else inventory.format_text())

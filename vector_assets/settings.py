@@ -288,6 +288,16 @@ def encryption_recipients(environ: Mapping[str, str] | None = None) -> Recipient
     return Recipients.parse(ENCRYPT_TO.get(environ), ENCRYPT_TO.name)
 
 
+def current_recipients(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The recipients new sets are encrypted to, so the list can mark sets that need a retired
+    key; a malformed value marks none (a backup names it, in one line)."""
+    try:
+        recipients = encryption_recipients(environ)
+    except ConfigError:
+        return ()
+    return recipients.keys if recipients is not None else ()
+
+
 def identity_file(environ: Mapping[str, str] | None = None) -> IdentityFile:
     """Where the identity is, not the identity: the file is read only when a set is decrypted."""
     path = IDENTITY_FILE.get(environ)

@@ -201,11 +201,13 @@ def test_verify_and_the_list_work_without_the_identity_and_name_the_key_a_set_ne
                                              identity_file=IdentityFile(key.identity_file, IDENTITY_VARIABLE)))
     assert with_identity.passed and not any(outcome.warning for outcome in with_identity.outcomes)
 
-    inventory = build_inventory(InventoryRequest(root=backup_root))
+    inventory = build_inventory(InventoryRequest(root=backup_root, current_recipients=(key.recipient,)))
     listed = {entry.timestamp: entry for location in inventory.locations for entry in location.backups}
-    assert listed[old.timestamp].encrypted_to == (retired.recipient,)
-    assert listed[new.timestamp].encrypted_to == (key.recipient,)
-    assert f"encrypted to {retired.recipient[:10]}…{retired.recipient[-6:]}" in listed[old.timestamp].format_line()
+    assert listed[old.timestamp].encrypted_to == (retired.recipient,) and listed[old.timestamp].needs_retired_key
+    assert listed[new.timestamp].encrypted_to == (key.recipient,) and not listed[new.timestamp].needs_retired_key
+    line = listed[old.timestamp].format_line()
+    assert f"encrypted to {retired.recipient[:10]}…{retired.recipient[-6:]}" in line and "needs a retired key" in line
+    assert listed[old.timestamp].to_json()["needs_retired_key"] is True
     assert listed[new.timestamp].rows == {table: entry.rows for table, entry in new.manifest.tables.items()}
 
 

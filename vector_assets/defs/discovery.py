@@ -144,7 +144,8 @@ def discover_and_report(
         events += freshness_events(context, keys, reports, removed)
     if context.cursor is None or next_cursor.reported != cursor.reported or removed:
         inventory = build_inventory(InventoryRequest(
-            root=root, configured_root=backup_root.configured(store), offsite_root=backup_root.open_offsite(store)
+            root=root, configured_root=backup_root.configured(store), offsite_root=backup_root.open_offsite(store),
+            current_recipients=settings.current_recipients(store.environment()),
         ))
         events.append(inventory_materialization(keys, inventory))
     run_requests = check_run_requests(reports, check_job)

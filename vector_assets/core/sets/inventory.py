@@ -49,6 +49,7 @@ class InventoryRequest:
     task_id: str | None = None
     configured_root: str | None = None
     offsite_root: Root | Path | str | None = None  # when set, each entry says where its copies are
+    current_recipients: tuple[str, ...] = ()  # when set, a set encrypted to none of them is listed as needing a retired key
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", open_root(self.root))
@@ -88,6 +89,7 @@ class InventoryEntry:
     rows_after: Mapping[str, int] | None = None  # the tables' rows once the set (its chain) is restored
     manifest_bytes: int = 0  # counted in the set's total, as prune frees it
     encrypted_to: tuple[str, ...] = ()  # the recipients (public keys) whose identity the set needs; empty: plaintext
+    needs_retired_key: bool = False  # encrypted to none of the recipients new sets are encrypted to
 
     @property
     def is_increment(self) -> bool:
@@ -130,6 +132,7 @@ class InventoryEntry:
             "rows_after": dict(self.rows_after) if self.rows_after is not None else None,
             **({"copies": list(self.copies)} if self.copies else {}),
             **({"encrypted_to": list(self.encrypted_to)} if self.encrypted_to else {}),
+            **({"needs_retired_key": True} if self.needs_retired_key else {}),
         }
 
     def format_line(self) -> str:
@@ -145,6 +148,8 @@ class InventoryEntry:
             parts.append("copies: " + " + ".join(self.copies))
         if self.encrypted_to:
             parts.append("encrypted to " + ", ".join(short_key(key) for key in self.encrypted_to))
+        if self.needs_retired_key:
+            parts.append("needs a retired key (rekey it)")
         return "  ".join(parts)
 
     def _table_texts(self) -> list[str]:
@@ -267,7 +272,12 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
             if backup_set.location not in listings:
                 listings[backup_set.location] = backup_set.folder.entries()
             entry = entry_for(backup_set, request.root, listings[backup_set.location])
-            grouped.setdefault(backup_set.location, []).append(replace(entry, copies=copies.get(backup_set.key, ())))
+            retired = bool(request.current_recipients and entry.encrypted_to) and not (
+                set(entry.encrypted_to) & set(request.current_recipients)
+            )
+            grouped.setdefault(backup_set.location, []).append(
+                replace(entry, copies=copies.get(backup_set.key, ()), needs_retired_key=retired)
+            )
     locations = [
         InventoryLocation(location, posixpath.join(shown_root, location.label), _newest_first(entries))
         for location, entries in grouped.items()
