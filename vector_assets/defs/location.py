@@ -14,6 +14,7 @@ from vector_assets.defs.discovery import discovery_definitions
 from vector_assets.defs.drill import drill_definitions
 from vector_assets.defs.freshness import freshness_definitions
 from vector_assets.defs.prune import prune_definitions
+from vector_assets.defs.rekey import rekey_definitions
 from vector_assets.defs.replicate import replicate_definitions
 from vector_assets.defs.resources import default_resources
 from vector_assets.defs.restore import restore_definitions
@@ -28,7 +29,7 @@ def store_definitions(store: Store) -> dg.Definitions:
     return dg.Definitions.merge(
         backup_definitions(keys), restore_definitions(keys), truncate_definitions(keys), drill_definitions(keys),
         check_definitions(keys, checks), discovery_definitions(keys, checks), freshness_definitions(keys),
-        prune_definitions(keys), replicate_definitions(keys),
+        prune_definitions(keys), replicate_definitions(keys), rekey_definitions(keys),
     )
 
 

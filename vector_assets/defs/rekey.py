@@ -1,7 +1,7 @@
-"""The job ``rekey_vector_backups``: re-encrypt the root's encrypted sets to new recipients (key
+"""The job ``rekey_vector_backups``: re-encrypt a store's encrypted sets to new recipients (key
 rotation), a set at a time, each manifest swapped last. The identity comes from
-``VECTOR_ASSETS_IDENTITY_FILE`` in the code location's environment, never from run config; the
-new recipients are public keys, which run config may hold."""
+``VECTOR_ASSETS_IDENTITY_FILE`` (the store's settings over the environment), never from run
+config; the new recipients are public keys, which run config may hold."""
 
 import dagster as dg
 from pydantic import Field
@@ -13,6 +13,7 @@ from vector_assets.core.sets.encryption import Recipients
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource
 from vector_assets.defs.run_facts import READS_SETS
+from vector_assets.defs.store_keys import StoreKeys
 
 
 class RekeyConfig(dg.Config):
@@ -25,25 +26,30 @@ class RekeyConfig(dg.Config):
     )
 
 
-@dg.op(pool=VECTOR_TABLES_POOL)  # never beside a prune or a backup into the same folders
-def rekey_sets(context: dg.OpExecutionContext, config: RekeyConfig, backup_root: BackupRootResource) -> dg.Output:
-    """Each encrypted set read with the identity, written again to the new recipients, checked,
-    its manifest swapped last; plaintext sets are left as they are."""
-    try:
-        recipients = Recipients.parse(config.to, "to")
-        if recipients is None:
-            raise ConfigError("to names no recipient")
-        root = backup_root.open_offsite() if config.offsite else backup_root.open()
-        if root is None:
-            raise ConfigError(f"offsite: true, but {settings.OFFSITE_ROOT.name} is not set")
-        result = run_rekey(RekeyRequest(
-            root=root, to=recipients, identity_file=settings.identity_file(), dry_run=config.dry_run,
-            report=context.log.info,
-        ))
-    except VectorAssetsError as error:
-        raise as_failure(error, "rekey") from None
-    context.log.info(result.summary())
-    return dg.Output(None, metadata=rekey_metadata(result))
+def rekey_op(keys: StoreKeys) -> dg.OpDefinition:
+    store = keys.store
+
+    @dg.op(name=keys.name("rekey_sets"), pool=VECTOR_TABLES_POOL)  # never beside a prune or a backup
+    def rekey_sets(context: dg.OpExecutionContext, config: RekeyConfig, backup_root: BackupRootResource) -> dg.Output:
+        """Each encrypted set read with the identity, written again to the new recipients, checked,
+        its manifest swapped last; plaintext sets are left as they are."""
+        try:
+            recipients = Recipients.parse(config.to, "to")
+            if recipients is None:
+                raise ConfigError("to names no recipient")
+            root = backup_root.open_offsite(store) if config.offsite else backup_root.open(store)
+            if root is None:
+                raise ConfigError(f"offsite: true, but {settings.OFFSITE_ROOT.name} is not set")
+            result = run_rekey(RekeyRequest(
+                root=root, to=recipients, identity_file=settings.identity_file(store.environment()),
+                dry_run=config.dry_run, report=context.log.info,
+            ))
+        except VectorAssetsError as error:
+            raise as_failure(error, "rekey") from None
+        context.log.info(result.summary())
+        return dg.Output(None, metadata=rekey_metadata(result))
+
+    return rekey_sets
 
 
 def rekey_metadata(result: RekeyResult) -> dict:
@@ -57,10 +63,16 @@ def rekey_metadata(result: RekeyResult) -> dict:
     }
 
 
-@dg.job(
-    description="Re-encrypt the encrypted backup sets to new recipients (key rotation); a dry run unless told "
-    "dry_run: false. Needs VECTOR_ASSETS_IDENTITY_FILE.",
-    tags=READS_SETS,
-)
-def rekey_vector_backups() -> None:
-    rekey_sets()
+def rekey_definitions(keys: StoreKeys) -> dg.Definitions:
+    rekey_sets = rekey_op(keys)
+
+    @dg.job(
+        name=keys.name("rekey_vector_backups"),
+        description="Re-encrypt the encrypted backup sets to new recipients (key rotation); a dry run unless told "
+        "dry_run: false. Needs VECTOR_ASSETS_IDENTITY_FILE.",
+        tags=READS_SETS,
+    )
+    def rekey_vector_backups() -> None:
+        rekey_sets()
+
+    return dg.Definitions(jobs=[rekey_vector_backups])
