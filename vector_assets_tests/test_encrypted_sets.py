@@ -326,3 +326,30 @@ def test_the_jobs_encrypt_and_decrypt_with_keys_from_the_environment_never_from_
     assert tables_now(store_db) == before
     for run in dagster_instance.get_runs():
         assert key.secret() not in str(run.run_config) and str(key.identity_file) not in str(run.run_config)
+
+
+def test_a_store_carries_its_own_recipients_and_identity_file(dagster_instance, store_db, tmp_path, key, monkeypatch):
+    from vector_assets.core.stores import langchain_store
+    from vector_assets.defs.stores import code_location_definitions
+
+    docs_root = tmp_path / "docs_root"
+    docs = langchain_store(name="docs", dsn_variable="DOCS_PG_DSN", settings={
+        "VECTOR_ASSETS_ROOT": str(docs_root), "VECTOR_ASSETS_ENCRYPT_TO": key.recipient,
+        IDENTITY_VARIABLE: str(key.identity_file),
+    })
+    monkeypatch.setenv("DOCS_PG_DSN", store_db)
+    both = code_location_definitions([settings.default_store(), docs])
+    before = tables_now(store_db)
+
+    backup = both.resolve_job_def("docs_backup_vector_tables").execute_in_process(instance=dagster_instance)
+    (docs_set,) = scan_root(docs_root)
+    execute(store_db, f"DELETE FROM {EMBEDDING_TABLE} WHERE id IN (SELECT id FROM {EMBEDDING_TABLE} LIMIT 30)")
+    restore = both.resolve_job_def("docs_restore_vector_tables").execute_in_process(
+        instance=dagster_instance, partition_key=docs_set.key,
+        run_config={"ops": {"docs_restore_from_backup_set": {"config": {"truncate_before_restore": True, "dry_run": False}}}},
+    )
+
+    assert backup.success and restore.success
+    assert docs_set.manifest.recipients == (key.recipient,) and tables_now(store_db) == before
+    default_backup = run_backup(BackupRequest(dsn=store_db, root=tmp_path / "default_root"))
+    assert not default_backup.manifest.encrypted  # the environment itself asks for no encryption
