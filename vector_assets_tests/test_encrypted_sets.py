@@ -11,6 +11,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from vector_assets import settings
@@ -31,9 +32,10 @@ from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
 from vector_assets_tests.support.age import AgeKey, age_decrypt, make_key
-from vector_assets_tests.support.dagster import run_job
+from vector_assets_tests.support.dagster import Ticker, added_keys, partition_metadata, run_job
 from vector_assets_tests.support.database import execute, tables_now
 from vector_assets_tests.support.files import folder_snapshot, psql_legacy_set
+from vector_assets_tests.test_sensor import check_evaluations
 
 MARKER = "MARKER-ca7f0e"
 IDENTITY_VARIABLE = settings.IDENTITY_FILE.name
@@ -353,3 +355,19 @@ def test_a_store_carries_its_own_recipients_and_identity_file(dagster_instance, 
     assert docs_set.manifest.recipients == (key.recipient,) and tables_now(store_db) == before
     default_backup = run_backup(BackupRequest(dsn=store_db, root=tmp_path / "default_root"))
     assert not default_backup.manifest.encrypted  # the environment itself asks for no encryption
+
+
+def test_the_sensor_registers_and_checks_an_encrypted_set_without_the_identity(dagster_instance, store_db, backup_root, key):
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys_for(key)))
+
+    result = Ticker(dagster_instance).tick()
+
+    assert added_keys(result) == [made.timestamp]
+    assert partition_metadata(dagster_instance, EMBEDDING_TABLE, made.timestamp)["rows"] == made.manifest.tables[EMBEDDING_TABLE].rows
+    checks = {(table, check): e for (table, check, partition), e in check_evaluations(result).items()
+              if partition == made.timestamp}
+    for table in ("langchain_pg_collection_backup", "langchain_pg_embedding_backup"):
+        assert checks[table, "file_present"].passed and checks[table, "sha256_matches_manifest"].passed
+        counted = checks[table, "row_count_matches_manifest"]
+        assert counted.severity == dg.AssetCheckSeverity.WARN and "counting them again needs the identity" in counted.description
+    assert result.run_requests == []
