@@ -23,7 +23,7 @@ from vector_assets.core.pg.copy import copy_out
 from vector_assets.core.sets.age_streams import DecryptingReader, EncryptingSink
 from vector_assets.core.sets.encryption import IdentityFile, Recipients
 from vector_assets.core.sets.formats import DecodingReader, EncodingSink, set_format
-from vector_assets.core.sets.storage import DiskFolder
+from vector_assets.core.sets.disk_store import DiskFolder
 from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets_tests.support.age import age_decrypt, age_encrypt, make_key
 
@@ -287,7 +287,7 @@ MEMORY_PROBE = """
 import os, resource, sys
 from vector_assets.core.sets.age_streams import DecryptingReader, EncryptingSink
 from vector_assets.core.sets.encryption import IdentityFile, Recipients
-from vector_assets.core.sets.storage import DiskFolder
+from vector_assets.core.sets.disk_store import DiskFolder
 mib, folder = int(sys.argv[1]), DiskFolder(__import__("pathlib").Path(sys.argv[2]))
 writer = folder.open_writer("big.age")
 sink = EncryptingSink(Recipients.parse(sys.argv[3], "VECTOR_ASSETS_ENCRYPT_TO"), writer, "big.age")

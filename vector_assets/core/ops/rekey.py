@@ -24,7 +24,8 @@ from vector_assets.core.sets.catalog import BackupSet, scan_root
 from vector_assets.core.sets.encryption import AGE_SUFFIX, IdentityFile, Recipients
 from vector_assets.core.sets.manifest import Manifest, StoredBytes
 from vector_assets.core.sets.naming import LOG_FILE_NAME, manifest_file_name, set_timestamp_of, tmp_name
-from vector_assets.core.sets.roots import Root, SetFolder, open_root, remove_quietly
+from vector_assets.core.sets.roots import open_root, remove_quietly
+from vector_assets.core.sets.storage import Root, SetFolder
 from vector_assets.core.units import count_of, human_size
 
 KEY_TAG_PREFIX = ".k"

@@ -31,7 +31,7 @@ from vector_assets.core.sets.encryption import EncryptedFile, IdentityFile, Reci
 
 if TYPE_CHECKING:
     from vector_assets.core.sets.manifest import Manifest, StoredBytes
-    from vector_assets.core.sets.roots import SetFolder
+    from vector_assets.core.sets.storage import SetFolder
     from vector_assets.core.sets.storage import HashingWriter
 
 STREAM_CHUNK_BYTES = 1 << 20

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from vector_assets.core.errors import ConfigError, IdentityError
 
 if TYPE_CHECKING:
-    from vector_assets.core.sets.roots import SetFolder
+    from vector_assets.core.sets.storage import SetFolder
 
 AGE_SUFFIX = ".age"
 RECIPIENT_PREFIX = "age1"

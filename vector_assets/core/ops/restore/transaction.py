@@ -16,7 +16,8 @@ from vector_assets.core.sets.encryption import Recipients
 from vector_assets.core.sets.formats import CSV
 from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.naming import LOG_FILE_NAME
-from vector_assets.core.sets.roots import SetFolder, writing_to
+from vector_assets.core.sets.roots import writing_to
+from vector_assets.core.sets.storage import SetFolder
 from vector_assets.core.sets.writer import BackupResult, SetTarget, free_timestamp, write_set
 
 
