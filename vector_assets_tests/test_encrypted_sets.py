@@ -30,7 +30,7 @@ from vector_assets.core.sets.encryption import EncryptionKeys, IdentityFile, Rec
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
-from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, MANAGED_TABLES
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets_tests.support.age import AgeKey, age_decrypt, make_key
 from vector_assets_tests.support.dagster import Ticker, added_keys, partition_metadata, run_job
 from vector_assets_tests.support.database import execute, tables_now
@@ -100,7 +100,7 @@ def test_a_csv_sets_file_decrypts_with_age_into_exactly_what_psql_copy_writes(st
     result = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="csv", encryption=keys_for(key)))
     psql_legacy_set(store_db, tmp_path / "psql", "20250101_000000")
 
-    for table in MANAGED_TABLES:
+    for table in (COLLECTION_TABLE, EMBEDDING_TABLE):
         stored = backup_root / "vector_bak" / result.manifest.tables[table].file
         assert stored.name.endswith(".csv.age")
         age_decrypt(stored, key, tmp_path / f"{table}.csv")
@@ -278,7 +278,7 @@ def test_the_manifest_records_each_files_recipients_and_both_hashes_and_a_versio
 
     manifest = json.loads((backup_root / "vector_bak" / f"vector_backup_{result.timestamp}.json").read_text())
     assert manifest["format_version"] == 4  # readers of versions 1 to 3 refuse it, rather than misread .age files
-    for table in MANAGED_TABLES:
+    for table in (COLLECTION_TABLE, EMBEDDING_TABLE):
         entry = manifest["tables"][table]
         stored = (backup_root / "vector_bak" / entry["file"]).read_bytes()
         assert entry["encrypted_to"] == [key.recipient] and entry["bytes"] == len(stored)
