@@ -332,7 +332,7 @@ def test_the_jobs_encrypt_and_decrypt_with_keys_from_the_environment_never_from_
 
 def test_a_store_carries_its_own_recipients_and_identity_file(dagster_instance, store_db, tmp_path, key, monkeypatch):
     from vector_assets.core.stores import langchain_store
-    from vector_assets.defs.stores import code_location_definitions
+    from vector_assets.defs.location import code_location_definitions
 
     docs_root = tmp_path / "docs_root"
     docs = langchain_store(name="docs", dsn_variable="DOCS_PG_DSN", settings={

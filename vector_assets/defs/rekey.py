@@ -11,7 +11,7 @@ from vector_assets.core.errors import ConfigError, VectorAssetsError
 from vector_assets.core.ops.rekey import RekeyRequest, RekeyResult, run_rekey
 from vector_assets.core.sets.encryption import Recipients
 from vector_assets.defs.failures import as_failure
-from vector_assets.defs.resources import VECTOR_TABLES_POOL, BackupRootResource
+from vector_assets.defs.resources import BackupRootResource
 from vector_assets.defs.run_facts import READS_SETS
 from vector_assets.defs.store_keys import StoreKeys
 
@@ -29,7 +29,7 @@ class RekeyConfig(dg.Config):
 def rekey_op(keys: StoreKeys) -> dg.OpDefinition:
     store = keys.store
 
-    @dg.op(name=keys.name("rekey_sets"), pool=VECTOR_TABLES_POOL)  # never beside a prune or a backup
+    @dg.op(name=keys.name("rekey_sets"), pool=keys.pool)  # never beside a prune or a backup
     def rekey_sets(context: dg.OpExecutionContext, config: RekeyConfig, backup_root: BackupRootResource) -> dg.Output:
         """Each encrypted set read with the identity, written again to the new recipients, checked,
         its manifest swapped last; plaintext sets are left as they are."""
