@@ -436,6 +436,8 @@ def format_drill(result: DrillResult) -> str:
         lines.append(f"  {'ok  ' if within else 'WARN'} RTO: {result.recovery_time.message}")
     mark = {PASSED: "ok  ", WARNING: "WARN", FAILED: "FAIL"}
     lines += [f"  {mark[result.recall_settings.verdict(i.recall)]} search: {i.table} {i.describe()}" for i in result.recall]
+    if result.restore is not None:
+        lines += [f"  {'WARN' if build.spilled else 'ok  '} {build.message}" for build in result.restore.index_builds]
     dropped = "dropped" if result.scratch_dropped else "NOT dropped"
     lines.append(f"{'passed' if result.passed else 'FAILED'} in {result.duration_seconds:.2f}s; scratch database {dropped}")
     return "\n".join(lines)

@@ -178,7 +178,8 @@ def parse_size(text: str, variable: str) -> int:
 
 def index_build_settings(environ: Mapping[str, str] | None = None) -> IndexBuildSettings:
     workers = INDEX_BUILD_WORKERS.count(environ) if INDEX_BUILD_WORKERS.get(environ) else None
-    return IndexBuildSettings(parse_size(INDEX_BUILD_MEMORY.get(environ), INDEX_BUILD_MEMORY.name), workers)
+    memory = parse_size(INDEX_BUILD_MEMORY.get(environ), INDEX_BUILD_MEMORY.name)
+    return IndexBuildSettings(memory, workers, memory_cap_name=INDEX_BUILD_MEMORY.name)
 
 
 def recall_settings(environ: Mapping[str, str] | None = None) -> RecallSettings:

@@ -2,6 +2,7 @@
 watched on a second connection, and honest when the graph does not fit in memory."""
 
 import os
+import re
 
 import psycopg2
 import pytest
@@ -12,8 +13,11 @@ from vector_assets.core.pg.index_builds import (
     FLOOR_BYTES,
     IndexBuildProgress,
     IndexBuildSettings,
+    plan_build_memory,
+    server_available_memory,
     server_is_local,
 )
+from vector_assets.core.units import human_size
 from vector_assets.core.progress import ProgressReporter
 from vector_assets_tests.support.database import execute, fill_store, tables_now
 
@@ -73,6 +77,54 @@ def test_a_cap_below_the_graph_is_obeyed_and_the_spill_is_reported(indexed_set, 
     assert "did not fit in memory" in hnsw.message
 
 
+def test_a_build_whose_estimate_exceeds_the_limit_says_so_first_and_sets_no_more_than_the_limit(indexed_set, backup_root):
+    dsn, key = indexed_set
+    events = []
+    limit = 10**6
+
+    result = replace(dsn, backup_root, key, progress=ProgressReporter(events.append, 0.02),
+                     index_builds=IndexBuildSettings(memory_cap_bytes=limit, workers=0, memory_cap_name="MY_LIMIT"))
+
+    hnsw = builds_by_name(result)["emb_hnsw"]
+    assert hnsw.needed_bytes > limit and hnsw.memory_bytes == limit
+    builds = [e for e in events if isinstance(e, IndexBuildProgress) and e.index == "emb_hnsw"]
+    said = builds[0].describe()  # before any reading of the build itself
+    assert said == hnsw.shortfall and "\n" not in said
+    assert said.startswith(f"index emb_hnsw would need about {human_size(hnsw.needed_bytes)} of maintenance_work_mem")
+    assert f"it gets {human_size(limit)} (MY_LIMIT)" in said and said.endswith("x as long")
+    # what the server really had: pgvector's notice counts the rows whose vectors (1,544 bytes
+    # each at 384 dimensions, before their neighbour lists) fit in it
+    fitted = int(re.search(r"after (\d+) tuples", hnsw.spilled).group(1))
+    assert 0 < fitted * (8 + 4 * 384) <= limit
+
+
+def test_a_build_never_asks_for_more_than_half_of_what_the_server_has_available():
+    settings = IndexBuildSettings(memory_cap_bytes=10 * 10**9, memory_cap_name="MY_LIMIT")
+
+    short = plan_build_memory(8 * 10**9, settings, server_available_bytes=4 * 10**9)
+    assert (short.granted_bytes, short.fits) == (2 * 10**9, False)
+    assert "it gets 2.0 GB (half of the 4.0 GB the server has available)" in short.shortfall("emb_hnsw")
+    assert 1 < short.slowdown < plan_build_memory(8 * 10**9, settings, 2 * 10**9).slowdown
+
+    capped = plan_build_memory(8 * 10**9, IndexBuildSettings(memory_cap_bytes=10**9, memory_cap_name="MY_LIMIT"), 64 * 10**9)
+    assert (capped.granted_bytes, capped.limited_by) == (10**9, "MY_LIMIT")
+    roomy = plan_build_memory(3 * 10**9, settings, 64 * 10**9)
+    assert (roomy.granted_bytes, roomy.fits, roomy.shortfall("emb_hnsw")) == (3 * 10**9, True, None)
+
+
+def test_the_servers_available_memory_is_read_here_or_through_the_server(empty_db):
+    conn = psycopg2.connect(empty_db)
+    try:
+        with conn.cursor() as cursor:
+            here = server_available_memory(cursor)
+            through_the_server = server_available_memory(cursor, local=False)  # pg_read_file, as for a remote server
+            cursor.execute("SELECT 1")  # the transaction is still usable
+    finally:
+        conn.close()
+    assert here is not None and through_the_server is not None
+    assert 0.5 < through_the_server / here < 2  # one machine, read twice a moment apart
+
+
 def test_build_progress_is_read_on_a_second_connection(indexed_set, backup_root):
     dsn, key = indexed_set
     events = []
@@ -100,7 +152,7 @@ def test_malformed_build_settings_name_the_variable(monkeypatch):
     with pytest.raises(ConfigError, match="VECTOR_ASSETS_INDEX_BUILD_WORKERS"):
         settings.index_build_settings()
     monkeypatch.setenv("VECTOR_ASSETS_INDEX_BUILD_WORKERS", "2")
-    assert settings.index_build_settings() == IndexBuildSettings(2 * 10**9, 2)
+    assert settings.index_build_settings() == IndexBuildSettings(2 * 10**9, 2, "VECTOR_ASSETS_INDEX_BUILD_MEMORY")
 
 
 def test_the_restore_job_logs_each_build_and_its_progress(indexed_set, backup_root, monkeypatch):

@@ -18,6 +18,7 @@ from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
 from vector_assets.defs.partitions import chosen_set, newest_key, set_checks, set_chosen_for_checks
 from vector_assets.defs.resources import BackupRootResource, PgVectorResource
+from vector_assets.defs.restore import INDEX_BUILD_SCHEMA, index_build_records
 from vector_assets.defs.run_facts import READS_SETS, log_progress, set_tags, tag_run
 from vector_assets.defs.store_keys import StoreKeys
 
@@ -260,6 +261,8 @@ def report_drill(context: dg.OpExecutionContext, keys: StoreKeys, result: DrillR
                 asset_key=keys.backup_key(table), check_name=RECALL_CHECK, partition=result.backup_set.key, **recall,
             ))
             (context.log.info if recall["passed"] else context.log.warning)(f"{table} search recall: {recall['description']}")
+    for build in result.restore.index_builds:
+        (context.log.warning if build.spilled else context.log.info)(build.message)
     (context.log.info if result.recovery_time.verdict == WITHIN else context.log.warning)(result.recovery_time.message)
     alert_failed_drill_checks(context, result, keys.store)
 
@@ -285,6 +288,8 @@ def drill_metadata(result: DrillResult) -> dict:
         **rto_metadata(result),
         "search_recall": "; ".join(index.describe() for index in result.recall) or "no vector index to measure",
         "recall_seconds": dg.MetadataValue.float(round(result.recall_seconds, 3)),
+        "index_builds": dg.MetadataValue.table(index_build_records(result.restore), schema=INDEX_BUILD_SCHEMA),
+        "index_graph_fit_in_memory": not any(build.spilled for build in result.restore.index_builds),
     }
 
 

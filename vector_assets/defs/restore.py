@@ -196,8 +196,8 @@ RESTORE_SCHEMA = dg.TableSchema(columns=[
 
 INDEX_BUILD_SCHEMA = dg.TableSchema(columns=[
     dg.TableColumn("index", "string"), dg.TableColumn("method", "string"), dg.TableColumn("seconds", "float"),
-    dg.TableColumn("maintenance_work_mem", "string"), dg.TableColumn("workers", "int"),
-    dg.TableColumn("fit_in_memory", "bool"), dg.TableColumn("notice", "string"),
+    dg.TableColumn("maintenance_work_mem", "string"), dg.TableColumn("estimated_need", "string"),
+    dg.TableColumn("workers", "int"), dg.TableColumn("fit_in_memory", "bool"), dg.TableColumn("notice", "string"),
 ])
 
 
@@ -205,8 +205,8 @@ def index_build_records(result: RestoreResult) -> list[dg.TableRecord]:
     return [
         dg.TableRecord({
             "index": b.name, "method": b.method, "seconds": round(b.seconds, 3),
-            "maintenance_work_mem": human_size(b.memory_bytes), "workers": b.workers,
-            "fit_in_memory": b.spilled is None, "notice": b.spilled or "",
+            "maintenance_work_mem": human_size(b.memory_bytes), "estimated_need": human_size(b.needed_bytes),
+            "workers": b.workers, "fit_in_memory": b.spilled is None, "notice": b.spilled or b.shortfall or "",
         })
         for b in result.index_builds
     ]

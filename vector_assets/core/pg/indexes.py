@@ -23,10 +23,12 @@ from vector_assets.core.pg.index_builds import (
     INDEX_METHOD,
     BuildWatch,
     IndexBuild,
+    IndexBuildProgress,
     IndexBuildSettings,
-    build_memory,
     build_workers,
     estimated_build_bytes,
+    plan_build_memory,
+    server_available_memory,
     size_build,
     spill_notice,
     watching_build,
@@ -190,10 +192,11 @@ def recreate_indexes(
     """Build each index again exactly as it was (tablespace, comment, statistics, CLUSTER mark),
     each with memory for its ``rows`` and parallel workers."""
     workers = build_workers(cursor, build_settings) if saved else 0
+    server_memory = server_available_memory(cursor) if saved else None
     builds = []
     for index in saved:
         cursor.execute(sql.SQL("SET LOCAL default_tablespace = {}").format(sql.Literal(index.tablespace or "")))
-        builds.append(_build(cursor, index, rows, build_settings, workers, watch))
+        builds.append(_build(cursor, index, rows, build_settings, workers, server_memory, watch))
         name = sql.Identifier(index.schema, index.name)
         if index.comment is not None:
             cursor.execute(sql.SQL("COMMENT ON INDEX {} IS {}").format(name, sql.Literal(index.comment)))
@@ -215,13 +218,21 @@ def _build(
     rows: int,
     build_settings: IndexBuildSettings,
     workers: int,
+    server_memory: int | None,
     watch: BuildWatch | None,
 ) -> IndexBuild:
-    memory = build_memory(estimated_build_bytes(cursor, index.table, index.definition, rows), build_settings)
-    size_build(cursor, memory, workers)
+    estimate = estimated_build_bytes(cursor, index.table, index.definition, rows)
+    memory = plan_build_memory(estimate, build_settings, server_memory)
+    shortfall = memory.shortfall(index.name)
+    if shortfall and watch is not None:
+        watch.reporter.report(IndexBuildProgress(index.name, "planned", 0, 0, 0, 0, note=shortfall))
+    size_build(cursor, memory.granted_bytes, workers)
     del cursor.connection.notices[:]
     started = time.monotonic()
     with watching_build(watch, index.name):
         cursor.execute(index.definition)
     method = match.group(1) if (match := INDEX_METHOD.search(index.definition)) else "?"
-    return IndexBuild(index.name, method, memory, workers, time.monotonic() - started, spill_notice(cursor.connection))
+    return IndexBuild(
+        index.name, method, memory.granted_bytes, workers, time.monotonic() - started, spill_notice(cursor.connection),
+        needed_bytes=estimate, shortfall=shortfall,
+    )
