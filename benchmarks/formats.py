@@ -5,7 +5,8 @@ Targets (issue #11), reported as MET or MISSED, never raised:
 - pgcopy backup at least 3.5 x faster than psql \\copy csv;
 - pgcopy restore (replace) at least 3 x faster than psql TRUNCATE + \\copy FROM csv;
 - csv.zst backup at least 12 x faster than pg_dump -Fc, and at most 1.05 x its size;
-- csv.zst backup at most 1.0 x psql \\copy (compression hidden behind parallel parts);
+- csv.zst backup wall time at most 1.10 x its CPU floor (issue #30: on 2 cores compression cannot
+  hide behind \\copy, so the target is against the least time these cores allow);
 - the restore job (execute_in_process) at 2N rows (200,000 by default) at most 1.20 x psql \\copy FROM;
 - peak RSS of a backup of 4N rows at most 1.2 x that of N rows, for every format.
 """
@@ -39,6 +40,7 @@ from benchmarks.common import (
     verdict,
     verify_restored,
 )
+from benchmarks.cpu_floor import CpuMeter, CpuUse, postmaster_pid
 from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 
@@ -56,6 +58,12 @@ class FormatRuns:
     files: int = 0
     rss_n_kb: int = 0
     rss_4n_kb: int = 0
+    cpu: list[CpuUse] = field(default_factory=list)  # each backup's CPU
+
+    @property
+    def backup_cpu(self) -> CpuUse:
+        """The median backup's reading (by wall time)."""
+        return sorted(self.cpu, key=lambda use: use.wall_seconds)[len(self.cpu) // 2]
 
 
 @dataclass
@@ -139,10 +147,11 @@ def measure_formats(
     (None: left out) and the restore job (unless ``job`` is False)."""
     formats = {name: FormatRuns(name, Runs(f"ours: backup {name}"), Runs(f"ours: restore {name}")) for name in FORMATS}
     psql_backup, pg_dump = Runs("psql \\copy csv (both tables)"), Runs("pg_dump -Fc (both tables)")
+    meter = CpuMeter(postmaster=postmaster_pid(dsn))
     for repetition in range(1, REPEATS + 1):
         log(f"formats: backup repetition {repetition}/{REPEATS}")
         for runs in formats.values():
-            _time_backup(runs, dsn, work, rows)
+            _time_backup(runs, dsn, work, rows, meter)
         seconds, size = run_psql_copy(bin_dir, dsn, work)
         psql_backup.seconds.append(seconds)
         psql_backup.output_bytes = size
@@ -161,9 +170,11 @@ def measure_formats(
     return report
 
 
-def _time_backup(runs: FormatRuns, dsn: str, work: Path, rows: int) -> None:
+def _time_backup(runs: FormatRuns, dsn: str, work: Path, rows: int, meter: CpuMeter) -> None:
     root = fresh_folder(work / "formats")
-    report = run_child(["--child-format-backup", runs.name, "--dsn", dsn, "--root", str(root)])
+    with meter.step() as reading:
+        report = run_child(["--child-format-backup", runs.name, "--dsn", dsn, "--root", str(root)])
+    runs.cpu.append(reading.use)
     shutil.rmtree(root)
     if report["rows"].get(EMBEDDING_TABLE) != rows:
         raise RuntimeError(f"{runs.name} backup copied {report['rows']}, expected {rows} embeddings")
@@ -287,7 +298,8 @@ def _targets(report: FormatsReport) -> list[str]:
     pgcopy_restore = psql_r / f["pgcopy"].restore.median
     zst_vs_dump = dump.median / f["csv.zst"].backup.median
     zst_size = f["csv.zst"].bytes / dump.output_bytes
-    zst_vs_psql = f["csv.zst"].backup.median / psql_b
+    zst_cpu = f["csv.zst"].backup_cpu
+    zst_vs_floor = zst_cpu.wall_seconds / zst_cpu.floor_seconds
     csv_vs_psql = f["csv"].backup.median / psql_b
     rss_ratios = [runs.rss_4n_kb / runs.rss_n_kb for runs in f.values() if runs.rss_4n_kb]
     lines = [
@@ -295,7 +307,9 @@ def _targets(report: FormatsReport) -> list[str]:
         f"- target pgcopy restore >= 3 x faster than psql \\copy FROM: {pgcopy_restore:.2f} x -> {verdict(pgcopy_restore >= 3)}",
         f"- target csv.zst backup >= 12 x faster than pg_dump -Fc: {zst_vs_dump:.2f} x -> {verdict(zst_vs_dump >= 12)}; "
         f"size <= 1.05 x: {zst_size:.2f} x -> {verdict(zst_size <= 1.05)}",
-        f"- target csv.zst backup <= 1.0 x psql \\copy: {zst_vs_psql:.2f} x -> {verdict(zst_vs_psql <= 1.0)}",
+        f"- target csv.zst backup (child process wall) <= 1.10 x its CPU floor: {zst_vs_floor:.2f} x -> "
+        f"{verdict(zst_vs_floor <= 1.10)}; {zst_cpu.describe()}; estimated on 4 cores {zst_cpu.floor_on(4):.2f} s, "
+        f"on 8 cores {zst_cpu.floor_on(8):.2f} s; x psql \\copy {f['csv.zst'].backup.median / psql_b:.2f}",
         f"- target csv backup <= 1.10 x psql \\copy: {csv_vs_psql:.2f} x -> {verdict(csv_vs_psql <= 1.10)}",
     ]
     if rss_ratios:  # not measured at 4N rows (--only-formats-at-4n)
