@@ -113,10 +113,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run only the encryption section: encrypted against plain csv.zst and pgcopy.zst")
     parser.add_argument("--child-encryption", choices=("backup", "restore"), help=argparse.SUPPRESS)
     parser.add_argument("--encryption-format", help=argparse.SUPPRESS)
+    parser.add_argument("--only-scaling", action="store_true", help="run only the scaling section")
+    parser.add_argument("--skip-scaling", action="store_true", help="skip the scaling section (about 90 minutes here)")
+    parser.add_argument(
+        "--scaling-sizes", type=sizes_list, default=None, metavar="N,N,...",
+        help="rows of the scaling section's sizes (default 50000,100000,200000,400000,800000)",
+    )
+    parser.add_argument("--scaling-big", action="store_true", help="add 1,600,000 rows to the scaling sizes")
+    parser.add_argument("--scaling-repeats", type=int, default=3, help="runs of each backup and restore per size (median)")
+    parser.add_argument("--scaling-output", type=Path, default=Path("benchmarks/results"),
+                        help="where the scaling section writes its CSV and picture")
     args = parser.parse_args(argv)
-    if args.rows < 1 or args.dims < 1 or args.hnsw_rows < 1:
-        parser.error("--rows, --dims and --hnsw-rows must be positive")
+    if args.rows < 1 or args.dims < 1 or args.hnsw_rows < 1 or args.scaling_repeats < 1:
+        parser.error("--rows, --dims, --hnsw-rows and --scaling-repeats must be positive")
+    from benchmarks.scaling import BIG_SIZE, DEFAULT_SIZES
+
+    args.scaling_sizes = sorted(set(args.scaling_sizes or DEFAULT_SIZES) | ({BIG_SIZE} if args.scaling_big else set()))
     return args
+
+
+def sizes_list(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--scaling-sizes must be whole numbers separated by commas, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--scaling-sizes must be positive row counts, got {text!r}")
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n".join(format_encryption(run_encryption_only(args.rows, args.dims, args.data_dir))))
         return 0
+    if args.only_scaling:
+        print("\n".join(run_scaling_only(args)))
+        return 0
     if args.only_object_store:
         from benchmarks.object_store import format_object_store
 
@@ -161,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run_benchmark(
         args.rows, args.dims, args.data_dir, None if args.skip_hnsw else args.hnsw_rows, not args.skip_object_store,
         formats=not args.skip_formats, increments=not args.skip_increments,
+        scaling=None if args.skip_scaling else args,
     )
     from benchmarks.sensor_ticks import format_sensor_ticks, measure_sensor_ticks
 
@@ -395,6 +422,7 @@ class Report:
     formats: object | None = None  # benchmarks.formats.FormatsReport
     increments: object | None = None  # benchmarks.increments.IncrementsReport
     object_store: object | None = None  # benchmarks.object_store.ObjectStoreReport
+    scaling: list[str] | None = None  # the scaling section's report lines
 
 
 @dataclass
@@ -483,9 +511,20 @@ def run_increments_only(rows: int, dims: int, data_dir: Path):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def run_scaling_only(args: argparse.Namespace) -> list[str]:
+    from benchmarks.scaling import run_scaling
+
+    server = start_embedded(args.data_dir, stop_on_exit=True)
+    work = fresh_folder(Path(args.data_dir).resolve() / "work")
+    try:
+        return run_scaling(server, args.scaling_sizes, args.dims, work, args.scaling_repeats, args.scaling_output)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run_benchmark(
     rows: int, dims: int, data_dir: Path, hnsw_rows: int | None = DEFAULT_HNSW_ROWS, object_store: bool = True,
-    formats: bool = True, increments: bool = True,
+    formats: bool = True, increments: bool = True, scaling: argparse.Namespace | None = None,
 ) -> Report:
     """Build (or reuse) the databases, time the three operations interleaved, then check memory.
 
@@ -521,6 +560,12 @@ def run_benchmark(
             from benchmarks.object_store import measure_object_store
 
             report.object_store = measure_object_store(dsn, dsn4, rows, work)
+        if scaling is not None:
+            from benchmarks.scaling import run_scaling
+
+            report.scaling = run_scaling(
+                server, scaling.scaling_sizes, dims, work, scaling.scaling_repeats, scaling.scaling_output
+            )
         return report
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -732,6 +777,8 @@ def format_report(report: Report, total_seconds: float) -> str:
         from benchmarks.object_store import format_object_store
 
         lines += ["", *format_object_store(report.object_store)]
+    if report.scaling is not None:
+        lines += ["", *report.scaling]
     lines += ["", f"- total benchmark runtime: {total_seconds:.1f} s"]
     return "\n".join(lines)
 
