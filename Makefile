@@ -42,7 +42,13 @@ test: $(INSTALLED) $(AZURITE) age-tool
 test-fast: $(INSTALLED) $(AZURITE) age-tool
 	$(BIN)/pytest -q -m "not e2e and not faults"
 
-bench: $(INSTALLED)
+# The benchmark's extra (pandas, matplotlib) on top of the test venv; make test does not need it.
+BENCH_INSTALLED := $(VENV)/.bench-installed
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $(BENCH_INSTALLED)
+
+bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m benchmarks
 
 clean:

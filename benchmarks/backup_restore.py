@@ -132,6 +132,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def runs_scaling(args: argparse.Namespace) -> bool:
+    """--only-scaling, or the whole benchmark without --skip-scaling (another --only-… runs one other section)."""
+    others = (args.only_increments, args.only_formats_at_4n, args.only_object_store, args.only_encryption)
+    return args.only_scaling or not (args.skip_scaling or any(others))
+
+
+def scaling_packages_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("pandas", "matplotlib"))
+
+
 def sizes_list(text: str) -> list[int]:
     try:
         sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
@@ -160,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.encryption import child_encryption
 
         return child_encryption(args.child_encryption, args.dsn, args.root, args.encryption_format, args.timestamp)
+    if runs_scaling(args) and not scaling_packages_installed():
+        print("the scaling section needs pandas and matplotlib: pip install -e '.[bench]' (make bench does), "
+              "or leave it out with --skip-scaling", file=sys.stderr)
+        return 2
     started = time.monotonic()
     if args.only_increments:
         from benchmarks.increments import format_increments

@@ -265,6 +265,9 @@ def measure_increment(server, dsn: str, rows: int, work: Path, meter: CpuMeter) 
         raise RuntimeError(f"the increment fell back to a full set: {result.manifest.fallback}")
     increment.record(seconds, reading.use)
     increment.bytes = sum(entry.bytes for entry in result.manifest.tables.values())
+    increment.extra["row_index_bytes"] = sum(
+        part.bytes for entry in result.manifest.tables.values() for part in (entry.rows_index, entry.deleted_keys) if part
+    )
     expected = _table_digest(copy)
     chain = Measurement(rows, "chain restore", "ours", INCREMENT_FORMAT)
     with meter.step() as reading:
@@ -418,6 +421,19 @@ def targets(frame) -> list[str]:
     return lines
 
 
+def per_row_table(frame) -> str:
+    """Seconds per million rows by size (rows) and step (columns), ours beside the anchors; then
+    peak RSS and the drill. The README's scaling table."""
+    steps = frame.assign(step=frame.operation + " " + frame.tool.where(frame.tool != "ours", "") + " " + frame.format)
+    steps["step"] = steps.step.str.replace("  ", " ").str.replace("psql \\copy csv", "\\copy").str.replace(
+        "psql -1 \\copy FROM csv", "\\copy FROM")
+    table = steps.pivot_table(index="rows", columns="step", values="s_per_million_rows", sort=False)
+    rss = frame[frame.tool == "ours"].groupby("rows").max_rss_mb.max().rename("peak RSS MiB")
+    table = table.join(rss)
+    table.index = [f"{rows:,}" for rows in table.index]
+    return table.to_markdown(floatfmt=".1f") if _has_tabulate() else table.to_string(float_format="%.1f")
+
+
 def format_scaling(frame, csv_path: Path, png_path: Path) -> list[str]:
     columns = ["rows", "operation", "tool", "format", "seconds", "s_per_million_rows", "mb_per_s", "max_rss_mb",
                "cpu_floor_s", "wall_over_floor"]
@@ -428,6 +444,10 @@ def format_scaling(frame, csv_path: Path, png_path: Path) -> list[str]:
         f"- results: {csv_path} and {png_path}",
         "",
         table.to_markdown(index=False, floatfmt=".2f") if _has_tabulate() else table.to_string(index=False),
+        "",
+        "seconds per million rows:",
+        "",
+        per_row_table(frame),
         "",
         *targets(frame),
     ]
@@ -446,3 +466,18 @@ def run_scaling(server, sizes: list[int], dims: int, work: Path, repeats: int, o
     csv_path, png_path = write_results(frame, output)
     log(f"scaling: {len(sizes)} sizes in {time.monotonic() - started:.0f} s; {csv_path}")
     return format_scaling(frame, csv_path, png_path)
+
+
+def main(paths: list[str]) -> int:
+    """Read saved runs again: ``python -m benchmarks.scaling RESULTS.csv ...`` prints each one's
+    table of seconds per million rows and its targets."""
+    import pandas as pd
+
+    for path in paths:
+        frame = pd.read_csv(path)
+        print("\n".join([f"## {path}", "", per_row_table(frame), "", *targets(frame), ""]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
