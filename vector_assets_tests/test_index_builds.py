@@ -174,3 +174,20 @@ def test_the_restore_job_logs_each_build_and_its_progress(indexed_set, backup_ro
     assert any(m.startswith("index emb_hnsw (hnsw) built in ") and "parallel workers" in m for m in messages)
     assert "index emb_hnsw: built" in messages
     assert any(m.startswith("restore langchain_pg_embedding: ") and m.endswith("done") for m in messages)
+
+
+def test_the_drill_reports_each_builds_time_and_whether_it_spilled(indexed_set, backup_root):
+    from vector_assets.cli import format_drill
+    from vector_assets.core.ops.drill import DrillRequest, run_drill
+
+    dsn, key = indexed_set
+
+    roomy = run_drill(DrillRequest(dsn=dsn, root=backup_root, key=key, index_builds=IndexBuildSettings(workers=0)))
+    tight = run_drill(DrillRequest(dsn=dsn, root=backup_root, key=key,
+                                   index_builds=IndexBuildSettings(memory_cap_bytes=10**6, workers=0)))
+
+    assert roomy.passed and tight.passed
+    fitted, spilled = roomy.restore.index_builds[0], tight.restore.index_builds[0]
+    assert (fitted.name, fitted.spilled, spilled.name) == ("emb_hnsw", None, "emb_hnsw") and spilled.spilled
+    assert f"  ok   index emb_hnsw (hnsw) built in {fitted.seconds:.1f}s" in format_drill(roomy)
+    assert "  WARN index emb_hnsw (hnsw) built in " in format_drill(tight) and "did not fit in memory" in format_drill(tight)
