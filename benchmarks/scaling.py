@@ -110,8 +110,11 @@ class Measurement:
         return row | self.extra
 
 
-def measure_scaling(server, sizes: list[int], dims: int, work: Path, repeats: int = DEFAULT_REPEATS):
-    """Every size in turn, smallest first; returns the run's DataFrame."""
+def measure_scaling(
+    server, sizes: list[int], dims: int, work: Path, repeats: int = DEFAULT_REPEATS, csv_path: Path | None = None
+):
+    """Every size in turn, smallest first; returns the run's DataFrame. With ``csv_path`` the
+    sizes done so far are written there after each one, so a long run that breaks keeps them."""
     import pandas as pd
 
     meter = CpuMeter(postmaster=postmaster_pid(server.dsn("postgres")))
@@ -123,6 +126,8 @@ def measure_scaling(server, sizes: list[int], dims: int, work: Path, repeats: in
         measurements += measure_restores(server.bin_dir, dsn, rows, dims, work, meter, repeats)
         measurements += measure_increment(server, dsn, rows, work, meter)
         measurements += measure_drill(server, rows, dims, work, meter)
+        if csv_path is not None:
+            pd.DataFrame([m.as_row(dims) for m in measurements]).to_csv(csv_path, index=False, float_format="%.4f")
     return pd.DataFrame([measurement.as_row(dims) for measurement in measurements])
 
 
@@ -334,11 +339,15 @@ def ensure_hnsw_index(dsn: str) -> None:
 # --- results: the CSV, the picture, the targets ---------------------------------------------------
 
 
-def write_results(frame, folder: Path = RESULTS_DIR) -> tuple[Path, Path]:
-    """``scaling-<UTC time>.csv`` and ``.png`` in ``folder``; the picture is drawn from the frame."""
+def results_path(folder: Path = RESULTS_DIR) -> Path:
+    """``scaling-<UTC start time>.csv`` in ``folder``; its picture is the same name in ``.png``."""
     folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"scaling-{datetime.now(timezone.utc):%Y%m%d-%H%M}"
-    csv_path, png_path = stem.with_suffix(".csv"), stem.with_suffix(".png")
+    return folder / f"scaling-{datetime.now(timezone.utc):%Y%m%d-%H%M}.csv"
+
+
+def write_results(frame, csv_path: Path) -> tuple[Path, Path]:
+    """The frame as CSV, and the picture drawn from it beside it."""
+    png_path = csv_path.with_suffix(".png")
     frame.to_csv(csv_path, index=False, float_format="%.4f")
     draw(frame, png_path)
     return csv_path, png_path
@@ -462,8 +471,9 @@ def _has_tabulate() -> bool:
 
 def run_scaling(server, sizes: list[int], dims: int, work: Path, repeats: int, output: Path = RESULTS_DIR) -> list[str]:
     started = time.monotonic()
-    frame = measure_scaling(server, sizes, dims, work, repeats)
-    csv_path, png_path = write_results(frame, output)
+    partial = results_path(output)
+    frame = measure_scaling(server, sizes, dims, work, repeats, csv_path=partial)
+    csv_path, png_path = write_results(frame, partial)
     log(f"scaling: {len(sizes)} sizes in {time.monotonic() - started:.0f} s; {csv_path}")
     return format_scaling(frame, csv_path, png_path)
 
