@@ -394,6 +394,8 @@ def reference_sizes(frame) -> tuple[int, int]:
 
 def targets(frame) -> list[str]:
     low, high = reference_sizes(frame)
+    if low == high:
+        return [f"- the growth targets compare two sizes; this run measured only {low:,} rows"]
     lines = [f"- targets compare {low:,} rows with {high:,} rows in this run"]
     ours = frame[(frame.tool == "ours") & frame.operation.isin(["backup", "restore"])]
     at = {size: ours[ours.rows == size].set_index(["operation", "format"]) for size in (low, high)}
