@@ -10,6 +10,7 @@ import dagster as dg
 from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
 from vector_assets.core.ops.drill import PASSED, WARNING, DrillRequest, DrillResult, run_drill
+from vector_assets.core.pg.search_quality import IndexRecall
 from vector_assets.core.rto import OVER, WITHIN
 from vector_assets.core.stores import Store
 from vector_assets.core.units import human_size
@@ -113,14 +114,12 @@ def recall_check_fields(result: DrillResult, table: str) -> dict:
         "severity": dg.AssetCheckSeverity.WARN if verdict == WARNING else dg.AssetCheckSeverity.ERROR,
         "description": f"{verdict}: " + "; ".join(index.describe() for index in measured)
         + f" (target {settings_used.target:.2f})",
-        "metadata": recall_metadata(result, table),
+        "metadata": recall_metadata(result, measured, worst),
     }
 
 
-def recall_metadata(result: DrillResult, table: str) -> dict:
+def recall_metadata(result: DrillResult, measured: list[IndexRecall], worst: IndexRecall) -> dict:
     """Numbers Dagster plots per set: the worst index's recall and the latency and short answers."""
-    measured = result.recall_of(table)
-    worst = min(measured, key=lambda index: index.recall)
     return {
         "partition": result.backup_set.key,
         "recall": dg.MetadataValue.float(round(worst.recall, 4)),
@@ -159,32 +158,19 @@ def alert_failed_drill_checks(context, result: DrillResult, store: Store) -> Non
 
 
 def drill_check_specs(keys: StoreKeys) -> list[dg.AssetCheckSpec]:
+    rto = (f"The drill's restore time, index builds included, against {settings.RTO_TARGETS.name} "
+           "(under 1 GB 5 min, to 10 GB 30 min, above 2 h): WARN over it, ERROR over twice.")
+    recall = (f"recall@k of each vector index the drill rebuilt, against exact search, with sampled queries: "
+              f"WARN below {settings.RECALL_TARGET.name} (default 0.90), ERROR below it minus 0.2.")
+    rows = "Restore the set into a scratch database and compare every row with the file."
     return [
-        dg.AssetCheckSpec(
-            DRILL_CHECK,
-            asset=keys.backup_key(table),
-            partitions_def=keys.partitions,
-            description="Restore the set into a scratch database and compare every row with the file.",
+        dg.AssetCheckSpec(check, asset=keys.backup_key(table), partitions_def=keys.partitions, description=description)
+        for check, tables, description in (
+            (DRILL_CHECK, keys.store.table_names, rows),
+            (RTO_CHECK, keys.store.table_names, rto),
+            (RECALL_CHECK, keys.store.vector_tables, recall),
         )
-        for table in keys.store.table_names
-    ] + [
-        dg.AssetCheckSpec(
-            RTO_CHECK,
-            asset=keys.backup_key(table),
-            partitions_def=keys.partitions,
-            description=f"The drill's restore time, index builds included, against {settings.RTO_TARGETS.name} "
-            "(under 1 GB 5 min, to 10 GB 30 min, above 2 h): WARN over it, ERROR over twice.",
-        )
-        for table in keys.store.table_names
-    ] + [
-        dg.AssetCheckSpec(
-            RECALL_CHECK,
-            asset=keys.backup_key(table),
-            partitions_def=keys.partitions,
-            description=f"recall@k of each vector index the drill rebuilt, against exact search, with sampled queries: "
-            f"WARN below {settings.RECALL_TARGET.name} (default 0.90), ERROR below it minus 0.2.",
-        )
-        for table in keys.store.vector_tables
+        for table in tables
     ]
 
 
