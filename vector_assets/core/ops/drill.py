@@ -16,12 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from psycopg2 import sql
 
 from vector_assets.core.errors import ColumnMismatchError
 from vector_assets.core.hashing import HashingSink
 from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, run_restore
-from vector_assets.core.pg.catalog import Column, column_names, count_rows, read_columns
+from vector_assets.core.pg.catalog import Column, column_names, count_rows, read_columns, table_identifier
 from vector_assets.core.pg.connection import connect, database_errors
 from vector_assets.core.pg.copy import copy_out
 from vector_assets.core.pg.ddl import TableDefinition, read_table_definition
@@ -298,7 +297,7 @@ def _compare_chain_table(dsn: str, table: str, columns: list[Column], entry: Tab
     conn = connect(dsn)
     try:
         with database_errors(conn, "during the drill"), conn.cursor() as cursor:
-            rows, digest = content_digest(cursor, table, sql.Identifier(table), column_names(columns))
+            rows, digest = content_digest(cursor, table, table_identifier(table), column_names(columns))
         conn.rollback()
     finally:
         conn.close()

@@ -17,8 +17,20 @@ class Column:
     type: str  # as format_type() prints it, e.g. "vector(384)" or "character varying"
 
 
+def split_table(table: str) -> tuple[str | None, str]:
+    """(schema or None, table) of a store's table name."""
+    schema, _, name = table.rpartition(".")
+    return schema or None, name
+
+
+def table_identifier(table: str) -> sql.Identifier:
+    """A store's table as SQL: ``schema.table`` names the table in that schema, a bare name the
+    one the search path finds."""
+    return sql.Identifier(*table.split(".", 1))
+
+
 def regclass_literal(cursor: psycopg2.extensions.cursor, table: str) -> str:
-    return sql.Identifier(table).as_string(cursor)
+    return table_identifier(table).as_string(cursor)
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ def server_versions(cursor: psycopg2.extensions.cursor) -> tuple[str, str | None
 
 
 def count_rows(cursor: psycopg2.extensions.cursor, table: str) -> int:
-    cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+    cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(table_identifier(table)))
     return int(cursor.fetchone()[0])
 
 

@@ -12,7 +12,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.pg.catalog import column_list
+from vector_assets.core.pg.catalog import column_list, table_identifier
 from vector_assets.core.pg.connection import database_errors
 
 COPY_CHUNK_BYTES = 1 << 20
@@ -33,7 +33,7 @@ def copy_out(
     """Stream one table (CSV with a header unless ``options`` say otherwise) into ``sink``;
     returns the rows copied."""
     statement = sql.SQL("COPY {table} ({columns}) TO STDOUT WITH (" + options + ")").format(
-        table=sql.Identifier(table), columns=column_list(columns)
+        table=table_identifier(table), columns=column_list(columns)
     )
     with database_errors(cursor.connection, f"while copying table {table!r}"):
         cursor.copy_expert(statement, sink, COPY_CHUNK_BYTES)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.pg.catalog import regclass_literal
+from vector_assets.core.pg.catalog import regclass_literal, split_table, table_identifier
 from vector_assets.core.pg.indexes import SavedIndex
 
 # Constraint kinds that are written into CREATE TABLE, foreign keys last. NOT NULL ('n' in
@@ -35,10 +35,12 @@ class TableDefinition:
 
 
 def read_table_definition(cursor: psycopg2.extensions.cursor, table: str) -> TableDefinition:
-    name = sql.Identifier(table).as_string(cursor)
+    name = table_identifier(table).as_string(cursor)
     serial_sequences = _serial_sequences(cursor, table)
     create = f"CREATE TABLE {name} (\n  " + ",\n  ".join(_columns(cursor, table) + _constraints(cursor, table)) + "\n)"
-    statements = [f"CREATE SEQUENCE {sequence}" for sequence, _ in serial_sequences]
+    schema, _ = split_table(table)
+    statements = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)).as_string(cursor)] if schema else []
+    statements += [f"CREATE SEQUENCE {sequence}" for sequence, _ in serial_sequences]
     statements.append(create)
     statements += [f"ALTER SEQUENCE {sequence} OWNED BY {name}.{column}" for sequence, column in serial_sequences]
     return TableDefinition(statements=statements, indexes=_indexes(cursor, table))
@@ -95,8 +97,12 @@ def _serial_sequences(cursor: psycopg2.extensions.cursor, table: str) -> list[tu
     """(sequence, column) for each sequence a column owns as ``serial`` does (not identity)."""
     cursor.execute(
         """
-        SELECT quote_ident(s.relname), quote_ident(a.attname) FROM pg_depend d
+        SELECT CASE WHEN pg_table_is_visible(s.oid) THEN quote_ident(s.relname)
+                    ELSE quote_ident(n.nspname) || '.' || quote_ident(s.relname) END,
+               quote_ident(a.attname)
+        FROM pg_depend d
         JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+        JOIN pg_namespace n ON n.oid = s.relnamespace
         JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
         WHERE d.refobjid = %s::regclass AND d.classid = 'pg_class'::regclass AND d.deptype = 'a'
         ORDER BY a.attnum
@@ -134,10 +140,12 @@ def create_table(cursor: psycopg2.extensions.cursor, definition: TableDefinition
 def indexes_to_build(cursor: psycopg2.extensions.cursor, table: str, definition: TableDefinition) -> list[SavedIndex]:
     """The table's indexes from its definition, to build (sized and watched as a restore's
     rebuilds are) after its rows are in."""
-    cursor.execute("SELECT current_schema()")
-    (schema,) = cursor.fetchone()
+    schema, name = split_table(table)
+    if schema is None:
+        cursor.execute("SELECT current_schema()")
+        (schema,) = cursor.fetchone()
     return [
-        SavedIndex(schema, table, _index_name(statement), statement, None, None, False, ())
+        SavedIndex(schema, name, _index_name(statement), statement, None, None, False, ())
         for statement in definition.indexes
     ]
 

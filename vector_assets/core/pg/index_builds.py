@@ -24,7 +24,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from vector_assets.core.errors import VectorAssetsError
-from vector_assets.core.pg.catalog import regclass_literal
+from vector_assets.core.pg.catalog import regclass_literal, table_identifier
 from vector_assets.core.pg.connection import connect
 from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.units import human_size
@@ -206,7 +206,7 @@ def estimated_build_bytes(cursor: psycopg2.extensions.cursor, table: str, defini
 
 def average_column_bytes(cursor: psycopg2.extensions.cursor, table: str, column: str) -> float:
     cursor.execute(sql.SQL("SELECT coalesce(avg(pg_column_size(c)), 0) FROM (SELECT {} AS c FROM {} LIMIT 1000) s").format(
-        sql.Identifier(column), sql.Identifier(table)
+        sql.Identifier(column), table_identifier(table)
     ))
     return float(cursor.fetchone()[0])
 

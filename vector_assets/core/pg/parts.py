@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.pg.catalog import column_list, regclass_literal
+from vector_assets.core.pg.catalog import column_list, regclass_literal, table_identifier
 from vector_assets.core.pg.connection import connect, database_errors, rollback_quietly
 from vector_assets.core.pg.copy import COPY_CHUNK_BYTES, Sink
 
@@ -83,7 +83,7 @@ def copy_part_out(
 ) -> int:
     """Stream one block range of the table into ``sink``; returns the rows copied."""
     query = sql.SQL("SELECT {columns} FROM {table} WHERE {condition}").format(
-        columns=column_list(columns), table=sql.Identifier(table), condition=blocks.condition()
+        columns=column_list(columns), table=table_identifier(table), condition=blocks.condition()
     )
     statement = sql.SQL("COPY ({}) TO STDOUT WITH (" + options + ")").format(query)
     with database_errors(cursor.connection, f"while copying a part of table {table!r}"):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.pg.catalog import column_list
+from vector_assets.core.pg.catalog import column_list, table_identifier
 from vector_assets.core.pg.connection import database_errors
 from vector_assets.core.pg.copy import COPY_CHUNK_BYTES, Sink
 from vector_assets.core.pg.row_digests import RowKey
@@ -88,7 +88,7 @@ def copy_rows_with_keys(
 ) -> int:
     """Stream the rows whose key is one of ``keys`` into ``sink``; returns the rows copied."""
     query = sql.SQL("SELECT {columns} FROM {table} WHERE {key} = ANY ({keys}::{type}[])").format(
-        columns=column_list(columns), table=sql.Identifier(table), key=sql.Identifier(key.column),
+        columns=column_list(columns), table=table_identifier(table), key=sql.Identifier(key.column),
         keys=sql.Literal(keys), type=sql.SQL(key.type),
     )
     statement = sql.SQL("COPY ({}) TO STDOUT WITH (" + options + ")").format(query)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.pg.catalog import regclass_literal
+from vector_assets.core.pg.catalog import regclass_literal, table_identifier
 from vector_assets.core.pg.connection import database_errors
 from vector_assets.core.pg.copy import COPY_CHUNK_BYTES, Sink
 
@@ -76,7 +76,7 @@ def copy_row_digests(
     """Stream ``key<TAB>md5 hex`` lines (COPY text format) sorted by key bytes into ``sink``."""
     statement = sql.SQL(
         'COPY (SELECT {key}, {digest} FROM {relation} AS t ORDER BY {key} COLLATE "C") TO STDOUT'
-    ).format(key=_key_text(key), digest=_row_digest(cursor, table, columns), relation=sql.Identifier(table))
+    ).format(key=_key_text(key), digest=_row_digest(cursor, table, columns), relation=table_identifier(table))
     with database_errors(cursor.connection, "while reading row digests"), _parallel_scan(cursor):
         cursor.copy_expert(statement, sink, COPY_CHUNK_BYTES)
         return cursor.rowcount

@@ -8,7 +8,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from vector_assets.core.errors import ConfigError
-from vector_assets.core.pg.catalog import Column
+from vector_assets.core.pg.catalog import Column, split_table
 from vector_assets.core.pg.connection import connect, our_error
 from vector_assets.core.pg.ddl import TableDefinition, create_table
 
@@ -63,9 +63,16 @@ def create_scratch_tables(
                 definition = sql.SQL(", ").join(
                     sql.SQL("{} {}").format(sql.Identifier(column.name), sql.SQL(column.type)) for column in table_columns
                 )
-                cursor.execute(sql.SQL("CREATE TABLE {}.{} ({})").format(
-                    sql.Identifier(SCRATCH_SCHEMA), sql.Identifier(table), definition
-                ))
+                cursor.execute(sql.SQL("CREATE TABLE {} ({})").format(_scratch_table(cursor, table), definition))
         conn.commit()
     finally:
         conn.close()
+
+
+def _scratch_table(cursor: psycopg2.extensions.cursor, table: str) -> sql.Identifier:
+    """A bare table goes into the scratch schema; one named with its schema into that schema."""
+    schema, name = split_table(table)
+    if schema is None:
+        return sql.Identifier(SCRATCH_SCHEMA, name)
+    cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    return sql.Identifier(schema, name)

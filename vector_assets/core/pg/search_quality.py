@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.pg.catalog import primary_key, regclass_literal
+from vector_assets.core.pg.catalog import primary_key, regclass_literal, table_identifier
 
 VECTOR_INDEX_METHODS = ("hnsw", "ivfflat")
 # pgvector's operator classes, by the distance they order by.
@@ -124,7 +124,7 @@ def _sample(
             "SELECT v, g FROM (SELECT {column}::text AS v, {group} AS g, "
             "row_number() OVER (PARTITION BY {group} ORDER BY {order}) AS n FROM {table} WHERE {column} IS NOT NULL) s "
             "WHERE n <= %s ORDER BY g, n"
-        ).format(column=sql.Identifier(index.column), group=group, order=order, table=sql.Identifier(request.table)),
+        ).format(column=sql.Identifier(index.column), group=group, order=order, table=table_identifier(request.table)),
         (request.seed, request.queries),
     )
     return cursor.fetchall()
@@ -145,7 +145,7 @@ def _top_k(
     if request.collection_column:
         where, params = sql.SQL(" WHERE {} = %s").format(sql.Identifier(request.collection_column)), [group, *params]
     query = sql.SQL("SELECT {key} FROM {table}{where} ORDER BY {column} {op} %s::{type} LIMIT %s").format(
-        key=sql.SQL(", ").join(map(sql.Identifier, key)), table=sql.Identifier(request.table), where=where,
+        key=sql.SQL(", ").join(map(sql.Identifier, key)), table=table_identifier(request.table), where=where,
         column=sql.Identifier(index.column), op=sql.SQL(index.operator), type=sql.SQL(index.column_type),
     )
     started = time.perf_counter()

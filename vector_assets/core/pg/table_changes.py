@@ -9,7 +9,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from vector_assets.core.errors import LockTimeoutError
-from vector_assets.core.pg.catalog import column_list, regclass_literal
+from vector_assets.core.pg.catalog import column_list, regclass_literal, table_identifier
 
 LOCK_TIMEOUT = "60s"
 # TRUNCATE needs ACCESS EXCLUSIVE, and while it waits every new reader queues behind it. So it
@@ -23,13 +23,13 @@ def lock_against_writers(cursor: psycopg2.extensions.cursor, tables: tuple[str, 
     """SHARE ROW EXCLUSIVE: writers wait, readers go on."""
     cursor.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
     cursor.execute(
-        sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+        sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(sql.SQL(", ").join(map(table_identifier, tables)))
     )
 
 
 def truncate_tables(cursor: psycopg2.extensions.cursor, tables: list[str] | tuple[str, ...]) -> None:
     # One statement: the foreign key forbids truncating collections on their own.
-    cursor.execute(sql.SQL("TRUNCATE TABLE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
+    cursor.execute(sql.SQL("TRUNCATE TABLE {}").format(sql.SQL(", ").join(map(table_identifier, tables))))
 
 
 def truncate_with_brief_waits(cursor: psycopg2.extensions.cursor, tables: list[str] | tuple[str, ...]) -> None:
@@ -101,7 +101,7 @@ def advance_owned_sequences(cursor: psycopg2.extensions.cursor, table: str) -> l
                 "SELECT setval(%(seq)s, m) FROM (SELECT max({column})::bigint AS m FROM {table}) loaded,"
                 " pg_sequences s WHERE format('%%I.%%I', s.schemaname, s.sequencename)::regclass = %(seq)s::regclass"
                 " AND m IS NOT NULL AND m >= coalesce(s.last_value + s.increment_by, s.start_value)"
-            ).format(column=sql.Identifier(column), table=sql.Identifier(table)),
+            ).format(column=sql.Identifier(column), table=table_identifier(table)),
             {"seq": sequence},
         )
         if cursor.fetchone() is not None:
@@ -113,7 +113,7 @@ def create_stage(cursor: psycopg2.extensions.cursor, table: str, name: str | Non
     """A temporary copy of the table's shape, dropped at commit, to load into before inserting."""
     stage = sql.Identifier(name or f"restore_stage_{table}")
     cursor.execute(
-        sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(stage, sql.Identifier(table))
+        sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(stage, table_identifier(table))
     )
     return stage
 
@@ -126,7 +126,7 @@ def count_conflicts(
         return 0, None
     cursor.execute(
         sql.SQL("SELECT count(*), min({}) FROM {} s JOIN {} t ON {}").format(
-            _key_text(key), stage, sql.Identifier(table), _same_key(key)
+            _key_text(key), stage, table_identifier(table), _same_key(key)
         )
     )
     count, first = cursor.fetchone()
@@ -145,7 +145,7 @@ def count_repeated_keys(
             "SELECT coalesce(sum(n - 1), 0), min(k) FILTER (WHERE n > 1) FROM ("
             " SELECT count(*) AS n, min({key_text}) AS k FROM {stage} s"
             " WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {join}) GROUP BY {keys}) g"
-        ).format(key_text=_key_text(key), stage=stage, table=sql.Identifier(table), join=_same_key(key),
+        ).format(key_text=_key_text(key), stage=stage, table=table_identifier(table), join=_same_key(key),
                  keys=column_list(key))
     )
     count, first = cursor.fetchone()
@@ -185,6 +185,6 @@ def insert_from_stage(
     names = column_list(columns)
     conflict = sql.SQL(" ON CONFLICT DO NOTHING") if skip_conflicts else sql.SQL("")
     cursor.execute(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}{}").format(sql.Identifier(table), names, names, stage, conflict)
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}{}").format(table_identifier(table), names, names, stage, conflict)
     )
     return cursor.rowcount

@@ -23,6 +23,7 @@ from vector_assets.core.hashing import HashingReader
 from vector_assets.core.ops.restore.load import add_keys_back, add_unique_indexes_back, copy_file_into
 from vector_assets.core.ops.restore.plan import PlannedFile, PlannedIncrement, PlannedTable
 from vector_assets.core.ops.restore.request import RestoreRequest, TableRestore
+from vector_assets.core.pg.catalog import table_identifier
 from vector_assets.core.pg.copy import copy_in
 from vector_assets.core.pg.indexes import (
     SavedIndex,
@@ -127,14 +128,14 @@ def apply_chain_in_place(
     keys, unique_indexes = _relax_for_the_chain(cursor, [plan.table for plan in plans])
     for step in range(len(plans[0].increments)):
         for plan in reversed(plans):
-            apply_increment(cursor, plan.table, sql.Identifier(plan.table), plan.increments[step], plan.header,
+            apply_increment(cursor, plan.table, table_identifier(plan.table), plan.increments[step], plan.header,
                             partial(_load_files, cursor, plan, request.progress), upserts=False)
         for plan in plans:
-            apply_increment(cursor, plan.table, sql.Identifier(plan.table), plan.increments[step], plan.header,
+            apply_increment(cursor, plan.table, table_identifier(plan.table), plan.increments[step], plan.header,
                             partial(_load_files, cursor, plan, request.progress), deletes=False)
     for plan in plans:
         outcomes[plan.table].rows_loaded = verify_final(
-            cursor, plan.table, sql.Identifier(plan.table), plan.header, plan.final, plan.increments[-1].timestamp
+            cursor, plan.table, table_identifier(plan.table), plan.header, plan.final, plan.increments[-1].timestamp
         )
     add_keys_back(cursor, keys)
     add_unique_indexes_back(cursor, unique_indexes)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 import psycopg2.extensions
-from psycopg2 import sql
 
 from vector_assets.core.errors import BackupFileError
 from vector_assets.core.ops.restore.chain import apply_chain_in_place
@@ -23,7 +22,7 @@ from vector_assets.core.ops.restore.plan import PlannedTable
 from vector_assets.core.ops.restore.request import RestoreRequest, RestoreResult, TableRestore
 from vector_assets.core.ops.restore.stage import append_through_stage
 from vector_assets.core.ops.restore.transaction import back_up_what_is_replaced, restore_transaction
-from vector_assets.core.pg.catalog import count_rows
+from vector_assets.core.pg.catalog import count_rows, table_identifier
 from vector_assets.core.pg.ddl import indexes_to_build
 from vector_assets.core.pg.table_changes import lock_against_writers
 from vector_assets.core.units import count_of
@@ -67,7 +66,7 @@ def _load_table(
         # FREEZE is allowed because the table was truncated or created in this transaction; it
         # spares the later hint-bit rewrite of every loaded page.
         outcome.rows_loaded = copy_file_into(
-            cursor, plan, sql.Identifier(plan.table), freeze=True, progress=request.progress
+            cursor, plan, table_identifier(plan.table), freeze=True, progress=request.progress
         )
         expected = plan.rows_in_set  # an increment's chain is applied to every table afterwards
     else:
