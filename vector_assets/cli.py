@@ -176,6 +176,9 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--target", default=None, metavar="NAME",
                          help=f"a target declared in {settings.RESTORE_TARGETS.name} (the NAME of an environment "
                          f"variable holding its DSN), or 'default' for the store's own database (the default)")
+    restore.add_argument("--fire-triggers", action="store_true",
+                         help="let the target tables' own triggers fire for every loaded row (by default they stay off "
+                         "during the load: a pgai source table's would queue every row for embedding again)")
     _add_allow_plaintext(restore, "the safety set of a plaintext set")
     restore.set_defaults(command=run_restore_command)
 
@@ -361,7 +364,7 @@ def run_restore_command(args: argparse.Namespace) -> int:
             safety_backup=args.safety_backup, offsite_root=offsite, progress=progress,
             index_builds=settings.index_build_settings(environment), collection=args.collection,
             rename_collection_to=args.rename_to, store=store,
-            encryption=settings.encryption_keys(args.allow_plaintext, environment),
+            encryption=settings.encryption_keys(args.allow_plaintext, environment), fire_triggers=args.fire_triggers,
         ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)
@@ -382,6 +385,8 @@ def format_restore(result: RestoreResult, target: str | None = None, store: Stor
         lines.append(f"  {table.table}: {table.rows_loaded:,} loaded, {table.rows_skipped:,} skipped{replaced}{why}")
     if result.tables_created:
         lines.append(f"  tables created from the set's definitions: {', '.join(result.tables_created)}")
+    if result.triggers_held:
+        lines.append(f"  triggers not fired during the load: {', '.join(result.triggers_held)}")
     lines += [f"  {build.message}" for build in result.index_builds]
     lines.append(f"  {result.duration_seconds:.2f}s")
     if result.dry_run:

@@ -11,7 +11,7 @@ import warnings
 import dagster as dg
 
 from vector_assets.defs.location import code_location_definitions
-from vector_assets.store_files import code_location_stores
+from vector_assets.store_files import check_declared_tables, code_location_stores
 
 # Dagster copies a sensor that targets jobs with owners=[] of its own making, and that copy warns
 # that `owners` is a beta parameter: on every `dagster job launch`, in every process that loads
@@ -21,4 +21,4 @@ warnings.filterwarnings("ignore", message="Parameter `owners` of initializer `Se
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return code_location_definitions(code_location_stores())
+    return code_location_definitions(check_declared_tables(code_location_stores()))

@@ -4,9 +4,10 @@ folder (the package's ``defs/stores/``, or ``VECTOR_ASSETS_STORES_DIR``), checke
 no Dagster is imported, so the CLI reads the same files with no Dagster process.
 
 Each bad file is refused in one line that names the file and the attribute. What only the
-database can tell (a table that is not there, or holds no vector column) is told by the first
-run that opens it: a load connects to no database, so one store's database being down never
-takes the other stores' definitions with it.
+database can tell (a table that is not there, or holds no vector column) is checked when the code
+location loads (``check_declared_tables``), in each declared store's database that answers within
+a few seconds; one whose database is down still loads, so it never takes the other stores'
+definitions with it, and its first run says what is wrong.
 
 The environment's own store (``VECTOR_ASSETS_PG_DSN``, LangChain's tables, today's names and
 folders) is there when no store is declared, and beside the declared ones when
@@ -18,24 +19,37 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from vector_assets import settings
-from vector_assets.core.errors import ConfigError
-from vector_assets.core.stores import DEFAULT_STORE_NAME, LANGCHAIN, Store, StoreTable, TableRole, langchain_store
+from vector_assets.core.errors import ConfigError, VectorAssetsError
+from vector_assets.core.pg.connection import connect
+from vector_assets.core.pg.store_tables import table_problem
+from vector_assets.core.stores import (
+    DEFAULT_STORE_NAME,
+    LANGCHAIN,
+    PGAI,
+    PGAI_EMBEDDING_SUFFIX,
+    Store,
+    StoreTable,
+    TableRole,
+    langchain_store,
+)
 
 STORE_TYPE = "vector_assets.VectorStore"
 DEFS_FILE = "defs.yaml"
 PACKAGE_STORES = Path(__file__).resolve().parent / "defs" / "stores"
-LAYOUTS = (LANGCHAIN, "langchain_postgres", "llamaindex", "pgai", "tables")
+LAYOUTS = (LANGCHAIN, "langchain_postgres", "llamaindex", PGAI, "tables")
 STORE_NAME = re.compile(r"[A-Za-z0-9_]+")
 TABLE_NAME = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*")
 # The default store's root holds the earlier tooling's task folders; a store's folder beside them
 # must not be taken for one.
 TASK_FOLDER = re.compile(r"(task|manual)_", re.IGNORECASE)
+LOAD_CONNECT_TIMEOUT_SECONDS = 3
 REQUIRED = ("name", "dsn_env", "layout")
 ATTRIBUTES = (*REQUIRED, "tables", *settings.STORE_SETTINGS)
 COUNTS = ("keep_daily", "keep_weekly", "keep_monthly", "offsite_keep_daily", "offsite_keep_weekly",
@@ -179,7 +193,15 @@ def _tables(layout: str, value: object, refuse) -> tuple[StoreTable, ...]:
         expected = langchain_store().table_names
         if sorted(value) != sorted(expected):
             refuse("tables", f"layout langchain keeps {' and '.join(expected)}; leave tables out")
-    return tuple(StoreTable(table, TableRole.VECTORS) for table in value)
+    if layout == PGAI and not any(table.endswith(PGAI_EMBEDDING_SUFFIX) for table in value):
+        refuse("tables", f"layout pgai keeps <source>{PGAI_EMBEDDING_SUFFIX} tables; none is listed")
+    return tuple(StoreTable(table, _role(layout, table)) for table in value)
+
+
+def _role(layout: str, table: str) -> TableRole:
+    if layout == PGAI and not table.endswith(PGAI_EMBEDDING_SUFFIX):
+        return TableRole.SOURCE
+    return TableRole.VECTORS
 
 
 def _setting_values(
@@ -252,6 +274,30 @@ def _refuse_beside(declaration: StoreDeclaration, attribute: str, problem: str, 
 
 def qualified(table: str) -> str:
     return table if "." in table else f"public.{table}"
+
+
+def check_declared_tables(declarations: Sequence[StoreDeclaration]) -> Sequence[StoreDeclaration]:
+    """Each declared store's tables are in its database, and its vector tables hold a vector column."""
+    for declaration in declarations:
+        if declaration.file is not None:
+            _check_tables_in_database(declaration)
+    return declarations
+
+
+def _check_tables_in_database(declaration: StoreDeclaration) -> None:
+    store = declaration.store
+    dsn = store.environment().get(store.dsn_variable)
+    if not dsn:
+        return
+    try:
+        conn = connect(dsn, application_name="vector_assets load", timeout_seconds=LOAD_CONNECT_TIMEOUT_SECONDS)
+    except VectorAssetsError:
+        return  # a store whose database is down still loads; its runs say why they fail
+    with closing(conn), conn.cursor() as cursor:
+        for table in store.tables:
+            problem = table_problem(cursor, table.name, needs_vectors=table.role == TableRole.VECTORS)
+            if problem:
+                raise ConfigError(f"{declaration.file}: tables: {problem} ({store.dsn_variable})")
 
 
 def choose_store(stores: Sequence[Store], name: str | None) -> Store:

@@ -153,6 +153,7 @@ def test_restore_whose_connection_is_terminated_mid_copy_changes_nothing_and_a_r
     hold_embedding_inserts(store_db)
     before, indexes, files = tables_now(store_db), index_names(store_db), folder_snapshot(backup_root)
     request = RestoreRequest(
+        fire_triggers=True,  # the test's trigger holds the load
         target_dsn=with_password(store_db, PASSWORD), root=backup_root, timestamp=TS, truncate_before_restore=True
     )
     holder = advisory_lock(store_db)
@@ -209,6 +210,7 @@ def test_restore_interrupted_by_the_target_server_stopping_changes_nothing_and_a
     hold_embedding_inserts(dsn)
     before, indexes = tables_now(dsn), index_names(dsn)
     request = RestoreRequest(
+        fire_triggers=True,  # the test's trigger holds the load
         target_dsn=with_password(dsn, PASSWORD), root=backup_root, timestamp=TS, truncate_before_restore=True
     )
     holder = advisory_lock(dsn)

@@ -107,7 +107,7 @@ def test_the_server_stopped_mid_restore_rolls_back_with_a_retryable_error(own_s3
     execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 10)")
     before = tables_now(store_db)
     hold_collection_inserts(store_db)
-    request = RestoreRequest(target_dsn=store_db, root=s3_root.url, timestamp=TS, truncate_before_restore=True)
+    request = RestoreRequest(fire_triggers=True, target_dsn=store_db, root=s3_root.url, timestamp=TS, truncate_before_restore=True)
     holder = advisory_lock(store_db)
     stop = lambda pid: own_s3_endpoint["server"].stop()
     with fault_while_waiting(store_db, 'COPY "langchain_pg_collection"', stop, holder.close):

@@ -50,6 +50,7 @@ def test_restore_of_a_copy_slower_than_the_interval_reports_lines_in_between(emp
     reporter, events = collecting(interval=0.2)
 
     run_restore(RestoreRequest(
+        fire_triggers=True,  # the test's trigger holds the load
         target_dsn=empty_db, root=backup_root, timestamp=made.timestamp, truncate_before_restore=True,
         safety_backup=False, progress=reporter,
     ))

@@ -104,7 +104,8 @@ def test_restore_rolls_back_when_embedding_copy_fails(backed_up, backup_root):
     )
     before = tables_now(dsn)
     with pytest.raises(RestoreLoadError, match="langchain_pg_embedding_20250721_213627.csv.*row refused"):
-        run_restore(RestoreRequest(target_dsn=dsn, root=backup_root, timestamp=TS, truncate_before_restore=True))
+        run_restore(RestoreRequest(target_dsn=dsn, root=backup_root, timestamp=TS, truncate_before_restore=True,
+                                   fire_triggers=True))  # by default the load leaves the table's triggers off
     assert tables_now(dsn) == before
 
 

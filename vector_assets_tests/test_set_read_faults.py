@@ -140,7 +140,7 @@ def test_a_cancelled_copy_is_not_a_lost_connection(store_db, backup_root):
     execute(store_db, "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 10)")
     before = tables_now(store_db)
     hold_embedding_inserts(store_db)
-    request = RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=TS, truncate_before_restore=True)
+    request = RestoreRequest(fire_triggers=True, target_dsn=store_db, root=backup_root, timestamp=TS, truncate_before_restore=True)
     holder = advisory_lock(store_db)
     cancel = lambda pid: execute(store_db, "SELECT pg_cancel_backend(%s)", (pid,))  # noqa: E731
     with fault_while_waiting(store_db, 'COPY "langchain_pg_embedding"', cancel, holder.close):

@@ -149,6 +149,18 @@ class BackupFileError(VectorAssetsError):
     """A backup file is damaged: cut off, not valid CSV, or not matching its manifest."""
 
 
+class WrongStoreError(ConfigError):
+    """A set of one store asked to restore into another store's tables."""
+
+
+class TriggersError(VectorAssetsError):
+    """A load would fire the target tables' own triggers, and this role may not turn them off."""
+
+
+class SourceTableMissingError(TableNotFoundError):
+    """An embedding store restored alone into a database without the table it was made from."""
+
+
 class RestoreLoadError(VectorAssetsError):
     """The target refused rows during the load (a constraint, a trigger); the restore rolled back."""
 

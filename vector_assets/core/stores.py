@@ -23,11 +23,14 @@ from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 DEFAULT_STORE_NAME = "default"
 DEFAULT_DSN_VARIABLE = "VECTOR_ASSETS_PG_DSN"
 LANGCHAIN = "langchain"
+PGAI = "pgai"
+PGAI_EMBEDDING_SUFFIX = "_embedding_store"  # pgai's vectorizer writes <source>_embedding_store beside <source>
 
 
 class TableRole(StrEnum):
     COLLECTIONS = "collections"  # one row per collection; the vector rows reference it
     VECTORS = "vectors"  # rows holding the embeddings
+    SOURCE = "source"  # rows the embeddings were made from (pgai's source table), no vector column
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,12 @@ class Store:
     @property
     def has_collections(self) -> bool:
         return bool(self.tables_with_role(TableRole.COLLECTIONS))
+
+    def source_table_of(self, table: str) -> str | None:
+        """The table a pgai embedding store was made from, kept in step by triggers on it."""
+        if self.layout == PGAI and table.endswith(PGAI_EMBEDDING_SUFFIX):
+            return table[: -len(PGAI_EMBEDDING_SUFFIX)]
+        return None
 
     def environment(self) -> Mapping[str, str]:
         """The store's settings over the process environment, read now."""

@@ -76,6 +76,11 @@ def restore_config(keys: StoreKeys) -> type[dg.Config]:
             default=True,
             description="Back up what the restore replaces into a pre_restore set first. Turn off only knowingly.",
         )
+        fire_triggers: bool = Field(
+            default=False,
+            description="false (the default): the target tables' own triggers stay off while the rows load (a pgai "
+            "source table's would queue every row for embedding again). true: let them fire for every row.",
+        )
 
     return RestoreConfig
 
@@ -107,7 +112,7 @@ def restore_op(keys: StoreKeys) -> dg.OpDefinition:
                 safety_backup=config.safety_backup, offsite_root=backup_root.open_offsite(store),
                 progress=log_progress(context), index_builds=settings.index_build_settings(store.environment()),
                 collection=config.collection, rename_collection_to=config.rename_collection_to, store=store,
-                encryption=settings.encryption_keys(environ=store.environment()),
+                encryption=settings.encryption_keys(environ=store.environment()), fire_triggers=config.fire_triggers,
             )
             result = run_restore(request)
         except VectorAssetsError as error:
@@ -290,6 +295,7 @@ def restore_metadata(result: RestoreResult, target: str, safety_key: str | None 
         "index_builds": dg.MetadataValue.table(index_build_records(result), schema=INDEX_BUILD_SCHEMA),
         "index_graph_fit_in_memory": not any(build.spilled for build in result.index_builds),
         "sequences_advanced": ", ".join(result.sequences_advanced) or "none",
+        "triggers_not_fired": ", ".join(result.triggers_held) or "none",
         "safety_set": safety_key or "none",
         "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
         **collection_metadata(result),

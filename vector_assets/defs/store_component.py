@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from vector_assets.defs.location import declared_store_definitions
 from vector_assets.defs.resources import default_resources
-from vector_assets.store_files import DEFS_FILE, LAYOUTS, shown_path, store_from_attributes
+from vector_assets.store_files import DEFS_FILE, LAYOUTS, check_declared_tables, shown_path, store_from_attributes
 
 Count = str | int | None  # a whole number; YAML reads 7 as an int
 
@@ -116,7 +116,8 @@ class VectorStore(dg.Component, dg.Model, dg.Resolvable):
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         attributes = self.model_dump(exclude_unset=True)
-        store = declared_store_definitions(store_from_attributes(attributes, _file(context)))
+        (declaration,) = check_declared_tables([store_from_attributes(attributes, _file(context))])
+        store = declared_store_definitions(declaration)
         return dg.Definitions.merge(store, dg.Definitions(resources=default_resources()))  # loaded alone, it has its own
 
 

@@ -88,7 +88,7 @@ class ChildRestoreError(Exception):
 def restore_in_child(request: RestoreRequest) -> ChildRestoreError | None:
     arguments = {
         "target_dsn": request.target_dsn, "root": str(request.root), "timestamp": request.timestamp,
-        "truncate_before_restore": request.truncate_before_restore,
+        "truncate_before_restore": request.truncate_before_restore, "fire_triggers": request.fire_triggers,
     }
     done = subprocess.run(
         [sys.executable, "-c", RESTORE_CHILD, json.dumps(arguments)],

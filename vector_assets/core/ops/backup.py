@@ -83,6 +83,7 @@ def run_backup(request: BackupRequest) -> BackupResult:
                 folder, request.location, timestamp, describe_dsn(request.dsn).as_dict(),
                 format=request.format, parts=request.parts, dsn=request.dsn, progress=request.progress,
                 kind=FULL, row_index=wants_row_index(request, newest), encrypt_to=recipients, keys=request.encryption,
+                store=request.store.name, layout=request.store.layout,
             )
             target = settle_kind(cursor, target, request, choice)
             return write_set(cursor, target, request.tables)

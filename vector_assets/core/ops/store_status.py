@@ -9,13 +9,12 @@ from contextlib import closing
 from dataclasses import dataclass, field
 
 from vector_assets.core.errors import VectorAssetsError
-from vector_assets.core.pg.catalog import estimated_size, read_columns, table_exists
+from vector_assets.core.pg.catalog import estimated_size, table_exists
 from vector_assets.core.pg.connection import connect
+from vector_assets.core.pg.store_tables import vector_columns
 from vector_assets.core.sets.catalog import SetCatalog
 from vector_assets.core.sets.storage import Root
 from vector_assets.core.stores import Store
-
-VECTOR_TYPES = ("vector", "halfvec", "sparsevec", "bit")
 
 
 @dataclass(frozen=True)
@@ -67,8 +66,7 @@ def _tables(request: StoreStatusRequest) -> tuple[list[TableStatus], str | None]
 def _table(cursor, table: str) -> TableStatus:
     if not table_exists(cursor, table):
         return TableStatus(table, present=False)
-    vectors = tuple(c.name for c in read_columns(cursor, table) if c.type.split("(")[0] in VECTOR_TYPES)
-    return TableStatus(table, True, vectors, estimated_size(cursor, table)[0])
+    return TableStatus(table, True, vector_columns(cursor, table), estimated_size(cursor, table)[0])
 
 
 def _newest_set(root: Root) -> tuple[str | None, str | None]:

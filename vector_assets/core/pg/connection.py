@@ -194,7 +194,9 @@ def database_errors(conn: psycopg2.extensions.connection, doing: str) -> Iterato
         raise our_error(getattr(conn, "target_dsn", ""), doing, error, connection_lost(conn)) from None
 
 
-def connect(dsn: str, *, application_name: str = "vector_assets") -> Connection:
+def connect(
+    dsn: str, *, application_name: str = "vector_assets", timeout_seconds: int = CONNECT_TIMEOUT_SECONDS
+) -> Connection:
     """Open a connection; an unreachable server becomes a retryable, password-free error."""
     if not dsn:
         raise ConfigError("no database DSN given (set VECTOR_ASSETS_PG_DSN)")
@@ -202,7 +204,7 @@ def connect(dsn: str, *, application_name: str = "vector_assets") -> Connection:
     try:
         conn = psycopg2.connect(
             dsn,
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            connect_timeout=timeout_seconds,
             application_name=application_name,
             connection_factory=Connection,
         )

@@ -114,7 +114,7 @@ def _serial_sequences(cursor: psycopg2.extensions.cursor, table: str) -> list[tu
 
 def _indexes(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
     """Every index that backs no constraint (HNSW, IVFFlat, GIN, expression, partial, unique),
-    with its table name unqualified."""
+    with its table named as the store names it (unqualified, unless the store names the schema)."""
     cursor.execute(
         """
         SELECT pg_get_indexdef(i.indexrelid), quote_ident(n.nspname) || '.' || quote_ident(t.relname),
@@ -129,7 +129,10 @@ def _indexes(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
         """,
         (regclass_literal(cursor, table),),
     )
-    return [definition.replace(f" ON {qualified} ", f" ON {bare} ", 1) for definition, qualified, bare in cursor.fetchall()]
+    rows = cursor.fetchall()
+    if split_table(table)[0] is not None:
+        return [definition for definition, _, _ in rows]
+    return [definition.replace(f" ON {qualified} ", f" ON {bare} ", 1) for definition, qualified, bare in rows]
 
 
 def create_table(cursor: psycopg2.extensions.cursor, definition: TableDefinition) -> None:

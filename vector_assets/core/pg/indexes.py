@@ -48,6 +48,10 @@ class SavedIndex:
     clustered: bool
     statistics: tuple[tuple[int, int], ...]  # (index column, statistics target) set by ALTER INDEX
 
+    @property
+    def qualified_table(self) -> str:
+        return f"{self.schema}.{self.table}"
+
 
 @dataclass(frozen=True)
 class SavedKey:
@@ -221,7 +225,7 @@ def _build(
     server_memory: int | None,
     watch: BuildWatch | None,
 ) -> IndexBuild:
-    estimate = estimated_build_bytes(cursor, index.table, index.definition, rows)
+    estimate = estimated_build_bytes(cursor, index.qualified_table, index.definition, rows)
     memory = plan_build_memory(estimate, build_settings, server_memory)
     shortfall = memory.shortfall(index.name)
     if shortfall and watch is not None:

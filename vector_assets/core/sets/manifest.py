@@ -204,6 +204,8 @@ class Manifest:
     # A collection restore's pre_restore set: names the target did not hold when it was taken.
     # Restoring one of them from this set (replace mode) puts it back as it was: absent.
     absent_collections: tuple[str, ...] = ()
+    store: str | None = None  # the store whose tables these are, and its layout (sets before 0.9: None)
+    layout: str | None = None
 
     @property
     def is_increment(self) -> bool:
@@ -251,6 +253,7 @@ class Manifest:
             **({"parent": self.parent} if self.parent else {}),
             **({"fallback": self.fallback} if self.fallback else {}),
             **({"absent_collections": list(self.absent_collections)} if self.absent_collections else {}),
+            **({"store": self.store, "layout": self.layout} if self.store else {}),
             "format": self.format,
             "codec": set_format(self.format).codec_name,
             "created_at": self.created_at,
@@ -295,6 +298,8 @@ class Manifest:
             fallback=data.get("fallback"),
             absent_collections=tuple(str(name) for name in data.get("absent_collections", [])),
             format=str(data.get("format", CSV_FORMAT)),
+            store=data.get("store"),
+            layout=data.get("layout"),
             created_at=str(data["created_at"]),
             location=str(data["location"]),
             source=dict(data["source"]),

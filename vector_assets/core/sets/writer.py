@@ -39,6 +39,7 @@ from vector_assets.core.pg.parts import (
 )
 from vector_assets.core.pg.row_changes import copy_rows_with_keys
 from vector_assets.core.pg.row_digests import row_key
+from vector_assets.core.pg.store_tables import load_order
 from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
 from vector_assets.core.sets.age_streams import EncryptingWriter, encryption_of, open_set_writer
 from vector_assets.core.sets.backup_log import (
@@ -164,6 +165,8 @@ class SetTarget:
     absent_collections: tuple[str, ...] = ()  # see Manifest.absent_collections
     encrypt_to: Recipients | None = None  # every file of the set is encrypted to these
     keys: EncryptionKeys = EncryptionKeys()  # an increment reads its parent's row index with the identity
+    store: str | None = None  # the store the tables are of, and its layout: a restore into another is refused
+    layout: str | None = None
 
     @property
     def set_format(self) -> SetFormat:
@@ -193,7 +196,8 @@ def write_set(
         with writing_to(folder):
             if folder.capabilities.files_visible_when_written:
                 folder.write_bytes(marker, b"")  # before the first upload, which is visible at once
-            manifest = _write_and_publish(cursor, target, tables, truncate_plan, started, written)
+            ordered = load_order(cursor, tuple(tables))  # the manifest keeps it: the restore's load order
+            manifest = _write_and_publish(cursor, target, ordered, truncate_plan, started, written)
             folder.remove(marker)
     except BaseException:
         for name in written:
@@ -230,6 +234,8 @@ def _write_and_publish(
         parent=target.parent.timestamp if target.parent else None,
         fallback=target.fallback,
         absent_collections=target.absent_collections,
+        store=target.store,
+        layout=target.layout,
     )
     manifest_name = manifest_file_name(target.timestamp)
     body = manifest.to_json().encode()

@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 
 from vector_assets.core.ops.restore.collection import load_collection
-from vector_assets.core.ops.restore.plan import plan_table, readable_chain, split_chain
+from vector_assets.core.ops.restore.plan import plan_table, readable_chain, require_same_store, split_chain
 from vector_assets.core.ops.restore.request import (
     APPEND,
     ON_CONFLICT_CHOICES,
@@ -68,13 +68,14 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
         request.root, request.offsite_root, request.timestamp, request.backup_path, request.configured_root
     )
     backup_set = chosen.backup_set
+    require_same_store(backup_set, request.store)
     base_set, increments = split_chain(backup_set)
     base_set = readable_chain(base_set, increments, request.encryption.identity_file)
-    planned = [plan_table(base_set, table, increments) for table in request.tables]
+    planned = [plan_table(base_set, table, increments) for table in in_set_order(base_set.tables, request.tables)]
     conn = connect(request.target_dsn)
     try:
         with database_errors(conn, DURING_RESTORE):
-            to_create = check_target(conn, backup_set, planned)
+            to_create = check_target(conn, backup_set, planned, request)
             result = RestoreResult(
                 backup_set, request.dry_run, request.truncate_before_restore, safety_backup=request.safety_backup,
                 read_from_offsite=chosen.note,
@@ -87,3 +88,9 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
         conn.close()
     result.duration_seconds = time.monotonic() - started
     return result
+
+
+def in_set_order(set_tables: tuple[str, ...], requested: tuple[str, ...]) -> list[str]:
+    """The requested tables in the order the set wrote them (parents before the tables that
+    reference them, as the source's foreign keys said); any the set lacks last, to be named."""
+    return sorted(requested, key=lambda table: set_tables.index(table) if table in set_tables else len(set_tables))

@@ -59,7 +59,7 @@ from vector_assets.core.errors import (
     RestoreConflictError,
     UnknownCollectionError,
 )
-from vector_assets.core.ops.restore.load import create_tables, finish_tables
+from vector_assets.core.ops.restore.load import create_tables, finish_tables, hold_target_triggers
 from vector_assets.core.ops.restore.plan import PlannedTable
 from vector_assets.core.ops.restore.request import (
     APPEND,
@@ -90,6 +90,7 @@ from vector_assets.core.pg.collections import (
     suffix_staged_keys,
 )
 from vector_assets.core.pg.ddl import indexes_to_build
+from vector_assets.core.pg.store_tables import put_triggers_back
 from vector_assets.core.pg.table_changes import lock_against_writers
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
@@ -129,6 +130,7 @@ def load_collection(
     result.truncated = False  # one collection's rows are deleted; no table is truncated
     with restore_transaction(conn, request, result) as cursor:
         result.tables_created = create_tables(cursor, to_create)
+        held = hold_target_triggers(cursor, request, planned, result)
         collection_stage, found = _find_in_set(cursor, plans[COLLECTION_TABLE], request, result.backup_set)
         lock_against_writers(cursor, request.store.table_names)
         result.collection = _find_in_target(cursor, request, found)
@@ -141,6 +143,7 @@ def load_collection(
             _load(cursor, request, plans, collection_stage, result.collection, outcomes)
         to_build = [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
         finish_tables(conn, cursor, request, planned, to_build, outcomes, result)
+        put_triggers_back(cursor, held)
 
 
 def _find_in_set(

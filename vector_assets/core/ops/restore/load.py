@@ -32,6 +32,7 @@ from vector_assets.core.pg.indexes import (
     drop_secondary_indexes,
     recreate_indexes,
 )
+from vector_assets.core.pg.store_tables import UserTrigger, hold_triggers
 from vector_assets.core.pg.table_changes import (
     advance_owned_sequences,
     truncate_with_brief_waits,
@@ -69,6 +70,17 @@ def _rebuild(
     return recreate_indexes(cursor, dropped, rows, request.index_builds, watch)
 
 
+def hold_target_triggers(
+    cursor: psycopg2.extensions.cursor, request: RestoreRequest, planned: list[PlannedTable], result: RestoreResult
+) -> list[UserTrigger]:
+    """The tables' own triggers, off while the rows load unless the request lets them fire."""
+    if request.fire_triggers:
+        return []
+    held = hold_triggers(cursor, [plan.table for plan in planned])
+    result.triggers_held = [f"{trigger.table}.{trigger.name}" for trigger in held]
+    return held
+
+
 def truncate_tables(cursor: psycopg2.extensions.cursor, planned: list[PlannedTable], outcomes: dict[str, TableRestore]) -> None:
     """Empty the planned tables, recording their rows before as truncated."""
     names = [plan.table for plan in planned]
@@ -100,7 +112,7 @@ def drop_for_the_load(
     so the load does not maintain them row by row; the keys come back right after it."""
     indexes: list[SavedIndex] = []
     keys: list[SavedKey] = []
-    for table in [table for table in vector_tables if table in emptied]:
+    for table in [table for table in emptied if table in vector_tables]:  # load order: parents' keys first
         indexes += drop_secondary_indexes(cursor, table)
         primary_key = drop_primary_key(cursor, table)
         keys += ([primary_key] if primary_key else []) + drop_foreign_keys(cursor, table, held=tuple(emptied))

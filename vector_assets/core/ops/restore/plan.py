@@ -14,6 +14,7 @@ from vector_assets.core.errors import (
     BrokenChainError,
     ColumnMismatchError,
     IncompleteBackupSetError,
+    WrongStoreError,
 )
 from vector_assets.core.pg.ddl import TableDefinition
 from vector_assets.core.sets.age_streams import decrypting
@@ -29,6 +30,7 @@ from vector_assets.core.sets.formats import (
 )
 from vector_assets.core.sets.manifest import FilePart, RowIndex
 from vector_assets.core.sets.storage import SetFolder
+from vector_assets.core.stores import Store
 
 
 @dataclass(frozen=True)
@@ -155,3 +157,14 @@ def plan_increments(
         planned.append(PlannedIncrement(link.timestamp, folder, changed, entry.deleted_keys, entry.rows_index.key, key_type))
     final = links[-1].manifest.tables[table].rows_index if links else None
     return planned, final
+
+
+def require_same_store(backup_set: BackupSet, store: Store) -> None:
+    """A set restores into its own store's tables only (sets made before stores named theirs: any)."""
+    manifest = backup_set.manifest
+    if manifest is None or manifest.store is None or manifest.store == store.name:
+        return
+    raise WrongStoreError(
+        f"set {backup_set.key} is of store {manifest.store!r} (layout {manifest.layout}), not of store "
+        f"{store.name!r}: restore it with --store {manifest.store}; nothing was changed"
+    )

@@ -48,6 +48,7 @@ class RestoreRequest:
     rename_collection_to: str | None = None  # ...as a new collection of this name, beside the current one
     store: Store = field(default_factory=langchain_store)
     encryption: EncryptionKeys = EncryptionKeys()  # the identity an encrypted set is read with
+    fire_triggers: bool = False  # let the target tables' own triggers fire for every loaded row
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", self.store.select_tables(self.tables))
@@ -134,6 +135,7 @@ class RestoreResult:
     duration_seconds: float = 0.0
     read_from_offsite: str | None = None  # why the offsite copy was read, if it was
     collection: CollectionRestore | None = None  # what a collection restore did, by name and uuid
+    triggers_held: list[str] = field(default_factory=list)  # table.trigger, off while the rows loaded
 
     def undo_command(self, target: str | None = None, store: Store | None = None) -> str | None:
         """The command that puts back what the restore replaced: its safety set, restored with

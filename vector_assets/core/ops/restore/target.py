@@ -11,19 +11,24 @@ from vector_assets.core.errors import (
     ColumnMismatchError,
     ExtensionMissingError,
     MissingTableDefinitionError,
+    SourceTableMissingError,
+    TriggersError,
 )
 from vector_assets.core.ops.restore.plan import PlannedTable
+from vector_assets.core.ops.restore.request import RestoreRequest
 from vector_assets.core.pg.catalog import (
     Column,
     read_columns,
     server_versions,
     table_exists,
 )
+from vector_assets.core.pg.store_tables import triggers_we_may_not_hold
 from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.stores import Store
 
 
 def check_target(
-    conn: psycopg2.extensions.connection, backup_set: BackupSet, planned: list[PlannedTable]
+    conn: psycopg2.extensions.connection, backup_set: BackupSet, planned: list[PlannedTable], request: RestoreRequest
 ) -> list[PlannedTable]:
     """The target has pgvector (or the role may create it), and every table has the set's
     columns by name and type, or is missing and can be created from the set: those are returned."""
@@ -40,8 +45,36 @@ def check_target(
         for plan in planned:
             if plan not in to_create:
                 _compare_columns(plan, read_columns(cursor, plan.table), backup_set)
+        _require_sources(cursor, request.store, [plan.table for plan in planned])
+        if not request.fire_triggers:
+            _require_right_to_hold_triggers(cursor, [plan.table for plan in planned if plan not in to_create])
     conn.rollback()
     return to_create
+
+
+def _require_sources(cursor: psycopg2.extensions.cursor, store: Store, tables: list[str]) -> None:
+    """A pgai embedding store is kept in step with its source table by triggers on it: restored
+    without it, the first change to the source would be lost, so it is refused here."""
+    for table in tables:
+        source = store.source_table_of(table)
+        if source and source not in tables and not table_exists(cursor, source):
+            raise SourceTableMissingError(
+                f"table {table} is made from table {source}, which the target lacks: restore {source} "
+                "first or with it (--tables); nothing was changed"
+            )
+
+
+def _require_right_to_hold_triggers(cursor: psycopg2.extensions.cursor, tables: list[str]) -> None:
+    """A restore loads without firing the tables' own triggers (a pgai source table's would queue
+    every row for embedding again); a role that may not turn them off is stopped here."""
+    blocked = triggers_we_may_not_hold(cursor, tables)
+    if blocked:
+        first = blocked[0]
+        raise TriggersError(
+            f"table {first.table} has trigger {first.name}, which the restore would fire for every row, and role "
+            "may not turn it off (it does not own the table): restore as the table's owner, or let the triggers "
+            "fire (--fire-triggers; fire_triggers: true); nothing was changed"
+        )
 
 
 def _require_right_to_create_the_extension(cursor: psycopg2.extensions.cursor) -> None:

@@ -76,6 +76,7 @@ def back_up_what_is_replaced(
         folder, backup_set.location, free_timestamp(folder, None), describe_dsn(request.target_dsn).as_dict(),
         kind=PRE_RESTORE, progress=request.progress, format=_safety_set_format(backup_set),
         absent_collections=absent_collections, encrypt_to=_safety_set_recipients(request, backup_set, folder),
+        store=request.store.name, layout=request.store.layout,
     )
     try:
         return write_set(cursor, target, tuple(outcomes))

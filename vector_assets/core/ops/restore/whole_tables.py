@@ -16,6 +16,7 @@ from vector_assets.core.ops.restore.load import (
     create_tables,
     drop_for_the_load,
     finish_tables,
+    hold_target_triggers,
     truncate_tables,
 )
 from vector_assets.core.ops.restore.plan import PlannedTable
@@ -24,6 +25,7 @@ from vector_assets.core.ops.restore.stage import append_through_stage
 from vector_assets.core.ops.restore.transaction import back_up_what_is_replaced, restore_transaction
 from vector_assets.core.pg.catalog import count_rows, table_identifier
 from vector_assets.core.pg.ddl import indexes_to_build
+from vector_assets.core.pg.store_tables import put_triggers_back
 from vector_assets.core.pg.table_changes import lock_against_writers
 from vector_assets.core.units import count_of
 
@@ -38,6 +40,7 @@ def load_whole_tables(
     """Restore the planned tables whole, in one transaction; dry runs roll back at the end."""
     with restore_transaction(conn, request, result) as cursor:
         result.tables_created = create_tables(cursor, to_create)
+        held = hold_target_triggers(cursor, request, planned, result)
         if request.safety_backup:
             lock_against_writers(cursor, tuple(plan.table for plan in planned))
         outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
@@ -52,6 +55,7 @@ def load_whole_tables(
         apply_chain_in_place(cursor, in_place, outcomes, request)
         to_build = dropped + [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
         finish_tables(conn, cursor, request, planned, to_build, outcomes, result)
+        put_triggers_back(cursor, held)
 
 
 def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRestore:
