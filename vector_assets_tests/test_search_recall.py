@@ -159,3 +159,30 @@ def test_a_bad_recall_target_is_refused_in_one_line_before_the_drill(monkeypatch
     error = capsys.readouterr().err.strip()
     assert "VECTOR_ASSETS_RECALL_TARGET must be a recall between 0 and 1" in error and "\n" not in error
     assert execute(store_db, "SELECT count(*) FROM pg_database WHERE datname LIKE 'vector_assets_drill_%'") == [(0,)]
+
+
+def test_the_newest_set_answers_as_the_live_tables_do_and_a_change_since_shows(searchable_store, backup_root):
+    execute(searchable_store, HNSW)
+    result = drilled(searchable_store, backup_root, queries=10)
+    (measured,) = result.recall
+    assert result.live_compared == "compared with the live tables: the newest set"
+    assert measured.live_queries == measured.queries and measured.live_differences == 0
+
+    # Every row of one collection moved far away: its queries' exact answers now differ live.
+    execute(searchable_store, f"""
+        UPDATE {EMBEDDING_TABLE} SET embedding = array_fill(1000::real, ARRAY[32])::vector
+        WHERE collection_id = (SELECT min(collection_id::text)::uuid FROM {EMBEDDING_TABLE})""")
+    drill = run_drill(DrillRequest(dsn=searchable_store, root=backup_root, recall=RecallSettings(queries=10)))
+    (changed,) = drill.recall
+    assert changed.live_differences == 10, changed.describe()  # one collection's 10 queries, the others the same
+    assert f"10 of {changed.live_queries} exact answers differ from the live table" in changed.describe()
+
+
+def test_an_older_set_is_not_compared_with_the_live_tables(searchable_store, backup_root):
+    execute(searchable_store, HNSW)
+    first = run_backup(BackupRequest(dsn=searchable_store, root=backup_root, format="pgcopy"))
+    run_backup(BackupRequest(dsn=searchable_store, root=backup_root, format="pgcopy"))
+    result = run_drill(DrillRequest(dsn=searchable_store, root=backup_root, key=first.timestamp,
+                                    recall=RecallSettings(queries=5)))
+    assert result.live_compared == "not compared with the live tables: an older set"
+    assert all(measured.live_queries == 0 for measured in result.recall)

@@ -130,6 +130,8 @@ def recall_metadata(result: DrillResult, measured: list[IndexRecall], worst: Ind
         "p95_ms": dg.MetadataValue.float(round(max(index.p95_ms for index in measured), 2)),
         "short_answers": sum(index.short_answers for index in measured),
         "iterative_scan": result.recall_settings.iterative_scan,
+        "live_answers_differing": sum(index.live_differences for index in measured),
+        "live": result.live_compared,
         "indexes": dg.MetadataValue.table(
             [dg.TableRecord({"index": i.index, "method": i.method, "recall": round(i.recall, 4), "p50_ms": round(i.p50_ms, 2),
                              "p95_ms": round(i.p95_ms, 2), "short_answers": i.short_answers}) for i in measured],

@@ -12,15 +12,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
-from vector_assets.core.errors import ColumnMismatchError
+from vector_assets.core.errors import ColumnMismatchError, VectorAssetsError
 from vector_assets.core.hashing import HashingSink
 from vector_assets.core.ops.restore import RestoreRequest, RestoreResult, run_restore
-from vector_assets.core.pg.catalog import Column, column_names, count_rows, read_columns, table_identifier
+from vector_assets.core.pg.catalog import Column, column_names, count_rows, read_columns, table_exists, table_identifier
 from vector_assets.core.pg.connection import connect, database_errors
 from vector_assets.core.pg.copy import copy_out
 from vector_assets.core.pg.ddl import TableDefinition, read_table_definition
@@ -37,12 +37,13 @@ from vector_assets.core.pg.scratch import (
 from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
 from vector_assets.core.rto import DEFAULT_RTO_TARGETS, RtoTarget, target_seconds, verdict
 from vector_assets.core.sets.age_streams import decrypting
-from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.catalog import BackupSet, SetCatalog
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.csv_files import header_of
 from vector_assets.core.sets.encryption import EncryptionKeys
 from vector_assets.core.sets.formats import content_sha256, format_of_file, rows_in
 from vector_assets.core.sets.manifest import TableFile
+from vector_assets.core.sets.roots import open_root
 from vector_assets.core.sets.storage import Root
 from vector_assets.core.stores import Store, langchain_store
 from vector_assets.core.units import count_of, human_duration, human_size
@@ -146,6 +147,7 @@ class DrillResult:
     recall: list[IndexRecall] = field(default_factory=list)  # one per vector index of the restored tables
     recall_settings: RecallSettings = RecallSettings()
     recall_seconds: float = 0.0
+    live_compared: str = ""  # why the exact answers were or were not compared with the live tables
 
     @property
     def passed(self) -> bool:
@@ -178,7 +180,9 @@ class DrillResult:
                 "iterative_scan": self.recall_settings.iterative_scan, "seconds": round(self.recall_seconds, 3),
                 "indexes": [{"table": i.table, "index": i.index, "method": i.method, "queries": i.queries,
                              "recall": round(i.recall, 4), "p50_ms": round(i.p50_ms, 3), "p95_ms": round(i.p95_ms, 3),
-                             "short_answers": i.short_answers} for i in self.recall],
+                             "short_answers": i.short_answers, "live_queries": i.live_queries,
+                             "live_differences": i.live_differences} for i in self.recall],
+                "live": self.live_compared,
             },
         }
 
@@ -206,28 +210,59 @@ def run_drill(request: DrillRequest) -> DrillResult:
             compare_table(scratch_dsn, replace(backup_set, folder=readable), table, columns[table], request.progress)
             for table in backup_set.tables
         ]
-        measure_search_quality(scratch_dsn, request, backup_set, result)
+        measure_search_quality(scratch_dsn, request, backup_set, result, live_dsn=_live_dsn(request, backup_set, result))
     result.duration_seconds = time.monotonic() - started
     return result
 
 
-def measure_search_quality(dsn: str, request: DrillRequest, backup_set: BackupSet, result: DrillResult) -> None:
-    """recall@k of each vector index the restore rebuilt, in the scratch database."""
+def measure_search_quality(
+    dsn: str, request: DrillRequest, backup_set: BackupSet, result: DrillResult, live_dsn: str | None = None
+) -> None:
+    """recall@k of each vector index the restore rebuilt, in the scratch database; with
+    ``live_dsn``, each exact answer compared with the live table's."""
     started = time.monotonic()
     settings = request.recall
     collection_column = COLLECTION_REFERENCE if request.store.has_collections else None
-    conn = connect(dsn)
-    try:
+    with ExitStack() as stack:
+        conn = stack.enter_context(closing(connect(dsn)))
+        live = stack.enter_context(closing(connect(live_dsn))) if live_dsn else None
         with database_errors(conn, "measuring search quality in the drill"), conn.cursor() as cursor:
             for table in [t for t in request.store.vector_tables if t in backup_set.tables]:
+                live_cursor = _live_cursor(live, table, read_columns(cursor, table), result)
                 result.recall += measure_recall(cursor, RecallRequest(
                     table, settings.queries, settings.k, settings.seed, collection_column, settings.iterative_scan,
-                ))
+                ), live_cursor)
         conn.rollback()
-    finally:
-        conn.close()
+        if live is not None:
+            live.rollback()
     result.recall_settings = settings
     result.recall_seconds = time.monotonic() - started
+
+
+def _live_dsn(request: DrillRequest, backup_set: BackupSet, result: DrillResult) -> str | None:
+    """The live database, when the drilled set is the newest (older sets should answer otherwise)
+    and the database answers."""
+    if backup_set.key != SetCatalog(open_root(request.root)).newest().key:
+        result.live_compared = "not compared with the live tables: an older set"
+        return None
+    try:
+        connect(request.dsn).close()
+    except VectorAssetsError as error:
+        result.live_compared = f"not compared with the live tables: {error}"
+        return None
+    result.live_compared = "compared with the live tables: the newest set"
+    return request.dsn
+
+
+def _live_cursor(live, table: str, columns: list[Column], result: DrillResult):
+    """A cursor on the live table when it has the restored table's columns, else None."""
+    if live is None:
+        return None
+    cursor = live.cursor()
+    if not table_exists(cursor, table) or read_columns(cursor, table) != columns:
+        result.live_compared = f"not compared with the live tables: {table} is not there as the set has it"
+        return None
+    return cursor
 
 
 def tables_without_definitions(backup_set: BackupSet, columns: dict[str, list[Column]]) -> dict[str, list[Column]]:

@@ -54,6 +54,8 @@ class IndexRecall:
     queries: int = 0
     recall: float = 1.0
     short_answers: int = 0  # index queries that returned fewer rows than the exact search found
+    live_queries: int = 0  # the same exact queries run on the live table too (the newest set only)
+    live_differences: int = 0  # ...whose answers there differ from the restored table's
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -67,8 +69,10 @@ class IndexRecall:
         return statistics.quantiles(self.latencies_ms, n=20, method="inclusive")[18]
 
     def describe(self) -> str:
+        live = (f", {self.live_differences} of {self.live_queries} exact answers differ from the live table"
+                if self.live_queries else "")
         return (f"{self.index} ({self.method}): recall@{self.k} {self.recall:.3f} over {self.queries} queries, "
-                f"p50 {self.p50_ms:.1f} ms, p95 {self.p95_ms:.1f} ms, {self.short_answers} short")
+                f"p50 {self.p50_ms:.1f} ms, p95 {self.p95_ms:.1f} ms, {self.short_answers} short{live}")
 
 
 def vector_indexes(cursor: psycopg2.extensions.cursor, table: str) -> list[VectorIndex]:
@@ -94,8 +98,12 @@ def vector_indexes(cursor: psycopg2.extensions.cursor, table: str) -> list[Vecto
     return found
 
 
-def measure_recall(cursor: psycopg2.extensions.cursor, request: RecallRequest) -> list[IndexRecall]:
-    """recall@k of every vector index of the table; the transaction is the caller's to roll back."""
+def measure_recall(
+    cursor: psycopg2.extensions.cursor, request: RecallRequest, live: psycopg2.extensions.cursor | None = None
+) -> list[IndexRecall]:
+    """recall@k of every vector index of the table; the transaction is the caller's to roll back.
+    With ``live`` (a cursor on the database the set was taken from), each exact query runs there
+    too, and the answers that differ are counted."""
     results = []
     key = primary_key(cursor, request.table)
     for index in vector_indexes(cursor, request.table):
@@ -109,6 +117,10 @@ def measure_recall(cursor: psycopg2.extensions.cursor, request: RecallRequest) -
             found += _neighbours_found(by_index, exact)
             expected += len(exact)
             result.short_answers += len(by_index) < len(exact)
+            if live is not None:
+                live_exact, _ = _top_k(live, request, index, key, vector, group, exact=True)
+                result.live_queries += 1
+                result.live_differences += not same_answers(exact, live_exact)
         result.recall = found / expected if expected else 1.0
         results.append(result)
     return results
@@ -123,6 +135,19 @@ def _neighbours_found(by_index: list[tuple], exact: list[tuple]) -> int:
     kth = exact[-1][-1]
     tolerance = TIE_TOLERANCE * max(abs(kth), 1.0)
     return min(len(exact), sum(1 for row in by_index if row[-1] <= kth + tolerance))
+
+
+def same_answers(first: list[tuple], second: list[tuple]) -> bool:
+    """Two exact top-k answers agree: the same distances, and the same rows nearer than the k-th
+    (rows tied with the k-th are equally right, whichever of them an answer names)."""
+    if len(first) != len(second):
+        return False
+    if not all(abs(a[-1] - b[-1]) <= TIE_TOLERANCE * max(abs(a[-1]), 1.0) for a, b in zip(first, second)):
+        return False
+    if not first:
+        return True
+    kth = first[-1][-1] - TIE_TOLERANCE * max(abs(first[-1][-1]), 1.0)
+    return {row[:-1] for row in first if row[-1] < kth} == {row[:-1] for row in second if row[-1] < kth}
 
 
 def _sample(
