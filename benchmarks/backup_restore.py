@@ -69,6 +69,7 @@ HNSW_DATABASE = "bench_hnsw"
 DEFAULT_HNSW_ROWS = 50_000
 TARGET_RESTORE_RATIO = 1.10
 TARGET_HNSW_SPEEDUP = 6.0
+TARGET_RECALL_SHARE = 0.10  # the drill's search-recall step, at the default sample
 HNSW_OURS_REPEATS = 3  # ours takes seconds, so its median; the anchor takes minutes and runs once
 HNSW_BUILD_MEMORY = "512MB"  # the anchor's fixed build memory
 TRUNCATE_BOTH = f"TRUNCATE {COLLECTION_TABLE}, {EMBEDDING_TABLE}"
@@ -471,6 +472,19 @@ class HnswReport:
     serial_builds: list[str] = field(default_factory=list)
     safety_seconds: float = 0.0
     ours_runs: list[float] = field(default_factory=list)
+    drill: DrillFigures | None = None
+
+
+@dataclass
+class DrillFigures:
+    """The drill of the HNSW set: its whole time, and the search-recall step's share of it."""
+
+    seconds: float
+    recall_seconds: float
+    queries: int
+    recall: float
+    live_queries: int
+    live_differences: int
 
 
 def run_object_store_only(rows: int, dims: int, data_dir: Path):
@@ -683,6 +697,7 @@ def measure_hnsw(dsn: str, bin_dir: Path, rows: int, dims: int, work: Path) -> H
     """
     log(f"hnsw: making one set of {rows} rows")
     restore_set = make_restore_set(dsn, work / "hnsw_set")
+    drill = measure_drill(dsn, restore_set)
     log("hnsw: ours, run_restore with its safety backup (drops the index, loads, rebuilds it)")
     safe = run_ours_restore(dsn, restore_set)
     verify_restored(dsn, rows, dims, "run_restore with a safety backup", hnsw=True)
@@ -714,8 +729,25 @@ def measure_hnsw(dsn: str, bin_dir: Path, rows: int, dims: int, work: Path) -> H
         ours_rss_kb=child.max_rss_kb, psql_seconds=psql_seconds, indexes_after_ours=after_ours,
         indexes_after_psql=after_psql, builds=child.index_builds, serial_seconds=serial.call_seconds,
         serial_builds=serial.index_builds, safety_seconds=safe.call_seconds,
-        ours_runs=[run.call_seconds for run in runs],
+        ours_runs=[run.call_seconds for run in runs], drill=drill,
     )  # fmt: skip
+
+
+def measure_drill(dsn: str, restore_set) -> DrillFigures:
+    """The drill of the set at the default sample (100 queries per collection, k = 10), the
+    exact answers compared with the live table's as they are for the newest set."""
+    from vector_assets.core.ops.drill import DrillRequest, run_drill
+
+    log("hnsw: the drill of the set, with its search-recall step")
+    result = run_drill(DrillRequest(dsn=dsn, root=restore_set.root))
+    if not result.passed or not result.recall:
+        raise RuntimeError(f"the drill failed or measured no index: {[t.table for t in result.tables if not t.passed]}")
+    return DrillFigures(
+        seconds=result.duration_seconds, recall_seconds=result.recall_seconds,
+        queries=sum(i.queries for i in result.recall), recall=min(i.recall for i in result.recall),
+        live_queries=sum(i.live_queries for i in result.recall),
+        live_differences=sum(i.live_differences for i in result.recall),
+    )
 
 
 def record(runs: Runs, operation: Callable[[], tuple[float, int]]) -> None:
@@ -853,6 +885,20 @@ def format_hnsw(hnsw: HnswReport, dims: int) -> list[str]:
         f"- target ours (no safety backup: the anchor's work) >= {TARGET_HNSW_SPEEDUP:.0f} x faster than \\copy FROM: "
         f"{speedup:.2f} x -> {verdict(speedup >= TARGET_HNSW_SPEEDUP)}; with the safety backup "
         f"{hnsw.psql_seconds / hnsw.safety_seconds:.2f} x",
+        *format_drill(hnsw.drill),
+    ]
+
+
+def format_drill(drill: DrillFigures | None) -> list[str]:
+    if drill is None:
+        return []
+    share = drill.recall_seconds / drill.seconds
+    return [
+        f"- drill of the set: {drill.seconds:.2f} s, of which the search-recall step {drill.recall_seconds:.2f} s "
+        f"({drill.queries} queries, recall@10 {drill.recall:.3f}; {drill.live_queries} exact answers compared with "
+        f"the live table, {drill.live_differences} differ)",
+        f"- target recall step <= {TARGET_RECALL_SHARE:.0%} of the drill: {share:.1%} -> "
+        f"{verdict(share <= TARGET_RECALL_SHARE)}",
     ]
 
 
