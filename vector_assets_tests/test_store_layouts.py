@@ -5,6 +5,7 @@ triggers a restore must not fire, and sets that restore into their own store onl
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,38 @@ def test_a_declared_store_whose_database_is_down_still_loads(tmp_path, monkeypat
     monkeypatch.delenv("VECTOR_ASSETS_PG_DSN", raising=False)
     monkeypatch.setenv("KB_PG_DSN", "postgresql://nobody@127.0.0.1:1/none")
     assert load_definitions().resolve_assets_def(("kb", "kb.missing")) is not None
+
+
+def test_two_stores_restored_at_once_leave_each_others_tables_as_they_were(maintenance_dsn, tmp_path):
+    """kb and blog in one database, restored at the same moment (replace mode) into it and into
+    another: each comes back as its set holds it. Then kb restored while blog is backed up:
+    blog's tables are byte-identical."""
+    with fresh_database(maintenance_dsn) as shared, fresh_database(maintenance_dsn) as other:
+        execute(shared, KB_TABLES + PGAI_TABLES)
+        roots = {"kb": tmp_path / "kb", "blog": tmp_path / "blog"}
+        sets = {store.name: run_backup(BackupRequest(dsn=shared, root=roots[store.name], store=store, format="pgcopy"))
+                for store in (KB_STORE, PGAI_STORE)}
+        in_sets = {"kb": kb_state(shared), "blog": blog_rows(shared)}
+        execute(shared, "UPDATE kb.chunks SET content = 'changed'; DELETE FROM blog_embedding_store WHERE id < 10")
+        for target in (shared, other):
+            with ThreadPoolExecutor(2) as pool:
+                restores = [pool.submit(run_restore, RestoreRequest(
+                    target_dsn=target, root=roots[store.name], timestamp=sets[store.name].timestamp, store=store,
+                    truncate_before_restore=True)) for store in (KB_STORE, PGAI_STORE)]
+                [restore.result() for restore in restores]
+            assert kb_state(target) == in_sets["kb"]
+            assert blog_rows(target) == in_sets["blog"]
+
+        execute(shared, "UPDATE kb.chunks SET content = 'changed again'; UPDATE blog SET title = 'edited'")
+        blog_before = blog_rows(shared)
+        with ThreadPoolExecutor(2) as pool:
+            restore = pool.submit(run_restore, RestoreRequest(
+                target_dsn=shared, root=roots["kb"], timestamp=sets["kb"].timestamp, store=KB_STORE,
+                truncate_before_restore=True))
+            backup = pool.submit(run_backup, BackupRequest(dsn=shared, root=roots["blog"], store=PGAI_STORE))
+            restore.result(), backup.result()
+        assert kb_state(shared) == in_sets["kb"] and blog_rows(shared) == blog_before
+
+
+def blog_rows(dsn: str) -> dict:
+    return {"blog": rows_as_text(dsn, "blog"), "store": rows_as_text(dsn, "blog_embedding_store")}
