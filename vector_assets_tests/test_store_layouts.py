@@ -18,8 +18,10 @@ from vector_assets.core.errors import (
 )
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.drill import DrillRequest, run_drill
+from vector_assets.core.ops.prune import PruneRequest, run_prune
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.catalog import scan_root
+from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.stores import Store, StoreTable, TableRole
 from vector_assets.definitions import defs as load_definitions
 from vector_assets_tests.support.database import execute, fresh_database, rows_as_text
@@ -267,3 +269,22 @@ def test_two_stores_restored_at_once_leave_each_others_tables_as_they_were(maint
 
 def blog_rows(dsn: str) -> dict:
     return {"blog": rows_as_text(dsn, "blog"), "store": rows_as_text(dsn, "blog_embedding_store")}
+
+
+def test_prune_deletes_every_file_of_a_stores_own_tables_and_keeps_an_operators(kb_db, tmp_path):
+    """Files of tables other than LangChain's (kb.chunks_<ts>.pgcopy.zst, its row index) belong to
+    their set by its manifest, and go with it; a file the manifest does not list stays."""
+    old = run_backup(BackupRequest(dsn=kb_db, root=tmp_path, format="pgcopy.zst", timestamp="20250101_000000",
+                                   store=KB_STORE, row_index=True))
+    run_backup(BackupRequest(dsn=kb_db, root=tmp_path, format="pgcopy.zst", store=KB_STORE))
+    folder = tmp_path / "vector_bak"
+    operators = folder / "kb.chunks_20250101_000000.pgcopy.zst.sig"
+    operators.write_text("a detached signature")
+    old_files = {name for entry in old.manifest.tables.values() for name in entry.stored_files}
+    assert {"kb.chunks_20250101_000000.pgcopy.zst", "kb.documents_20250101_000000.index.zst"} <= old_files
+    result = run_prune(PruneRequest(root=tmp_path, policy=RetentionPolicy(keep_daily=1, keep_weekly=0, keep_monthly=0),
+                                    dry_run=False))
+    assert [planned.backup_set.key for planned in result.deleted] == ["20250101_000000"]
+    left = {path.name for path in folder.iterdir()}
+    assert not any("20250101_000000" in name for name in left - {operators.name}), left
+    assert operators.exists()

@@ -72,6 +72,18 @@ def newer_data_file(formats: FormatNames) -> re.Pattern[str]:
     )
 
 
+@functools.lru_cache(maxsize=4)
+def store_table_file(formats: FormatNames) -> re.Pattern[str]:
+    """Any file a set gives a table of a store's own (``data_docs``, ``kb.chunks``), the whole
+    CSV included: those tables are not the earlier tooling's, so no operator's file is taken for
+    theirs, and only the files a manifest lists are ever deleted with a set."""
+    return re.compile(
+        r"(?P<table>(?:[A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*)_(?P<ts>\d{8}_\d{6})"
+        r"(?:(?:\." + CHANGES_INFIX + r")?(?:\.part\d{4})?\.(?:" + _one_of(formats.every) + ")"
+        r"|\.index\.zst|\.deleted\.zst)(?:" + re.escape(AGE_SUFFIX) + ")?(?:" + re.escape(TMP_SUFFIX) + ")?"
+    )
+
+
 def _one_of(names: tuple[str, ...]) -> str:
     return "|".join(re.escape(name) for name in names)
 
@@ -149,9 +161,12 @@ def set_timestamp_of(name: str) -> str | None:
     if newer is not None:
         return newer.group("ts")
     match = SET_FILE_CANDIDATE.fullmatch(name)
-    if match is None or name not in set_file_names(match.group("ts")):
-        return None
-    return match.group("ts")
+    if match is not None and name in set_file_names(match.group("ts")):
+        return match.group("ts")
+    own = store_table_file(format_names()).fullmatch(name)
+    if own is not None and own.group("table") not in LEGACY_TABLES:
+        return own.group("ts")
+    return None
 
 
 @dataclass(frozen=True)
