@@ -14,7 +14,7 @@ from pydantic import Field
 from vector_assets import settings
 from vector_assets.core.errors import BackupSetNotFoundError, VectorAssetsError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
-from vector_assets.core.sets.catalog import BackupSet, SetCatalog
+from vector_assets.core.sets.catalog import BackupSet, set_at
 from vector_assets.core.sets.csv_files import LegacyFileStats
 from vector_assets.core.sets.describe import changes_text, keys_deleted, kind_text
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
@@ -196,7 +196,7 @@ def backup_op(keys: StoreKeys) -> dg.OpDefinition:
 
 
 def registered_set(backup_root: BackupRootResource, store: Store, result: BackupResult) -> BackupSet:
-    found = SetCatalog(backup_root.open(store)).at(result.folder, result.timestamp)
+    found = set_at(backup_root.open(store), result.folder, result.timestamp)
     if found is None:
         raise BackupSetNotFoundError(f"the new set {result.timestamp} in {result.folder} is not complete")
     return found

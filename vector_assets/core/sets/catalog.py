@@ -292,6 +292,26 @@ def scan_root(root: Root | Path | str, skipped: list[SkippedLocation] | None = N
     return sorted(found, key=lambda backup_set: (backup_set.timestamp, backup_set.key))
 
 
+def set_at(root: Root | Path | str, folder: SetFolder, timestamp: str) -> BackupSet | None:
+    """The complete set of ``timestamp`` in ``folder``, keyed as ``scan_root`` keys it, reading
+    only the manifests of that timestamp: a new set is registered without reading every set's."""
+    root = open_root(root)
+    same_timestamp = []
+    for candidate in backup_locations(root):
+        complete = dict(complete_timestamps_in(candidate.folder(root)))
+        if timestamp not in complete:
+            continue
+        try:
+            manifest = Manifest.read(candidate.folder(root), manifest_file_name(timestamp)) if complete[timestamp] else None
+        except ManifestError:
+            continue
+        same_timestamp.append((candidate, manifest))
+    keyed = partition_keys([(candidate, [(timestamp, key_label(manifest))]) for candidate, manifest in same_timestamp])
+    manifests = dict(same_timestamp)
+    return next((BackupSet(key, timestamp, found, found.folder(root), manifests[found])
+                 for key, found, _ in keyed if found.folder(root) == folder), None)
+
+
 class SetCatalog:
     """Every complete set under a root, scanned once: the one way to look a set up.
 
