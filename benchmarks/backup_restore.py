@@ -101,6 +101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timestamp", help=argparse.SUPPRESS)
     parser.add_argument("--child-format-backup", metavar="FORMAT", help=argparse.SUPPRESS)
     parser.add_argument("--child-job-restore", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-job-backup", metavar="FORMAT", help=argparse.SUPPRESS)
     parser.add_argument("--skip-formats", action="store_true", help="skip the set formats and the restore job section")
     parser.add_argument("--skip-increments", action="store_true", help="skip the incremental backup section")
     parser.add_argument("--only-increments", action="store_true", help="run only the incremental backup section")
@@ -165,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.formats import child_backup
 
         return child_backup(args.dsn, args.root, args.child_format_backup, args.timestamp)
+    if args.child_job_backup:
+        from benchmarks.formats import child_job_backup
+
+        return child_job_backup(args.dsn, args.root, args.child_job_backup)
     if args.child_job_restore:
         from benchmarks.formats import child_job_restore
 

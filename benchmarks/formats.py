@@ -45,6 +45,7 @@ from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 
 JOB_DATABASE = "bench_job"
+JOB_OVERHEAD_SECONDS, JOB_OVERHEAD_SHARE = 0.3, 1.05  # a job within 0.3 s + 5 % of the core it runs
 JOB_ROWS_FACTOR = 2  # 200,000 rows at the default N
 TRUNCATE_BOTH = f"TRUNCATE {COLLECTION_TABLE}, {EMBEDDING_TABLE}"
 
@@ -74,6 +75,16 @@ class FormatsReport:
     pg_dump: Runs
     psql_restore: Runs
     job: JobReport | None = None
+    backup_jobs: dict[str, BackupJobRuns] = field(default_factory=dict)
+
+
+@dataclass
+class BackupJobRuns:
+    """The backup job beside run_backup, in one process, per format."""
+
+    format: str
+    job: Runs
+    core: Runs
 
 
 @dataclass
@@ -125,6 +136,29 @@ def child_job_restore(dsn: str, root: Path, timestamp: str) -> int:
     return 0
 
 
+def child_job_backup(dsn: str, root: Path, format_name: str) -> int:
+    """run_backup, then the backup_vector_tables job (execute_in_process, an ephemeral instance),
+    each once, in one warm process: the job's seconds beside the core's it wraps."""
+    os.environ["VECTOR_ASSETS_PG_DSN"] = dsn
+    os.environ["VECTOR_ASSETS_ROOT"] = str(root)
+    import dagster as dg
+
+    from vector_assets.core.ops.backup import BackupRequest, run_backup
+    from vector_assets.definitions import defs as load_definitions
+
+    job = load_definitions().resolve_job_def("backup_vector_tables")
+    config = {"ops": {"back_up_tables": {"config": {"format": format_name}}}}
+    started = time.perf_counter()
+    run_backup(BackupRequest(dsn=dsn, root=root, format=format_name))
+    core_seconds = time.perf_counter() - started
+    with dg.DagsterInstance.ephemeral() as instance:
+        started = time.perf_counter()
+        result = job.execute_in_process(instance=instance, run_config=config)
+        job_seconds = time.perf_counter() - started
+    print(json.dumps({"core_seconds": core_seconds, "job_seconds": job_seconds, "success": result.success}))
+    return 0
+
+
 def _step_metadata(result, step: str) -> dict:
     for event in result.events_for_node(step):
         if event.is_successful_output:
@@ -167,7 +201,25 @@ def measure_formats(
     report = FormatsReport(rows, formats, psql_backup, pg_dump, psql_restore)
     if job:
         report.job = measure_job_restore(server, bin_dir, rows * JOB_ROWS_FACTOR, dims, work)
+        report.backup_jobs = measure_job_backups(server.dsn(JOB_DATABASE), work)
     return report
+
+
+def measure_job_backups(dsn: str, work: Path) -> dict[str, BackupJobRuns]:
+    """Each format's backup job beside run_backup, on the restore job's database (2N rows)."""
+    measured = {name: BackupJobRuns(name, Runs(f"backup_vector_tables job, {name}"), Runs(f"run_backup, {name}"))
+                for name in FORMATS}
+    for repetition in range(1, REPEATS + 1):
+        log(f"formats: backup jobs repetition {repetition}/{REPEATS}")
+        for runs in measured.values():
+            root = fresh_folder(work / "job_backups")
+            child = run_child(["--child-job-backup", runs.format, "--dsn", dsn, "--root", str(root)])
+            if not child["success"]:
+                raise RuntimeError(f"the {runs.format} backup job failed")
+            runs.job.seconds.append(child["job_seconds"])
+            runs.core.seconds.append(child["core_seconds"])
+            shutil.rmtree(root, ignore_errors=True)
+    return measured
 
 
 def _time_backup(runs: FormatRuns, dsn: str, work: Path, rows: int, meter: CpuMeter) -> None:
@@ -289,6 +341,22 @@ def format_formats(report: FormatsReport) -> list[str]:
     ]
     if report.job is not None:
         lines += ["", *_format_job(report.job)]
+    if report.backup_jobs:
+        lines += ["", *_format_backup_jobs(report.backup_jobs, report.job.rows if report.job else report.rows)]
+    return lines
+
+
+def _format_backup_jobs(measured: dict[str, BackupJobRuns], rows: int) -> list[str]:
+    lines = [
+        f"### the backup job beside run_backup at {rows} rows (one process each, median of {REPEATS})",
+        "",
+        "| format | run_backup s | job s | job - core s | target core + 0.3 s + 5% |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for runs in measured.values():
+        core, job = runs.core.median, runs.job.median
+        lines.append(f"| {runs.format} | {core:.2f} | {job:.2f} | {job - core:.2f} | "
+                     f"{verdict(job <= core * JOB_OVERHEAD_SHARE + JOB_OVERHEAD_SECONDS)} |")
     return lines
 
 
