@@ -102,6 +102,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--child-format-backup", metavar="FORMAT", help=argparse.SUPPRESS)
     parser.add_argument("--child-job-restore", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-job-backup", metavar="FORMAT", help=argparse.SUPPRESS)
+    parser.add_argument("--safety-backup", dest="safety_backup_job", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip-formats", action="store_true", help="skip the set formats and the restore job section")
     parser.add_argument("--skip-increments", action="store_true", help="skip the incremental backup section")
     parser.add_argument("--only-increments", action="store_true", help="run only the incremental backup section")
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child_job_restore:
         from benchmarks.formats import child_job_restore
 
-        return child_job_restore(args.dsn, args.root, args.timestamp)
+        return child_job_restore(args.dsn, args.root, args.timestamp, args.safety_backup_job)
     if args.child_encryption:
         from benchmarks.encryption import child_encryption
 

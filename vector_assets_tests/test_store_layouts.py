@@ -20,6 +20,7 @@ from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.drill import DrillRequest, run_drill
 from vector_assets.core.ops.prune import PruneRequest, run_prune
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
+from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncate
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.stores import Store, StoreTable, TableRole
@@ -288,3 +289,14 @@ def test_prune_deletes_every_file_of_a_stores_own_tables_and_keeps_an_operators(
     left = {path.name for path in folder.iterdir()}
     assert not any("20250101_000000" in name for name in left - {operators.name}), left
     assert operators.exists()
+
+
+def test_a_guarded_truncate_of_a_store_in_a_schema_then_its_restore(kb_db, tmp_path):
+    before = kb_state(kb_db)
+    truncated = run_guarded_truncate(TruncateRequest(dsn=kb_db, root=tmp_path, store=KB_STORE, format="pgcopy"))
+    assert truncated.rows_before == {"kb.documents": 40, "kb.chunks": 120}
+    assert truncated.rows_after == {"kb.documents": 0, "kb.chunks": 0}
+    assert list(truncated.backup.manifest.tables) == ["kb.documents", "kb.chunks"]
+    run_restore(RestoreRequest(target_dsn=kb_db, root=tmp_path, timestamp=truncated.backup.timestamp, store=KB_STORE,
+                               truncate_before_restore=True))
+    assert kb_state(kb_db) == before
