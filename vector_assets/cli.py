@@ -236,7 +236,8 @@ def _add_replicate(commands: argparse._SubParsersAction) -> None:
 def _add_rekey(commands: argparse._SubParsersAction) -> None:
     rekey = commands.add_parser(
         "rekey", help="re-encrypt the root's encrypted sets to new recipients (key rotation)",
-        description=f"Each encrypted set is read with {settings.IDENTITY_FILE.name}, written again encrypted to "
+        description=f"Each encrypted set is read with the identity file named by {settings.IDENTITY_FILE.name} "
+        "(a store's identity_file_env names its own variable), written again encrypted to "
         "--to, checked, and its manifest swapped last, so a stopped rekey leaves every set readable. "
         "Without --apply it is a dry run that lists what it would rekey.",
     )

@@ -121,6 +121,14 @@ IDENTITY_FILE = Setting(
     "path of the age identity file (AGE-SECRET-KEY-1…) that restores, drills and content checks decrypt sets with; "
     "read only then, never shown",
 )
+IDENTITY_FILE_ENV = Setting(
+    "VECTOR_ASSETS_IDENTITY_FILE_ENV", IDENTITY_FILE.name,
+    "the NAME of the variable holding the identity file's path (a store's identity_file_env names its own); never a path or a key",
+)
+ALLOW_PLAINTEXT = Setting(
+    "VECTOR_ASSETS_ALLOW_PLAINTEXT", "false",
+    "true: a plaintext set may join a location that holds encrypted ones (--allow-plaintext says it for one command)",
+)
 PROGRESS_INTERVAL = Setting(
     "VECTOR_ASSETS_PROGRESS_INTERVAL", "5", "seconds between progress lines of a COPY or an index build in the run log"
 )
@@ -131,7 +139,7 @@ ALL_SETTINGS = (
     OFFSITE_KEEP_MONTHLY, RESTORE_TARGETS, SENSOR_INTERVAL, FORMAT, PART_SIZE_MB, PARALLEL_PARTS,
     PROGRESS_INTERVAL, ALERT_WEBHOOK, UI_URL, BACKUP_MAX_AGE, FRESHNESS_INTERVAL, RTO_TARGETS,
     INDEX_BUILD_MEMORY, INDEX_BUILD_WORKERS, KEEP_TRUNCATED_DAYS, RECALL_TARGET, RECALL_QUERIES, RECALL_K, ITERATIVE_SCAN,
-    STORES_DIR, ALERT_WEBHOOK_ENV, ENCRYPT_TO, IDENTITY_FILE, *OBJECT_STORE_SETTINGS,
+    STORES_DIR, ALERT_WEBHOOK_ENV, ENCRYPT_TO, IDENTITY_FILE, IDENTITY_FILE_ENV, ALLOW_PLAINTEXT, *OBJECT_STORE_SETTINGS,
 )
 
 # What a store's defs.yaml may set besides its name, database, layout and tables: each attribute
@@ -146,6 +154,7 @@ STORE_SETTINGS: dict[str, Setting] = {
     "rto_targets": RTO_TARGETS, "backup_max_age": BACKUP_MAX_AGE, "restore_targets": RESTORE_TARGETS,
     "alert_webhook_env": ALERT_WEBHOOK_ENV, "recall_target": RECALL_TARGET, "recall_queries": RECALL_QUERIES,
     "recall_k": RECALL_K, "iterative_scan": ITERATIVE_SCAN,
+    "encrypt_to": ENCRYPT_TO, "identity_file_env": IDENTITY_FILE_ENV, "allow_plaintext": ALLOW_PLAINTEXT,
 }
 DEFAULT_TARGET = "default"  # the pgvector resource's own database
 
@@ -299,13 +308,38 @@ def current_recipients(environ: Mapping[str, str] | None = None) -> tuple[str, .
     return recipients.keys if recipients is not None else ()
 
 
+def identity_file_variable(environ: Mapping[str, str] | None = None) -> str:
+    """The NAME of the variable that holds the identity file's path. Only a name is accepted: a
+    path or a key written here would end up in a defs.yaml, run config or shell history."""
+    name = IDENTITY_FILE_ENV.get(environ)
+    if not ENV_VAR_NAME.fullmatch(name):
+        raise ConfigError(
+            f"environment variable {IDENTITY_FILE_ENV.name} must be the NAME of an environment variable "
+            "holding the identity file's path, never a path or a key"
+        )
+    return name
+
+
 def identity_file(environ: Mapping[str, str] | None = None) -> IdentityFile:
     """Where the identity is, not the identity: the file is read only when a set is decrypted."""
-    path = IDENTITY_FILE.get(environ)
-    return IdentityFile(Path(path).expanduser() if path else None, IDENTITY_FILE.name)
+    variable = identity_file_variable(environ)
+    path = ((os.environ if environ is None else environ).get(variable) or "").strip()
+    return IdentityFile(Path(path).expanduser() if path else None, variable)
+
+
+FLAGS = {"true": True, "false": False}
+
+
+def plaintext_allowed(environ: Mapping[str, str] | None = None) -> bool:
+    value = ALLOW_PLAINTEXT.get(environ).lower()
+    if value not in FLAGS:
+        raise ConfigError(f"environment variable {ALLOW_PLAINTEXT.name} must be true or false, got {value!r}")
+    return FLAGS[value]
 
 
 def encryption_keys(allow_plaintext: bool = False, environ: Mapping[str, str] | None = None) -> EncryptionKeys:
-    """What a command encrypts to and decrypts with, from the environment; a bad recipient stops
-    here, before anything is written."""
-    return EncryptionKeys(encryption_recipients(environ), identity_file(environ), allow_plaintext, ENCRYPT_TO.name)
+    """What a command encrypts to and decrypts with, from the environment (a store's: its settings
+    over it); a bad recipient stops here, before anything is written. ``allow_plaintext`` is the
+    command's own say, beside the setting's."""
+    allowed = allow_plaintext or plaintext_allowed(environ)
+    return EncryptionKeys(encryption_recipients(environ), identity_file(environ), allowed, ENCRYPT_TO.name)

@@ -222,15 +222,23 @@ def _setting_values(
                 check(values)
             except ConfigError as error:
                 variable = settings.STORE_SETTINGS[attribute].name
-                refuse(attribute, str(error).replace(f"environment variable {variable} ", "").replace(f"{variable} ", ""))
+                refuse(attribute, str(error).replace(f"environment variable {variable} ", "")
+                       .replace(f"{variable}: ", "").replace(f"{variable} ", ""))
     return values
 
 
+LISTS = {"restore_targets": "must list NAMES of environment variables", "encrypt_to": "must list age recipients (age1…)"}
+
+
 def _setting_text(attribute: str, value: object, refuse) -> str:
-    if attribute == "restore_targets" and isinstance(value, list):
-        if not all(isinstance(item, str) for item in value):
-            refuse(attribute, "must list NAMES of environment variables")
+    if attribute in LISTS and isinstance(value, list):
+        if not value or not all(isinstance(item, str) for item in value):
+            refuse(attribute, LISTS[attribute])
         return ",".join(value)
+    if attribute == "allow_plaintext":
+        if not isinstance(value, bool):
+            refuse(attribute, "must be true or false")
+        return str(value).lower()
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         refuse(attribute, "must be a single value")
     text = str(value).strip()
@@ -245,6 +253,8 @@ _VALUE_CHECKS = {
     "backup_max_age": settings.BACKUP_MAX_AGE.seconds,
     "restore_targets": settings.restore_target_names,
     "alert_webhook_env": settings.alert_webhook,
+    "encrypt_to": settings.encryption_recipients,
+    "identity_file_env": settings.identity_file_variable,
     **dict.fromkeys(("recall_target", "recall_queries", "recall_k", "iterative_scan"), settings.recall_settings),
     **{attribute: settings.STORE_SETTINGS[attribute].count for attribute in COUNTS},
 }  # the crons are checked where the schedules are built, by Dagster's own rule

@@ -25,6 +25,8 @@ from vector_assets_tests.support.webhook import webhook_receiver
 
 REPO = Path(__file__).resolve().parent.parent
 DG = str(Path(sys.executable).with_name("dg"))
+# The shape of what age-keygen writes; "s3cret" is what no refusal may echo.
+SECRET_KEY = "AGE-SECRET-KEY-1QQS3CRETs3cretQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
 EMBEDDINGS_DELETED = "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT id FROM langchain_pg_embedding LIMIT 20)"
 
 
@@ -122,6 +124,21 @@ BAD_FILES = {
         {"alert_webhook_env": "https://hooks.example/T0/s3cret"},
         "alert_webhook_env: must be the NAME of an environment variable holding the webhook URL, never a URL",
     ),
+    "a malformed recipient": (
+        {"encrypt_to": "[age1qqq, age1broken]"}, "encrypt_to: recipient 1 (age1qqq) is not a valid age X25519 recipient",
+    ),
+    "an identity where a recipient belongs": (
+        {"encrypt_to": SECRET_KEY}, "encrypt_to: recipient 1 is an identity (a secret key), not a recipient;",
+    ),
+    "a path where the identity's variable name belongs": (
+        {"identity_file_env": "/srv/keys/s3cret.txt"},
+        "identity_file_env: must be the NAME of an environment variable holding the identity file's path, never a path or a key",
+    ),
+    "an identity where the identity's variable name belongs": (
+        {"identity_file_env": SECRET_KEY},
+        "identity_file_env: must be the NAME of an environment variable holding the identity file's path, never a path or a key",
+    ),
+    "allow_plaintext that is not a flag": ({"allow_plaintext": "sometimes"}, "allow_plaintext: must be true or false"),
 }
 
 
@@ -143,7 +160,7 @@ def test_each_bad_store_file_is_refused_in_one_line_naming_the_file_and_the_attr
         load_definitions()
     message = str(refused.value)
     assert message.startswith(expected) and "\n" not in message
-    assert "s3cret" not in message and "db.internal" not in message and "hooks.example" not in message
+    assert "s3cret" not in message.lower() and "db.internal" not in message and "hooks.example" not in message
     bad.unlink()
     assert {"docs_backup_vector_tables", "zeta_backup_vector_tables"} <= {
         job.name for job in load_definitions().get_repository_def().get_all_jobs()
@@ -156,14 +173,14 @@ def dg_command(*args: str, cwd: Path = REPO, **environment: str) -> subprocess.C
 
 
 @pytest.mark.parametrize("case", ["unknown layout", "a DSN where a variable's name belongs", "a table another store claims",
-                                  "an unknown attribute", "a bad cron"])
+                                  "an unknown attribute", "a bad cron", "an identity where a recipient belongs"])
 def test_dg_check_defs_refuses_a_bad_store_file_in_its_one_line_and_passes_once_it_is_fixed(stores_dir, case):
     bad, expected = declare_with_a_bad_one(stores_dir, case)
     result = dg_command("check", "defs", VECTOR_ASSETS_STORES_DIR=str(stores_dir))
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert expected in output, output
-    assert "s3cret" not in output
+    assert "s3cret" not in output.lower()
     declare(stores_dir, "other", dsn_env="OTHER_PG_DSN", layout="langchain")
     fixed = dg_command("check", "defs", VECTOR_ASSETS_STORES_DIR=str(stores_dir))
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr

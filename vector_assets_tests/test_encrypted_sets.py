@@ -371,3 +371,89 @@ def test_the_sensor_registers_and_checks_an_encrypted_set_without_the_identity(d
         counted = checks[table, "row_count_matches_manifest"]
         assert counted.severity == dg.AssetCheckSeverity.WARN and "counting them again needs the identity" in counted.description
     assert result.run_requests == []
+
+
+def stored_file(root: Path, backup_set, table: str) -> Path:
+    return root / "vector_bak" / backup_set.manifest.tables[table].file
+
+
+def test_two_declared_stores_with_keys_of_their_own_write_sets_only_their_own_key_opens(
+    tmp_path, store_db, second_db, backup_root, monkeypatch
+):
+    from vector_assets.definitions import defs as load_definitions
+    from vector_assets_tests.support.database import fill_store
+    from vector_assets_tests.test_declared_stores import declare
+
+    docs_key, shop_key = make_key(tmp_path / "keys", "docs"), make_key(tmp_path / "keys", "shop")
+    fill_store(second_db, embeddings=90)
+    stores = tmp_path / "stores"
+    declare(stores, "docs", dsn_env="DOCS_PG_DSN", layout="langchain", format="csv",
+            encrypt_to=f"[{docs_key.recipient}]", identity_file_env="DOCS_AGE_IDENTITY")
+    declare(stores, "shop", dsn_env="SHOP_PG_DSN", layout="langchain", format="pgcopy.zst",
+            encrypt_to=shop_key.recipient, identity_file_env="SHOP_AGE_IDENTITY")
+    for variable, value in {"VECTOR_ASSETS_STORES_DIR": str(stores), "VECTOR_ASSETS_ROOT": str(backup_root),
+                            "DOCS_PG_DSN": store_db, "SHOP_PG_DSN": second_db,
+                            "DOCS_AGE_IDENTITY": str(docs_key.identity_file),
+                            "SHOP_AGE_IDENTITY": str(shop_key.identity_file)}.items():
+        monkeypatch.setenv(variable, value)
+    for variable in ("VECTOR_ASSETS_PG_DSN", "VECTOR_ASSETS_ENCRYPT_TO", IDENTITY_VARIABLE):
+        monkeypatch.delenv(variable, raising=False)
+    defs = load_definitions()
+    before = {"docs": tables_now(store_db), "shop": tables_now(second_db)}
+    databases = {"docs": store_db, "shop": second_db}
+    own = {"docs": docs_key, "shop": shop_key}
+
+    with dg.instance_for_test() as instance:
+        sets = {}
+        for store in ("docs", "shop"):
+            assert defs.resolve_job_def(f"{store}_backup_vector_tables").execute_in_process(instance=instance).success
+            (sets[store],) = scan_root(backup_root / store)
+        for store, other in (("docs", "shop"), ("shop", "docs")):
+            backup_set = sets[store]
+            assert backup_set.manifest.recipients == (own[store].recipient,)
+            stored = stored_file(backup_root / store, backup_set, EMBEDDING_TABLE)
+            plain = tmp_path / f"{store}.plain"
+            age_decrypt(stored, own[store], plain)  # Debian's age, with the store's own key
+            record = backup_set.manifest.file_records()[stored.name]
+            assert hashlib.sha256(plain.read_bytes()).hexdigest() == record.plain_sha256
+            with pytest.raises(subprocess.CalledProcessError):
+                age_decrypt(stored, own[other], tmp_path / f"{store}.by-{other}")
+
+        execute(store_db, f"DELETE FROM {EMBEDDING_TABLE}")
+        execute(second_db, f"DELETE FROM {EMBEDDING_TABLE}")
+        emptied = tables_now(store_db)
+
+        def restore(store: str):
+            return defs.resolve_job_def(f"{store}_restore_vector_tables").execute_in_process(
+                instance=instance, partition_key=sets[store].key, raise_on_error=False,
+                run_config={"ops": {f"{store}_restore_from_backup_set": {
+                    "config": {"truncate_before_restore": True, "dry_run": False}}}},
+            )
+
+        monkeypatch.setenv("DOCS_AGE_IDENTITY", str(shop_key.identity_file))
+        refused = restore("docs")
+        assert not refused.success and tables_now(store_db) == emptied
+        message = refused.failure_data_for_node("docs_restore_from_backup_set").error.message
+        assert "DOCS_AGE_IDENTITY" in message and shop_key.secret() not in message
+        monkeypatch.setenv("DOCS_AGE_IDENTITY", str(docs_key.identity_file))
+        for store in ("docs", "shop"):
+            assert restore(store).success
+            assert tables_now(databases[store]) == before[store]
+
+
+def test_a_stores_allow_plaintext_lets_a_plaintext_set_join_its_encrypted_ones(store_db, backup_root, key, monkeypatch):
+    from vector_assets.store_files import store_from_attributes
+
+    monkeypatch.delenv("VECTOR_ASSETS_ENCRYPT_TO", raising=False)
+    monkeypatch.delenv("VECTOR_ASSETS_ALLOW_PLAINTEXT", raising=False)
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys_for(key)))
+    attributes = {"name": "docs", "dsn_env": "DOCS_PG_DSN", "layout": "langchain", "root": str(backup_root)}
+
+    def keys_of(**more) -> EncryptionKeys:
+        store = store_from_attributes({**attributes, **more}, "stores/docs/defs.yaml").store
+        return settings.encryption_keys(environ=store.environment())
+
+    with pytest.raises(ConfigError, match="holds encrypted sets, and VECTOR_ASSETS_ENCRYPT_TO is empty"):
+        run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys_of(allow_plaintext=False)))
+    plain = run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys_of(allow_plaintext=True)))
+    assert not plain.manifest.encrypted and len(scan_root(backup_root)) == 2

@@ -122,3 +122,63 @@ def test_the_s3_secret_key_is_in_no_event_run_config_metadata_or_object(s3_root,
     for text in (logged, configs, metadata):
         assert secret not in text and secret[:8] not in text
     assert secret.encode() not in s3_root.all_bytes()
+
+
+def test_a_stores_age_identity_is_in_no_event_run_config_metadata_message_or_file(
+    tmp_path, store_db, backup_root, monkeypatch, capsys
+):
+    """A store with keys of its own (encrypt_to, identity_file_env in its defs.yaml): backup, file
+    and content checks, restore, refused restores (a wrong key, the key itself where its path
+    belongs) and rekey, by the jobs and the CLI: the identity appears nowhere, nor its path in
+    any run's config or tags."""
+    from vector_assets.definitions import defs as load_definitions
+    from vector_assets_tests.support.age import make_key
+    from vector_assets_tests.test_declared_stores import declare
+
+    key, wrong, new = (make_key(tmp_path / "keys", name) for name in ("docs", "wrong", "new"))
+    declare(tmp_path / "stores", "docs", dsn_env="DOCS_PG_DSN", layout="langchain", format="csv.zst",
+            encrypt_to=key.recipient, identity_file_env="DOCS_AGE_IDENTITY")
+    for variable, value in {"VECTOR_ASSETS_STORES_DIR": str(tmp_path / "stores"), "VECTOR_ASSETS_ROOT": str(backup_root),
+                            "DOCS_PG_DSN": store_db, "DOCS_AGE_IDENTITY": str(key.identity_file)}.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.delenv("VECTOR_ASSETS_PG_DSN", raising=False)
+    defs = load_definitions()
+    restore_config = {"ops": {"docs_restore_from_backup_set": {"config": {"truncate_before_restore": True, "dry_run": False}}}}
+    refusals = []
+    with dg.instance_for_test() as instance:
+        def run(job: str, **kwargs):
+            return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+
+        assert run("docs_backup_vector_tables").success
+        (partition,) = instance.get_dynamic_partitions("docs_vector_backups")
+        assert run("docs_check_vector_backup", partition_key=partition).success
+        assert run("docs_restore_vector_tables", partition_key=partition, run_config=restore_config).success
+        for identity in (str(wrong.identity_file), key.secret()):
+            monkeypatch.setenv("DOCS_AGE_IDENTITY", identity)
+            refused = run("docs_restore_vector_tables", partition_key=partition, run_config=restore_config)
+            assert not refused.success
+            refusals.append(refused.failure_data_for_node("docs_restore_from_backup_set").error.message)
+            assert main(["restore", "latest", "--store", "docs", "--apply"]) == 2
+        monkeypatch.setenv("DOCS_AGE_IDENTITY", str(key.identity_file))
+        rekey = run("docs_rekey_vector_backups", run_config={"ops": {"docs_rekey_sets": {"config": {
+            "to": new.recipient, "dry_run": False}}}})
+        assert rekey.success
+        assert main(["list", "--store", "docs"]) == 0
+        runs = instance.get_runs()
+        logged = " ".join(
+            str(record.dagster_event or record.user_message) for run in runs for record in instance.all_logs(run.run_id)
+        )
+        configs = " ".join(str(run.run_config) + str(run.tags) for run in runs)
+        metadata = " ".join(
+            str(record.asset_materialization.metadata) for table in ("langchain_pg_collection", "langchain_pg_embedding")
+            for record in instance.fetch_materializations(dg.AssetKey(["docs", f"{table}_backup"]), limit=10).records
+        )
+    printed = capsys.readouterr()
+    assert "DOCS_AGE_IDENTITY" in refusals[0] and "holds an age identity itself" in refusals[1]
+    assert metadata and "DOCS_AGE_IDENTITY" in printed.err
+    secret = key.secret()
+    body = secret.removeprefix("AGE-SECRET-KEY-1")[:16]  # any recognisable part of it
+    for text in (logged, configs, metadata, printed.out + printed.err, " ".join(refusals)):
+        assert secret not in text and body not in text
+    assert str(key.identity_file) not in configs
+    assert body.encode() not in b"".join(path.read_bytes() for path in backup_root.rglob("*") if path.is_file())

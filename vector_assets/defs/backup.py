@@ -159,7 +159,8 @@ def backup_config(keys: StoreKeys) -> type[dg.Config]:
         allow_plaintext: bool = Field(
             default=False,
             description="Write this set unencrypted into a location that holds encrypted sets while "
-            "VECTOR_ASSETS_ENCRYPT_TO is empty; refused otherwise, so a missing setting never downgrades a location.",
+            "VECTOR_ASSETS_ENCRYPT_TO is empty; refused otherwise (unless VECTOR_ASSETS_ALLOW_PLAINTEXT or the store's "
+            "allow_plaintext says true), so a missing setting never downgrades a location.",
         )
 
     return BackupConfig

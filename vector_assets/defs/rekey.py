@@ -1,6 +1,6 @@
 """The job ``rekey_vector_backups``: re-encrypt a store's encrypted sets to new recipients (key
 rotation), a set at a time, each manifest swapped last. The identity comes from
-``VECTOR_ASSETS_IDENTITY_FILE`` (the store's settings over the environment), never from run
+``VECTOR_ASSETS_IDENTITY_FILE``, or the variable a store's ``identity_file_env`` names, never from run
 config; the new recipients are public keys, which run config may hold."""
 
 import dagster as dg
@@ -69,7 +69,7 @@ def rekey_definitions(keys: StoreKeys) -> dg.Definitions:
     @dg.job(
         name=keys.name("rekey_vector_backups"),
         description="Re-encrypt the encrypted backup sets to new recipients (key rotation); a dry run unless told "
-        "dry_run: false. Needs VECTOR_ASSETS_IDENTITY_FILE.",
+        f"dry_run: false. Needs the identity file named by {settings.identity_file_variable(keys.store.environment())}.",
         tags=READS_SETS,
     )
     def rekey_vector_backups() -> None:

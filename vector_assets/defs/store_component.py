@@ -58,7 +58,9 @@ def starter_file(name: str, params: StoreScaffoldParams) -> str:
         "  # offsite_root, format, backup_cron, incremental_cron, drill_cron, prune_cron, replicate_cron,",
         "  # keep_daily, keep_weekly, keep_monthly, offsite_keep_daily, offsite_keep_weekly, offsite_keep_monthly,",
         "  # keep_truncated_days, rto_targets, backup_max_age, restore_targets, alert_webhook_env,",
-        "  # recall_target, recall_queries, recall_k, iterative_scan",
+        "  # recall_target, recall_queries, recall_k, iterative_scan,",
+        "  # encrypt_to (age1… public keys), identity_file_env (the NAME of the variable holding the identity file's",
+        "  # path; never a path or a key), allow_plaintext",
     ]
     return "type: vector_assets.VectorStore\nattributes:\n" + "\n".join(lines) + "\n"
 
@@ -101,6 +103,9 @@ class VectorStore(dg.Component, dg.Model, dg.Resolvable):
     recall_queries: Count = None
     recall_k: Count = None
     iterative_scan: str | None = None
+    encrypt_to: list[str] | str | None = None
+    identity_file_env: str | None = None
+    allow_plaintext: bool | None = None
 
     @classmethod
     def model(cls) -> type[BaseModel]:

@@ -121,6 +121,8 @@ class IdentityFile:
         return identities
 
     def _read(self) -> str:
+        if str(self.path).upper().startswith(IDENTITY_PREFIX):
+            raise ConfigError(f"{self.source} holds an age identity itself; it must hold the path of the identity file")
         try:
             data = self.path.read_bytes()
         except OSError as error:
