@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -22,6 +23,8 @@ from vector_assets_tests.support.age import AgeKey, make_key
 from vector_assets_tests.support.dagster import run_job
 from vector_assets_tests.support.database import execute, fill_store, tables_now
 from vector_assets_tests.support.files import folder_snapshot
+from vector_assets_tests.support.http_proxy import CuttingProxy, Trap
+from vector_assets_tests.support.object_store import RootFiles
 from vector_assets_tests.test_cli import CLI, cli_environment
 
 IDENTITY_VARIABLE = "VECTOR_ASSETS_IDENTITY_FILE"
@@ -149,3 +152,97 @@ def test_the_rekey_job_rekeys_with_the_identity_from_the_environment(dagster_ins
     assert result.success
     (rekeyed,) = scan_root(backup_root)
     assert rekeyed.timestamp == backup.timestamp and rekeyed.manifest.recipients == (new.recipient,)
+
+
+# The real CLI in a child process that the interpreter's own audit hook kills (SIGKILL) at one
+# moment of a set's manifest swap: as it renames the new manifest into place (its bytes written
+# and fsynced, the rename not done), or as it deletes the first old file (the swap done).
+KILLED_IN_THE_SWAP = """
+import os, signal, sys
+from vector_assets.cli import main
+moment = sys.argv.pop(1)
+def kill_at(event, args):
+    if moment == "before the swap" and event == "os.rename":
+        target = os.path.basename(os.fsdecode(args[1]))
+        if target.startswith("vector_backup_") and target.endswith(".json"):
+            os.kill(os.getpid(), signal.SIGKILL)
+    if moment == "after the swap" and event == "os.remove" and os.fsdecode(args[0]).endswith(".age"):
+        os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(kill_at)
+sys.exit(main(sys.argv[1:]))
+"""
+MOMENTS = ["before the swap", "after the swap"]
+
+
+def survives_and_a_rerun_finishes(root: RootFiles, dsn: str, target: str, timestamp: str, holds: AgeKey,
+                                  new: AgeKey, environment: dict[str, str]) -> None:
+    """The set is listed, encrypted to the key it holds, verifies and restores with it; the next
+    rekey leaves it on the new key with no file but its own, its manifest and the log."""
+    (backup_set,) = scan_root(root.url)
+    assert backup_set.timestamp == timestamp and backup_set.manifest.recipients == (holds.recipient,)
+    assert run_verify(VerifyRequest(root=root.url, key=timestamp, identity_file=identity(holds))).passed
+    assert restores_exactly(dsn, target, root.url, timestamp, holds)
+
+    rerun = subprocess.run([CLI, "rekey", "--to", new.recipient, "--apply"], env=environment, capture_output=True, text=True)
+
+    assert rerun.returncode == 0, rerun.stderr
+    (backup_set,) = scan_root(root.url)
+    assert backup_set.manifest.recipients == (new.recipient,)
+    assert root.names() == set(backup_set.all_stored_files()) | {f"vector_backup_{timestamp}.json", "vector_backup_log.txt"}
+    assert restores_exactly(dsn, target, root.url, timestamp, new)
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_a_rekey_killed_in_its_manifest_swap_on_disk_leaves_the_set_listed_verified_and_restorable(
+    moment, store_db, second_db, backup_root, old_and_new
+):
+    old, new = old_and_new
+    made = run_backup(BackupRequest(dsn=store_db, root=backup_root, format="csv.zst", encryption=keys(old)))
+    root = RootFiles(str(backup_root), disk=backup_root)
+    old_files = set(made.manifest.file_records())
+    environment = cli_environment(store_db, backup_root, VECTOR_ASSETS_IDENTITY_FILE=str(old.identity_file))
+
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_THE_SWAP, moment, "rekey", "--to", new.recipient, "--apply"],
+                            env=environment, capture_output=True, text=True)
+
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [backup_set.timestamp for backup_set in scan_root(backup_root)] == [made.timestamp]
+    left = root.names()
+    if moment == "before the swap":
+        assert f"vector_backup_{made.timestamp}.json.swap" in left and old_files <= left
+    else:
+        assert not any(name.endswith((".swap", ".tmp")) for name in left) and old_files <= left
+    holds = old if moment == "before the swap" else new
+    survives_and_a_rerun_finishes(root, store_db, second_db, made.timestamp, holds, new, environment)
+
+
+@pytest.fixture
+def trapping_proxy(s3_server):
+    """The S3 server behind a proxy that can stop one request: the product reaches it through
+    AWS_ENDPOINT_URL as it would any S3-compatible endpoint."""
+    proxy = CuttingProxy(s3_server.endpoint).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_a_rekey_killed_in_its_manifest_swap_on_s3_leaves_the_set_listed_verified_and_restorable(
+    moment, store_db, second_db, s3_root, trapping_proxy, old_and_new
+):
+    old, new = old_and_new
+    made = run_backup(BackupRequest(dsn=store_db, root=s3_root.url, format="pgcopy.zst", encryption=keys(old)))
+    old_files = set(made.manifest.file_records())
+    environment = {**cli_environment(store_db, s3_root.url, VECTOR_ASSETS_IDENTITY_FILE=str(old.identity_file)),
+                   **s3_root.s3.environment(), "AWS_ENDPOINT_URL": trapping_proxy.endpoint}
+    process = subprocess.Popen([CLI, "rekey", "--to", new.recipient, "--apply"], env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    trap = trapping_proxy.trap_put(f"vector_backup_{made.timestamp}.json", forward=moment == "after the swap",
+                                   spring=lambda: os.kill(process.pid, signal.SIGKILL))
+
+    process.communicate(timeout=120)
+
+    assert process.returncode == -signal.SIGKILL and trap.sprung == 1
+    left = s3_root.names()
+    assert old_files <= left and any(f".k{key_tag(Recipients.parse(new.recipient, 'to'))}." in name for name in left)
+    holds = old if moment == "before the swap" else new
+    survives_and_a_rerun_finishes(s3_root, store_db, second_db, made.timestamp, holds, new, environment)

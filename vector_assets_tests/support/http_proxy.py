@@ -7,12 +7,17 @@ answers a GET of a chosen object with its headers and the first bytes of its bod
 the connection: the object store failing part-way through a download. A range GET of that
 object (the client resuming the download) is cut before any of its body, so a client that
 retries fails too.
+
+It can also set a trap for one PUT: the first PUT of a chosen object springs it (the test kills
+the process that sent it), either before the request reaches the server or after the server
+has stored the object, and the client gets no answer either way.
 """
 
 from __future__ import annotations
 
 import http.client
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -38,10 +43,28 @@ class Cut:
 
 
 @dataclass
+class Trap:
+    """The first PUT whose path ends with ``key``: forwarded to the server or not, then ``spring``."""
+
+    key: str
+    forward: bool
+    spring: Callable[[], object]
+    sprung: int = 0
+
+    def catches(self, method: str, path: str) -> bool:
+        return method == "PUT" and not self.sprung and urlsplit(path).path.endswith(self.key)
+
+
+@dataclass
 class CuttingProxy:
     upstream: str  # http://host:port of the S3 server
     cut: Cut | None = None
+    trap: Trap | None = None
     server: ThreadingHTTPServer | None = field(default=None, repr=False)
+
+    def trap_put(self, key: str, forward: bool, spring: Callable[[], object]) -> Trap:
+        self.trap = Trap(key, forward, spring)
+        return self.trap
 
     @property
     def endpoint(self) -> str:
@@ -66,13 +89,21 @@ class CuttingProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
+                trap = proxy.trap if proxy.trap is not None and proxy.trap.catches(self.command, self.path) else None
+                if trap is not None:
+                    trap.sprung += 1
                 conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
                 try:
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    response = conn.getresponse()
-                    payload = response.read()
+                    if trap is None or trap.forward:
+                        conn.request(self.command, self.path, body=body, headers=headers)
+                        response = conn.getresponse()
+                        payload = response.read()
                 finally:
                     conn.close()
+                if trap is not None:
+                    trap.spring()
+                    self.close_connection = True
+                    return
                 self.send_response(response.status, response.reason)
                 for name, value in response.getheaders():
                     if name.lower() not in HOP_BY_HOP | {"content-length"}:

@@ -4,9 +4,12 @@ Each set is done on its own, crash-safe like a backup: every encrypted file is s
 the identity into a new file under a new name (``<table>_<ts>.k<tag>.<format>.age``, which no
 scan takes for a file of the set until the manifest names it), each new file's plaintext is
 checked against the old one's and its stored bytes read back, then the manifest is swapped,
-last, and the old files go. A crash before the swap leaves the old set as it was (the new files
-are leftovers the next rekey removes); after it, the new set (old files, likewise). Plaintext
-sets are left as they are: rekeying changes keys, it does not encrypt.
+last, and the old files go. The swap (``SetFolder.replace_bytes``) never hides the set: on disk
+the new manifest is written to ``vector_backup_<ts>.json.swap``, fsynced and renamed over the
+old one (a ``.tmp`` would have hidden the set from every scan, this rekey's next run included);
+in an object store it is one PUT. A crash before the swap leaves the old set as it was (the new
+files and the ``.swap`` are leftovers the next rekey removes); after it, the new set (old files,
+likewise). Plaintext sets are left as they are: rekeying changes keys, it does not encrypt.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from vector_assets.core.sets.age_streams import EncryptingWriter, decrypting
 from vector_assets.core.sets.catalog import BackupSet, scan_root
 from vector_assets.core.sets.encryption import AGE_SUFFIX, IdentityFile, Recipients
 from vector_assets.core.sets.manifest import Manifest, StoredBytes
-from vector_assets.core.sets.naming import LOG_FILE_NAME, manifest_file_name, set_timestamp_of, tmp_name
+from vector_assets.core.sets.naming import LOG_FILE_NAME, manifest_file_name, set_timestamp_of, swap_name, tmp_name
 from vector_assets.core.sets.roots import open_root, remove_quietly
 from vector_assets.core.sets.storage import Root, SetFolder
 from vector_assets.core.units import count_of, human_size
@@ -119,7 +122,7 @@ def rekey_set(backup_set: BackupSet, to: Recipients, identity_file: IdentityFile
             remove_quietly(folder, new.file)
         raise
     new_manifest = manifest.with_files(replaced)
-    folder.write_bytes(manifest_file_name(backup_set.timestamp), new_manifest.to_json().encode())
+    folder.replace_bytes(manifest_file_name(backup_set.timestamp), new_manifest.to_json().encode())
     for name in replaced:
         remove_quietly(folder, name)
     return new_manifest
@@ -168,9 +171,11 @@ def remove_leftovers(folder: SetFolder, timestamp: str, manifest: Manifest) -> N
 
 
 def _of_set(name: str, timestamp: str) -> bool:
+    if name == swap_name(manifest_file_name(timestamp)):
+        return True  # a manifest swap cut short: the published manifest stands
     base = name.removesuffix(".tmp")
     if base == manifest_file_name(timestamp):
-        return name == tmp_name(base)  # a manifest swap cut short; the published one stands
+        return name == tmp_name(base)  # the same, left by an earlier version on disk
     if f"_{timestamp}{KEY_TAG_PREFIX}" in base and base.endswith(AGE_SUFFIX):
         return True
     return set_timestamp_of(name) == timestamp and base.endswith(AGE_SUFFIX)

@@ -22,6 +22,7 @@ from vector_assets.core.errors import BackupReadError, BackupWriteError, ConfigE
 from vector_assets.core.sets.naming import (
     BACKUP_FOLDER_NAME,
     resolve_inside_root,
+    swap_name,
     tmp_name,
 )
 from vector_assets.core.sets.storage import (
@@ -67,9 +68,9 @@ def publish(tmp_path: Path, final_path: Path) -> None:
     fsync_folder(final_path.parent)
 
 
-def write_tmp_file(final_path: Path, data: bytes) -> Path:
-    """Write and fsync ``<final>.tmp``; the caller publishes it when the time comes."""
-    tmp_path = tmp_path_for(final_path)
+def write_tmp_file(final_path: Path, data: bytes, tmp_path: Path | None = None) -> Path:
+    """Write and fsync ``<final>.tmp`` (or ``tmp_path``); the caller publishes it when the time comes."""
+    tmp_path = tmp_path or tmp_path_for(final_path)
     try:
         with open(tmp_path, "wb") as handle:
             handle.write(data)
@@ -81,8 +82,8 @@ def write_tmp_file(final_path: Path, data: bytes) -> Path:
     return tmp_path
 
 
-def write_bytes_atomically(final_path: Path, data: bytes) -> None:
-    tmp_path = write_tmp_file(final_path, data)
+def write_bytes_atomically(final_path: Path, data: bytes, tmp_path: Path | None = None) -> None:
+    tmp_path = write_tmp_file(final_path, data, tmp_path)
     try:
         publish(tmp_path, final_path)
     except OSError as exc:
@@ -255,6 +256,11 @@ class DiskFolder:
 
     def write_bytes(self, name: str, data: bytes) -> None:
         write_bytes_atomically(self.path / name, data)
+
+    def replace_bytes(self, name: str, data: bytes) -> None:
+        """Through ``<name>.swap``, which no scan takes for a file in progress: a ``.tmp`` there
+        would hide the set from a crash until someone removed it by hand."""
+        write_bytes_atomically(self.path / name, data, self.path / swap_name(name))
 
     def remove(self, name: str) -> None:
         (self.path / name).unlink(missing_ok=True)

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 BACKUP_FOLDER_NAME = "vector_bak"
 LOG_FILE_NAME = "vector_backup_log.txt"
 TMP_SUFFIX = ".tmp"
+# A published file's replacement while it is written (``vector_backup_<ts>.json.swap``): unlike a
+# ``.tmp`` it hides nothing, so a crash before the rename leaves the set as it was, listed.
+SWAP_SUFFIX = ".swap"
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
 # Patterns guard whole names: always use fullmatch (``$`` would let a trailing newline through).
 TIMESTAMP_PATTERN = re.compile(r"\d{8}_\d{6}")
@@ -145,6 +148,10 @@ def tmp_name(name: str) -> str:
     return name + TMP_SUFFIX
 
 
+def swap_name(name: str) -> str:
+    return name + SWAP_SUFFIX
+
+
 def set_file_names(timestamp: str) -> frozenset[str]:
     """Every name a set of this timestamp can have, published or being written, and no other.
 
@@ -152,7 +159,7 @@ def set_file_names(timestamp: str) -> frozenset[str]:
     never one of these, so no scan counts it and no prune deletes it.
     """
     published = [csv_file_name(table, timestamp) for table in LEGACY_TABLES] + [manifest_file_name(timestamp)]
-    return frozenset(published + [tmp_name(name) for name in published])
+    return frozenset(published + [tmp_name(name) for name in published] + [swap_name(manifest_file_name(timestamp))])
 
 
 def set_timestamp_of(name: str) -> str | None:

@@ -362,6 +362,10 @@ class ObjectFolder:
         with store_errors("write", self.locator(name)):
             obstore.put(self.store, self.key(name), data)
 
+    def replace_bytes(self, name: str, data: bytes) -> None:
+        """One PUT over the object: a reader gets the old object or the new one, never a part."""
+        self.write_bytes(name, data)
+
     def remove(self, name: str) -> None:
         with store_errors("delete", self.locator(name)):
             obstore.delete(self.store, self.key(name))

@@ -192,6 +192,10 @@ class SetFolder(Protocol):
     def write_bytes(self, name: str, data: bytes) -> None:
         """Write a small file atomically: all of it or nothing."""
 
+    def replace_bytes(self, name: str, data: bytes) -> None:
+        """Replace a published small file atomically without hiding its set: at every instant,
+        a crash included, the file reads whole, old or new (a rekey's manifest swap)."""
+
     def remove(self, name: str) -> None:
         """Delete a file; a missing file is fine."""
 
