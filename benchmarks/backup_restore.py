@@ -113,7 +113,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--only-encryption", action="store_true",
-                        help="run only the encryption section: encrypted against plain csv.zst and pgcopy.zst")
+                        help="run only the encryption section: encrypted against plain csv.zst and pgcopy.zst, and the encrypted "
+                        "backups' and restores' peak RSS at N and 4N rows")
     parser.add_argument("--child-encryption", choices=("backup", "restore"), help=argparse.SUPPRESS)
     parser.add_argument("--encryption-format", help=argparse.SUPPRESS)
     parser.add_argument("--only-scaling", action="store_true", help="run only the scaling section")
@@ -525,11 +526,12 @@ def run_encryption_only(rows: int, dims: int, data_dir: Path):
     from benchmarks.encryption import measure_encryption
 
     server = start_embedded(data_dir, stop_on_exit=True)
-    maintenance, dsn = server.dsn("postgres"), server.dsn(BENCH_DATABASE)
+    maintenance, dsn, dsn4 = server.dsn("postgres"), server.dsn(BENCH_DATABASE), server.dsn(BENCH4_DATABASE)
     build_database(maintenance, dsn, rows, dims)
+    build_database(maintenance, dsn4, rows * MEMORY_FACTOR, dims)
     work = fresh_folder(Path(data_dir).resolve() / "work")
     try:
-        return measure_encryption(dsn, rows, dims, work)
+        return measure_encryption(dsn, rows, dims, work, dsn4)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
