@@ -246,3 +246,17 @@ def test_a_rekey_killed_in_its_manifest_swap_on_s3_leaves_the_set_listed_verifie
     assert old_files <= left and any(f".k{key_tag(Recipients.parse(new.recipient, 'to'))}." in name for name in left)
     holds = old if moment == "before the swap" else new
     survives_and_a_rerun_finishes(s3_root, store_db, second_db, made.timestamp, holds, new, environment)
+
+
+def test_a_rekeyed_set_is_pruned_whole(store_db, backup_root, old_and_new):
+    from vector_assets.core.ops.prune import delete_set
+
+    old, new = old_and_new
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, format="pgcopy.zst", encryption=keys(old), row_index=True))
+    run_rekey(RekeyRequest(root=backup_root, to=Recipients.parse(new.recipient, "--to"), identity_file=identity(old),
+                           dry_run=False))
+    (rekeyed,) = scan_root(backup_root)
+
+    delete_set(rekeyed, backup_root)
+
+    assert os.listdir(backup_root / "vector_bak") == ["vector_backup_log.txt"]

@@ -137,9 +137,14 @@ def _result_after(
 def set_files(backup_set: BackupSet) -> list[str]:
     """Names in the set's folder that belong to it: the files its manifest lists (data files,
     row indexes, an increment's deleted keys), its manifest, and their leftovers. An operator's file that only looks like a data
-    file of the timestamp (a compressed copy of a legacy CSV) is not the set's."""
-    present = timestamps_in_folder(backup_set.folder).get(backup_set.timestamp, set())
-    own = set(set_file_names(backup_set.timestamp)) | set(_listed_files(backup_set))
+    file of the timestamp (a compressed copy of a legacy CSV) is not the set's. A listed file is
+    looked for among all the folder's names: a rekeyed set's (``<table>_<ts>.k<tag>.….age``) are
+    named so that no scan takes them for the timestamp's until a manifest lists them."""
+    names = backup_set.folder.names()
+    present = timestamps_in_folder(backup_set.folder, names).get(backup_set.timestamp, set())
+    listed = set(_listed_files(backup_set))
+    present |= {name for name in names if name.removesuffix(TMP_SUFFIX) in listed}
+    own = set(set_file_names(backup_set.timestamp)) | listed
     return sorted(name for name in present if name in own or name.removesuffix(TMP_SUFFIX) in own)
 
 
