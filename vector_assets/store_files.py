@@ -232,8 +232,10 @@ LISTS = {"restore_targets": "must list NAMES of environment variables", "encrypt
 
 def _setting_text(attribute: str, value: object, refuse) -> str:
     if attribute in LISTS and isinstance(value, list):
-        if not value or not all(isinstance(item, str) for item in value):
+        if not all(isinstance(item, str) for item in value):
             refuse(attribute, LISTS[attribute])
+        if attribute == "encrypt_to" and not value:
+            refuse(attribute, "is empty; leave it out to take the environment's setting")
         return ",".join(value)
     if attribute == "allow_plaintext":
         if not isinstance(value, bool):
