@@ -13,7 +13,7 @@ from vector_assets.core.ops.restore.request import RestoreRequest, RestoreResult
 from vector_assets.core.pg.connection import describe_dsn, rollback_quietly
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.encryption import Recipients
-from vector_assets.core.sets.formats import CSV
+from vector_assets.core.sets.formats import CSV, PGCOPY, SetFormat, set_format
 from vector_assets.core.sets.manifest import PRE_RESTORE
 from vector_assets.core.sets.naming import LOG_FILE_NAME
 from vector_assets.core.sets.roots import writing_to
@@ -74,7 +74,7 @@ def back_up_what_is_replaced(
         folder.prepare()
     target = SetTarget(
         folder, backup_set.location, free_timestamp(folder, None), describe_dsn(request.target_dsn).as_dict(),
-        kind=PRE_RESTORE, progress=request.progress, format=_safety_set_format(backup_set),
+        kind=PRE_RESTORE, progress=request.progress, format=safety_set_format(backup_set),
         absent_collections=absent_collections, encrypt_to=_safety_set_recipients(request, backup_set, folder),
         store=request.store.name, layout=request.store.layout,
     )
@@ -94,7 +94,9 @@ def _safety_set_recipients(request: RestoreRequest, backup_set: BackupSet, folde
         raise SafetyBackupError(f"the safety backup of what the restore would replace cannot be written, so nothing was restored: {error}") from None
 
 
-def _safety_set_format(backup_set: BackupSet) -> str:
-    """The format of the set being restored: whoever chose a fast or small format for it gets
-    the same for what the restore replaces."""
-    return backup_set.manifest.format if backup_set.manifest is not None else CSV.name
+def safety_set_format(backup_set: BackupSet) -> str:
+    """Binary COPY, compressed as the set being restored is: what the restore replaces goes back
+    into the same database if it is undone, where the binary form always loads, and it is the
+    fastest to write before the load (it delays every default restore) and to load back."""
+    restored = set_format(backup_set.manifest.format) if backup_set.manifest is not None else CSV
+    return SetFormat(PGCOPY.copy_format, restored.codec).name
