@@ -4,9 +4,10 @@
     sudo apt-get install chromium                 # Debian's Chromium; no browser download
     .venv/bin/python scripts/screenshot_asset_graph.py [--url http://127.0.0.1:3000] [--out docs/asset-graph.png]
 
-Without ``--url`` it starts ``vector-assets dev`` on a free port, waits for the UI, takes the
-picture of the global asset lineage (source tables -> partitioned backups -> inventory), and
-stops everything again.
+Without ``--url`` it starts ``vector-assets dev`` (with the interpreter running this script) on a
+free port, waits for the UI, takes the picture of the global asset lineage (each store's source
+tables -> partitioned backups -> inventory: the LangChain demo store, and the documents
+database's ``docs`` and ``notes`` stores), and stops everything again.
 """
 
 from __future__ import annotations
@@ -26,19 +27,22 @@ from typing import Iterator
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 UI_TIMEOUT_SECONDS = 240
-GRAPH_NODES = ("langchain_pg_embedding", "langchain_pg_embedding_backup", "vector_backup_inventory")
+GRAPH_NODES = ("langchain_pg_embedding", "langchain_pg_embedding_backup", "vector_backup_inventory",
+               "product_docs", "product_docs_backup", "data_notes", "data_notes_backup")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running Dagster UI; default: start make dev's stack on a free port")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "asset-graph.png")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds to wait once the UI answers, so the sensors' first ticks have recorded the checks")
     args = parser.parse_args()
     if args.url:
-        take_screenshot(args.url, args.out)
+        take_screenshot(args.url, args.out, args.settle)
     else:
         with dev_stack() as url:
-            take_screenshot(url, args.out)
+            take_screenshot(url, args.out, args.settle)
     print(f"wrote {args.out}")
     return 0
 
@@ -52,7 +56,7 @@ def free_port() -> int:
 @contextmanager
 def dev_stack() -> Iterator[str]:
     port = free_port()
-    command = [str(REPO / ".venv" / "bin" / "vector-assets"), "dev", "--port", str(port)]
+    command = [sys.executable, "-m", "vector_assets.cli", "dev", "--port", str(port)]
     log = open(REPO / ".vector_assets" / "screenshot-dev.log", "w") if (REPO / ".vector_assets").is_dir() else subprocess.DEVNULL
     process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -80,9 +84,10 @@ def wait_for_ui(url: str, process: subprocess.Popen) -> None:
     raise SystemExit(f"the UI at {url} did not answer within {UI_TIMEOUT_SECONDS} s")
 
 
-def take_screenshot(url: str, out: Path) -> None:
+def take_screenshot(url: str, out: Path, settle: float = 0.0) -> None:
     from playwright.sync_api import sync_playwright
 
+    time.sleep(settle)
     out.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

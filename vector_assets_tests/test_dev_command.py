@@ -7,13 +7,17 @@ from pathlib import Path
 
 import dagster as dg
 
+from vector_assets import settings
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.formats import FORMATS
 from vector_assets.core.sets.naming import new_timestamp
 from vector_assets.dev.demo import ensure_fresh_demo_backup
+from vector_assets.dev.documents import DEMO_STORES, DEMO_TABLES, demo_stores, start_documents_demo
 from vector_assets.dev.server import FailureCondenser, dev_environment
+from vector_assets.store_files import PACKAGE_STORES, declared_stores
 from vector_assets_tests.support.dagster import Ticker, asset_checks, definitions
+from vector_assets_tests.support.database import execute
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,3 +123,33 @@ def test_the_freshness_sensor_reads_past_a_check_run_in_progress(dagster_instanc
     result = definitions().resolve_sensor_def("vector_freshness_sensor").evaluate_tick(context)
 
     assert result.run_requests == [] and result.asset_events == []
+
+
+def test_the_documents_demo_is_a_pgvectorstore_and_a_llamaindex_table_each_a_store_with_a_fresh_set(empty_db, tmp_path):
+    environment = {"VECTOR_ASSETS_ROOT": str(tmp_path / "root")}
+
+    notes = start_documents_demo(empty_db, environment)
+
+    assert (environment["DOCUMENTS_PG_DSN"], environment["VECTOR_ASSETS_STORES_DIR"]) == (empty_db, str(DEMO_STORES))
+    stores = {store.name: store for store in demo_stores(environment)}
+    assert {name: (store.layout, store.table_names, store.dsn_variable) for name, store in stores.items()} == {
+        "docs": ("langchain_postgres", ("product_docs",), "DOCUMENTS_PG_DSN"),
+        "notes": ("llamaindex", ("data_notes",), "DOCUMENTS_PG_DSN"),
+    }
+    for name, (layout, client_name, rows, _) in DEMO_TABLES.items():
+        table = layout.table_name(client_name)
+        assert execute(empty_db, f"SELECT count(*) FROM {table}") == [(rows,)]
+        assert execute(empty_db, "SELECT count(*) FROM pg_indexes WHERE tablename = %s AND indexdef LIKE %s",
+                       (table, "%USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')")) == [(1,)]
+        sets = scan_root(settings.ROOT.get(stores[name].environment()))
+        assert [backup_set.manifest.tables[table].rows for backup_set in sets] == [rows]
+    assert execute(empty_db, "SELECT attgenerated FROM pg_attribute WHERE attrelid = 'data_notes'::regclass "
+                             "AND attname = 'text_search_tsv'") == [("s",)]
+    assert execute(empty_db, "SELECT last_value FROM data_notes_id_seq") == [(DEMO_TABLES["notes"][2],)]
+    assert [note.split(" as set ")[0] for note in notes[1:]] == ["backed store docs up", "backed store notes up"]
+    assert start_documents_demo(empty_db, environment) == [], "a restart makes nothing and backs nothing up again"
+
+
+def test_the_package_declares_no_store_so_a_users_code_location_has_no_demo_store():
+    assert declared_stores(PACKAGE_STORES) == []
+    assert DEMO_STORES != PACKAGE_STORES and not DEMO_STORES.is_relative_to(PACKAGE_STORES)

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.e2e
 
 INTERVAL_S = 3  # both sensors
 BACKUPS = [f"{table}_backup" for table in STORE_TABLES]
+DOCUMENT_STORES = {"docs": "product_docs", "notes": "data_notes"}  # the documents database's stores and tables
 FILE_CHECKS = ("file_present", "sha256_matches_manifest", "row_count_matches_manifest")
 FRESHNESS = "freshness_check"
 DRILL_CHECKS = ("restore_drill", "restore_rto")
@@ -43,18 +44,19 @@ def stack() -> Iterator[DevStack]:
         yield running
 
 
-def startup_set(stack: DevStack) -> str:
-    """The set `vector-assets dev` took of the demo store, as its banner names it."""
+def startup_set(stack: DevStack, store: str = "the demo store") -> str:
+    """The set `vector-assets dev` took of a demo store at start-up, as its banner names it."""
+    said = f"backed {store} up as set "
     for line in stack.log_path.read_text(errors="replace").splitlines():
-        if "backed the demo store up as set " in line:
-            return line.split("backed the demo store up as set ")[1].split()[0]
-    raise AssertionError(f"the banner names no start-up backup:\n{stack.log_tail()}")
+        if said in line:
+            return line.split(said)[1].split()[0]
+    raise AssertionError(f"the banner names no start-up backup of {store}:\n{stack.log_tail()}")
 
 
-def first_screen(stack: DevStack) -> dict[str, dict[str, Any]] | None:
+def first_screen(stack: DevStack, backups: list = BACKUPS) -> dict[str, dict[str, Any]] | None:
     """Each backup asset's checks as its node shows them, once the sensors have recorded them."""
-    results = {asset: stack.latest_check_results(asset) for asset in BACKUPS}
-    recorded = all(results[asset][name] for asset in BACKUPS for name in (*FILE_CHECKS, FRESHNESS))
+    results = {asset: stack.latest_check_results(asset) for asset in backups}
+    recorded = all(results[asset][name] for asset in backups for name in (*FILE_CHECKS, FRESHNESS))
     return results if recorded else None
 
 
@@ -77,6 +79,20 @@ def test_the_first_screen_after_make_dev_is_green_and_true_and_no_run_was_made(s
     assert stack.all_runs() == [], "the sensors record checks and freshness without a run"
     log = stack.log_path.read_text(errors="replace")
     assert "will register 2 new backup sets found under the root (1 legacy)" in log
+
+
+def test_the_documents_databases_two_stores_start_as_green_and_true_beside_it(stack: DevStack) -> None:
+    backups = {store: (store, f"{table}_backup") for store, table in DOCUMENT_STORES.items()}
+    screen = stack.wait_for("the document stores' first checks", lambda: first_screen(stack, list(backups.values())), 120)
+
+    for store, asset in backups.items():
+        fresh, results = startup_set(stack, f"store {store}"), screen[asset]
+        assert not [name for name, result in results.items() if failed_with_error(result)], (asset, results)
+        for name in FILE_CHECKS:
+            assert (results[name]["status"], results[name]["partition"]) == ("SUCCEEDED", fresh), (asset, name)
+        assert results[FRESHNESS]["evaluation"]["description"].startswith(f"fresh: the newest set {fresh} is ")
+        assert all(results[name] is None for name in DRILL_CHECKS), "never drilled: not evaluated, never failed"
+    assert stack.all_runs() == []
 
 
 def test_the_legacy_sets_checksum_check_is_a_warning_that_says_nothing_could_be_compared(stack: DevStack) -> None:
@@ -155,6 +171,7 @@ def test_a_restart_registers_nothing_twice_and_takes_no_second_backup(stack: Dev
         banner = restarted.log_path.read_text(errors="replace")
         assert "will register 0 new backup sets found under the root (0 legacy); " in banner, banner
         assert "already registered" in banner and "backed the demo store up" not in banner
+        assert "backed store" not in banner and "created the documents database" not in banner, banner
     finally:
         stop_dev_stack(restarted)
         kill_everything(restarted)

@@ -29,6 +29,7 @@ from vector_assets.core.sets.naming import (
 )
 from vector_assets.core.sets.roots import open_root
 from vector_assets.core.sets.storage import Root, SetFolder
+from vector_assets.core.stores import Store, langchain_store
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE, LEGACY_TABLES
 
 DEMO_SEED = 20250721
@@ -162,21 +163,28 @@ def ensure_demo_store(dsn: str, root: Root | Path | str) -> bool:
         conn.close()
 
 
-def ensure_fresh_demo_backup(dsn: str, root: Root | Path | str, now: datetime | None = None) -> str | None:
-    """Back the demo store up when no set under the root is newer than VECTOR_ASSETS_BACKUP_MAX_AGE,
-    so a demo starts out as a healthy store: a fresh set, with the old legacy set kept as history.
-    Returns what it did, for the banner, or None when a fresh set is there already."""
+def ensure_fresh_demo_backup(
+    dsn: str, root: Root | Path | str, now: datetime | None = None, *, store: Store | None = None
+) -> str | None:
+    """Back a demo store up (the LangChain one unless told) when no set under the root is newer
+    than its VECTOR_ASSETS_BACKUP_MAX_AGE, so a demo starts out as a healthy store: a fresh set,
+    with the old legacy set kept as history. Returns what it did, for the banner, or None when a
+    fresh set is there already."""
+    store = store or langchain_store()
+    environment = store.environment()
     try:
-        max_age = settings.BACKUP_MAX_AGE.seconds()
+        max_age = settings.BACKUP_MAX_AGE.seconds(environment)
     except ConfigError:
         return None  # the freshness check names the malformed setting; nothing to judge by here
     now = now or datetime.now()
     newest = max((backup_set.timestamp for backup_set in scan_root(root)), default=None)
     if newest is not None and (now - timestamp_time(newest)).total_seconds() < max_age:
         return None
-    made = run_backup(BackupRequest(dsn=dsn, root=root, format=settings.backup_format()))
-    why = "no set yet" if newest is None else f"the newest set, {newest}, is older than {settings.BACKUP_MAX_AGE.get()}"
-    return f"backed the demo store up as set {made.timestamp} ({why})"
+    made = run_backup(BackupRequest(dsn=dsn, root=root, format=settings.backup_format(environment), store=store))
+    why = ("no set yet" if newest is None
+           else f"the newest set, {newest}, is older than {settings.BACKUP_MAX_AGE.get(environment)}")
+    which = "the demo store" if store.is_default else f"store {store.name}"
+    return f"backed {which} up as set {made.timestamp} ({why})"
 
 
 def write_legacy_set(conn: psycopg2.extensions.connection, folder: SetFolder | Path, timestamp: str) -> None:

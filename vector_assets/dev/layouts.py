@@ -38,7 +38,7 @@ class ClientLayout:
     layout: str  # the store layout it belongs to
     client: str  # the client and version the DDL was taken from
     table_ddl: str  # {table}, {dims}; and {sequence} where the client owns one
-    index_ddl: str  # {table} and one name per index
+    indexes: tuple[str, ...]  # each index's DDL: {table} and its own name; the HNSW index first
     copy_columns: tuple[str, ...]  # a generated column or a sequence-backed key is left to the server
 
     def table_name(self, name: str) -> str:
@@ -48,8 +48,10 @@ class ClientLayout:
         cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
         cursor.execute(sql.SQL(self.table_ddl).format(**self._names(name), dims=sql.Literal(int(dims))))
 
-    def create_indexes(self, cursor: psycopg2.extensions.cursor, name: str) -> None:
-        cursor.execute(sql.SQL(self.index_ddl).format(**self._names(name)))
+    def create_indexes(self, cursor: psycopg2.extensions.cursor, name: str, *, vector_index: bool = True) -> None:
+        """The client's indexes; without ``vector_index``, all but the HNSW one."""
+        for ddl in self.indexes[0 if vector_index else 1:]:
+            cursor.execute(sql.SQL(ddl).format(**self._names(name)))
 
     def _names(self, name: str) -> dict[str, sql.Identifier]:
         table = self.table_name(name)
@@ -79,9 +81,9 @@ CREATE TABLE public.{table} (
 ALTER TABLE ONLY public.{table}
     ADD CONSTRAINT {pkey} PRIMARY KEY (langchain_id);
 """,
-    index_ddl="""
-CREATE INDEX {hnsw} ON public.{table} USING hnsw (embedding public.vector_cosine_ops) WITH (m='16', ef_construction='64');
-""",
+    indexes=(
+        "CREATE INDEX {hnsw} ON public.{table} USING hnsw (embedding public.vector_cosine_ops) WITH (m='16', ef_construction='64')",
+    ),
     copy_columns=("langchain_id", "content", "embedding", "source", "langchain_metadata"),
 )
 
@@ -108,11 +110,11 @@ ALTER TABLE ONLY public.{table} ALTER COLUMN id SET DEFAULT nextval('public.{seq
 ALTER TABLE ONLY public.{table}
     ADD CONSTRAINT {pkey} PRIMARY KEY (id);
 """,
-    index_ddl="""
-CREATE INDEX {hnsw} ON public.{table} USING hnsw (embedding public.vector_cosine_ops) WITH (m='16', ef_construction='64');
-CREATE INDEX {tsv} ON public.{table} USING gin (text_search_tsv);
-CREATE INDEX {ref_doc} ON public.{table} USING btree (((metadata_ ->> 'ref_doc_id'::text)));
-""",
+    indexes=(
+        "CREATE INDEX {hnsw} ON public.{table} USING hnsw (embedding public.vector_cosine_ops) WITH (m='16', ef_construction='64')",
+        "CREATE INDEX {tsv} ON public.{table} USING gin (text_search_tsv)",
+        "CREATE INDEX {ref_doc} ON public.{table} USING btree (((metadata_ ->> 'ref_doc_id'::text)))",
+    ),
     copy_columns=("text", "metadata_", "node_id", "embedding"),  # id from its sequence, as the client leaves it
 )
 

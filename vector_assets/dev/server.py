@@ -25,7 +25,8 @@ from vector_assets.core.sets.roots import local_folder
 from vector_assets.core.units import count_of
 from vector_assets.defs.store_keys import PARTITIONS_NAME
 from vector_assets.dev.demo import ensure_demo_store, ensure_fresh_demo_backup
-from vector_assets.dev.embedded import EmbeddedServer, start_embedded
+from vector_assets.dev.documents import DOCUMENTS_DATABASE, DOCUMENTS_DSN_VARIABLE, start_documents_demo
+from vector_assets.dev.embedded import EmbeddedServer, ensure_database, start_embedded
 
 STATE_DIR = Path(".vector_assets")
 GROUP_EXIT_SECONDS = 30
@@ -218,7 +219,8 @@ def write_shell_env(environment: dict[str, str]) -> None:
     Only settings we filled in ourselves are written; a DSN the user exported (which may hold a
     password) stays in the user's environment and never lands in a file.
     """
-    filled_in = [s.name for s in (settings.PG_DSN, settings.DAGSTER_PG_URL) if s.name not in os.environ]
+    ours = (settings.PG_DSN.name, settings.DAGSTER_PG_URL.name, settings.STORES_DIR.name, DOCUMENTS_DSN_VARIABLE)
+    filled_in = [name for name in ours if name in environment and name not in os.environ]
     keys = ["DAGSTER_HOME", settings.ROOT.name] + filled_in
     lines = [f"export {key}={shlex.quote(environment[key])}" for key in keys]
     (STATE_DIR / "dev.env").write_text("\n".join(lines) + "\n")
@@ -240,6 +242,9 @@ def start_embedded_defaults(environment: dict[str, str]) -> tuple[EmbeddedServer
         fresh = ensure_fresh_demo_backup(server.dsn(), environment[settings.ROOT.name])
         if fresh is not None:
             notes.append(fresh)
+        if not environment.get(settings.STORES_DIR.name):  # the user's own stores take the demo's place
+            ensure_database(server.dsn("postgres"), DOCUMENTS_DATABASE)
+            notes += start_documents_demo(server.dsn(DOCUMENTS_DATABASE), environment)
     if not environment.get(settings.DAGSTER_PG_URL.name):
         environment[settings.DAGSTER_PG_URL.name] = server.dagster_storage_url()
     return server, notes

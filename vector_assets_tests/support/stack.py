@@ -245,9 +245,11 @@ class DevStack:
             statuses.update({check["name"]: e["status"] for e in executions["assetCheckExecutions"] if e["runId"] == run_id})
         return statuses
 
-    def latest_check_results(self, asset: str) -> dict[str, dict[str, Any] | None]:
-        """Per check, the execution the asset's node and its Checks tab show (None: "Not evaluated")."""
-        node = self.graphql(LATEST_CHECKS_QUERY, {"path": [asset]})["assetNodeOrError"]
+    def latest_check_results(self, asset: str | tuple[str, ...]) -> dict[str, dict[str, Any] | None]:
+        """Per check, the execution the asset's node and its Checks tab show (None: "Not evaluated").
+        A declared store's asset is named by its key's path: (store, asset)."""
+        path = [asset] if isinstance(asset, str) else list(asset)
+        node = self.graphql(LATEST_CHECKS_QUERY, {"path": path})["assetNodeOrError"]
         return {check["name"]: check["executionForLatestMaterialization"] for check in node["assetChecksOrError"]["checks"]}
 
     def check_execution_for(self, asset: str, name: str, partition: str) -> dict[str, Any] | None:
