@@ -12,6 +12,9 @@ a second anchor). With an HNSW index on the embeddings (M rows, its own database
 which drops the index, loads and rebuilds it, is at least 4 x faster than ``\\copy FROM`` into
 the indexed table.
 
+The layouts section (``--only-layouts``, ``--skip-layouts``, ``--layouts-rows N``) is in
+``benchmarks/layouts.py``.
+
     python -m benchmarks [--rows N] [--dims D] [--hnsw-rows M] [--skip-hnsw] [--data-dir PATH]
 """
 
@@ -117,6 +120,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "backups' and restores' peak RSS at N and 4N rows")
     parser.add_argument("--child-encryption", choices=("backup", "restore"), help=argparse.SUPPRESS)
     parser.add_argument("--encryption-format", help=argparse.SUPPRESS)
+    parser.add_argument("--only-layouts", action="store_true",
+                        help="run only the layouts section: PGVectorStore and LlamaIndex tables against LangChain's, "
+                        "and four stores backed up at once")
+    parser.add_argument("--skip-layouts", action="store_true", help="skip the layouts section")
+    parser.add_argument("--layouts-rows", type=int, default=None, metavar="N",
+                        help="rows per store of the layouts section (default --rows); a small N checks that it works")
+    parser.add_argument("--child-layout-backup", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--layout-format", help=argparse.SUPPRESS)
     parser.add_argument("--only-scaling", action="store_true", help="run only the scaling section")
     parser.add_argument("--skip-scaling", action="store_true", help="skip the scaling section (about 90 minutes here)")
     parser.add_argument(
@@ -128,8 +139,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scaling-output", type=Path, default=Path("benchmarks/results"),
                         help="where the scaling section writes its CSV and picture")
     args = parser.parse_args(argv)
+    args.layouts_rows = args.rows if args.layouts_rows is None else args.layouts_rows
     if args.rows < 1 or args.dims < 1 or args.hnsw_rows < 1 or args.scaling_repeats < 1:
         parser.error("--rows, --dims, --hnsw-rows and --scaling-repeats must be positive")
+    if args.layouts_rows < 4:
+        parser.error("--layouts-rows must be at least 4 (four stores share them)")
     from benchmarks.scaling import BIG_SIZE, DEFAULT_SIZES
 
     args.scaling_sizes = sorted(set(args.scaling_sizes or DEFAULT_SIZES) | ({BIG_SIZE} if args.scaling_big else set()))
@@ -138,7 +152,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def runs_scaling(args: argparse.Namespace) -> bool:
     """--only-scaling, or the whole benchmark without --skip-scaling (another --only-… runs one other section)."""
-    others = (args.only_increments, args.only_formats_at_4n, args.only_object_store, args.only_encryption)
+    others = (args.only_increments, args.only_formats_at_4n, args.only_object_store, args.only_encryption,
+              args.only_layouts)
     return args.only_scaling or not (args.skip_scaling or any(others))
 
 
@@ -176,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.formats import child_job_restore
 
         return child_job_restore(args.dsn, args.root, args.timestamp, args.safety_backup_job)
+    if args.child_layout_backup:
+        from benchmarks.layouts import child_layout_backup
+
+        return child_layout_backup(args.dsn, args.root, args.layout_format)
     if args.child_encryption:
         from benchmarks.encryption import child_encryption
 
@@ -203,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_scaling:
         print("\n".join(run_scaling_only(args)))
         return 0
+    if args.only_layouts:
+        from benchmarks.layouts import format_layouts
+
+        print("\n".join(format_layouts(run_layouts_only(args.layouts_rows, args.dims, args.data_dir))))
+        return 0
     if args.only_object_store:
         from benchmarks.object_store import format_object_store
 
@@ -211,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run_benchmark(
         args.rows, args.dims, args.data_dir, None if args.skip_hnsw else args.hnsw_rows, not args.skip_object_store,
         formats=not args.skip_formats, increments=not args.skip_increments,
-        scaling=None if args.skip_scaling else args,
+        scaling=None if args.skip_scaling else args, layouts_rows=None if args.skip_layouts else args.layouts_rows,
     )
     from benchmarks.sensor_ticks import format_sensor_ticks, measure_sensor_ticks
 
@@ -447,6 +471,7 @@ class Report:
     increments: object | None = None  # benchmarks.increments.IncrementsReport
     object_store: object | None = None  # benchmarks.object_store.ObjectStoreReport
     scaling: list[str] | None = None  # the scaling section's report lines
+    layouts: object | None = None  # benchmarks.layouts.LayoutsReport
 
 
 @dataclass
@@ -549,6 +574,17 @@ def run_increments_only(rows: int, dims: int, data_dir: Path):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def run_layouts_only(rows: int, dims: int, data_dir: Path):
+    from benchmarks.layouts import measure_layouts
+
+    server = start_embedded(data_dir, stop_on_exit=True)
+    work = fresh_folder(Path(data_dir).resolve() / "work")
+    try:
+        return measure_layouts(server.dsn("postgres"), server.dsn, server.bin_dir, rows, dims, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run_scaling_only(args: argparse.Namespace) -> list[str]:
     from benchmarks.scaling import run_scaling
 
@@ -563,6 +599,7 @@ def run_scaling_only(args: argparse.Namespace) -> list[str]:
 def run_benchmark(
     rows: int, dims: int, data_dir: Path, hnsw_rows: int | None = DEFAULT_HNSW_ROWS, object_store: bool = True,
     formats: bool = True, increments: bool = True, scaling: argparse.Namespace | None = None,
+    layouts_rows: int | None = None,
 ) -> Report:
     """Build (or reuse) the databases, time the three operations interleaved, then check memory.
 
@@ -598,6 +635,10 @@ def run_benchmark(
             from benchmarks.object_store import measure_object_store
 
             report.object_store = measure_object_store(dsn, dsn4, rows, work)
+        if layouts_rows is not None:
+            from benchmarks.layouts import measure_layouts
+
+            report.layouts = measure_layouts(maintenance, server.dsn, server.bin_dir, layouts_rows, dims, work)
         if scaling is not None:
             from benchmarks.scaling import run_scaling
 
@@ -833,6 +874,10 @@ def format_report(report: Report, total_seconds: float) -> str:
         from benchmarks.object_store import format_object_store
 
         lines += ["", *format_object_store(report.object_store)]
+    if report.layouts is not None:
+        from benchmarks.layouts import format_layouts
+
+        lines += ["", *format_layouts(report.layouts)]
     if report.scaling is not None:
         lines += ["", *report.scaling]
     lines += ["", f"- total benchmark runtime: {total_seconds:.1f} s"]
