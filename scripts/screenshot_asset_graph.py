@@ -91,11 +91,11 @@ def take_screenshot(url: str, out: Path, settle: float = 0.0) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1600, "height": 900}, device_scale_factor=1)
+        page = browser.new_page(viewport={"width": 1600, "height": 1400}, device_scale_factor=1)  # three stores' groups
         page.goto(f"{url}/asset-groups", wait_until="networkidle", timeout=120_000)
         try:
             dismiss_welcome_dialog(page)
-            page.mouse.click(1400, 800, button="right")  # the graph's background menu
+            page.mouse.click(1450, 1300, button="right")  # the graph's background menu, below the groups
             page.get_by_role("menuitem", name="Expand all groups").click(timeout=60_000)
             for node in GRAPH_NODES:
                 page.get_by_text(node, exact=True).first.wait_for(timeout=120_000)
