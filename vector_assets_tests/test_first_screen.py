@@ -93,6 +93,10 @@ def test_the_documents_databases_two_stores_start_as_green_and_true_beside_it(st
         assert results[FRESHNESS]["evaluation"]["description"].startswith(f"fresh: the newest set {fresh} is ")
         assert all(results[name] is None for name in DRILL_CHECKS), "never drilled: not evaluated, never failed"
     assert stack.all_runs() == []
+    log = stack.log_path.read_text(errors="replace")
+    for store, layout in (("docs", "langchain_postgres"), ("notes", "llamaindex")):
+        assert (f"store     {store} ({layout}, database DOCUMENTS_PG_DSN): its sensor will register "
+                "1 new backup set found under its root (0 legacy)\n") in log, log
 
 
 def test_the_legacy_sets_checksum_check_is_a_warning_that_says_nothing_could_be_compared(stack: DevStack) -> None:
@@ -172,6 +176,8 @@ def test_a_restart_registers_nothing_twice_and_takes_no_second_backup(stack: Dev
         assert "will register 0 new backup sets found under the root (0 legacy); " in banner, banner
         assert "already registered" in banner and "backed the demo store up" not in banner
         assert "backed store" not in banner and "created the documents database" not in banner, banner
+        assert banner.count("its sensor will register 0 new backup sets found under its root (0 legacy); "
+                            "1 already registered") == 2, banner
     finally:
         stop_dev_stack(restarted)
         kill_everything(restarted)

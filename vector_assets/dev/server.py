@@ -19,14 +19,17 @@ from typing import IO, TextIO
 import psycopg2
 
 from vector_assets import settings
+from vector_assets.core.errors import ConfigError
 from vector_assets.core.pg.connection import describe_dsn
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.roots import local_folder
+from vector_assets.core.stores import Store
 from vector_assets.core.units import count_of
-from vector_assets.defs.store_keys import PARTITIONS_NAME
+from vector_assets.defs.store_keys import PARTITIONS_NAME, StoreKeys
 from vector_assets.dev.demo import ensure_demo_store, ensure_fresh_demo_backup
 from vector_assets.dev.documents import DOCUMENTS_DATABASE, DOCUMENTS_DSN_VARIABLE, start_documents_demo
 from vector_assets.dev.embedded import EmbeddedServer, ensure_database, start_embedded
+from vector_assets.store_files import code_location_stores
 
 STATE_DIR = Path(".vector_assets")
 GROUP_EXIT_SECONDS = 30
@@ -183,31 +186,48 @@ def signal_group(pgid: int, signum: int) -> bool:
 
 def banner(ui_url: str, environment: dict[str, str], notes: list[str]) -> str:
     root = environment[settings.ROOT.name]
-    found = scan_root(root)
-    registered = registered_keys(environment)
-    new = [backup_set for backup_set in found if backup_set.key not in registered]
-    legacy = sum(1 for backup_set in new if backup_set.is_legacy)
-    known = len(found) - len(new)
     lines = [
         "vector-assets dev",
         f"  UI        {ui_url}",
         f"  database  {describe_dsn(environment[settings.PG_DSN.name])}",
         f"  root      {root}",
-        f"  sensor    will register {count_of(len(new), 'new backup set')} found under the root ({legacy} legacy)"
-        + (f"; {known} already registered" if known else ""),
+        f"  sensor    will register {sets_to_register(root, 'the root', PARTITIONS_NAME, environment)}",
+        *[f"  store     {store.name} ({store.layout}, database {store.dsn_variable}): its sensor will register "
+          + sets_to_register(settings.ROOT.get(store.environment()), "its root", StoreKeys(store).partitions.name, environment)
+          for store in declared_beside(environment)],
         *[f"  note      {note}" for note in notes],
         "  Ctrl-C stops Dagster and the embedded PostgreSQL. Runs print their INFO lines here; the UI has every event.",
     ]
     return "\n".join(lines)
 
 
-def registered_keys(environment: dict[str, str]) -> set[str]:
+def sets_to_register(root: str, where: str, partitions: str, environment: dict[str, str]) -> str:
+    """How many sets under ``root`` the sensor that fills ``partitions`` will register on its first tick."""
+    found = scan_root(root)
+    registered = registered_keys(environment, partitions)
+    new = [backup_set for backup_set in found if backup_set.key not in registered]
+    legacy = sum(1 for backup_set in new if backup_set.is_legacy)
+    known = len(found) - len(new)
+    return (f"{count_of(len(new), 'new backup set')} found under {where} ({legacy} legacy)"
+            + (f"; {known} already registered" if known else ""))
+
+
+def declared_beside(environment: dict[str, str]) -> list[Store]:
+    """The declared stores the code location will hold beside the environment's own; a bad
+    declaration is for Dagster's load to name, not for the banner."""
+    try:
+        return [declaration.store for declaration in code_location_stores(environment) if declaration.file is not None]
+    except ConfigError:
+        return []
+
+
+def registered_keys(environment: dict[str, str], partitions: str = PARTITIONS_NAME) -> set[str]:
     """The sets Dagster's storage already has as partitions (none on a first start)."""
     url = environment.get(settings.DAGSTER_PG_URL.name, "").replace("postgresql+psycopg2://", "postgresql://", 1)
     try:
         with closing(psycopg2.connect(url)) as conn, conn.cursor() as cursor:
             cursor.execute("SELECT partition FROM dynamic_partitions WHERE partitions_def_name = %s",
-                           (PARTITIONS_NAME,))
+                           (partitions,))
             return {key for (key,) in cursor.fetchall()}
     except psycopg2.Error:  # a first start: Dagster has not made its tables yet
         return set()
