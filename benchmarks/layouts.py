@@ -87,15 +87,17 @@ class BenchStore:
     client: ClientLayout | None  # None: LangChain's two tables, built by benchmarks.common
 
 
-def bench_stores() -> list[BenchStore]:
-    def one_table(layout: ClientLayout, name: str) -> Store:
-        table = layout.table_name(CLIENT_NAMES[layout.layout])
-        return Store(name, layout.layout, (StoreTable(table, TableRole.VECTORS),), "BENCH_PG_DSN")
+def one_table_store(layout: ClientLayout, name: str) -> Store:
+    table = layout.table_name(CLIENT_NAMES[layout.layout])
+    return Store(name, layout.layout, (StoreTable(table, TableRole.VECTORS),), "BENCH_PG_DSN")
 
+
+def bench_stores() -> list[BenchStore]:
+    """LangChain's store first: the other layouts' ratios are held against its."""
     return [
         BenchStore("LangChain PGVector (langchain)", langchain_store(), None),
-        BenchStore("PGVectorStore (langchain_postgres)", one_table(PGVECTORSTORE, "docs"), PGVECTORSTORE),
-        BenchStore("LlamaIndex, hybrid (llamaindex)", one_table(LLAMAINDEX, "notes"), LLAMAINDEX),
+        BenchStore("PGVectorStore (langchain_postgres)", one_table_store(PGVECTORSTORE, "docs"), PGVECTORSTORE),
+        BenchStore("LlamaIndex, hybrid (llamaindex)", one_table_store(LLAMAINDEX, "notes"), LLAMAINDEX),
     ]
 
 
@@ -348,7 +350,7 @@ def child_layout_backup(dsn: str, root: str, fmt: str) -> int:
     """One PGVectorStore store's backup in this process: its call's start and end (epoch seconds) as JSON."""
     from vector_assets.core.ops.backup import BackupRequest, run_backup
 
-    store = bench_stores()[1].store
+    store = one_table_store(PGVECTORSTORE, "docs")
     started = time.time()
     result = run_backup(BackupRequest(dsn=dsn, root=root, format=fmt, store=store))
     ended = time.time()
