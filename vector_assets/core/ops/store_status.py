@@ -14,7 +14,7 @@ from vector_assets.core.pg.connection import connect
 from vector_assets.core.pg.store_tables import vector_columns
 from vector_assets.core.sets.catalog import SetCatalog
 from vector_assets.core.sets.storage import Root
-from vector_assets.core.stores import Store
+from vector_assets.core.stores import Store, TableRole
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,14 @@ class TableStatus:
     present: bool
     vector_columns: tuple[str, ...] = ()
     estimated_rows: int | None = None  # None: the table was never analyzed
+    needs_vectors: bool = True  # a vector table; a collections or source table holds none by design
 
     def describe(self) -> str:
         if not self.present:
             return f"{self.table}: NOT THERE"
-        if not self.vector_columns:
-            return f"{self.table}: holds no vector column"
         rows = "rows not yet estimated" if self.estimated_rows is None else f"~{self.estimated_rows:,} rows"
+        if not self.vector_columns:
+            return f"{self.table}: holds no vector column" if self.needs_vectors else f"{self.table}: {rows}"
         return f"{self.table}: {rows}, vectors in {', '.join(self.vector_columns)}"
 
 
@@ -58,15 +59,15 @@ def run_store_status(request: StoreStatusRequest) -> StoreStatus:
 def _tables(request: StoreStatusRequest) -> tuple[list[TableStatus], str | None]:
     try:
         with closing(connect(request.dsn, application_name="vector_assets stores")) as conn, conn.cursor() as cursor:
-            return [_table(cursor, table) for table in request.store.table_names], None
+            return [_table(cursor, table.name, table.role == TableRole.VECTORS) for table in request.store.tables], None
     except VectorAssetsError as error:
         return [], str(error)
 
 
-def _table(cursor, table: str) -> TableStatus:
+def _table(cursor, table: str, needs_vectors: bool) -> TableStatus:
     if not table_exists(cursor, table):
-        return TableStatus(table, present=False)
-    return TableStatus(table, True, vector_columns(cursor, table), estimated_size(cursor, table)[0])
+        return TableStatus(table, present=False, needs_vectors=needs_vectors)
+    return TableStatus(table, True, vector_columns(cursor, table), estimated_size(cursor, table)[0], needs_vectors)
 
 
 def _newest_set(root: Root) -> tuple[str | None, str | None]:

@@ -47,6 +47,7 @@ SERVER_MEMORY_SHARE = 0.5
 # and 123.4 s: a row past the limit costs 9 to 10 x one built in memory.
 SPILLED_ROW_COST = 10.0
 INDEX_METHOD = re.compile(r" USING (\w+) \(\s*(\"[^\"]+\"|\w+)")
+INDEX_ACCESS_METHOD = re.compile(r" USING (\w+) \(")  # an expression index's too
 HNSW_M = re.compile(r"\bm\s*=\s*'?(\d+)")
 
 

@@ -20,7 +20,7 @@ from psycopg2 import sql
 
 from vector_assets.core.pg.catalog import regclass_literal
 from vector_assets.core.pg.index_builds import (
-    INDEX_METHOD,
+    INDEX_ACCESS_METHOD,
     BuildWatch,
     IndexBuild,
     IndexBuildProgress,
@@ -235,7 +235,7 @@ def _build(
     started = time.monotonic()
     with watching_build(watch, index.name):
         cursor.execute(index.definition)
-    method = match.group(1) if (match := INDEX_METHOD.search(index.definition)) else "?"
+    method = match.group(1) if (match := INDEX_ACCESS_METHOD.search(index.definition)) else "?"
     return IndexBuild(
         index.name, method, memory.granted_bytes, workers, time.monotonic() - started, spill_notice(cursor.connection),
         needed_bytes=estimate, shortfall=shortfall,
