@@ -273,6 +273,7 @@ def test_the_cli_lists_the_stores_with_their_tables_rows_and_newest_set(docs_sto
     default, docs = listing.split("\ndocs: ")
     assert default.startswith("default: layout langchain, database VECTOR_ASSETS_PG_DSN, the environment's own")
     assert "langchain_pg_embedding: ~300 rows, vectors in embedding" in default and "newest set: none yet" in default
+    assert "langchain_pg_collection: ~3 rows\n" in default  # the collections hold no vector column, by design
     assert docs.startswith(f"layout langchain, database DOCS_PG_DSN, declared in {docs_store.parent.parent / 'stores'}")
     assert "langchain_pg_embedding: " in docs and f"root: {docs_store}" in docs
     assert f"newest set: {docs_set.key}" in docs
