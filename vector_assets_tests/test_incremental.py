@@ -240,7 +240,7 @@ def test_an_increment_of_the_older_layout_restores_exactly(empty_db, tmp_path, s
     execute(empty_db, "DELETE FROM langchain_pg_embedding WHERE uuid IN (SELECT uuid FROM langchain_pg_embedding LIMIT 2)")
     increment = run_backup(BackupRequest(dsn=empty_db, root=tmp_path, format="csv.zst", kind=INCREMENTAL,
                                          timestamp="20990101_000000"))
-    assert increment.manifest.tables[EMBEDDING_TABLE].rows_index.key == "uuid"
+    assert increment.manifest.tables[EMBEDDING_TABLE].rows_index.key == ("uuid",)
     assert increment.manifest.tables[COLLECTION_TABLE].rows == 0
     run_restore(RestoreRequest(target_dsn=second_db, root=tmp_path, timestamp=increment.timestamp))
     assert tables_now(second_db) == tables_now(empty_db)

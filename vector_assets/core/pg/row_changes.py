@@ -3,6 +3,10 @@
 
 Changed rows are updated in place and new ones inserted, never deleted and re-inserted: a
 collection row deleted would take its embeddings with it (ON DELETE CASCADE).
+
+Rows are matched on every column of the primary key, so each statement can go through its index:
+the rows to export are looked up by the keys themselves, and the deleted keys wait in a
+temporary table with one typed column per key column.
 """
 
 from __future__ import annotations
@@ -25,20 +29,30 @@ class AppliedChanges:
     deleted: int = 0
 
 
-def create_key_stage(cursor: psycopg2.extensions.cursor, name: str, key_type: str) -> sql.Identifier:
-    """A temporary one-column table for an increment's deleted keys, dropped at commit."""
+def create_key_stage(cursor: psycopg2.extensions.cursor, name: str, key: RowKey) -> sql.Identifier:
+    """A temporary table for an increment's deleted keys (the key's columns, typed), dropped at commit."""
     stage = sql.Identifier(name)
-    cursor.execute(sql.SQL("CREATE TEMP TABLE {} (key {}) ON COMMIT DROP").format(stage, sql.SQL(key_type)))
+    typed = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(type_name))
+        for column, type_name in zip(key.columns, key.types)
+    )
+    cursor.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(stage, typed))
     return stage
 
 
+def _same_key(key: RowKey, left: str, right: str) -> sql.Composable:
+    return sql.SQL(" AND ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(left, column), sql.Identifier(right, column)) for column in key.columns
+    )
+
+
 def upsert_rows(
-    cursor: psycopg2.extensions.cursor, relation: sql.Composable, changed: sql.Composable, columns: list[str], key: str
+    cursor: psycopg2.extensions.cursor, relation: sql.Composable, changed: sql.Composable, columns: list[str], key: RowKey
 ) -> AppliedChanges:
     """Rows of ``changed`` replace those with the same key in ``relation``; the others are added."""
     applied = AppliedChanges()
-    same_key = sql.SQL("r.{key} = s.{key}").format(key=sql.Identifier(key))
-    others = [column for column in columns if column != key]
+    same_key = _same_key(key, "r", "s")
+    others = [column for column in columns if column not in key.columns]
     if others:
         assignments = sql.SQL(", ").join(
             sql.SQL("{column} = s.{column}").format(column=sql.Identifier(column)) for column in others
@@ -63,10 +77,11 @@ def upsert_rows(
     return applied
 
 
-def delete_keys(cursor: psycopg2.extensions.cursor, relation: sql.Composable, keys: sql.Composable, key: str) -> int:
+def delete_keys(cursor: psycopg2.extensions.cursor, relation: sql.Composable, keys: sql.Composable, key: RowKey) -> int:
+    """Delete the rows of ``relation`` whose key is in ``keys`` (a stage from ``create_key_stage``)."""
     cursor.execute(
-        sql.SQL("DELETE FROM {relation} AS r USING {keys} AS d WHERE r.{key} = d.key").format(
-            relation=relation, keys=keys, key=sql.Identifier(key)
+        sql.SQL("DELETE FROM {relation} AS r USING {keys} AS d WHERE {same_key}").format(
+            relation=relation, keys=keys, same_key=_same_key(key, "r", "d")
         )
     )
     return cursor.rowcount
@@ -83,16 +98,32 @@ def drop_stage(cursor: psycopg2.extensions.cursor, stage: sql.Identifier) -> Non
 
 
 def copy_rows_with_keys(
-    cursor: psycopg2.extensions.cursor, table: str, columns: list[str], key: RowKey, keys: list[str],
+    cursor: psycopg2.extensions.cursor, table: str, columns: list[str], key: RowKey, keys: list[tuple[str, ...]],
     sink: Sink, options: str,
 ) -> int:
-    """Stream the rows whose key is one of ``keys`` into ``sink``; returns the rows copied."""
-    query = sql.SQL("SELECT {columns} FROM {table} WHERE {key} = ANY ({keys}::{type}[])").format(
-        columns=column_list(columns), table=table_identifier(table), key=sql.Identifier(key.column),
-        keys=sql.Literal(keys), type=sql.SQL(key.type),
-    )
-    statement = sql.SQL("COPY ({}) TO STDOUT WITH (" + options + ")").format(query)
+    """Stream the rows whose key is one of ``keys`` (one text value per key column) into ``sink``;
+    returns the rows copied."""
+    statement = sql.SQL("COPY ({}) TO STDOUT WITH (" + options + ")").format(rows_with_keys(table, columns, key, keys))
     with database_errors(cursor.connection, f"while copying the changed rows of table {table!r}"):
         cursor.copy_expert(statement, sink, COPY_CHUNK_BYTES)
     return cursor.rowcount
 
+
+
+def rows_with_keys(table: str, columns: list[str], key: RowKey, keys: list[tuple[str, ...]]) -> sql.Composable:
+    """The query for the rows whose key is one of ``keys``: a lookup of the primary key's index per key.
+    A key of several columns comes in as one array per column, zipped back into keys by ``unnest``."""
+    if not key.composite:
+        return sql.SQL("SELECT {columns} FROM {table} WHERE {key} = ANY ({keys}::{type}[])").format(
+            columns=column_list(columns), table=table_identifier(table), key=sql.Identifier(key.columns[0]),
+            keys=sql.Literal([value for (value,) in keys]), type=sql.SQL(key.types[0]),
+        )
+    arrays = sql.SQL(", ").join(
+        sql.SQL("{}::{}[]").format(sql.Literal([values[position] for values in keys]), sql.SQL(type_name))
+        for position, type_name in enumerate(key.types)
+    )
+    return sql.SQL("SELECT {columns} FROM unnest({arrays}) AS k({names}) JOIN {table} AS t ON {same_key}").format(
+        columns=sql.SQL(", ").join(sql.Identifier("t", column) for column in columns), arrays=arrays,
+        names=sql.SQL(", ").join(map(sql.Identifier, key.columns)), table=table_identifier(table),
+        same_key=_same_key(key, "t", "k"),
+    )

@@ -7,6 +7,11 @@ bytea) rather than as itself, because ``record_send`` also writes each column's 
 an extension type's OID differs from one database to the next. The stream is sorted by the key's text in the "C"
 collation (byte order), the order a streaming merge against the parent's index needs.
 
+The key is the table's primary key. One column gives lines ``key<TAB>md5`` (the format of every
+row index); a key of several columns gives one field per column, ``key1<TAB>key2<TAB>md5``,
+sorted by the first column's text, then the second's. COPY escapes a tab inside a value, so a
+raw tab always separates fields.
+
 A table's content digest is the sum, modulo 2**64, of the first 64 bits of its row digests:
 independent of row order, so the server computes it in one scan with no sort, and the backup
 computes the same figure from the digest stream it reads anyway.
@@ -30,24 +35,34 @@ DIGEST_MODULUS = 1 << 64
 
 @dataclass(frozen=True)
 class RowKey:
-    """The one column that identifies a row, and its type (to cast keys read back from files)."""
+    """The columns of the primary key, in its order, and their types (to cast keys read back from files)."""
 
-    column: str
-    type: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+
+    @property
+    def composite(self) -> bool:
+        return len(self.columns) > 1
+
+    @property
+    def label(self) -> str:
+        return ", ".join(self.columns)
 
 
 def row_key(cursor: psycopg2.extensions.cursor, table: str) -> RowKey | None:
-    """The table's primary key if it is one column; None otherwise (no increments then)."""
+    """The table's primary key, of one column or several; None when it has none (no increments then)."""
     cursor.execute(
         """
         SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_index i
         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-        WHERE i.indrelid = %s::regclass AND i.indisprimary
+        WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)
         """,
         (regclass_literal(cursor, table),),
     )
     found = cursor.fetchall()
-    return RowKey(*found[0]) if len(found) == 1 else None
+    if not found:
+        return None
+    return RowKey(tuple(name for name, _ in found), tuple(type_name for _, type_name in found))
 
 
 def _row_digest(cursor: psycopg2.extensions.cursor, table: str, columns: list[str]) -> sql.Composable:
@@ -66,17 +81,27 @@ def _row_digest(cursor: psycopg2.extensions.cursor, table: str, columns: list[st
     return sql.SQL("md5(record_send(ROW({})))").format(fields)
 
 
-def _key_text(key: RowKey, alias: str = "t") -> sql.Composable:
-    return sql.SQL("{}::text").format(sql.Identifier(alias, key.column))
+def key_fields(key: RowKey, alias: str = "t") -> sql.Composable:
+    """The key's columns as text, one output field each: what a row index's lines start with."""
+    return sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(alias, column)) for column in key.columns)
+
+
+def key_order(key: RowKey, alias: str = "t") -> sql.Composable:
+    """ORDER BY items putting rows in the order of their key fields' bytes, column by column."""
+    return sql.SQL(", ").join(
+        sql.SQL('{}::text COLLATE "C"').format(sql.Identifier(alias, column)) for column in key.columns
+    )
 
 
 def copy_row_digests(
     cursor: psycopg2.extensions.cursor, table: str, columns: list[str], key: RowKey, sink: Sink
 ) -> int:
-    """Stream ``key<TAB>md5 hex`` lines (COPY text format) sorted by key bytes into ``sink``."""
+    """Stream ``key<TAB>md5 hex`` lines (COPY text format; ``key`` one field per key column)
+    sorted by key bytes into ``sink``."""
     statement = sql.SQL(
-        'COPY (SELECT {key}, {digest} FROM {relation} AS t ORDER BY {key} COLLATE "C") TO STDOUT'
-    ).format(key=_key_text(key), digest=_row_digest(cursor, table, columns), relation=table_identifier(table))
+        "COPY (SELECT {key}, {digest} FROM {relation} AS t ORDER BY {order}) TO STDOUT"
+    ).format(key=key_fields(key), digest=_row_digest(cursor, table, columns), relation=table_identifier(table),
+             order=key_order(key))
     with database_errors(cursor.connection, "while reading row digests"), _parallel_scan(cursor):
         cursor.copy_expert(statement, sink, COPY_CHUNK_BYTES)
         return cursor.rowcount

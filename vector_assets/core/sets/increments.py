@@ -105,8 +105,8 @@ def schema_problem(cursor: psycopg2.extensions.cursor, parent: Parent, tables: t
     for table in tables:
         entry = parent.manifest.tables[table]
         key = row_key(cursor, table)
-        if key is None or key.column != entry.rows_index.key:
-            return f"table {table}'s primary key is not the parent's ({entry.rows_index.key})"
+        if key is None or key.columns != entry.rows_index.key:
+            return f"table {table}'s primary key is not the parent's ({', '.join(entry.rows_index.key)})"
         if read_columns(cursor, table) != entry.columns:
             return f"table {table}'s columns changed since the parent set {parent.timestamp}"
     return None
@@ -120,7 +120,7 @@ class IndexedTable:
     counts: MergeCounts
     writers: list[HashingWriter] = field(default_factory=list)
     deleted_keys: FilePart | None = None
-    key: RowKey | None = None  # the column the rows were compared by
+    key: RowKey | None = None  # the primary key the rows were compared by
 
 
 def write_row_index(
@@ -139,7 +139,7 @@ def write_row_index(
     except BaseException:
         writer.abandon()
         raise
-    index = RowIndex(name, counts.rows, byte_count, sha256, key.column, counts.content_digest, encryption_of(writer))
+    index = RowIndex(name, counts.rows, byte_count, sha256, key.columns, counts.content_digest, encryption_of(writer))
     return IndexedTable(index, counts, [writer])
 
 
@@ -169,7 +169,7 @@ def write_changes(
         index_writer.abandon()
         deleted_writer.abandon()
         raise
-    index = RowIndex(index_name, counts.rows, index_bytes, index_sha256, key.column, counts.content_digest,
+    index = RowIndex(index_name, counts.rows, index_bytes, index_sha256, key.columns, counts.content_digest,
                      encryption_of(index_writer))
     deleted_part = FilePart(deleted_name, counts.deleted, deleted_bytes, deleted_sha256, encryption_of(deleted_writer))
     return IndexedTable(index, counts, [index_writer, deleted_writer], deleted_part, key)
@@ -184,7 +184,7 @@ def changed_row_files(table: str, timestamp: str, format_name: str, rows: int, r
             for part in range(1, parts + 1)]
 
 
-def key_batches_for(spool: BinaryIO, files: int) -> Iterator[list[str]]:
+def key_batches_for(spool: BinaryIO, files: int) -> Iterator[list[tuple[str, ...]]]:
     """One batch of keys per file, read from the spool as each file is written."""
     batches = key_batches(spool, KEYS_PER_PART)
     return (next(batches, []) for _ in range(files))

@@ -33,7 +33,10 @@ SET_KINDS = (FULL, INCREMENTAL, PRE_RESTORE, PRE_TRUNCATE)
 SAFETY_KINDS = (PRE_RESTORE, PRE_TRUNCATE)  # written of what a restore or a truncate was about to change
 # Version 4: files encrypted (age); older readers would take them for plaintext, so they must refuse it.
 ENCRYPTED_VERSION = 4
-KNOWN_FORMAT_VERSIONS = (1, 2, 3, 4)
+# Version 5: an increment of a table whose primary key has several columns; older readers keyed
+# increments by one column, so they must refuse it (a full set's row index of such a key they ignore).
+COMPOSITE_KEY_VERSION = 5
+KNOWN_FORMAT_VERSIONS = (1, 2, 3, 4, 5)
 CSV_FORMAT = CSV.name  # what a manifest that names no format (version 1) means
 
 
@@ -73,26 +76,36 @@ class FilePart(StoredBytes):
 class RowIndex(StoredBytes):
     """A set's key -> row digest file, sorted by key, covering every row of the table at the
     set's snapshot; ``content_digest`` sums the row digests, so a restored chain can be compared
-    with the table as it was, and ``key`` names the key column it is sorted on."""
+    with the table as it was, and ``key`` names the key columns it is sorted on (in JSON a
+    name for one column, as every set before composite keys has it; a list for several)."""
 
     file: str
     rows: int
     bytes: int
     sha256: str
-    key: str
+    key: tuple[str, ...]
     content_digest: str
     encrypted: EncryptedFile | None = None
 
+    @property
+    def composite_key(self) -> bool:
+        return len(self.key) > 1
+
     def to_json(self) -> dict[str, Any]:
-        body = {"file": self.file, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256, "key": self.key,
+        key = list(self.key) if self.composite_key else self.key[0]
+        body = {"file": self.file, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256, "key": key,
                 "content_digest": self.content_digest}
         return {**body, **(self.encrypted.to_json() if self.encrypted else {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RowIndex:
+        key = data["key"]
+        if not key:
+            raise ValueError("a row index names no key column")
         return cls(
             str(data["file"]), int(data["rows"]), int(data["bytes"]), str(data["sha256"]),
-            str(data["key"]), str(data["content_digest"]), EncryptedFile.from_json(data),
+            (key,) if isinstance(key, str) else tuple(str(column) for column in key),
+            str(data["content_digest"]), EncryptedFile.from_json(data),
         )
 
 

@@ -8,6 +8,10 @@ the table's size: a key only in the table was added, a key in both with another 
 changed, a key only in the parent was deleted. Keys stay in COPY's text escaping in every file,
 so the deleted keys load back with ``COPY FROM``; they are compared in byte order, as the
 server sorted them.
+
+A key of several columns is several fields (``key1<TAB>key2<TAB>digest``): the server sorted
+them by the first field's bytes, then the second's, so they are compared as a tuple of
+unescaped fields. A value's own tab is escaped (``\\t``), so a raw tab only ever separates fields.
 """
 
 from __future__ import annotations
@@ -44,6 +48,12 @@ def unescape_key(escaped: bytes) -> bytes:
             out += char
             position += 1
     return bytes(out)
+
+
+def comparable_key(escaped: bytes) -> tuple[bytes, ...]:
+    """A key as stored (one escaped field per key column) as the server ordered it: its fields'
+    bytes, compared field by field."""
+    return tuple(unescape_key(field) for field in escaped.split(b"\t"))
 
 
 def lines_of(stream: BinaryIO) -> Iterator[bytes]:
@@ -107,7 +117,8 @@ class MergeCounts:
 
 class RowIndexMerge:
     """The sink of the table's digest COPY: writes the new index, and, given a parent's index,
-    the keys to export (added or changed) and the keys deleted, each as one escaped key a line.
+    the keys to export (added or changed) and the keys deleted, each as one escaped key a line
+    (for a key of several columns, its fields separated by tabs).
 
     COPY hands over one row per write; rows are gathered and merged a chunk at a time, and an
     unchanged row (the same line in both streams, almost every row) costs one comparison.
@@ -176,7 +187,7 @@ class RowIndexMerge:
                 self.counts.added += 1
                 self._to_export.write(line[:-33] + b"\n")
                 return
-            key, parent_key = unescape_key(line[:-33]), unescape_key(parent[:-33])
+            key, parent_key = comparable_key(line[:-33]), comparable_key(parent[:-33])
             if parent_key < key:
                 self._delete()
                 continue
@@ -208,12 +219,12 @@ def spooled_keys() -> tempfile.SpooledTemporaryFile:
     return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)
 
 
-def key_batches(spool: BinaryIO, batch: int) -> Iterator[list[str]]:
-    """The spooled keys, unescaped, ``batch`` at a time."""
+def key_batches(spool: BinaryIO, batch: int) -> Iterator[list[tuple[str, ...]]]:
+    """The spooled keys, unescaped, ``batch`` at a time; each key a tuple of one text per key column."""
     spool.seek(0)
-    keys: list[str] = []
+    keys: list[tuple[str, ...]] = []
     for line in lines_of(spool):
-        keys.append(unescape_key(line).decode("utf-8"))
+        keys.append(tuple(field.decode("utf-8") for field in comparable_key(line)))
         if len(keys) == batch:
             yield keys
             keys = []

@@ -59,6 +59,7 @@ from vector_assets.core.sets.increments import (
     write_row_index,
 )
 from vector_assets.core.sets.manifest import (
+    COMPOSITE_KEY_VERSION,
     ENCRYPTED_VERSION,
     FULL,
     INCREMENT_VERSION,
@@ -230,7 +231,7 @@ def _write_and_publish(
         tables=entries,
         kind=target.kind,
         format=target.format,
-        format_version=_format_version(target),
+        format_version=_format_version(target, entries),
         parent=target.parent.timestamp if target.parent else None,
         fallback=target.fallback,
         absent_collections=target.absent_collections,
@@ -250,7 +251,11 @@ def _write_and_publish(
     return manifest
 
 
-def _format_version(target: SetTarget) -> int:
+def _format_version(target: SetTarget, entries: dict[str, TableFile]) -> int:
+    if target.kind == INCREMENTAL and any(
+        entry.rows_index is not None and entry.rows_index.composite_key for entry in entries.values()
+    ):
+        return COMPOSITE_KEY_VERSION
     if target.encrypt_to is not None:
         return ENCRYPTED_VERSION
     if target.kind == INCREMENTAL:
@@ -295,7 +300,7 @@ def _copy_tables(
 def _index_rows(
     cursor: psycopg2.extensions.cursor, target: SetTarget, table: str, columns: list[Column], written: list[str]
 ) -> IndexedTable | None:
-    """A set that is no increment gets a row index if asked and the table has a one-column key."""
+    """A set that is no increment gets a row index if asked and the table has a primary key."""
     key = row_key(cursor, table) if target.row_index and target.kind == FULL else None
     if key is None:
         return None

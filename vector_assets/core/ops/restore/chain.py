@@ -74,7 +74,7 @@ def apply_increment(
         applied = upsert_rows(cursor, relation, changed, columns, increment.key)
         drop_stage(cursor, changed)
     if deletes:
-        keys = create_key_stage(cursor, f"increment_{increment.timestamp}_{table}_deleted", increment.key_type)
+        keys = create_key_stage(cursor, f"increment_{increment.timestamp}_{table}_deleted", increment.key)
         _load_deleted_keys(cursor, increment, keys)
         analyze(cursor, keys)
         applied.deleted = delete_keys(cursor, relation, keys, increment.key)
@@ -88,7 +88,7 @@ def _load_deleted_keys(cursor: psycopg2.extensions.cursor, increment: PlannedInc
         with increment.folder.open_reader(name) as handle:
             reader = HashingReader(handle)
             decoded = DecodingReader(CSV_ZST, reader, name)
-            rows = copy_in(cursor, keys, ["key"], decoded, options=TEXT_COPY_OPTIONS)
+            rows = copy_in(cursor, keys, list(increment.key.columns), decoded, options=TEXT_COPY_OPTIONS)
     except psycopg2.Error as error:  # a damaged file's own error is raised by copy_in, not caught here
         if isinstance(error, psycopg2.OperationalError):
             raise

@@ -17,6 +17,7 @@ from vector_assets.core.errors import (
     WrongStoreError,
 )
 from vector_assets.core.pg.ddl import TableDefinition
+from vector_assets.core.pg.row_digests import RowKey
 from vector_assets.core.sets.age_streams import decrypting
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.chains import ChainLink, chain_of
@@ -28,7 +29,7 @@ from vector_assets.core.sets.formats import (
     read_header,
     rows_in,
 )
-from vector_assets.core.sets.manifest import FilePart, RowIndex
+from vector_assets.core.sets.manifest import FilePart, RowIndex, TableFile
 from vector_assets.core.sets.storage import SetFolder
 from vector_assets.core.stores import Store
 
@@ -41,8 +42,7 @@ class PlannedIncrement:
     folder: SetFolder
     changed: list  # PlannedFile, in load order
     deleted: FilePart
-    key: str
-    key_type: str
+    key: RowKey  # the primary key its rows and deleted keys are matched by
 
 
 @dataclass(frozen=True)
@@ -152,11 +152,22 @@ def plan_increments(
             raise BrokenChainError(f"increment {link.timestamp} in {folder} has no {table} changes; the chain cannot be restored")
         if folder.size(entry.deleted_keys.file) is None:
             raise IncompleteBackupSetError(f"increment {link.timestamp} is missing {entry.deleted_keys.file} in {folder}")
-        key_type = next(column.type for column in entry.columns if column.name == entry.rows_index.key)
         changed = [plan_file(piece.file, piece) for piece in entry.pieces]
-        planned.append(PlannedIncrement(link.timestamp, folder, changed, entry.deleted_keys, entry.rows_index.key, key_type))
+        planned.append(PlannedIncrement(link.timestamp, folder, changed, entry.deleted_keys, _key_of(link, table, entry)))
     final = links[-1].manifest.tables[table].rows_index if links else None
     return planned, final
+
+
+def _key_of(link: ChainLink, table: str, entry: TableFile) -> RowKey:
+    """The increment's key columns, typed as its manifest's columns are."""
+    types = {column.name: column.type for column in entry.columns}
+    missing = [column for column in entry.rows_index.key if column not in types]
+    if missing:
+        raise BackupFileError(
+            f"increment {link.timestamp}: {table}'s row index is keyed by {', '.join(missing)}, "
+            "which its manifest's columns lack; the chain cannot be restored"
+        )
+    return RowKey(entry.rows_index.key, tuple(types[column] for column in entry.rows_index.key))
 
 
 def require_same_store(backup_set: BackupSet, store: Store) -> None:
