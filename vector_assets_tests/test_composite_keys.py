@@ -16,6 +16,7 @@ import zstandard
 from psycopg2 import sql
 
 from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.drill import DrillRequest, run_drill
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.pg.catalog import column_names, read_columns
 from vector_assets.core.pg.row_changes import copy_rows_with_keys, create_key_stage, delete_keys
@@ -157,6 +158,25 @@ def test_keys_next_to_awkward_ones_compare_as_the_server_sorted_them(chunks_db, 
     assert increment.manifest.kind == INCREMENTAL
     assert (entry.rows, entry.rows_after) == (0, 30 * 12 + len(AWKWARD_KEYS) - 2)
     assert deleted_lines(tmp_path, entry) == [b"a\t5", b"k\\tb\t1"]
+
+
+def test_an_increment_of_a_composite_key_appends_through_a_stage_and_drills(chunks_db, tmp_path):
+    backup(chunks_db, tmp_path, "pgcopy", FULL, "20990101_000000")
+    execute(chunks_db, "DELETE FROM chunks WHERE doc_id = 'doc-9'")
+    insert(chunks_db, ODD_KEY)
+    nudge_one_float(chunks_db, ("doc-10", 4))
+    increment = backup(chunks_db, tmp_path, "pgcopy", timestamp="20990101_010000")
+    expected = rows_as_text(chunks_db, TABLE)
+    assert increment.manifest.kind == INCREMENTAL
+
+    drill = run_drill(DrillRequest(dsn=chunks_db, root=tmp_path, store=STORE))
+    assert drill.passed, drill
+    assert {table.table: table.rows_restored for table in drill.tables} == {TABLE: sum(expected.values())}
+
+    execute(chunks_db, "TRUNCATE chunks")
+    appended = run_restore(RestoreRequest(target_dsn=chunks_db, root=tmp_path, timestamp=increment.timestamp, store=STORE))
+    assert rows_as_text(chunks_db, TABLE) == expected
+    assert appended.tables[0].rows_loaded == sum(expected.values())
 
 
 def test_a_changed_primary_key_makes_the_backup_a_full_one_and_says_why(chunks_db, tmp_path):

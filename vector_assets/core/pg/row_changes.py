@@ -109,7 +109,6 @@ def copy_rows_with_keys(
     return cursor.rowcount
 
 
-
 def rows_with_keys(table: str, columns: list[str], key: RowKey, keys: list[tuple[str, ...]]) -> sql.Composable:
     """The query for the rows whose key is one of ``keys``: a lookup of the primary key's index per key.
     A key of several columns comes in as one array per column, zipped back into keys by ``unnest``."""
