@@ -5,6 +5,10 @@ INSTALLED := $(VENV)/.installed
 # Azurite, the Azure Blob server the tests start on 127.0.0.1 (npm; 3.35.0 is the last to run on node 20).
 AZURITE_VERSION := 3.35.0
 AZURITE := $(VENV)/azurite/.installed-$(AZURITE_VERSION)
+# The RAG clients whose stores the tests round-trip, in a venv of their own: llama-index pins
+# SQLAlchemy below 2.1, Dagster needs 2.1. Every pin is in one file.
+CLIENTS_REQUIREMENTS := vector_assets_tests/clients/requirements.txt
+CLIENTS := $(VENV)/clients/.installed
 
 .PHONY: dev test test-fast bench clean age-tool
 
@@ -21,6 +25,13 @@ $(AZURITE): | $(INSTALLED)
 	npm install --prefix $(VENV)/azurite --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
 	touch $(AZURITE)
 
+# Remade from scratch when the pins change, so no package of an earlier pin list stays behind.
+$(CLIENTS): $(CLIENTS_REQUIREMENTS) | $(INSTALLED)
+	rm -rf $(VENV)/clients
+	$(PYTHON) -m venv $(VENV)/clients
+	$(VENV)/clients/bin/pip install --quiet -r $(CLIENTS_REQUIREMENTS)
+	touch $(CLIENTS)
+
 # make dev PORT=3300: the UI on another port (the alert links follow it).
 PORT ?= 3000
 
@@ -34,12 +45,12 @@ age-tool:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y age || \
 		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y age)
 
-test: $(INSTALLED) $(AZURITE) age-tool
+test: $(INSTALLED) $(AZURITE) $(CLIENTS) age-tool
 	$(BIN)/dg check defs
 	$(BIN)/pytest -q
 
 # The quick loop: everything but the end-to-end and fault tests.
-test-fast: $(INSTALLED) $(AZURITE) age-tool
+test-fast: $(INSTALLED) $(AZURITE) $(CLIENTS) age-tool
 	$(BIN)/pytest -q -m "not e2e and not faults"
 
 # The benchmark's extra (pandas, matplotlib) on top of the test venv; make test does not need it.
