@@ -26,15 +26,17 @@ def dsn_for(maintenance: str, database: str) -> str:
 
 
 @contextmanager
-def fresh_database(maintenance_dsn: str) -> Iterator[str]:
-    """A new database with the vector extension and no tables; dropped afterwards."""
+def fresh_database(maintenance_dsn: str, *, with_vector: bool = True) -> Iterator[str]:
+    """A new database with the vector extension (unless ``with_vector`` is False) and no tables;
+    dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(maintenance_dsn)
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     dsn = dsn_for(maintenance_dsn, name)
-    execute(dsn, "CREATE EXTENSION IF NOT EXISTS vector")
+    if with_vector:
+        execute(dsn, "CREATE EXTENSION IF NOT EXISTS vector")
     try:
         yield dsn
     finally:
