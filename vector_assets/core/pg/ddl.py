@@ -37,21 +37,34 @@ class TableDefinition:
 def read_table_definition(cursor: psycopg2.extensions.cursor, table: str) -> TableDefinition:
     name = table_identifier(table).as_string(cursor)
     serial_sequences = _serial_sequences(cursor, table)
-    create = f"CREATE TABLE {name} (\n  " + ",\n  ".join(_columns(cursor, table) + _constraints(cursor, table)) + "\n)"
+    columns = _columns(cursor, table)
+    create = f"CREATE TABLE {name} (\n  " + ",\n  ".join(
+        [column.definition for column in columns] + _constraints(cursor, table)
+    ) + "\n)"
     schema, _ = split_table(table)
     statements = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)).as_string(cursor)] if schema else []
-    statements += [f"CREATE SEQUENCE {sequence}" for sequence, _ in serial_sequences]
+    statements += [f"CREATE SEQUENCE {sequence} {options}" for sequence, _, options in serial_sequences]
     statements.append(create)
-    statements += [f"ALTER SEQUENCE {sequence} OWNED BY {name}.{column}" for sequence, column in serial_sequences]
+    statements += [f"ALTER SEQUENCE {sequence} OWNED BY {name}.{column}" for sequence, column, _ in serial_sequences]
+    statements += [f"ALTER TABLE {name} {change}" for column in columns for change in column.changes]
     return TableDefinition(statements=statements, indexes=_indexes(cursor, table))
 
 
-def _columns(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
+@dataclass(frozen=True)
+class _ColumnSql:
+    definition: str  # as CREATE TABLE has it
+    changes: tuple[str, ...]  # ALTER COLUMN clauses for what CREATE TABLE cannot say on every version
+
+
+def _columns(cursor: psycopg2.extensions.cursor, table: str) -> list[_ColumnSql]:
     cursor.execute(
         """
         SELECT quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),
                CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(co.collname) END,
-               pg_get_expr(d.adbin, d.adrelid), a.attgenerated, a.attidentity, a.attnotnull
+               pg_get_expr(d.adbin, d.adrelid), a.attgenerated, a.attidentity, a.attnotnull,
+               CASE WHEN a.attidentity <> '' THEN pg_get_serial_sequence(%s, a.attname)::regclass::oid END,
+               CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END,
+               CASE a.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END
         FROM pg_attribute a
         JOIN pg_type t ON t.oid = a.atttypid
         LEFT JOIN pg_collation co ON co.oid = a.attcollation
@@ -59,26 +72,64 @@ def _columns(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
         WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
         ORDER BY a.attnum
         """,
-        (regclass_literal(cursor, table),),
+        (regclass_literal(cursor, table), regclass_literal(cursor, table)),
     )
-    return [_column(*row) for row in cursor.fetchall()]
+    return [_column(cursor, *row) for row in cursor.fetchall()]
+
+
+STORAGE = {"p": "PLAIN", "e": "EXTERNAL", "m": "MAIN", "x": "EXTENDED"}
 
 
 def _column(
-    name: str, type_name: str, collation: str | None, expression: str | None, generated: str, identity: str, not_null: bool
-) -> str:
+    cursor: psycopg2.extensions.cursor, name: str, type_name: str, collation: str | None, expression: str | None,
+    generated: str, identity: str, not_null: bool, identity_sequence: int | None, storage: str | None,
+    compression: str | None,
+) -> _ColumnSql:
     parts = [name, type_name]
     if collation:
         parts.append(f"COLLATE {collation}")
     if generated:
         parts.append(f"GENERATED ALWAYS AS ({expression}) " + ("STORED" if generated == "s" else "VIRTUAL"))
     elif identity:
-        parts.append("GENERATED " + ("ALWAYS" if identity == "a" else "BY DEFAULT") + " AS IDENTITY")
+        parts.append("GENERATED " + ("ALWAYS" if identity == "a" else "BY DEFAULT") + " AS IDENTITY "
+                     f"(SEQUENCE NAME {_sequence_name(cursor, identity_sequence)} "
+                     f"{_sequence_options(cursor, identity_sequence, with_type=False)})")
     elif expression is not None:
         parts.append(f"DEFAULT {expression}")
     if not_null:
         parts.append("NOT NULL")
-    return " ".join(parts)
+    changes = ((f"ALTER COLUMN {name} SET STORAGE {STORAGE[storage]}",) if storage else ()) + (
+        (f"ALTER COLUMN {name} SET COMPRESSION {compression}",) if compression else ())
+    return _ColumnSql(" ".join(parts), changes)
+
+
+def _sequence_name(cursor: psycopg2.extensions.cursor, sequence: int) -> str:
+    """Unqualified when the search path finds it, as the set's table is named."""
+    cursor.execute(
+        """
+        SELECT CASE WHEN pg_table_is_visible(s.oid) THEN quote_ident(s.relname)
+                    ELSE quote_ident(n.nspname) || '.' || quote_ident(s.relname) END
+        FROM pg_class s JOIN pg_namespace n ON n.oid = s.relnamespace WHERE s.oid = %s
+        """,
+        (sequence,),
+    )
+    return cursor.fetchone()[0]
+
+
+def _sequence_options(cursor: psycopg2.extensions.cursor, sequence: int, *, with_type: bool = True) -> str:
+    """The sequence's type, start, step, bounds, cache and cycle, as CREATE SEQUENCE takes them: a
+    serial column's sequence is an integer one, which a bare CREATE SEQUENCE would make bigint."""
+    cursor.execute(
+        """
+        SELECT format_type(seqtypid, NULL), seqstart, seqincrement, seqmin, seqmax, seqcache, seqcycle
+        FROM pg_sequence WHERE seqrelid = %s
+        """,
+        (sequence,),
+    )
+    type_name, start, increment, minimum, maximum, cache, cycle = cursor.fetchone()
+    options = f"START WITH {start} INCREMENT BY {increment} MINVALUE {minimum} MAXVALUE {maximum} CACHE {cache} "
+    options += "CYCLE" if cycle else "NO CYCLE"
+    return f"AS {type_name} {options}" if with_type else options
 
 
 def _constraints(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
@@ -93,13 +144,13 @@ def _constraints(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
     return [f"CONSTRAINT {name} {definition}" for name, definition, _ in rows]
 
 
-def _serial_sequences(cursor: psycopg2.extensions.cursor, table: str) -> list[tuple[str, str]]:
-    """(sequence, column) for each sequence a column owns as ``serial`` does (not identity)."""
+def _serial_sequences(cursor: psycopg2.extensions.cursor, table: str) -> list[tuple[str, str, str]]:
+    """(sequence, column, its options) for each sequence a column owns as ``serial`` does (not identity)."""
     cursor.execute(
         """
         SELECT CASE WHEN pg_table_is_visible(s.oid) THEN quote_ident(s.relname)
                     ELSE quote_ident(n.nspname) || '.' || quote_ident(s.relname) END,
-               quote_ident(a.attname)
+               quote_ident(a.attname), s.oid
         FROM pg_depend d
         JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
         JOIN pg_namespace n ON n.oid = s.relnamespace
@@ -109,7 +160,7 @@ def _serial_sequences(cursor: psycopg2.extensions.cursor, table: str) -> list[tu
         """,
         (regclass_literal(cursor, table),),
     )
-    return cursor.fetchall()
+    return [(sequence, column, _sequence_options(cursor, oid)) for sequence, column, oid in cursor.fetchall()]
 
 
 def _indexes(cursor: psycopg2.extensions.cursor, table: str) -> list[str]:
