@@ -23,7 +23,9 @@ from vector_assets.dev.embedded import bundled_client, start_embedded
 from vector_assets_tests.support.clients import CLIENTS_FOLDER, run_client
 from vector_assets_tests.support.database import fresh_database
 
-LAYOUTS = ("langchain_postgres", "llamaindex")
+LAYOUTS = ("langchain_postgres", "llamaindex", "pgai")
+# pgai installs its own catalog (schema ai, thousands of lines): its file holds the store's schema.
+ONLY_SCHEMA = {"pgai": "public"}
 RESTRICT_KEY = "vectorassetsschema"  # pg_dump 18 picks a random one per run otherwise
 
 
@@ -41,13 +43,14 @@ def maintenance_dsn() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def dump_schema(dsn: str) -> str:
+def dump_schema(dsn: str, schema: str | None = None) -> str:
     params = psycopg2.extensions.parse_dsn(dsn)
     database = params.pop("dbname")
     environment = {**os.environ, **{f"PG{name.upper()}": value for name, value in params.items()
                                     if name in ("host", "port", "user", "password")}}
     done = subprocess.run(
-        [str(bundled_client("pg_dump")), "--schema-only", "--no-owner", f"--restrict-key={RESTRICT_KEY}", database],
+        [str(bundled_client("pg_dump")), "--schema-only", "--no-owner", f"--restrict-key={RESTRICT_KEY}",
+         *([f"--schema={schema}"] if schema else []), database],
         env=environment, capture_output=True, text=True, check=True,
     )
     return done.stdout
@@ -59,7 +62,7 @@ def main() -> None:
             with fresh_database(maintenance) as dsn:
                 run_client(layout, "make", dsn)
                 path = CLIENTS_FOLDER / f"{layout}.schema.sql"
-                path.write_text(dump_schema(dsn))
+                path.write_text(dump_schema(dsn, ONLY_SCHEMA.get(layout)))
                 print(f"{path}")
 
 

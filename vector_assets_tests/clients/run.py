@@ -1,9 +1,9 @@
-"""python run.py LAYOUT make|change|answer: one client's step, its result printed as JSON.
+"""python run.py LAYOUT make|add|change|answer: one client's step, its result printed as JSON.
 
 Run with the clients' own python (.venv/clients/bin/python), the database's libpq DSN in
-CLIENT_PG_DSN. ``make`` builds the store as the client's documentation does, ``change`` adds,
-rewrites and deletes documents through the client, ``answer`` asks the fixed questions with index
-scans off (exact answers).
+CLIENT_PG_DSN. ``make`` builds the store as the client's documentation does, ``add`` adds a few
+documents, ``change`` adds, rewrites and deletes documents through the client, ``answer`` asks
+the fixed questions with index scans off (exact answers).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import importlib
 import json
 import sys
 
-LAYOUTS = {"langchain_postgres": "with_langchain_postgres", "llamaindex": "with_llamaindex"}
-STEPS = ("make", "change", "answer")
+LAYOUTS = {"langchain_postgres": "with_langchain_postgres", "llamaindex": "with_llamaindex", "pgai": "with_pgai"}
+STEPS = ("make", "add", "change", "answer")
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,8 @@ from engines import connect_args, require_exact, sync_engine, url
 
 TABLE = "product_docs"
 METADATA_COLUMNS = ["category", "year"]
-ADDED = 12  # documents a change adds
+ADDED = 12  # documents a change adds, and add() too
+ADDED_LATER_FROM = 1000  # where add() numbers its documents, past those change() adds
 CHANGED = range(0, 60, 10)  # documents a change rewrites (an upsert under the same id)
 DELETED = range(5, 95, 10)  # documents a change deletes
 
@@ -45,7 +46,7 @@ def open_store(*, exact: bool = False) -> tuple[PGEngine, PGVectorStore]:
     return engine, store
 
 
-def add(store: PGVectorStore, docs: list[Document]) -> None:
+def add_documents(store: PGVectorStore, docs: list[Document]) -> None:
     store.add_texts(
         [doc.text for doc in docs],
         metadatas=[{"category": doc.category, "year": doc.year, "source": doc.source, "parent": doc.parent,
@@ -63,19 +64,25 @@ def make() -> dict:
     )
     _, store = open_store()
     docs = documents()
-    add(store, docs)
+    add_documents(store, docs)
     store.apply_vector_index(HNSWIndex())
     store.apply_hybrid_search_index()
     return {"table": TABLE, "documents": len(docs)}
+
+
+def add() -> dict:
+    _, store = open_store()
+    add_documents(store, documents(ADDED, start=ADDED_LATER_FROM))
+    return {"added": ADDED}
 
 
 def change() -> dict:
     """Through the client: new documents, rewritten ones (upserted under their ids), deleted ones."""
     _, store = open_store()
     docs = documents()
-    add(store, documents(ADDED, start=len(docs)))
+    add_documents(store, documents(ADDED, start=len(docs)))
     rewritten = [Document(**{**docs[n].__dict__, "text": docs[n].text + " Revised."}) for n in CHANGED]
-    add(store, rewritten)
+    add_documents(store, rewritten)
     store.delete([docs[n].key for n in DELETED])
     return {"added": ADDED, "changed": len(rewritten), "deleted": len(DELETED)}
 

@@ -21,6 +21,7 @@ NAME = "support"
 TABLE = f"data_{NAME}"
 HNSW = {"hnsw_m": 16, "hnsw_ef_construction": 64, "hnsw_ef_search": 40, "hnsw_dist_method": "vector_cosine_ops"}
 ADDED = 12
+ADDED_LATER_FROM = 1000  # where add() numbers its documents, past those change() adds
 CHANGED = range(0, 60, 10)  # rewritten: LlamaIndex has no upsert, so deleted and added again (new ids)
 DELETED = range(5, 95, 10)
 
@@ -45,6 +46,12 @@ def make() -> dict:
     docs = documents()
     open_store().add([node(doc) for doc in docs])
     return {"table": TABLE, "documents": len(docs)}
+
+
+def add() -> dict:
+    """New nodes: their ids come from the table's sequence."""
+    open_store().add([node(doc) for doc in documents(ADDED, start=ADDED_LATER_FROM)])
+    return {"added": ADDED}
 
 
 def change() -> dict:

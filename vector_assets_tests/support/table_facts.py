@@ -16,7 +16,7 @@ from psycopg2 import sql
 class TableFacts:
     rows: int
     rows_sha256: str  # of the rows as PostgreSQL prints records, sorted
-    columns: tuple[tuple, ...]  # (name, type, not null, default, generated, identity, collation)
+    columns: tuple[tuple, ...]  # (name, type, not null, default, generated, identity, collation, storage, compression)
     constraints: tuple[tuple[str, str], ...]  # (name, definition)
     indexes: tuple[tuple, ...]  # (name, pg_indexes.indexdef, access method, operator classes, WITH parameters)
     sequences: tuple[tuple, ...]  # (column, sequence, type, start, increment, min, max, cache, cycle)
@@ -57,7 +57,7 @@ def _query(cursor, statement: str, oid: int) -> tuple[tuple, ...]:
 
 COLUMNS = """
     SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid),
-           a.attgenerated::text, a.attidentity::text, co.collname
+           a.attgenerated::text, a.attidentity::text, co.collname, a.attstorage::text, a.attcompression::text
     FROM pg_attribute a
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     LEFT JOIN pg_collation co ON co.oid = a.attcollation
