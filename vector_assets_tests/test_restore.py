@@ -17,6 +17,7 @@ from vector_assets.core.errors import (
     RestoreConflictError,
     RestoreLoadError,
     UnknownTableError,
+    VectorAssetsError,
 )
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
@@ -191,6 +192,25 @@ def test_unreachable_target_is_retryable(backed_up, backup_root):
     with pytest.raises(DatabaseUnreachableError) as raised:
         run_restore(RestoreRequest(target_dsn="host=127.0.0.1 port=1 dbname=x connect_timeout=2", root=backup_root, timestamp=TS))
     assert raised.value.retryable
+
+
+def test_a_statement_the_server_refuses_on_an_open_connection_is_not_a_lost_connection(store_db, backup_root):
+    """An index of the target's own that a row of the set breaks (a program limit: the driver's
+    OperationalError, with the connection fine) fails the restore as a refusal to retry only
+    once the index or the row is fixed, not as a lost connection."""
+    long_document = "SELECT string_agg(md5(g::text), '') FROM generate_series(1, 250) g"
+    execute(store_db, f"UPDATE langchain_pg_embedding SET document = ({long_document}) "
+                      "WHERE id = (SELECT min(id) FROM langchain_pg_embedding)")
+    run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS))
+    execute(store_db, f"UPDATE langchain_pg_embedding SET document = 'short' WHERE document = ({long_document})")
+    execute(store_db, "CREATE INDEX ix_document ON langchain_pg_embedding (document)")
+    before = tables_now(store_db)
+    with pytest.raises(VectorAssetsError) as raised:
+        run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=TS, truncate_before_restore=True))
+    message = str(raised.value)
+    assert "exceeds btree version 4 maximum" in message and "ix_document" in message
+    assert "lost the database connection" not in message and not raised.value.retryable
+    assert tables_now(store_db) == before
 
 
 def test_seed_style_backup_path_is_accepted(store_db, backup_root):

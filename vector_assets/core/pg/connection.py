@@ -165,9 +165,20 @@ def our_error(dsn: str, doing: str, error: psycopg2.Error, connection_lost: bool
         return LockTimeoutError(f"a concurrent transaction got in the way {where}: {reason}")
     if isinstance(error, psycopg2.errors.QueryCanceled) and not connection_lost:
         return StatementCancelledError(f"the database cancelled a statement {where}, the connection is still open: {reason}")
-    if isinstance(error, psycopg2.OperationalError) or connection_lost:
+    if connection_lost or (isinstance(error, psycopg2.OperationalError) and _session_gone(error)):
         return DatabaseUnreachableError(f"lost the database connection {where}: {reason}")
     return DatabaseError(f"the database refused a statement {where}: {reason}")
+
+
+# An OperationalError from the server means the session is gone only in these SQLSTATEs: class 08
+# (connection exception) and the server shutting down. The others (an object in use, such as a
+# table a trigger truncates while the restore's COPY holds it; a program limit) are refusals.
+SESSION_GONE_STATES = ("57P01", "57P02", "57P03")
+
+
+def _session_gone(error: psycopg2.OperationalError) -> bool:
+    code = error.pgcode
+    return code is None or code.startswith("08") or code in SESSION_GONE_STATES
 
 
 LIBPQ_CONNECTION_OK = 0  # PQstatus(); libpq sets CONNECTION_BAD as soon as it reads the server's EOF
