@@ -17,6 +17,7 @@ from vector_assets.core.ops.drill import DrillRequest, run_drill
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.manifest import FULL, INCREMENTAL
+from vector_assets.core.stores import Store, StoreTable, TableRole
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets_tests.support.database import execute, fill_store, rows_as_text
@@ -310,3 +311,29 @@ def test_latest_is_the_newest_backup_never_a_restores_safety_set(store_db, tmp_p
     drilled = run_drill(DrillRequest(dsn=store_db, root=tmp_path))  # the drill's default is the same newest backup
     assert drilled.backup_set.timestamp == backup.timestamp and drilled.backup_set.manifest.kind == FULL
     assert drilled.passed
+
+
+def test_a_table_keyed_by_a_generated_always_identity_takes_its_increments_and_appends_with_the_sets_keys(
+    empty_db, tmp_path
+):
+    """The set's keys go back as they were, as COPY puts them back; a plain INSERT would be refused."""
+    execute(empty_db, "CREATE TABLE documents (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text, "
+                      "embedding vector(3))")
+    execute(empty_db, "INSERT INTO documents (body, embedding) SELECT 'body ' || g, ARRAY[g, 1, 1]::vector "
+                      "FROM generate_series(1, 40) g")
+    store = Store("documents", "tables", (StoreTable("documents", TableRole.VECTORS),))
+    root = tmp_path / "root"
+    full = run_backup(BackupRequest(dsn=empty_db, root=root, store=store, row_index=True))
+    execute(empty_db, "UPDATE documents SET body = 'changed' WHERE id <= 5")
+    execute(empty_db, "INSERT INTO documents (body) VALUES ('new')")
+    expected = rows_as_text(empty_db, "documents")
+    increment = run_backup(BackupRequest(dsn=empty_db, root=root, store=store, kind=INCREMENTAL))
+    assert increment.manifest.kind == INCREMENTAL
+    execute(empty_db, "DELETE FROM documents WHERE id <= 10")
+    run_restore(RestoreRequest(target_dsn=empty_db, root=root, timestamp=increment.timestamp, store=store,
+                               truncate_before_restore=True))
+    assert rows_as_text(empty_db, "documents") == expected
+    execute(empty_db, "DELETE FROM documents WHERE id > 30")
+    appended = run_restore(RestoreRequest(target_dsn=empty_db, root=root, timestamp=full.timestamp, store=store,
+                                          on_conflict="skip"))
+    assert appended.tables[0].rows_loaded == 10 and appended.tables[0].rows_skipped == 30

@@ -66,7 +66,7 @@ def upsert_rows(
     names = column_list(columns)
     cursor.execute(
         sql.SQL(
-            "INSERT INTO {relation} ({names}) SELECT {s_names} FROM {changed} AS s "
+            "INSERT INTO {relation} ({names}) OVERRIDING SYSTEM VALUE SELECT {s_names} FROM {changed} AS s "
             "WHERE NOT EXISTS (SELECT 1 FROM {relation} AS r WHERE {same_key})"
         ).format(
             relation=relation, names=names, changed=changed, same_key=same_key,

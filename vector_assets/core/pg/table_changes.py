@@ -180,11 +180,14 @@ def insert_from_stage(
     """Insert the staged rows; returns the rows inserted.
 
     Without ``skip_conflicts`` any unique violation raises, whichever constraint it is on.
-    With it, rows that conflict on any unique constraint are left out.
+    With it, rows that conflict on any unique constraint are left out. The set's keys are kept
+    even in a GENERATED ALWAYS identity column, as COPY keeps them.
     """
     names = column_list(columns)
     conflict = sql.SQL(" ON CONFLICT DO NOTHING") if skip_conflicts else sql.SQL("")
     cursor.execute(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}{}").format(table_identifier(table), names, names, stage, conflict)
+        sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}{}").format(
+            table_identifier(table), names, names, stage, conflict
+        )
     )
     return cursor.rowcount
