@@ -104,7 +104,9 @@ def change() -> dict:
 def answer() -> list:
     """Each question's nearest chunks (source title, chunk_seq, distance) by the join pgai's view
     ``blog_embedding`` is made of (a database the tables were restored into has no view until
-    the vectorizer is set up there again), with index scans off."""
+    the vectorizer is set up there again), with index scans off. Chunks of boilerplate are stored
+    many times over at one distance, so the query orders ties by title and chunk: which of them
+    fill the last places is then the same however the rows lie on disk."""
     answers = []
     with connect(exact=True) as conn:
         found = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in EXACT_SETTINGS}
@@ -115,7 +117,7 @@ def answer() -> list:
             hits = conn.execute(
                 f"SELECT s.title || '#' || t.chunk_seq, t.embedding <=> %(query)s::vector AS distance "
                 f"FROM {STORE} t LEFT JOIN {SOURCE} s ON t.id = s.id {where} "
-                "ORDER BY distance LIMIT %(k)s",
+                "ORDER BY distance, s.title, t.chunk_seq, t.embedding_uuid LIMIT %(k)s",
                 {"query": str(embed(question.text)), "category": question.category,
                  "k": TOP_K + (KEYWORD_MATCHES if question.keyword else 0)},
             ).fetchall()
