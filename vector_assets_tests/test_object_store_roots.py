@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from urllib.parse import unquote
 
 import dagster as dg
@@ -20,11 +21,12 @@ from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.prune import PruneRequest, run_prune
 from vector_assets.core.ops.verify import verify_set
 from vector_assets.core.sets.catalog import scan_root
+from vector_assets.core.sets.naming import new_timestamp
 from vector_assets.core.sets.retention import RetentionPolicy
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
-from vector_assets_tests.support.dagster import Ticker, definitions, run_job
+from vector_assets_tests.support.dagster import INVENTORY_KEY, Ticker, added_keys, definitions, run_job
 from vector_assets_tests.support.database import execute, tables_now
-from vector_assets_tests.support.files import files_opened_under
+from vector_assets_tests.support.files import files_opened_under, tiny_set_files
 from vector_assets_tests.support.object_store import RootFiles
 
 TASK_ID = "task_20250721_213627"
@@ -123,6 +125,50 @@ def test_sensor_finds_a_set_copied_in_by_another_tool_and_an_unchanged_root_cost
     if any_root.kind != "disk":  # the root's listing, then one per location
         requests = [target for _, target in any_root.requests(caplog)]
         assert len(requests) == 3 and all(any_root.listing_marker in request for request in requests), requests
+
+
+SETS_PER_TASK_FOLDER = 10
+
+
+def write_small_sets(root: RootFiles, first: int, last: int) -> list[str]:
+    """Tiny sets with manifests, numbered ``first`` to ``last - 1``, one a day, ten to a task
+    folder as a task pipeline leaves them; their timestamps."""
+    start = datetime(2024, 1, 1, 2)
+    timestamps = []
+    for number in range(first, last):
+        timestamp = new_timestamp(start + timedelta(days=number))
+        task = f"task_{new_timestamp(start + timedelta(days=number - number % SETS_PER_TASK_FOLDER))}"
+        for name, body in tiny_set_files(timestamp, task, manifest=True).items():
+            root.write(f"{task}/vector_bak", name, body)
+        timestamps.append(timestamp)
+    return timestamps
+
+
+def test_a_tick_that_finds_one_new_set_reads_that_set_and_no_other(any_root_instance, any_root, caplog):
+    """The sensor's tick grows with the sets that changed, not with the history: among 10 sets
+    or among many, it reads the new set's files and the root's remembered set summaries, and no
+    other set's manifest or data (on disk, files opened; in a bucket or container, GETs: the
+    listings give every old set's size, time and ETag). The inventory still lists every set."""
+    many = 200 if any_root.kind == "disk" else 40
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    ticker = Ticker(any_root_instance)
+    written = 0
+    reads_by_size = {}
+    for size in (10, many):
+        write_small_sets(any_root, written, size)
+        ticker.tick()
+        (new,) = write_small_sets(any_root, size, size + 1)
+        written = size + 1
+        with reads_of(any_root, caplog) as reads:
+            result = ticker.tick()
+        assert new in added_keys(result)
+        (inventory,) = [e for e in result.asset_events if getattr(e, "asset_key", None) == INVENTORY_KEY]
+        assert inventory.metadata["total_backup_sets"].value == written
+        assert all(new in read or read.startswith(".vector_assets/") for read in reads), reads
+        reads_by_size[size] = reads
+
+    assert len(reads_by_size[many]) == len(reads_by_size[10]), reads_by_size
+    assert len(set(reads_by_size[many])) <= 10, reads_by_size  # a checked file is read twice (sha256, rows)
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import struct
 import subprocess
@@ -10,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vector_assets.core.hashing import sha256_of_file
 from vector_assets.core.sets.manifest import Manifest, TableFile
 from vector_assets.core.sets.naming import (
     LOG_FILE_NAME,
@@ -77,20 +77,28 @@ def write_tiny_legacy_set(folder: Path, timestamp: str, embedding_bytes: bytes |
     (folder / f"langchain_pg_embedding_{timestamp}.csv").write_bytes(embeddings)
 
 
+def tiny_set_files(timestamp: str, location: str = "vector_bak", *, manifest: bool = False) -> dict[str, bytes]:
+    """A tiny set's files by name: two CSVs with a header and a row, optionally a manifest."""
+    files: dict[str, bytes] = {}
+    tables = {}
+    for table in STORE_TABLES:
+        name = csv_file_name(table, timestamp)
+        files[name] = f"id,document\n{timestamp},\"a, b\"\n".encode()
+        tables[table] = TableFile(table, name, 1, len(files[name]), hashlib.sha256(files[name]).hexdigest())
+    if manifest:
+        body = Manifest(
+            timestamp=timestamp, created_at=timestamp, location=location, source={"host": "test", "database": "t"},
+            server_version="18", pgvector_version="0.8.5", consistent_snapshot=True, duration_seconds=0.1, tables=tables,
+        )
+        files[manifest_file_name(timestamp)] = body.to_json().encode()
+    return files
+
+
 def write_tiny_set(folder: Path, timestamp: str, *, manifest: bool = False) -> None:
     """A tiny set written directly: two CSVs with a header and a row, optionally a manifest."""
     folder.mkdir(parents=True, exist_ok=True)
-    tables = {}
-    for table in STORE_TABLES:
-        path = folder / csv_file_name(table, timestamp)
-        path.write_text(f"id,document\n{timestamp},\"a, b\"\n", encoding="utf-8")
-        tables[table] = TableFile(table, path.name, 1, path.stat().st_size, sha256_of_file(path))
-    if manifest:
-        body = Manifest(
-            timestamp=timestamp, created_at=timestamp, location=folder.name, source={"host": "test", "database": "t"},
-            server_version="18", pgvector_version="0.8.5", consistent_snapshot=True, duration_seconds=0.1, tables=tables,
-        )
-        (folder / manifest_file_name(timestamp)).write_text(body.to_json(), encoding="utf-8")
+    for name, body in tiny_set_files(timestamp, folder.name, manifest=manifest).items():
+        (folder / name).write_bytes(body)
     with open(folder / LOG_FILE_NAME, "a", encoding="utf-8") as log:
         log.write(f"=== Vector Table Backup Log ===\nBackup Time: {timestamp}\n")
 

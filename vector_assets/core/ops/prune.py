@@ -12,13 +12,8 @@ from pathlib import Path
 
 from vector_assets.core.errors import ConfigError, PathOutsideRootError, PruneError
 from vector_assets.core.ops.verify import verify_set
-from vector_assets.core.sets.catalog import (
-    BackupSet,
-    SkippedLocation,
-    scan_root,
-    timestamps_in_folder,
-)
-from vector_assets.core.sets.naming import TMP_SUFFIX, csv_file_name, manifest_file_name, set_file_names
+from vector_assets.core.sets.catalog import BackupSet, SkippedLocation, scan_root
+from vector_assets.core.sets.naming import csv_file_name, manifest_file_name
 from vector_assets.core.sets.retention import (
     PlannedSet,
     PrunePlan,
@@ -26,7 +21,7 @@ from vector_assets.core.sets.retention import (
     plan_retention,
 )
 from vector_assets.core.sets.roots import delete_files, open_root
-from vector_assets.core.sets.storage import Root, SetFolder
+from vector_assets.core.sets.storage import FileEntry, Root, SetFolder
 from vector_assets.core.tables import LEGACY_TABLES
 from vector_assets.core.units import count_of, human_size
 
@@ -74,8 +69,10 @@ def run_prune(request: PruneRequest) -> PruneResult:
         raise ConfigError(f"backup root {root} does not exist or is not a folder (VECTOR_ASSETS_ROOT)")
     skipped: list[SkippedLocation] = []
     sets = scan_root(root, skipped)
-    sizes = {s.key: set_size(s) for s in sets}
+    files = files_by_set(sets)
+    sizes = {key: sum(entry.size for entry in entries.values()) for key, entries in files.items()}
     plan = plan_retention(sets, request.policy, request.in_use, sizes=sizes, damaged=damaged_newest_sets(sets))
+    plan = replace(plan, sets=tuple(replace(planned, files=tuple(files[planned.key])) for planned in plan.sets))
     plan = replace(plan, skipped_locations=tuple(f"{s.label} was not read: {s.reason}" for s in skipped))
     if request.dry_run:
         for planned in plan.to_delete:  # what the real run checks before it deletes, so it fails alike
@@ -134,29 +131,22 @@ def _result_after(
     return PruneResult(plan, False, tuple(deleted), freed, removed, new)
 
 
+def files_by_set(sets: list[BackupSet]) -> dict[str, dict[str, FileEntry]]:
+    """Per set, its files (``BackupSet.files_in``) with their sizes; one listing per folder."""
+    listings: dict[str, dict[str, FileEntry]] = {}
+    files = {}
+    for backup_set in sets:
+        listing = listings.setdefault(str(backup_set.folder), backup_set.folder.entries())
+        files[backup_set.key] = {name: listing[name] for name in backup_set.files_in(listing)}
+    return files
+
+
 def set_files(backup_set: BackupSet) -> list[str]:
-    """Names in the set's folder that belong to it: the files its manifest lists (data files,
-    row indexes, an increment's deleted keys), its manifest, and their leftovers. An operator's file that only looks like a data
-    file of the timestamp (a compressed copy of a legacy CSV) is not the set's. A listed file is
-    looked for among all the folder's names: a rekeyed set's (``<table>_<ts>.k<tag>.….age``) are
-    named so that no scan takes them for the timestamp's until a manifest lists them."""
-    names = backup_set.folder.names()
-    present = timestamps_in_folder(backup_set.folder, names).get(backup_set.timestamp, set())
-    listed = set(_listed_files(backup_set))
-    present |= {name for name in names if name.removesuffix(TMP_SUFFIX) in listed}
-    own = set(set_file_names(backup_set.timestamp)) | listed
-    return sorted(name for name in present if name in own or name.removesuffix(TMP_SUFFIX) in own)
-
-
-def _listed_files(backup_set: BackupSet) -> list[str]:
-    if backup_set.manifest is None:
-        return []
-    return [name for entry in backup_set.manifest.tables.values() for name in entry.stored_files]
-
-
-def set_size(backup_set: BackupSet) -> int:
-    """The set's size as the list and the checks give it."""
-    return backup_set.total_bytes()
+    """Names in the set's folder that belong to it, as its size counts them. An operator's file
+    that only looks like a data file of the timestamp (a compressed copy of a legacy CSV) is
+    not the set's; a file its manifest lists is, under any name (a rekeyed set's
+    ``<table>_<ts>.k<tag>.….age``, which no scan takes for the timestamp's)."""
+    return backup_set.files_in()
 
 
 def delete_set(backup_set: BackupSet, root: Root | Path | str) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -38,7 +38,9 @@ from vector_assets.core.sets.naming import (
     Location,
     csv_file_name,
     manifest_file_name,
+    set_file_names,
     set_timestamp_of,
+    tmp_name,
     validate_timestamp,
 )
 from vector_assets.core.sets.roots import open_root
@@ -111,20 +113,31 @@ class BackupSet:
             return None
         return sum(listing[name].size for name in names)
 
-    def manifest_bytes(self, listing: Mapping[str, FileEntry] | None = None) -> int:
-        if self.manifest is None:
-            return 0
+    def files_in(self, listing: Mapping[str, FileEntry] | None = None) -> list[str]:
+        """The files of the folder that belong to the set (see ``files_of_set``)."""
         listing = self.folder.entries() if listing is None else listing
-        entry = listing.get(manifest_file_name(self.timestamp))
-        return entry.size if entry is not None else 0
+        return files_of_set(self.timestamp, self.all_stored_files(), listing)
 
     def total_bytes(self, listing: Mapping[str, FileEntry] | None = None) -> int:
-        """The set's size as every command reports it (list, prune, the checks, the metadata):
-        every file of the set, its manifest and an increment's deleted keys and row indexes
-        included, a file that is gone counting for nothing. What prune frees."""
+        """The set's size as every command reports it (list, the inventory, prune, the checks,
+        the metadata): the bytes of ``files_in``. What prune frees."""
         listing = self.folder.entries() if listing is None else listing
-        stored = sum(listing[name].size for name in self.all_stored_files() if name in listing)
-        return stored + self.manifest_bytes(listing)
+        return bytes_of(self.files_in(listing), listing)
+
+
+def files_of_set(timestamp: str, stored_files: Iterable[str], listing: Mapping[str, FileEntry]) -> list[str]:
+    """The one definition of a set's files, which its size counts and prune deletes: the files
+    its manifest lists (data files and parts, row indexes, an increment's deleted keys), its
+    manifest, any name a set of its timestamp can have (a legacy set's CSVs), and what is left
+    of any of them being written (``.tmp``), as far as the folder's listing holds them. A file
+    that is gone counts for nothing; an operator's own file beside the set is never one."""
+    own = set(set_file_names(timestamp)) | set(stored_files)
+    candidates = own | {tmp_name(name) for name in own}
+    return sorted(name for name in candidates if name in listing)
+
+
+def bytes_of(names: Iterable[str], listing: Mapping[str, FileEntry]) -> int:
+    return sum(listing[name].size for name in names)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,14 @@ root is lost entirely, every set is read from the offsite root.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from vector_assets.core.errors import BackupSetNotFoundError, ObjectStoreError
 from vector_assets.core.sets.catalog import BackupSet, SetCatalog
+from vector_assets.core.sets.naming import Location
 from vector_assets.core.sets.storage import Root
 
 LOCAL = "local"
@@ -63,7 +66,13 @@ def _find(catalog: SetCatalog, key: str | None, backup_path: str | None) -> Back
     return catalog.locate(key, backup_path) if key else catalog.newest()
 
 
-def where_copies_are(local: list[BackupSet], offsite: list[BackupSet]) -> dict[str, tuple[str, ...]]:
+class PlacedSet(Protocol):
+    key: str
+    location: Location
+    timestamp: str
+
+
+def where_copies_are(local: Sequence[PlacedSet], offsite: Sequence[PlacedSet]) -> dict[str, tuple[str, ...]]:
     """Per local partition key: ``("local",)`` or ``("local", "offsite")``; sets only offsite too."""
     offsite_places = {(s.location, s.timestamp) for s in offsite}
     copies = {s.key: (LOCAL, OFFSITE) if (s.location, s.timestamp) in offsite_places else (LOCAL,) for s in local}

@@ -7,8 +7,10 @@ the partition key, whether the set is legacy, its kind and parent (an increment 
 of its parent), its row counts (in its files, and in the tables once it is restored) and its
 total bytes.
 
-Listing is cheap on purpose: it never opens a CSV file. Sizes come from ``stat`` and row counts
-from the manifest; a legacy set has no recorded row counts, so they are ``None``.
+Listing is cheap on purpose: it never opens a data file, and reads a manifest only when it is
+new or changed (``summaries.py``). Sizes come from one listing per folder and count every file
+of a set, as prune does; row counts come from the manifest; a legacy set's are the ones the
+sensor counted once, else ``None``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from vector_assets.core.errors import InvalidTaskIdError
-from vector_assets.core.sets.catalog import BackupSet, SkippedLocation, scan_root
+from vector_assets.core.sets.catalog import SkippedLocation, bytes_of
 from vector_assets.core.sets.copies import where_copies_are
-from vector_assets.core.sets.legacy_rows import remembered_rows
+from vector_assets.core.sets.legacy_rows import read_remembered, remembered_rows
 from vector_assets.core.sets.naming import LOG_FILE_NAME, TIMESTAMP_FORMAT, Location
 from vector_assets.core.sets.roots import open_root, scheme_of
-from vector_assets.core.sets.storage import FileEntry, Root
+from vector_assets.core.sets.storage import Root
+from vector_assets.core.sets.summaries import ListedSet, list_sets
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.core.units import count_of, human_size
 
@@ -87,7 +90,8 @@ class InventoryEntry:
     kind: str = "legacy"  # full, incremental, pre_restore, pre_truncate; legacy without a manifest
     parent: str | None = None  # an increment's parent set, in the same location
     rows_after: Mapping[str, int] | None = None  # the tables' rows once the set (its chain) is restored
-    manifest_bytes: int = 0  # counted in the set's total, as prune frees it
+    set_files: tuple[str, ...] = ()  # every file of the set (manifest, row indexes, deleted keys included)
+    total_bytes: int = 0  # their bytes: what prune frees
     encrypted_to: tuple[str, ...] = ()  # the recipients (public keys) whose identity the set needs; empty: plaintext
     needs_retired_key: bool = False  # encrypted to none of the recipients new sets are encrypted to
 
@@ -98,11 +102,6 @@ class InventoryEntry:
     @property
     def has_log(self) -> bool:
         return self.log_file is not None
-
-    @property
-    def total_bytes(self) -> int:
-        """Every file of the set, as prune and the checks count it: the tables' and the manifest."""
-        return sum(size for size in self.sizes.values() if size is not None) + self.manifest_bytes
 
     @property
     def backup_date(self) -> str:
@@ -127,6 +126,7 @@ class InventoryEntry:
             "legacy": self.legacy,
             "rows": dict(self.rows) if self.rows is not None else None,
             "total_bytes": self.total_bytes,
+            "file_count": len(self.set_files),
             "kind": self.kind,
             "parent": self.parent,
             "rows_after": dict(self.rows_after) if self.rows_after is not None else None,
@@ -264,14 +264,12 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     shown_root = displayed_root(request.root, request.configured_root)
     grouped: dict[Location, list[InventoryEntry]] = {}
     skipped: list[SkippedLocation] = []
-    listings: dict[Location, dict[str, FileEntry]] = {}
-    local_sets = scan_root(request.root, skipped)
-    copies = where_copies_are(local_sets, scan_root(request.offsite_root)) if request.offsite_root else {}
+    local_sets = list_sets(request.root, skipped)
+    copies = where_copies_are(local_sets, list_sets(request.offsite_root)) if request.offsite_root else {}
+    legacy_rows = read_remembered(request.root) if any(s.is_legacy for s in local_sets) else {}
     for backup_set in local_sets:
         if request.includes(backup_set.location):
-            if backup_set.location not in listings:
-                listings[backup_set.location] = backup_set.folder.entries()
-            entry = entry_for(backup_set, request.root, listings[backup_set.location])
+            entry = entry_for(backup_set, request.root, legacy_rows)
             retired = bool(request.current_recipients and entry.encrypted_to) and not (
                 set(entry.encrypted_to) & set(request.current_recipients)
             )
@@ -289,30 +287,31 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     return Inventory(root=shown_root, scanned_at=scanned_at, locations=_listing_order(locations), warnings=warnings)
 
 
-def entry_for(backup_set: BackupSet, root: Root, listing: dict[str, FileEntry] | None = None) -> InventoryEntry:
-    """One set's line; ``listing`` is its folder's, when the caller has it already."""
-    listing = backup_set.folder.entries() if listing is None else listing
-    files = {table: backup_set.file_name(table) for table in backup_set.tables}
-    manifest = backup_set.manifest
-    if manifest is None:
-        rows = remembered_rows(root, backup_set, listing)
+def entry_for(listed: ListedSet, root: Root, legacy_rows: dict | None = None) -> InventoryEntry:
+    """One set's line, from its summary and its folder's listing; ``legacy_rows``: the
+    remembered counts (``legacy_rows.read_remembered``), when the caller has read them."""
+    summary = listed.summary
+    if summary is None:
+        rows = remembered_rows(root, listed, listed.listing, legacy_rows)
         rows_after = rows
     else:
-        rows = {table: entry.rows for table, entry in manifest.tables.items()}
-        rows_after = {table: entry.rows_after for table, entry in manifest.tables.items()}
+        rows = {table.table: table.rows for table in summary.tables}
+        rows_after = {table.table: table.rows_after for table in summary.tables}
+    set_files = tuple(listed.files())
     return InventoryEntry(
-        key=backup_set.key,
-        timestamp=backup_set.timestamp,
-        legacy=backup_set.is_legacy,
-        files=files,
-        sizes={table: backup_set.table_bytes(table, listing) for table in files},
+        key=listed.key,
+        timestamp=listed.timestamp,
+        legacy=listed.is_legacy,
+        files={table: listed.file_name(table) for table in listed.tables},
+        sizes={table: listed.table_bytes(table) for table in listed.tables},
         rows=rows,
-        log_file=LOG_FILE_NAME if LOG_FILE_NAME in listing else None,
-        kind=manifest.kind if manifest is not None else "legacy",
-        parent=manifest.parent if manifest is not None and manifest.is_increment else None,
+        log_file=LOG_FILE_NAME if LOG_FILE_NAME in listed.listing else None,
+        kind=summary.kind if summary is not None else "legacy",
+        parent=summary.parent if summary is not None else None,
         rows_after=rows_after,
-        manifest_bytes=backup_set.manifest_bytes(listing),
-        encrypted_to=manifest.recipients if manifest is not None else (),
+        set_files=set_files,
+        total_bytes=bytes_of(set_files, listed.listing),
+        encrypted_to=summary.recipients if summary is not None else (),
     )
 
 

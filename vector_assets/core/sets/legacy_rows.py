@@ -9,9 +9,12 @@ changed since is simply not known any more.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Protocol
 
 from vector_assets.core.errors import BackupWriteError, VectorAssetsError
 from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.naming import Location
 from vector_assets.core.sets.storage import FileEntry, Root, SetFolder
 
 STATE_FOLDER = ".vector_assets"
@@ -22,9 +25,19 @@ def state_folder(root: Root) -> SetFolder:
     return root.folder_at(STATE_FOLDER)
 
 
-def remembered_rows(root: Root, backup_set: BackupSet, listing: dict[str, FileEntry]) -> dict[str, int] | None:
-    """Each table's remembered row count, or None unless every file is known as it is now."""
-    known = _read(root)
+class LegacySet(Protocol):
+    location: Location
+    tables: tuple[str, ...]
+
+    def file_name(self, table: str) -> str: ...
+
+
+def remembered_rows(
+    root: Root, backup_set: LegacySet, listing: Mapping[str, FileEntry], known: dict | None = None
+) -> dict[str, int] | None:
+    """Each table's remembered row count, or None unless every file is known as it is now.
+    ``known``: what ``read_remembered`` returned, when the caller asks for many sets."""
+    known = read_remembered(root) if known is None else known
     rows = {}
     for table in backup_set.tables:
         name = backup_set.file_name(table)
@@ -40,7 +53,7 @@ def remember_rows(root: Root, backup_set: BackupSet, counted: dict[str, int]) ->
     if not counted:
         return
     listing = backup_set.folder.entries()
-    known = _read(root)
+    known = read_remembered(root)
     for table, rows in counted.items():
         name = backup_set.file_name(table)
         if name in listing:
@@ -53,7 +66,7 @@ def remember_rows(root: Root, backup_set: BackupSet, counted: dict[str, int]) ->
         pass
 
 
-def _key(backup_set: BackupSet, name: str) -> str:
+def _key(backup_set: LegacySet, name: str) -> str:
     return f"{backup_set.location.label}/{name}"
 
 
@@ -61,7 +74,7 @@ def _identity(entry: FileEntry) -> list[int]:
     return [entry.size, entry.modified_ns]
 
 
-def _read(root: Root) -> dict:
+def read_remembered(root: Root) -> dict:
     try:
         data = json.loads(state_folder(root).read_bytes(COUNTS_FILE) or b"{}")
     except (OSError, ValueError, VectorAssetsError):

@@ -13,6 +13,7 @@ after the manifest; prune hides a set the same way before deleting it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Iterator, Mapping
@@ -325,7 +326,9 @@ class ObjectFolder:
         with store_errors("list", str(self) + "/"):
             listing = obstore.list_with_delimiter(self.store, self.prefix or None)
         return {
-            PurePosixPath(meta["path"]).name: FileEntry(int(meta["size"]), int(meta["last_modified"].timestamp() * 1e9))
+            PurePosixPath(meta["path"]).name: FileEntry(
+                int(meta["size"]), int(meta["last_modified"].timestamp() * 1e9), str(meta.get("e_tag") or "")
+            )
             for meta in listing["objects"]
         }
 
@@ -333,9 +336,11 @@ class ObjectFolder:
         return list(self.entries())
 
     def fingerprint(self) -> str:
-        """One listing: every name with its size and time, so any upload or delete changes it."""
+        """One listing: the digest of every name with its size, time and ETag, so any upload or
+        delete changes it, and the cursor holds 64 characters per folder, whatever it holds."""
         entries = self.entries()
-        return ";".join(f"{name}:{entry.size}:{entry.modified_ns}" for name, entry in sorted(entries.items()))
+        listed = ";".join(f"{name}:{e.size}:{e.modified_ns}:{e.version}" for name, e in sorted(entries.items()))
+        return hashlib.sha256(listed.encode()).hexdigest()
 
     def size(self, name: str) -> int | None:
         try:

@@ -88,6 +88,7 @@ class PlannedSet:
     reasons: tuple[str, ...]
     bytes: int = 0
     note: str = ""  # why a set is damaged, or why an older set is kept as the newest intact one
+    files: tuple[str, ...] = ()  # the set's files that deleting it removes, which ``bytes`` counts
 
     @property
     def key(self) -> str:

@@ -41,6 +41,7 @@ class FileEntry:
 
     size: int
     modified_ns: int
+    version: str = ""  # an object store's ETag: changes when an object is rewritten, even at the same size and second
 
 
 def describe_os_error(exc: OSError, path: Path) -> str:
