@@ -6,9 +6,12 @@ from vector_assets.cli import main
 from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
 from vector_assets_tests.support.database import STORE_TABLES
 from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.prune import PruneRequest, run_prune
+from vector_assets.core.sets.retention import RetentionPolicy
+from vector_assets.core.sets.writer import PartPolicy
 from vector_assets.core.units import count_of, human_size
 from vector_assets_tests.support.chains import build_chain
-from vector_assets_tests.support.dagster import Ticker, partition_metadata
+from vector_assets_tests.support.dagster import INVENTORY_KEY, Ticker, partition_metadata
 from vector_assets_tests.support.database import execute
 from vector_assets_tests.support.files import psql_legacy_set
 
@@ -94,3 +97,40 @@ def test_a_count_of_one_reads_in_the_singular_everywhere(dagster_instance, store
 
     assert "has the manifest's 1 row" in verified and "1 rows" not in verified
     assert "(1 row)" in listed and "1 rows" not in listed
+
+
+def test_list_the_inventory_and_prune_count_the_same_files_and_bytes_for_every_kind_of_set(
+    dagster_instance, store_db, backup_root, capsys
+):
+    """A full set, an increment (its row index and deleted keys) and a set in parts: `list
+    --json`, the inventory the sensor reports, the prune plan and what prune then deletes all
+    count every file the set owns, its manifest included, and nothing else."""
+    build_chain(store_db, backup_root, ["20250101_020000", "20250102_020000"])
+    in_parts = run_backup(BackupRequest(
+        dsn=store_db, root=backup_root, timestamp="20250103_020000", format="pgcopy.zst",
+        parts=PartPolicy(part_bytes=64 * 1024, max_parts=3),
+    ))
+    assert len(in_parts.manifest.tables["langchain_pg_embedding"].parts) > 1
+    folder = backup_root / "vector_bak"
+    keys = {"20250101_020000": "20250101_020000", "20250102_020000__incremental": "20250102_020000",
+            "20250103_020000": "20250103_020000"}
+    on_disk = {key: {p.name: p.stat().st_size for p in folder.iterdir() if ts in p.name} for key, ts in keys.items()}
+
+    result = Ticker(dagster_instance).tick()
+    (inventory,) = [e for e in result.asset_events if getattr(e, "asset_key", None) == INVENTORY_KEY]
+    reported = {record.data["key"]: record.data["total_bytes"] for record in inventory.metadata["backup_sets"].value.records}
+    assert main(["list", "--json"]) == 0
+    listed = {entry["key"]: entry for entry in json.loads(capsys.readouterr().out)["backup_locations"][0]["backups"]}
+    plan = run_prune(PruneRequest(root=backup_root, policy=RetentionPolicy(0, 0, 0))).plan
+    planned = {p.key: p for p in plan.sets}
+
+    for key, files in on_disk.items():
+        assert listed[key]["total_bytes"] == reported[key] == planned[key].bytes == sum(files.values()), key
+        assert listed[key]["file_count"] == len(planned[key].files) == len(files), key
+        assert set(planned[key].files) == set(files), key
+    pruned = run_prune(PruneRequest(root=backup_root, policy=RetentionPolicy(0, 0, 0), dry_run=False))
+    assert sorted(p.key for p in pruned.deleted) == ["20250101_020000", "20250102_020000__incremental"]
+    assert pruned.bytes_freed == sum(planned[p.key].bytes for p in pruned.deleted)
+    left = {p.name for p in folder.iterdir()}
+    assert not left & {name for p in pruned.deleted for name in planned[p.key].files}
+    assert set(on_disk["20250103_020000"]) <= left

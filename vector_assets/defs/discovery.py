@@ -223,8 +223,11 @@ def not_yet_recorded(
     check_keys = {dg.AssetCheckKey(evaluation.asset_key, evaluation.check_name) for evaluation in evaluations}
     if not check_keys:
         return []
-    # One query for which partitions have any record; the history only of those (rare: a reset).
-    with_records = {(info.check_key, info.partition_key) for info in storage.get_asset_check_partition_info(list(check_keys))}
+    # One query for which of these partitions have any record (not every partition's: a tick
+    # grows with the sets it reports); the history only of those (rare: a reset).
+    partitions = sorted({evaluation.partition for evaluation in evaluations if evaluation.partition is not None})
+    infos = storage.get_asset_check_partition_info(list(check_keys), partition_keys=partitions)
+    with_records = {(info.check_key, info.partition_key) for info in infos}
     fresh = []
     for evaluation in evaluations:
         check_key = dg.AssetCheckKey(evaluation.asset_key, evaluation.check_name)
