@@ -1,7 +1,9 @@
 """The inventory (`vector-assets list`): seed 000's list API shape, order, filters and bad input."""
 
 import json
+import os
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -11,6 +13,8 @@ from vector_assets.cli import main
 from vector_assets.core.errors import InvalidTaskIdError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.catalog import SetCatalog
+from vector_assets.core.sets.manifest import Manifest
+from vector_assets.core.sets.roots import open_root
 from vector_assets.core.sets.inventory import (
     InventoryRequest,
     build_inventory,
@@ -18,14 +22,19 @@ from vector_assets.core.sets.inventory import (
 )
 from vector_assets.core.units import human_size
 from vector_assets_tests.support.database import execute
-from vector_assets_tests.support.files import folder_snapshot, write_tiny_legacy_set
+from vector_assets_tests.support.files import (
+    files_opened_under,
+    folder_snapshot,
+    write_tiny_legacy_set,
+    write_tiny_set,
+)
 
 SEED_SCAN_TIME = datetime(2025, 7, 22, 10, 30, 45, tzinfo=timezone(timedelta(hours=8)))
 SEED_ENTRY_KEYS = {
     "timestamp", "collection_file", "embedding_file", "collection_size", "embedding_size",
     "backup_date", "has_log", "log_file",
 }
-OUR_ENTRY_KEYS = {"key", "legacy", "rows", "total_bytes", "kind", "parent", "rows_after"}
+OUR_ENTRY_KEYS = {"key", "legacy", "rows", "total_bytes", "file_count", "kind", "parent", "rows_after"}
 HUMAN_SIZE = re.compile(r"\d+ B|\d+\.\d (kB|MB|GB)")
 LEGACY_TASK = "task_20250721_183935"
 LEGACY_TIMESTAMP = "20250721_201447"
@@ -100,6 +109,7 @@ def test_json_has_the_shape_of_the_seed_list_api(populated_root, store_db):
         "legacy": False,
         "rows": {"langchain_pg_collection": 3, "langchain_pg_embedding": embedding_rows},
         "total_bytes": collection.stat().st_size + embedding.stat().st_size + manifest.stat().st_size,
+        "file_count": 3,
         "kind": "full",
         "parent": None,
         "rows_after": {"langchain_pg_collection": 3, "langchain_pg_embedding": embedding_rows},
@@ -238,3 +248,31 @@ def test_table_records_are_one_flat_row_per_set_for_dagster(populated_root, stor
     assert legacy["has_log"] is False
     table = dg.MetadataValue.table(records=[dg.TableRecord(record) for record in records])
     assert len(table.records) == 5
+
+
+def test_the_remembered_summaries_are_a_cache_never_the_answer(backup_root):
+    """A manifest rewritten in place (as a rekey does), at the same size, is read again; a
+    damaged summaries file costs a read of every manifest, never a wrong list."""
+    folder = backup_root / "vector_bak"
+    for timestamp in ("20250101_020000", "20250102_020000"):
+        write_tiny_set(folder, timestamp, manifest=True)
+
+    def rows_listed() -> dict[str, int]:
+        (location,) = build_inventory(InventoryRequest(root=backup_root)).locations
+        return {entry.key: entry.rows["langchain_pg_embedding"] for entry in location.backups}
+
+    assert rows_listed() == {"20250101_020000": 1, "20250102_020000": 1}
+    manifest = folder / "vector_backup_20250102_020000.json"
+    before = Manifest.read(open_root(backup_root).folder_at("vector_bak"), manifest.name)
+    table = replace(before.tables["langchain_pg_embedding"], rows=7)  # one digit for another
+    rewritten = replace(before, tables={**before.tables, "langchain_pg_embedding": table}).to_json().encode()
+    assert len(rewritten) == manifest.stat().st_size
+    manifest.write_bytes(rewritten)
+    os.utime(manifest, ns=(manifest.stat().st_atime_ns, manifest.stat().st_mtime_ns + 1_000_000_000))
+    with files_opened_under(backup_root) as opened:
+        assert rows_listed() == {"20250101_020000": 1, "20250102_020000": 7}
+    assert "vector_bak/vector_backup_20250102_020000.json" in opened
+    assert "vector_bak/vector_backup_20250101_020000.json" not in opened
+
+    (backup_root / ".vector_assets" / "set_summaries.json").write_text('{"version": 1, "sets": {"x": [1]}}')
+    assert rows_listed() == {"20250101_020000": 1, "20250102_020000": 7}
