@@ -18,6 +18,8 @@ from types import MappingProxyType
 
 from vector_assets.core.environment import over_the_environment
 from vector_assets.core.errors import ConfigError, UnknownTableError
+from vector_assets.core.layouts import layout_columns
+from vector_assets.core.pg.data_checks import DataCheckPlan
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 
 DEFAULT_STORE_NAME = "default"
@@ -76,6 +78,11 @@ class Store:
         if self.layout == PGAI and table.endswith(PGAI_EMBEDDING_SUFFIX):
             return table[: -len(PGAI_EMBEDDING_SUFFIX)]
         return None
+
+    def data_check_plan(self) -> DataCheckPlan:
+        """The data checks a set of this store gets: its vector tables, read as its layout names its columns."""
+        collections = self.tables_with_role(TableRole.COLLECTIONS)
+        return DataCheckPlan(self.vector_tables, layout_columns(self.layout), collections[0] if collections else None)
 
     def environment(self) -> Mapping[str, str]:
         """The store's settings over the process environment, read now."""

@@ -22,6 +22,7 @@ from vector_assets.core.sets.naming import LOG_FILE_NAME
 from vector_assets.core.sets.writer import BackupResult
 from vector_assets.core.stores import Store
 from vector_assets.core.units import count_of, human_size, megabytes_per_second
+from vector_assets.defs.checks import DATA_QUALITY_CHECK, data_quality_evaluations
 from vector_assets.defs.choices import BackupKind, SetFormatChoice, value_of, values
 from vector_assets.defs.cron import cron_from
 from vector_assets.defs.failures import as_failure
@@ -96,6 +97,9 @@ def table_metadata(
         metadata["rows_changed_or_added"] = dg.MetadataValue.int(entry.rows)
         metadata["keys_deleted"] = dg.MetadataValue.int(keys_deleted(entry))
         metadata["rows_after"] = dg.MetadataValue.int(entry.rows_after)
+    if entry and entry.data_checks is not None:
+        metadata.update({name: dg.MetadataValue.int(count) for name, count in entry.data_checks.counts().items()})
+        metadata["data_checks_seconds"] = dg.MetadataValue.float(round(entry.data_checks.seconds, 3))
     if entry:
         metadata["columns"] = dg.MetadataValue.table_schema(
             dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in entry.columns])
@@ -207,6 +211,9 @@ def report_new_set(context: dg.OpExecutionContext, keys: StoreKeys, backup_set: 
     context.instance.add_dynamic_partitions(keys.partitions.name, [backup_set.key])
     for materialization in set_materializations(keys, backup_set):
         context.log_event(materialization)
+    for evaluation in data_quality_evaluations(keys, backup_set):
+        context.log_event(evaluation)
+        (context.log.info if evaluation.passed else context.log.warning)(f"{DATA_QUALITY_CHECK}: {evaluation.description}")
 
 
 def summary_line(result: BackupResult, backup_set: BackupSet) -> str:

@@ -35,6 +35,13 @@ CHECK_DESCRIPTIONS = {
     "row_count_matches_manifest": "The data files, parsed properly, have the manifest's row count; a row index or "
     "deleted keys file has its line count." + CHAIN,
 }
+DATA_QUALITY_CHECK = "vector_data_quality"
+DATA_QUALITY_DESCRIPTION = (
+    "Rows the store should not hold, counted in the snapshot the set was taken in: vectors of another dimension "
+    "than the column's (or, without one, than most of their collection's), NULL and all-zero vectors, ids repeated "
+    "within a collection, rows of a missing collection, empty documents. WARN when any count is not zero; it never "
+    "blocks anything."
+)
 
 
 def check_fields(backup_set: BackupSet, outcome: CheckOutcome, offsite_note: str | None = None) -> dict:
@@ -70,6 +77,38 @@ def file_check_evaluations(
     return evaluations
 
 
+def data_quality_fields(backup_set: BackupSet, table: str) -> dict:
+    """The counts the set recorded for the table: a warning when any is not zero, or when the set
+    recorded none (nothing was counted, which is never a silent pass)."""
+    entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
+    checks = entry.data_checks if entry is not None else None
+    metadata: dict = {"partition": backup_set.key}
+    if checks is None:
+        return {
+            "passed": False, "severity": dg.AssetCheckSeverity.WARN, "metadata": metadata,
+            "description": f"{table}: set {backup_set.key} records no data checks (a legacy set, or one written before "
+            "they were counted): nothing was checked",
+        }
+    metadata.update({name: dg.MetadataValue.int(count) for name, count in checks.counts().items()})
+    metadata["data_checks_seconds"] = dg.MetadataValue.float(round(checks.seconds, 3))
+    return {
+        "passed": not checks.problems(), "severity": dg.AssetCheckSeverity.WARN, "metadata": metadata,
+        "description": f"{table}: {checks.describe()}",
+    }
+
+
+def data_quality_evaluations(keys: StoreKeys, backup_set: BackupSet) -> list[dg.AssetCheckEvaluation]:
+    """The data-quality check of each vector table of the set, as evaluations on its partition."""
+    return [
+        dg.AssetCheckEvaluation(
+            asset_key=keys.backup_key(table), check_name=DATA_QUALITY_CHECK, partition=backup_set.key,
+            **data_quality_fields(backup_set, table),
+        )
+        for table in backup_set.tables
+        if table in keys.store.vector_tables
+    ]
+
+
 def is_failure(outcome: CheckOutcome) -> bool:
     """Failed, not merely unable to compare: what alerts and fails a check run."""
     return not outcome.passed
@@ -79,13 +118,19 @@ def is_failure(outcome: CheckOutcome) -> bool:
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec")
 
 def file_check_specs(keys: StoreKeys) -> list[dg.AssetCheckSpec]:
-    return [
+    files = [
         dg.AssetCheckSpec(
             check, asset=keys.backup_key(table), description=CHECK_DESCRIPTIONS[check], partitions_def=keys.partitions,
         )
         for table in keys.store.table_names
         for check in CHECK_NAMES
     ]
+    data = [
+        dg.AssetCheckSpec(DATA_QUALITY_CHECK, asset=keys.backup_key(table), description=DATA_QUALITY_DESCRIPTION,
+                          partitions_def=keys.partitions)
+        for table in keys.store.vector_tables
+    ]
+    return files + data
 
 
 def file_checks(keys: StoreKeys) -> dg.AssetChecksDefinition:
@@ -103,20 +148,22 @@ def file_checks(keys: StoreKeys) -> dg.AssetChecksDefinition:
             chosen, failure = None, str(error)
         for check_key in context.selected_asset_check_keys:
             table = keys.table_of(check_key.asset_key)
-            fields = (
-                {"passed": False, "description": failure}
-                if chosen is None
-                else check_fields(
-                    chosen.backup_set,
-                    check_table_file(chosen.backup_set, table, check_key.name, settings.identity_file(store.environment())),
-                    chosen.note,
-                )
+            fields = {"passed": False, "description": failure} if chosen is None else set_check_fields(
+                store, chosen.backup_set, table, check_key.name, chosen.note,
             )
             if not fields["passed"] and fields.get("severity") != dg.AssetCheckSeverity.WARN:
                 alert_failed_check(context, key, f"{table} {check_key.name}", fields["description"], keys.store)
             yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=check_key.name, **fields)
 
     return backup_file_checks
+
+
+def set_check_fields(store, backup_set: BackupSet, table: str, check: str, offsite_note: str | None) -> dict:
+    """One check of a table of the set: the data-quality check reads the set's counts, a file check its files."""
+    if check == DATA_QUALITY_CHECK:
+        return data_quality_fields(backup_set, table)
+    outcome = check_table_file(backup_set, table, check, settings.identity_file(store.environment()))
+    return check_fields(backup_set, outcome, offsite_note)
 
 
 def verify_op(keys: StoreKeys) -> dg.OpDefinition:
@@ -141,6 +188,9 @@ def verify_op(keys: StoreKeys) -> dg.OpDefinition:
             if is_failure(outcome):
                 failed.append(f"{outcome.table} {outcome.check}: {outcome.message}")
                 alert_failed_check(context, key, f"{outcome.table} {outcome.check}", outcome.message, keys.store)
+        for evaluation in data_quality_evaluations(keys, backup_set):
+            context.log_event(evaluation)
+            (context.log.info if evaluation.passed else context.log.warning)(f"{DATA_QUALITY_CHECK}: {evaluation.description}")
         if failed:
             raise dg.Failure(description=f"set {key} failed verification: " + "; ".join(failed), allow_retries=False)
         return dg.Output(None, metadata={"partition": key, "checks": len(backup_set.tables) * len(CHECK_NAMES)})

@@ -38,7 +38,7 @@ from vector_assets.core.units import BYTES_PER_MB, count_of, human_size
 from vector_assets.defs import freshness
 from vector_assets.defs.alerts import alert_failed_check_without_run
 from vector_assets.defs.backup import set_materializations
-from vector_assets.defs.checks import file_check_evaluations
+from vector_assets.defs.checks import data_quality_evaluations, file_check_evaluations
 from vector_assets.defs.resources import BackupRootResource
 from vector_assets.defs.run_facts import set_tags
 from vector_assets.defs.store_keys import BACKUP_GROUP, StoreKeys
@@ -254,10 +254,12 @@ def read_report(keys: StoreKeys, root: Root, found: FoundSet, is_new_partition: 
         legacy = read_legacy_stats(root, backup_set) if backup_set.is_legacy else {}
         materializations = set_materializations(keys, backup_set, legacy)
     report = SetReport(found, materializations, appearance_of(found, root))
+    if is_new_partition:  # whoever materializes a set records the counts it was written with
+        report.checks = data_quality_evaluations(keys, backup_set)
     if backup_set.total_bytes() > SENSOR_VERIFY_MAX_BYTES:
         report.needs_check_run = True
     else:
-        report.checks = [evaluation for _, evaluation in file_check_evaluations(keys, backup_set)]
+        report.checks += [evaluation for _, evaluation in file_check_evaluations(keys, backup_set)]
     return report
 
 

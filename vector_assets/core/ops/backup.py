@@ -84,6 +84,7 @@ def run_backup(request: BackupRequest) -> BackupResult:
                 format=request.format, parts=request.parts, dsn=request.dsn, progress=request.progress,
                 kind=FULL, row_index=wants_row_index(request, newest), encrypt_to=recipients, keys=request.encryption,
                 store=request.store.name, layout=request.store.layout,
+                data_checks=request.store.data_check_plan(),
             )
             target = settle_kind(cursor, target, request, choice)
             return write_set(cursor, target, request.tables)

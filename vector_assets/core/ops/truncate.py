@@ -155,6 +155,7 @@ def _lock_back_up_verify_truncate(
         folder, location, free_timestamp(folder, request.timestamp), describe_dsn(request.dsn).as_dict(),
         kind=PRE_TRUNCATE, format=request.format, progress=request.progress,
         encrypt_to=request.encryption.recipients_for(folder), store=request.store.name, layout=request.store.layout,
+        data_checks=request.store.data_check_plan(),
     )
     written.append(_step(conn, "backup", lambda: write_set(cursor, target, request.store.table_names)))
     _step(conn, "verify", lambda: verify_against_database(cursor, written[-1], request.encryption.identity_file))

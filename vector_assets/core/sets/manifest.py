@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from vector_assets.core.errors import ManifestError
 from vector_assets.core.pg.catalog import Column, GeneratedColumn
+from vector_assets.core.pg.data_checks import DataChecks
 from vector_assets.core.pg.ddl import TableDefinition
 from vector_assets.core.sets.encryption import EncryptedFile
 from vector_assets.core.sets.formats import CSV, set_format
@@ -126,6 +127,7 @@ class TableFile:
     rows_index: RowIndex | None = None  # key -> row digest of every row; what the next increment compares
     deleted_keys: FilePart | None = None  # an increment's keys deleted since its parent
     encrypted: EncryptedFile | None = None  # the one data file's, when the table is not in parts
+    data_checks: DataChecks | None = None  # a vector table's counts of broken rows, at the set's snapshot
 
     @property
     def rows_after(self) -> int:
@@ -171,6 +173,8 @@ class TableFile:
             body["rows_after"] = self.rows_index.rows
         if self.deleted_keys is not None:
             body["deleted_keys"] = self.deleted_keys.to_json()
+        if self.data_checks is not None:
+            body["data_checks"] = self.data_checks.to_json()
         return body
 
     @classmethod
@@ -189,6 +193,7 @@ class TableFile:
             rows_index=RowIndex.from_json(data["rows_index"]) if data.get("rows_index") else None,
             deleted_keys=_file_part(data["deleted_keys"]) if data.get("deleted_keys") else None,
             encrypted=EncryptedFile.from_json(data),
+            data_checks=DataChecks.from_json(data["data_checks"]) if data.get("data_checks") else None,
         )
 
 

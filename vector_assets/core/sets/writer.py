@@ -28,6 +28,7 @@ from vector_assets.core.pg.catalog import (
     server_versions,
 )
 from vector_assets.core.pg.copy import copy_out
+from vector_assets.core.pg.data_checks import DataCheckPlan
 from vector_assets.core.pg.ddl import read_table_definition
 from vector_assets.core.pg.parts import (
     BlockRange,
@@ -168,6 +169,7 @@ class SetTarget:
     keys: EncryptionKeys = EncryptionKeys()  # an increment reads its parent's row index with the identity
     store: str | None = None  # the store the tables are of, and its layout: a restore into another is refused
     layout: str | None = None
+    data_checks: DataCheckPlan | None = None  # count the broken rows of these tables in the same snapshot
 
     @property
     def set_format(self) -> SetFormat:
@@ -282,6 +284,7 @@ def _copy_tables(
                 copies = [_copy_whole_table(cursor, target, table, columns, written)]
             indexed = _index_rows(cursor, target, table, columns, written)
         seconds = time.monotonic() - started
+        checks = target.data_checks.check(cursor, table) if target.data_checks else None
         parts = [part for part, _ in copies]
         generated = read_generated_columns(cursor, table)
         definition = read_table_definition(cursor, table)
@@ -290,7 +293,7 @@ def _copy_tables(
             table, parts[0].file, rows, byte_count, parts[0].sha256 if len(parts) == 1 else "",
             columns, generated, definition, parts=parts if len(parts) > 1 else [], copy_seconds=seconds,
             rows_index=indexed.rows_index if indexed else None, deleted_keys=indexed.deleted_keys if indexed else None,
-            encrypted=parts[0].encrypted if len(parts) == 1 else None,
+            encrypted=parts[0].encrypted if len(parts) == 1 else None, data_checks=checks,
         )
         side_writers = indexed.writers if indexed else []
         copied[table] = (entry, [writer for _, writer in copies] + side_writers)

@@ -77,6 +77,7 @@ def back_up_what_is_replaced(
         kind=PRE_RESTORE, progress=request.progress, format=safety_set_format(backup_set),
         absent_collections=absent_collections, encrypt_to=_safety_set_recipients(request, backup_set, folder),
         store=request.store.name, layout=request.store.layout,
+        data_checks=request.store.data_check_plan(),
     )
     try:
         return write_set(cursor, target, tuple(outcomes))

@@ -1,0 +1,268 @@
+"""Data checks: counts of the rows a RAG store should not hold, read in the backup's snapshot.
+
+One aggregate scan of a vector table gives most counts: NULL and all-zero vectors, empty
+documents, rows whose collection does not exist (a LEFT JOIN to the small collection table), and
+each vector's dimension, grouped by collection, so a column declared without a dimension is held
+to the dimension most of its collection has. Duplicate ids need a second, grouped scan, and only
+where no unique index already rules them out (a primary key cannot repeat, so it is never
+scanned for repeats).
+
+A count is None when the table has nothing that check could look at (no document column, no
+collection). Vector columns of every pgvector type are checked for NULLs; ``sparsevec`` has no
+dimension function (its declared dimension is enforced on input), and an all-zero ``bit``
+vector is a valid binary code, so those two checks skip those types.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, fields
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+from vector_assets.core.layouts import LayoutColumns
+from vector_assets.core.pg.catalog import regclass_literal, table_exists
+
+TEXT_TYPES = ("text", "varchar", "bpchar")
+# pgvector's types (and bit), with the function giving a value's dimension and the one giving
+# its norm; None where the check does not apply to the type.
+VECTOR_FUNCTIONS = {
+    "vector": ("vector_dims", "vector_norm"),
+    "halfvec": ("vector_dims", "l2_norm"),
+    "sparsevec": (None, "l2_norm"),
+    "bit": ("length", None),
+}
+CHECK_NAMES = ("wrong_dimensions", "null_vectors", "zero_vectors", "duplicate_ids", "missing_collection", "empty_documents")
+# How each count reads: (one, several).
+CHECK_NOUNS = {
+    "wrong_dimensions": ("vector of another dimension", "vectors of another dimension"),
+    "null_vectors": ("NULL vector", "NULL vectors"),
+    "zero_vectors": ("all-zero vector", "all-zero vectors"),
+    "duplicate_ids": ("row repeating an id in its collection", "rows repeating an id in their collection"),
+    "missing_collection": ("row of a missing collection", "rows of a missing collection"),
+    "empty_documents": ("empty document", "empty documents"),
+}
+
+
+@dataclass(frozen=True)
+class DataChecks:
+    """One table's counts at one snapshot (None: not applicable to this table), and what they cost."""
+
+    wrong_dimensions: int | None = None  # vectors whose dimension is not the column's, or not their collection's
+    null_vectors: int | None = None
+    zero_vectors: int | None = None
+    duplicate_ids: int | None = None  # rows repeating a client id already held in their collection
+    missing_collection: int | None = None  # vector rows naming no collection, or one that does not exist
+    empty_documents: int | None = None  # NULL or blank
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        """The checks that apply, by name."""
+        return {name: getattr(self, name) for name in CHECK_NAMES if getattr(self, name) is not None}
+
+    def problems(self) -> dict[str, int]:
+        return {name: count for name, count in self.counts().items() if count}
+
+    def describe(self) -> str:
+        """One line: the problems found, or which checks found none."""
+        problems = self.problems()
+        if problems:
+            return ", ".join(_count_of(name, count) for name, count in problems.items())
+        return "no " + ", ".join(CHECK_NOUNS[name][1] for name in self.counts()) if self.counts() else "nothing to check"
+
+    def to_json(self) -> dict[str, int | float]:
+        return {**self.counts(), "seconds": round(self.seconds, 3)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> DataChecks:
+        known = {field.name for field in fields(cls)}
+        return cls(**{name: value for name, value in data.items() if name in known})
+
+
+def _count_of(name: str, count: int) -> str:
+    one, several = CHECK_NOUNS[name]
+    return f"{count:,} {one if count == 1 else several}"
+
+
+@dataclass(frozen=True)
+class DataCheckPlan:
+    """Which tables of a set get data checks (a store's vector tables), what the store's layout
+    calls its columns, and the table its collections are in (None: no collections)."""
+
+    tables: tuple[str, ...]
+    columns: LayoutColumns
+    collection_table: str | None = None
+
+    def check(self, cursor: psycopg2.extensions.cursor, table: str) -> DataChecks | None:
+        """The table's counts, in the caller's transaction; None for a table that is not checked."""
+        if table not in self.tables:
+            return None
+        return run_data_checks(cursor, checked_table(cursor, table, self.columns, self.collection_table))
+
+
+@dataclass(frozen=True)
+class VectorColumn:
+    name: str
+    type: str  # the base type: vector, halfvec, sparsevec or bit
+    dimensions: int | None  # declared (vector(384)); None when the column has no dimension
+
+    @property
+    def dims_function(self) -> str | None:
+        return VECTOR_FUNCTIONS[self.type][0]
+
+    @property
+    def norm_function(self) -> str | None:
+        return VECTOR_FUNCTIONS[self.type][1]
+
+
+@dataclass(frozen=True)
+class CheckedTable:
+    """What a table is checked with: its vector columns, and the layout's columns it has."""
+
+    table: str
+    vectors: tuple[VectorColumn, ...]
+    document: str | None = None
+    ids: tuple[str, ...] = ()  # client ids a unique index does not already cover
+    covered_ids: tuple[str, ...] = ()  # client ids that cannot repeat: a unique index covers them
+    collection_reference: str | None = None
+    collection_table: str | None = None
+    collection_key: str | None = None
+
+
+def vector_columns(cursor: psycopg2.extensions.cursor, table: str) -> tuple[VectorColumn, ...]:
+    """The table's columns of pgvector's types or bit, with their declared dimension."""
+    cursor.execute(
+        """
+        SELECT a.attname, t.typname, a.atttypmod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+        WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped AND t.typname = ANY (%s)
+        ORDER BY a.attnum
+        """,
+        (regclass_literal(cursor, table), list(VECTOR_FUNCTIONS)),
+    )
+    return tuple(VectorColumn(name, type_name, typmod if typmod > 0 else None) for name, type_name, typmod in cursor.fetchall())
+
+
+def checked_table(
+    cursor: psycopg2.extensions.cursor, table: str, columns: LayoutColumns, collection_table: str | None
+) -> CheckedTable:
+    """The table as the checks see it, from the catalog and the layout's column names."""
+    cursor.execute(
+        """
+        SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+        WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+        """,
+        (regclass_literal(cursor, table),),
+    )
+    types = dict(cursor.fetchall())
+    document = next((name for name in columns.documents if types.get(name) in TEXT_TYPES), None)
+    has_collections = collection_table is not None and table_exists(cursor, collection_table)
+    reference = columns.collection_reference if has_collections and columns.collection_reference in types else None
+    present_ids = [name for name in columns.ids if name in types]
+    covered = _unique_within(cursor, table, present_ids, reference)
+    return CheckedTable(
+        table, vector_columns(cursor, table), document,
+        tuple(name for name in present_ids if name not in covered), tuple(covered),
+        reference, collection_table if reference else None, columns.collection_key if reference else None,
+    )
+
+
+def _unique_within(cursor: psycopg2.extensions.cursor, table: str, ids: list[str], reference: str | None) -> list[str]:
+    """The ids that a unique, non-partial index on the id (alone, or with the collection) keeps from repeating."""
+    cursor.execute(
+        """
+        SELECT array_agg(a.attname::text) FROM pg_index i
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+        WHERE i.indrelid = %s::regclass AND i.indisunique AND i.indpred IS NULL AND 0 <> ALL (i.indkey)
+        GROUP BY i.indexrelid
+        """,
+        (regclass_literal(cursor, table),),
+    )
+    unique_sets = [set(names) for (names,) in cursor.fetchall()]
+    return [name for name in ids if any(names <= {name, reference} and name in names for names in unique_sets)]
+
+
+def run_data_checks(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -> DataChecks:
+    """Every count for one table, in the caller's transaction (the backup's snapshot)."""
+    started = time.monotonic()
+    counts = _scan_counts(cursor, checked)
+    duplicates = sum(_duplicates(cursor, checked, name) for name in checked.ids) if checked.ids or checked.covered_ids else None
+    return DataChecks(**counts, duplicate_ids=duplicates, seconds=time.monotonic() - started)
+
+
+def _scan_counts(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -> dict[str, int | None]:
+    """The one aggregate scan: per (collection, each vector's dimension) group, the rows and the
+    NULL, zero, empty and orphaned counts among them."""
+    row = sql.Identifier("t")
+    groups: list[sql.Composable] = []
+    if checked.collection_reference:
+        groups.append(sql.SQL("{}::text").format(sql.Identifier("t", checked.collection_reference)))
+    dimensioned = [column for column in checked.vectors if column.dims_function]
+    groups += [sql.SQL("{}({})").format(sql.SQL(column.dims_function), sql.Identifier("t", column.name)) for column in dimensioned]
+    aggregates = [sql.SQL("count(*)")]
+    aggregates += [_count_where(sql.SQL("{} IS NULL").format(sql.Identifier("t", c.name))) for c in checked.vectors]
+    normed = [column for column in checked.vectors if column.norm_function]
+    aggregates += [_count_where(sql.SQL("{}({}) = 0").format(sql.SQL(c.norm_function), sql.Identifier("t", c.name))) for c in normed]
+    if checked.document:
+        document = sql.Identifier("t", checked.document)
+        aggregates.append(_count_where(sql.SQL("{0} IS NULL OR btrim({0}, E' \\t\\n\\r') = ''").format(document)))
+    join = sql.SQL("")
+    if checked.collection_reference:
+        reference = sql.Identifier("t", checked.collection_reference)
+        aggregates.append(_count_where(sql.SQL("{} IS NULL OR c.present IS NULL").format(reference)))
+        join = sql.SQL(" LEFT JOIN (SELECT DISTINCT {key} AS key, true AS present FROM {collections}) c ON c.key = {reference}").format(
+            key=sql.Identifier(checked.collection_key), collections=sql.Identifier(checked.collection_table), reference=reference,
+        )
+    statement = sql.SQL("SELECT {groups} FROM {table} AS {row}{join}{group_by}").format(
+        groups=sql.SQL(", ").join([*groups, *aggregates]), table=sql.Identifier(checked.table), row=row, join=join,
+        group_by=sql.SQL(" GROUP BY {}").format(sql.SQL(", ").join(sql.SQL(str(n + 1)) for n in range(len(groups)))) if groups else sql.SQL(""),
+    )
+    cursor.execute(statement)
+    results = cursor.fetchall()
+    width = len(groups)
+    collection_at = 1 if checked.collection_reference else 0
+    totals = [sum(result[width + n] for result in results) for n in range(len(aggregates))]
+    at = 1 + len(checked.vectors)
+    return {
+        "wrong_dimensions": _wrong_dimensions(results, checked, dimensioned, collection_at, width),
+        "null_vectors": sum(totals[1:at]) if checked.vectors else None,
+        "zero_vectors": sum(totals[at:at + len(normed)]) if normed else None,
+        "empty_documents": totals[at + len(normed)] if checked.document else None,
+        "missing_collection": totals[-1] if checked.collection_reference else None,
+    }
+
+
+def _count_where(condition: sql.Composable) -> sql.Composable:
+    return sql.SQL("count(*) FILTER (WHERE {})").format(condition)
+
+
+def _wrong_dimensions(
+    results: list[tuple], checked: CheckedTable, dimensioned: list[VectorColumn], collection_at: int, width: int
+) -> int | None:
+    """Per dimensioned column: a declared dimension is the rule; else, within each collection (or
+    the table), the dimension most of its vectors have (the smallest, if two tie)."""
+    if not dimensioned:
+        return None
+    wrong = 0
+    for position, column in enumerate(dimensioned, start=collection_at):
+        by_group: dict[object, Counter] = defaultdict(Counter)
+        for result in results:
+            if result[position] is not None:
+                by_group[result[0] if collection_at else None][result[position]] += result[width]
+        for dimensions in by_group.values():
+            expected = column.dimensions or min(dimensions, key=lambda dims: (-dimensions[dims], dims))
+            wrong += sum(rows for dims, rows in dimensions.items() if dims != expected)
+    return wrong
+
+
+def _duplicates(cursor: psycopg2.extensions.cursor, checked: CheckedTable, id_column: str) -> int:
+    """Rows whose id another row of their collection already has (each repeat beyond the first)."""
+    group = [sql.Identifier(id_column)]
+    if checked.collection_reference:
+        group.append(sql.Identifier(checked.collection_reference))
+    cursor.execute(sql.SQL(
+        "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} WHERE {id} IS NOT NULL "
+        "GROUP BY {group} HAVING count(*) > 1) repeats"
+    ).format(table=sql.Identifier(checked.table), id=sql.Identifier(id_column), group=sql.SQL(", ").join(group)))
+    return int(cursor.fetchone()[0])
