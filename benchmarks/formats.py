@@ -60,6 +60,7 @@ class FormatRuns:
     rss_n_kb: int = 0
     rss_4n_kb: int = 0
     cpu: list[CpuUse] = field(default_factory=list)  # each backup's CPU
+    data_checks: Runs | None = None  # the seconds of each backup's data checks, inside its time
 
     @property
     def backup_cpu(self) -> CpuUse:
@@ -112,6 +113,7 @@ def child_backup(dsn: str, root: Path, fmt: str, timestamp: str | None = None) -
         "seconds": seconds, "bytes": result.total_bytes,
         "files": sum(len(entry.pieces) for entry in result.manifest.tables.values()),
         "rows": {name: entry.rows for name, entry in result.manifest.tables.items()},
+        "data_checks_seconds": sum(entry.data_checks.seconds for entry in result.manifest.tables.values() if entry.data_checks),
         "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }))
     return 0
@@ -197,7 +199,10 @@ def measure_formats(
 ) -> FormatsReport:
     """Every format against the anchors at ``rows``; the memory check at 4 x rows on ``dsn4``
     (None: left out) and the restore job (unless ``job`` is False)."""
-    formats = {name: FormatRuns(name, Runs(f"ours: backup {name}"), Runs(f"ours: restore {name}")) for name in FORMATS}
+    formats = {
+        name: FormatRuns(name, Runs(f"ours: backup {name}"), Runs(f"ours: restore {name}"), data_checks=Runs(f"data checks in {name}"))
+        for name in FORMATS
+    }
     psql_backup, pg_dump = Runs("psql \\copy csv (both tables)"), Runs("pg_dump -Fc (both tables)")
     meter = CpuMeter(postmaster=postmaster_pid(dsn))
     for repetition in range(1, REPEATS + 1):
@@ -249,6 +254,7 @@ def _time_backup(runs: FormatRuns, dsn: str, work: Path, rows: int, meter: CpuMe
     if report["rows"].get(EMBEDDING_TABLE) != rows:
         raise RuntimeError(f"{runs.name} backup copied {report['rows']}, expected {rows} embeddings")
     runs.backup.seconds.append(report["seconds"])
+    runs.data_checks.seconds.append(report["data_checks_seconds"])
     runs.bytes, runs.files = report["bytes"], report["files"]
     runs.rss_n_kb = max(runs.rss_n_kb, report["max_rss_kb"])
 
@@ -394,6 +400,7 @@ def _targets(report: FormatsReport) -> list[str]:
     zst_cpu = f["csv.zst"].backup_cpu
     zst_vs_floor = zst_cpu.wall_seconds / zst_cpu.floor_seconds
     csv_vs_psql = f["csv"].backup.median / psql_b
+    checks_share = f["pgcopy"].data_checks.median / f["pgcopy"].backup.median
     rss_ratios = [runs.rss_4n_kb / runs.rss_n_kb for runs in f.values() if runs.rss_4n_kb]
     lines = [
         f"- target pgcopy backup >= 3.5 x faster than psql \\copy: {pgcopy_speedup:.2f} x -> {verdict(pgcopy_speedup >= 3.5)}",
@@ -404,6 +411,8 @@ def _targets(report: FormatsReport) -> list[str]:
         f"{verdict(zst_vs_floor <= 1.10)}; {zst_cpu.describe()}; estimated on 4 cores {zst_cpu.floor_on(4):.2f} s, "
         f"on 8 cores {zst_cpu.floor_on(8):.2f} s; x psql \\copy {f['csv.zst'].backup.median / psql_b:.2f}",
         f"- target csv backup <= 1.10 x psql \\copy: {csv_vs_psql:.2f} x -> {verdict(csv_vs_psql <= 1.10)}",
+        f"- target data checks <= 5 % of a pgcopy backup: {f['pgcopy'].data_checks.median:.3f} s of "
+        f"{f['pgcopy'].backup.median:.2f} s, {checks_share:.1%} -> {verdict(checks_share <= 0.05)}",
     ]
     if rss_ratios:  # not measured at 4N rows (--only-formats-at-4n)
         worst = max(rss_ratios)

@@ -328,6 +328,8 @@ def run_backup_command(args: argparse.Namespace) -> int:
         rows = changes_text(entry) if manifest.is_increment else count_of(entry.rows, "row")
         print(f"{name}: {rows} -> {result.folder.locator(entry.file)}{parts} "
               f"({human_size(entry.bytes)}, {rate:.1f} MB/s)")
+        if entry.data_checks is not None and entry.data_checks.problems():
+            print(f"warning: {name}: {entry.data_checks.describe()} (data checks)", file=sys.stderr)
     print(f"set {result.timestamp} ({kind_text(manifest)}): {manifest.duration_seconds:.2f}s, "
           f"{result.megabytes_per_second:.1f} MB/s")
     return EXIT_OK

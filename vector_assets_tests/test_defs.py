@@ -95,7 +95,7 @@ def test_lineage_runs_from_source_tables_to_partitioned_backups():
         assert backup.parent_keys == {dg.AssetKey(table)}
         assert backup.partitions_def.name == "vector_backups"
         checks = {key.name for key in graph.get_check_keys_for_assets({backup.key})}
-        search = {"search_recall"} if table == "langchain_pg_embedding" else set()  # only vectors are searched
+        search = {"search_recall", "vector_data_quality"} if table == "langchain_pg_embedding" else set()  # only vectors
         assert checks == {
             "file_present", "sha256_matches_manifest", "row_count_matches_manifest", "restore_drill", "restore_rto",
             "freshness_check", *search,
