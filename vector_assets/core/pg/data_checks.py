@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, fields
+from functools import partial
 
 import psycopg2.extensions
 from psycopg2 import sql
@@ -193,48 +194,51 @@ def run_data_checks(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -
 
 def _scan_counts(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -> dict[str, int | None]:
     """The one aggregate scan: per (collection, each vector's dimension) group, the rows and the
-    NULL, zero, empty and orphaned counts among them."""
-    row = sql.Identifier("t")
+    NULL, zero, empty and orphaned counts among them.
+
+    Each row is reduced to its group and its flags first (``OFFSET 0`` keeps that a step of its
+    own), so the planner hashes a few narrow groups instead of sorting whole rows, vectors and
+    all, which it would otherwise do, spilling to disk, on the row estimate of ``vector_dims``."""
+    t = partial(sql.Identifier, "t")
     groups: list[sql.Composable] = []
     if checked.collection_reference:
-        groups.append(sql.SQL("{}::text").format(sql.Identifier("t", checked.collection_reference)))
+        groups.append(sql.SQL("{}::text").format(t(checked.collection_reference)))
     dimensioned = [column for column in checked.vectors if column.dims_function]
-    groups += [sql.SQL("{}({})").format(sql.SQL(column.dims_function), sql.Identifier("t", column.name)) for column in dimensioned]
-    aggregates = [sql.SQL("count(*)")]
-    aggregates += [_count_where(sql.SQL("{} IS NULL").format(sql.Identifier("t", c.name))) for c in checked.vectors]
+    groups += [sql.SQL("{}({})").format(sql.SQL(c.dims_function), t(c.name)) for c in dimensioned]
+    flags = [sql.SQL("{} IS NULL").format(t(c.name)) for c in checked.vectors]
     normed = [column for column in checked.vectors if column.norm_function]
-    aggregates += [_count_where(sql.SQL("{}({}) = 0").format(sql.SQL(c.norm_function), sql.Identifier("t", c.name))) for c in normed]
+    flags += [sql.SQL("{}({}) = 0").format(sql.SQL(c.norm_function), t(c.name)) for c in normed]
     if checked.document:
-        document = sql.Identifier("t", checked.document)
-        aggregates.append(_count_where(sql.SQL("{0} IS NULL OR btrim({0}, E' \\t\\n\\r') = ''").format(document)))
+        flags.append(sql.SQL("{0} IS NULL OR {0} ~ '^\\s*$'").format(t(checked.document)))
     join = sql.SQL("")
     if checked.collection_reference:
-        reference = sql.Identifier("t", checked.collection_reference)
-        aggregates.append(_count_where(sql.SQL("{} IS NULL OR c.present IS NULL").format(reference)))
+        flags.append(sql.SQL("{} IS NULL OR c.present IS NULL").format(t(checked.collection_reference)))
         join = sql.SQL(" LEFT JOIN (SELECT DISTINCT {key} AS key, true AS present FROM {collections}) c ON c.key = {reference}").format(
-            key=sql.Identifier(checked.collection_key), collections=sql.Identifier(checked.collection_table), reference=reference,
+            key=sql.Identifier(checked.collection_key), collections=sql.Identifier(checked.collection_table),
+            reference=t(checked.collection_reference),
         )
-    statement = sql.SQL("SELECT {groups} FROM {table} AS {row}{join}{group_by}").format(
-        groups=sql.SQL(", ").join([*groups, *aggregates]), table=sql.Identifier(checked.table), row=row, join=join,
-        group_by=sql.SQL(" GROUP BY {}").format(sql.SQL(", ").join(sql.SQL(str(n + 1)) for n in range(len(groups)))) if groups else sql.SQL(""),
+    columns = [*(sql.SQL("{} AS g{}").format(group, sql.SQL(str(n))) for n, group in enumerate(groups)),
+               *(sql.SQL("{} AS f{}").format(flag, sql.SQL(str(n))) for n, flag in enumerate(flags))]
+    outer = [*(sql.SQL(f"g{n}") for n in range(len(groups))), sql.SQL("count(*)"),
+             *(sql.SQL(f"count(*) FILTER (WHERE f{n})") for n in range(len(flags)))]
+    statement = sql.SQL("SELECT {outer} FROM (SELECT {columns} FROM {table} AS t{join} OFFSET 0) rows{group_by}").format(
+        outer=sql.SQL(", ").join(outer), columns=sql.SQL(", ").join(columns) if columns else sql.SQL("1"),
+        table=sql.Identifier(checked.table), join=join,
+        group_by=sql.SQL(" GROUP BY " + ", ".join(f"g{n}" for n in range(len(groups)))) if groups else sql.SQL(""),
     )
     cursor.execute(statement)
     results = cursor.fetchall()
     width = len(groups)
     collection_at = 1 if checked.collection_reference else 0
-    totals = [sum(result[width + n] for result in results) for n in range(len(aggregates))]
-    at = 1 + len(checked.vectors)
+    totals = [sum(result[width + 1 + n] for result in results) for n in range(len(flags))]
+    vectors = len(checked.vectors)
     return {
         "wrong_dimensions": _wrong_dimensions(results, checked, dimensioned, collection_at, width),
-        "null_vectors": sum(totals[1:at]) if checked.vectors else None,
-        "zero_vectors": sum(totals[at:at + len(normed)]) if normed else None,
-        "empty_documents": totals[at + len(normed)] if checked.document else None,
+        "null_vectors": sum(totals[:vectors]) if checked.vectors else None,
+        "zero_vectors": sum(totals[vectors:vectors + len(normed)]) if normed else None,
+        "empty_documents": totals[vectors + len(normed)] if checked.document else None,
         "missing_collection": totals[-1] if checked.collection_reference else None,
     }
-
-
-def _count_where(condition: sql.Composable) -> sql.Composable:
-    return sql.SQL("count(*) FILTER (WHERE {})").format(condition)
 
 
 def _wrong_dimensions(

@@ -28,7 +28,7 @@ from vector_assets.core.pg.catalog import (
     server_versions,
 )
 from vector_assets.core.pg.copy import copy_out
-from vector_assets.core.pg.data_checks import DataCheckPlan
+from vector_assets.core.pg.data_checks import DataCheckPlan, DataChecks
 from vector_assets.core.pg.ddl import read_table_definition
 from vector_assets.core.pg.parts import (
     BlockRange,
@@ -273,18 +273,20 @@ def _copy_tables(
     for table in tables:
         columns = read_columns(cursor, table)
         started = time.monotonic()
+        checks = None
         if target.parent is not None:
             copies, indexed = _copy_changes(cursor, target, table, columns, written)
         else:
             ranges = _part_ranges(cursor, target, table)
             if len(ranges) > 1:
                 snapshot = snapshot or [export_snapshot(cursor)]
-                copies = _copy_parts(target, snapshot[0], table, columns, ranges, written)
+                copies, checks = _copy_parts_while_checking(cursor, target, snapshot[0], table, columns, ranges, written)
             else:
                 copies = [_copy_whole_table(cursor, target, table, columns, written)]
             indexed = _index_rows(cursor, target, table, columns, written)
         seconds = time.monotonic() - started
-        checks = target.data_checks.check(cursor, table) if target.data_checks else None
+        if checks is None and target.data_checks:
+            checks = target.data_checks.check(cursor, table)
         parts = [part for part, _ in copies]
         generated = read_generated_columns(cursor, table)
         definition = read_table_definition(cursor, table)
@@ -353,6 +355,20 @@ def _copy_whole_table(
     copy = partial(copy_out, cursor, table, column_names(columns), options=target.set_format.copy_options)
     rows, byte_count, sha256 = copy_table_into(writer, target.set_format, copy, meter_for)
     return FilePart(file_name, rows, byte_count, sha256, encryption_of(writer)), writer
+
+
+def _copy_parts_while_checking(
+    cursor: psycopg2.extensions.cursor, target: SetTarget, snapshot: str, table: str, columns: list[Column],
+    ranges: list[BlockRange], written: list[str],
+) -> tuple[list[tuple[FilePart, HashingWriter]], DataChecks | None]:
+    """The parts go out on connections of their own; meanwhile the snapshot's own connection,
+    otherwise idle, counts the data checks in the same snapshot."""
+    if not target.data_checks:
+        return _copy_parts(target, snapshot, table, columns, ranges, written), None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"check {table}") as side:
+        checking = side.submit(target.data_checks.check, cursor, table)
+        copies = _copy_parts(target, snapshot, table, columns, ranges, written)
+        return copies, checking.result()
 
 
 def _copy_parts(
