@@ -5,8 +5,8 @@ Every command builds the same request object as its Dagster op, for one store (-
 needed when there are several; `vector-assets stores` lists them). The stores are those the code
 location loads: the ones declared in defs.yaml files (vector_assets/defs/stores/, or
 $VECTOR_ASSETS_STORES_DIR), and the environment's own ($VECTOR_ASSETS_PG_DSN, backed up under
-$VECTOR_ASSETS_ROOT) when none is declared or it is set. Exit codes: 0 done,
-2 failed and will fail again until something is fixed, 75 failed but worth retrying
+$VECTOR_ASSETS_ROOT) when none is declared or it is set. Exit codes: 0 done, 1 (diff) the set
+differs, 2 failed and will fail again until something is fixed, 75 failed but worth retrying
 (the database was unreachable).
 """
 
@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError, VectorAssetsError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.diff import DEFAULT_SAMPLE, LIVE, DiffRequest, DiffResult, run_diff
+from vector_assets.core.sets.row_index import CHANGED, ONLY_OURS, ONLY_THEIRS
 from vector_assets.core.ops.drill import FAILED, PASSED, WARNING, DrillRequest, DrillResult, run_drill
 from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
 from vector_assets.core.ops.rekey import RekeyRequest, run_rekey
@@ -55,6 +57,7 @@ from vector_assets.core.units import count_of, human_size, megabytes_per_second
 from vector_assets.store_files import choose_store, code_location_stores
 
 EXIT_OK = 0
+EXIT_DIFFERS = 1  # diff: something differs, as diff(1) says it
 EXIT_FAILED = 2
 EXIT_RETRYABLE = 75  # EX_TEMPFAIL
 EXIT_INTERRUPTED = 130
@@ -94,6 +97,7 @@ def parser() -> argparse.ArgumentParser:
     _add_restore(commands)
     _add_verify(commands)
     _add_drill(commands)
+    _add_diff(commands)
     _add_prune(commands)
     _add_list(commands)
     _add_replicate(commands)
@@ -210,6 +214,18 @@ def _add_drill(commands: argparse._SubParsersAction) -> None:
     drill.add_argument("key", nargs="?", default=None, metavar="KEY", help="the set's partition key (default: newest)")
     drill.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     drill.set_defaults(command=run_drill_command)
+
+
+def _add_diff(commands: argparse._SubParsersAction) -> None:
+    diff = commands.add_parser(
+        "diff", help="what differs between a set and the live tables (or another set): rows only in each, rows changed",
+    )
+    diff.add_argument("set", metavar="SET", help="the set's timestamp or partition key")
+    diff.add_argument("--against", default=LIVE, metavar="live|SET2",
+                      help="live (the store's tables now, the default) or another set's timestamp or partition key")
+    diff.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, help="keys shown of each kind (default 5)")
+    diff.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
+    diff.set_defaults(command=run_diff_command)
 
 
 def _add_prune(commands: argparse._SubParsersAction) -> None:
@@ -416,6 +432,38 @@ def format_verify(result: VerifyResult) -> str:
     lines = [f"set {result.backup_set.key} in {result.backup_set.location.label}:"]
     lines += [f"  {'FAIL' if not o.passed else 'WARN' if o.warning else 'ok  '} {o.check}: {o.message}" for o in result.outcomes]
     lines.append("verified" if result.passed else "FAILED: the set does not match its manifest")
+    return "\n".join(lines)
+
+
+def run_diff_command(args: argparse.Namespace) -> int:
+    """Exit 0 when nothing differs, 1 when something does (as diff(1))."""
+    store = chosen_store(args)
+    environment = store.environment()
+    with showing_progress() as progress:
+        result = run_diff(DiffRequest(
+            dsn=settings.store_dsn(store), root=backup_root(store), key=args.set, against=args.against,
+            sample=args.sample, store=store, encryption=settings.encryption_keys(environ=environment),
+            configured_root=settings.ROOT.get(environment), progress=progress,
+        ))
+    print(json.dumps(result.as_json()) if args.json else format_diff(result))
+    return EXIT_OK if result.identical else EXIT_DIFFERS
+
+
+def format_diff(result: DiffResult) -> str:
+    lines = [f"set {result.backup_set.key} against {result.other}:"]
+    for table in result.tables:
+        if table.skipped:
+            lines.append(f"  {table.table}: not compared: {table.skipped}")
+            continue
+        lines.append(f"  {table.table}: {table.differences.describe(result.other)}")
+        for name, found in [("", table.differences), *table.collections.items()]:
+            if name:
+                lines.append(f"    collection {name}: {found.describe(result.other)}")
+            for label, keys in (("only in the set", found.samples[ONLY_OURS]), (f"only in {result.other}", found.samples[ONLY_THEIRS]),
+                                ("changed", found.samples[CHANGED])):
+                if keys:
+                    lines.append(f"      {label}: {', '.join(keys)}")
+    lines.append("identical" if result.identical else "differs")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from vector_assets.core.stores import Store
 from vector_assets.defs.alerts import alert_sensor
 from vector_assets.defs.backup import backup_definitions
 from vector_assets.defs.checks import check_definitions, check_job
+from vector_assets.defs.diff import diff_definitions
 from vector_assets.defs.discovery import discovery_definitions
 from vector_assets.defs.drill import drill_definitions
 from vector_assets.defs.freshness import freshness_definitions
@@ -29,7 +30,7 @@ def store_definitions(store: Store) -> dg.Definitions:
     return dg.Definitions.merge(
         backup_definitions(keys), restore_definitions(keys), truncate_definitions(keys), drill_definitions(keys),
         check_definitions(keys, checks), discovery_definitions(keys, checks), freshness_definitions(keys),
-        prune_definitions(keys), replicate_definitions(keys), rekey_definitions(keys),
+        prune_definitions(keys), replicate_definitions(keys), rekey_definitions(keys), diff_definitions(keys),
     )
 
 

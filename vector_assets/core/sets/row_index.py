@@ -214,6 +214,38 @@ class RowIndexMerge:
         self._at += 1
 
 
+ONLY_OURS, ONLY_THEIRS, CHANGED = "only_ours", "only_theirs", "changed"
+
+
+def compare_grouped_digests(
+    ours: Iterator[bytes], theirs: Iterator[bytes]
+) -> Iterator[tuple[str, bytes, bytes]]:
+    """Walk two ``key<TAB>digest<TAB>group`` streams in key order, one line of each at a time, and
+    yield (ONLY_OURS | ONLY_THEIRS | CHANGED, key, group) for every key that differs; the group is
+    the side's that holds the row (ours, for a changed row). Keys and groups stay escaped."""
+    mine, other = next(ours, None), next(theirs, None)
+    while mine is not None or other is not None:
+        if other is None or (mine is not None and _key_of(mine) < _key_of(other)):
+            yield ONLY_OURS, *_key_and_group(mine)
+            mine = next(ours, None)
+        elif mine is None or _key_of(other) < _key_of(mine):
+            yield ONLY_THEIRS, *_key_and_group(other)
+            other = next(theirs, None)
+        else:
+            if mine.split(b"\t", 2)[1] != other.split(b"\t", 2)[1]:
+                yield CHANGED, *_key_and_group(mine)
+            mine, other = next(ours, None), next(theirs, None)
+
+
+def _key_of(line: bytes) -> bytes:
+    return unescape_key(line.split(b"\t", 1)[0])
+
+
+def _key_and_group(line: bytes) -> tuple[bytes, bytes]:
+    key, _, group = line.split(b"\t", 2)
+    return key, group
+
+
 def spooled_keys() -> tempfile.SpooledTemporaryFile:
     """Where the keys to export wait for the export: memory up to a point, then a temp file."""
     return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)

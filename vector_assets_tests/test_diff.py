@@ -1,0 +1,164 @@
+"""What changed, before anyone restores: a diff of a set against the live tables or another set
+finds exactly the rows inserted, deleted and changed (a document, metadata, one float of one
+vector), per table and per collection, and nothing between a set and the state it was taken from."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from vector_assets.cli import main
+from vector_assets.core.errors import BackupSetNotFoundError, ConfigError
+from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.diff import DiffRequest, run_diff
+from vector_assets.core.sets.manifest import INCREMENTAL
+from vector_assets.core.stores import Store, StoreTable, TableRole
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
+from vector_assets_tests.support.dagster import output_metadata, run_job
+from vector_assets_tests.support.database import execute, tables_now
+from vector_assets_tests.support.files import folder_snapshot
+
+
+def keys_of(dsn: str, collection: str, count: int, offset: int = 0) -> list[str]:
+    return [key for (key,) in execute(
+        dsn, "SELECT e.id FROM langchain_pg_embedding e JOIN langchain_pg_collection c ON c.uuid = e.collection_id "
+             "WHERE c.name = %s ORDER BY e.id COLLATE \"C\" LIMIT %s OFFSET %s", (collection, count, offset),
+    )]
+
+
+def change_the_store(dsn: str) -> dict[str, dict[str, list[str]]]:
+    """Inserts, deletes and changes rows of known keys; returns them per collection and kind."""
+    inserted = ["zz-new-1-sql", "zz-new-2-sql"]
+    execute(dsn, """INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+                    SELECT k, (SELECT uuid FROM langchain_pg_collection WHERE name = 'sql'), embedding, 'new', '{}'
+                    FROM unnest(%s) k, (SELECT embedding FROM langchain_pg_embedding LIMIT 1) v""", (inserted,))
+    deleted = keys_of(dsn, "ddl", 3)
+    execute(dsn, "DELETE FROM langchain_pg_embedding WHERE id = ANY(%s)", (deleted,))
+    document, = keys_of(dsn, "documentation", 1)
+    execute(dsn, "UPDATE langchain_pg_embedding SET document = document || '.' WHERE id = %s", (document,))
+    metadata, = keys_of(dsn, "sql", 1)
+    execute(dsn, """UPDATE langchain_pg_embedding SET cmetadata = cmetadata || '{"edited": true}' WHERE id = %s""", (metadata,))
+    one_float, = keys_of(dsn, "ddl", 1)
+    execute(dsn, """UPDATE langchain_pg_embedding SET embedding =
+                      (SELECT (array_agg(CASE WHEN n = 7 THEN x + 1e-3 ELSE x END ORDER BY n))::vector
+                       FROM unnest(embedding::real[]) WITH ORDINALITY AS f(x, n)) WHERE id = %s""", (one_float,))
+    return {
+        "sql": {"only_in_set": [], "only_in_other": inserted, "changed": [metadata]},
+        "ddl": {"only_in_set": sorted(deleted), "only_in_other": [], "changed": [one_float]},
+        "documentation": {"only_in_set": [], "only_in_other": [], "changed": [document]},
+    }
+
+
+def expected_counts(changes: dict[str, dict[str, list[str]]]) -> dict[str, tuple[int, int, int]]:
+    return {name: (len(kinds["only_in_set"]), len(kinds["only_in_other"]), len(kinds["changed"]))
+            for name, kinds in changes.items()}
+
+
+def found_counts(table_diff) -> dict[str, tuple[int, int, int]]:
+    return {name: (found.only_in_set, found.only_in_other, found.changed) for name, found in table_diff.collections.items()}
+
+
+def by_table(result) -> dict:
+    return {table.table: table for table in result.tables}
+
+
+def test_a_set_against_the_live_tables_finds_exactly_what_changed_per_collection(store_db, backup_root):
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    changes = change_the_store(store_db)
+    result = run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp))
+    embeddings = by_table(result)[EMBEDDING_TABLE]
+    assert found_counts(embeddings) == expected_counts(changes)
+    for name, kinds in changes.items():
+        found = embeddings.collections[name]
+        assert found.samples == {"only_ours": kinds["only_in_set"], "only_theirs": kinds["only_in_other"],
+                                 "changed": kinds["changed"]}
+    assert (embeddings.differences.only_in_set, embeddings.differences.only_in_other, embeddings.differences.changed) == (3, 2, 3)
+    assert embeddings.rows_in_set == 300 and embeddings.rows_in_other == 299
+    assert by_table(result)[COLLECTION_TABLE].differences.total == 0 and not result.identical
+
+
+def test_nothing_differs_between_a_set_and_the_state_it_was_taken_from(store_db, backup_root):
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root, row_index=True))
+    result = run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp))
+    assert result.identical and [t.rows_in_set for t in result.tables] == [3, 300]
+    assert all(t.differences.total == 0 and t.collections == {} for t in result.tables)
+    increment = run_backup(BackupRequest(dsn=store_db, root=backup_root, kind=INCREMENTAL))
+    assert increment.manifest.kind == INCREMENTAL
+    assert run_diff(DiffRequest(dsn=store_db, root=backup_root, key=increment.timestamp)).identical
+    assert run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp, against=increment.timestamp)).identical
+
+
+def test_two_sets_differ_as_the_store_did_between_them(store_db, backup_root):
+    """The older set against an increment taken after the changes (its chain applied in the stage)."""
+    before = run_backup(BackupRequest(dsn=store_db, root=backup_root, row_index=True))
+    changes = change_the_store(store_db)
+    after = run_backup(BackupRequest(dsn=store_db, root=backup_root, kind=INCREMENTAL))
+    assert after.manifest.kind == INCREMENTAL
+    result = run_diff(DiffRequest(dsn=store_db, root=backup_root, key=before.timestamp, against=after.timestamp))
+    assert found_counts(by_table(result)[EMBEDDING_TABLE]) == expected_counts(changes)
+    assert result.against == after.timestamp
+
+
+def test_a_table_without_collections_is_compared_as_a_whole(empty_db, backup_root):
+    execute(empty_db, "CREATE TABLE data_docs (id BIGSERIAL PRIMARY KEY, text VARCHAR, node_id VARCHAR, embedding vector(3))")
+    execute(empty_db, "INSERT INTO data_docs (text, embedding) SELECT 'doc ' || n, ('[' || n || ',1,2]')::vector FROM generate_series(1, 40) n")
+    store = Store("docs", "llamaindex", (StoreTable("data_docs", TableRole.VECTORS),))
+    taken = run_backup(BackupRequest(dsn=empty_db, root=backup_root, store=store, format="pgcopy"))
+    execute(empty_db, "DELETE FROM data_docs WHERE id IN (1, 2)")
+    execute(empty_db, "UPDATE data_docs SET embedding = '[9,9,9]' WHERE id = 40")
+    (table,) = run_diff(DiffRequest(dsn=empty_db, root=backup_root, key=taken.timestamp, store=store)).tables
+    assert (table.differences.only_in_set, table.differences.only_in_other, table.differences.changed) == (2, 0, 1)
+    assert table.differences.samples["only_ours"] == ["1", "2"] and table.collections == {}
+
+
+@pytest.mark.parametrize(("request_fields", "error", "named"), [
+    ({"key": "20990101_000000"}, BackupSetNotFoundError, "no complete backup set '20990101_000000'"),
+    ({"against": "20990101_000000"}, BackupSetNotFoundError, "no complete backup set '20990101_000000'"),
+    ({"sample": -1}, ConfigError, "sample must be a whole number from 0 to 100"),
+])
+def test_a_bad_request_fails_in_one_line_and_changes_nothing(store_db, backup_root, request_fields, error, named):
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    before, files = tables_now(store_db), folder_snapshot(backup_root)
+    with pytest.raises(error, match=named) as raised:
+        run_diff(DiffRequest(**{"dsn": store_db, "root": backup_root, "key": taken.timestamp, **request_fields}))
+    assert "\n" not in str(raised.value)
+    assert tables_now(store_db) == before and folder_snapshot(backup_root) == files
+
+
+def test_the_cli_prints_the_diff_and_exits_1_when_something_differs(store_db, backup_root, monkeypatch, capsys):
+    monkeypatch.setenv("VECTOR_ASSETS_PG_DSN", store_db)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    assert main(["diff", taken.timestamp]) == 0
+    assert capsys.readouterr().out.strip().endswith("identical")
+    changes = change_the_store(store_db)
+    assert main(["diff", taken.timestamp, "--json"]) == 1
+    printed = json.loads(capsys.readouterr().out)
+    embeddings = next(table for table in printed["tables"] if table["table"] == EMBEDDING_TABLE)
+    assert embeddings["collections"]["ddl"]["sample_only_in_set"] == changes["ddl"]["only_in_set"]
+
+
+def test_the_diff_job_reports_the_differences_of_the_chosen_set(dagster_instance, store_db, backup_root):
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    dagster_instance.add_dynamic_partitions("vector_backups", [taken.timestamp])
+    changes = change_the_store(store_db)
+    result = run_job(dagster_instance, "diff_vector_backup", partition_key=taken.timestamp)
+    assert result.success
+    metadata = output_metadata(result, "diff_backup_set")
+    assert metadata["identical"].value is False and metadata["against"].value == "live"
+    rows = {(r.data["table"], r.data["collection"]): r.data for r in metadata["differences"].value.records}
+    assert rows[(EMBEDDING_TABLE, "ddl")]["only_in_set"] == 3
+    assert rows[(EMBEDDING_TABLE, "ddl")]["sample_only_in_set"] == ", ".join(changes["ddl"]["only_in_set"])
+    assert rows[(EMBEDDING_TABLE, "(all)")]["changed"] == 3
+
+
+def test_the_diff_job_refuses_an_unknown_other_set_in_one_line(dagster_instance, store_db, backup_root):
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    dagster_instance.add_dynamic_partitions("vector_backups", [taken.timestamp])
+    result = run_job(dagster_instance, "diff_vector_backup", op="diff_backup_set", config={"against": "20990101_000000"},
+                     partition_key=taken.timestamp)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "no complete backup set '20990101_000000'" in failure.step_failure_data.error.message
