@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError, VectorAssetsError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
-from vector_assets.core.ops.diff import DEFAULT_SAMPLE, LIVE, DiffRequest, DiffResult, run_diff
+from vector_assets.core.ops.diff import DEFAULT_SAMPLE, LIVE, DiffRequest, DiffResult, restore_effect_lines, run_diff
 from vector_assets.core.sets.row_index import CHANGED, ONLY_OURS, ONLY_THEIRS
 from vector_assets.core.ops.drill import FAILED, PASSED, WARNING, DrillRequest, DrillResult, run_drill
 from vector_assets.core.ops.prune import PruneRequest, PruneResult, run_prune
@@ -408,6 +408,8 @@ def format_restore(result: RestoreResult, target: str | None = None, store: Stor
         lines.append(f"  triggers not fired during the load: {', '.join(result.triggers_held)}")
     lines += [f"  {build.message}" for build in result.index_builds]
     lines.append(f"  {result.duration_seconds:.2f}s")
+    if result.changes is not None:
+        lines += [f"  {line}" for line in restore_effect_lines(result.changes)]
     if result.dry_run:
         lines.append("nothing was changed; run with --apply to restore")
     undo = result.undo_command(target, store)

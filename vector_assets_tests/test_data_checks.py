@@ -9,6 +9,7 @@ import pytest
 
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.pg.data_checks import DataChecks
+from vector_assets.core.sets.writer import PartPolicy
 from vector_assets.core.stores import Store, StoreTable, TableRole, langchain_store
 from vector_assets.core.tables import EMBEDDING_TABLE
 from vector_assets_tests.support.dagster import DEFAULT_KEYS, Ticker, partition_metadata, run_job
@@ -114,7 +115,6 @@ def test_the_counts_are_of_the_snapshot_the_backup_reads(empty_db, backup_root):
     fill_store(empty_db, layout="current", embeddings=300, dims=DIMS)
     clean_documents(empty_db)
     execute(empty_db, "UPDATE langchain_pg_embedding SET document = '' WHERE id IN (SELECT id FROM langchain_pg_embedding ORDER BY id LIMIT 7)")
-    from vector_assets.core.sets.writer import PartPolicy
     result = run_backup(BackupRequest(dsn=empty_db, root=backup_root, format="pgcopy", parts=PartPolicy(part_bytes=8192)))
     entry = result.manifest.tables[EMBEDDING_TABLE]
     assert len(entry.parts) > 1

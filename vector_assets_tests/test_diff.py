@@ -9,10 +9,11 @@ import json
 import dagster as dg
 import pytest
 
-from vector_assets.cli import main
+from vector_assets.cli import format_restore, main
 from vector_assets.core.errors import BackupSetNotFoundError, ConfigError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.diff import DiffRequest, run_diff
+from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.manifest import INCREMENTAL
 from vector_assets.core.stores import Store, StoreTable, TableRole
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
@@ -162,3 +163,33 @@ def test_the_diff_job_refuses_an_unknown_other_set_in_one_line(dagster_instance,
     assert not result.success
     failure = next(event for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "no complete backup set '20990101_000000'" in failure.step_failure_data.error.message
+
+
+def test_a_replacing_dry_run_shows_the_rows_it_would_bring_back_remove_and_overwrite(store_db, backup_root):
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    changes = change_the_store(store_db)
+    before, files = tables_now(store_db), folder_snapshot(backup_root)
+    dry = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp,
+                                     truncate_before_restore=True, dry_run=True))
+    assert tables_now(store_db) == before and folder_snapshot(backup_root) == files
+    diff = run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp))
+    assert dry.changes.as_json()["tables"] == diff.as_json()["tables"]
+    assert found_counts(by_table(dry.changes)[EMBEDDING_TABLE]) == expected_counts(changes)
+    lines = format_restore(dry).splitlines()
+    assert f"  {EMBEDDING_TABLE} collection ddl: would bring back 3 rows only in the set, remove 0 only in the target, " \
+           "overwrite 1 changed" in lines
+    assert f"    bring back: {', '.join(changes['ddl']['only_in_set'])}" in lines
+
+
+def test_a_collection_restores_dry_run_shows_only_that_collections_rows(store_db, backup_root):
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    changes = change_the_store(store_db)
+    dry = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp,
+                                     truncate_before_restore=True, dry_run=True, collection="sql"))
+    (table,) = dry.changes.tables
+    assert table.only_collection == "sql" and table.collections == {}
+    assert (table.differences.only_in_set, table.differences.only_in_other, table.differences.changed) == (0, 2, 1)
+    assert table.differences.samples["only_theirs"] == changes["sql"]["only_in_other"]
+    appended = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp, dry_run=True,
+                                          collection="sql", on_conflict="skip"))
+    assert appended.changes is None  # an append replaces nothing

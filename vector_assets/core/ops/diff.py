@@ -121,10 +121,12 @@ class TableDiff:
     differences: RowDifferences = field(default_factory=RowDifferences)
     collections: dict[str, RowDifferences] = field(default_factory=dict)  # by name; only those that differ
     skipped: str | None = None  # why this table could not be compared
+    grouped: bool = False  # its rows belong to collections
+    only_collection: str | None = None  # the figures are of this one collection's rows only
 
     def as_json(self) -> dict:
         return {"table": self.table, "key": self.key, "rows_in_set": self.rows_in_set, "rows_in_other": self.rows_in_other,
-                **self.differences.as_json(), "skipped": self.skipped,
+                **self.differences.as_json(), "skipped": self.skipped, "only_collection": self.only_collection,
                 "collections": {name: found.as_json() for name, found in self.collections.items()}}
 
 
@@ -143,9 +145,38 @@ class DiffResult:
     def identical(self) -> bool:
         return all(table.differences.total == 0 and table.skipped is None for table in self.tables)
 
+    def of_collection(self, name: str) -> DiffResult:
+        """Only one collection's rows: what a collection restore would replace."""
+        tables = [
+            TableDiff(table.table, table.key, differences=table.collections.get(name, RowDifferences()),
+                      grouped=True, only_collection=name)
+            for table in self.tables if table.skipped is None and table.grouped
+        ]
+        return DiffResult(self.backup_set, self.against, tables, self.duration_seconds)
+
     def as_json(self) -> dict:
         return {"set": self.backup_set.key, "against": self.against, "identical": self.identical,
                 "duration_seconds": round(self.duration_seconds, 3), "tables": [table.as_json() for table in self.tables]}
+
+
+def restore_effect_lines(changes: DiffResult) -> list[str]:
+    """What a replacing restore would do to the rows of its target, per table and collection, with
+    the sampled keys: the one wording of the CLI's and the job's dry runs."""
+    lines = []
+    for table in changes.tables:
+        if table.skipped:
+            lines.append(f"{table.table}: not compared: {table.skipped}")
+            continue
+        label = f"{table.table} collection {table.only_collection}" if table.only_collection else table.table
+        entries = [(label, table.differences)]
+        entries += [(f"{table.table} collection {name}", found) for name, found in table.collections.items()]
+        for label, found in entries:
+            lines.append(f"{label}: would bring back {count_of(found.only_in_set, 'row')} only in the set, remove "
+                         f"{found.only_in_other:,} only in the target, overwrite {found.changed:,} changed")
+            for kind, verb in ((ONLY_OURS, "bring back"), (ONLY_THEIRS, "remove"), (CHANGED, "overwrite")):
+                if found.samples[kind]:
+                    lines.append(f"  {verb}: {', '.join(found.samples[kind])}")
+    return lines
 
 
 def run_diff(request: DiffRequest) -> DiffResult:
@@ -210,7 +241,7 @@ def _diff_table(
     columns = our_plan.header
     _require_columns(cursor, table, columns, ours.backup_set.key)
     group = _collection_column(request.store, table, cursor)
-    found = TableDiff(table, key.column)
+    found = TableDiff(table, key.column, grouped=group is not None)
     with _spool() as our_lines, _spool() as their_lines:
         found.rows_in_set = _staged_digests(cursor, our_plan, key, group, our_lines, "diff_ours", request.progress)
         if theirs is None:

@@ -31,6 +31,7 @@ collection or the whole tables.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from vector_assets.core.ops.restore.collection import load_collection
 from vector_assets.core.ops.restore.plan import plan_table, readable_chain, require_same_store, split_chain
@@ -47,6 +48,9 @@ from vector_assets.core.ops.restore.target import check_target
 from vector_assets.core.ops.restore.whole_tables import load_whole_tables
 from vector_assets.core.pg.connection import connect, database_errors
 from vector_assets.core.sets.copies import choose_copy
+
+if TYPE_CHECKING:
+    from vector_assets.core.ops.diff import DiffResult
 
 __all__ = [
     "APPEND",
@@ -86,6 +90,8 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
                 load_whole_tables(conn, request, planned, to_create, result)
     finally:
         conn.close()
+    if request.dry_run and request.truncate_before_restore and chosen.note is None:
+        result.changes = what_it_would_change(request, result)
     result.duration_seconds = time.monotonic() - started
     return result
 
@@ -94,3 +100,19 @@ def in_set_order(set_tables: tuple[str, ...], requested: tuple[str, ...]) -> lis
     """The requested tables in the order the set wrote them (parents before the tables that
     reference them, as the source's foreign keys said); any the set lacks last, to be named."""
     return sorted(requested, key=lambda table: set_tables.index(table) if table in set_tables else len(set_tables))
+
+
+def what_it_would_change(request: RestoreRequest, result: RestoreResult) -> DiffResult | None:
+    """For a replacing dry run: the set against the target, for exactly the rows the restore
+    would replace: its tables, or its one collection (not when renamed: the copy gets new keys)."""
+    from vector_assets.core.ops.diff import DiffRequest, run_diff  # the diff stages sets through this package
+
+    collection = result.collection
+    if collection is not None and collection.renamed:
+        return None
+    tables = request.tables if collection is None else request.store.vector_tables
+    changes = run_diff(DiffRequest(
+        dsn=request.target_dsn, root=request.root, key=result.backup_set.key, tables=tables, store=request.store,
+        encryption=request.encryption, configured_root=request.configured_root,
+    ))
+    return changes if collection is None else changes.of_collection(collection.name)

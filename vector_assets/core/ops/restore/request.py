@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.pg.index_builds import IndexBuild, IndexBuildSettings
@@ -18,6 +19,9 @@ from vector_assets.core.sets.writer import BackupResult
 from vector_assets.core.stores import Store, langchain_store
 from vector_assets.core.tables import validate_collection_request
 from vector_assets.core.units import count_of
+
+if TYPE_CHECKING:  # the diff stages a set through the restore's own stages
+    from vector_assets.core.ops.diff import DiffResult
 
 ON_CONFLICT_CHOICES = ("error", "skip")
 REPLACE = "replace"
@@ -136,6 +140,7 @@ class RestoreResult:
     read_from_offsite: str | None = None  # why the offsite copy was read, if it was
     collection: CollectionRestore | None = None  # what a collection restore did, by name and uuid
     triggers_held: list[str] = field(default_factory=list)  # table.trigger, off while the rows loaded
+    changes: DiffResult | None = None  # a replacing dry run: the rows it would bring back, remove and overwrite
 
     def undo_command(self, target: str | None = None, store: Store | None = None) -> str | None:
         """The command that puts back what the restore replaced: its safety set, restored with
