@@ -175,3 +175,17 @@ def test_a_clean_backup_run_passes_and_a_set_written_outside_dagster_is_checked_
 def run_evaluations(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetCheckEvaluation]:
     records = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     return [record.dagster_event.event_specific_data for record in records]
+
+
+def test_checks_the_server_refuses_are_recorded_as_not_counted_and_the_backup_goes_on(empty_db, backup_root):
+    """A store of its own making (the collection reference a varchar): the checks' join is refused,
+    rolled back to a savepoint, and the set is written all the same, saying why nothing was counted."""
+    fill_store(empty_db, layout="current", embeddings=30, dims=DIMS)
+    execute(empty_db, "ALTER TABLE langchain_pg_embedding DROP CONSTRAINT langchain_pg_embedding_collection_id_fkey")
+    execute(empty_db, "ALTER TABLE langchain_pg_embedding ALTER COLUMN collection_id TYPE varchar")
+    result = run_backup(BackupRequest(dsn=empty_db, root=backup_root))
+    checks = result.manifest.tables[EMBEDDING_TABLE].data_checks
+    assert result.manifest.tables[EMBEDDING_TABLE].rows == 30
+    assert checks.counts() == {} and checks.failed == (
+        f"the server refused the checks' statement (UNDEFINED_FUNCTION) on {EMBEDDING_TABLE}")
+    assert checks.describe().startswith("not counted: ")

@@ -89,6 +89,9 @@ def data_quality_fields(backup_set: BackupSet, table: str) -> dict:
             "description": f"{table}: set {backup_set.key} records no data checks (a legacy set, or one written before "
             "they were counted): nothing was checked",
         }
+    if checks.failed:
+        return {"passed": False, "severity": dg.AssetCheckSeverity.WARN, "metadata": metadata,
+                "description": f"{table}: {checks.describe()}"}
     metadata.update({name: dg.MetadataValue.int(count) for name, count in checks.counts().items()})
     metadata["data_checks_seconds"] = dg.MetadataValue.float(round(checks.seconds, 3))
     return {

@@ -8,7 +8,9 @@ where no unique index already rules them out (a primary key cannot repeat, so it
 scanned for repeats).
 
 A count is None when the table has nothing that check could look at (no document column, no
-collection). Vector columns of every pgvector type are checked for NULLs; ``sparsevec`` has no
+collection). The checks never stop the set they describe: a statement the server refuses (a
+store's own column types the checks do not expect) is rolled back to a savepoint and recorded
+as the reason nothing was counted. Vector columns of every pgvector type are checked for NULLs; ``sparsevec`` has no
 dimension function (its declared dimension is enforced on input), and an all-zero ``bit``
 vector is a valid binary code, so those two checks skip those types.
 """
@@ -20,6 +22,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, fields
 from functools import partial
 
+import psycopg2
+import psycopg2.errorcodes
 import psycopg2.extensions
 from psycopg2 import sql
 
@@ -58,6 +62,7 @@ class DataChecks:
     missing_collection: int | None = None  # vector rows naming no collection, or one that does not exist
     empty_documents: int | None = None  # NULL or blank
     seconds: float = 0.0
+    failed: str | None = None  # why nothing could be counted (the server refused the checks' statement)
 
     def counts(self) -> dict[str, int]:
         """The checks that apply, by name."""
@@ -68,13 +73,15 @@ class DataChecks:
 
     def describe(self) -> str:
         """One line: the problems found, or which checks found none."""
+        if self.failed:
+            return f"not counted: {self.failed}"
         problems = self.problems()
         if problems:
             return ", ".join(_count_of(name, count) for name, count in problems.items())
         return "no " + ", ".join(CHECK_NOUNS[name][1] for name in self.counts()) if self.counts() else "nothing to check"
 
-    def to_json(self) -> dict[str, int | float]:
-        return {**self.counts(), "seconds": round(self.seconds, 3)}
+    def to_json(self) -> dict[str, int | float | str]:
+        return {**self.counts(), "seconds": round(self.seconds, 3), **({"failed": self.failed} if self.failed else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> DataChecks:
@@ -100,7 +107,18 @@ class DataCheckPlan:
         """The table's counts, in the caller's transaction; None for a table that is not checked."""
         if table not in self.tables:
             return None
-        return run_data_checks(cursor, checked_table(cursor, table, self.columns, self.collection_table))
+        cursor.execute("SAVEPOINT vector_assets_data_checks")
+        try:
+            checks = run_data_checks(cursor, checked_table(cursor, table, self.columns, self.collection_table))
+        except psycopg2.DatabaseError as error:
+            if cursor.connection.closed:
+                raise
+            cursor.execute("ROLLBACK TO SAVEPOINT vector_assets_data_checks")
+            # the message may quote a value of the table, and table data never goes into a manifest
+            reason = psycopg2.errorcodes.lookup(error.pgcode) if error.pgcode else type(error).__name__
+            return DataChecks(failed=f"the server refused the checks' statement ({reason}) on {table}")
+        cursor.execute("RELEASE SAVEPOINT vector_assets_data_checks")
+        return checks
 
 
 @dataclass(frozen=True)
