@@ -12,7 +12,7 @@ import pytest
 from vector_assets.cli import format_restore, main
 from vector_assets.core.errors import BackupSetNotFoundError, ConfigError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
-from vector_assets.core.ops.diff import DiffRequest, run_diff
+from vector_assets.core.ops.diff import ROW_INDEX, STAGED_ROWS, DiffRequest, run_diff
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.manifest import INCREMENTAL
 from vector_assets.core.stores import Store, StoreTable, TableRole
@@ -65,8 +65,11 @@ def by_table(result) -> dict:
     return {table.table: table for table in result.tables}
 
 
-def test_a_set_against_the_live_tables_finds_exactly_what_changed_per_collection(store_db, backup_root):
-    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+@pytest.mark.parametrize("row_index", [False, True])
+def test_a_set_against_the_live_tables_finds_exactly_what_changed_per_collection(store_db, backup_root, row_index):
+    """With or without a row index: rows deleted since the set must be placed in their
+    collections, which only the set's own rows can tell, so both read them."""
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root, row_index=row_index))
     changes = change_the_store(store_db)
     result = run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp))
     embeddings = by_table(result)[EMBEDDING_TABLE]
@@ -78,6 +81,24 @@ def test_a_set_against_the_live_tables_finds_exactly_what_changed_per_collection
     assert (embeddings.differences.only_in_set, embeddings.differences.only_in_other, embeddings.differences.changed) == (3, 2, 3)
     assert embeddings.rows_in_set == 300 and embeddings.rows_in_other == 299
     assert by_table(result)[COLLECTION_TABLE].differences.total == 0 and not result.identical
+    assert embeddings.set_read_from == STAGED_ROWS
+    assert by_table(result)[COLLECTION_TABLE].set_read_from == (ROW_INDEX if row_index else STAGED_ROWS)
+
+
+def test_an_indexed_set_is_compared_through_its_row_index_when_no_row_was_deleted(store_db, backup_root):
+    """As an increment compares: the live digests against the row index, collections from the live rows."""
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root, row_index=True))
+    new_rows = ["zz-new-3-sql", "zz-new-4-documentation"]
+    execute(store_db, """INSERT INTO langchain_pg_embedding (id, collection_id, document)
+                         SELECT 'zz-new-3-sql', uuid, 'x' FROM langchain_pg_collection WHERE name = 'sql'
+                         UNION ALL SELECT 'zz-new-4-documentation', uuid, 'y' FROM langchain_pg_collection
+                         WHERE name = 'documentation'""")
+    edited, = keys_of(store_db, "ddl", 1)
+    execute(store_db, "UPDATE langchain_pg_embedding SET document = 'edited' WHERE id = %s", (edited,))
+    embeddings = by_table(run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp)))[EMBEDDING_TABLE]
+    assert embeddings.set_read_from == ROW_INDEX and embeddings.rows_in_set == 300 and embeddings.rows_in_other == 302
+    assert found_counts(embeddings) == {"sql": (0, 1, 0), "documentation": (0, 1, 0), "ddl": (0, 0, 1)}
+    assert embeddings.differences.samples == {"only_ours": [], "only_theirs": new_rows, "changed": [edited]}
 
 
 def test_nothing_differs_between_a_set_and_the_state_it_was_taken_from(store_db, backup_root):

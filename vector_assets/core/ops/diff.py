@@ -3,11 +3,14 @@ table and, where the layout has collections, per collection: rows only in the se
 the other side, rows changed, and a sample of keys of each.
 
 Rows are matched by the table's one-column primary key and compared by the row digests the
-incremental backups use (each column's binary send form, hashed on the server). Each side's
-digests stream out of the server sorted by key into a spool file (memory stays flat), and the two
-spools are walked side by side once. A set's rows are first loaded into a temporary stage on the
-store's database (an increment with its chain applied), since a set's digests must be computed
-on the rows themselves to tell which collection a row missing from the live tables was in.
+incremental backups use (each column's binary send form, hashed on the server). The live side's
+digests stream out of the server sorted by key into a spool file (memory stays flat), and are
+walked once beside the set's:
+- a set with a row index (every increment, and a full set in a location that uses increments) is
+  compared as an increment compares, with that index: one digest scan of the live table;
+- otherwise, or when a row missing from the live tables must be placed in its collection (a row
+  index holds no collection), or against another set, the set's rows are first loaded into a
+  temporary stage on the store's database (an increment with its chain applied) and digested there.
 Everything runs in one REPEATABLE READ transaction that is rolled back: the live side is one
 snapshot, and nothing is left behind.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Iterator
+from itertools import chain
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +41,16 @@ from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.encryption import EncryptionKeys
-from vector_assets.core.sets.row_index import CHANGED, ONLY_OURS, ONLY_THEIRS, compare_grouped_digests, lines_of, unescape_key
+from vector_assets.core.sets.manifest import RowIndex
+from vector_assets.core.sets.row_index import (
+    CHANGED,
+    ONLY_OURS,
+    ONLY_THEIRS,
+    compare_grouped_digests,
+    lines_of,
+    read_row_index,
+    unescape_key,
+)
 from vector_assets.core.sets.storage import Root
 from vector_assets.core.stores import Store, TableRole, langchain_store
 from vector_assets.core.units import count_of
@@ -46,6 +59,7 @@ LIVE = "live"
 DEFAULT_SAMPLE = 5
 MAX_SAMPLE = 100
 NO_COLLECTION = "(no collection)"
+ROW_INDEX, STAGED_ROWS = "row index", "staged rows"
 SPOOL_IN_MEMORY_BYTES = 16 << 20
 KINDS = (ONLY_OURS, ONLY_THEIRS, CHANGED)
 
@@ -123,10 +137,12 @@ class TableDiff:
     skipped: str | None = None  # why this table could not be compared
     grouped: bool = False  # its rows belong to collections
     only_collection: str | None = None  # the figures are of this one collection's rows only
+    set_read_from: str = ""  # ROW_INDEX or STAGED_ROWS: how the set's side was read
 
     def as_json(self) -> dict:
         return {"table": self.table, "key": self.key, "rows_in_set": self.rows_in_set, "rows_in_other": self.rows_in_other,
                 **self.differences.as_json(), "skipped": self.skipped, "only_collection": self.only_collection,
+                "set_read_from": self.set_read_from,
                 "collections": {name: found.as_json() for name, found in self.collections.items()}}
 
 
@@ -241,7 +257,13 @@ def _diff_table(
     columns = our_plan.header
     _require_columns(cursor, table, columns, ours.backup_set.key)
     group = _collection_column(request.store, table, cursor)
-    found = TableDiff(table, key.column, grouped=group is not None)
+    index = _usable_row_index(ours.backup_set, table, key) if theirs is None else None
+    if index is not None:
+        found = _against_row_index(cursor, request, ours, index, table, columns, key, group)
+        if not (group and found.differences.only_in_set):
+            return found
+        # a row index holds no collection: which collection lost the rows is read from the set's own rows
+    found = TableDiff(table, key.column, grouped=group is not None, set_read_from=STAGED_ROWS)
     with _spool() as our_lines, _spool() as their_lines:
         found.rows_in_set = _staged_digests(cursor, our_plan, key, group, our_lines, "diff_ours", request.progress)
         if theirs is None:
@@ -253,8 +275,36 @@ def _diff_table(
                                           f"set {ours.backup_set.key} {columns}; rows with other columns cannot be compared")
             found.rows_in_other = _staged_digests(cursor, their_plan, key, group, their_lines, "diff_theirs", request.progress)
         names = _collection_names(cursor, request.store, ours, theirs) if group else {}
-        _tally(found, our_lines, their_lines, names, group is not None, request.sample)
+        ours_read, theirs_read = _spooled_lines(our_lines), _spooled_lines(their_lines)
+        _tally(found, ours_read, theirs_read, names, group is not None, request.sample)
     return found
+
+
+def _usable_row_index(backup_set: BackupSet, table: str, key: RowKey) -> RowIndex | None:
+    """The set's row index of the table (every row's digest at the set's snapshot, an increment's
+    too), if it is keyed by the table's key."""
+    entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
+    index = entry.rows_index if entry is not None else None
+    return index if index is not None and index.key == key.column else None
+
+
+def _against_row_index(
+    cursor: psycopg2.extensions.cursor, request: DiffRequest, ours: ReadableSet, index: RowIndex, table: str,
+    columns: list[str], key: RowKey, group: str | None,
+) -> TableDiff:
+    """The cheap way, as an increment compares: the live digests against the set's row index."""
+    found = TableDiff(table, key.column, rows_in_set=index.rows, grouped=group is not None, set_read_from=ROW_INDEX)
+    with _spool() as their_lines:
+        found.rows_in_other = copy_grouped_digests(cursor, table, sql.Identifier(table), columns, key, group, their_lines)
+        names = _collection_names(cursor, request.store, None, None) if group else {}
+        ours_read = chain.from_iterable(read_row_index(ours.base.folder, index.file))
+        _tally(found, ours_read, _spooled_lines(their_lines), names, group is not None, request.sample)
+    return found
+
+
+def _spooled_lines(spool) -> Iterator[bytes]:
+    spool.seek(0)
+    return lines_of(spool)
 
 
 def _require_columns(cursor: psycopg2.extensions.cursor, table: str, columns: list[str], key: str) -> None:
@@ -304,7 +354,7 @@ def _staged(
 
 
 def _collection_names(
-    cursor: psycopg2.extensions.cursor, store: Store, ours: ReadableSet, theirs: ReadableSet | None
+    cursor: psycopg2.extensions.cursor, store: Store, ours: ReadableSet | None, theirs: ReadableSet | None
 ) -> dict[str, str]:
     """Collection key -> name, from the sets' collection tables and the live one."""
     names: dict[str, str] = {}
@@ -318,14 +368,12 @@ def _collection_names(
 
 
 def _tally(
-    found: TableDiff, ours, theirs, names: dict[str, str], grouped: bool, sample: int
+    found: TableDiff, ours: Iterator[bytes], theirs: Iterator[bytes], names: dict[str, str], grouped: bool, sample: int
 ) -> None:
-    ours.seek(0)
-    theirs.seek(0)
-    for kind, key, group in compare_grouped_digests(lines_of(ours), lines_of(theirs)):
+    for kind, key, group in compare_grouped_digests(ours, theirs):
         text = unescape_key(key).decode("utf-8")
         found.differences.add(kind, text, sample)
         if grouped:
-            collection = NO_COLLECTION if group == b"\\N" else unescape_key(group).decode("utf-8")
+            collection = NO_COLLECTION if group in (None, b"\\N") else unescape_key(group).decode("utf-8")
             label = names.get(collection, collection)
             found.collections.setdefault(label, RowDifferences()).add(kind, text, sample)

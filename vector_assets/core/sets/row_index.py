@@ -219,10 +219,12 @@ ONLY_OURS, ONLY_THEIRS, CHANGED = "only_ours", "only_theirs", "changed"
 
 def compare_grouped_digests(
     ours: Iterator[bytes], theirs: Iterator[bytes]
-) -> Iterator[tuple[str, bytes, bytes]]:
-    """Walk two ``key<TAB>digest<TAB>group`` streams in key order, one line of each at a time, and
-    yield (ONLY_OURS | ONLY_THEIRS | CHANGED, key, group) for every key that differs; the group is
-    the side's that holds the row (ours, for a changed row). Keys and groups stay escaped."""
+) -> Iterator[tuple[str, bytes, bytes | None]]:
+    """Walk two digest streams in key order, one line of each at a time, and yield (ONLY_OURS |
+    ONLY_THEIRS | CHANGED, key, group) for every key that differs. A line is ``key<TAB>digest``
+    (a row index) or ``key<TAB>digest<TAB>group``; the group is that of the side holding the row
+    (of ours for a changed row, else of theirs), None where no side's line has one. Keys and
+    groups stay escaped."""
     mine, other = next(ours, None), next(theirs, None)
     while mine is not None or other is not None:
         if other is None or (mine is not None and _key_of(mine) < _key_of(other)):
@@ -232,8 +234,9 @@ def compare_grouped_digests(
             yield ONLY_THEIRS, *_key_and_group(other)
             other = next(theirs, None)
         else:
-            if mine.split(b"\t", 2)[1] != other.split(b"\t", 2)[1]:
-                yield CHANGED, *_key_and_group(mine)
+            (key, digest, group), (_, their_digest, their_group) = _fields(mine), _fields(other)
+            if digest != their_digest:
+                yield CHANGED, key, group if group is not None else their_group
             mine, other = next(ours, None), next(theirs, None)
 
 
@@ -241,8 +244,13 @@ def _key_of(line: bytes) -> bytes:
     return unescape_key(line.split(b"\t", 1)[0])
 
 
-def _key_and_group(line: bytes) -> tuple[bytes, bytes]:
-    key, _, group = line.split(b"\t", 2)
+def _fields(line: bytes) -> tuple[bytes, bytes, bytes | None]:
+    key, digest, *group = line.split(b"\t", 2)
+    return key, digest, group[0] if group else None
+
+
+def _key_and_group(line: bytes) -> tuple[bytes, bytes | None]:
+    key, _, group = _fields(line)
     return key, group
 
 
