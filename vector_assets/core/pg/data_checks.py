@@ -1,9 +1,10 @@
 """Data checks: counts of the rows a RAG store should not hold, read in the backup's snapshot.
 
 One aggregate scan of a vector table gives most counts: NULL and all-zero vectors, empty
-documents, rows whose collection does not exist (a LEFT JOIN to the small collection table), and
-each vector's dimension, grouped by collection, so a column declared without a dimension is held
-to the dimension most of its collection has. Duplicate ids need a second, grouped scan, and only
+documents, rows whose collection does not exist (a LEFT JOIN to the small collection table), and,
+for a column declared without a dimension, each vector's dimension grouped by collection, so it is
+held to the dimension most of its collection has (a declared dimension is enforced on input: its
+count is 0 without a look). Duplicate ids need a second, grouped scan, and only
 where no unique index already rules them out (a primary key cannot repeat, so it is never
 scanned for repeats).
 
@@ -219,9 +220,11 @@ def _scan_counts(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -> d
     all, which it would otherwise do, spilling to disk, on the row estimate of ``vector_dims``."""
     t = partial(sql.Identifier, "t")
     groups: list[sql.Composable] = []
-    if checked.collection_reference:
+    # a declared dimension is enforced on input, so only undeclared ones are grouped and compared
+    dimensioned = [column for column in checked.vectors if column.dims_function and column.dimensions is None]
+    by_collection = bool(dimensioned and checked.collection_reference)
+    if by_collection:
         groups.append(sql.SQL("{}::text").format(t(checked.collection_reference)))
-    dimensioned = [column for column in checked.vectors if column.dims_function]
     groups += [sql.SQL("{}({})").format(sql.SQL(c.dims_function), t(c.name)) for c in dimensioned]
     flags = [sql.SQL("{} IS NULL").format(t(c.name)) for c in checked.vectors]
     normed = [column for column in checked.vectors if column.norm_function]
@@ -247,11 +250,12 @@ def _scan_counts(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -> d
     cursor.execute(statement)
     results = cursor.fetchall()
     width = len(groups)
-    collection_at = 1 if checked.collection_reference else 0
+    collection_at = 1 if by_collection else 0
     totals = [sum(result[width + 1 + n] for result in results) for n in range(len(flags))]
     vectors = len(checked.vectors)
+    has_dimensions = any(column.dims_function for column in checked.vectors)
     return {
-        "wrong_dimensions": _wrong_dimensions(results, checked, dimensioned, collection_at, width),
+        "wrong_dimensions": _wrong_dimensions(results, dimensioned, collection_at, width) if has_dimensions else None,
         "null_vectors": sum(totals[:vectors]) if checked.vectors else None,
         "zero_vectors": sum(totals[vectors:vectors + len(normed)]) if normed else None,
         "empty_documents": totals[vectors + len(normed)] if checked.document else None,
@@ -259,13 +263,9 @@ def _scan_counts(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -> d
     }
 
 
-def _wrong_dimensions(
-    results: list[tuple], checked: CheckedTable, dimensioned: list[VectorColumn], collection_at: int, width: int
-) -> int | None:
-    """Per dimensioned column: a declared dimension is the rule; else, within each collection (or
-    the table), the dimension most of its vectors have (the smallest, if two tie)."""
-    if not dimensioned:
-        return None
+def _wrong_dimensions(results: list[tuple], dimensioned: list[VectorColumn], collection_at: int, width: int) -> int:
+    """Per column declared without a dimension: within each collection (or the table), the
+    vectors not of the dimension most of them have (the smallest, if two tie)."""
     wrong = 0
     for position, column in enumerate(dimensioned, start=collection_at):
         by_group: dict[object, Counter] = defaultdict(Counter)
@@ -273,7 +273,7 @@ def _wrong_dimensions(
             if result[position] is not None:
                 by_group[result[0] if collection_at else None][result[position]] += result[width]
         for dimensions in by_group.values():
-            expected = column.dimensions or min(dimensions, key=lambda dims: (-dimensions[dims], dims))
+            expected = min(dimensions, key=lambda dims: (-dimensions[dims], dims))
             wrong += sum(rows for dims, rows in dimensions.items() if dims != expected)
     return wrong
 
