@@ -189,3 +189,24 @@ def test_checks_the_server_refuses_are_recorded_as_not_counted_and_the_backup_go
     assert checks.counts() == {} and checks.failed == (
         f"the server refused the checks' statement (UNDEFINED_FUNCTION) on {EMBEDDING_TABLE}")
     assert checks.describe().startswith("not counted: ")
+
+
+def test_tables_in_a_schema_of_their_own_are_checked_each_by_what_it_has(empty_db, backup_root):
+    """A ``tables`` store in a schema: the chunks' document is ``content``, their vectors halfvec; the
+    documents' ``title`` is no document-like name, so they get no empty-document count."""
+    execute(empty_db, """
+        CREATE SCHEMA kb;
+        CREATE TABLE kb.documents (id BIGSERIAL PRIMARY KEY, title TEXT NOT NULL, embedding vector(3));
+        CREATE TABLE kb.chunks (doc_id BIGINT NOT NULL REFERENCES kb.documents (id), seq INT NOT NULL,
+                                content TEXT, embedding halfvec(3) NOT NULL, PRIMARY KEY (doc_id, seq));
+        INSERT INTO kb.documents (title, embedding) SELECT 'doc ' || g, '[1,2,3]' FROM generate_series(1, 10) g;
+        INSERT INTO kb.chunks SELECT d, s, 'chunk', '[1,1,1]' FROM generate_series(1, 10) d, generate_series(1, 2) s;
+        UPDATE kb.documents SET embedding = NULL WHERE id IN (1, 2, 3);
+        UPDATE kb.chunks SET content = '' WHERE doc_id = 4;
+        UPDATE kb.chunks SET embedding = '[0,0,0]' WHERE doc_id = 5 AND seq = 1;
+    """)
+    store = Store("kb", "tables", (StoreTable("kb.chunks", TableRole.VECTORS), StoreTable("kb.documents", TableRole.VECTORS)))
+    tables = run_backup(BackupRequest(dsn=empty_db, root=backup_root, store=store, format="pgcopy.zst")).manifest.tables
+    assert tables["kb.documents"].data_checks.counts() == {"wrong_dimensions": 0, "null_vectors": 3, "zero_vectors": 0}
+    assert tables["kb.chunks"].data_checks.counts() == {"wrong_dimensions": 0, "null_vectors": 0, "zero_vectors": 1,
+                                                         "empty_documents": 2}

@@ -214,3 +214,21 @@ def test_a_collection_restores_dry_run_shows_only_that_collections_rows(store_db
     appended = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp, dry_run=True,
                                           collection="sql", on_conflict="skip"))
     assert appended.changes is None  # an append replaces nothing
+
+
+def test_tables_in_a_schema_are_compared_and_a_composite_key_is_named_as_not_compared(empty_db, backup_root):
+    execute(empty_db, """
+        CREATE SCHEMA kb;
+        CREATE TABLE kb.documents (id BIGSERIAL PRIMARY KEY, title TEXT NOT NULL, embedding vector(3));
+        CREATE TABLE kb.chunks (doc_id BIGINT NOT NULL REFERENCES kb.documents (id), seq INT NOT NULL,
+                                content TEXT, embedding halfvec(3) NOT NULL, PRIMARY KEY (doc_id, seq));
+        INSERT INTO kb.documents (title, embedding) SELECT 'doc ' || g, '[1,2,3]' FROM generate_series(1, 10) g;
+        INSERT INTO kb.chunks SELECT d, 1, 'chunk', '[1,1,1]' FROM generate_series(1, 10) d;
+    """)
+    store = Store("kb", "tables", (StoreTable("kb.chunks", TableRole.VECTORS), StoreTable("kb.documents", TableRole.VECTORS)))
+    taken = run_backup(BackupRequest(dsn=empty_db, root=backup_root, store=store))
+    execute(empty_db, "UPDATE kb.documents SET title = 'renamed' WHERE id = 7")
+    result = run_diff(DiffRequest(dsn=empty_db, root=backup_root, key=taken.timestamp, store=store))
+    documents, chunks = by_table(result)["kb.documents"], by_table(result)["kb.chunks"]
+    assert (documents.differences.changed, documents.differences.samples["changed"]) == (1, ["7"])
+    assert chunks.skipped == "kb.chunks has no one-column primary key to match rows by" and not result.identical

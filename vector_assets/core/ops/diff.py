@@ -32,7 +32,7 @@ from vector_assets.core.errors import ColumnMismatchError, ConfigError
 from vector_assets.core.ops.restore.chain import apply_chain_to_stage
 from vector_assets.core.ops.restore.load import copy_file_into
 from vector_assets.core.ops.restore.plan import PlannedTable, plan_table, readable_chain, split_chain
-from vector_assets.core.pg.catalog import column_names, read_columns, table_exists
+from vector_assets.core.pg.catalog import column_names, read_columns, table_exists, table_identifier
 from vector_assets.core.pg.collections import collections_in
 from vector_assets.core.pg.connection import connect, database_errors, rollback_quietly
 from vector_assets.core.pg.row_digests import RowKey, copy_grouped_digests, row_key
@@ -267,7 +267,7 @@ def _diff_table(
     with _spool() as our_lines, _spool() as their_lines:
         found.rows_in_set = _staged_digests(cursor, our_plan, key, group, our_lines, "diff_ours", request.progress)
         if theirs is None:
-            found.rows_in_other = copy_grouped_digests(cursor, table, sql.Identifier(table), columns, key, group, their_lines)
+            found.rows_in_other = copy_grouped_digests(cursor, table, table_identifier(table), columns, key, group, their_lines)
         else:
             their_plan = plan_table(theirs.base, table, theirs.increments)
             if their_plan.header != columns:
@@ -295,7 +295,7 @@ def _against_row_index(
     """The cheap way, as an increment compares: the live digests against the set's row index."""
     found = TableDiff(table, key.column, rows_in_set=index.rows, grouped=group is not None, set_read_from=ROW_INDEX)
     with _spool() as their_lines:
-        found.rows_in_other = copy_grouped_digests(cursor, table, sql.Identifier(table), columns, key, group, their_lines)
+        found.rows_in_other = copy_grouped_digests(cursor, table, table_identifier(table), columns, key, group, their_lines)
         names = _collection_names(cursor, request.store, None, None) if group else {}
         ours_read = chain.from_iterable(read_row_index(ours.base.folder, index.file))
         _tally(found, ours_read, _spooled_lines(their_lines), names, group is not None, request.sample)
@@ -345,7 +345,7 @@ def _staged(
 ) -> Iterator[sql.Identifier]:
     """A temporary stage holding the set's rows of the table, its chain applied, for as long as it is needed."""
     cursor.execute("SAVEPOINT vector_assets_diff")
-    stage = create_stage(cursor, plan.table, f"{name}_{plan.table}")
+    stage = create_stage(cursor, plan.table, f"{name}_{plan.table.replace('.', '_')}")
     copy_file_into(cursor, plan, stage, progress=progress)
     if plan.increments:
         apply_chain_to_stage(cursor, plan, stage, progress)
@@ -363,7 +363,7 @@ def _collection_names(
             with _staged(cursor, plan_table(readable.base, table, readable.increments), "diff_names") as stage:
                 names.update({c.uuid: c.name for c in collections_in(cursor, stage) if c.name is not None})
         if theirs is None and table_exists(cursor, table):
-            names.update({c.uuid: c.name for c in collections_in(cursor, sql.Identifier(table)) if c.name is not None})
+            names.update({c.uuid: c.name for c in collections_in(cursor, table_identifier(table)) if c.name is not None})
     return names
 
 

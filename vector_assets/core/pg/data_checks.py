@@ -29,7 +29,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from vector_assets.core.layouts import LayoutColumns
-from vector_assets.core.pg.catalog import regclass_literal, table_exists
+from vector_assets.core.pg.catalog import regclass_literal, table_exists, table_identifier
 
 TEXT_TYPES = ("text", "varchar", "bpchar")
 # pgvector's types (and bit), with the function giving a value's dimension and the one giving
@@ -151,7 +151,7 @@ class CheckedTable:
     collection_key: str | None = None
 
 
-def vector_columns(cursor: psycopg2.extensions.cursor, table: str) -> tuple[VectorColumn, ...]:
+def checked_vector_columns(cursor: psycopg2.extensions.cursor, table: str) -> tuple[VectorColumn, ...]:
     """The table's columns of pgvector's types or bit, with their declared dimension."""
     cursor.execute(
         """
@@ -182,7 +182,7 @@ def checked_table(
     present_ids = [name for name in columns.ids if name in types]
     covered = _unique_within(cursor, table, present_ids, reference)
     return CheckedTable(
-        table, vector_columns(cursor, table), document,
+        table, checked_vector_columns(cursor, table), document,
         tuple(name for name in present_ids if name not in covered), tuple(covered),
         reference, collection_table if reference else None, columns.collection_key if reference else None,
     )
@@ -235,7 +235,7 @@ def _scan_counts(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -> d
     if checked.collection_reference:
         flags.append(sql.SQL("{} IS NULL OR c.present IS NULL").format(t(checked.collection_reference)))
         join = sql.SQL(" LEFT JOIN (SELECT DISTINCT {key} AS key, true AS present FROM {collections}) c ON c.key = {reference}").format(
-            key=sql.Identifier(checked.collection_key), collections=sql.Identifier(checked.collection_table),
+            key=sql.Identifier(checked.collection_key), collections=table_identifier(checked.collection_table),
             reference=t(checked.collection_reference),
         )
     columns = [*(sql.SQL("{} AS g{}").format(group, sql.SQL(str(n))) for n, group in enumerate(groups)),
@@ -244,7 +244,7 @@ def _scan_counts(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -> d
              *(sql.SQL(f"count(*) FILTER (WHERE f{n})") for n in range(len(flags)))]
     statement = sql.SQL("SELECT {outer} FROM (SELECT {columns} FROM {table} AS t{join} OFFSET 0) rows{group_by}").format(
         outer=sql.SQL(", ").join(outer), columns=sql.SQL(", ").join(columns) if columns else sql.SQL("1"),
-        table=sql.Identifier(checked.table), join=join,
+        table=table_identifier(checked.table), join=join,
         group_by=sql.SQL(" GROUP BY " + ", ".join(f"g{n}" for n in range(len(groups)))) if groups else sql.SQL(""),
     )
     cursor.execute(statement)
@@ -286,5 +286,5 @@ def _duplicates(cursor: psycopg2.extensions.cursor, checked: CheckedTable, id_co
     cursor.execute(sql.SQL(
         "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} WHERE {id} IS NOT NULL "
         "GROUP BY {group} HAVING count(*) > 1) repeats"
-    ).format(table=sql.Identifier(checked.table), id=sql.Identifier(id_column), group=sql.SQL(", ").join(group)))
+    ).format(table=table_identifier(checked.table), id=sql.Identifier(id_column), group=sql.SQL(", ").join(group)))
     return int(cursor.fetchone()[0])
