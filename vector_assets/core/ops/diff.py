@@ -29,6 +29,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from vector_assets.core.errors import ColumnMismatchError, ConfigError
+from vector_assets.core.layouts import layout_columns
 from vector_assets.core.ops.restore.chain import apply_chain_to_stage
 from vector_assets.core.ops.restore.load import copy_file_into
 from vector_assets.core.ops.restore.plan import PlannedTable, plan_table, readable_chain, split_chain
@@ -316,8 +317,7 @@ def _require_columns(cursor: psycopg2.extensions.cursor, table: str, columns: li
 
 def _collection_column(store: Store, table: str, cursor: psycopg2.extensions.cursor) -> str | None:
     """The column naming a vector row's collection, where the store's layout has collections."""
-    plan = store.data_check_plan()
-    reference = plan.columns.collection_reference
+    reference = layout_columns(store.layout).collection_reference
     if not store.has_collections or table not in store.vector_tables or reference is None:
         return None
     return reference if reference in column_names(read_columns(cursor, table)) else None
