@@ -425,7 +425,7 @@ def test_every_job_that_reads_sets_declares_it_and_prune_spares_an_unfinished_re
 ):
     readers = {job.name for job in definitions().resolve_all_job_defs() if job.tags.get("vector_assets/reads_sets")}
     assert readers == {"restore_vector_tables", "drill_vector_backup", "check_vector_backup", "replicate_vector_backups",
-                       "rekey_vector_backups"}
+                       "rekey_vector_backups", "diff_vector_backup"}
     for name in KEEP_VARS:
         monkeypatch.setenv(name, "0")
     for ts in daily_timestamps(date(2025, 3, 1), 3):
