@@ -252,7 +252,7 @@ def _diff_table(
     if not table_exists(cursor, table):
         return TableDiff(table, None, skipped=f"the store's database has no table {table} to stage the set's rows in")
     key = row_key(cursor, table)
-    if key is None:
+    if key is None or key.composite:
         return TableDiff(table, None, skipped=f"{table} has no one-column primary key to match rows by")
     our_plan = plan_table(ours.base, table, ours.increments)
     columns = our_plan.header
@@ -264,7 +264,7 @@ def _diff_table(
         if not (group and found.differences.only_in_set):
             return found
         # a row index holds no collection: which collection lost the rows is read from the set's own rows
-    found = TableDiff(table, key.column, grouped=group is not None, set_read_from=STAGED_ROWS)
+    found = TableDiff(table, key.label, grouped=group is not None, set_read_from=STAGED_ROWS)
     with _spool() as our_lines, _spool() as their_lines:
         found.rows_in_set = _staged_digests(cursor, our_plan, key, group, our_lines, "diff_ours", request.progress)
         if theirs is None:
@@ -286,7 +286,7 @@ def _usable_row_index(backup_set: BackupSet, table: str, key: RowKey) -> RowInde
     too), if it is keyed by the table's key."""
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
     index = entry.rows_index if entry is not None else None
-    return index if index is not None and index.key == key.column else None
+    return index if index is not None and index.key == key.columns else None
 
 
 def _against_row_index(
@@ -294,7 +294,7 @@ def _against_row_index(
     columns: list[str], key: RowKey, group: str | None,
 ) -> TableDiff:
     """The cheap way, as an increment compares: the live digests against the set's row index."""
-    found = TableDiff(table, key.column, rows_in_set=index.rows, grouped=group is not None, set_read_from=ROW_INDEX)
+    found = TableDiff(table, key.label, rows_in_set=index.rows, grouped=group is not None, set_read_from=ROW_INDEX)
     with _spool() as their_lines:
         found.rows_in_other = copy_grouped_digests(cursor, table, table_identifier(table), columns, key, group, their_lines)
         names = _collection_names(cursor, request.store, None, None) if group else {}
