@@ -94,8 +94,11 @@ def data_quality_fields(backup_set: BackupSet, table: str) -> dict:
                 "description": f"{table}: {checks.describe()}"}
     metadata.update({name: dg.MetadataValue.int(count) for name, count in checks.counts().items()})
     metadata["data_checks_seconds"] = dg.MetadataValue.float(round(checks.seconds, 3))
+    # A passed result carries the default severity: Dagster 1.13's asset node shows a passed WARN
+    # result with the warning sign, which would paint a clean store yellow.
+    severity = dg.AssetCheckSeverity.WARN if checks.problems() else dg.AssetCheckSeverity.ERROR
     return {
-        "passed": not checks.problems(), "severity": dg.AssetCheckSeverity.WARN, "metadata": metadata,
+        "passed": not checks.problems(), "severity": severity, "metadata": metadata,
         "description": f"{table}: {checks.describe()}",
     }
 
