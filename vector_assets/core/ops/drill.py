@@ -225,7 +225,9 @@ def measure_search_quality(
     collection_column = COLLECTION_REFERENCE if request.store.has_collections else None
     with ExitStack() as stack:
         conn = stack.enter_context(closing(connect(dsn)))
-        live = stack.enter_context(closing(connect(live_dsn))) if live_dsn else None
+        live = _live_connection(live_dsn, result)
+        if live is not None:
+            stack.enter_context(closing(live))
         with database_errors(conn, "measuring search quality in the drill"), conn.cursor() as cursor:
             for table in [t for t in request.store.vector_tables if t in backup_set.tables]:
                 live_cursor = _live_cursor(live, table, read_columns(cursor, table), result)
@@ -240,8 +242,7 @@ def measure_search_quality(
 
 
 def _live_dsn(request: DrillRequest, backup_set: BackupSet, result: DrillResult) -> str | None:
-    """The live database, when the drilled set is the newest (older sets should answer otherwise)
-    and the database answers."""
+    """The live database, when the drilled set is the newest (older sets should answer otherwise)."""
     try:
         newest = SetCatalog(open_root(request.root)).newest().key
     except VectorAssetsError:  # the local root lost its sets, and the offsite copy was drilled
@@ -249,13 +250,20 @@ def _live_dsn(request: DrillRequest, backup_set: BackupSet, result: DrillResult)
     if backup_set.key != newest:
         result.live_compared = "not compared with the live tables: not the newest set under the root"
         return None
+    return request.dsn
+
+
+def _live_connection(live_dsn: str | None, result: DrillResult):
+    """A connection to the live database, or None when there is none to compare with or it does not answer."""
+    if live_dsn is None:
+        return None
     try:
-        connect(request.dsn).close()
+        live = connect(live_dsn)
     except VectorAssetsError as error:
         result.live_compared = f"not compared with the live tables: {error}"
         return None
     result.live_compared = "compared with the live tables: the newest set"
-    return request.dsn
+    return live
 
 
 def _live_cursor(live, table: str, columns: list[Column], result: DrillResult):
