@@ -210,11 +210,16 @@ def declare(folder: Path, name: str, layout: str, tables: str) -> Path:
 @pytest.mark.parametrize("tables, problem", [
     ("[kb.chunks, kb.missing]", "'kb.missing' is not a table of this database"),
     ("[kb.chunks, public.plain]", "'public.plain' holds no vector, halfvec, sparsevec or bit column"),
+    ("[kb.documents, kb.chunks, kb.old_chunks]",
+     "kb.chunks has child tables (kb.old_chunks) whose rows a COPY of it leaves out; "
+     "declare them as tables of the store too, or move their rows into it"),
 ])
 def test_the_load_refuses_a_declared_table_the_database_lacks_or_that_holds_no_vectors(
     kb_db, tmp_path, monkeypatch, tables, problem
 ):
     execute(kb_db, "CREATE TABLE public.plain (id INT PRIMARY KEY, note TEXT)")
+    if "old_chunks" in tables:
+        execute(kb_db, "CREATE TABLE kb.old_chunks () INHERITS (kb.chunks)")
     stores = tmp_path / "stores"
     path = declare(stores, "kb", "tables", tables)
     monkeypatch.setenv("VECTOR_ASSETS_STORES_DIR", str(stores))
@@ -224,6 +229,7 @@ def test_the_load_refuses_a_declared_table_the_database_lacks_or_that_holds_no_v
         load_definitions()
     assert str(refused.value) == f"{path}: tables: {problem} (KB_PG_DSN)"
 
+    execute(kb_db, "DROP TABLE IF EXISTS kb.old_chunks")
     path.write_text(path.read_text().replace(tables, "[kb.chunks, kb.documents]"))
     assert load_definitions().resolve_assets_def(("kb", "kb.chunks")) is not None
 

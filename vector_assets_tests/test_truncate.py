@@ -14,6 +14,7 @@ from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncat
 from vector_assets.core.ops.verify import verify_set
 from vector_assets.core.progress import ProgressReporter
 from vector_assets.core.sets.catalog import scan_root
+from vector_assets_tests.support.files import folder_snapshot
 from vector_assets_tests.support.database import execute, fill_store, rows_as_text, tables_now
 from vector_assets_tests.support.faults import backend_waiting_on_lock
 
@@ -208,24 +209,21 @@ def test_a_file_damaged_between_its_backup_and_the_verify_step_truncates_nothing
     }
 
 
-def test_rows_the_backup_files_do_not_hold_stop_the_truncate_at_the_verify_step(store_db, backup_root):
+def test_rows_a_backup_would_not_hold_stop_the_truncate_before_anything_is_written(store_db, backup_root):
     """Rows in a table that inherits from langchain_pg_embedding: count(*) and TRUNCATE reach
-    them, COPY of the parent does not. Without the verify step they would be truncated and in
-    no backup."""
+    them, COPY of the parent does not. They would be truncated and in no backup; the backup step
+    refuses the table before writing a file (until it did, the verify step caught the counts)."""
     execute(store_db, "CREATE TABLE archived_embedding () INHERITS (langchain_pg_embedding)")
     execute(store_db, "INSERT INTO archived_embedding SELECT * FROM langchain_pg_embedding ORDER BY id LIMIT 5")
     archived = rows_as_text(store_db, "archived_embedding")
     before = rows_as_text(store_db, "langchain_pg_embedding")  # 305 rows: the parent's 300 and the child's 5
     assert sum(before.values()) == 305
+    files = folder_snapshot(backup_root)
 
-    with pytest.raises(GuardedTruncateError, match="step 'verify'") as raised:
+    with pytest.raises(GuardedTruncateError, match="step 'backup'") as raised:
         run_guarded_truncate(TruncateRequest(dsn=store_db, root=backup_root))
 
-    assert "langchain_pg_embedding: database has 305 rows" in str(raised.value) and "manifest says 300" in str(raised.value)
+    assert "langchain_pg_embedding has child tables (archived_embedding)" in str(raised.value)
     assert rows_as_text(store_db, "langchain_pg_embedding") == before
     assert rows_as_text(store_db, "archived_embedding") == archived
-    (backup_set,) = scan_root(backup_root)  # what the root holds: a set of the parent's rows only
-    assert backup_set.manifest.kind == "pre_truncate"
-    assert backup_set.manifest.tables["langchain_pg_embedding"].rows == 300
-    assert all(outcome.passed for outcome in verify_set(backup_set))
-    assert "Truncate Status:\n- Not performed" in backup_set.log_path.read_text(encoding="utf-8")
+    assert scan_root(backup_root) == [] and folder_snapshot(backup_root) == files

@@ -161,6 +161,10 @@ class SourceTableMissingError(TableNotFoundError):
     """An embedding store restored alone into a database without the table it was made from."""
 
 
+class TableShapeError(VectorAssetsError):
+    """A store's table whose rows a COPY of it would not hold: it has child tables, or is partitioned."""
+
+
 class RestoreLoadError(VectorAssetsError):
     """The target refused rows during the load (a constraint, a trigger); the restore rolled back."""
 

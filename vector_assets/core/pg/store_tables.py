@@ -23,6 +23,30 @@ def table_problem(cursor: psycopg2.extensions.cursor, table: str, needs_vectors:
         return f"{table!r} is not a table of this database"
     if needs_vectors and not vector_columns(cursor, table):
         return f"{table!r} holds no {', '.join(VECTOR_TYPES[:-1])} or {VECTOR_TYPES[-1]} column"
+    return rows_a_copy_would_miss(cursor, table)
+
+
+def rows_a_copy_would_miss(cursor: psycopg2.extensions.cursor, table: str) -> str | None:
+    """Why ``COPY table TO`` would not hold every row ``SELECT`` sees, or None: rows of child
+    tables (inheritance) are left out by COPY, yet counted by ``count(*)`` and emptied by TRUNCATE,
+    and a partitioned table cannot be copied at all."""
+    cursor.execute(
+        """
+        SELECT c.relkind, array(SELECT i.inhrelid::regclass::text FROM pg_inherits i WHERE i.inhparent = c.oid ORDER BY 1)
+        FROM pg_class c WHERE c.oid = to_regclass(%s)
+        """,
+        (regclass_literal(cursor, table),),
+    )
+    found = cursor.fetchone()
+    if found is None:
+        return None
+    kind, children = found
+    if kind == "p":
+        return (f"{table} is a partitioned table: a backup copies plain tables; declare its partitions "
+                f"({', '.join(children) or 'none yet'}) as the store's tables")
+    if children:
+        return (f"{table} has child tables ({', '.join(children)}) whose rows a COPY of it leaves out; "
+                "declare them as tables of the store too, or move their rows into it")
     return None
 
 

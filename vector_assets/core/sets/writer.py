@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg2.extensions
 
-from vector_assets.core.errors import BackupSetExistsError, BackupWriteError
+from vector_assets.core.errors import BackupSetExistsError, BackupWriteError, TableShapeError
 from vector_assets.core.pg.catalog import (
     Column,
     column_names,
@@ -40,7 +40,7 @@ from vector_assets.core.pg.parts import (
 )
 from vector_assets.core.pg.row_changes import copy_rows_with_keys
 from vector_assets.core.pg.row_digests import row_key
-from vector_assets.core.pg.store_tables import load_order
+from vector_assets.core.pg.store_tables import load_order, rows_a_copy_would_miss
 from vector_assets.core.progress import CopyEstimate, ProgressReporter, writer_for
 from vector_assets.core.sets.age_streams import EncryptingWriter, encryption_of, open_set_writer
 from vector_assets.core.sets.backup_log import (
@@ -192,6 +192,8 @@ def write_set(
     On any failure every file of the set is removed again.
     """
     started = time.monotonic()
+    tables = tuple(tables)
+    _refuse_rows_a_copy_would_miss(cursor, tables)
     folder = target.folder
     marker = tmp_name(manifest_file_name(target.timestamp))
     written: list[str] = [marker]
@@ -199,7 +201,7 @@ def write_set(
         with writing_to(folder):
             if folder.capabilities.files_visible_when_written:
                 folder.write_bytes(marker, b"")  # before the first upload, which is visible at once
-            ordered = load_order(cursor, tuple(tables))  # the manifest keeps it: the restore's load order
+            ordered = load_order(cursor, tables)  # the manifest keeps it: the restore's load order
             manifest = _write_and_publish(cursor, target, ordered, truncate_plan, started, written)
             folder.remove(marker)
     except BaseException:
@@ -208,6 +210,13 @@ def write_set(
         raise
     paths = {table: folder.locator(entry.file) for table, entry in manifest.tables.items()}
     return BackupResult(folder=folder, manifest=manifest, paths=paths)
+
+
+def _refuse_rows_a_copy_would_miss(cursor: psycopg2.extensions.cursor, tables: Iterable[str]) -> None:
+    for table in tables:
+        problem = rows_a_copy_would_miss(cursor, table)
+        if problem:
+            raise TableShapeError(problem)
 
 
 def _write_and_publish(
