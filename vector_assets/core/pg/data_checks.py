@@ -109,6 +109,11 @@ class DataCheckPlan:
         if table not in self.tables:
             return None
         cursor.execute("SAVEPOINT vector_assets_data_checks")
+        # one process: the backup's own connections are using the cores, and parallel workers
+        # would take them from the export and add their own overhead to the same work
+        cursor.execute("SELECT current_setting('max_parallel_workers_per_gather'), "
+                       "set_config('max_parallel_workers_per_gather', '0', true)")
+        parallel_workers = cursor.fetchone()[0]
         try:
             checks = run_data_checks(cursor, checked_table(cursor, table, self.columns, self.collection_table))
         except psycopg2.DatabaseError as error:
@@ -118,6 +123,7 @@ class DataCheckPlan:
             # the message may quote a value of the table, and table data never goes into a manifest
             reason = psycopg2.errorcodes.lookup(error.pgcode) if error.pgcode else type(error).__name__
             return DataChecks(failed=f"the server refused the checks' statement ({reason}) on {table}")
+        cursor.execute("SELECT set_config('max_parallel_workers_per_gather', %s, true)", (parallel_workers,))
         cursor.execute("RELEASE SAVEPOINT vector_assets_data_checks")
         return checks
 
@@ -212,12 +218,13 @@ def run_data_checks(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -
 
 
 def _scan_counts(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -> dict[str, int | None]:
-    """The one aggregate scan: per (collection, each vector's dimension) group, the rows and the
-    NULL, zero, empty and orphaned counts among them.
+    """The one aggregate scan: the rows and the NULL, zero, empty and orphaned counts among them,
+    per (collection, each vector's dimension) group where a column has no declared dimension.
 
-    Each row is reduced to its group and its flags first (``OFFSET 0`` keeps that a step of its
-    own), so the planner hashes a few narrow groups instead of sorting whole rows, vectors and
-    all, which it would otherwise do, spilling to disk, on the row estimate of ``vector_dims``."""
+    Without groups each row's flags are aggregated as the scan reads it. With groups, each row
+    is reduced to its group and its flags first (``OFFSET 0`` keeps that a step of its own), so
+    the planner hashes a few narrow groups instead of sorting whole rows, vectors and all, which
+    it would otherwise do, spilling to disk, on the row estimate of ``vector_dims``."""
     t = partial(sql.Identifier, "t")
     groups: list[sql.Composable] = []
     # a declared dimension is enforced on input, so only undeclared ones are grouped and compared
@@ -227,27 +234,19 @@ def _scan_counts(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -> d
         groups.append(sql.SQL("{}::text").format(t(checked.collection_reference)))
     groups += [sql.SQL("{}({})").format(sql.SQL(c.dims_function), t(c.name)) for c in dimensioned]
     flags = [sql.SQL("{} IS NULL").format(t(c.name)) for c in checked.vectors]
-    normed = [column for column in checked.vectors if column.norm_function]
-    flags += [sql.SQL("{}({}) = 0").format(sql.SQL(c.norm_function), t(c.name)) for c in normed]
+    zeroable = [column for column in checked.vectors if column.norm_function]
+    flags += [_is_zero(column, t(column.name)) for column in zeroable]
     if checked.document:
-        flags.append(sql.SQL("{0} IS NULL OR {0} ~ '^\\s*$'").format(t(checked.document)))
+        flags.append(_is_blank(t(checked.document)))
     join = sql.SQL("")
     if checked.collection_reference:
-        flags.append(sql.SQL("{} IS NULL OR c.present IS NULL").format(t(checked.collection_reference)))
+        # a NULL reference joins nothing either, so one test counts both
+        flags.append(sql.SQL("c.present IS NULL"))
         join = sql.SQL(" LEFT JOIN (SELECT DISTINCT {key} AS key, true AS present FROM {collections}) c ON c.key = {reference}").format(
             key=sql.Identifier(checked.collection_key), collections=table_identifier(checked.collection_table),
             reference=t(checked.collection_reference),
         )
-    columns = [*(sql.SQL("{} AS g{}").format(group, sql.SQL(str(n))) for n, group in enumerate(groups)),
-               *(sql.SQL("{} AS f{}").format(flag, sql.SQL(str(n))) for n, flag in enumerate(flags))]
-    outer = [*(sql.SQL(f"g{n}") for n in range(len(groups))), sql.SQL("count(*)"),
-             *(sql.SQL(f"count(*) FILTER (WHERE f{n})") for n in range(len(flags)))]
-    statement = sql.SQL("SELECT {outer} FROM (SELECT {columns} FROM {table} AS t{join} OFFSET 0) rows{group_by}").format(
-        outer=sql.SQL(", ").join(outer), columns=sql.SQL(", ").join(columns) if columns else sql.SQL("1"),
-        table=table_identifier(checked.table), join=join,
-        group_by=sql.SQL(" GROUP BY " + ", ".join(f"g{n}" for n in range(len(groups)))) if groups else sql.SQL(""),
-    )
-    cursor.execute(statement)
+    cursor.execute(_grouped_scan(checked, groups, flags, join) if groups else _plain_scan(checked, flags, join))
     results = cursor.fetchall()
     width = len(groups)
     collection_at = 1 if by_collection else 0
@@ -257,10 +256,49 @@ def _scan_counts(cursor: psycopg2.extensions.cursor, checked: CheckedTable) -> d
     return {
         "wrong_dimensions": _wrong_dimensions(results, dimensioned, collection_at, width) if has_dimensions else None,
         "null_vectors": sum(totals[:vectors]) if checked.vectors else None,
-        "zero_vectors": sum(totals[vectors:vectors + len(normed)]) if normed else None,
-        "empty_documents": totals[vectors + len(normed)] if checked.document else None,
+        "zero_vectors": sum(totals[vectors:vectors + len(zeroable)]) if zeroable else None,
+        "empty_documents": totals[vectors + len(zeroable)] if checked.document else None,
         "missing_collection": totals[-1] if checked.collection_reference else None,
     }
+
+
+def _plain_scan(checked: CheckedTable, flags: list[sql.Composable], join: sql.Composable) -> sql.Composed:
+    counts = [sql.SQL("count(*)"), *(sql.SQL("count(*) FILTER (WHERE {})").format(flag) for flag in flags)]
+    return sql.SQL("SELECT {counts} FROM {table} AS t{join}").format(
+        counts=sql.SQL(", ").join(counts), table=table_identifier(checked.table), join=join,
+    )
+
+
+def _grouped_scan(
+    checked: CheckedTable, groups: list[sql.Composable], flags: list[sql.Composable], join: sql.Composable
+) -> sql.Composed:
+    columns = [*(sql.SQL("{} AS g{}").format(group, sql.SQL(str(n))) for n, group in enumerate(groups)),
+               *(sql.SQL("{} AS f{}").format(flag, sql.SQL(str(n))) for n, flag in enumerate(flags))]
+    outer = [*(sql.SQL(f"g{n}") for n in range(len(groups))), sql.SQL("count(*)"),
+             *(sql.SQL(f"count(*) FILTER (WHERE f{n})") for n in range(len(flags)))]
+    return sql.SQL("SELECT {outer} FROM (SELECT {columns} FROM {table} AS t{join} OFFSET 0) rows GROUP BY {groups}").format(
+        outer=sql.SQL(", ").join(outer), columns=sql.SQL(", ").join(columns), table=table_identifier(checked.table),
+        join=join, groups=sql.SQL(", ").join(sql.SQL(f"g{n}") for n in range(len(groups))),
+    )
+
+
+def _is_zero(column: VectorColumn, value: sql.Composable) -> sql.Composable:
+    """Equal to the zero vector of the declared dimension: pgvector compares element by element
+    and stops at the first that differs, where a norm reads every float. An undeclared column
+    (zero vectors of any dimension) and ``sparsevec`` (its norm reads only the stored non-zeros)
+    take the norm."""
+    if column.dimensions is None or column.type not in ("vector", "halfvec"):
+        return sql.SQL("{}({}) = 0").format(sql.SQL(column.norm_function), value)
+    zero = "[" + ",".join("0" * column.dimensions) + "]"
+    return sql.SQL("{} = {}").format(value, sql.Literal(zero))
+
+
+def _is_blank(document: sql.Composable) -> sql.Composable:
+    """NULL, or nothing but white space. A document that starts with a visible ASCII character
+    (codes 33 to 126, never white space in any locale or server encoding) is not blank, and that
+    is read from its first character alone; only the rest go through the regex, which would
+    first convert the whole document to wide characters."""
+    return sql.SQL("{0} IS NULL OR CASE WHEN ascii({0}) BETWEEN 33 AND 126 THEN false ELSE {0} ~ '^\\s*$' END").format(document)
 
 
 def _wrong_dimensions(results: list[tuple], dimensioned: list[VectorColumn], collection_at: int, width: int) -> int:
