@@ -1,7 +1,8 @@
 """Increments of a table whose primary key has several columns (pgai's embedding store, a
 chunks table keyed by document and position): the row index keys rows by every key column, in
 the order the server sorts their text, escaping and all; an increment holds exactly the rows
-changed and the keys deleted, and its chain restores to exactly the live rows."""
+changed and the keys deleted, and its chain restores to exactly the live rows; a diff matches
+rows by the whole key."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import zstandard
 from psycopg2 import sql
 
 from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.diff import ROW_INDEX, STAGED_ROWS, DiffRequest, run_diff
 from vector_assets.core.ops.drill import DrillRequest, run_drill
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.pg.catalog import column_names, read_columns
@@ -220,3 +222,41 @@ def test_rows_by_key_and_deleted_keys_go_through_the_primary_keys_index(chunks_d
         conn.rollback()
     finally:
         conn.close()
+
+
+def change_the_chunks(dsn: str) -> dict[str, list[str]]:
+    """Rows inserted, deleted and changed (one float of a vector, a document) next to awkward
+    keys; returns the keys of each kind as the diff shows them, in the server's key order."""
+    insert(dsn, ODD_KEY)
+    execute(dsn, "DELETE FROM chunks WHERE (doc_id, chunk_seq) IN (('doc-3', 4), (E'k\\tb', 1))")
+    nudge_one_float(dsn, ("a\x01", 1))
+    execute(dsn, "UPDATE chunks SET content = content || '.' WHERE doc_id = 'doc-10' AND chunk_seq = 2")
+    return {"only_ours": ["(doc-3, 4)", "(k\tb, 1)"], "only_theirs": ["(odd\tkey\\1, 7)"],
+            "changed": ["(a\x01, 1)", "(doc-10, 2)"]}
+
+
+@pytest.mark.parametrize("row_index", [False, True])
+def test_a_diff_of_a_composite_key_finds_the_rows_inserted_deleted_and_changed(chunks_db, tmp_path, row_index):
+    """Against the live table, the set read from its staged rows or through its row index (keyed
+    by both columns): rows matched by the whole key, sampled keys in the server's order."""
+    taken = run_backup(BackupRequest(dsn=chunks_db, root=tmp_path, format="pgcopy", kind=FULL, store=STORE,
+                                     row_index=row_index))
+    assert (taken.manifest.tables[TABLE].rows_index is not None) == row_index
+    assert run_diff(DiffRequest(dsn=chunks_db, root=tmp_path, key=taken.timestamp, store=STORE)).identical
+    expected = change_the_chunks(chunks_db)
+    result = run_diff(DiffRequest(dsn=chunks_db, root=tmp_path, key=taken.timestamp, store=STORE))
+    (table,) = result.tables
+    assert (table.key, table.skipped, table.set_read_from) == ("doc_id, chunk_seq", None, ROW_INDEX if row_index else STAGED_ROWS)
+    assert (table.differences.only_in_set, table.differences.only_in_other, table.differences.changed) == (2, 1, 2)
+    assert table.differences.samples == expected
+    assert (table.rows_in_set, table.rows_in_other) == (30 * 12 + len(AWKWARD_KEYS), 30 * 12 + len(AWKWARD_KEYS) - 1)
+
+
+def test_two_sets_of_a_composite_key_differ_as_the_table_did_between_them(chunks_db, tmp_path):
+    before = backup(chunks_db, tmp_path, "csv", FULL, "20990101_000000")
+    expected = change_the_chunks(chunks_db)
+    after = backup(chunks_db, tmp_path, "csv", timestamp="20990101_010000")
+    assert after.manifest.kind == INCREMENTAL
+    (table,) = run_diff(DiffRequest(dsn=chunks_db, root=tmp_path, key=before.timestamp, against=after.timestamp,
+                                    store=STORE)).tables
+    assert table.differences.samples == expected and table.differences.total == 5

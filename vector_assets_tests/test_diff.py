@@ -216,7 +216,7 @@ def test_a_collection_restores_dry_run_shows_only_that_collections_rows(store_db
     assert appended.changes is None  # an append replaces nothing
 
 
-def test_tables_in_a_schema_are_compared_and_a_composite_key_is_named_as_not_compared(empty_db, backup_root):
+def test_tables_in_a_schema_are_compared_one_of_them_by_a_composite_key(empty_db, backup_root):
     execute(empty_db, """
         CREATE SCHEMA kb;
         CREATE TABLE kb.documents (id BIGSERIAL PRIMARY KEY, title TEXT NOT NULL, embedding vector(3));
@@ -228,7 +228,9 @@ def test_tables_in_a_schema_are_compared_and_a_composite_key_is_named_as_not_com
     store = Store("kb", "tables", (StoreTable("kb.chunks", TableRole.VECTORS), StoreTable("kb.documents", TableRole.VECTORS)))
     taken = run_backup(BackupRequest(dsn=empty_db, root=backup_root, store=store))
     execute(empty_db, "UPDATE kb.documents SET title = 'renamed' WHERE id = 7")
+    execute(empty_db, "UPDATE kb.chunks SET content = 'edited' WHERE doc_id = 4")
     result = run_diff(DiffRequest(dsn=empty_db, root=backup_root, key=taken.timestamp, store=store))
     documents, chunks = by_table(result)["kb.documents"], by_table(result)["kb.chunks"]
     assert (documents.differences.changed, documents.differences.samples["changed"]) == (1, ["7"])
-    assert chunks.skipped == "kb.chunks has no one-column primary key to match rows by" and not result.identical
+    assert (chunks.key, chunks.skipped) == ("doc_id, seq", None)
+    assert (chunks.differences.total, chunks.differences.samples["changed"]) == (1, ["(4, 1)"])

@@ -2,10 +2,10 @@
 table and, where the layout has collections, per collection: rows only in the set, rows only in
 the other side, rows changed, and a sample of keys of each.
 
-Rows are matched by the table's one-column primary key and compared by the row digests the
-incremental backups use (each column's binary send form, hashed on the server). The live side's
-digests stream out of the server sorted by key into a spool file (memory stays flat), and are
-walked once beside the set's:
+Rows are matched by the table's primary key (of one column or several) and compared by the row
+digests the incremental backups use (each column's binary send form, hashed on the server). The
+live side's digests stream out of the server sorted by key into a spool file (memory stays
+flat), and are walked once beside the set's:
 - a set with a row index (every increment, and a full set in a location that uses increments) is
   compared as an increment compares, with that index: one digest scan of the live table;
 - otherwise, or when a row missing from the live tables must be placed in its collection (a row
@@ -252,8 +252,8 @@ def _diff_table(
     if not table_exists(cursor, table):
         return TableDiff(table, None, skipped=f"the store's database has no table {table} to stage the set's rows in")
     key = row_key(cursor, table)
-    if key is None or key.composite:
-        return TableDiff(table, None, skipped=f"{table} has no one-column primary key to match rows by")
+    if key is None:
+        return TableDiff(table, None, skipped=f"{table} has no primary key to match rows by")
     our_plan = plan_table(ours.base, table, ours.increments)
     columns = our_plan.header
     _require_columns(cursor, table, columns, ours.backup_set.key)
@@ -277,7 +277,7 @@ def _diff_table(
             found.rows_in_other = _staged_digests(cursor, their_plan, key, group, their_lines, "diff_theirs", request.progress)
         names = _collection_names(cursor, request.store, ours, theirs) if group else {}
         ours_read, theirs_read = _spooled_lines(our_lines), _spooled_lines(their_lines)
-        _tally(found, ours_read, theirs_read, names, group is not None, request.sample)
+        _tally(found, ours_read, theirs_read, names, group is not None, request.sample, key)
     return found
 
 
@@ -299,7 +299,7 @@ def _against_row_index(
         found.rows_in_other = copy_grouped_digests(cursor, table, table_identifier(table), columns, key, group, their_lines)
         names = _collection_names(cursor, request.store, None, None) if group else {}
         ours_read = chain.from_iterable(read_row_index(ours.base.folder, index.file))
-        _tally(found, ours_read, _spooled_lines(their_lines), names, group is not None, request.sample)
+        _tally(found, ours_read, _spooled_lines(their_lines), names, group is not None, request.sample, key)
     return found
 
 
@@ -368,12 +368,20 @@ def _collection_names(
 
 
 def _tally(
-    found: TableDiff, ours: Iterator[bytes], theirs: Iterator[bytes], names: dict[str, str], grouped: bool, sample: int
+    found: TableDiff, ours: Iterator[bytes], theirs: Iterator[bytes], names: dict[str, str], grouped: bool, sample: int,
+    row_key: RowKey,
 ) -> None:
-    for kind, key, group in compare_grouped_digests(ours, theirs):
-        text = unescape_key(key).decode("utf-8")
+    for kind, key, group in compare_grouped_digests(ours, theirs, len(row_key.columns)):
+        text = key_text(key, row_key)
         found.differences.add(kind, text, sample)
         if grouped:
             collection = NO_COLLECTION if group in (None, b"\\N") else unescape_key(group).decode("utf-8")
             label = names.get(collection, collection)
             found.collections.setdefault(label, RowDifferences()).add(kind, text, sample)
+
+
+def key_text(escaped: bytes, key: RowKey) -> str:
+    """A key as a sample shows it: a one-column key as its text; a key of several columns as
+    its values in the key's order, in parentheses: (doc-7, 3)."""
+    values = [unescape_key(field).decode("utf-8") for field in escaped.split(b"\t")]
+    return values[0] if not key.composite else "(" + ", ".join(values) + ")"

@@ -112,8 +112,9 @@ def copy_grouped_digests(
     group: str | None, sink: Sink,
 ) -> int:
     """Stream ``key<TAB>md5 hex<TAB>group`` lines sorted by key bytes from ``relation`` (the table,
-    or a stage shaped like it), for a one-column key: the digests of ``columns``, and the text of
-    the ``group`` column (a row's collection; ``\\N`` when NULL or when there is no such column)."""
+    or a stage shaped like it): the key (one field per key column), the digest of ``columns``, and
+    the text of the ``group`` column (a row's collection; ``\\N`` when NULL or when there is no
+    such column)."""
     grouped = sql.SQL("{}::text").format(sql.Identifier("t", group)) if group else sql.SQL("NULL")
     statement = sql.SQL(
         "COPY (SELECT {key}, {digest}, {group} FROM {relation} AS t ORDER BY {order}) TO STDOUT"

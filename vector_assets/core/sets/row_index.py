@@ -19,7 +19,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from vector_assets.core.errors import BackupFileError
 from vector_assets.core.hashing import HashingReader
@@ -218,40 +218,46 @@ ONLY_OURS, ONLY_THEIRS, CHANGED = "only_ours", "only_theirs", "changed"
 
 
 def compare_grouped_digests(
-    ours: Iterator[bytes], theirs: Iterator[bytes]
+    ours: Iterator[bytes], theirs: Iterator[bytes], key_width: int = 1
 ) -> Iterator[tuple[str, bytes, bytes | None]]:
     """Walk two digest streams in key order, one line of each at a time, and yield (ONLY_OURS |
     ONLY_THEIRS | CHANGED, key, group) for every key that differs. A line is ``key<TAB>digest``
-    (a row index) or ``key<TAB>digest<TAB>group``; the group is that of the side holding the row
-    (of ours for a changed row, else of theirs), None where no side's line has one. Keys and
-    groups stay escaped."""
-    mine, other = next(ours, None), next(theirs, None)
+    (a row index) or ``key<TAB>digest<TAB>group``, where ``key`` is ``key_width`` fields (one per
+    key column, compared field by field as the server sorted them); the group is that of the
+    side holding the row (of ours for a changed row, else of theirs), None where no side's line
+    has one. Keys (their fields still separated by tabs) and groups stay escaped."""
+    def parsed(lines: Iterator[bytes]) -> Iterator[_DigestLine]:
+        return (_fields(line, key_width) for line in lines)
+
+    ours_parsed, theirs_parsed = parsed(ours), parsed(theirs)
+    mine, other = next(ours_parsed, None), next(theirs_parsed, None)
     while mine is not None or other is not None:
-        if other is None or (mine is not None and _key_of(mine) < _key_of(other)):
-            yield ONLY_OURS, *_key_and_group(mine)
-            mine = next(ours, None)
-        elif mine is None or _key_of(other) < _key_of(mine):
-            yield ONLY_THEIRS, *_key_and_group(other)
-            other = next(theirs, None)
+        if other is None or (mine is not None and mine.order < other.order):
+            yield ONLY_OURS, mine.key, mine.group
+            mine = next(ours_parsed, None)
+        elif mine is None or other.order < mine.order:
+            yield ONLY_THEIRS, other.key, other.group
+            other = next(theirs_parsed, None)
         else:
-            (key, digest, group), (_, their_digest, their_group) = _fields(mine), _fields(other)
-            if digest != their_digest:
-                yield CHANGED, key, group if group is not None else their_group
-            mine, other = next(ours, None), next(theirs, None)
+            if mine.digest != other.digest:
+                yield CHANGED, mine.key, mine.group if mine.group is not None else other.group
+            mine, other = next(ours_parsed, None), next(theirs_parsed, None)
 
 
-def _key_of(line: bytes) -> bytes:
-    return unescape_key(line.split(b"\t", 1)[0])
+class _DigestLine(NamedTuple):
+    key: bytes  # escaped, its fields separated by tabs
+    order: bytes | tuple[bytes, ...]  # the key unescaped (a tuple of its fields' bytes): as the server sorted it
+    digest: bytes
+    group: bytes | None
 
 
-def _fields(line: bytes) -> tuple[bytes, bytes, bytes | None]:
-    key, digest, *group = line.split(b"\t", 2)
-    return key, digest, group[0] if group else None
-
-
-def _key_and_group(line: bytes) -> tuple[bytes, bytes | None]:
-    key, _, group = _fields(line)
-    return key, group
+def _fields(line: bytes, key_width: int) -> _DigestLine:
+    fields = line.split(b"\t", key_width + 1)
+    group = fields[key_width + 1] if len(fields) > key_width + 1 else None
+    if key_width == 1:
+        return _DigestLine(fields[0], unescape_key(fields[0]), fields[1], group)
+    return _DigestLine(b"\t".join(fields[:key_width]), tuple(unescape_key(part) for part in fields[:key_width]),
+                       fields[key_width], group)
 
 
 def spooled_keys() -> tempfile.SpooledTemporaryFile:
