@@ -409,7 +409,7 @@ def format_restore(result: RestoreResult, target: str | None = None, store: Stor
     lines += [f"  {build.message}" for build in result.index_builds]
     lines.append(f"  {result.duration_seconds:.2f}s")
     if result.changes is not None:
-        lines += [f"  {line}" for line in restore_effect_lines(result.changes)]
+        lines += [f"  {line}" for line in restore_effect_lines(result.changes, done=not result.dry_run)]
     if result.dry_run:
         lines.append("nothing was changed; run with --apply to restore")
     undo = result.undo_command(target, store)

@@ -5,6 +5,7 @@ vector), per table and per collection, and nothing between a set and the state i
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import dagster as dg
 import pytest
@@ -200,6 +201,44 @@ def test_a_replacing_dry_run_shows_the_rows_it_would_bring_back_remove_and_overw
     assert f"  {EMBEDDING_TABLE} collection ddl: would bring back 3 rows only in the set, remove 0 only in the target, " \
            "overwrite 1 changed" in lines
     assert f"    bring back: {', '.join(changes['ddl']['only_in_set'])}" in lines
+
+
+def test_a_replacing_restore_names_the_rows_it_replaced_as_its_dry_run_did(store_db, backup_root):
+    """Compared under the restore's lock, before it replaces anything: the same figures and keys
+    as its dry run, in the result, the CLI's output next to the undo command, and nothing left to differ."""
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    changes = change_the_store(store_db)
+    request = RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp, truncate_before_restore=True)
+    dry = run_restore(replace(request, dry_run=True))
+    restored = run_restore(request)
+    assert restored.safety_set is not None
+    assert restored.changes.as_json()["tables"] == dry.changes.as_json()["tables"]
+    assert found_counts(by_table(restored.changes)[EMBEDDING_TABLE]) == expected_counts(changes)
+    lines = format_restore(restored).splitlines()
+    summary = (f"  {EMBEDDING_TABLE} collection ddl: brought back 3 rows only in the set, removed 0 only in the target, "
+               "overwrote 1 changed")
+    assert summary in lines and f"    brought back: {', '.join(changes['ddl']['only_in_set'])}" in lines
+    assert f"    removed: {', '.join(changes['sql']['only_in_other'])}" in lines
+    assert lines.index(summary) < len(lines) - 1 and lines[-1].startswith("what it replaced is in the pre_restore set")
+    assert run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp)).identical
+
+
+def test_the_restore_job_logs_and_records_the_rows_it_replaced(dagster_instance, store_db, backup_root):
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    dagster_instance.add_dynamic_partitions("vector_backups", [taken.timestamp])
+    changes = change_the_store(store_db)
+    dry = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp,
+                                     truncate_before_restore=True, dry_run=True))
+    result = run_job(dagster_instance, "restore_vector_tables", "restore_from_backup_set",
+                     {"truncate_before_restore": True, "dry_run": False}, partition_key=taken.timestamp)
+    assert result.success
+    metadata = output_metadata(result, "restore_from_backup_set")
+    assert metadata["replaced_rows"].value["tables"] == dry.changes.as_json()["tables"]
+    assert "would_change" not in metadata and "undo_cli" in metadata
+    assert f"- {EMBEDDING_TABLE} collection sql: brought back 0 rows only in the set, removed 2 only in the target, " \
+           "overwrote 1 changed" in metadata["replaced"].value
+    logged = [event.message for event in dagster_instance.all_logs(result.run_id)]
+    assert any(f"  removed: {', '.join(changes['sql']['only_in_other'])}" == message for message in logged)
 
 
 def test_a_collection_restores_dry_run_shows_only_that_collections_rows(store_db, backup_root):

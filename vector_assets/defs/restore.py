@@ -142,15 +142,16 @@ def report_restore(
     for build in result.index_builds:
         (context.log.warning if build.spilled else context.log.info)(build.message)
     context.log.info(restore_summary(result, f"{server.database} on {server.host}"))
-    if result.changes is not None:
-        for line in restore_effect_lines(result.changes):
-            context.log.info(line)
+    effect = restore_effect_lines(result.changes, done=not result.dry_run) if result.changes is not None else []
+    for line in effect:
+        context.log.info(line)
     if result.dry_run:
         context.log.info("dry run: everything was done, then rolled back; nothing changed. Write dry_run: false to restore")
     metadata = restore_metadata(result, f"{target}: {server.database} on {server.host}:{server.port}", safety_key)
     if result.changes is not None:
-        metadata["would_change"] = dg.MetadataValue.md("\n".join(f"- {line}" for line in restore_effect_lines(result.changes)))
-        metadata["would_change_rows"] = dg.MetadataValue.json(result.changes.as_json())
+        name = "would_change" if result.dry_run else "replaced"
+        metadata[name] = dg.MetadataValue.md("\n".join(f"- {line}" for line in effect))
+        metadata[f"{name}_rows"] = dg.MetadataValue.json(result.changes.as_json())
     if safety_key is not None:
         undo = undo_instructions(result, safety_key, target, context.op_def.name, keys.store)
         job = keys.name(RESTORE_JOB)

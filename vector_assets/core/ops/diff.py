@@ -176,9 +176,12 @@ class DiffResult:
                 "duration_seconds": round(self.duration_seconds, 3), "tables": [table.as_json() for table in self.tables]}
 
 
-def restore_effect_lines(changes: DiffResult) -> list[str]:
-    """What a replacing restore would do to the rows of its target, per table and collection, with
-    the sampled keys: the one wording of the CLI's and the job's dry runs."""
+def restore_effect_lines(changes: DiffResult, done: bool = False) -> list[str]:
+    """What a replacing restore would do (``done``: did) to the rows of its target, per table and
+    collection, with the sampled keys: the one wording of the CLI's and the job's restores and
+    dry runs."""
+    verbs = ("brought back", "removed", "overwrote") if done else ("bring back", "remove", "overwrite")
+    would = "" if done else "would "
     lines = []
     for table in changes.tables:
         if table.skipped:
@@ -188,27 +191,33 @@ def restore_effect_lines(changes: DiffResult) -> list[str]:
         entries = [(label, table.differences)]
         entries += [(f"{table.table} collection {name}", found) for name, found in table.collections.items()]
         for label, found in entries:
-            lines.append(f"{label}: would bring back {count_of(found.only_in_set, 'row')} only in the set, remove "
-                         f"{found.only_in_other:,} only in the target, overwrite {found.changed:,} changed")
-            for kind, verb in ((ONLY_OURS, "bring back"), (ONLY_THEIRS, "remove"), (CHANGED, "overwrite")):
+            lines.append(f"{label}: {would}{verbs[0]} {count_of(found.only_in_set, 'row')} only in the set, {verbs[1]} "
+                         f"{found.only_in_other:,} only in the target, {verbs[2]} {found.changed:,} changed")
+            for kind, verb in zip((ONLY_OURS, ONLY_THEIRS, CHANGED), verbs):
                 if found.samples[kind]:
                     lines.append(f"  {verb}: {', '.join(found.samples[kind])}")
     return lines
 
 
 def run_diff(request: DiffRequest) -> DiffResult:
-    started = time.monotonic()
-    ours = _readable_set(request, request.key)
-    theirs = None if request.against == LIVE else _readable_set(request, request.against)
-    tables = request.tables or ours.backup_set.tables
-    result = DiffResult(ours.backup_set, request.against)
     conn = connect(request.dsn)
     try:
         with database_errors(conn, "during the diff"), _rolled_back(conn) as cursor:
-            for table in tables:
-                result.tables.append(_diff_table(cursor, request, ours, theirs, table))
+            return diff_in_transaction(cursor, request)
     finally:
         conn.close()
+
+
+def diff_in_transaction(cursor: psycopg2.extensions.cursor, request: DiffRequest) -> DiffResult:
+    """The diff in the caller's transaction on the store's database (a restore's, under its lock,
+    before it replaces anything): the sets are staged in savepoints rolled back, so it leaves
+    nothing behind."""
+    started = time.monotonic()
+    ours = _readable_set(request, request.key)
+    theirs = None if request.against == LIVE else _readable_set(request, request.against)
+    result = DiffResult(ours.backup_set, request.against)
+    for table in request.tables or ours.backup_set.tables:
+        result.tables.append(_diff_table(cursor, request, ours, theirs, table))
     result.duration_seconds = time.monotonic() - started
     return result
 

@@ -31,7 +31,9 @@ collection or the whole tables.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from functools import partial
+
+import psycopg2.extensions
 
 from vector_assets.core.ops.restore.collection import load_collection
 from vector_assets.core.ops.restore.plan import plan_table, readable_chain, require_same_store, split_chain
@@ -48,9 +50,6 @@ from vector_assets.core.ops.restore.target import check_target
 from vector_assets.core.ops.restore.whole_tables import load_whole_tables
 from vector_assets.core.pg.connection import connect, database_errors
 from vector_assets.core.sets.copies import choose_copy
-
-if TYPE_CHECKING:
-    from vector_assets.core.ops.diff import DiffResult
 
 __all__ = [
     "APPEND",
@@ -84,14 +83,14 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
                 backup_set, request.dry_run, request.truncate_before_restore, safety_backup=request.safety_backup,
                 read_from_offsite=chosen.note,
             )
+            replacing = request.truncate_before_restore and chosen.note is None
+            compare = partial(record_what_it_replaces, request, result) if replacing else None
             if request.collection is not None:
-                load_collection(conn, request, planned, to_create, result)
+                load_collection(conn, request, planned, to_create, result, compare)
             else:
-                load_whole_tables(conn, request, planned, to_create, result)
+                load_whole_tables(conn, request, planned, to_create, result, compare)
     finally:
         conn.close()
-    if request.dry_run and request.truncate_before_restore and chosen.note is None:
-        result.changes = what_it_would_change(request, result)
     result.duration_seconds = time.monotonic() - started
     return result
 
@@ -102,17 +101,18 @@ def in_set_order(set_tables: tuple[str, ...], requested: tuple[str, ...]) -> lis
     return sorted(requested, key=lambda table: set_tables.index(table) if table in set_tables else len(set_tables))
 
 
-def what_it_would_change(request: RestoreRequest, result: RestoreResult) -> DiffResult | None:
-    """For a replacing dry run: the set against the target, for exactly the rows the restore
-    would replace: its tables, or its one collection (not when renamed: the copy gets new keys)."""
-    from vector_assets.core.ops.diff import DiffRequest, run_diff  # the diff stages sets through this package
+def record_what_it_replaces(request: RestoreRequest, result: RestoreResult, cursor: psycopg2.extensions.cursor) -> None:
+    """For a replacing restore and its dry run, under the restore's lock and before it replaces
+    anything: the set against the target, for exactly the rows the restore replaces: its tables,
+    or its one collection (not when renamed: the copy gets new keys)."""
+    from vector_assets.core.ops.diff import DiffRequest, diff_in_transaction  # the diff stages sets through this package
 
     collection = result.collection
     if collection is not None and collection.renamed:
-        return None
+        return
     tables = request.tables if collection is None else request.store.vector_tables
-    changes = run_diff(DiffRequest(
+    changes = diff_in_transaction(cursor, DiffRequest(
         dsn=request.target_dsn, root=request.root, key=result.backup_set.key, tables=tables, store=request.store,
         encryption=request.encryption, configured_root=request.configured_root,
     ))
-    return changes if collection is None else changes.of_collection(collection.name)
+    result.changes = changes if collection is None else changes.of_collection(collection.name)

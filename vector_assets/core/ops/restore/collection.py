@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 import psycopg2.extensions
 from psycopg2 import sql
@@ -124,6 +125,7 @@ def load_collection(
     planned: list[PlannedTable],
     to_create: list[PlannedTable],
     result: RestoreResult,
+    compare_with_target: Callable[[psycopg2.extensions.cursor], None] | None = None,
 ) -> None:
     """Restore one collection in one transaction; dry runs roll back at the end."""
     plans = {plan.table: plan for plan in planned}
@@ -137,6 +139,8 @@ def load_collection(
         outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
         absent = () if result.collection.existed_before else (result.collection.restored_as,)
         result.safety_set = back_up_what_is_replaced(cursor, request, result.backup_set, outcomes, absent)
+        if compare_with_target is not None:
+            compare_with_target(cursor)
         if found is None:
             _remove(cursor, result.collection, outcomes)
         else:

@@ -140,7 +140,7 @@ class RestoreResult:
     read_from_offsite: str | None = None  # why the offsite copy was read, if it was
     collection: CollectionRestore | None = None  # what a collection restore did, by name and uuid
     triggers_held: list[str] = field(default_factory=list)  # table.trigger, off while the rows loaded
-    changes: DiffResult | None = None  # a replacing dry run: the rows it would bring back, remove and overwrite
+    changes: DiffResult | None = None  # a replacing restore: the rows it brought back, removed and overwrote (a dry run: would)
 
     def undo_command(self, target: str | None = None, store: Store | None = None) -> str | None:
         """The command that puts back what the restore replaced: its safety set, restored with

@@ -5,6 +5,7 @@ append), the keys back, the increments' chain applied, row counts compared, inde
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import psycopg2.extensions
 
@@ -36,6 +37,7 @@ def load_whole_tables(
     planned: list[PlannedTable],
     to_create: list[PlannedTable],
     result: RestoreResult,
+    compare_with_target: Callable[[psycopg2.extensions.cursor], None] | None = None,
 ) -> None:
     """Restore the planned tables whole, in one transaction; dry runs roll back at the end."""
     with restore_transaction(conn, request, result) as cursor:
@@ -45,6 +47,8 @@ def load_whole_tables(
             lock_against_writers(cursor, tuple(plan.table for plan in planned))
         outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
         result.safety_set = back_up_what_is_replaced(cursor, request, result.backup_set, outcomes)
+        if compare_with_target is not None:
+            compare_with_target(cursor)
         if request.truncate_before_restore:
             truncate_tables(cursor, planned, outcomes)
         in_place = [plan for plan in planned if _loads_in_place(request, plan in to_create)]
