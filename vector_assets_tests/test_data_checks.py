@@ -121,6 +121,30 @@ def test_the_counts_are_of_the_snapshot_the_backup_reads(empty_db, backup_root):
     assert entry.data_checks.empty_documents == 7
 
 
+def test_a_declared_dimension_counts_zero_vectors_and_blank_documents_as_the_plain_definitions_do(empty_db, backup_root):
+    """Declared columns take the cheap tests: equality with the zero vector (a negative zero is
+    zero, a tiny last component is not) and a first visible ASCII character; the counts are the
+    ones the plain definitions give (norm 0; NULL or only white space by the regex) in the same
+    database, whose locale decides what white space is beyond ASCII."""
+    fill_store(empty_db, layout="current", embeddings=300, dims=DIMS)
+    clean_documents(empty_db)
+    zeros = ["[" + ",".join(["0"] * DIMS) + "]", "[-0" + ",0" * (DIMS - 1) + "]"]
+    nearly_zero = "[" + ",".join(["0"] * (DIMS - 1)) + ",1e-30]"
+    vectors = [zeros[0], zeros[0], zeros[1], nearly_zero]
+    documents = ["", " ", "\t\n \r", "\u3000", "\u00a0 ", "x", " x", "\u00e9t\u00e9", "\t.", None, "\x7f"]
+    rows = execute(empty_db, "SELECT id FROM langchain_pg_embedding ORDER BY id LIMIT %s", (len(vectors) + len(documents),))
+    for (key,), vector in zip(rows, vectors):
+        execute(empty_db, "UPDATE langchain_pg_embedding SET embedding = %s WHERE id = %s", (vector, key))
+    for (key,), document in zip(rows[len(vectors):], documents):
+        execute(empty_db, "UPDATE langchain_pg_embedding SET document = %s WHERE id = %s", (document, key))
+    ((zero_by_norm, blank_by_regex),) = execute(empty_db, r"""
+        SELECT count(*) FILTER (WHERE vector_norm(embedding) = 0),
+               count(*) FILTER (WHERE document IS NULL OR document ~ '^\s*$') FROM langchain_pg_embedding""")
+    checks = backed_up_checks(empty_db, backup_root, fmt="pgcopy")
+    assert (checks.zero_vectors, checks.empty_documents) == (zero_by_norm, blank_by_regex)
+    assert zero_by_norm == 3 and blank_by_regex >= 4  # '', ' ', tab-newline-space-return, NULL; beyond ASCII per locale
+
+
 def test_a_llamaindex_table_counts_repeated_node_ids_and_zero_halfvecs(empty_db, backup_root):
     """Another layout, another document column (text) and client id (node_id); no collections,
     so a missing collection is not a check there; halfvec vectors are checked with l2_norm."""

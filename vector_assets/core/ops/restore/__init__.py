@@ -102,8 +102,8 @@ def in_set_order(set_tables: tuple[str, ...], requested: tuple[str, ...]) -> lis
 
 
 def record_what_it_replaces(request: RestoreRequest, result: RestoreResult, cursor: psycopg2.extensions.cursor) -> None:
-    """For a replacing restore and its dry run, under the restore's lock and before it replaces
-    anything: the set against the target, for exactly the rows the restore replaces: its tables,
+    """For a replacing restore and its dry run, in its transaction just before it replaces
+    anything (after the safety set, under the same lock): the set against the target, for exactly the rows the restore replaces: its tables,
     or its one collection (not when renamed: the copy gets new keys)."""
     from vector_assets.core.ops.diff import DiffRequest, diff_in_transaction  # the diff stages sets through this package
 
