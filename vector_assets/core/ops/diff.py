@@ -378,10 +378,10 @@ def _collection_names(
 
 def _tally(
     found: TableDiff, ours: Iterator[bytes], theirs: Iterator[bytes], names: dict[str, str], grouped: bool, sample: int,
-    row_key: RowKey,
+    matched_by: RowKey,
 ) -> None:
-    for kind, key, group in compare_grouped_digests(ours, theirs, len(row_key.columns)):
-        text = key_text(key, row_key)
+    for kind, key, group in compare_grouped_digests(ours, theirs, len(matched_by.columns)):
+        text = _key_text(key, matched_by)
         found.differences.add(kind, text, sample)
         if grouped:
             collection = NO_COLLECTION if group in (None, b"\\N") else unescape_key(group).decode("utf-8")
@@ -389,7 +389,7 @@ def _tally(
             found.collections.setdefault(label, RowDifferences()).add(kind, text, sample)
 
 
-def key_text(escaped: bytes, key: RowKey) -> str:
+def _key_text(escaped: bytes, key: RowKey) -> str:
     """A key as a sample shows it: a one-column key as its text; a key of several columns as
     its values in the key's order, in parentheses: (doc-7, 3)."""
     values = [unescape_key(field).decode("utf-8") for field in escaped.split(b"\t")]
