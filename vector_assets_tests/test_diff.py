@@ -13,7 +13,7 @@ import pytest
 from vector_assets.cli import format_restore, main
 from vector_assets.core.errors import BackupSetNotFoundError, ConfigError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
-from vector_assets.core.ops.diff import ROW_INDEX, STAGED_ROWS, DiffRequest, run_diff
+from vector_assets.core.ops.diff import RESTORED_ROWS, ROW_INDEX, STAGED_ROWS, DiffRequest, run_diff
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.manifest import INCREMENTAL
 from vector_assets.core.stores import Store, StoreTable, TableRole
@@ -60,6 +60,11 @@ def expected_counts(changes: dict[str, dict[str, list[str]]]) -> dict[str, tuple
 
 def found_counts(table_diff) -> dict[str, tuple[int, int, int]]:
     return {name: (found.only_in_set, found.only_in_other, found.changed) for name, found in table_diff.collections.items()}
+
+
+def figures(result) -> list[dict]:
+    """Each table's figures and sampled keys, without how the set's side was read."""
+    return [{name: value for name, value in table.items() if name != "set_read_from"} for table in result.as_json()["tables"]]
 
 
 def by_table(result) -> dict:
@@ -195,7 +200,8 @@ def test_a_replacing_dry_run_shows_the_rows_it_would_bring_back_remove_and_overw
                                      truncate_before_restore=True, dry_run=True))
     assert tables_now(store_db) == before and folder_snapshot(backup_root) == files
     diff = run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp))
-    assert dry.changes.as_json()["tables"] == diff.as_json()["tables"]
+    assert figures(dry.changes) == figures(diff)
+    assert {table.set_read_from for table in dry.changes.tables} == {RESTORED_ROWS}
     assert found_counts(by_table(dry.changes)[EMBEDDING_TABLE]) == expected_counts(changes)
     lines = format_restore(dry).splitlines()
     assert f"  {EMBEDDING_TABLE} collection ddl: would bring back 3 rows only in the set, remove 0 only in the target, " \
@@ -204,15 +210,18 @@ def test_a_replacing_dry_run_shows_the_rows_it_would_bring_back_remove_and_overw
 
 
 def test_a_replacing_restore_names_the_rows_it_replaced_as_its_dry_run_did(store_db, backup_root):
-    """Compared under the restore's lock, before it replaces anything: the same figures and keys
-    as its dry run, in the result, the CLI's output next to the undo command, and nothing left to differ."""
+    """The target's rows before the restore replaces anything against its rows once the set's are
+    in: the diff's figures and keys, the same in the dry run and the real run, in the result and
+    the CLI's output next to the undo command; and nothing left to differ."""
     taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
     changes = change_the_store(store_db)
     request = RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp, truncate_before_restore=True)
+    diff = run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp))
     dry = run_restore(replace(request, dry_run=True))
     restored = run_restore(request)
     assert restored.safety_set is not None
     assert restored.changes.as_json()["tables"] == dry.changes.as_json()["tables"]
+    assert figures(restored.changes) == figures(diff)
     assert found_counts(by_table(restored.changes)[EMBEDDING_TABLE]) == expected_counts(changes)
     lines = format_restore(restored).splitlines()
     summary = (f"  {EMBEDDING_TABLE} collection ddl: brought back 3 rows only in the set, removed 0 only in the target, "
@@ -241,7 +250,7 @@ def test_the_restore_job_logs_and_records_the_rows_it_replaced(dagster_instance,
     assert any(f"  removed: {', '.join(changes['sql']['only_in_other'])}" == message for message in logged)
 
 
-def test_a_collection_restores_dry_run_shows_only_that_collections_rows(store_db, backup_root):
+def test_a_collection_restore_and_its_dry_run_show_only_that_collections_rows(store_db, backup_root):
     taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
     changes = change_the_store(store_db)
     dry = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp,
@@ -250,6 +259,9 @@ def test_a_collection_restores_dry_run_shows_only_that_collections_rows(store_db
     assert table.only_collection == "sql" and table.collections == {}
     assert (table.differences.only_in_set, table.differences.only_in_other, table.differences.changed) == (0, 2, 1)
     assert table.differences.samples["only_theirs"] == changes["sql"]["only_in_other"]
+    restored = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp,
+                                          truncate_before_restore=True, collection="sql"))
+    assert restored.changes.as_json()["tables"] == dry.changes.as_json()["tables"]
     appended = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp, dry_run=True,
                                           collection="sql", on_conflict="skip"))
     assert appended.changes is None  # an append replaces nothing

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +33,7 @@ from vector_assets.core.layouts import layout_columns
 from vector_assets.core.ops.restore.chain import apply_chain_to_stage
 from vector_assets.core.ops.restore.load import copy_file_into
 from vector_assets.core.ops.restore.plan import PlannedTable, plan_table, readable_chain, split_chain
+from vector_assets.core.ops.restore.request import CollectionRestore
 from vector_assets.core.pg.catalog import column_names, read_columns, table_exists, table_identifier
 from vector_assets.core.pg.collections import collections_in
 from vector_assets.core.pg.connection import connect, database_errors, rollback_quietly
@@ -200,24 +201,18 @@ def restore_effect_lines(changes: DiffResult, done: bool = False) -> list[str]:
 
 
 def run_diff(request: DiffRequest) -> DiffResult:
-    conn = connect(request.dsn)
-    try:
-        with database_errors(conn, "during the diff"), _rolled_back(conn) as cursor:
-            return diff_in_transaction(cursor, request)
-    finally:
-        conn.close()
-
-
-def diff_in_transaction(cursor: psycopg2.extensions.cursor, request: DiffRequest) -> DiffResult:
-    """The diff in the caller's transaction on the store's database (a restore's, under its lock,
-    before it replaces anything): the sets are staged in savepoints rolled back, so it leaves
-    nothing behind."""
     started = time.monotonic()
     ours = _readable_set(request, request.key)
     theirs = None if request.against == LIVE else _readable_set(request, request.against)
+    tables = request.tables or ours.backup_set.tables
     result = DiffResult(ours.backup_set, request.against)
-    for table in request.tables or ours.backup_set.tables:
-        result.tables.append(_diff_table(cursor, request, ours, theirs, table))
+    conn = connect(request.dsn)
+    try:
+        with database_errors(conn, "during the diff"), _rolled_back(conn) as cursor:
+            for table in tables:
+                result.tables.append(_diff_table(cursor, request, ours, theirs, table))
+    finally:
+        conn.close()
     result.duration_seconds = time.monotonic() - started
     return result
 
@@ -394,3 +389,88 @@ def _key_text(escaped: bytes, key: RowKey) -> str:
     its values in the key's order, in parentheses: (doc-7, 3)."""
     values = [unescape_key(field).decode("utf-8") for field in escaped.split(b"\t")]
     return values[0] if not key.composite else "(" + ", ".join(values) + ")"
+
+
+RESTORED_ROWS = "restored rows"
+
+
+class ReplacedRows:
+    """What a replacing restore replaces, without staging the set: in the restore's transaction,
+    the target's row digests are spooled just before it replaces anything, and compared, once
+    the set's rows are in (its chain applied), with the same tables' digests then. The tables
+    hold exactly the set's rows by then, so the figures are the diff's of the set against the
+    target, at the cost of two digest scans. A collection restore compares that collection's
+    rows only (the target's under its old uuid, the restored ones under the new)."""
+
+    def __init__(
+        self, store: Store, backup_set: BackupSet, planned: list[PlannedTable],
+        collection_of: Callable[[], CollectionRestore | None], sample: int = DEFAULT_SAMPLE,
+    ) -> None:
+        self.store, self.backup_set, self.planned, self.sample = store, backup_set, planned, sample
+        self.collection_of = collection_of  # a collection restore's collection, once it is known
+        self.result: DiffResult | None = None
+        self._before: dict[str, tuple[TableDiff, RowKey | None, str | None, tempfile.SpooledTemporaryFile | None]] = {}
+        self._names: dict[str, str] = {}
+
+    def before(self, cursor: psycopg2.extensions.cursor) -> None:
+        collection = self.collection_of()
+        if collection is not None and collection.renamed:
+            return
+        for plan in self._compared_plans(cursor, collection):
+            key = row_key(cursor, plan.table)
+            group = _collection_column(self.store, plan.table, cursor)
+            found = TableDiff(plan.table, key.label if key else None, grouped=group is not None, set_read_from=RESTORED_ROWS)
+            if key is None:
+                found.skipped = f"{plan.table} has no primary key to match rows by"
+                self._before[plan.table] = (found, None, None, None)
+                continue
+            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)
+            self._before[plan.table] = (found, key, group, spool)
+            relation = _rows_of(plan.table, group, collection.replaced_uuid if collection else None, collection)
+            found.rows_in_other = copy_grouped_digests(cursor, plan.table, relation, plan.header, key, group, spool)
+        self._names = self._collection_names(cursor)
+
+    def after(self, cursor: psycopg2.extensions.cursor) -> None:
+        started = time.monotonic()
+        collection = self.collection_of()
+        if collection is not None and collection.renamed:
+            return
+        names = {**self._collection_names(cursor), **self._names}
+        result = DiffResult(self.backup_set, LIVE)
+        for plan in self.planned:
+            if plan.table not in self._before:
+                continue
+            found, key, group, before = self._before[plan.table]
+            if key is not None:
+                with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as after:
+                    restored_uuid = None if collection is None or collection.removed else collection.uuid
+                    relation = _rows_of(plan.table, group, restored_uuid, collection)
+                    found.rows_in_set = copy_grouped_digests(cursor, plan.table, relation, plan.header, key, group, after)
+                    _tally(found, _spooled_lines(after), _spooled_lines(before), names, group is not None, self.sample, key)
+            result.tables.append(found)
+        self.close()
+        result.duration_seconds = time.monotonic() - started
+        self.result = result if collection is None else result.of_collection(collection.name)
+
+    def close(self) -> None:
+        for _, _, _, spool in self._before.values():
+            if spool is not None:
+                spool.close()
+
+    def _compared_plans(self, cursor: psycopg2.extensions.cursor, collection: CollectionRestore | None) -> list[PlannedTable]:
+        if collection is None:
+            return self.planned
+        return [plan for plan in self.planned if plan.table in self.store.vector_tables
+                and _collection_column(self.store, plan.table, cursor) is not None]
+
+    def _collection_names(self, cursor: psycopg2.extensions.cursor) -> dict[str, str]:
+        return _collection_names(cursor, self.store, None, None) if self.store.has_collections else {}
+
+
+def _rows_of(table: str, group: str | None, uuid: str | None, collection: CollectionRestore | None) -> sql.Composable:
+    """The table, or for a collection restore only the rows of the collection's uuid (none when it has none)."""
+    if collection is None:
+        return table_identifier(table)
+    if uuid is None:
+        return sql.SQL("(SELECT * FROM {} WHERE false)").format(table_identifier(table))
+    return sql.SQL("(SELECT * FROM {} WHERE {} = {})").format(table_identifier(table), sql.Identifier(group), sql.Literal(uuid))

@@ -31,12 +31,10 @@ collection or the whole tables.
 from __future__ import annotations
 
 import time
-from functools import partial
-
-import psycopg2.extensions
+from typing import TYPE_CHECKING
 
 from vector_assets.core.ops.restore.collection import load_collection
-from vector_assets.core.ops.restore.plan import plan_table, readable_chain, require_same_store, split_chain
+from vector_assets.core.ops.restore.plan import PlannedTable, plan_table, readable_chain, require_same_store, split_chain
 from vector_assets.core.ops.restore.request import (
     APPEND,
     ON_CONFLICT_CHOICES,
@@ -50,6 +48,9 @@ from vector_assets.core.ops.restore.target import check_target
 from vector_assets.core.ops.restore.whole_tables import load_whole_tables
 from vector_assets.core.pg.connection import connect, database_errors
 from vector_assets.core.sets.copies import choose_copy
+
+if TYPE_CHECKING:
+    from vector_assets.core.ops.diff import ReplacedRows
 
 __all__ = [
     "APPEND",
@@ -75,22 +76,24 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
     base_set, increments = split_chain(backup_set)
     base_set = readable_chain(base_set, increments, request.encryption.identity_file)
     planned = [plan_table(base_set, table, increments) for table in in_set_order(base_set.tables, request.tables)]
+    result = RestoreResult(
+        backup_set, request.dry_run, request.truncate_before_restore, safety_backup=request.safety_backup,
+        read_from_offsite=chosen.note,
+    )
+    comparison = replaced_rows(request, result, planned) if request.truncate_before_restore else None
     conn = connect(request.target_dsn)
     try:
         with database_errors(conn, DURING_RESTORE):
             to_create = check_target(conn, backup_set, planned, request)
-            result = RestoreResult(
-                backup_set, request.dry_run, request.truncate_before_restore, safety_backup=request.safety_backup,
-                read_from_offsite=chosen.note,
-            )
-            replacing = request.truncate_before_restore and chosen.note is None
-            compare = partial(record_what_it_replaces, request, result) if replacing else None
             if request.collection is not None:
-                load_collection(conn, request, planned, to_create, result, compare)
+                load_collection(conn, request, planned, to_create, result, comparison)
             else:
-                load_whole_tables(conn, request, planned, to_create, result, compare)
+                load_whole_tables(conn, request, planned, to_create, result, comparison)
     finally:
         conn.close()
+        if comparison is not None:
+            comparison.close()
+    result.changes = comparison.result if comparison is not None else None
     result.duration_seconds = time.monotonic() - started
     return result
 
@@ -101,18 +104,12 @@ def in_set_order(set_tables: tuple[str, ...], requested: tuple[str, ...]) -> lis
     return sorted(requested, key=lambda table: set_tables.index(table) if table in set_tables else len(set_tables))
 
 
-def record_what_it_replaces(request: RestoreRequest, result: RestoreResult, cursor: psycopg2.extensions.cursor) -> None:
-    """For a replacing restore and its dry run, in its transaction just before it replaces
-    anything (after the safety set, under the same lock): the set against the target, for exactly the rows the restore replaces: its tables,
-    or its one collection (not when renamed: the copy gets new keys)."""
-    from vector_assets.core.ops.diff import DiffRequest, diff_in_transaction  # the diff stages sets through this package
+def replaced_rows(request: RestoreRequest, result: RestoreResult, planned: list[PlannedTable]) -> ReplacedRows:
+    """For a replacing restore and its dry run: the rows it replaces, compared in its transaction,
+    of its tables, or of its one collection (not when renamed: the copy gets new keys)."""
+    from vector_assets.core.ops.diff import ReplacedRows  # the diff stages sets through this package
 
-    collection = result.collection
-    if collection is not None and collection.renamed:
-        return
-    tables = request.tables if collection is None else request.store.vector_tables
-    changes = diff_in_transaction(cursor, DiffRequest(
-        dsn=request.target_dsn, root=request.root, key=result.backup_set.key, tables=tables, store=request.store,
-        encryption=request.encryption, configured_root=request.configured_root,
-    ))
-    result.changes = changes if collection is None else changes.of_collection(collection.name)
+    def collection() -> CollectionRestore | None:
+        return result.collection
+
+    return ReplacedRows(request.store, result.backup_set, planned, collection)

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 
 import psycopg2.extensions
 from psycopg2 import sql
@@ -68,6 +67,7 @@ from vector_assets.core.ops.restore.request import (
     CollectionRestore,
     RestoreRequest,
     RestoreResult,
+    RowComparison,
     TableRestore,
 )
 from vector_assets.core.ops.restore.stage import append_from_stage, stage_rows
@@ -125,7 +125,7 @@ def load_collection(
     planned: list[PlannedTable],
     to_create: list[PlannedTable],
     result: RestoreResult,
-    compare_with_target: Callable[[psycopg2.extensions.cursor], None] | None = None,
+    comparison: RowComparison | None = None,
 ) -> None:
     """Restore one collection in one transaction; dry runs roll back at the end."""
     plans = {plan.table: plan for plan in planned}
@@ -139,14 +139,16 @@ def load_collection(
         outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
         absent = () if result.collection.existed_before else (result.collection.restored_as,)
         result.safety_set = back_up_what_is_replaced(cursor, request, result.backup_set, outcomes, absent)
-        if compare_with_target is not None:
-            compare_with_target(cursor)
+        if comparison is not None:
+            comparison.before(cursor)
         if found is None:
             _remove(cursor, result.collection, outcomes)
         else:
             _load(cursor, request, plans, collection_stage, result.collection, outcomes)
         to_build = [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
         finish_tables(conn, cursor, request, planned, to_build, outcomes, result)
+        if comparison is not None:
+            comparison.after(cursor)
         put_triggers_back(cursor, held)
 
 

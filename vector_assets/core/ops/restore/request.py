@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from vector_assets.core.errors import ConfigError
 from vector_assets.core.pg.index_builds import IndexBuild, IndexBuildSettings
@@ -122,6 +122,15 @@ class CollectionRestore:
             f"collection {self.name!r}{as_name} (uuid {self.uuid}), {self.mode}{replaced}, "
             f"{self.embeddings_loaded:,} of its {count_of(self.embeddings_in_set, 'embedding')} in the set loaded{skipped}"
         )
+
+
+class RowComparison(Protocol):
+    """What a replacing restore calls in its transaction to learn which rows it replaced: just
+    before it replaces anything, and once the set's rows are in."""
+
+    def before(self, cursor) -> None: ...
+
+    def after(self, cursor) -> None: ...
 
 
 @dataclass

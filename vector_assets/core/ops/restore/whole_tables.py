@@ -5,7 +5,6 @@ append), the keys back, the increments' chain applied, row counts compared, inde
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import psycopg2.extensions
 
@@ -21,7 +20,7 @@ from vector_assets.core.ops.restore.load import (
     truncate_tables,
 )
 from vector_assets.core.ops.restore.plan import PlannedTable
-from vector_assets.core.ops.restore.request import RestoreRequest, RestoreResult, TableRestore
+from vector_assets.core.ops.restore.request import RestoreRequest, RestoreResult, RowComparison, TableRestore
 from vector_assets.core.ops.restore.stage import append_through_stage
 from vector_assets.core.ops.restore.transaction import back_up_what_is_replaced, restore_transaction
 from vector_assets.core.pg.catalog import count_rows, table_identifier
@@ -37,7 +36,7 @@ def load_whole_tables(
     planned: list[PlannedTable],
     to_create: list[PlannedTable],
     result: RestoreResult,
-    compare_with_target: Callable[[psycopg2.extensions.cursor], None] | None = None,
+    comparison: RowComparison | None = None,
 ) -> None:
     """Restore the planned tables whole, in one transaction; dry runs roll back at the end."""
     with restore_transaction(conn, request, result) as cursor:
@@ -47,8 +46,8 @@ def load_whole_tables(
             lock_against_writers(cursor, tuple(plan.table for plan in planned))
         outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
         result.safety_set = back_up_what_is_replaced(cursor, request, result.backup_set, outcomes)
-        if compare_with_target is not None:
-            compare_with_target(cursor)
+        if comparison is not None:
+            comparison.before(cursor)
         if request.truncate_before_restore:
             truncate_tables(cursor, planned, outcomes)
         in_place = [plan for plan in planned if _loads_in_place(request, plan in to_create)]
@@ -59,6 +58,8 @@ def load_whole_tables(
         apply_chain_in_place(cursor, in_place, outcomes, request)
         to_build = dropped + [index for plan in to_create for index in indexes_to_build(cursor, plan.table, plan.definition)]
         finish_tables(conn, cursor, request, planned, to_build, outcomes, result)
+        if comparison is not None:
+            comparison.after(cursor)
         put_triggers_back(cursor, held)
 
 
