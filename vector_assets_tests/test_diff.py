@@ -19,7 +19,7 @@ from vector_assets.core.sets.manifest import INCREMENTAL
 from vector_assets.core.stores import Store, StoreTable, TableRole
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets_tests.support.dagster import output_metadata, run_job
-from vector_assets_tests.support.database import execute, tables_now
+from vector_assets_tests.support.database import execute, fresh_database, tables_now
 from vector_assets_tests.support.files import folder_snapshot
 
 
@@ -230,6 +230,20 @@ def test_a_replacing_restore_names_the_rows_it_replaced_as_its_dry_run_did(store
     assert f"    removed: {', '.join(changes['sql']['only_in_other'])}" in lines
     assert lines.index(summary) < len(lines) - 1 and lines[-1].startswith("what it replaced is in the pre_restore set")
     assert run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp)).identical
+
+
+def test_a_replacing_restore_into_an_empty_database_brings_back_every_row(store_db, backup_root, maintenance_dsn):
+    """The tables the restore creates from the set's definitions held nothing: every row is brought back."""
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    rows = {table: sum(held.values()) for table, held in tables_now(store_db).items()}
+    with fresh_database(maintenance_dsn) as empty:
+        restored = run_restore(RestoreRequest(target_dsn=empty, root=backup_root, timestamp=taken.timestamp,
+                                              truncate_before_restore=True))
+    assert sorted(restored.tables_created) == sorted(by_table(restored.changes))
+    for table in restored.changes.tables:
+        assert table.skipped is None and (table.rows_in_set, table.rows_in_other) == (rows[table.table], 0)
+        found = table.differences
+        assert (found.only_in_set, found.only_in_other, found.changed) == (rows[table.table], 0, 0)
 
 
 def test_the_restore_job_logs_and_records_the_rows_it_replaced(dagster_instance, store_db, backup_root):
