@@ -427,7 +427,8 @@ class ReplacedRows:
             spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)
             self._before[plan.table] = (found, key, group, spool)
             relation = _rows_of(plan.table, group, collection.replaced_uuid if collection else None, collection)
-            found.rows_in_other = copy_grouped_digests(cursor, plan.table, relation, plan.header, key, group, spool)
+            found.rows_in_other = copy_grouped_digests(cursor, plan.table, relation, plan.header, key, group, spool,
+                                                      within_transaction=True)
         self._names = self._collection_names(cursor)
 
     def after(self, cursor: psycopg2.extensions.cursor) -> None:
@@ -445,7 +446,8 @@ class ReplacedRows:
                 with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as after:
                     restored_uuid = None if collection is None or collection.removed else collection.uuid
                     relation = _rows_of(plan.table, group, restored_uuid, collection)
-                    found.rows_in_set = copy_grouped_digests(cursor, plan.table, relation, plan.header, key, group, after)
+                    found.rows_in_set = copy_grouped_digests(cursor, plan.table, relation, plan.header, key, group, after,
+                                                            within_transaction=True)
                     _tally(found, _spooled_lines(after), _spooled_lines(before), names, group is not None, self.sample, key)
             result.tables.append(found)
         self.close()
