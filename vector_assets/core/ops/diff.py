@@ -394,6 +394,16 @@ def _key_text(escaped: bytes, key: RowKey) -> str:
 RESTORED_ROWS = "restored rows"
 
 
+@dataclass
+class _TargetRows:
+    """A replaced table as it was: its figures so far, its key and collection column, its digests."""
+
+    found: TableDiff
+    key: RowKey | None = None  # None: not compared
+    group: str | None = None
+    digests: tempfile.SpooledTemporaryFile | None = None
+
+
 class ReplacedRows:
     """What a replacing restore replaces, without staging the set: in the restore's transaction,
     the target's row digests are spooled just before it replaces anything, and compared, once
@@ -409,27 +419,19 @@ class ReplacedRows:
         self.store, self.backup_set, self.planned, self.sample = store, backup_set, planned, sample
         self.collection_of = collection_of  # a collection restore's collection, once it is known
         self.result: DiffResult | None = None
-        self._before: dict[str, tuple[TableDiff, RowKey | None, str | None, tempfile.SpooledTemporaryFile | None]] = {}
+        self._before: dict[str, _TargetRows] = {}
         self._names: dict[str, str] = {}
+        self._seconds = 0.0
 
     def before(self, cursor: psycopg2.extensions.cursor) -> None:
+        started = time.monotonic()
         collection = self.collection_of()
         if collection is not None and collection.renamed:
             return
         for plan in self._compared_plans(cursor, collection):
-            key = row_key(cursor, plan.table)
-            group = _collection_column(self.store, plan.table, cursor)
-            found = TableDiff(plan.table, key.label if key else None, grouped=group is not None, set_read_from=RESTORED_ROWS)
-            if key is None:
-                found.skipped = f"{plan.table} has no primary key to match rows by"
-                self._before[plan.table] = (found, None, None, None)
-                continue
-            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)
-            self._before[plan.table] = (found, key, group, spool)
-            relation = _rows_of(plan.table, group, collection.replaced_uuid if collection else None, collection)
-            found.rows_in_other = copy_grouped_digests(cursor, plan.table, relation, plan.header, key, group, spool,
-                                                      within_transaction=True)
+            self._before[plan.table] = self._target_rows(cursor, plan, collection)
         self._names = self._collection_names(cursor)
+        self._seconds += time.monotonic() - started
 
     def after(self, cursor: psycopg2.extensions.cursor) -> None:
         started = time.monotonic()
@@ -437,27 +439,41 @@ class ReplacedRows:
         if collection is not None and collection.renamed:
             return
         names = {**self._collection_names(cursor), **self._names}
+        restored_uuid = None if collection is None or collection.removed else collection.uuid
         result = DiffResult(self.backup_set, LIVE)
-        for plan in self.planned:
-            if plan.table not in self._before:
-                continue
-            found, key, group, before = self._before[plan.table]
-            if key is not None:
-                with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as after:
-                    restored_uuid = None if collection is None or collection.removed else collection.uuid
-                    relation = _rows_of(plan.table, group, restored_uuid, collection)
-                    found.rows_in_set = copy_grouped_digests(cursor, plan.table, relation, plan.header, key, group, after,
-                                                            within_transaction=True)
-                    _tally(found, _spooled_lines(after), _spooled_lines(before), names, group is not None, self.sample, key)
-            result.tables.append(found)
+        for plan in [plan for plan in self.planned if plan.table in self._before]:
+            target = self._before[plan.table]
+            if target.key is not None:
+                with _spool() as after:
+                    relation = _rows_of(plan.table, target.group, restored_uuid, collection)
+                    target.found.rows_in_set = copy_grouped_digests(
+                        cursor, plan.table, relation, plan.header, target.key, target.group, after, within_transaction=True)
+                    _tally(target.found, _spooled_lines(after), _spooled_lines(target.digests), names,
+                           target.group is not None, self.sample, target.key)
+            result.tables.append(target.found)
         self.close()
-        result.duration_seconds = time.monotonic() - started
+        result.duration_seconds = self._seconds + time.monotonic() - started
         self.result = result if collection is None else result.of_collection(collection.name)
 
     def close(self) -> None:
-        for _, _, _, spool in self._before.values():
-            if spool is not None:
-                spool.close()
+        for target in self._before.values():
+            if target.digests is not None:
+                target.digests.close()
+
+    def _target_rows(
+        self, cursor: psycopg2.extensions.cursor, plan: PlannedTable, collection: CollectionRestore | None
+    ) -> _TargetRows:
+        key = row_key(cursor, plan.table)
+        group = _collection_column(self.store, plan.table, cursor)
+        found = TableDiff(plan.table, key.label if key else None, grouped=group is not None, set_read_from=RESTORED_ROWS)
+        if key is None:
+            found.skipped = f"{plan.table} has no primary key to match rows by"
+            return _TargetRows(found)
+        target = _TargetRows(found, key, group, tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES))
+        relation = _rows_of(plan.table, group, collection.replaced_uuid if collection else None, collection)
+        found.rows_in_other = copy_grouped_digests(cursor, plan.table, relation, plan.header, key, group, target.digests,
+                                                   within_transaction=True)
+        return target
 
     def _compared_plans(self, cursor: psycopg2.extensions.cursor, collection: CollectionRestore | None) -> list[PlannedTable]:
         if collection is None:
