@@ -183,6 +183,9 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--fire-triggers", action="store_true",
                          help="let the target tables' own triggers fire for every loaded row (by default they stay off "
                          "during the load: a pgai source table's would queue every row for embedding again)")
+    restore.add_argument("--name-replaced", action="store_true",
+                         help="with --apply: name the rows the restore replaced, as its dry run does (a digest scan of "
+                         "the tables before the load and one after)")
     _add_allow_plaintext(restore, "the safety set of a plaintext set")
     restore.set_defaults(command=run_restore_command)
 
@@ -384,6 +387,7 @@ def run_restore_command(args: argparse.Namespace) -> int:
             index_builds=settings.index_build_settings(environment), collection=args.collection,
             rename_collection_to=args.rename_to, store=store,
             encryption=settings.encryption_keys(args.allow_plaintext, environment), fire_triggers=args.fire_triggers,
+            name_replaced_rows=args.name_replaced,
         ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)

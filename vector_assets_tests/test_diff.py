@@ -215,7 +215,8 @@ def test_a_replacing_restore_names_the_rows_it_replaced_as_its_dry_run_did(store
     the CLI's output next to the undo command; and nothing left to differ."""
     taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
     changes = change_the_store(store_db)
-    request = RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp, truncate_before_restore=True)
+    request = RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp, truncate_before_restore=True,
+                             name_replaced_rows=True)
     diff = run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp))
     dry = run_restore(replace(request, dry_run=True))
     restored = run_restore(request)
@@ -232,13 +233,27 @@ def test_a_replacing_restore_names_the_rows_it_replaced_as_its_dry_run_did(store
     assert run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp)).identical
 
 
+def test_a_real_restore_compares_only_when_asked_and_says_where_the_replaced_rows_are(store_db, backup_root):
+    """The comparison costs a digest scan before the load and one after, so a real run makes it
+    when asked (its dry run always does); without it the result still points at the safety set."""
+    taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
+    change_the_store(store_db)
+    restored = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp,
+                                          truncate_before_restore=True))
+    assert restored.changes is None and restored.safety_set is not None
+    lines = format_restore(restored).splitlines()
+    assert not any("brought back" in line for line in lines)
+    assert lines[-1].startswith("what it replaced is in the pre_restore set")
+    assert run_diff(DiffRequest(dsn=store_db, root=backup_root, key=taken.timestamp)).identical
+
+
 def test_a_replacing_restore_into_an_empty_database_brings_back_every_row(store_db, backup_root, maintenance_dsn):
     """The tables the restore creates from the set's definitions held nothing: every row is brought back."""
     taken = run_backup(BackupRequest(dsn=store_db, root=backup_root))
     rows = {table: sum(held.values()) for table, held in tables_now(store_db).items()}
     with fresh_database(maintenance_dsn) as empty:
         restored = run_restore(RestoreRequest(target_dsn=empty, root=backup_root, timestamp=taken.timestamp,
-                                              truncate_before_restore=True))
+                                              truncate_before_restore=True, name_replaced_rows=True))
     assert sorted(restored.tables_created) == sorted(by_table(restored.changes))
     for table in restored.changes.tables:
         assert table.skipped is None and (table.rows_in_set, table.rows_in_other) == (rows[table.table], 0)
@@ -253,7 +268,8 @@ def test_the_restore_job_logs_and_records_the_rows_it_replaced(dagster_instance,
     dry = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp,
                                      truncate_before_restore=True, dry_run=True))
     result = run_job(dagster_instance, "restore_vector_tables", "restore_from_backup_set",
-                     {"truncate_before_restore": True, "dry_run": False}, partition_key=taken.timestamp)
+                     {"truncate_before_restore": True, "dry_run": False, "name_replaced_rows": True},
+                     partition_key=taken.timestamp)
     assert result.success
     metadata = output_metadata(result, "restore_from_backup_set")
     assert metadata["replaced_rows"].value["tables"] == dry.changes.as_json()["tables"]
@@ -274,7 +290,7 @@ def test_a_collection_restore_and_its_dry_run_show_only_that_collections_rows(st
     assert (table.differences.only_in_set, table.differences.only_in_other, table.differences.changed) == (0, 2, 1)
     assert table.differences.samples["only_theirs"] == changes["sql"]["only_in_other"]
     restored = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp,
-                                          truncate_before_restore=True, collection="sql"))
+                                          truncate_before_restore=True, collection="sql", name_replaced_rows=True))
     assert restored.changes.as_json()["tables"] == dry.changes.as_json()["tables"]
     appended = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=taken.timestamp, dry_run=True,
                                           collection="sql", on_conflict="skip"))

@@ -82,6 +82,11 @@ def restore_config(keys: StoreKeys) -> type[dg.Config]:
             description="false (the default): the target tables' own triggers stay off while the rows load (a pgai "
             "source table's would queue every row for embedding again). true: let them fire for every row.",
         )
+        name_replaced_rows: bool = Field(
+            default=False,
+            description="A replacing dry run always names the rows it would replace. true: the real run names the "
+            "rows it replaced too, at the cost of a digest scan of the tables before the load and one after.",
+        )
 
     return RestoreConfig
 
@@ -114,6 +119,7 @@ def restore_op(keys: StoreKeys) -> dg.OpDefinition:
                 progress=log_progress(context), index_builds=settings.index_build_settings(store.environment()),
                 collection=config.collection, rename_collection_to=config.rename_collection_to, store=store,
                 encryption=settings.encryption_keys(environ=store.environment()), fire_triggers=config.fire_triggers,
+                name_replaced_rows=config.name_replaced_rows,
             )
             result = run_restore(request)
         except VectorAssetsError as error:

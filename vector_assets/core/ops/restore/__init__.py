@@ -80,7 +80,8 @@ def run_restore(request: RestoreRequest) -> RestoreResult:
         backup_set, request.dry_run, request.truncate_before_restore, safety_backup=request.safety_backup,
         read_from_offsite=chosen.note,
     )
-    comparison = replaced_rows(request, result, planned) if request.truncate_before_restore else None
+    compares = request.truncate_before_restore and (request.dry_run or request.name_replaced_rows)
+    comparison = replaced_rows(request, result, planned) if compares else None
     conn = connect(request.target_dsn)
     try:
         with database_errors(conn, DURING_RESTORE):
