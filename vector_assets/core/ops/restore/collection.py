@@ -70,7 +70,7 @@ from vector_assets.core.ops.restore.request import (
     RowComparison,
     TableRestore,
 )
-from vector_assets.core.ops.restore.stage import append_from_stage, stage_rows
+from vector_assets.core.ops.restore.stage import append_from_stage, stage_collection_rows, stage_rows
 from vector_assets.core.ops.restore.transaction import back_up_what_is_replaced, restore_transaction
 from vector_assets.core.pg.catalog import count_rows, primary_key, read_columns
 from vector_assets.core.pg.collections import (
@@ -94,6 +94,7 @@ from vector_assets.core.pg.ddl import indexes_to_build
 from vector_assets.core.pg.store_tables import put_triggers_back
 from vector_assets.core.pg.table_changes import lock_against_writers
 from vector_assets.core.sets.catalog import BackupSet
+from vector_assets.core.sets.collection_filter import CollectionRows, can_filter
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.core.units import count_of
 
@@ -273,9 +274,7 @@ def _load(
     started = time.monotonic()
     embedding_plan = plans[EMBEDDING_TABLE]
     _require_columns(embedding_plan, (COLLECTION_REFERENCE,))
-    embedding_stage, staged = stage_rows(cursor, embedding_plan, request.progress)
-    _require_every_row(embedding_plan, staged)
-    rows = staged - keep_only(cursor, embedding_stage, COLLECTION_REFERENCE, collection.set_uuid)
+    embedding_stage, rows = _stage_embeddings(cursor, embedding_plan, collection.set_uuid, request)
     collection.embeddings_in_set = outcomes[EMBEDDING_TABLE].rows_in_set = rows
     if collection.renamed:
         rename_staged_collection(cursor, collection_stage, collection.uuid, collection.restored_as)
@@ -287,6 +286,31 @@ def _load(
     collection.embeddings_loaded, collection.embeddings_skipped = embeddings.rows_loaded, embeddings.rows_skipped
     for outcome in outcomes.values():
         outcome.duration_seconds = time.monotonic() - started
+
+
+def _stage_embeddings(
+    cursor: psycopg2.extensions.cursor, plan: PlannedTable, set_uuid: str, request: RestoreRequest
+) -> tuple[sql.Identifier, int]:
+    """The collection's embeddings in a stage: filtered out of the files on their way to COPY
+    where that is exact, else the whole table staged and the other collections' rows deleted."""
+    only = _filter_for(plan, set_uuid)
+    if only is not None:
+        return stage_collection_rows(cursor, plan, only, request.progress)
+    stage, staged = stage_rows(cursor, plan, request.progress)
+    _require_every_row(plan, staged)
+    return stage, staged - keep_only(cursor, stage, COLLECTION_REFERENCE, set_uuid)
+
+
+def _filter_for(plan: PlannedTable, set_uuid: str) -> CollectionRows | None:
+    """How the files are narrowed to the collection, or None where they are staged whole: an
+    increment's chain (its rows are checked against the whole table's content digest, and a row
+    may change collection between increments), a legacy set (no manifest gives the column's type
+    or the files' rows), a format no walk reads, or a collection reference that is not a uuid."""
+    if plan.increments or plan.column_types.get(COLLECTION_REFERENCE) != "uuid":
+        return None
+    if any(file.rows is None or not can_filter(file.format) for file in plan.files):
+        return None
+    return CollectionRows(plan.header.index(COLLECTION_REFERENCE), len(plan.header), uuid.UUID(set_uuid))
 
 
 def _write_collection_row(

@@ -38,6 +38,7 @@ from vector_assets.core.pg.table_changes import (
     truncate_with_brief_waits,
 )
 from vector_assets.core.progress import CopyEstimate, ProgressReporter, reader_for
+from vector_assets.core.sets.collection_filter import CollectionFilter, CollectionRows
 from vector_assets.core.sets.formats import DecodingReader
 
 
@@ -156,14 +157,16 @@ def copy_file_into(
     table: sql.Composable,
     freeze: bool = False,
     progress: ProgressReporter | None = None,
+    only: CollectionRows | None = None,
 ) -> int:
     """COPY the table's files in, hashing each on the same read; a sha256 mismatch raises
-    before commit.
+    before commit. With ``only``, just that collection's rows reach COPY (each file's rows are
+    still all read, hashed and counted against the manifest).
 
     Hashing while loading reads a large set once instead of twice. Because the whole restore
     is one transaction, a mismatch found here still leaves the tables exactly as before.
     """
-    return sum(_copy_one_file(cursor, plan, file, table, freeze, progress) for file in plan.files)
+    return sum(_copy_one_file(cursor, plan, file, table, freeze, progress, only) for file in plan.files)
 
 
 def _copy_one_file(
@@ -173,6 +176,7 @@ def _copy_one_file(
     table: sql.Composable,
     freeze: bool,
     progress: ProgressReporter | None,
+    only: CollectionRows | None,
 ) -> int:
     name = file.name
     try:
@@ -180,6 +184,8 @@ def _copy_one_file(
             reader = HashingReader(handle)
             source, meter = reader_for(progress, reader, CopyEstimate("restore", plan.table, file.rows, file.bytes))
             decoded = DecodingReader(file.format, source, name)
+            if only is not None:
+                decoded = CollectionFilter(file.format, decoded, name, only)
             rows = copy_in(cursor, table, plan.header, decoded, freeze=freeze, options=file.format.copy_options)
     except psycopg2.Error as error:  # a damaged file's own error is raised by copy_in, not caught here
         if connection_lost(cursor.connection):
@@ -187,9 +193,20 @@ def _copy_one_file(
         raise _load_error(name, plan.table, error) from None
     if file.sha256 is not None and reader.hexdigest() != file.sha256:
         raise BackupFileError(f"{name} sha256 does not match the manifest; nothing was restored")
+    if only is not None:
+        _require_filtered(name, file, decoded, rows)
     if meter is not None:
         meter.finish(rows)
     return rows
+
+
+def _require_filtered(name: str, file: PlannedFile, walked: CollectionFilter, rows: int) -> None:
+    """Every row of the file was walked, and COPY loaded exactly the rows the filter passed."""
+    if walked.rows_read != file.rows or rows != walked.rows_passed:
+        raise BackupFileError(
+            f"{name}: {walked.rows_read} rows read where the manifest says {file.rows}, "
+            f"{rows} loaded of the {walked.rows_passed} of the collection; nothing was restored"
+        )
 
 
 def _load_error(name: str, table: str, error: psycopg2.Error) -> Exception:

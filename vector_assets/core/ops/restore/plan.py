@@ -64,6 +64,7 @@ class PlannedTable:
     definition: TableDefinition | None  # from the manifest; creates the table if the target lacks it
     increments: list[PlannedIncrement] = field(default_factory=list)  # applied in order after the files
     final: RowIndex | None = None  # what the table holds after the increments: rows and content digest
+    column_types: dict[str, str] = field(default_factory=dict)  # from the manifest; none for a legacy set
 
     @property
     def rows_after(self) -> int:
@@ -129,7 +130,8 @@ def _plan_base(backup_set: BackupSet, table: str, files: list[PlannedFile]) -> P
         return PlannedTable(table, folder, files, header, rows_in(folder, files[0].name), None)
     if header != manifest_columns:
         raise ColumnMismatchError(f"{files[0].name} header {header} differs from the manifest's columns")
-    return PlannedTable(table, folder, files, header, entry.rows, entry.definition)
+    types = {column.name: column.type for column in entry.columns}
+    return PlannedTable(table, folder, files, header, entry.rows, entry.definition, column_types=types)
 
 
 def _read_header(folder: SetFolder, file: PlannedFile) -> list[str]:

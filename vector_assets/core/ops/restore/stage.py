@@ -22,6 +22,7 @@ from vector_assets.core.pg.table_changes import (
     other_unique_constraints,
 )
 from vector_assets.core.progress import ProgressReporter
+from vector_assets.core.sets.collection_filter import CollectionRows
 from vector_assets.core.units import count_of
 
 KEY_IN_TABLE = "key already in the table"
@@ -41,6 +42,16 @@ def stage_rows(
     if plan.increments:
         staged = apply_chain_to_stage(cursor, plan, stage, progress)
     return stage, staged
+
+
+def stage_collection_rows(
+    cursor: psycopg2.extensions.cursor, plan: PlannedTable, only: CollectionRows, progress: ProgressReporter | None
+) -> tuple[sql.Identifier, int]:
+    """Load just one collection's rows of the set's files into a temporary stage, the others
+    left out of the stream before COPY; returns the stage and the rows staged. Each file is
+    still read whole, hashed, and its rows counted against the manifest."""
+    stage = create_stage(cursor, plan.table)
+    return stage, copy_file_into(cursor, plan, stage, progress=progress, only=only)
 
 
 def append_through_stage(

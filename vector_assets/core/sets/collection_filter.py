@@ -1,0 +1,249 @@
+"""One collection's rows, taken out of a data file's decoded stream before they reach ``COPY FROM``.
+
+A collection restore then sends PostgreSQL only the collection's rows instead of staging the
+whole table and deleting the rest. What comes out is the file's own bytes: its header, the
+matching rows exactly as they are in the file, and its end, so ``COPY`` reads back the same
+values it would have read from the whole file.
+
+- ``pgcopy`` (binary COPY): each row is a field count (int16), then per field an int32 length
+  (-1 for NULL) and that many bytes. The walk reads the lengths in place and compares the
+  reference's field with the collection's 16 uuid bytes; a row that does not match costs no copy.
+- ``csv``: a record ends at a newline with an even number of quote characters since its start
+  (PostgreSQL quotes any field holding a quote, a comma or a newline, and doubles the quotes
+  inside it; neither byte occurs inside a UTF-8 sequence). Only a record holding the uuid's text
+  anywhere is parsed, by the ``csv`` module, and kept when its reference field is that uuid:
+  a document or vector that happens to hold the same text is not taken for it.
+
+The rows walked are counted, so the caller can hold them against the manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import struct
+import uuid
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from vector_assets.core.errors import BackupFileError
+from vector_assets.core.sets.formats import BINARY_COPY, CSV_COPY, PGCOPY_SIGNATURE, SetFormat
+
+READ_CHUNK_BYTES = 1 << 20
+PGCOPY_HEADER_BYTES = len(PGCOPY_SIGNATURE) + 8  # signature, flags, header extension length
+PGCOPY_OIDS_FLAG = 1 << 16
+PGCOPY_TRAILER = b"\xff\xff"
+UUID_BYTES = 16
+INT16 = struct.Struct("!h")
+INT32 = struct.Struct("!i")
+
+
+@dataclass(frozen=True)
+class CollectionRows:
+    """Which rows to keep: those whose ``column`` (its position among the file's ``columns``)
+    holds the collection's uuid."""
+
+    column: int
+    columns: int
+    uuid: uuid.UUID
+
+
+def can_filter(fmt: SetFormat) -> bool:
+    """The COPY formats whose rows this module walks exactly; any codec is undone before."""
+    return fmt.copy_format in (BINARY_COPY, CSV_COPY)
+
+
+class CollectionFilter(io.RawIOBase):
+    """A decoded data file's stream, reduced to one collection's rows."""
+
+    def __init__(self, fmt: SetFormat, source: BinaryIO, name: str, rows: CollectionRows) -> None:
+        if not can_filter(fmt):
+            raise ValueError(f"{fmt.name} files cannot be filtered by collection")
+        self._source = source
+        self._walk = _BinaryWalk(name, rows) if fmt.binary else _CsvWalk(name, rows)
+        self._pending = b""  # read from the source, not yet walked
+        self._output: list[bytes] = []
+        self._read_size = READ_CHUNK_BYTES
+        self._ended = False
+
+    @property
+    def rows_read(self) -> int:
+        return self._walk.rows_read
+
+    @property
+    def rows_passed(self) -> int:
+        return self._walk.rows_passed
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        """At least one byte until the filtered stream ends; ``size`` is a hint (COPY takes any length)."""
+        while not self._output and not self._ended:
+            self._fill()
+        output, self._output = b"".join(self._output), []
+        return output
+
+    def readinto(self, target) -> int:
+        raise io.UnsupportedOperation("read() only: the filter hands over whole rows")
+
+    def _fill(self) -> None:
+        chunk = self._source.read(self._read_size)
+        data = self._pending + chunk if self._pending else chunk
+        done = self._walk.walk(data, self._output, final=not chunk)
+        self._pending = data[done:]
+        # a row longer than what is held: read more at once, so a long row is joined a few times, not once per chunk
+        self._read_size = max(READ_CHUNK_BYTES, len(self._pending)) if done == 0 else READ_CHUNK_BYTES
+        if not chunk:
+            self._ended = True
+
+
+class _BinaryWalk:
+    def __init__(self, name: str, rows: CollectionRows) -> None:
+        self._name = name
+        self._column = rows.column
+        self._columns = rows.columns
+        self._key = rows.uuid.bytes
+        self._header_seen = False
+        self._trailer_seen = False
+        self.rows_read = 0
+        self.rows_passed = 0
+
+    def walk(self, data: bytes, output: list[bytes], final: bool) -> int:
+        """Put the header, the matching rows and the trailer of ``data`` into ``output``; returns
+        how far ``data`` was walked (a row cut off by the chunk's end waits for the next one)."""
+        position = 0
+        if not self._header_seen:
+            position = self._header(data, final)
+            if not self._header_seen:
+                return 0
+            output.append(data[:position])
+        position = self._rows(data, position, output)
+        if final:
+            self._require_end(data, position)
+        return position
+
+    def _header(self, data: bytes, final: bool) -> int:
+        if len(data) < PGCOPY_HEADER_BYTES:
+            return self._cut_short() if final else 0
+        if not data.startswith(PGCOPY_SIGNATURE):
+            raise BackupFileError(f"{self._name} is not a binary COPY file (its signature is wrong)")
+        (flags,) = INT32.unpack_from(data, len(PGCOPY_SIGNATURE))
+        if flags & PGCOPY_OIDS_FLAG:
+            raise BackupFileError(f"{self._name} holds row OIDs, which no set of this tool writes")
+        (extension,) = INT32.unpack_from(data, PGCOPY_HEADER_BYTES - 4)
+        end = PGCOPY_HEADER_BYTES + extension
+        if len(data) < end:
+            return self._cut_short() if final else 0
+        self._header_seen = True
+        return end
+
+    def _rows(self, data: bytes, position: int, output: list[bytes]) -> int:
+        size, column, columns, key = len(data), self._column, self._columns, self._key
+        read_int16, read_int32, starts_with = INT16.unpack_from, INT32.unpack_from, data.startswith
+        while not self._trailer_seen and position + 2 <= size:
+            (fields,) = read_int16(data, position)
+            if fields == -1:
+                output.append(PGCOPY_TRAILER)
+                self._trailer_seen = True
+                return position + 2
+            if fields != columns:
+                raise BackupFileError(
+                    f"{self._name}: a row has {fields} fields where the set's table has {columns} columns"
+                )
+            field = position + 2
+            matches = False
+            for index in range(fields):
+                if field + 4 > size:
+                    return position
+                (length,) = read_int32(data, field)
+                field += 4
+                if index == column:
+                    matches = length == UUID_BYTES and starts_with(key, field)
+                if length > 0:
+                    field += length
+            if field > size:
+                return position
+            self.rows_read += 1
+            if matches:
+                output.append(data[position:field])
+                self.rows_passed += 1
+            position = field
+        return position
+
+    def _require_end(self, data: bytes, position: int) -> None:
+        if not self._trailer_seen:
+            self._cut_short()
+        if position != len(data):
+            raise BackupFileError(f"{self._name} holds data after its binary COPY trailer")
+
+    def _cut_short(self) -> int:
+        raise BackupFileError(f"{self._name} ends in the middle of a binary COPY record: the file is cut short")
+
+
+class _CsvWalk:
+    def __init__(self, name: str, rows: CollectionRows) -> None:
+        self._name = name
+        self._column = rows.column
+        self._key_text = str(rows.uuid)
+        self._key = self._key_text.encode("ascii")
+        self._header_seen = False
+        self.rows_read = 0
+        self.rows_passed = 0
+
+    def walk(self, data: bytes, output: list[bytes], final: bool) -> int:
+        """Put the header record and the matching records of ``data`` into ``output``; returns
+        how far ``data`` was walked (a record cut off by the chunk's end waits for the next one)."""
+        start, size = 0, len(data)
+        while start < size:
+            end = self._record_end(data, start)
+            if end == -1:
+                if final:
+                    self._last_record(data, start, output)
+                    return size
+                return start
+            if not self._header_seen:
+                self._header_seen = True
+                output.append(data[start:end])
+            else:
+                self.rows_read += 1
+                if data.find(self._key, start, end) != -1 and self._holds_key(data[start:end]):
+                    output.append(data[start:end])
+                    self.rows_passed += 1
+            start = end
+        return start
+
+    @staticmethod
+    def _record_end(data: bytes, start: int) -> int:
+        """Just past the newline that ends the record starting at ``start``; -1 if not in ``data``."""
+        quotes = 0
+        search = start
+        while True:
+            newline = data.find(b"\n", search)
+            if newline == -1:
+                return -1
+            quotes += data.count(b'"', search, newline)
+            if not quotes & 1:
+                return newline + 1
+            search = newline + 1
+
+    def _last_record(self, data: bytes, start: int, output: list[bytes]) -> None:
+        """A last record without its newline: whole, unless a quote is left open."""
+        record = data[start:]
+        if record.count(b'"') & 1:
+            raise BackupFileError(f"{self._name} ends inside a quoted CSV field: the file is cut short")
+        if not self._header_seen:
+            self._header_seen = True
+            output.append(record)
+            return
+        self.rows_read += 1
+        if self._key in record and self._holds_key(record):
+            output.append(record)
+            self.rows_passed += 1
+
+    def _holds_key(self, record: bytes) -> bool:
+        try:
+            fields = next(csv.reader(io.StringIO(record.decode("utf-8"), newline="")))
+        except (csv.Error, UnicodeDecodeError, StopIteration) as error:
+            raise BackupFileError(f"{self._name} is not valid UTF-8 CSV: {error}") from None
+        return len(fields) > self._column and fields[self._column] == self._key_text
