@@ -109,6 +109,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-formats", action="store_true", help="skip the set formats and the restore job section")
     parser.add_argument("--skip-increments", action="store_true", help="skip the incremental backup section")
     parser.add_argument("--only-increments", action="store_true", help="run only the incremental backup section")
+    parser.add_argument("--skip-collection-restore", action="store_true", help="skip the one-collection restore section")
+    parser.add_argument("--only-collection-restore", action="store_true",
+                        help="run only the one-collection restore section: 1%% of N rows in one collection, restored "
+                        "alone against the full restore, in every format")
     parser.add_argument(
         "--only-formats-at-4n", action="store_true",
         help="run only the set formats section, at 4N rows (the memory check's database), without the memory check "
@@ -153,7 +157,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def runs_scaling(args: argparse.Namespace) -> bool:
     """--only-scaling, or the whole benchmark without --skip-scaling (another --only-… runs one other section)."""
     others = (args.only_increments, args.only_formats_at_4n, args.only_object_store, args.only_encryption,
-              args.only_layouts)
+              args.only_layouts, args.only_collection_restore)
     return args.only_scaling or not (args.skip_scaling or any(others))
 
 
@@ -209,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n".join(format_increments(run_increments_only(args.rows, args.dims, args.data_dir))))
         return 0
+    if args.only_collection_restore:
+        from benchmarks.collection_restore import format_collection_restore
+
+        print("\n".join(format_collection_restore(run_collection_restore_only(args.rows, args.dims, args.data_dir))))
+        return 0
     if args.only_formats_at_4n:
         from benchmarks.formats import format_formats
 
@@ -235,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run_benchmark(
         args.rows, args.dims, args.data_dir, None if args.skip_hnsw else args.hnsw_rows, not args.skip_object_store,
         formats=not args.skip_formats, increments=not args.skip_increments,
-        scaling=None if args.skip_scaling else args, layouts_rows=None if args.skip_layouts else args.layouts_rows,
+        collection_restore=not args.skip_collection_restore, scaling=None if args.skip_scaling else args, layouts_rows=None if args.skip_layouts else args.layouts_rows,
     )
     from benchmarks.sensor_ticks import format_sensor_ticks, measure_sensor_ticks
 
@@ -469,6 +478,7 @@ class Report:
     hnsw: HnswReport | None = None
     formats: object | None = None  # benchmarks.formats.FormatsReport
     increments: object | None = None  # benchmarks.increments.IncrementsReport
+    collection_restore: object | None = None  # benchmarks.collection_restore.CollectionReport
     object_store: object | None = None  # benchmarks.object_store.ObjectStoreReport
     scaling: list[str] | None = None  # the scaling section's report lines
     layouts: object | None = None  # benchmarks.layouts.LayoutsReport
@@ -574,6 +584,19 @@ def run_increments_only(rows: int, dims: int, data_dir: Path):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def run_collection_restore_only(rows: int, dims: int, data_dir: Path):
+    from benchmarks.collection_restore import measure_collection_restore
+
+    server = start_embedded(data_dir, stop_on_exit=True)
+    maintenance, dsn = server.dsn("postgres"), server.dsn(BENCH_DATABASE)
+    build_database(maintenance, dsn, rows, dims)
+    work = fresh_folder(Path(data_dir).resolve() / "work")
+    try:
+        return measure_collection_restore(maintenance, dsn, server.dsn, rows, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run_layouts_only(rows: int, dims: int, data_dir: Path):
     from benchmarks.layouts import measure_layouts
 
@@ -599,7 +622,7 @@ def run_scaling_only(args: argparse.Namespace) -> list[str]:
 def run_benchmark(
     rows: int, dims: int, data_dir: Path, hnsw_rows: int | None = DEFAULT_HNSW_ROWS, object_store: bool = True,
     formats: bool = True, increments: bool = True, scaling: argparse.Namespace | None = None,
-    layouts_rows: int | None = None,
+    layouts_rows: int | None = None, collection_restore: bool = True,
 ) -> Report:
     """Build (or reuse) the databases, time the three operations interleaved, then check memory.
 
@@ -631,6 +654,10 @@ def run_benchmark(
             from benchmarks.increments import measure_increments
 
             report.increments = measure_increments(maintenance, dsn, server.dsn, rows, work)
+        if collection_restore:
+            from benchmarks.collection_restore import measure_collection_restore
+
+            report.collection_restore = measure_collection_restore(maintenance, dsn, server.dsn, rows, work)
         if object_store:
             from benchmarks.object_store import measure_object_store
 
@@ -870,6 +897,10 @@ def format_report(report: Report, total_seconds: float) -> str:
         from benchmarks.increments import format_increments
 
         lines += ["", *format_increments(report.increments)]
+    if report.collection_restore is not None:
+        from benchmarks.collection_restore import format_collection_restore
+
+        lines += ["", *format_collection_restore(report.collection_restore)]
     if report.object_store is not None:
         from benchmarks.object_store import format_object_store
 
