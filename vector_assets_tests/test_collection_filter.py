@@ -19,7 +19,7 @@ from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.progress import CopyProgress, ProgressReporter
 from vector_assets.core.sets.collection_filter import CollectionFilter, CollectionRows
-from vector_assets.core.sets.formats import CSV, PGCOPY
+from vector_assets.core.sets.formats import CSV, PGCOPY, DecodingReader
 from vector_assets.core.sets.manifest import INCREMENTAL
 from vector_assets.core.sets.writer import PartPolicy
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
@@ -145,7 +145,8 @@ def copy_out(dsn: str, query: str, options: str) -> bytes:
 
 
 def filtered(fmt, data: bytes, step: int) -> tuple[bytes, CollectionFilter]:
-    stream = CollectionFilter(fmt, ShortReads(data, step), "table.file", CollectionRows(1, len(COLUMNS), ASCII_UUID))
+    source = DecodingReader(fmt, ShortReads(data, step), "table.file")
+    stream = CollectionFilter(fmt, source, "table.file", CollectionRows(1, len(COLUMNS), ASCII_UUID))
     out = b"".join(iter(lambda: stream.read(1 << 16), b""))
     return out, stream
 
@@ -162,7 +163,7 @@ def test_the_filtered_stream_is_what_postgres_writes_for_the_collections_rows_al
     out, stream = filtered(fmt, whole, step)
 
     assert out == alone and alone.count(b"look-") == 5
-    assert (stream.rows_read, stream.rows_passed) == (308, 5)
+    assert (stream.rows_read, stream.rows_passed) == (308 if fmt.binary else None, 5)  # CSV passes over what lacks the uuid
 
 
 @pytest.mark.parametrize("fmt", [CSV, PGCOPY], ids=["csv", "pgcopy"])

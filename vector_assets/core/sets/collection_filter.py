@@ -10,11 +10,13 @@ values it would have read from the whole file.
   reference's field with the collection's 16 uuid bytes; a row that does not match costs no copy.
 - ``csv``: a record ends at a newline with an even number of quote characters since its start
   (PostgreSQL quotes any field holding a quote, a comma or a newline, and doubles the quotes
-  inside it; neither byte occurs inside a UTF-8 sequence). Only a record holding the uuid's text
-  anywhere is parsed, by the ``csv`` module, and kept when its reference field is that uuid:
-  a document or vector that happens to hold the same text is not taken for it.
+  inside it; neither byte occurs inside a UTF-8 sequence). The walk looks for the uuid's text;
+  only the record around each place it occurs is found and parsed, by the ``csv`` module, and
+  kept when its reference field is that uuid: a document or vector that happens to hold the same
+  text is not taken for it. The stretches between are passed over whole.
 
-The rows walked are counted, so the caller can hold them against the manifest.
+The binary walk counts the rows it reads, so the caller can hold them against the manifest; the
+CSV walk does not split what it passes over into records, and counts none.
 """
 
 from __future__ import annotations
@@ -24,10 +26,8 @@ import io
 import struct
 import uuid
 from dataclasses import dataclass
-from typing import BinaryIO
-
 from vector_assets.core.errors import BackupFileError
-from vector_assets.core.sets.formats import BINARY_COPY, CSV_COPY, PGCOPY_SIGNATURE, SetFormat
+from vector_assets.core.sets.formats import BINARY_COPY, CSV_COPY, PGCOPY_SIGNATURE, DecodingReader, SetFormat
 
 READ_CHUNK_BYTES = 1 << 20
 PGCOPY_HEADER_BYTES = len(PGCOPY_SIGNATURE) + 8  # signature, flags, header extension length
@@ -56,7 +56,7 @@ def can_filter(fmt: SetFormat) -> bool:
 class CollectionFilter(io.RawIOBase):
     """A decoded data file's stream, reduced to one collection's rows."""
 
-    def __init__(self, fmt: SetFormat, source: BinaryIO, name: str, rows: CollectionRows) -> None:
+    def __init__(self, fmt: SetFormat, source: DecodingReader, name: str, rows: CollectionRows) -> None:
         if not can_filter(fmt):
             raise ValueError(f"{fmt.name} files cannot be filtered by collection")
         self._source = source
@@ -67,7 +67,7 @@ class CollectionFilter(io.RawIOBase):
         self._ended = False
 
     @property
-    def rows_read(self) -> int:
+    def rows_read(self) -> int | None:
         return self._walk.rows_read
 
     @property
@@ -88,7 +88,7 @@ class CollectionFilter(io.RawIOBase):
         raise io.UnsupportedOperation("read() only: the filter hands over whole rows")
 
     def _fill(self) -> None:
-        chunk = self._source.read(self._read_size)
+        chunk = self._source.read1(self._read_size)
         data = self._pending + chunk if self._pending else chunk
         done = self._walk.walk(data, self._output, final=not chunk)
         self._pending = data[done:]
@@ -118,7 +118,8 @@ class _BinaryWalk:
             if not self._header_seen:
                 return 0
             output.append(data[:position])
-        position = self._rows(data, position, output)
+        if not self._trailer_seen:
+            position = self._rows(data, position, output)
         if final:
             self._require_end(data, position)
         return position
@@ -139,29 +140,28 @@ class _BinaryWalk:
         return end
 
     def _rows(self, data: bytes, position: int, output: list[bytes]) -> int:
-        size, column, columns, key = len(data), self._column, self._columns, self._key
+        """The fields before and after the reference are skipped by their lengths alone; a row
+        cut off by the chunk's end shows as a length read past it (``struct.error``)."""
+        size, columns, key = len(data), self._columns, self._key
+        before, after = range(self._column), range(self._columns - self._column - 1)
         read_int16, read_int32, starts_with = INT16.unpack_from, INT32.unpack_from, data.startswith
-        while not self._trailer_seen and position + 2 <= size:
+        while position + 2 <= size:
             (fields,) = read_int16(data, position)
-            if fields == -1:
-                output.append(PGCOPY_TRAILER)
-                self._trailer_seen = True
-                return position + 2
             if fields != columns:
-                raise BackupFileError(
-                    f"{self._name}: a row has {fields} fields where the set's table has {columns} columns"
-                )
+                return self._trailer(fields, position, output)
             field = position + 2
-            matches = False
-            for index in range(fields):
-                if field + 4 > size:
-                    return position
+            try:
+                for _ in before:
+                    (length,) = read_int32(data, field)
+                    field += 4 + length if length > 0 else 4
                 (length,) = read_int32(data, field)
-                field += 4
-                if index == column:
-                    matches = length == UUID_BYTES and starts_with(key, field)
-                if length > 0:
-                    field += length
+                matches = length == UUID_BYTES and starts_with(key, field + 4)
+                field += 4 + length if length > 0 else 4
+                for _ in after:
+                    (length,) = read_int32(data, field)
+                    field += 4 + length if length > 0 else 4
+            except struct.error:
+                return position
             if field > size:
                 return position
             self.rows_read += 1
@@ -170,6 +170,13 @@ class _BinaryWalk:
                 self.rows_passed += 1
             position = field
         return position
+
+    def _trailer(self, fields: int, position: int, output: list[bytes]) -> int:
+        if fields != -1:
+            raise BackupFileError(f"{self._name}: a row has {fields} fields where the set's table has {self._columns} columns")
+        output.append(PGCOPY_TRAILER)
+        self._trailer_seen = True
+        return position + 2
 
     def _require_end(self, data: bytes, position: int) -> None:
         if not self._trailer_seen:
@@ -182,64 +189,59 @@ class _BinaryWalk:
 
 
 class _CsvWalk:
+    """Records are found only around the uuid's text: a stretch of the file that does not hold it
+    is passed over with a few byte counts, never split into records (so its records are not counted)."""
+
     def __init__(self, name: str, rows: CollectionRows) -> None:
         self._name = name
         self._column = rows.column
         self._key_text = str(rows.uuid)
         self._key = self._key_text.encode("ascii")
         self._header_seen = False
-        self.rows_read = 0
+        self.rows_read: int | None = None
         self.rows_passed = 0
 
     def walk(self, data: bytes, output: list[bytes], final: bool) -> int:
         """Put the header record and the matching records of ``data`` into ``output``; returns
-        how far ``data`` was walked (a record cut off by the chunk's end waits for the next one)."""
-        start, size = 0, len(data)
-        while start < size:
-            end = self._record_end(data, start)
+        how far ``data`` was walked, always to a record's end (the record cut off by the chunk's
+        end waits for the next one)."""
+        position = 0
+        if not self._header_seen:
+            end = _record_end(data, 0)
             if end == -1:
-                if final:
-                    self._last_record(data, start, output)
-                    return size
-                return start
-            if not self._header_seen:
-                self._header_seen = True
+                return self._last_record(data, 0, output) if final else 0
+            self._header_seen = True
+            output.append(data[:end])
+            position = end
+        while (found := data.find(self._key, position)) != -1:
+            start = _record_start(data, position, found)
+            end = _record_end(data, start)
+            if end == -1:
+                return self._last_record(data, start, output) if final else start
+            if self._holds_key(data[start:end]):
                 output.append(data[start:end])
-            else:
-                self.rows_read += 1
-                if data.find(self._key, start, end) != -1 and self._holds_key(data[start:end]):
-                    output.append(data[start:end])
-                    self.rows_passed += 1
-            start = end
-        return start
+                self.rows_passed += 1
+            position = end
+        if final:
+            self._require_closed_quotes(data, position)
+            return len(data)
+        return _record_start(data, position, len(data))
 
-    @staticmethod
-    def _record_end(data: bytes, start: int) -> int:
-        """Just past the newline that ends the record starting at ``start``; -1 if not in ``data``."""
-        quotes = 0
-        search = start
-        while True:
-            newline = data.find(b"\n", search)
-            if newline == -1:
-                return -1
-            quotes += data.count(b'"', search, newline)
-            if not quotes & 1:
-                return newline + 1
-            search = newline + 1
-
-    def _last_record(self, data: bytes, start: int, output: list[bytes]) -> None:
-        """A last record without its newline: whole, unless a quote is left open."""
+    def _last_record(self, data: bytes, start: int, output: list[bytes]) -> int:
+        """The file's last record, without its newline: whole, unless a quote is left open."""
+        self._require_closed_quotes(data, start)
         record = data[start:]
-        if record.count(b'"') & 1:
-            raise BackupFileError(f"{self._name} ends inside a quoted CSV field: the file is cut short")
         if not self._header_seen:
             self._header_seen = True
             output.append(record)
-            return
-        self.rows_read += 1
-        if self._key in record and self._holds_key(record):
+        elif self._key in record and self._holds_key(record):
             output.append(record)
             self.rows_passed += 1
+        return len(data)
+
+    def _require_closed_quotes(self, data: bytes, start: int) -> None:
+        if data.count(b'"', start) & 1:
+            raise BackupFileError(f"{self._name} ends inside a quoted CSV field: the file is cut short")
 
     def _holds_key(self, record: bytes) -> bool:
         try:
@@ -247,3 +249,28 @@ class _CsvWalk:
         except (csv.Error, UnicodeDecodeError, StopIteration) as error:
             raise BackupFileError(f"{self._name} is not valid UTF-8 CSV: {error}") from None
         return len(fields) > self._column and fields[self._column] == self._key_text
+
+
+def _record_end(data: bytes, start: int) -> int:
+    """Just past the newline that ends the record starting at ``start``; -1 if it is not in ``data``."""
+    quotes = 0
+    search = start
+    while (newline := data.find(b"\n", search)) != -1:
+        quotes += data.count(b'"', search, newline)
+        if not quotes & 1:
+            return newline + 1
+        search = newline + 1
+    return -1
+
+
+def _record_start(data: bytes, boundary: int, at: int) -> int:
+    """Where the record holding byte ``at`` starts, ``boundary`` being a record's start before it:
+    just past the last newline before ``at`` with an even number of quotes since ``boundary``."""
+    quotes = data.count(b'"', boundary, at)
+    end = at
+    while (newline := data.rfind(b"\n", boundary, end)) != -1:
+        quotes -= data.count(b'"', newline + 1, end)
+        if not quotes & 1:
+            return newline + 1
+        end = newline
+    return boundary

@@ -269,6 +269,20 @@ class DecodingReader(io.RawIOBase):
         chunk, self._buffer = self._buffer[:size], self._buffer[size:]
         return chunk
 
+    def read1(self, size: int = -1) -> bytes:
+        """The next piece as it comes out of the codec, never joined up to ``size``: for a reader
+        that takes any length, it saves copying every byte through the buffer."""
+        if self._decompressor is None:
+            return self._raw.read(READ_CHUNK_BYTES if size is None or size < 0 else size)
+        if self._buffer:
+            chunk, self._buffer = self._buffer, b""
+            return chunk
+        while compressed := self._raw.read(READ_CHUNK_BYTES):
+            if chunk := self._decompress(compressed):
+                return chunk
+        self._require_complete_frame()
+        return b""
+
     def readinto(self, target) -> int:
         chunk = self.read(len(target))
         target[: len(chunk)] = chunk

@@ -308,7 +308,7 @@ def _filter_for(plan: PlannedTable, set_uuid: str) -> CollectionRows | None:
     or the files' rows), a format no walk reads, or a collection reference that is not a uuid."""
     if plan.increments or plan.column_types.get(COLLECTION_REFERENCE) != "uuid":
         return None
-    if any(file.rows is None or not can_filter(file.format) for file in plan.files):
+    if any(file.rows is None or file.sha256 is None or not can_filter(file.format) for file in plan.files):
         return None
     return CollectionRows(plan.header.index(COLLECTION_REFERENCE), len(plan.header), uuid.UUID(set_uuid))
 
