@@ -14,6 +14,7 @@ from vector_assets.core.ops.restore.load import copy_file_into
 from vector_assets.core.ops.restore.plan import PlannedTable
 from vector_assets.core.ops.restore.request import RestoreRequest, TableRestore
 from vector_assets.core.pg.catalog import primary_key
+from vector_assets.core.pg.row_changes import analyze
 from vector_assets.core.pg.table_changes import (
     count_conflicts,
     count_repeated_keys,
@@ -49,9 +50,12 @@ def stage_collection_rows(
 ) -> tuple[sql.Identifier, int]:
     """Load just one collection's rows of the set's files into a temporary stage, the others
     left out of the stream before COPY; returns the stage and the rows staged. Each file is
-    still read whole, hashed, and its rows counted against the manifest."""
+    still read whole, hashed, and its rows counted against the manifest. The stage is analyzed:
+    its few rows are then matched with the target through its key's index, not by a scan."""
     stage = create_stage(cursor, plan.table)
-    return stage, copy_file_into(cursor, plan, stage, progress=progress, only=only)
+    staged = copy_file_into(cursor, plan, stage, progress=progress, only=only)
+    analyze(cursor, stage)
+    return stage, staged
 
 
 def append_through_stage(
