@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -175,8 +176,15 @@ def test_a_file_cut_short_is_named_by_the_filter(store_db, fmt):
         filtered(fmt, cut, 1 << 20)
 
 
-def test_a_cut_set_file_fails_the_collection_restore_in_one_line_and_changes_nothing(store_db, backup_root):
-    written = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS, format="pgcopy"))
+CUT_FILE_ERRORS = {
+    "pgcopy": "{name} ends in the middle of a binary COPY record: the file is cut short",
+    "pgcopy.zst": "{name} ends in the middle of its zstd frame: the file is cut short",
+}
+
+
+@pytest.mark.parametrize("fmt", list(CUT_FILE_ERRORS))
+def test_a_cut_set_file_fails_the_collection_restore_in_one_line_and_changes_nothing(store_db, backup_root, fmt):
+    written = run_backup(BackupRequest(dsn=store_db, root=backup_root, timestamp=TS, format=fmt))
     path = Path(written.paths[EMBEDDING_TABLE])
     path.write_bytes(path.read_bytes()[:-5000])
     delete_collection_rows(store_db, "sql", 10)
@@ -185,8 +193,9 @@ def test_a_cut_set_file_fails_the_collection_restore_in_one_line_and_changes_not
     with pytest.raises(BackupFileError) as raised:
         restore_collection(store_db, backup_root, "sql")
 
-    assert str(raised.value) == f"{path.name} ends in the middle of a binary COPY record: the file is cut short"
+    assert str(raised.value) == CUT_FILE_ERRORS[fmt].format(name=path.name)
     assert tables_now(store_db) == before and folder_snapshot(backup_root) == files
+    assert not [thread for thread in threading.enumerate() if thread.name == "vector-assets-collection-filter"]
 
 
 def test_chains_and_legacy_sets_stage_the_whole_table_and_still_restore_exactly(store_db, backup_root):

@@ -15,6 +15,9 @@ values it would have read from the whole file.
   kept when its reference field is that uuid: a document or vector that happens to hold the same
   text is not taken for it. The stretches between are passed over whole.
 
+The file is read a few pieces ahead on a thread of its own: decrypting, hashing and decompressing
+release the interpreter lock, so they run beside the walk instead of before it.
+
 The binary walk counts the rows it reads, so the caller can hold them against the manifest; the
 CSV walk does not split what it passes over into records, and counts none.
 """
@@ -23,13 +26,17 @@ from __future__ import annotations
 
 import csv
 import io
+import queue
 import struct
+import threading
 import uuid
 from dataclasses import dataclass
 from vector_assets.core.errors import BackupFileError
 from vector_assets.core.sets.formats import BINARY_COPY, CSV_COPY, PGCOPY_SIGNATURE, DecodingReader, SetFormat
 
 READ_CHUNK_BYTES = 1 << 20
+READ_AHEAD_PIECES = 4
+STOP_CHECK_SECONDS = 0.1
 PGCOPY_HEADER_BYTES = len(PGCOPY_SIGNATURE) + 8  # signature, flags, header extension length
 PGCOPY_OIDS_FLAG = 1 << 16
 PGCOPY_TRAILER = b"\xff\xff"
@@ -54,17 +61,18 @@ def can_filter(fmt: SetFormat) -> bool:
 
 
 class CollectionFilter(io.RawIOBase):
-    """A decoded data file's stream, reduced to one collection's rows."""
+    """A decoded data file's stream, reduced to one collection's rows. Close it (``with``)
+    before the file: that stops its reading thread."""
 
     def __init__(self, fmt: SetFormat, source: DecodingReader, name: str, rows: CollectionRows) -> None:
+        super().__init__()
         if not can_filter(fmt):
             raise ValueError(f"{fmt.name} files cannot be filtered by collection")
-        self._source = source
         self._walk = _BinaryWalk(name, rows) if fmt.binary else _CsvWalk(name, rows)
         self._pending = b""  # read from the source, not yet walked
         self._output: list[bytes] = []
-        self._read_size = READ_CHUNK_BYTES
         self._ended = False
+        self._ahead = _ReadAhead(source)
 
     @property
     def rows_read(self) -> int | None:
@@ -87,15 +95,64 @@ class CollectionFilter(io.RawIOBase):
     def readinto(self, target) -> int:
         raise io.UnsupportedOperation("read() only: the filter hands over whole rows")
 
+    def close(self) -> None:
+        self._ahead.stop()
+        super().close()
+
     def _fill(self) -> None:
-        chunk = self._source.read1(self._read_size)
-        data = self._pending + chunk if self._pending else chunk
-        done = self._walk.walk(data, self._output, final=not chunk)
+        """Walk what is held and the next piece; while a row is longer than what is held, at
+        least as much again is read before the next walk, so a long row is joined a few times."""
+        pieces, wanted = [self._pending], max(len(self._pending), 1)
+        while wanted > 0:
+            piece = self._ahead.next()
+            pieces.append(piece)
+            wanted -= len(piece)
+            if not piece:
+                self._ended = True
+                break
+        data = b"".join(pieces)
+        done = self._walk.walk(data, self._output, final=self._ended)
         self._pending = data[done:]
-        # a row longer than what is held: read more at once, so a long row is joined a few times, not once per chunk
-        self._read_size = max(READ_CHUNK_BYTES, len(self._pending)) if done == 0 else READ_CHUNK_BYTES
-        if not chunk:
-            self._ended = True
+
+
+class _ReadAhead:
+    """The source's pieces, read on a thread of its own, at most ``READ_AHEAD_PIECES`` ahead;
+    whatever the source raises is raised by ``next`` in the reader's thread."""
+
+    def __init__(self, source: DecodingReader) -> None:
+        self._source = source
+        self._pieces: queue.Queue = queue.Queue(maxsize=READ_AHEAD_PIECES)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vector-assets-collection-filter", daemon=True)
+        self._thread.start()
+
+    def next(self) -> bytes:
+        piece = self._pieces.get()
+        if isinstance(piece, BaseException):
+            raise piece
+        return piece
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while piece := self._source.read1(READ_CHUNK_BYTES):
+                if not self._put(piece):
+                    return
+            self._put(b"")
+        except BaseException as error:  # handed to the reader, which raises it as its own
+            self._put(error)
+
+    def _put(self, item: bytes | BaseException) -> bool:
+        while not self._stopping.is_set():
+            try:
+                self._pieces.put(item, timeout=STOP_CHECK_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
 
 
 class _BinaryWalk:

@@ -184,9 +184,11 @@ def _copy_one_file(
             reader = HashingReader(handle)
             source, meter = reader_for(progress, reader, CopyEstimate("restore", plan.table, file.rows, file.bytes))
             decoded = DecodingReader(file.format, source, name)
-            if only is not None:
-                decoded = CollectionFilter(file.format, decoded, name, only)
-            rows = copy_in(cursor, table, plan.header, decoded, freeze=freeze, options=file.format.copy_options)
+            if only is None:
+                rows = copy_in(cursor, table, plan.header, decoded, freeze=freeze, options=file.format.copy_options)
+            else:
+                with CollectionFilter(file.format, decoded, name, only) as filtered:
+                    rows = copy_in(cursor, table, plan.header, filtered, freeze=freeze, options=file.format.copy_options)
     except psycopg2.Error as error:  # a damaged file's own error is raised by copy_in, not caught here
         if connection_lost(cursor.connection):
             raise  # the connection died: the caller's database_errors says so, retryable
@@ -194,7 +196,7 @@ def _copy_one_file(
     if file.sha256 is not None and reader.hexdigest() != file.sha256:
         raise BackupFileError(f"{name} sha256 does not match the manifest; nothing was restored")
     if only is not None:
-        _require_filtered(name, file, decoded, rows)
+        _require_filtered(name, file, filtered, rows)
     if meter is not None:
         meter.finish(rows)
     return rows
