@@ -23,8 +23,16 @@ from pathlib import Path
 
 import psycopg2
 
-from benchmarks.common import REPEATS, fresh_folder, log, verdict
-from benchmarks.increments import _admin, _copy_database, _drop_database, _execute
+from benchmarks.common import (
+    REPEATS,
+    admin_statement,
+    copy_database,
+    drop_database,
+    execute_statements,
+    fresh_folder,
+    log,
+    verdict,
+)
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.progress import CopyProgress, ProgressReporter
@@ -68,7 +76,7 @@ class CollectionReport:
 
 def measure_collection_restore(maintenance_dsn: str, source_dsn: str, dsn_for, rows: int, work: Path) -> CollectionReport:
     dsn = dsn_for(COLLECTION_DATABASE)
-    _copy_database(maintenance_dsn, source_dsn, COLLECTION_DATABASE)
+    copy_database(maintenance_dsn, source_dsn, COLLECTION_DATABASE)
     collection_rows = _gather_one_collection(dsn, max(1, int(rows * COLLECTION_SHARE)))
     report = CollectionReport(rows, collection_rows, [], os.getloadavg())
     keys = _keys(work)
@@ -77,18 +85,18 @@ def measure_collection_restore(maintenance_dsn: str, source_dsn: str, dsn_for, r
             report.runs.append(_measure_format(dsn, fmt, keys if encrypted else None, rows, collection_rows, work))
     finally:
         report.load_after = os.getloadavg()
-        _drop_database(maintenance_dsn, COLLECTION_DATABASE)
+        drop_database(maintenance_dsn, COLLECTION_DATABASE)
     return report
 
 
 def _gather_one_collection(dsn: str, rows: int) -> int:
     """A new collection takes ``rows`` embeddings spread over the table (the others keep theirs)."""
-    _execute(dsn, [
+    execute_statements(dsn, [
         f"INSERT INTO {COLLECTION_TABLE} (uuid, name) VALUES (gen_random_uuid(), '{COLLECTION_NAME}')",
         f"UPDATE {EMBEDDING_TABLE} SET collection_id = (SELECT uuid FROM {COLLECTION_TABLE} WHERE name = '{COLLECTION_NAME}') "
         f"WHERE id IN (SELECT id FROM {EMBEDDING_TABLE} ORDER BY md5(id) LIMIT {rows})",
     ])
-    _admin(dsn, f"VACUUM (FULL, FREEZE, ANALYZE) {EMBEDDING_TABLE}")  # the moved rows spread, as written over time
+    admin_statement(dsn, f"VACUUM (FULL, FREEZE, ANALYZE) {EMBEDDING_TABLE}")  # the moved rows spread, as written over time
     return rows
 
 

@@ -243,3 +243,34 @@ def verdict(met: bool) -> str:
 
 def megabytes(size: int) -> float:
     return size / 1_000_000
+
+
+def copy_database(maintenance_dsn: str, source_dsn: str, name: str) -> None:
+    source = psycopg2.extensions.parse_dsn(source_dsn)["dbname"]
+    drop_database(maintenance_dsn, name)
+    admin_statement(maintenance_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+
+
+def drop_database(maintenance_dsn: str, name: str) -> None:
+    admin_statement(maintenance_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def admin_statement(dsn: str, statement: str) -> None:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        conn.close()
+
+
+def execute_statements(dsn: str, statements: list[str]) -> None:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()

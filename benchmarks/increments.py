@@ -23,7 +23,16 @@ from pathlib import Path
 
 import psycopg2
 
-from benchmarks.common import REPEATS, fresh_folder, log, megabytes, verdict
+from benchmarks.common import (
+    REPEATS,
+    copy_database,
+    drop_database,
+    execute_statements,
+    fresh_folder,
+    log,
+    megabytes,
+    verdict,
+)
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.diff import DiffRequest, run_diff
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
@@ -71,11 +80,11 @@ def measure_increments(maintenance_dsn: str, source_dsn: str, dsn_for, rows: int
     changed = max(1, int(rows * CHANGED_SHARE))
     report = IncrementsReport(rows, changed, {})
     for name in BENCH_FORMATS:
-        _copy_database(maintenance_dsn, source_dsn, INCREMENT_DATABASE)
-        _copy_database(maintenance_dsn, source_dsn, RESTORE_DATABASE)
+        copy_database(maintenance_dsn, source_dsn, INCREMENT_DATABASE)
+        copy_database(maintenance_dsn, source_dsn, RESTORE_DATABASE)
         report.runs[name] = _measure_format(name, dsn, restore_dsn, changed, work)
-    _drop_database(maintenance_dsn, INCREMENT_DATABASE)
-    _drop_database(maintenance_dsn, RESTORE_DATABASE)
+    drop_database(maintenance_dsn, INCREMENT_DATABASE)
+    drop_database(maintenance_dsn, RESTORE_DATABASE)
     return report
 
 
@@ -164,7 +173,7 @@ def _change_rows(dsn: str, changed: int, step: int) -> None:
         f"UPDATE {EMBEDDING_TABLE} SET embedding = (SELECT embedding FROM {EMBEDDING_TABLE} ORDER BY id LIMIT 1) "
         f"WHERE id IN (SELECT id FROM {EMBEDDING_TABLE} ORDER BY md5(id || '{step}c') LIMIT {changed - 2 * third})",
     ]
-    _execute(dsn, statements)
+    execute_statements(dsn, statements)
 
 
 def _table_digest(dsn: str) -> list:
@@ -178,37 +187,6 @@ def _table_digest(dsn: str) -> list:
                 cursor.execute(statement)
                 found.append(cursor.fetchone())
             return found
-    finally:
-        conn.close()
-
-
-def _copy_database(maintenance_dsn: str, source_dsn: str, name: str) -> None:
-    source = psycopg2.extensions.parse_dsn(source_dsn)["dbname"]
-    _drop_database(maintenance_dsn, name)
-    _admin(maintenance_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
-
-
-def _drop_database(maintenance_dsn: str, name: str) -> None:
-    _admin(maintenance_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _admin(dsn: str, statement: str) -> None:
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(statement)
-    finally:
-        conn.close()
-
-
-def _execute(dsn: str, statements: list[str]) -> None:
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
-        conn.commit()
     finally:
         conn.close()
 

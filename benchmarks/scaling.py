@@ -250,12 +250,13 @@ def _vacuum(dsn: str) -> None:
 def measure_increment(server, dsn: str, rows: int, work: Path, meter: CpuMeter) -> list[Measurement]:
     """A full set with its row index, 1% of the rows changed, an increment, and the restore of
     that chain, in a copy of the table (checked row for row against the copy)."""
-    from benchmarks.increments import _change_rows, _copy_database, _drop_database, _table_digest, _timed_backup, _timed_restore
+    from benchmarks.common import copy_database, drop_database
+    from benchmarks.increments import _change_rows, _table_digest, _timed_backup, _timed_restore
     from vector_assets.core.ops.backup import BackupRequest, run_backup
     from vector_assets.core.sets.manifest import INCREMENTAL
 
     maintenance, name = server.dsn("postgres"), f"scale_{rows}_increment"
-    _copy_database(maintenance, dsn, name)
+    copy_database(maintenance, dsn, name)
     copy = server.dsn(name)
     root = fresh_folder(work / "scaling_chain")
     log(f"scaling {rows:,}: an increment at {CHANGED_SHARE:.0%} change, and its chain restore")
@@ -281,7 +282,7 @@ def measure_increment(server, dsn: str, rows: int, work: Path, meter: CpuMeter) 
     if _table_digest(copy) != expected:
         raise RuntimeError("the chain restore does not hold the rows it was made from")
     shutil.rmtree(root, ignore_errors=True)
-    _drop_database(maintenance, name)
+    drop_database(maintenance, name)
     return [increment, chain]
 
 
