@@ -2,8 +2,10 @@
 ``langchain_pg_collection`` and its embeddings, leaving every other collection as it was, in
 one transaction that rolls back on any error.
 
-The set's rows go through the same stage as an append (``stage_rows``), so a collection is
-read from a set exactly as a whole-table restore reads it, in every format. Then, in order:
+The collection table goes through the same stage as an append (``stage_rows``). The embedding
+files are read once, and only the collection's rows reach COPY (``stage_collection_rows``, the
+filter in ``core/sets/collection_filter``); an increment's chain and a legacy set are staged
+whole and narrowed in the stage (see ``_filter_for``). Then, in order:
 
 1. The collection is looked up by name in the staged collection table (for an increment, the
    stage holds the table after its chain). An unknown name fails
