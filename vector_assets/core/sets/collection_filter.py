@@ -31,6 +31,7 @@ import struct
 import threading
 import uuid
 from dataclasses import dataclass
+
 from vector_assets.core.errors import BackupFileError
 from vector_assets.core.sets.formats import BINARY_COPY, CSV_COPY, PGCOPY_SIGNATURE, DecodingReader, SetFormat
 
@@ -64,6 +65,8 @@ class CollectionFilter(io.RawIOBase):
     """A decoded data file's stream, reduced to one collection's rows. Close it (``with``)
     before the file: that stops its reading thread."""
 
+    _ahead: _ReadAhead | None = None  # none until started: close() may follow a refused __init__
+
     def __init__(self, fmt: SetFormat, source: DecodingReader, name: str, rows: CollectionRows) -> None:
         super().__init__()
         if not can_filter(fmt):
@@ -96,7 +99,8 @@ class CollectionFilter(io.RawIOBase):
         raise io.UnsupportedOperation("read() only: the filter hands over whole rows")
 
     def close(self) -> None:
-        self._ahead.stop()
+        if self._ahead is not None:
+            self._ahead.stop()
         super().close()
 
     def _fill(self) -> None:
