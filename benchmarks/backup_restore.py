@@ -139,6 +139,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="rows of the scaling section's sizes (default 50000,100000,200000,400000,800000)",
     )
     parser.add_argument("--scaling-big", action="store_true", help="add 1,600,000 rows to the scaling sizes")
+    parser.add_argument("--scaling-drill-max", type=int, default=None, metavar="N",
+                        help="drill (with its HNSW rebuild) only the scaling sizes up to N rows (default: every size)")
     parser.add_argument("--scaling-repeats", type=int, default=3, help="runs of each backup and restore per size (median)")
     parser.add_argument("--scaling-output", type=Path, default=Path("benchmarks/results"),
                         help="where the scaling section writes its CSV and picture")
@@ -614,7 +616,8 @@ def run_scaling_only(args: argparse.Namespace) -> list[str]:
     server = start_embedded(args.data_dir, stop_on_exit=True)
     work = fresh_folder(Path(args.data_dir).resolve() / "work")
     try:
-        return run_scaling(server, args.scaling_sizes, args.dims, work, args.scaling_repeats, args.scaling_output)
+        return run_scaling(server, args.scaling_sizes, args.dims, work, args.scaling_repeats, args.scaling_output,
+                           drill_max=args.scaling_drill_max)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -670,7 +673,8 @@ def run_benchmark(
             from benchmarks.scaling import run_scaling
 
             report.scaling = run_scaling(
-                server, scaling.scaling_sizes, dims, work, scaling.scaling_repeats, scaling.scaling_output
+                server, scaling.scaling_sizes, dims, work, scaling.scaling_repeats, scaling.scaling_output,
+                drill_max=scaling.scaling_drill_max,
             )
         return report
     finally:
