@@ -16,7 +16,7 @@ import dagster as dg
 
 from vector_assets import settings
 from vector_assets.core.errors import VectorAssetsError
-from vector_assets.core.ops.verify import CHECK_NAMES, CheckOutcome, check_table_file
+from vector_assets.core.ops.verify import CHECK_NAMES, CheckOutcome, FileReads, check_table_file
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.defs.alerts import alert_failed_check
@@ -63,13 +63,16 @@ def check_fields(backup_set: BackupSet, outcome: CheckOutcome, offsite_note: str
 
 
 def file_check_evaluations(
-    keys: StoreKeys, backup_set: BackupSet, offsite_note: str | None = None
+    keys: StoreKeys, backup_set: BackupSet, offsite_note: str | None = None, reads: FileReads | None = None
 ) -> list[tuple[CheckOutcome, dg.AssetCheckEvaluation]]:
-    """Every file check of the set, as the evaluations recorded on its partition."""
+    """Every file check of the set, as the evaluations recorded on its partition; each file is
+    read once (``reads``: files the caller has read already)."""
+    reads = FileReads() if reads is None else reads
+    identity_file = settings.identity_file(keys.store.environment())
     evaluations = []
     for table in backup_set.tables:
         for check in CHECK_NAMES:
-            outcome = check_table_file(backup_set, table, check, settings.identity_file(keys.store.environment()))
+            outcome = check_table_file(backup_set, table, check, identity_file, reads)
             evaluations.append((outcome, dg.AssetCheckEvaluation(
                 asset_key=keys.backup_key(table), check_name=check, partition=backup_set.key,
                 **check_fields(backup_set, outcome, offsite_note),
@@ -152,10 +155,11 @@ def file_checks(keys: StoreKeys) -> dg.AssetChecksDefinition:
             chosen, failure = choose_copy(backup_root.open(store), backup_root.open_offsite(store), key), ""
         except VectorAssetsError as error:
             chosen, failure = None, str(error)
+        reads = FileReads()
         for check_key in context.selected_asset_check_keys:
             table = keys.table_of(check_key.asset_key)
             fields = {"passed": False, "description": failure} if chosen is None else set_check_fields(
-                store, chosen.backup_set, table, check_key.name, chosen.note,
+                store, chosen.backup_set, table, check_key.name, chosen.note, reads,
             )
             if not fields["passed"] and fields.get("severity") != dg.AssetCheckSeverity.WARN:
                 alert_failed_check(context, key, f"{table} {check_key.name}", fields["description"], keys.store)
@@ -164,11 +168,13 @@ def file_checks(keys: StoreKeys) -> dg.AssetChecksDefinition:
     return backup_file_checks
 
 
-def set_check_fields(store, backup_set: BackupSet, table: str, check: str, offsite_note: str | None) -> dict:
+def set_check_fields(
+    store, backup_set: BackupSet, table: str, check: str, offsite_note: str | None, reads: FileReads | None = None
+) -> dict:
     """One check of a table of the set: the data-quality check reads the set's counts, a file check its files."""
     if check == DATA_QUALITY_CHECK:
         return data_quality_fields(backup_set, table)
-    outcome = check_table_file(backup_set, table, check, settings.identity_file(store.environment()))
+    outcome = check_table_file(backup_set, table, check, settings.identity_file(store.environment()), reads)
     return check_fields(backup_set, outcome, offsite_note)
 
 

@@ -10,17 +10,19 @@ it, named.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from vector_assets.core.errors import BackupFileError, BrokenChainError, IdentityError
-from vector_assets.core.hashing import sha256_of_stream
+from vector_assets.core.hashing import READ_CHUNK_BYTES, HashingReader
 from vector_assets.core.sets.age_streams import decrypting
 from vector_assets.core.sets.catalog import BackupSet
 from vector_assets.core.sets.chains import chain_of
 from vector_assets.core.sets.copies import choose_copy
 from vector_assets.core.sets.encryption import IdentityFile
-from vector_assets.core.sets.formats import CSV_ZST, DecodingReader, rows_in
+from vector_assets.core.sets.formats import CSV_ZST, DecodingReader, count_rows_in_stream, rows_in
 from vector_assets.core.sets.manifest import FilePart, RowIndex
 from vector_assets.core.sets.row_index import lines_of
 from vector_assets.core.sets.storage import Root, SetFolder
@@ -44,28 +46,86 @@ class CheckOutcome:
 
 
 StoredFile = tuple[str, FilePart | RowIndex | None]
+Counter = Callable[[str, BinaryIO], int]  # (file name, its stored bytes) -> the rows or lines it holds
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """One pass over a stored file: the sha256 of its bytes and, when it was asked for, what
+    it holds (rows, or lines), or what stopped the count."""
+
+    sha256: str
+    counted: bool
+    count: int | None = None
+    failure: Exception | None = None
+
+    def rows(self) -> int:
+        """The count, or the error counting raised (a damaged file's, as a row check reports it)."""
+        if self.failure is not None:
+            raise self.failure
+        assert self.count is not None
+        return self.count
+
+
+class FileReads:
+    """The stored files of one verification, each read once: the sha256 check and the row count
+    check both need every byte of a file, so one pass hashes the bytes and counts what they hold."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, FileRead] = {}
+
+    def read(self, folder: SetFolder, name: str, counter: Counter | None) -> FileRead:
+        place = str(folder.locator(name))
+        known = self._done.get(place)
+        if known is None or (counter is not None and not known.counted):
+            known = self._done[place] = read_file_once(folder, name, counter)
+        return known
+
+
+def read_file_once(folder: SetFolder, name: str, counter: Counter | None) -> FileRead:
+    """The file's sha256 and, with a counter, its count, from one pass (the rest of the file
+    is hashed after the count stops, at a trailer or a damaged byte)."""
+    with folder.open_reader(name) as handle:
+        reader = HashingReader(handle)
+        count, failure = None, None
+        if counter is not None:
+            try:
+                count = counter(name, reader)
+            except Exception as error:  # reported by the row check; the sha256 check still compares
+                failure = error
+        while reader.read(READ_CHUNK_BYTES):
+            pass
+    return FileRead(reader.hexdigest(), counter is not None, count, failure)
+
+
+def count_lines_in_stream(name: str, stream: BinaryIO) -> int:
+    """Lines in a zstd text file of a set (a row index, deleted keys)."""
+    return sum(1 for _ in lines_of(DecodingReader(CSV_ZST, stream, name)))
 
 
 def check_table_file(
-    backup_set: BackupSet, table: str, check: str, identity_file: IdentityFile | None = None
+    backup_set: BackupSet, table: str, check: str, identity_file: IdentityFile | None = None,
+    reads: FileReads | None = None,
 ) -> CheckOutcome:
     """Run one named check for one table of a set: all its files and, for an increment, the
     table's files in every set of its chain. The outcome is the set's own, or the first failure.
     The row counts of encrypted files are read with ``identity_file``; without it they are the
-    ones counted when the set was written, and the outcome says so."""
+    ones counted when the set was written, and the outcome says so. ``reads``: the files
+    already read for this set's other checks (each check reads them itself without)."""
+    reads = FileReads() if reads is None else reads
     try:
         links = chain_sets(backup_set)
     except BrokenChainError as error:
         return CheckOutcome(check, table, False, str(error))
     ancestors, own = links[:-1], links[-1]
     for ancestor in ancestors:
-        outcome = _check_one_set(ancestor, table, check, identity_file)
+        outcome = _check_one_set(ancestor, table, check, identity_file, reads)
         if not outcome.passed:
             return CheckOutcome(
                 check, table, False, f"ancestor set {ancestor.timestamp} of increment {backup_set.timestamp}: "
                 f"{outcome.message}", outcome.expected, outcome.actual,
             )
-    outcome = _check_one_set(own, table, check, identity_file)
+    outcome = _check_one_set(own, table, check, identity_file, reads)
     if not ancestors or not outcome.passed:
         return outcome
     earlier = (
@@ -89,7 +149,9 @@ def chain_sets(backup_set: BackupSet) -> list[BackupSet]:
     return ancestors + [backup_set]
 
 
-def _check_one_set(backup_set: BackupSet, table: str, check: str, identity_file: IdentityFile | None) -> CheckOutcome:
+def _check_one_set(
+    backup_set: BackupSet, table: str, check: str, identity_file: IdentityFile | None, reads: FileReads
+) -> CheckOutcome:
     if check not in CHECK_NAMES:
         raise ValueError(f"unknown check {check!r}")
     if table not in backup_set.tables:
@@ -103,22 +165,32 @@ def _check_one_set(backup_set: BackupSet, table: str, check: str, identity_file:
     label = _label(data, files)
     if check == FILE_PRESENT:
         return CheckOutcome(check, table, True, f"{label} {'is' if len(files) == 1 else 'are'} present ({human_size(sum(sizes))})")
-    if check == SHA256_MATCHES:
-        return _check_sha256(backup_set.folder, table, files, check)
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
-    if entry is not None and entry.encrypted_files:
+    encrypted = entry is not None and bool(entry.encrypted_files)
+    # An encrypted file's count needs the identity and its plaintext: its stored bytes are only hashed.
+    counters = {} if encrypted else {name: count_rows_in_stream for name, _ in data} | {
+        name: count_lines_in_stream for name, _ in files[len(data):]
+    }
+    folder = backup_set.folder
+    if check == SHA256_MATCHES:
+        return _check_sha256(table, files, check, lambda name: reads.read(folder, name, counters.get(name)).sha256)
+    if encrypted:
         if identity_file is None or identity_file.path is None:
             return CheckOutcome(
                 check, table, True, f"{label} is encrypted: its {count_of(entry.rows, 'row')} were counted as written; "
                 "counting them again needs the identity", entry.rows, None, warning=True,
             )
         return _check_encrypted_rows(backup_set, table, check, identity_file)
-    outcome = _check_rows(backup_set.folder, table, _label(data, data), data, entry.rows if entry else None, check)
+
+    def count(name: str) -> int:
+        return reads.read(folder, name, counters[name]).rows()
+
+    outcome = _check_rows(table, _label(data, data), data, entry.rows if entry else None, check, count)
     extras = files[len(data):]
     if not outcome.passed or not extras:
         return outcome
     agrees = "has the manifest's line count" if len(extras) == 1 else "have the manifest's line counts"
-    return _line_count_failure(backup_set.folder, table, extras, check) or CheckOutcome(
+    return _line_count_failure(table, extras, check, count) or CheckOutcome(
         check, table, True, f"{outcome.message}; {_extras_label(extras)} {agrees}",
         outcome.expected, outcome.actual,
     )
@@ -132,14 +204,14 @@ def _check_encrypted_rows(backup_set: BackupSet, table: str, check: str, identit
     data = backup_set.data_files(table)
     entry = backup_set.manifest.tables[table]
     try:
-        outcome = _check_rows(folder, table, _label(data, data), data, entry.rows, check)
+        outcome = _check_rows(table, _label(data, data), data, entry.rows, check, lambda name: rows_in(folder, name))
     except IdentityError as error:
         return CheckOutcome(check, table, False, str(error), entry.rows, None)
     extras = stored[len(data):]
     if not outcome.passed or not extras:
         return outcome
     agrees = "has the manifest's line count" if len(extras) == 1 else "have the manifest's line counts"
-    return _line_count_failure(folder, table, extras, check) or CheckOutcome(
+    return _line_count_failure(table, extras, check, lambda name: lines_in(folder, name)) or CheckOutcome(
         check, table, True, f"{outcome.message}; {_extras_label(extras)} {agrees}", outcome.expected, outcome.actual,
     )
 
@@ -155,20 +227,15 @@ def _extras_label(extras: list[StoredFile]) -> str:
     return " and ".join("its row index" if isinstance(record, RowIndex) else "its deleted keys" for _, record in extras)
 
 
-def _sha256_of(folder: SetFolder, name: str) -> str:
-    with folder.open_reader(name) as handle:
-        return sha256_of_stream(handle)
-
-
-def _check_sha256(folder: SetFolder, table: str, files: list[StoredFile], check: str) -> CheckOutcome:
+def _check_sha256(table: str, files: list[StoredFile], check: str, sha256_of: Callable[[str], str]) -> CheckOutcome:
     (name, piece), *_ = files
     if piece is None:
         return CheckOutcome(
             check, table, True, f"no checksum recorded: counted rows only ({name} is from a legacy set)",
-            None, _sha256_of(folder, name), warning=True,
+            None, sha256_of(name), warning=True,
         )
     for name, piece in files:
-        actual = _sha256_of(folder, name)
+        actual = sha256_of(name)
         if actual != piece.sha256:
             return CheckOutcome(
                 check, table, False, f"{name} sha256 {actual} does not match the manifest's {piece.sha256}",
@@ -180,10 +247,10 @@ def _check_sha256(folder: SetFolder, table: str, files: list[StoredFile], check:
 
 
 def _check_rows(
-    folder: SetFolder, table: str, label: str, files: list[StoredFile], expected: int | None, check: str
+    table: str, label: str, files: list[StoredFile], expected: int | None, check: str, rows_of: Callable[[str], int]
 ) -> CheckOutcome:
     try:
-        actual = sum(rows_in(folder, name) for name, _ in files)
+        actual = sum(rows_of(name) for name, _ in files)
     except BackupFileError as exc:
         return CheckOutcome(check, table, False, str(exc), expected, None)
     if expected is None:
@@ -195,11 +262,13 @@ def _check_rows(
     return CheckOutcome(check, table, True, f"{label} has the manifest's {count_of(expected, 'row')}", expected, actual)
 
 
-def _line_count_failure(folder: SetFolder, table: str, files: list[StoredFile], check: str) -> CheckOutcome | None:
+def _line_count_failure(
+    table: str, files: list[StoredFile], check: str, lines_of_file: Callable[[str], int]
+) -> CheckOutcome | None:
     """A row index or deleted keys file holds one line a row (zstd text): its manifest's count."""
     for name, record in files:
         try:
-            actual = lines_in(folder, name)
+            actual = lines_of_file(name)
         except BackupFileError as exc:
             return CheckOutcome(check, table, False, str(exc), record.rows, None)
         if actual != record.rows:
@@ -212,12 +281,14 @@ def _line_count_failure(folder: SetFolder, table: str, files: list[StoredFile], 
 def lines_in(folder: SetFolder, name: str) -> int:
     """Lines in a zstd text file of a set (a row index, deleted keys)."""
     with folder.open_reader(name) as handle:
-        return sum(1 for _ in lines_of(DecodingReader(CSV_ZST, handle, name)))
+        return count_lines_in_stream(name, handle)
 
 
 def verify_set(backup_set: BackupSet, identity_file: IdentityFile | None = None) -> list[CheckOutcome]:
+    reads = FileReads()
     return [
-        check_table_file(backup_set, table, check, identity_file) for table in backup_set.tables for check in CHECK_NAMES
+        check_table_file(backup_set, table, check, identity_file, reads)
+        for table in backup_set.tables for check in CHECK_NAMES
     ]
 
 
