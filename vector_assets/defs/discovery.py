@@ -32,6 +32,7 @@ from vector_assets.core.sets.inventory import (
     inventory_table_records,
 )
 from vector_assets.core.sets.legacy_rows import remember_rows
+from vector_assets.core.sets.manifest import ManifestReads
 from vector_assets.core.sets.naming import set_file_names
 from vector_assets.core.sets.storage import Root
 from vector_assets.core.units import BYTES_PER_MB, count_of, human_size
@@ -118,8 +119,9 @@ def discover_and_report(
         # An unmounted root must not look like "every set was deleted".
         return dg.SensorResult(skip_reason=f"backup root {root} does not exist; nothing registered or removed")
     cursor = DiscoveryCursor.from_json(context.cursor)
+    manifests = ManifestReads()  # a new set's manifest is read once: by discovery, for its report and the inventory
     try:
-        discovery = discover(root, cursor)
+        discovery = discover(root, cursor, manifests)
     except ObjectStoreError as error:  # an unreachable store must not look like "every set was deleted"
         return dg.SensorResult(skip_reason=f"{error}; nothing registered or removed")
     registered = set(context.instance.get_dynamic_partitions(keys.partitions.name))
@@ -127,7 +129,7 @@ def discover_and_report(
     log_duplicates(context, discovery, cursor)
     for skipped in discovery.skipped:
         context.log.warning(f"{skipped.label} is not read: {skipped.reason}")
-    reports = report_unreported(context, keys, root, discovery, cursor, registered)
+    reports = report_unreported(context, keys, root, discovery, cursor, registered, manifests)
     fresh = {id(evaluation) for evaluation in not_yet_recorded(context.instance, [c for r in reports for c in r.checks])}
     for report in reports:
         report.checks = [evaluation for evaluation in report.checks if id(evaluation) in fresh]
@@ -145,7 +147,7 @@ def discover_and_report(
     if context.cursor is None or next_cursor.reported != cursor.reported or removed:
         inventory = build_inventory(InventoryRequest(
             root=root, configured_root=backup_root.configured(store), offsite_root=backup_root.open_offsite(store),
-            current_recipients=settings.current_recipients(store.environment()),
+            current_recipients=settings.current_recipients(store.environment()), manifests=manifests,
         ))
         events.append(inventory_materialization(keys, inventory))
     run_requests = check_run_requests(reports, check_job)
@@ -247,8 +249,10 @@ def appearance_of(found: FoundSet, root: Root) -> str:
     return f"{found.identity}:{found.key}:{min(stamps, default=0)}"
 
 
-def read_report(keys: StoreKeys, root: Root, found: FoundSet, is_new_partition: bool) -> SetReport:
-    backup_set = load_found_set(root, found)
+def read_report(
+    keys: StoreKeys, root: Root, found: FoundSet, is_new_partition: bool, manifests: ManifestReads
+) -> SetReport:
+    backup_set = read_set(root, found.key, found.location, found.timestamp, manifests)
     materializations = []
     if is_new_partition:  # else our own job registered and materialized it; only its checks are due
         legacy = read_legacy_stats(root, backup_set) if backup_set.is_legacy else {}
@@ -282,7 +286,7 @@ def unreadable_report(keys: StoreKeys, root: Root, found: FoundSet, error: Excep
 
 def report_unreported(
     context: dg.SensorEvaluationContext, keys: StoreKeys, root: Root, discovery: Discovery, cursor: DiscoveryCursor,
-    registered: set[str],
+    registered: set[str], manifests: ManifestReads,
 ) -> list[SetReport]:
     started = time.monotonic()
     reports = []
@@ -295,17 +299,13 @@ def report_unreported(
         # scan order) needs this set's metadata even though the partition exists.
         needs_report = found.key not in registered or found.key in cursor.reported.values()
         try:
-            reports.append(read_report(keys, root, found, needs_report))
+            reports.append(read_report(keys, root, found, needs_report, manifests))
         except ManifestError as error:
             context.log.warning(f"skipping set {found.identity}: {error}")
         except Exception as error:  # one unreadable set must not stop every other set, forever
             context.log.warning(f"set {found.identity} is unreadable; registered with the error as metadata: {error}")
             reports.append(unreadable_report(keys, root, found, error))
     return reports
-
-
-def load_found_set(root: Root, found: FoundSet) -> BackupSet:
-    return read_set(root, found.key, found.location, found.timestamp)
 
 
 def read_legacy_stats(root: Root, backup_set: BackupSet) -> dict[str, LegacyFileStats]:

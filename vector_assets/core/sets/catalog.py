@@ -28,6 +28,7 @@ from vector_assets.core.sets.manifest import (
     SAFETY_KINDS,
     FilePart,
     Manifest,
+    ManifestReads,
     RowIndex,
 )
 from vector_assets.core.sets.naming import (
@@ -280,11 +281,17 @@ def partition_keys(
     return keyed
 
 
-def read_set(root: Root, key: str, location: Location, timestamp: str) -> BackupSet:
-    """One set whose identity is already known (the sensor's discovery), read without a scan."""
+def read_set(
+    root: Root, key: str, location: Location, timestamp: str, manifests: ManifestReads | None = None
+) -> BackupSet:
+    """One set whose identity is already known (the sensor's discovery), read without a scan;
+    its manifest through ``manifests`` when given (read once for a whole tick)."""
     folder = location.folder(root)
     name = manifest_file_name(timestamp)
-    manifest = Manifest.read(folder, name) if name in folder.names() else None
+    listing = folder.entries()
+    if name not in listing:
+        return BackupSet(key, timestamp, location, folder, None)
+    manifest = manifests.read(folder, name, listing[name]) if manifests else Manifest.read(folder, name)
     return BackupSet(key, timestamp, location, folder, manifest)
 
 

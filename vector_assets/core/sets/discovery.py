@@ -21,10 +21,10 @@ from vector_assets.core.sets.catalog import (
     key_label,
     partition_keys,
 )
-from vector_assets.core.sets.manifest import Manifest
+from vector_assets.core.sets.manifest import ManifestReads
 from vector_assets.core.sets.naming import Location, manifest_file_name
 from vector_assets.core.sets.roots import open_root
-from vector_assets.core.sets.storage import Root, SetFolder
+from vector_assets.core.sets.storage import FileEntry, Root, SetFolder
 
 CURSOR_VERSION = 2
 READABLE_CURSOR_VERSIONS = (1, 2)  # a version 1 cursor has no key labels: its folders are listed again
@@ -99,8 +99,11 @@ class Discovery:
         return sorted(fresh, key=lambda found: (found.timestamp, found.key), reverse=True)
 
 
-def discover(root: Root | Path | str, cursor: DiscoveryCursor) -> Discovery:
+def discover(root: Root | Path | str, cursor: DiscoveryCursor, manifests: ManifestReads | None = None) -> Discovery:
+    """The sets under the root now; a new set's manifest is read through ``manifests``, which
+    the rest of the tick then reads it from."""
     root = open_root(root)
+    manifests = ManifestReads() if manifests is None else manifests
     skipped: list[SkippedLocation] = []
     locations = backup_locations(root, skipped)
     folders: dict[str, FolderState] = {}
@@ -112,30 +115,35 @@ def discover(root: Root | Path | str, cursor: DiscoveryCursor) -> Discovery:
         if known is not None and known.fingerprint == fingerprint and known.labels is not None:
             folders[location.label] = known
             continue
-        folders[location.label] = _listed_again(folder, fingerprint, known)
+        folders[location.label] = _listed_again(folder, fingerprint, known, manifests)
         rescanned.append(location.label)
     keyed = partition_keys([(location, folders[location.label].sets()) for location in locations])
     return Discovery([FoundSet(key, location, ts) for key, location, ts in keyed], folders, rescanned, skipped)
 
 
-def _listed_again(folder: SetFolder, fingerprint: str | None, known: FolderState | None) -> FolderState:
+def _listed_again(
+    folder: SetFolder, fingerprint: str | None, known: FolderState | None, manifests: ManifestReads
+) -> FolderState:
     """The folder's complete sets; the key labels of sets the cursor knew are kept, a new set's
     manifest is read for its own."""
     old_labels = known.labels if known is not None and known.labels is not None else {}
     old_timestamps = set(known.timestamps) if known is not None and known.labels is not None else set()
     timestamps, labels = [], {}
-    for timestamp, has_manifest in complete_timestamps_in(folder):
+    listing = folder.entries()
+    for timestamp, has_manifest in complete_timestamps_in(folder, list(listing)):
         timestamps.append(timestamp)
-        label = old_labels.get(timestamp) if timestamp in old_timestamps else _label_of(folder, timestamp, has_manifest)
+        label = (
+            old_labels.get(timestamp) if timestamp in old_timestamps
+            else _label_of(folder, timestamp, listing, manifests) if has_manifest else None
+        )
         if label:
             labels[timestamp] = label
     return FolderState(fingerprint, timestamps, labels)
 
 
-def _label_of(folder: SetFolder, timestamp: str, has_manifest: bool) -> str | None:
-    if not has_manifest:
-        return None
+def _label_of(folder: SetFolder, timestamp: str, listing: dict[str, FileEntry], manifests: ManifestReads) -> str | None:
+    name = manifest_file_name(timestamp)
     try:
-        return key_label(Manifest.read(folder, manifest_file_name(timestamp)))
+        return key_label(manifests.read(folder, name, listing[name]))
     except ManifestError:
         return None

@@ -27,6 +27,7 @@ from vector_assets.core.errors import InvalidTaskIdError
 from vector_assets.core.sets.catalog import SkippedLocation, bytes_of
 from vector_assets.core.sets.copies import where_copies_are
 from vector_assets.core.sets.legacy_rows import read_remembered, remembered_rows
+from vector_assets.core.sets.manifest import ManifestReads
 from vector_assets.core.sets.naming import LOG_FILE_NAME, TIMESTAMP_FORMAT, Location
 from vector_assets.core.sets.roots import open_root, scheme_of
 from vector_assets.core.sets.storage import Root
@@ -53,6 +54,7 @@ class InventoryRequest:
     configured_root: str | None = None
     offsite_root: Root | Path | str | None = None  # when set, each entry says where its copies are
     current_recipients: tuple[str, ...] = ()  # when set, a set encrypted to none of them is listed as needing a retired key
+    manifests: ManifestReads | None = None  # manifests the caller read already (the sensor's tick): not read again
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", open_root(self.root))
@@ -264,7 +266,7 @@ def build_inventory(request: InventoryRequest, now: datetime | None = None) -> I
     shown_root = displayed_root(request.root, request.configured_root)
     grouped: dict[Location, list[InventoryEntry]] = {}
     skipped: list[SkippedLocation] = []
-    local_sets = list_sets(request.root, skipped)
+    local_sets = list_sets(request.root, skipped, request.manifests)
     copies = where_copies_are(local_sets, list_sets(request.offsite_root)) if request.offsite_root else {}
     legacy_rows = read_remembered(request.root) if any(s.is_legacy for s in local_sets) else {}
     for backup_set in local_sets:

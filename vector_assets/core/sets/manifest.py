@@ -18,7 +18,7 @@ from vector_assets.core.sets.encryption import EncryptedFile
 from vector_assets.core.sets.formats import CSV, set_format
 
 if TYPE_CHECKING:
-    from vector_assets.core.sets.storage import SetFolder
+    from vector_assets.core.sets.storage import FileEntry, SetFolder
 
 MANIFEST_FORMAT_VERSION = 1
 # Version 2: data files in other formats than CSV, or in parts; version 1 readers refuse it.
@@ -327,3 +327,21 @@ class Manifest:
             duration_seconds=float(data["duration_seconds"]),
             tables={name: TableFile.from_json(name, entry) for name, entry in data["tables"].items()},
         )
+
+
+class ManifestReads:
+    """Manifests read once, by where they are and how their folder's listing showed them.
+
+    One sensor tick needs a new set's manifest three times: its discovery (for the kind its key
+    carries), its report and the inventory. A manifest listed otherwise since (a rekey rewrote
+    it) is read again; an unreadable one is not remembered.
+    """
+
+    def __init__(self) -> None:
+        self._read: dict[tuple[str, FileEntry], Manifest] = {}
+
+    def read(self, folder: SetFolder, name: str, listed: FileEntry) -> Manifest:
+        place = (str(folder.locator(name)), listed)
+        if place not in self._read:
+            self._read[place] = Manifest.read(folder, name)
+        return self._read[place]

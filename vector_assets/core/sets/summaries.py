@@ -31,7 +31,7 @@ from vector_assets.core.sets.catalog import (
     partition_keys,
 )
 from vector_assets.core.sets.legacy_rows import state_folder
-from vector_assets.core.sets.manifest import Manifest
+from vector_assets.core.sets.manifest import Manifest, ManifestReads
 from vector_assets.core.sets.naming import Location, csv_file_name, manifest_file_name
 from vector_assets.core.sets.roots import open_root
 from vector_assets.core.sets.storage import FileEntry, Root, SetFolder
@@ -140,11 +140,15 @@ class ListedSet:
         return bytes_of(names, self.listing)
 
 
-def list_sets(root: Root | Path | str, skipped: list[SkippedLocation] | None = None) -> list[ListedSet]:
+def list_sets(
+    root: Root | Path | str, skipped: list[SkippedLocation] | None = None, manifests: ManifestReads | None = None
+) -> list[ListedSet]:
     """Every complete set under the root with its partition key, oldest first, as ``scan_root``
     finds them (a set whose manifest does not read is left out); one listing per location, and
-    a manifest read only when the remembered summaries do not hold it as it is listed now."""
+    a manifest read only when the remembered summaries do not hold it as it is listed now (and
+    ``manifests``, what the caller read already, does not either)."""
     root = open_root(root)
+    manifests = ManifestReads() if manifests is None else manifests
     remembered = _read(root)
     kept: dict[str, Any] = {}
     per_location = []
@@ -157,7 +161,9 @@ def list_sets(root: Root | Path | str, skipped: list[SkippedLocation] | None = N
                 summaries[timestamp] = None
                 continue
             place = f"{location.label}/{timestamp}"
-            kept[place], summary = _record(folder, manifest_file_name(timestamp), listing, remembered.get(place))
+            kept[place], summary = _record(
+                folder, manifest_file_name(timestamp), listing, remembered.get(place), manifests
+            )
             if summary is not None:
                 summaries[timestamp] = summary
         per_location.append((location, folder, listing, summaries))
@@ -174,7 +180,7 @@ def list_sets(root: Root | Path | str, skipped: list[SkippedLocation] | None = N
 
 
 def _record(
-    folder: SetFolder, name: str, listing: Mapping[str, FileEntry], known: Any
+    folder: SetFolder, name: str, listing: Mapping[str, FileEntry], known: Any, manifests: ManifestReads
 ) -> tuple[dict[str, Any], SetSummary | None]:
     """The remembered record of a manifest and its summary if the manifest is still listed as
     it was; else both read from it now. None: the manifest does not read (it never vouches for
@@ -187,7 +193,7 @@ def _record(
         except (KeyError, TypeError, ValueError):
             pass  # not a record this code wrote: read the manifest
     try:
-        summary: SetSummary | None = SetSummary.of(Manifest.read(folder, name))
+        summary: SetSummary | None = SetSummary.of(manifests.read(folder, name, entry))
     except ManifestError:
         summary = None
     return {"manifest": identity, "summary": summary.to_json() if summary else None}, summary
