@@ -168,7 +168,7 @@ def test_a_tick_that_finds_one_new_set_reads_that_set_and_no_other(any_root_inst
         reads_by_size[size] = reads
 
     assert len(reads_by_size[many]) == len(reads_by_size[10]), reads_by_size
-    assert len(set(reads_by_size[many])) <= 10, reads_by_size  # a checked file is read twice (sha256, rows)
+    assert len(set(reads_by_size[many])) <= 10, reads_by_size
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -13,7 +14,7 @@ from vector_assets.core.errors import BackupSetNotFoundError
 from vector_assets.core.hashing import sha256_of_file
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
-from vector_assets.core.sets.naming import csv_file_name, manifest_file_name
+from vector_assets.core.sets.naming import csv_file_name, manifest_file_name, new_timestamp
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets_tests.support.dagster import INVENTORY_KEY
 from vector_assets_tests.support.dagster import (
@@ -24,6 +25,7 @@ from vector_assets_tests.support.dagster import (
     partition_metadata,
 )
 from vector_assets_tests.support.files import (
+    files_opened_under,
     psql_legacy_set,
     write_tiny_legacy_set,
     write_tiny_set,
@@ -225,6 +227,57 @@ def test_second_tick_over_an_unchanged_root_reads_no_set_file(ticker, store_db, 
     assert added_keys(changed) == ["20250107_000000"]
     assert any(path.endswith("20250107_000000.csv") for path in opened), "the hook saw the new set being read"
     assert not any("20250106_000000" in path for path in opened), "the unchanged task folder was re-read"
+
+
+SETS_PER_TASK_FOLDER = 10
+
+
+def write_sets_in_task_folders(root: Path, first: int, last: int) -> None:
+    """Tiny sets numbered ``first`` to ``last - 1``, one a day, ten to a task folder (every
+    fifth without a manifest), as a task pipeline leaves them."""
+    start = datetime(2024, 1, 1, 2)
+    for number in range(first, last):
+        timestamp = new_timestamp(start + timedelta(days=number))
+        task = f"task_{new_timestamp(start + timedelta(days=number - number % SETS_PER_TASK_FOLDER))}"
+        write_tiny_set(root / task / "vector_bak", timestamp, manifest=number % 5 != 0)
+
+
+def files_a_tick_opens_for_one_new_set(ticker: Ticker, root: Path, timestamp: str, manifest: bool) -> list[str]:
+    """The files under the root a tick opens that finds one new set in the global folder,
+    its timestamp written as <new>."""
+    write_tiny_set(root / "vector_bak", timestamp, manifest=manifest)
+    with files_opened_under(root) as opened:
+        result = ticker.tick()
+    assert added_keys(result) == [timestamp]
+    return sorted(name.replace(timestamp, "<new>") for name in opened)
+
+
+def test_a_tick_with_one_new_set_among_2000_opens_no_more_files_than_among_20(ticker, backup_root):
+    """What a tick opens grows with the sets that changed, not with the history: the new set's
+    manifest and data files once each, the remembered set summaries and legacy row counts, and
+    no file of any other set (the inventory of every set is built from the summaries and the
+    folders' listings)."""
+    write_tiny_set(backup_root / "vector_bak", "20230101_020000", manifest=True)
+    new_sets = {20: ("20230201_020000", "20230202_020000"), 2000: ("20230301_020000", "20230302_020000")}
+    opened: dict[int, dict[bool, list[str]]] = {}
+    written = 0
+    for among, (with_manifest, legacy) in new_sets.items():
+        write_sets_in_task_folders(backup_root, written, among - 1)
+        written = among - 1
+        while ticker.tick(store_events=False).dynamic_partitions_requests:
+            pass  # the first ticks over many sets share them out within the sensor's time budget
+        assert len(ticker.partitions) == among + (2 if among == 2000 else 0)  # and the new sets among 20
+        opened[among] = {
+            True: files_a_tick_opens_for_one_new_set(ticker, backup_root, with_manifest, manifest=True),
+            False: files_a_tick_opens_for_one_new_set(ticker, backup_root, legacy, manifest=False),
+        }
+
+    assert opened[2000] == opened[20], opened
+    for files in opened[2000].values():
+        assert len(files) <= 10, files
+        assert all("<new>" in name or name.startswith(".vector_assets/") for name in files), files
+    assert "vector_bak/vector_backup_<new>.json" in opened[2000][True]
+    assert opened[2000][True].count("vector_bak/vector_backup_<new>.json") == 1, "the manifest is read once"
 
 
 def test_unreadable_manifest_is_skipped_until_fixed(ticker, store_db, backup_root):

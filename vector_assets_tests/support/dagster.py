@@ -50,21 +50,23 @@ class Ticker:
         self.instance = instance
         self.cursor: str | None = None
 
-    def tick(self):
+    def tick(self, store_events: bool = True):
         """One evaluation as the daemon makes it: ``evaluate_tick`` also resolves the run requests
-        against their job, which calling the sensor function directly would not."""
+        against their job, which calling the sensor function directly would not. Without
+        ``store_events`` only its partitions are applied (thousands of sets' events take the
+        sqlite test instance minutes to store; what a later tick opens does not depend on them)."""
         context = dg.build_sensor_context(
             instance=self.instance, instance_ref=self.instance.get_ref(), cursor=self.cursor, definitions=definitions(),
             resources=definitions().resources,
         )
         result = definitions().resolve_sensor_def(SENSOR).evaluate_tick(context)
-        self.apply(result)
+        self.apply(result, store_events)
         if result.cursor is not None:  # the daemon keeps the last cursor when a tick sets none
             self.cursor = result.cursor
         return result
 
-    def apply(self, result) -> None:
-        for event in result.asset_events:
+    def apply(self, result, store_events: bool = True) -> None:
+        for event in result.asset_events if store_events else []:
             self.instance.report_runless_asset_event(event)
         for request in result.dynamic_partitions_requests:
             if isinstance(request, dg.AddDynamicPartitionsRequest):
