@@ -18,7 +18,8 @@ from dagster._core.event_api import PartitionKeyFilter  # the storage API takes 
 from vector_assets import settings
 from vector_assets.core.errors import ConfigError, ManifestError, ObjectStoreError, VectorAssetsError
 from vector_assets.core.sets.catalog import BackupSet, read_set
-from vector_assets.core.sets.csv_files import LegacyFileStats, legacy_file_stats
+from vector_assets.core.ops.verify import FileReads
+from vector_assets.core.sets.csv_files import LegacyFileStats
 from vector_assets.core.sets.discovery import (
     Discovery,
     DiscoveryCursor,
@@ -253,9 +254,10 @@ def read_report(
     keys: StoreKeys, root: Root, found: FoundSet, is_new_partition: bool, manifests: ManifestReads
 ) -> SetReport:
     backup_set = read_set(root, found.key, found.location, found.timestamp, manifests)
+    reads = FileReads()  # each file read once: a legacy set's metadata and the file checks share the pass
     materializations = []
     if is_new_partition:  # else our own job registered and materialized it; only its checks are due
-        legacy = read_legacy_stats(root, backup_set) if backup_set.is_legacy else {}
+        legacy = read_legacy_stats(root, backup_set, reads) if backup_set.is_legacy else {}
         materializations = set_materializations(keys, backup_set, legacy)
     report = SetReport(found, materializations, appearance_of(found, root))
     if is_new_partition:  # whoever materializes a set records the counts it was written with
@@ -263,7 +265,7 @@ def read_report(
     if backup_set.total_bytes() > SENSOR_VERIFY_MAX_BYTES:
         report.needs_check_run = True
     else:
-        report.checks += [evaluation for _, evaluation in file_check_evaluations(keys, backup_set)]
+        report.checks += [evaluation for _, evaluation in file_check_evaluations(keys, backup_set, reads=reads)]
     return report
 
 
@@ -308,9 +310,12 @@ def report_unreported(
     return reports
 
 
-def read_legacy_stats(root: Root, backup_set: BackupSet) -> dict[str, LegacyFileStats]:
+def read_legacy_stats(root: Root, backup_set: BackupSet, reads: FileReads) -> dict[str, LegacyFileStats]:
     """Count a legacy set's rows once, and remember them for the inventory and the CLI's list."""
-    stats = {table: legacy_file_stats(backup_set.folder, backup_set.file_name(table)) for table in backup_set.tables}
+    stats = {}
+    for table in backup_set.tables:
+        read = reads.data_file(backup_set.folder, backup_set.file_name(table))
+        stats[table] = LegacyFileStats(rows=read.rows(), sha256=read.sha256)
     remember_rows(root, backup_set, {table: stat.rows for table, stat in stats.items()})
     return stats
 

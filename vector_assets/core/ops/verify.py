@@ -81,6 +81,10 @@ class FileReads:
             known = self._done[place] = read_file_once(folder, name, counter)
         return known
 
+    def data_file(self, folder: SetFolder, name: str) -> FileRead:
+        """A data file's sha256 and rows (a legacy set's metadata, which its checks then reuse)."""
+        return self.read(folder, name, count_rows_in_stream)
+
 
 def read_file_once(folder: SetFolder, name: str, counter: Counter | None) -> FileRead:
     """The file's sha256 and, with a counter, its count, from one pass (the rest of the file

@@ -8,9 +8,6 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from vector_assets.core.errors import BackupFileError
-from vector_assets.core.hashing import HashingReader
-
 if TYPE_CHECKING:
     from vector_assets.core.sets.storage import SetFolder
 
@@ -43,17 +40,7 @@ def header_of(folder: SetFolder, name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class LegacyFileStats:
-    """What a manifest would have said about a legacy file, computed by reading it once."""
+    """What a manifest would have said about a legacy file, computed by reading it once (with its checks)."""
 
     rows: int
     sha256: str
-
-
-def legacy_file_stats(folder: SetFolder, name: str) -> LegacyFileStats:
-    try:
-        with folder.open_reader(name) as handle:
-            reader = HashingReader(handle)
-            rows = count_csv_rows(reader)
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise BackupFileError(f"{name} is not valid UTF-8 CSV: {error}") from None
-    return LegacyFileStats(rows=rows, sha256=reader.hexdigest())
