@@ -2,10 +2,12 @@
 exact search, the index queries' latency, and how many came back short.
 
 Query vectors are sampled from the table itself, in an order fixed by a seed, so a drill
-repeats. Each query runs twice in one transaction: through the index (sequential scans off,
-so the index is what is measured even on a small table), then exactly (index scans off).
-Collections, where the layout has them, filter both queries, as the store's own queries do;
-pgvector's iterative scans are set as the store sets them (off unless told).
+repeats. Each query runs through the index (sequential scans off, so the index is what is
+measured even on a small table), one query at a time, timed. The exact answers of all of them
+come from one streamed pass over the table (``exact_search``) where numpy covers the column's
+type and the operator; otherwise each query also runs exactly (index scans off). Collections,
+where the layout has them, filter both, as the store's own queries do; pgvector's iterative
+scans are set as the store sets them (off unless told).
 """
 
 from __future__ import annotations
@@ -14,16 +16,23 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import psycopg2.extensions
 from psycopg2 import sql
 
 from vector_assets.core.pg.catalog import primary_key, regclass_literal, table_identifier
+from vector_assets.core.pg.exact_search import (
+    CHUNK_ROWS, ExactQuery, exact_answers, float4_rounding, one_pass_supported, query_vector,
+)
 
 VECTOR_INDEX_METHODS = ("hnsw", "ivfflat")
 # pgvector's operator classes, by the distance they order by.
 DISTANCE_OPERATORS = {"l2": "<->", "ip": "<#>", "cosine": "<=>", "l1": "<+>", "hamming": "<~>", "jaccard": "<%>"}
 ITERATIVE_SCANS = ("off", "relaxed_order", "strict_order")
-TIE_TOLERANCE = 1e-6  # relative: the index and the exact scan compute the same distance in float4/float8
+TIE_TOLERANCE = 1e-6  # relative: an index answer and a per-query exact one are the same pgvector function
+# relative: two exact answers computed the same way (both in one pass, or both per query) agree to
+# float64 rounding, so a vector changed by one float4 step still shows
+SAME_DISTANCE_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,16 @@ class RecallRequest:
     seed: str = "vector_assets"
     collection_column: str | None = None  # filter each query by the sampled row's value of this column
     iterative_scan: str = "off"
+    chunk_rows: int = CHUNK_ROWS  # rows the exact pass holds at once
+
+
+@dataclass(frozen=True)
+class ExactAnswers:
+    """Each query's exact top k, (key as text..., distance) nearest first, and how far an index
+    answer's distance may lie beyond the k-th and still be as near (the two were computed apart)."""
+
+    answers: list[list[tuple]]
+    tolerances: list[float]
 
 
 @dataclass
@@ -102,38 +121,74 @@ def measure_recall(
     cursor: psycopg2.extensions.cursor, request: RecallRequest, live: psycopg2.extensions.cursor | None = None
 ) -> list[IndexRecall]:
     """recall@k of every vector index of the table; the transaction is the caller's to roll back.
-    With ``live`` (a cursor on the database the set was taken from), each exact query runs there
-    too, and the answers that differ are counted."""
+    With ``live`` (a cursor on the database the set was taken from), the exact answers are read
+    there too, and the ones that differ are counted."""
     results = []
     key = primary_key(cursor, request.table)
+    searched: dict[tuple[str, str], tuple[list, ExactAnswers, ExactAnswers | None]] = {}
     for index in vector_indexes(cursor, request.table):
-        result = IndexRecall(request.table, index.name, index.method, request.k)
-        found = expected = 0
-        for vector, group in _sample(cursor, request, index, key):
-            by_index, seconds = _top_k(cursor, request, index, key, vector, group, exact=False)
-            exact, _ = _top_k(cursor, request, index, key, vector, group, exact=True)
-            result.queries += 1
-            result.latencies_ms.append(seconds * 1000)
-            found += _neighbours_found(by_index, exact)
-            expected += len(exact)
-            result.short_answers += len(by_index) < len(exact)
-            if live is not None:
-                live_exact, _ = _top_k(live, request, index, key, vector, group, exact=True)
-                result.live_queries += 1
-                result.live_differences += not same_answers(exact, live_exact)
-        result.recall = found / expected if expected else 1.0
-        results.append(result)
+        if (index.column, index.operator) not in searched:  # indexes of one column and distance share the exact answers
+            samples = _sample(cursor, request, index, key)
+            live_exact = exact_search(live, request, index, key, samples) if live is not None else None
+            searched[index.column, index.operator] = samples, exact_search(cursor, request, index, key, samples), live_exact
+        samples, exact, live_exact = searched[index.column, index.operator]
+        results.append(_index_recall(cursor, request, index, key, samples, exact, live_exact))
     return results
 
 
-def _neighbours_found(by_index: list[tuple], exact: list[tuple]) -> int:
+def _index_recall(
+    cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, key: list[str],
+    samples: list[tuple[str, object]], exact: ExactAnswers, live_exact: ExactAnswers | None,
+) -> IndexRecall:
+    result = IndexRecall(request.table, index.name, index.method, request.k)
+    found = expected = 0
+    for position, (vector, group) in enumerate(samples):
+        by_index, seconds = _top_k(cursor, request, index, key, vector, group, exact=False)
+        answer = exact.answers[position]
+        result.queries += 1
+        result.latencies_ms.append(seconds * 1000)
+        found += _neighbours_found(by_index, answer, exact.tolerances[position])
+        expected += len(answer)
+        result.short_answers += len(by_index) < len(answer)
+        if live_exact is not None:
+            result.live_queries += 1
+            result.live_differences += not same_answers(answer, live_exact.answers[position])
+    result.recall = found / expected if expected else 1.0
+    return result
+
+
+def exact_search(
+    cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, key: list[str],
+    samples: list[tuple[str, object]], one_pass: bool = True,
+) -> ExactAnswers:
+    """Every sample's exact top k: in one pass over the table where numpy covers the column's
+    type and the operator and the vectors share one dimension, else (or not ``one_pass``) one
+    query each."""
+    if one_pass and one_pass_supported(index.column_type, index.operator):
+        queries = [ExactQuery(query_vector(vector), group) for vector, group in samples]
+        one_pass = exact_answers(
+            cursor, request.table, index.column, index.column_type, index.operator, key, queries, request.k,
+            request.collection_column, request.chunk_rows,
+        )
+        if one_pass is not None:
+            tolerances = [
+                float4_rounding(index.operator, len(query.vector), answer[-1][-1] if answer else 0.0,
+                                float(np.linalg.norm(query.vector)), one_pass.largest_norm)
+                for query, answer in zip(queries, one_pass.answers)
+            ]
+            return ExactAnswers(one_pass.answers, tolerances)
+    answers = [_top_k(cursor, request, index, key, vector, group, exact=True)[0] for vector, group in samples]
+    return ExactAnswers(answers, [TIE_TOLERANCE * max(abs(answer[-1][-1]), 1.0) if answer else 0.0 for answer in answers])
+
+
+def _neighbours_found(by_index: list[tuple], exact: list[tuple], tolerance: float) -> int:
     """The index's answers that are true nearest neighbours: as near as the exact k-th one.
     Rows at the same distance are equally right (a store holding the same chunk twice has ties),
-    so an answer counts by its distance, not by which of the tied rows it named."""
+    so an answer counts by its distance, not by which of the tied rows it named; ``tolerance``
+    covers the rounding between the index's distance and the exact one."""
     if not exact:
         return 0
     kth = exact[-1][-1]
-    tolerance = TIE_TOLERANCE * max(abs(kth), 1.0)
     return min(len(exact), sum(1 for row in by_index if row[-1] <= kth + tolerance))
 
 
@@ -142,19 +197,25 @@ def same_answers(first: list[tuple], second: list[tuple]) -> bool:
     (rows tied with the k-th are equally right, whichever of them an answer names)."""
     if len(first) != len(second):
         return False
-    if not all(abs(a[-1] - b[-1]) <= TIE_TOLERANCE * max(abs(a[-1]), 1.0) for a, b in zip(first, second)):
+    if not all(_same_distance(a[-1], b[-1]) for a, b in zip(first, second)):
         return False
     if not first:
         return True
-    kth = first[-1][-1] - TIE_TOLERANCE * max(abs(first[-1][-1]), 1.0)
+    kth = first[-1][-1] - SAME_DISTANCE_TOLERANCE * max(abs(first[-1][-1]), 1.0)
     return {row[:-1] for row in first if row[-1] < kth} == {row[:-1] for row in second if row[-1] < kth}
+
+
+def _same_distance(first: float, second: float) -> bool:
+    if first != first or second != second:  # NaN: a cosine distance to a zero vector
+        return (first != first) and (second != second)
+    return abs(first - second) <= SAME_DISTANCE_TOLERANCE * max(abs(first), 1.0)
 
 
 def _sample(
     cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, key: list[str]
 ) -> list[tuple[str, object]]:
-    """(query vector as text, its collection or None), ``queries`` per collection, in seeded order."""
-    group = sql.Identifier(request.collection_column) if request.collection_column else sql.SQL("NULL")
+    """(query vector as text, its collection as text or None), ``queries`` per collection, in seeded order."""
+    group = sql.SQL("{}::text").format(sql.Identifier(request.collection_column)) if request.collection_column else sql.SQL("NULL")
     order = sql.SQL("md5(concat_ws('|', {}, %s))").format(sql.SQL(", ").join(map(sql.Identifier, key)))
     cursor.execute(
         sql.SQL(
@@ -178,14 +239,17 @@ def _top_k(
     if not exact:
         cursor.execute(sql.SQL("SET LOCAL {} = %s").format(sql.Identifier(f"{index.method}.iterative_scan")),
                        (request.iterative_scan,))
-    where, params = sql.SQL(""), {"vector": vector, "k": request.k, "group": group}
+    conditions, params = [], {"vector": vector, "k": request.k, "group": group}
+    if exact:  # as the one pass: rows without a vector are no answer (an index holds none)
+        conditions.append(sql.SQL("{} IS NOT NULL").format(sql.Identifier(index.column)))
     if request.collection_column:
-        where = sql.SQL(" WHERE {} = %(group)s").format(sql.Identifier(request.collection_column))
+        conditions.append(sql.SQL("{} = %(group)s").format(sql.Identifier(request.collection_column)))
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
     query = sql.SQL(
         "SELECT {key}, {column} {op} %(vector)s::{type} FROM {table}{where} "
         "ORDER BY {column} {op} %(vector)s::{type} LIMIT %(k)s"
     ).format(
-        key=sql.SQL(", ").join(map(sql.Identifier, key)), table=table_identifier(request.table), where=where,
+        key=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(name)) for name in key), table=table_identifier(request.table), where=where,
         column=sql.Identifier(index.column), op=sql.SQL(index.operator), type=sql.SQL(index.column_type),
     )
     started = time.perf_counter()
