@@ -133,3 +133,34 @@ def test_the_pass_holds_a_chunk_of_the_table_never_the_table(empty_db):
     assert chunked_peak < table_bytes / 8 < whole_peak, (chunked_peak, whole_peak)
     assert all(same_answers(a, b) for a, b in zip(chunked.answers, whole.answers))
     assert [answer[0][0] for answer in chunked.answers] == [str(n) for n in range(1, 21)]  # each query finds its row
+
+
+def test_a_neighbour_moved_by_a_millionth_changes_the_exact_answer_it_is_in(empty_db):
+    """The live comparison holds both exact answers to float64 rounding: a vector nudged far
+    less than pgvector's own float4 rounding of a distance still reads as a change."""
+    make_table(empty_db, "vector", "l2")
+    with psycopg2.connect(empty_db) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT embedding::text FROM items WHERE id = 5")
+        queries = [ExactQuery(query_vector(cursor.fetchone()[0]), "c2")]
+
+        def answer() -> list[tuple]:
+            (found,) = exact_answers(cursor, "items", "embedding", "vector(24)", "<->", ["id"], queries, 10, "collection").answers
+            return found
+
+        before = answer()
+        neighbour = before[3][0]
+        cursor.execute("UPDATE items SET embedding = (SELECT array_agg(CASE WHEN n = 1 THEN x + 1e-6 ELSE x END ORDER BY n) "
+                       "FROM unnest(embedding::real[]) WITH ORDINALITY AS e(x, n))::vector WHERE id = %s", (int(neighbour),))
+        after = answer()
+        cursor.execute("SELECT id::text FROM items WHERE collection = 'c2' AND id <> %s ORDER BY id LIMIT 1", (int(neighbour),))
+        (other,) = cursor.fetchone()
+        conn.rollback()
+    moved = {row[0]: row[-1] for row in before}[neighbour] - {row[0]: row[-1] for row in after}[neighbour]
+    assert 0 < abs(moved) < 1e-6 * before[3][-1]  # below what the former 1e-6 tolerance could see
+    assert not same_answers(before, after)
+    assert same_answers(before, answer_with_row_renamed(before, neighbour, neighbour))
+    assert not same_answers(before, answer_with_row_renamed(before, neighbour, other))
+
+
+def answer_with_row_renamed(answer: list[tuple], old: str, new: str) -> list[tuple]:
+    return [(new, *row[1:]) if row[0] == old else row for row in answer]

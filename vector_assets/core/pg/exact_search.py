@@ -127,32 +127,23 @@ def exact_answers(
     )
 
 
-@dataclass
-class _Chunk:
-    keys: list[tuple[bytes | None, ...]] = field(default_factory=list)
-    groups: list[bytes | None] = field(default_factory=list)
-    vectors: list[bytes] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-
 class _CopyTuples:
-    """The file ``copy_expert`` writes a binary COPY into: tuples parsed as they arrive, handed
-    on ``chunk_rows`` at a time; at most one chunk and one partial tuple are held."""
+    """The file ``copy_expert`` writes a binary COPY into: tuples parsed as they arrive (each a
+    list of its fields' bytes, None for NULL), handed on ``chunk_rows`` at a time; at most one
+    chunk and one partial tuple are held."""
 
-    def __init__(self, fields: int, chunk_rows: int, on_chunk: Callable[[_Chunk], None]) -> None:
+    def __init__(self, fields: int, chunk_rows: int, on_chunk: Callable[[list[list]], None]) -> None:
         if chunk_rows < 1:
             raise ValueError("a chunk holds at least one row")
         self._fields, self._chunk_rows, self._on_chunk = fields, chunk_rows, on_chunk
         self._pending = b""
         self._header_read = False
-        self._chunk = _Chunk()
+        self._rows: list[list] = []
 
     def write(self, data: bytes) -> int:
         written = len(data)
         if self._pending:
-            data = bytes(self._pending + data)
+            data = self._pending + data
         end = self._parse(data)
         self._pending = data[end:]
         return written
@@ -160,56 +151,55 @@ class _CopyTuples:
     def finish(self) -> None:
         if self._pending:
             raise ValueError(f"the binary COPY ended inside a tuple ({len(self._pending)} bytes left)")
-        if self._chunk:
+        if self._rows:
             self._hand_on()
 
     def _parse(self, data: bytes) -> int:
-        position = 0
-        if not self._header_read:
-            if len(data) < COPY_HEADER.size:
-                return 0
-            signature, _flags, extension = COPY_HEADER.unpack_from(data)
-            if signature != COPY_SIGNATURE:
-                raise ValueError("not a binary COPY stream")
-            position = COPY_HEADER.size + extension
-            self._header_read = True
-        while position + 2 <= len(data):
-            end = self._tuple_end(data, position)
-            if end is None:
-                break
-            position = end
+        """Where the complete tuples in ``data`` end. One loop, locals only: it runs once a row."""
+        position = 0 if self._header_read else self._header_end(data)
+        if position is None:
+            return 0
+        size, fields, rows = len(data), self._fields, self._rows
+        count_at, length_at = FIELD_COUNT.unpack_from, FIELD_LENGTH.unpack_from
+        while position + 2 <= size:
+            start = position
+            (count,) = count_at(data, position)
+            position += 2
+            if count == -1:  # the trailer
+                continue
+            if count != fields:
+                raise ValueError(f"a binary COPY tuple of {count} fields, expected {fields}")
+            values = []
+            for _ in range(fields):
+                if position + 4 > size:
+                    return start
+                (length,) = length_at(data, position)
+                position += 4
+                if length < 0:
+                    values.append(None)
+                    continue
+                if position + length > size:
+                    return start
+                values.append(data[position : position + length])
+                position += length
+            rows.append(values)
+            if len(rows) >= self._chunk_rows:
+                self._hand_on()
+                rows = self._rows
         return position
 
-    def _tuple_end(self, data: bytes, position: int) -> int | None:
-        (count,) = FIELD_COUNT.unpack_from(data, position)
-        if count == -1:  # the trailer
-            return position + 2
-        if count != self._fields:
-            raise ValueError(f"a binary COPY tuple of {count} fields, expected {self._fields}")
-        position += 2
-        values = []
-        for _ in range(count):
-            if position + 4 > len(data):
-                return None
-            (length,) = FIELD_LENGTH.unpack_from(data, position)
-            position += 4
-            if length < 0:
-                values.append(None)
-                continue
-            if position + length > len(data):
-                return None
-            values.append(data[position : position + length])
-            position += length
-        self._chunk.keys.append(tuple(values[:-2]))
-        self._chunk.groups.append(values[-2])
-        self._chunk.vectors.append(values[-1])
-        if len(self._chunk) >= self._chunk_rows:
-            self._hand_on()
-        return position
+    def _header_end(self, data: bytes) -> int | None:
+        if len(data) < COPY_HEADER.size:
+            return None
+        signature, _flags, extension = COPY_HEADER.unpack_from(data)
+        if signature != COPY_SIGNATURE:
+            raise ValueError("not a binary COPY stream")
+        self._header_read = True
+        return COPY_HEADER.size + extension
 
     def _hand_on(self) -> None:
-        chunk, self._chunk = self._chunk, _Chunk()
-        self._on_chunk(chunk)
+        rows, self._rows = self._rows, []
+        self._on_chunk(rows)
 
 
 class _RunningSearch:
@@ -236,24 +226,25 @@ class _RunningSearch:
         self.largest_norm = 0.0
         self.other_dimension = False
 
-    def add_chunk(self, chunk: _Chunk) -> None:
-        self.rows += len(chunk)
+    def add_chunk(self, rows: list[list]) -> None:
+        """One chunk of (key fields..., collection, vector) rows, as bytes."""
+        self.rows += len(rows)
         self.chunks += 1
-        self.largest_chunk = max(self.largest_chunk, len(chunk))
+        self.largest_chunk = max(self.largest_chunk, len(rows))
         if self.other_dimension:
             return
-        vectors = self._decode(chunk.vectors)
+        vectors = self._decode([row[-1] for row in rows])
         if vectors is None:
             self.other_dimension = True
             return
         row_norms = np.einsum("ij,ij->i", vectors, vectors)  # squared
         self.largest_norm = max(self.largest_norm, float(np.sqrt(row_norms.max(initial=0.0))))
-        for group, rows in self._rows_by_group(chunk.groups).items():
-            self._merge(group, vectors[rows], row_norms[rows], [chunk.keys[row] for row in rows])
+        for group, members in self._rows_by_group([row[-2] for row in rows]).items():
+            self._merge(group, vectors[members], row_norms[members], [rows[member] for member in members])
 
     def _decode(self, vectors: list[bytes]) -> np.ndarray | None:
         width = VECTOR_HEADER_BYTES + self._dims * self._element.itemsize
-        if any(len(vector) != width for vector in vectors):
+        if set(map(len, vectors)) != {width}:
             return None
         joined = b"".join(vectors)
         headers = np.ndarray((len(vectors),), dtype=">i2", buffer=joined, strides=(width,))
@@ -272,7 +263,7 @@ class _RunningSearch:
                 codes.setdefault(group, []).append(row)
         return {group: np.array(rows) for group, rows in codes.items()}
 
-    def _merge(self, group: bytes | None, vectors: np.ndarray, row_norms: np.ndarray, keys: list[tuple]) -> None:
+    def _merge(self, group: bytes | None, vectors: np.ndarray, row_norms: np.ndarray, rows: list[list]) -> None:
         members = self._groups[group]
         queries = self._queries[members]
         nearest = min(self._k, len(vectors))
@@ -282,8 +273,8 @@ class _RunningSearch:
         kept = np.argsort(distances, axis=1, kind="stable")[:, : self._k]
         self._distances[group] = np.take_along_axis(distances, kept, axis=1)
         running = self._keys[group]
-        for position, (order, rows) in enumerate(zip(kept, candidates)):
-            merged = running[position] + [keys[row] for row in rows]
+        for position, (order, candidates_of_query) in enumerate(zip(kept, candidates)):
+            merged = running[position] + [tuple(rows[candidate][:-2]) for candidate in candidates_of_query]
             running[position] = [merged[index] for index in order]
 
     def _ranking(self, queries: np.ndarray, query_norms: np.ndarray, vectors: np.ndarray, row_norms: np.ndarray) -> np.ndarray:

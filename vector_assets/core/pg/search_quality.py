@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,17 +144,19 @@ def _index_recall(
 ) -> IndexRecall:
     result = IndexRecall(request.table, index.name, index.method, request.k)
     found = expected = 0
-    for position, (vector, group) in enumerate(samples):
-        by_index, seconds = _top_k(cursor, request, index, key, vector, group, exact=False)
-        answer = exact.answers[position]
-        result.queries += 1
-        result.latencies_ms.append(seconds * 1000)
-        found += _neighbours_found(by_index, answer, exact.tolerances[position])
-        expected += len(answer)
-        result.short_answers += len(by_index) < len(answer)
-        if live_exact is not None:
-            result.live_queries += 1
-            result.live_differences += not same_answers(answer, live_exact.answers[position])
+    query = _top_k_query(request, index, key, exact=False)
+    with _scans(cursor, request, index, exact=False):
+        for position, (vector, group) in enumerate(samples):
+            by_index, seconds = _top_k(cursor, request, query, vector, group)
+            answer = exact.answers[position]
+            result.queries += 1
+            result.latencies_ms.append(seconds * 1000)
+            found += _neighbours_found(by_index, answer, exact.tolerances[position])
+            expected += len(answer)
+            result.short_answers += len(by_index) < len(answer)
+            if live_exact is not None:
+                result.live_queries += 1
+                result.live_differences += not same_answers(answer, live_exact.answers[position])
     result.recall = found / expected if expected else 1.0
     return result
 
@@ -177,7 +181,9 @@ def exact_search(
                 for query, answer in zip(queries, one_pass.answers)
             ]
             return ExactAnswers(one_pass.answers, tolerances)
-    answers = [_top_k(cursor, request, index, key, vector, group, exact=True)[0] for vector, group in samples]
+    query = _top_k_query(request, index, key, exact=True)
+    with _scans(cursor, request, index, exact=True):
+        answers = [_top_k(cursor, request, query, vector, group)[0] for vector, group in samples]
     return ExactAnswers(answers, [TIE_TOLERANCE * max(abs(answer[-1][-1]), 1.0) if answer else 0.0 for answer in answers])
 
 
@@ -228,33 +234,41 @@ def _sample(
     return cursor.fetchall()
 
 
-def _top_k(
-    cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, key: list[str],
-    vector: str, group: object, exact: bool,
-) -> tuple[list[tuple], float]:
-    scans = ("enable_indexscan", "enable_bitmapscan") if exact else ("enable_seqscan",)
+@contextmanager
+def _scans(cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, exact: bool) -> Iterator[None]:
+    """Index scans off for exact queries; sequential scans off and the store's iterative scans
+    for index queries; set in a savepoint, and gone after it."""
     cursor.execute("SAVEPOINT vector_assets_recall")
-    for setting in scans:
+    for setting in ("enable_indexscan", "enable_bitmapscan") if exact else ("enable_seqscan",):
         cursor.execute(sql.SQL("SET LOCAL {} = off").format(sql.Identifier(setting)))
     if not exact:
         cursor.execute(sql.SQL("SET LOCAL {} = %s").format(sql.Identifier(f"{index.method}.iterative_scan")),
                        (request.iterative_scan,))
-    conditions, params = [], {"vector": vector, "k": request.k, "group": group}
+    yield
+    cursor.execute("ROLLBACK TO SAVEPOINT vector_assets_recall")
+
+
+def _top_k_query(request: RecallRequest, index: VectorIndex, key: list[str], exact: bool) -> sql.Composable:
+    conditions = []
     if exact:  # as the one pass: rows without a vector are no answer (an index holds none)
         conditions.append(sql.SQL("{} IS NOT NULL").format(sql.Identifier(index.column)))
     if request.collection_column:
         conditions.append(sql.SQL("{} = %(group)s").format(sql.Identifier(request.collection_column)))
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
-    query = sql.SQL(
+    return sql.SQL(
         "SELECT {key}, {column} {op} %(vector)s::{type} FROM {table}{where} "
         "ORDER BY {column} {op} %(vector)s::{type} LIMIT %(k)s"
     ).format(
-        key=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(name)) for name in key), table=table_identifier(request.table), where=where,
+        key=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(name)) for name in key),
+        table=table_identifier(request.table), where=where,
         column=sql.Identifier(index.column), op=sql.SQL(index.operator), type=sql.SQL(index.column_type),
     )
+
+
+def _top_k(
+    cursor: psycopg2.extensions.cursor, request: RecallRequest, query: sql.Composable, vector: str, group: object
+) -> tuple[list[tuple], float]:
     started = time.perf_counter()
-    cursor.execute(query, params)
+    cursor.execute(query, {"vector": vector, "k": request.k, "group": group})
     rows = cursor.fetchall()
-    seconds = time.perf_counter() - started
-    cursor.execute("ROLLBACK TO SAVEPOINT vector_assets_recall")
-    return rows, seconds
+    return rows, time.perf_counter() - started
