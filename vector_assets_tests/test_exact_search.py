@@ -11,8 +11,10 @@ import pytest
 from vector_assets.core.pg.exact_search import ExactQuery, exact_answers, query_vector
 from vector_assets.core.pg.search_quality import (
     RecallRequest,
+    VectorIndex,
     _sample,
     exact_search,
+    measure_recall,
     same_answers,
     vector_indexes,
 )
@@ -164,3 +166,34 @@ def test_a_neighbour_moved_by_a_millionth_changes_the_exact_answer_it_is_in(empt
 
 def answer_with_row_renamed(answer: list[tuple], old: str, new: str) -> list[tuple]:
     return [(new, *row[1:]) if row[0] == old else row for row in answer]
+
+
+def test_vectors_of_two_dimensions_are_searched_one_query_each(empty_db):
+    """pgvector compares vectors of one dimension only: a column without a declared dimension
+    whose collections differ in it is left to per-query SQL, which filters first."""
+    execute(empty_db, """
+        CREATE TABLE mixed (id bigint PRIMARY KEY, collection text, embedding vector);
+        SELECT setseed(0.7);
+        INSERT INTO mixed SELECT n, 'c' || (n % 2),
+            (SELECT array_agg(random()::real) FROM generate_series(1, 8 + 8 * (n % 2)) WHERE n > 0)::vector
+        FROM generate_series(1, 200) n;
+    """)
+    index = VectorIndex("mixed_by_hand", "hnsw", "embedding", "vector", "<->")
+    request = RecallRequest("mixed", queries=5, collection_column="collection")
+    with psycopg2.connect(empty_db) as conn, conn.cursor() as cursor:
+        samples = _sample(cursor, request, index, ["id"])
+        queries = [ExactQuery(query_vector(vector), group) for vector, group in samples]
+        one_pass = exact_answers(cursor, "mixed", "embedding", "vector", "<->", ["id"], queries, 10, "collection")
+        found = exact_search(cursor, request, index, ["id"], samples)
+        by_query = exact_search(cursor, request, index, ["id"], samples, one_pass=False)
+    assert one_pass is None and {len(query.vector) for query in queries} == {8, 16}
+    assert found == by_query and all(len(answer) == 10 for answer in found.answers)
+
+
+def test_an_l1_index_keeps_one_exact_query_each_and_drills(empty_db):
+    make_table(empty_db, "vector", "l2")
+    execute(empty_db, "DROP INDEX items_embedding; CREATE INDEX items_l1 ON items USING hnsw (embedding vector_l1_ops)")
+    with psycopg2.connect(empty_db) as conn, conn.cursor() as cursor:
+        (measured,) = measure_recall(cursor, RecallRequest("items", queries=10, collection_column="collection"))
+        conn.rollback()
+    assert (measured.index, measured.queries) == ("items_l1", 31) and measured.recall >= 0.9, measured.describe()

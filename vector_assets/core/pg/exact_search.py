@@ -220,7 +220,8 @@ class _RunningSearch:
         self._count = len(queries)
         members: dict[bytes | None, list[int]] = {}
         for position, query in enumerate(queries):
-            members.setdefault(None if query.group is None else query.group.encode(encoding), []).append(position)
+            group = query.group.encode(encoding) if collections and query.group is not None else None
+            members.setdefault(group, []).append(position)
         self._groups = {group: np.array(positions) for group, positions in members.items()}
         matrix = np.array([query.vector for query in queries]).reshape(len(queries), dims)
         self._queries = matrix
