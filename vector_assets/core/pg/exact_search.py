@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import psycopg2.extensions
@@ -115,7 +115,9 @@ def exact_answers(
     group = sql.Identifier(collection_column) if collection_column else sql.SQL("NULL")
     selected = [*(sql.SQL("{}::text").format(sql.Identifier(name)) for name in key),
                 sql.SQL("{}::text").format(group), sql.Identifier(column)]
-    statement = sql.SQL("COPY (SELECT {selected} FROM {table} WHERE {column} IS NOT NULL) TO STDOUT (FORMAT binary)").format(
+    statement = sql.SQL(
+        "COPY (SELECT {selected} FROM {table} WHERE {column} IS NOT NULL) TO STDOUT (FORMAT binary)"
+    ).format(
         selected=sql.SQL(", ").join(selected), table=table_identifier(table), column=sql.Identifier(column),
     )
     # One BLAS thread: a chunk's products are small, and OpenBLAS's idle threads spin between
@@ -283,7 +285,9 @@ class _RunningSearch:
             merged = running[position] + [tuple(rows[candidate][:-2]) for candidate in candidates_of_query]
             running[position] = [merged[index] for index in order]
 
-    def _ranking(self, queries: np.ndarray, query_norms: np.ndarray, vectors: np.ndarray, row_norms: np.ndarray) -> np.ndarray:
+    def _ranking(
+        self, queries: np.ndarray, query_norms: np.ndarray, vectors: np.ndarray, row_norms: np.ndarray
+    ) -> np.ndarray:
         """A quantity that orders the rows as the distance does, by one matrix product; the
         candidates' distances are then computed term by term (no cancellation near zero)."""
         products = queries @ vectors.T

@@ -33,7 +33,7 @@ DISTANCE_OPERATORS = {"l2": "<->", "ip": "<#>", "cosine": "<=>", "l1": "<+>", "h
 ITERATIVE_SCANS = ("off", "relaxed_order", "strict_order")
 TIE_TOLERANCE = 1e-6  # relative: an index answer and a per-query exact one are the same pgvector function
 # relative: two exact answers computed the same way (both in one pass, or both per query) agree to
-# float64 rounding, so a vector changed by one float4 step still shows
+# float64 rounding, so a vector moved far less than float4's rounding of a distance still shows
 SAME_DISTANCE_TOLERANCE = 1e-9
 
 
@@ -131,8 +131,9 @@ def measure_recall(
     for index in vector_indexes(cursor, request.table):
         if (index.column, index.operator) not in searched:  # indexes of one column and distance share the exact answers
             samples = _sample(cursor, request, index, key)
+            exact = exact_search(cursor, request, index, key, samples)
             live_exact = exact_search(live, request, index, key, samples) if live is not None else None
-            searched[index.column, index.operator] = samples, exact_search(cursor, request, index, key, samples), live_exact
+            searched[index.column, index.operator] = samples, exact, live_exact
         samples, exact, live_exact = searched[index.column, index.operator]
         results.append(_index_recall(cursor, request, index, key, samples, exact, live_exact))
     return results
@@ -170,17 +171,17 @@ def exact_search(
     query each."""
     if one_pass and one_pass_supported(index.column_type, index.operator):
         queries = [ExactQuery(query_vector(vector), group) for vector, group in samples]
-        one_pass = exact_answers(
+        passed = exact_answers(
             cursor, request.table, index.column, index.column_type, index.operator, key, queries, request.k,
             request.collection_column, request.chunk_rows,
         )
-        if one_pass is not None:
+        if passed is not None:
             tolerances = [
                 float4_rounding(index.operator, len(query.vector), answer[-1][-1] if answer else 0.0,
-                                float(np.linalg.norm(query.vector)), one_pass.largest_norm)
-                for query, answer in zip(queries, one_pass.answers)
+                                float(np.linalg.norm(query.vector)), passed.largest_norm)
+                for query, answer in zip(queries, passed.answers)
             ]
-            return ExactAnswers(one_pass.answers, tolerances)
+            return ExactAnswers(passed.answers, tolerances)
     query = _top_k_query(request, index, key, exact=True)
     with _scans(cursor, request, index, exact=True):
         answers = [_top_k(cursor, request, query, vector, group)[0] for vector, group in samples]
@@ -221,7 +222,9 @@ def _sample(
     cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, key: list[str]
 ) -> list[tuple[str, object]]:
     """(query vector as text, its collection as text or None), ``queries`` per collection, in seeded order."""
-    group = sql.SQL("{}::text").format(sql.Identifier(request.collection_column)) if request.collection_column else sql.SQL("NULL")
+    group = sql.SQL("NULL")
+    if request.collection_column:
+        group = sql.SQL("{}::text").format(sql.Identifier(request.collection_column))
     order = sql.SQL("md5(concat_ws('|', {}, %s))").format(sql.SQL(", ").join(map(sql.Identifier, key)))
     cursor.execute(
         sql.SQL(
