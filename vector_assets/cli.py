@@ -336,7 +336,7 @@ def run_backup_command(args: argparse.Namespace) -> int:
             tables=store.select_tables(args.tables), format=args.format or settings.backup_format(environment),
             parts=settings.part_policy(environment), progress=progress, kind=INCREMENTAL if args.incremental else FULL,
             store=store,
-            encryption=settings.encryption_keys(args.allow_plaintext, environment),
+            encryption=settings.store_encryption_keys(store, args.allow_plaintext),
         ))
     manifest = result.manifest
     if manifest.fallback:
@@ -362,7 +362,7 @@ def run_truncate_command(args: argparse.Namespace) -> int:
             dsn=settings.store_dsn(store), root=backup_root(store), task_id=args.task_id, tables=tables,
             dry_run=args.dry_run, progress=progress, format=args.format or settings.backup_format(store.environment()),
             store=store,
-            encryption=settings.encryption_keys(args.allow_plaintext, store.environment()),
+            encryption=settings.store_encryption_keys(store, args.allow_plaintext),
         ))
     print(format_truncate(result))
     return EXIT_OK
@@ -386,7 +386,7 @@ def run_restore_command(args: argparse.Namespace) -> int:
             safety_backup=args.safety_backup, offsite_root=offsite, progress=progress,
             index_builds=settings.index_build_settings(environment), collection=args.collection,
             rename_collection_to=args.rename_to, store=store,
-            encryption=settings.encryption_keys(args.allow_plaintext, environment), fire_triggers=args.fire_triggers,
+            encryption=settings.store_encryption_keys(store, args.allow_plaintext), fire_triggers=args.fire_triggers,
             name_replaced_rows=args.name_replaced,
         ))
     if result.read_from_offsite:
@@ -448,7 +448,7 @@ def run_diff_command(args: argparse.Namespace) -> int:
     with showing_progress() as progress:
         result = run_diff(DiffRequest(
             dsn=settings.store_dsn(store), root=backup_root(store), key=args.set, against=args.against,
-            sample=args.sample, store=store, encryption=settings.encryption_keys(environ=environment),
+            sample=args.sample, store=store, encryption=settings.store_encryption_keys(store),
             configured_root=settings.ROOT.get(environment), progress=progress,
         ))
     print(json.dumps(result.as_json()) if args.json else format_diff(result))
@@ -482,7 +482,7 @@ def run_drill_command(args: argparse.Namespace) -> int:
             configured_root=settings.ROOT.get(environment), offsite_root=offsite_root(store), progress=progress,
             rto_targets=settings.rto_targets(environment), index_builds=settings.index_build_settings(environment),
             store=store, recall=settings.recall_settings(environment),
-            encryption=settings.encryption_keys(environ=environment),
+            encryption=settings.store_encryption_keys(store),
         ))
     if result.read_from_offsite:
         print(f"note: {result.read_from_offsite}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from vector_assets.core.environment import Setting
@@ -343,3 +344,13 @@ def encryption_keys(allow_plaintext: bool = False, environ: Mapping[str, str] | 
     command's own say, beside the setting's."""
     allowed = allow_plaintext or plaintext_allowed(environ)
     return EncryptionKeys(encryption_recipients(environ), identity_file(environ), allowed, ENCRYPT_TO.name)
+
+
+def store_encryption_keys(store: Store, allow_plaintext: bool = False) -> EncryptionKeys:
+    """A store's keys, from its settings over the environment. Messages name what to change for
+    this store: a declared store's encrypt_to in its defs.yaml (the identity's variable is the
+    one its identity_file_env names, already in ``identity_file``)."""
+    keys = encryption_keys(allow_plaintext, store.environment())
+    if store.declared_in is None:
+        return keys
+    return replace(keys, encrypt_to_setting=f"encrypt_to in {store.declared_in}")

@@ -20,7 +20,7 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -150,7 +150,7 @@ def store_from_attributes(
     tables = _tables(layout, attributes.get("tables"), refuse)
     store = (langchain_store(name, dsn_env, values) if layout == LANGCHAIN
              else Store(name=name, layout=layout, tables=tables, dsn_variable=dsn_env, settings=values))
-    return StoreDeclaration(store, file, frozenset(attributes))
+    return StoreDeclaration(replace(store, declared_in=file), file, frozenset(attributes))
 
 
 def _refuser(file: str):

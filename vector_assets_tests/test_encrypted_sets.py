@@ -165,8 +165,8 @@ def test_a_location_holding_encrypted_sets_refuses_a_plaintext_one_unless_allowe
     with pytest.raises(ConfigError) as raised:
         run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=reader_keys(None)))
     assert str(raised.value) == (
-        f"{backup_root / 'vector_bak'} holds encrypted sets, and VECTOR_ASSETS_ENCRYPT_TO is empty, so this set would "
-        "be plaintext; set VECTOR_ASSETS_ENCRYPT_TO, or allow_plaintext to write it unencrypted"
+        f"{backup_root / 'vector_bak'} holds encrypted sets, and this set has no recipients, so it would be plaintext; "
+        "set VECTOR_ASSETS_ENCRYPT_TO, or allow_plaintext to write it unencrypted"
     )
     assert folder_snapshot(backup_root) == files_before
     with pytest.raises(ConfigError, match="holds encrypted sets"):
@@ -451,9 +451,56 @@ def test_a_stores_allow_plaintext_lets_a_plaintext_set_join_its_encrypted_ones(s
 
     def keys_of(**more) -> EncryptionKeys:
         store = store_from_attributes({**attributes, **more}, "stores/docs/defs.yaml").store
-        return settings.encryption_keys(environ=store.environment())
+        return settings.store_encryption_keys(store)
 
-    with pytest.raises(ConfigError, match="holds encrypted sets, and VECTOR_ASSETS_ENCRYPT_TO is empty"):
+    with pytest.raises(ConfigError, match="no recipients, so it would be plaintext; set encrypt_to in stores/docs/defs.yaml,"):
         run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys_of(allow_plaintext=False)))
     plain = run_backup(BackupRequest(dsn=store_db, root=backup_root, encryption=keys_of(allow_plaintext=True)))
     assert not plain.manifest.encrypted and len(scan_root(backup_root)) == 2
+
+
+def test_a_declared_stores_key_messages_name_what_to_change_for_that_store(
+    tmp_path, store_db, backup_root, monkeypatch, capsys
+):
+    """A store with keys of its own: a missing identity names the variable its identity_file_env
+    names, a plaintext set refused beside encrypted ones names encrypt_to in its defs.yaml; never
+    the environment's variables (which do not apply to it), never a key; nothing changed."""
+    from vector_assets.cli import main
+    from vector_assets.store_files import shown_path
+    from vector_assets_tests.test_declared_stores import declare
+
+    key, new = make_key(tmp_path / "keys", "docs"), make_key(tmp_path / "keys", "new")
+    stores = tmp_path / "stores"
+    attributes = dict(dsn_env="DOCS_PG_DSN", layout="langchain", format="pgcopy.zst", identity_file_env="DOCS_AGE_IDENTITY")
+    defs_yaml = declare(stores, "docs", encrypt_to=key.recipient, **attributes)
+    for variable, value in {"VECTOR_ASSETS_STORES_DIR": str(stores), "VECTOR_ASSETS_ROOT": str(backup_root),
+                            "DOCS_PG_DSN": store_db}.items():
+        monkeypatch.setenv(variable, value)
+    for variable in ("VECTOR_ASSETS_PG_DSN", "VECTOR_ASSETS_ENCRYPT_TO", IDENTITY_VARIABLE, "DOCS_AGE_IDENTITY"):
+        monkeypatch.delenv(variable, raising=False)
+    assert main(["backup", "--store", "docs"]) == 0
+    files, tables = folder_snapshot(backup_root), tables_now(store_db)
+    capsys.readouterr()
+
+    def refused(*command: str) -> str:
+        assert main([*command, "--store", "docs"]) == 2
+        message = capsys.readouterr().err.strip()
+        assert folder_snapshot(backup_root) == files and tables_now(store_db) == tables
+        return message
+
+    without_identity = [refused("restore", "latest", "--apply"), refused("rekey", "--to", new.recipient, "--apply")]
+    declare(stores, "docs", **attributes)  # encrypt_to taken out of the store's file
+    without_recipients = [refused("backup"), refused("truncate", "--apply")]
+    assert main(["backup", "--store", "docs", "--incremental", "--allow-plaintext"]) == 0  # a full set, saying why
+    fallback = capsys.readouterr()
+
+    assert without_identity == [
+        "vector-assets: this set is encrypted: set DOCS_AGE_IDENTITY to the path of its age identity file",
+        "vector-assets: rekeying reads every encrypted set: set DOCS_AGE_IDENTITY to its identity file",
+    ]
+    assert "(DOCS_AGE_IDENTITY is not set)" in fallback.out + fallback.err
+    refusal = (f"vector-assets: {backup_root / 'docs' / 'vector_bak'} holds encrypted sets, and this set has no recipients, so it "
+               f"would be plaintext; set encrypt_to in {shown_path(defs_yaml)}, or allow_plaintext to write it unencrypted")
+    assert without_recipients == [refusal, refusal]
+    for text in (*without_identity, *without_recipients, fallback.out + fallback.err):
+        assert "VECTOR_ASSETS_" not in text and key.secret() not in text

@@ -48,6 +48,7 @@ class Store:
     tables: tuple[StoreTable, ...]  # in load order: a table comes after the tables it references
     dsn_variable: str = DEFAULT_DSN_VARIABLE
     settings: Mapping[str, str] = field(default_factory=dict)
+    declared_in: str | None = None  # its defs.yaml as messages show it; None: the environment's own store
 
     def __post_init__(self) -> None:
         if not self.tables:

@@ -185,7 +185,7 @@ def backup_op(keys: StoreKeys) -> dg.OpDefinition:
                 tables=values(config.tables), format=value_of(config.format),
                 parts=settings.part_policy(store.environment()), progress=log_progress(context),
                 kind=value_of(config.kind), store=store,
-                encryption=settings.encryption_keys(config.allow_plaintext, store.environment()),
+                encryption=settings.store_encryption_keys(store, config.allow_plaintext),
             )
             result = run_backup(request)
             backup_set = registered_set(backup_root, store, result)

@@ -43,7 +43,7 @@ def diff_op(keys: StoreKeys) -> dg.OpDefinition:
         try:
             result = run_diff(DiffRequest(
                 dsn=pgvector.dsn_of(store), root=backup_root.open(store), key=key, against=config.against.strip(),
-                sample=config.sample, store=store, encryption=settings.encryption_keys(environ=store.environment()),
+                sample=config.sample, store=store, encryption=settings.store_encryption_keys(store),
                 configured_root=backup_root.configured(store), progress=log_progress(context),
             ))
         except VectorAssetsError as error:

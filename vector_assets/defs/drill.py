@@ -45,7 +45,7 @@ def drill(
             progress=log_progress(context), rto_targets=settings.rto_targets(environment),
             index_builds=settings.index_build_settings(environment), store=store,
             recall=settings.recall_settings(environment),
-            encryption=settings.encryption_keys(environ=environment),
+            encryption=settings.store_encryption_keys(store),
         )
         return run_drill(request)
     except VectorAssetsError as error:

@@ -118,7 +118,7 @@ def restore_op(keys: StoreKeys) -> dg.OpDefinition:
                 safety_backup=config.safety_backup, offsite_root=backup_root.open_offsite(store),
                 progress=log_progress(context), index_builds=settings.index_build_settings(store.environment()),
                 collection=config.collection, rename_collection_to=config.rename_collection_to, store=store,
-                encryption=settings.encryption_keys(environ=store.environment()), fire_triggers=config.fire_triggers,
+                encryption=settings.store_encryption_keys(store), fire_triggers=config.fire_triggers,
                 name_replaced_rows=config.name_replaced_rows,
             )
             result = run_restore(request)

@@ -60,7 +60,7 @@ def truncate_op(keys: StoreKeys) -> dg.OpDefinition:
                 dsn=pgvector.dsn_of(store), root=backup_root.open(store), task_id=config.task_id or None,
                 tables=values(config.tables), dry_run=config.dry_run, progress=log_progress(context),
                 format=value_of(config.format), store=store,
-                encryption=settings.encryption_keys(environ=store.environment()),
+                encryption=settings.store_encryption_keys(store),
             )
             result = run_guarded_truncate(request)
         except VectorAssetsError as error:

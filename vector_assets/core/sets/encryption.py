@@ -161,8 +161,8 @@ class EncryptionKeys:
     """What a command is given to encrypt what it writes and decrypt what it reads: the recipients
     (public), where the identity is (read only when an encrypted file is read), and whether a
     plaintext set may join a location that holds encrypted ones. The CLI and the Dagster layer
-    build it from the settings; ``encrypt_to_setting`` names where recipients come from, in
-    messages."""
+    build it from the settings; ``encrypt_to_setting`` names, in messages, what the operator sets
+    to give recipients: a variable, or a declared store's attribute in its file."""
 
     encrypt_to: Recipients | None = None
     identity_file: IdentityFile = IdentityFile(None, "VECTOR_ASSETS_IDENTITY_FILE")
@@ -185,7 +185,7 @@ class EncryptionKeys:
         names = (folder.names() if folder.exists() else []) if names is None else names
         if any(is_encrypted_name(name) for name in names):
             raise ConfigError(
-                f"{folder} holds encrypted sets, and {self.encrypt_to_setting} is empty, so this set would be plaintext; "
+                f"{folder} holds encrypted sets, and this set has no recipients, so it would be plaintext; "
                 f"set {self.encrypt_to_setting}, or allow_plaintext to write it unencrypted"
             )
         return None
