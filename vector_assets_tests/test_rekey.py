@@ -260,3 +260,44 @@ def test_a_rekeyed_set_is_pruned_whole(store_db, backup_root, old_and_new):
     delete_set(rekeyed, backup_root)
 
     assert os.listdir(backup_root / "vector_bak") == ["vector_backup_log.txt"]
+
+
+# What a crash in a rekey leaves beside a set's published manifest: the replacement manifest cut
+# short, as the manifest swap writes it now (.swap) or as an earlier version wrote it (.tmp), or
+# a new data file cut short before the swap.
+LEFTOVERS = {
+    "a manifest swap": lambda timestamp, tag: f"vector_backup_{timestamp}.json.swap",
+    "an earlier version's manifest tmp": lambda timestamp, tag: f"vector_backup_{timestamp}.json.tmp",
+    "a new data file's tmp": lambda timestamp, tag: f"{EMBEDDING_TABLE}_{timestamp}.k{tag}.csv.zst.age.tmp",
+}
+
+
+@pytest.mark.parametrize("leftover", LEFTOVERS)
+def test_what_a_crashed_rekey_leaves_beside_a_manifest_hides_the_set_from_nothing(
+    leftover, dagster_instance, store_db, second_db, backup_root, old_and_new, capsys
+):
+    from vector_assets.cli import main
+    from vector_assets.core.ops.prune import PruneRequest, run_prune
+    from vector_assets.core.sets.retention import RetentionPolicy
+    from vector_assets_tests.support.dagster import Ticker
+
+    old, new = old_and_new
+    older, newer = (run_backup(BackupRequest(dsn=store_db, root=backup_root, format="csv.zst", encryption=keys(old),
+                                             timestamp=timestamp)) for timestamp in ("20261201_010000", "20261202_010000"))
+    folder = backup_root / "vector_bak"
+    manifest = (folder / f"vector_backup_{older.timestamp}.json").read_bytes()
+    left = folder / LEFTOVERS[leftover](older.timestamp, key_tag(Recipients.parse(new.recipient, "--to")))
+    left.write_bytes(manifest[: len(manifest) // 2])
+
+    assert [backup_set.timestamp for backup_set in scan_root(backup_root)] == [older.timestamp, newer.timestamp]
+    assert main(["list", "--json"]) == 0 and older.timestamp in capsys.readouterr().out
+    ticker = Ticker(dagster_instance)
+    ticker.tick()
+    assert ticker.partitions == [older.timestamp, newer.timestamp]
+    assert restores_exactly(store_db, second_db, backup_root, older.timestamp, old)
+
+    pruned = run_prune(PruneRequest(root=backup_root, policy=RetentionPolicy(1, 0, 0), dry_run=False))
+
+    assert list(pruned.removed_keys) == [older.timestamp]
+    (kept,) = scan_root(backup_root)
+    assert set(os.listdir(folder)) == set(kept.all_stored_files()) | {f"vector_backup_{newer.timestamp}.json", "vector_backup_log.txt"}

@@ -26,12 +26,19 @@ from vector_assets.core.sets.age_streams import EncryptingWriter, decrypting
 from vector_assets.core.sets.catalog import BackupSet, scan_root
 from vector_assets.core.sets.encryption import AGE_SUFFIX, IdentityFile, Recipients
 from vector_assets.core.sets.manifest import Manifest, StoredBytes
-from vector_assets.core.sets.naming import LOG_FILE_NAME, manifest_file_name, set_timestamp_of, swap_name, tmp_name
+from vector_assets.core.sets.naming import (
+    LOG_FILE_NAME,
+    is_rekeyed_file_of,
+    manifest_file_name,
+    rekeyed_name,
+    set_timestamp_of,
+    swap_name,
+    tmp_name,
+)
 from vector_assets.core.sets.roots import open_root, remove_quietly
 from vector_assets.core.sets.storage import Root, SetFolder
 from vector_assets.core.units import count_of, human_size
 
-KEY_TAG_PREFIX = ".k"
 
 
 @dataclass(frozen=True)
@@ -97,14 +104,6 @@ def run_rekey(request: RekeyRequest) -> RekeyResult:
 def key_tag(recipients: Recipients) -> str:
     """Eight hex digits that name a set of recipients in file names (public keys: no secret)."""
     return hashlib.sha256("\n".join(sorted(recipients.keys)).encode()).hexdigest()[:8]
-
-
-def rekeyed_name(name: str, timestamp: str, tag: str) -> str:
-    """``<table>_<ts>[.k<old>].<rest>.age`` -> ``<table>_<ts>.k<tag>.<rest>.age``."""
-    head, rest = name.split(f"_{timestamp}", 1)
-    if rest.startswith(KEY_TAG_PREFIX):
-        rest = rest[rest.index(".", 1):]
-    return f"{head}_{timestamp}{KEY_TAG_PREFIX}{tag}{rest}"
 
 
 def rekey_set(backup_set: BackupSet, to: Recipients, identity_file: IdentityFile, tag: str) -> Manifest:
@@ -176,7 +175,7 @@ def _of_set(name: str, timestamp: str) -> bool:
     base = name.removesuffix(".tmp")
     if base == manifest_file_name(timestamp):
         return name == tmp_name(base)  # the same, left by an earlier version on disk
-    if f"_{timestamp}{KEY_TAG_PREFIX}" in base and base.endswith(AGE_SUFFIX):
+    if is_rekeyed_file_of(name, timestamp):
         return True
     return set_timestamp_of(name) == timestamp and base.endswith(AGE_SUFFIX)
 

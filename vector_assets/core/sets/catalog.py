@@ -1,7 +1,8 @@
 """The set catalog: finding complete sets under a root, and the one way to look a set up.
 
-A set is listed when no ``.tmp`` file for its timestamp is left in the folder and either its
-manifest is published or, for a legacy set, both CSV files are present. Partition keys are
+A set is listed when no ``.tmp`` file for its timestamp is left in the folder (on disk, its
+published manifest's own ``.tmp``, a rewrite cut short, excepted) and either its manifest is
+published or, for a legacy set, both CSV files are present. Partition keys are
 timestamps; when one timestamp occurs in several locations, the first location in scan order
 (global, then task folders by name) keeps the bare timestamp and the others get
 ``<ts>__<task_id>``.
@@ -38,6 +39,7 @@ from vector_assets.core.sets.naming import (
     TMP_SUFFIX,
     Location,
     csv_file_name,
+    is_rekeyed_file_of,
     manifest_file_name,
     set_file_names,
     set_timestamp_of,
@@ -129,11 +131,12 @@ class BackupSet:
 def files_of_set(timestamp: str, stored_files: Iterable[str], listing: Mapping[str, FileEntry]) -> list[str]:
     """The one definition of a set's files, which its size counts and prune deletes: the files
     its manifest lists (data files and parts, row indexes, an increment's deleted keys), its
-    manifest, any name a set of its timestamp can have (a legacy set's CSVs), and what is left
-    of any of them being written (``.tmp``), as far as the folder's listing holds them. A file
-    that is gone counts for nothing; an operator's own file beside the set is never one."""
+    manifest, any name a set of its timestamp can have (a legacy set's CSVs), what is left of any
+    of them being written (``.tmp``), and the files a stopped rekey wrote for it, as far as the
+    folder's listing holds them. A file that is gone counts for nothing; an operator's own file
+    beside the set is never one."""
     own = set(set_file_names(timestamp)) | set(stored_files)
-    candidates = own | {tmp_name(name) for name in own}
+    candidates = own | {tmp_name(name) for name in own} | {name for name in listing if is_rekeyed_file_of(name, timestamp)}
     return sorted(name for name in candidates if name in listing)
 
 
@@ -223,17 +226,27 @@ def complete_timestamps_in(folder: SetFolder, names: list[str] | None = None) ->
     """(timestamp, has a manifest) for each set that looks complete by its file names alone.
 
     No file is read, so a sensor can call this on every tick. A timestamp with any ``.tmp``
-    file is still being written. With a manifest the set was complete once (the manifest is
-    published last); a legacy set needs both CSV files.
+    file is still being written, or being deleted. With a manifest the set was complete once (the
+    manifest is published last); a legacy set needs both CSV files.
     """
     complete = []
     for timestamp, present in sorted(timestamps_in_folder(folder, names).items()):
-        if any(name.endswith(TMP_SUFFIX) for name in present):
-            continue
         has_manifest = manifest_file_name(timestamp) in present
+        if any(name.endswith(TMP_SUFFIX) and not _manifest_rewrite_left(folder, timestamp, name, has_manifest)
+               for name in present):
+            continue
         if has_manifest or all(csv_file_name(table, timestamp) in present for table in LEGACY_TABLES):
             complete.append((timestamp, has_manifest))
     return complete
+
+
+def _manifest_rewrite_left(folder: SetFolder, timestamp: str, name: str, has_manifest: bool) -> bool:
+    """A published manifest's ``.tmp`` beside it, where files are renamed into place: a rewrite
+    of the manifest cut short (an earlier version's rekey swapped it so), which hides nothing. A
+    set there is hidden by renaming its manifest, so the two never stand together otherwise; on
+    an object store the same pair is a prune's marker beside the manifest it is about to delete."""
+    return (has_manifest and name == tmp_name(manifest_file_name(timestamp))
+            and not folder.capabilities.files_visible_when_written)
 
 
 def complete_sets_in(root: Root, location: Location) -> list[tuple[str, Manifest | None]]:

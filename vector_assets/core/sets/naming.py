@@ -46,6 +46,7 @@ TMP_SUFFIX = ".tmp"
 # A published file's replacement while it is written (``vector_backup_<ts>.json.swap``): unlike a
 # ``.tmp`` it hides nothing, so a crash before the rename leaves the set as it was, listed.
 SWAP_SUFFIX = ".swap"
+KEY_TAG_PREFIX = ".k"  # a rekeyed file: <table>_<ts>.k<tag>.<rest>.age, <tag> naming its recipients
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
 # Patterns guard whole names: always use fullmatch (``$`` would let a trailing newline through).
 TIMESTAMP_PATTERN = re.compile(r"\d{8}_\d{6}")
@@ -160,6 +161,21 @@ def set_file_names(timestamp: str) -> frozenset[str]:
     """
     published = [csv_file_name(table, timestamp) for table in LEGACY_TABLES] + [manifest_file_name(timestamp)]
     return frozenset(published + [tmp_name(name) for name in published] + [swap_name(manifest_file_name(timestamp))])
+
+
+def rekeyed_name(name: str, timestamp: str, tag: str) -> str:
+    """A rekey's new file, named for its recipients (``tag``):
+    ``<table>_<ts>[.k<old>].<rest>.age`` -> ``<table>_<ts>.k<tag>.<rest>.age``."""
+    head, rest = name.split(f"_{timestamp}", 1)
+    if rest.startswith(KEY_TAG_PREFIX):
+        rest = rest[rest.index(".", 1):]
+    return f"{head}_{timestamp}{KEY_TAG_PREFIX}{tag}{rest}"
+
+
+def is_rekeyed_file_of(name: str, timestamp: str) -> bool:
+    """A file a rekey writes for the set of ``timestamp``, published or ``.tmp``: its manifest
+    names it once swapped; before, a stopped rekey leaves it, for the next rekey or a prune."""
+    return f"_{timestamp}{KEY_TAG_PREFIX}" in name and name.removesuffix(TMP_SUFFIX).endswith(AGE_SUFFIX)
 
 
 def set_timestamp_of(name: str) -> str | None:
