@@ -8,7 +8,8 @@ CPU seconds of the child and of PostgreSQL's backends, the longest thread, and s
 floor on this machine's cores, against the same wall time. An encrypted step
 whose wall time is at most 1.10 x its floor runs as fast as these cores allow: what is left of
 its ratio to the plain step is the machine's (the extra CPU seconds of encrypting and hashing),
-and the floors on 4 and 8 cores estimate the ratio there.
+and the floors on 4 and 8 cores estimate the ratio there. On a shared machine the floor counting
+the other processes' CPU meanwhile says whether the cores were the limit (wall / it near 1.0).
 
 Targets (issue #28), reported as MET or MISSED, never raised: an encrypted backup or restore
 takes at most 1.15 x the wall time of the plain one, and memory stays flat: the peak RSS of an
@@ -220,11 +221,12 @@ def _floor_lines(fmt: str, step: str, plain: Mode, encrypted: Mode) -> list[str]
         uses = mode.cpu_use[step]
         wall, floor = _median([use.wall_seconds for use in uses]), _median([use.floor_seconds for use in uses])
         over_floor = _median([use.wall_seconds / use.floor_seconds for use in uses if use.floor_seconds])
+        over_shared = _median([use.wall_seconds / use.floor_with_others for use in uses if use.floor_with_others])
         lines.append(
             f"  {mode.label} {step}: wall {wall:.2f} s, floor on {uses[0].cores} cores {floor:.2f} s, "
             f"wall / floor {over_floor:.2f}; CPU s ours {_median([use.ours for use in uses]):.2f} / PostgreSQL "
-            f"{_median([use.postgres for use in uses]):.2f}, longest thread {_median([use.longest_thread for use in uses]):.2f}, "
-            f"others' CPU s meanwhile {_median([use.others for use in uses]):.2f}"
+            f"{_median([use.postgres for use in uses]):.2f}, longest thread {_median([use.longest_thread for use in uses]):.2f}; "
+            f"others' CPU s meanwhile {_median([use.others for use in uses]):.2f}, wall / floor with theirs {over_shared:.2f}"
         )
     ratio = _median([use.wall_seconds / use.floor_seconds for use in encrypted.cpu_use[step] if use.floor_seconds])
     floors = {cores: _floor_ratio(plain.cpu_use[step], encrypted.cpu_use[step], cores)
