@@ -40,7 +40,6 @@ from vector_assets.core.sets.storage import Root, SetFolder
 from vector_assets.core.units import count_of, human_size
 
 
-
 @dataclass(frozen=True)
 class RekeyRequest:
     """Which root, the new recipients, and the identity the sets open with now."""
