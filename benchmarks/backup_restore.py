@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -38,6 +37,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from benchmarks.common import (
+    own_peak_rss_kb,
     COLLECTIONS,
     MEMORY_FACTOR,
     REPEATS,
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_child(dsn: str | None, root: str | None, progress: bool = False) -> int:
     """Back up once and print the call's wall time and this process's peak RSS as JSON.
 
-    Runs in a fresh interpreter so ``ru_maxrss`` is the backup's own peak, not the parent's.
+    Runs in a fresh interpreter, and reads its own peak (VmHWM), not the parent's.
     With ``progress`` the COPY streams are counted and reported as the Dagster op does (every
     5 s), to show that progress costs nothing measurable.
     """
@@ -290,7 +290,7 @@ def run_child(dsn: str | None, root: str | None, progress: bool = False) -> int:
                 "bytes": result.total_bytes,
                 "rows": rows,
                 "timestamp": result.timestamp,
-                "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "max_rss_kb": own_peak_rss_kb(),
             }
         )
     )
@@ -319,7 +319,7 @@ def run_child_restore(dsn: str | None, root: str | None, timestamp: str | None, 
                 "copy_seconds": {table.table: table.duration_seconds for table in result.tables},
                 "indexes_rebuilt": result.indexes_rebuilt,
                 "index_builds": [build.message for build in result.index_builds],
-                "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "max_rss_kb": own_peak_rss_kb(),
             }
         )
     )

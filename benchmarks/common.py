@@ -32,6 +32,20 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+
+def own_peak_rss_kb() -> int:
+    """This process's own peak resident set since it started its program (VmHWM), in KiB.
+
+    Not ``ru_maxrss``: Linux keeps it across fork and exec, so a child started by a parent that
+    holds a large table reports the parent's size, whatever it used itself (a child of a parent
+    holding 300 MiB read 313 MiB from ``ru_maxrss`` and 13 MiB from VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
 def build_database(maintenance_dsn: str, dsn: str, rows: int, dims: int) -> None:
     """Make sure ``dsn`` holds the two LangChain tables with ``rows`` embeddings of ``dims``.
 

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks.common import (
+    own_peak_rss_kb,
     MEMORY_FACTOR,
     REPEATS,
     RESTORE_TIMESTAMP,
@@ -83,7 +84,7 @@ def child_encryption(operation: str, dsn: str, root: str, fmt: str, timestamp: s
         size, seconds = _operation(operation, dsn, root, fmt, timestamp, settings)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "bytes": size,
-                      "max_rss_kb": usage.ru_maxrss, "cpu_use": asdict(reading.use)}))
+                      "max_rss_kb": own_peak_rss_kb(), "cpu_use": asdict(reading.use)}))
     return 0
 
 

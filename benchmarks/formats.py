@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -26,6 +25,7 @@ import psycopg2
 import psycopg2.extensions
 
 from benchmarks.common import (
+    own_peak_rss_kb,
     MEMORY_FACTOR,
     REPEATS,
     RESTORE_TIMESTAMP,
@@ -119,7 +119,7 @@ def child_backup(dsn: str, root: Path, fmt: str, timestamp: str | None = None) -
         "files": sum(len(entry.pieces) for entry in result.manifest.tables.values()),
         "rows": {name: entry.rows for name, entry in result.manifest.tables.items()},
         "data_checks_seconds": sum(entry.data_checks.seconds for entry in result.manifest.tables.values() if entry.data_checks),
-        "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "max_rss_kb": own_peak_rss_kb(),
     }))
     return 0
 
