@@ -580,25 +580,23 @@ def run_encryption_only(rows: int, dims: int, data_dir: Path):
 def run_increments_only(rows: int, dims: int, data_dir: Path):
     from benchmarks.increments import measure_increments
 
-    server = start_embedded(data_dir, stop_on_exit=True)
-    maintenance, dsn = server.dsn("postgres"), server.dsn(BENCH_DATABASE)
-    build_database(maintenance, dsn, rows, dims)
-    work = fresh_folder(Path(data_dir).resolve() / "work")
-    try:
-        return measure_increments(maintenance, dsn, server.dsn, rows, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return _on_the_bench_database(measure_increments, rows, dims, data_dir)
 
 
 def run_collection_restore_only(rows: int, dims: int, data_dir: Path):
     from benchmarks.collection_restore import measure_collection_restore
 
+    return _on_the_bench_database(measure_collection_restore, rows, dims, data_dir)
+
+
+def _on_the_bench_database(measure, rows: int, dims: int, data_dir: Path):
+    """``measure(maintenance, dsn, dsn_of, rows, work)`` on the bench database of ``rows`` rows."""
     server = start_embedded(data_dir, stop_on_exit=True)
     maintenance, dsn = server.dsn("postgres"), server.dsn(BENCH_DATABASE)
     build_database(maintenance, dsn, rows, dims)
     work = fresh_folder(Path(data_dir).resolve() / "work")
     try:
-        return measure_collection_restore(maintenance, dsn, server.dsn, rows, work)
+        return measure(maintenance, dsn, server.dsn, rows, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
