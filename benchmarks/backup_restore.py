@@ -143,6 +143,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scaling-big", action="store_true", help="add 1,600,000 rows to the scaling sizes")
     parser.add_argument("--scaling-drill-max", type=int, default=None, metavar="N",
                         help="drill (with its HNSW rebuild) only the scaling sizes up to N rows (default: every size)")
+    parser.add_argument("--scaling-max-wal-size", metavar="SIZE", default=None,
+                        help="run the scaling section with the bench server's max_wal_size at SIZE (e.g. 4GB; reset after), "
+                        "so a large restore starts no checkpoint")
     parser.add_argument("--scaling-repeats", type=int, default=3, help="runs of each backup and restore per size (median)")
     parser.add_argument("--scaling-output", type=Path, default=Path("benchmarks/results"),
                         help="where the scaling section writes its CSV and picture")
@@ -619,7 +622,7 @@ def run_scaling_only(args: argparse.Namespace) -> list[str]:
     work = fresh_folder(Path(args.data_dir).resolve() / "work")
     try:
         return run_scaling(server, args.scaling_sizes, args.dims, work, args.scaling_repeats, args.scaling_output,
-                           drill_max=args.scaling_drill_max)
+                           drill_max=args.scaling_drill_max, max_wal_size=args.scaling_max_wal_size)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -680,7 +683,7 @@ def run_benchmark(
 
             report.scaling = run_scaling(
                 server, scaling.scaling_sizes, dims, work, scaling.scaling_repeats, scaling.scaling_output,
-                drill_max=scaling.scaling_drill_max,
+                drill_max=scaling.scaling_drill_max, max_wal_size=scaling.scaling_max_wal_size,
             )
         return report
     finally:

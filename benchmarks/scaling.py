@@ -30,6 +30,7 @@ import shutil
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -227,6 +228,30 @@ def server_counters(dsn: str) -> dict[str, float]:
         conn.close()
     return {"wal_mb": float(wal_bytes) / 1e6, "wal_fpi": float(wal_fpi), "checkpoints": float(checkpoints),
             "checkpoints_requested": float(requested), "checkpoint_buffers": float(buffers)}
+
+
+@contextmanager
+def server_max_wal_size(dsn: str, size: str | None):
+    """Run the series with the bench server's ``max_wal_size`` set to ``size`` (reset after), to
+    tell the checkpoints a large restore starts from the restore's own cost; yields the value in force."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            if size is not None:
+                cursor.execute("ALTER SYSTEM SET max_wal_size = %s", (size,))
+                cursor.execute("SELECT pg_reload_conf()")
+                time.sleep(0.5)  # the postmaster applies a reload asynchronously
+            cursor.execute("CHECKPOINT")
+            cursor.execute("SHOW max_wal_size")
+            effective = cursor.fetchone()[0]
+        yield effective
+    finally:
+        if size is not None:
+            with conn.cursor() as cursor:
+                cursor.execute("ALTER SYSTEM RESET max_wal_size")
+                cursor.execute("SELECT pg_reload_conf()")
+        conn.close()
 
 
 def counter_changes(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -458,6 +483,7 @@ def format_scaling(frame, csv_path: Path, png_path: Path) -> list[str]:
         "### scaling (time per million rows, throughput and memory against rows)",
         "",
         f"- results: {csv_path} and {png_path}",
+        *([f"- the server's max_wal_size: {frame['max_wal_size'].iloc[0]}"] if "max_wal_size" in frame else []),
         "",
         table.to_markdown(index=False, floatfmt=".2f") if _has_tabulate() else table.to_string(index=False),
         "",
@@ -478,10 +504,13 @@ def _has_tabulate() -> bool:
 
 def run_scaling(
     server, sizes: list[int], dims: int, work: Path, repeats: int, output: Path = RESULTS_DIR, drill_max: int | None = None,
+    max_wal_size: str | None = None,
 ) -> list[str]:
     started = time.monotonic()
     partial = results_path(output)
-    frame = measure_scaling(server, sizes, dims, work, repeats, csv_path=partial, drill_max=drill_max)
+    with server_max_wal_size(server.dsn("postgres"), max_wal_size) as effective:
+        frame = measure_scaling(server, sizes, dims, work, repeats, csv_path=partial, drill_max=drill_max)
+    frame["max_wal_size"] = effective
     csv_path, png_path = write_results(frame, partial)
     log(f"scaling: {len(sizes)} sizes in {time.monotonic() - started:.0f} s; {csv_path}")
     return format_scaling(frame, csv_path, png_path)
