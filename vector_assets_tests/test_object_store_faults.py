@@ -1,7 +1,7 @@
 """An object-store root under faults: wrong credentials, an unknown bucket or container, an
-unreachable or stopped server, a backup killed mid-upload. Each error is typed, names the bucket
-and key and the provider's own variables, and says whether retrying may help; nothing is left
-half-written."""
+unreachable or stopped server, a backup killed mid-upload or around its manifest. Each error is
+typed, names the bucket and key and the provider's own variables, and says whether retrying may
+help; nothing is left half-written, and nothing complete is left hidden."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ import pytest
 from vector_assets.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_RETRYABLE, main
 from vector_assets.core.errors import ObjectStoreUnreachableError
 from vector_assets.core.ops.backup import BackupRequest, run_backup
+from vector_assets.core.ops.prune import PruneRequest, run_prune
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.catalog import scan_root
-from vector_assets_tests.support.dagster import run_job
+from vector_assets.core.sets.retention import RetentionPolicy
+from vector_assets_tests.support.dagster import Ticker, run_job
 from vector_assets_tests.support.database import execute, fill_store, tables_now
 from vector_assets_tests.support.faults import (
     REPO,
@@ -29,7 +31,9 @@ from vector_assets_tests.support.faults import (
     fault_while_waiting,
     restore_in_child,
 )
+from vector_assets_tests.support.http_proxy import CuttingProxy, Trap
 from vector_assets_tests.support.object_store import AZURITE_KEY, start_moto, wrong_azure_key
+from vector_assets_tests.test_cli import CLI, cli_environment
 
 TS = "20250301_020000"
 WRONG_SECRET = "Wrong-Secret-Hunter2x-SeaLion9"
@@ -158,6 +162,72 @@ def test_a_backup_stopped_mid_upload_leaves_no_set_and_no_multipart_upload(s3_ro
     assert s3_root.multipart_uploads() == []
     assert s3_root.names() == set()
     assert scan_root(s3_root.url) == []
+
+
+@pytest.fixture
+def trapping_proxy(s3_server):
+    """The S3 server behind a proxy that can stop one request, reached through AWS_ENDPOINT_URL."""
+    proxy = CuttingProxy(s3_server.endpoint).start()
+    yield proxy
+    proxy.stop()
+
+
+def backup_killed_at(s3_root, store_db: str, proxy: CuttingProxy, set_trap) -> str:
+    """A CLI backup through the proxy, killed (SIGKILL) when ``set_trap`` springs, its request
+    never reaching the server; the timestamp of the set it was writing."""
+    environment = {**cli_environment(store_db, s3_root.url), **s3_root.s3.environment(), "AWS_ENDPOINT_URL": proxy.endpoint}
+    process = subprocess.Popen([CLI, "backup"], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    trap: Trap = set_trap(lambda: os.kill(process.pid, signal.SIGKILL))
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGKILL and trap.sprung == 1, err
+    (marker,) = [name for name in s3_root.names() if name.endswith(".json.tmp")]
+    return marker.removeprefix("vector_backup_").removesuffix(".json.tmp")
+
+
+def test_a_backup_killed_before_its_manifest_stays_hidden_behind_its_marker(
+    s3_root, store_db, trapping_proxy, dagster_instance, monkeypatch, capsys
+):
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", s3_root.url)
+    killed = backup_killed_at(s3_root, store_db, trapping_proxy,
+                              lambda spring: trapping_proxy.trap_put(".json", forward=False, spring=spring))
+
+    # both CSVs are uploaded: without the marker they would pass for a legacy set
+    assert s3_root.names() >= {f"langchain_pg_collection_{killed}.csv", f"langchain_pg_embedding_{killed}.csv",
+                               f"vector_backup_{killed}.json.tmp"}
+    assert f"vector_backup_{killed}.json" not in s3_root.names()
+    assert scan_root(s3_root.url) == []
+    assert main(["list", "--json"]) == 0 and killed not in capsys.readouterr().out
+    ticker = Ticker(dagster_instance)
+    ticker.tick()
+    assert ticker.partitions == []
+
+
+def test_a_backup_killed_after_its_manifest_is_listed_found_restored_and_pruned_whole(
+    s3_root, store_db, second_db, trapping_proxy, dagster_instance, monkeypatch, capsys
+):
+    """The marker's DELETE never reaches the server: the set is complete, its marker left beside
+    its manifest, and every command takes it for what it is."""
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", s3_root.url)
+    killed = backup_killed_at(s3_root, store_db, trapping_proxy,
+                              lambda spring: trapping_proxy.trap_delete(".json.tmp", forward=False, spring=spring))
+    assert {f"vector_backup_{killed}.json", f"vector_backup_{killed}.json.tmp"} <= s3_root.names()
+
+    assert [backup_set.timestamp for backup_set in scan_root(s3_root.url)] == [killed]
+    assert main(["list", "--json"]) == 0 and killed in capsys.readouterr().out
+    ticker = Ticker(dagster_instance)
+    ticker.tick()
+    assert ticker.partitions == [killed]
+    run_restore(RestoreRequest(target_dsn=second_db, root=s3_root.url, timestamp=killed, safety_backup=False))
+    assert tables_now(second_db) == tables_now(store_db)
+
+    newer = run_backup(BackupRequest(dsn=store_db, root=s3_root.url))  # the same day, a later second
+    pruned = run_prune(PruneRequest(root=s3_root.url, policy=RetentionPolicy(1, 0, 0), dry_run=False))
+
+    assert list(pruned.removed_keys) == [killed]
+    assert not [name for name in s3_root.names() if killed in name]
+    (kept,) = scan_root(s3_root.url)
+    assert kept.timestamp == newer.timestamp
+    assert s3_root.names() == set(kept.all_stored_files()) | {f"vector_backup_{newer.timestamp}.json", "vector_backup_log.txt"}
 
 
 def test_a_truncate_whose_upload_is_refused_truncates_nothing_and_leaves_no_object(s3_root, store_db, monkeypatch, capsys):

@@ -8,9 +8,10 @@ the connection: the object store failing part-way through a download. A range GE
 object (the client resuming the download) is cut before any of its body, so a client that
 retries fails too.
 
-It can also set a trap for one PUT: the first PUT of a chosen object springs it (the test kills
-the process that sent it), either before the request reaches the server or after the server
-has stored the object, and the client gets no answer either way.
+It can also set a trap for one request: the first PUT, or the first delete, of a chosen object
+springs it (the test kills the process that sent it), either before the request reaches the server
+or after the server has acted on it, and the client gets no answer either way. A delete is a
+``DELETE`` of the object or a batch delete (``POST ?delete``) naming its key, as obstore sends it.
 """
 
 from __future__ import annotations
@@ -44,15 +45,23 @@ class Cut:
 
 @dataclass
 class Trap:
-    """The first PUT whose path ends with ``key``: forwarded to the server or not, then ``spring``."""
+    """The first PUT (or, with ``deletes``, delete) of an object whose key ends with ``key``:
+    forwarded to the server or not, then ``spring``."""
 
     key: str
     forward: bool
     spring: Callable[[], object]
     sprung: int = 0
+    deletes: bool = False
 
-    def catches(self, method: str, path: str) -> bool:
-        return method == "PUT" and not self.sprung and urlsplit(path).path.endswith(self.key)
+    def catches(self, method: str, path: str, body: bytes | None) -> bool:
+        if self.sprung:
+            return False
+        url = urlsplit(path)
+        if not self.deletes:
+            return method == "PUT" and url.path.endswith(self.key)
+        batch = method == "POST" and "delete" in url.query.split("&") and f"{self.key}</Key>".encode() in (body or b"")
+        return batch or (method == "DELETE" and url.path.endswith(self.key))
 
 
 @dataclass
@@ -64,6 +73,10 @@ class CuttingProxy:
 
     def trap_put(self, key: str, forward: bool, spring: Callable[[], object]) -> Trap:
         self.trap = Trap(key, forward, spring)
+        return self.trap
+
+    def trap_delete(self, key: str, forward: bool, spring: Callable[[], object]) -> Trap:
+        self.trap = Trap(key, forward, spring, deletes=True)
         return self.trap
 
     @property
@@ -89,7 +102,7 @@ class CuttingProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
-                trap = proxy.trap if proxy.trap is not None and proxy.trap.catches(self.command, self.path) else None
+                trap = proxy.trap if proxy.trap is not None and proxy.trap.catches(self.command, self.path, body) else None
                 if trap is not None:
                     trap.sprung += 1
                 conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)

@@ -173,7 +173,7 @@ def _of_set(name: str, timestamp: str) -> bool:
         return True  # a manifest swap cut short: the published manifest stands
     base = name.removesuffix(".tmp")
     if base == manifest_file_name(timestamp):
-        return name == tmp_name(base)  # the same, left by an earlier version on disk
+        return name == tmp_name(base)  # its own .tmp, which a crash left beside it
     if is_rekeyed_file_of(name, timestamp):
         return True
     return set_timestamp_of(name) == timestamp and base.endswith(AGE_SUFFIX)

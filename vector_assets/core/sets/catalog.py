@@ -1,8 +1,8 @@
 """The set catalog: finding complete sets under a root, and the one way to look a set up.
 
-A set is listed when no ``.tmp`` file for its timestamp is left in the folder (on disk, its
-published manifest's own ``.tmp``, a rewrite cut short, excepted) and either its manifest is
-published or, for a legacy set, both CSV files are present. Partition keys are
+A set is listed when no ``.tmp`` file for its timestamp is left in the folder (its published
+manifest's own ``.tmp`` excepted: a crash's leftover beside a complete set) and either its
+manifest is published or, for a legacy set, both CSV files are present. Partition keys are
 timestamps; when one timestamp occurs in several locations, the first location in scan order
 (global, then task folders by name) keeps the bare timestamp and the others get
 ``<ts>__<task_id>``.
@@ -226,13 +226,14 @@ def complete_timestamps_in(folder: SetFolder, names: list[str] | None = None) ->
     """(timestamp, has a manifest) for each set that looks complete by its file names alone.
 
     No file is read, so a sensor can call this on every tick. A timestamp with any ``.tmp``
-    file is still being written, or being deleted. With a manifest the set was complete once (the
+    file is still being written, or being deleted, unless that file is its published manifest's
+    own (see ``_left_beside_its_manifest``). With a manifest the set was complete once (the
     manifest is published last); a legacy set needs both CSV files.
     """
     complete = []
     for timestamp, present in sorted(timestamps_in_folder(folder, names).items()):
         has_manifest = manifest_file_name(timestamp) in present
-        if any(name.endswith(TMP_SUFFIX) and not _manifest_rewrite_left(folder, timestamp, name, has_manifest)
+        if any(name.endswith(TMP_SUFFIX) and not (has_manifest and _left_beside_its_manifest(timestamp, name))
                for name in present):
             continue
         if has_manifest or all(csv_file_name(table, timestamp) in present for table in LEGACY_TABLES):
@@ -240,13 +241,16 @@ def complete_timestamps_in(folder: SetFolder, names: list[str] | None = None) ->
     return complete
 
 
-def _manifest_rewrite_left(folder: SetFolder, timestamp: str, name: str, has_manifest: bool) -> bool:
-    """A published manifest's ``.tmp`` beside it, where files are renamed into place: a rewrite
-    of the manifest cut short (an earlier version's rekey swapped it so), which hides nothing. A
-    set there is hidden by renaming its manifest, so the two never stand together otherwise; on
-    an object store the same pair is a prune's marker beside the manifest it is about to delete."""
-    return (has_manifest and name == tmp_name(manifest_file_name(timestamp))
-            and not folder.capabilities.files_visible_when_written)
+def _left_beside_its_manifest(timestamp: str, name: str) -> bool:
+    """A published manifest's ``.tmp`` beside it hides nothing: whatever left it, every file of the
+    set is still there. On disk it is a rewrite of the manifest cut short (an earlier version's
+    rekey swapped it so); there a set is hidden by renaming its manifest, so the two never stand
+    together otherwise. In an object store it is the marker a backup or a replica writes before its
+    first upload and removes after the manifest, left by a crash between the two; or a prune's
+    marker, written just before it deletes the manifest, which goes before any other file. A set
+    being written has its marker and no manifest yet, one being deleted no manifest any more: both
+    stay hidden."""
+    return name == tmp_name(manifest_file_name(timestamp))
 
 
 def complete_sets_in(root: Root, location: Location) -> list[tuple[str, Manifest | None]]:

@@ -8,7 +8,9 @@ and key, the provider's own endpoint variable, and the store's cause.
 An object becomes visible when its upload completes, so there is no rename to publish with.
 A set being written is hidden instead by a marker object ``vector_backup_<ts>.json.tmp``
 (scans skip a timestamp with any ``.tmp``), written before the first data object and removed
-after the manifest; prune hides a set the same way before deleting it.
+after the manifest; prune hides a set the same way, then deletes its manifest before any other
+object. So a marker beside a published manifest, which a crash between the two steps leaves,
+hides nothing: every file of the set is still there (``catalog._left_beside_its_manifest``).
 """
 
 from __future__ import annotations
@@ -376,7 +378,7 @@ class ObjectFolder:
             obstore.delete(self.store, self.key(name))
 
     def hide(self, name: str) -> None:
-        """The marker first, then the object: the set is never visible without its manifest."""
+        """The marker first, then the object: once the manifest is gone, the set's remains stay hidden."""
         self.write_bytes(tmp_name(name), b"")
         self.remove(name)
 
