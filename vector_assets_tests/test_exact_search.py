@@ -8,7 +8,7 @@ import tracemalloc
 import psycopg2
 import pytest
 
-from vector_assets.core.pg.exact_search import ExactQuery, exact_answers, query_vector
+from vector_assets.core.pg.exact_search import ExactQuery, RowIdentity, exact_answers, query_vector
 from vector_assets.core.pg.search_quality import (
     RecallRequest,
     VectorIndex,
@@ -21,6 +21,7 @@ from vector_assets.core.pg.search_quality import (
 from vector_assets_tests.support.database import execute
 
 DIMS = 24
+ID = RowIdentity(("id",))
 OPERATOR_CLASSES = {"l2": "l2_ops", "cosine": "cosine_ops", "ip": "ip_ops"}
 
 
@@ -43,9 +44,9 @@ def make_table(dsn: str, column_type: str, distance: str) -> None:
 def exact_both_ways(dsn: str, request: RecallRequest) -> tuple:
     with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
         (index,) = vector_indexes(cursor, request.table)
-        samples = _sample(cursor, request, index, ["id"])
-        one_pass = exact_search(cursor, request, index, ["id"], samples)
-        by_query = exact_search(cursor, request, index, ["id"], samples, one_pass=False)
+        samples = _sample(cursor, request, index, ID)
+        one_pass = exact_search(cursor, request, index, ID, samples)
+        by_query = exact_search(cursor, request, index, ID, samples, one_pass=False)
     return samples, one_pass, by_query
 
 
@@ -87,8 +88,8 @@ def test_a_query_without_collections_meets_every_row_and_a_null_collection_none(
     with psycopg2.connect(empty_db) as conn, conn.cursor() as cursor:
         vector = cursor.execute("SELECT embedding::text FROM items WHERE id = 1") or cursor.fetchone()[0]
         queries = [ExactQuery(query_vector(vector), None)]
-        filtered = exact_answers(cursor, "items", "embedding", "vector(24)", "<->", ["id"], queries, 5, "collection")
-        unfiltered = exact_answers(cursor, "items", "embedding", "vector(24)", "<->", ["id"], queries, 5)
+        filtered = exact_answers(cursor, "items", "embedding", "vector(24)", "<->", ID, queries, 5, "collection")
+        unfiltered = exact_answers(cursor, "items", "embedding", "vector(24)", "<->", ID, queries, 5)
     assert filtered.answers == [[]]  # as `collection = NULL` finds no row
     assert {row[0] for row in unfiltered.answers[0][:3]} == {"1", "1001", "2002"}  # the row, its repeat, the uncollected one
     assert unfiltered.rows == 501  # every row with a vector, none without
@@ -101,9 +102,9 @@ def test_a_chunk_boundary_inside_the_table_gives_the_same_answers(empty_db):
     samples, whole, _ = exact_both_ways(empty_db, request)
     with psycopg2.connect(empty_db) as conn, conn.cursor() as cursor:
         (index,) = vector_indexes(cursor, "items")
-        chunked = exact_search(cursor, small, index, ["id"], samples)
+        chunked = exact_search(cursor, small, index, ID, samples)
         queries = [ExactQuery(query_vector(vector), group) for vector, group in samples]
-        passed = exact_answers(cursor, "items", "embedding", "vector(24)", "<=>", ["id"], queries, 10, "collection", 7)
+        passed = exact_answers(cursor, "items", "embedding", "vector(24)", "<=>", ID, queries, 10, "collection", 7)
     assert all(same_answers(a, b) for a, b in zip(whole.answers, chunked.answers))
     assert passed.chunks == -(-501 // 7) and passed.largest_chunk == 7
 
@@ -123,7 +124,7 @@ def test_the_pass_holds_a_chunk_of_the_table_never_the_table(empty_db):
         def peak(chunk_rows: int) -> tuple[int, object]:
             tracemalloc.start()
             try:
-                found = exact_answers(cursor, "wide", "embedding", "vector(128)", "<->", ["id"], queries, 10,
+                found = exact_answers(cursor, "wide", "embedding", "vector(128)", "<->", ID, queries, 10,
                                       chunk_rows=chunk_rows)
                 return tracemalloc.get_traced_memory()[1], found
             finally:
@@ -146,7 +147,7 @@ def test_a_neighbour_moved_by_a_millionth_changes_the_exact_answer_it_is_in(empt
         queries = [ExactQuery(query_vector(cursor.fetchone()[0]), "c2")]
 
         def answer() -> list[tuple]:
-            (found,) = exact_answers(cursor, "items", "embedding", "vector(24)", "<->", ["id"], queries, 10, "collection").answers
+            (found,) = exact_answers(cursor, "items", "embedding", "vector(24)", "<->", ID, queries, 10, "collection").answers
             return found
 
         before = answer()
@@ -181,11 +182,11 @@ def test_vectors_of_two_dimensions_are_searched_one_query_each(empty_db):
     index = VectorIndex("mixed_by_hand", "hnsw", "embedding", "vector", "<->")
     request = RecallRequest("mixed", queries=5, collection_column="collection")
     with psycopg2.connect(empty_db) as conn, conn.cursor() as cursor:
-        samples = _sample(cursor, request, index, ["id"])
+        samples = _sample(cursor, request, index, ID)
         queries = [ExactQuery(query_vector(vector), group) for vector, group in samples]
-        one_pass = exact_answers(cursor, "mixed", "embedding", "vector", "<->", ["id"], queries, 10, "collection")
-        found = exact_search(cursor, request, index, ["id"], samples)
-        by_query = exact_search(cursor, request, index, ["id"], samples, one_pass=False)
+        one_pass = exact_answers(cursor, "mixed", "embedding", "vector", "<->", ID, queries, 10, "collection")
+        found = exact_search(cursor, request, index, ID, samples)
+        by_query = exact_search(cursor, request, index, ID, samples, one_pass=False)
     assert one_pass is None and {len(query.vector) for query in queries} == {8, 16}
     assert found == by_query and all(len(answer) == 10 for answer in found.answers)
 

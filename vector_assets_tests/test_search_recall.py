@@ -11,9 +11,12 @@ import pytest
 from vector_assets.cli import EXIT_FAILED, EXIT_OK, main
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.drill import FAILED, PASSED, WARNING, DrillRequest, RecallSettings, run_drill
+from vector_assets.core.stores import Store, StoreTable, TableRole
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
+from vector_assets.definitions import defs as load_definitions
 from vector_assets_tests.support.dagster import backup_asset_key, definitions
 from vector_assets_tests.support.database import execute, fill_store
+from vector_assets_tests.test_declared_stores import declare
 
 HNSW = f"CREATE INDEX embedding_hnsw ON {EMBEDDING_TABLE} USING hnsw (embedding vector_cosine_ops)"
 # Far more lists than rows per list: one probe sees a sliver of the table.
@@ -186,3 +189,59 @@ def test_an_older_set_is_not_compared_with_the_live_tables(searchable_store, bac
                                     recall=RecallSettings(queries=5)))
     assert result.live_compared == "not compared with the live tables: not the newest set under the root"
     assert all(measured.live_queries == 0 for measured in result.recall)
+
+
+# A table without a primary key, as a hand-made store often is, holding some rows twice.
+NOTES = """
+CREATE TABLE notes (title text, embedding vector(16));
+INSERT INTO notes SELECT 'note ' || g,
+  ('[' || array_to_string(ARRAY(SELECT sin(g * k + k) FROM generate_series(1, 16) k), ',') || ']')::vector
+  FROM generate_series(1, 600) g;
+INSERT INTO notes SELECT * FROM notes WHERE title LIKE 'note 1%';
+CREATE INDEX notes_embedding ON notes USING hnsw (embedding vector_l2_ops);
+"""
+NOTES_STORE = Store("notes", "tables", (StoreTable("notes", TableRole.VECTORS),), dsn_variable="NOTES_PG_DSN")
+
+
+def test_a_table_without_a_primary_key_drills_and_names_its_answers_by_the_whole_row(empty_db, backup_root):
+    execute(empty_db, NOTES)
+    run_backup(BackupRequest(dsn=empty_db, root=backup_root, format="pgcopy", store=NOTES_STORE))
+    # every row rewritten as it was: the live rows now sit elsewhere in the table than the restored ones
+    execute(empty_db, "UPDATE notes SET title = title")
+
+    result = run_drill(DrillRequest(dsn=empty_db, root=backup_root, store=NOTES_STORE, recall=RecallSettings(queries=20)))
+
+    (measured,) = result.recall
+    assert result.passed and (measured.table, measured.index, measured.queries) == ("notes", "notes_embedding", 20)
+    assert measured.recall >= 0.9, measured.describe()
+    assert (measured.live_queries, measured.live_differences) == (20, 0), measured.describe()
+
+    # Without a key a row is its content: a retitled row is another row, so every answer differs.
+    execute(empty_db, "UPDATE notes SET title = title || ' (edited)'")
+    (edited,) = run_drill(DrillRequest(dsn=empty_db, root=backup_root, store=NOTES_STORE,
+                                       recall=RecallSettings(queries=20))).recall
+    assert (edited.live_queries, edited.live_differences) == (20, 20), edited.describe()
+
+
+def test_the_drill_job_of_a_store_whose_table_has_no_primary_key_records_its_recall(
+    empty_db, backup_root, tmp_path, monkeypatch
+):
+    execute(empty_db, NOTES)
+    stores = tmp_path / "stores"
+    declare(stores, "notes", dsn_env="NOTES_PG_DSN", layout="tables", tables="[notes]")
+    monkeypatch.setenv("VECTOR_ASSETS_STORES_DIR", str(stores))
+    monkeypatch.delenv("VECTOR_ASSETS_PG_DSN", raising=False)
+    monkeypatch.setenv("NOTES_PG_DSN", empty_db)
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", str(backup_root))
+    monkeypatch.setenv("VECTOR_ASSETS_RECALL_QUERIES", "10")
+    defs = load_definitions()
+    with dg.instance_for_test() as instance:
+        assert defs.resolve_job_def("notes_backup_vector_tables").execute_in_process(instance=instance).success
+        (key,) = instance.get_dynamic_partitions("notes_vector_backups")
+
+        drill = defs.resolve_job_def("notes_drill_vector_backup").execute_in_process(instance=instance, partition_key=key)
+
+        assert drill.success
+        (evaluation,) = recall_evaluations(instance, drill.run_id)
+    assert evaluation.asset_key == dg.AssetKey(["notes", "notes_backup"]) and evaluation.passed
+    assert evaluation.metadata["queries"].value == 10 and evaluation.metadata["recall"].value >= 0.9

@@ -22,6 +22,7 @@ from psycopg2 import sql
 from threadpoolctl import threadpool_limits
 
 from vector_assets.core.pg.catalog import table_identifier
+from vector_assets.core.pg.row_digests import whole_row_digest
 
 CHUNK_ROWS = 4096  # 4096 x 384 float64 is 12.6 MB, and a chunk is all the pass holds of the table
 ONE_PASS_OPERATORS = ("<->", "<#>", "<=>")
@@ -37,6 +38,22 @@ FIELD_LENGTH = struct.Struct(">i")
 
 
 @dataclass(frozen=True)
+class RowIdentity:
+    """How an answer names its rows: by the primary key's columns, or in a table without one
+    (``key`` empty) by a digest of the whole row. A row unchanged since its set was taken has the
+    same digest in the restored table and in the live one, wherever either holds it; its ctid,
+    the only other name it has, is wherever a load happened to put it."""
+
+    key: tuple[str, ...] = ()
+
+    def fields(self, cursor: psycopg2.extensions.cursor, table: str) -> list[sql.Composable]:
+        """The row's name as text fields, for rows of ``table`` aliased ``t``."""
+        if self.key:
+            return [sql.SQL("{}::text").format(sql.Identifier("t", name)) for name in self.key]
+        return [sql.SQL("{}::text").format(whole_row_digest(cursor, table))]
+
+
+@dataclass(frozen=True)
 class ExactQuery:
     vector: np.ndarray  # float64, the float4 (or half) values pgvector holds
     group: str | None = None  # its collection as text; None with collections matches no row
@@ -44,7 +61,7 @@ class ExactQuery:
 
 @dataclass
 class ExactPass:
-    """The exact answers, one per query: (key as text..., distance), nearest first."""
+    """The exact answers, one per query: (the row's identity fields as text..., distance), nearest first."""
 
     answers: list[list[tuple]]
     rows: int = 0  # rows with a vector read from the table
@@ -92,7 +109,7 @@ def exact_answers(
     column: str,
     column_type: str,
     operator: str,
-    key: Sequence[str],
+    identity: RowIdentity,
     queries: Sequence[ExactQuery],
     k: int,
     collection_column: str | None = None,
@@ -111,12 +128,11 @@ def exact_answers(
     encoding = psycopg2.extensions.encodings[cursor.connection.encoding]
     search = _RunningSearch(queries, k, operator, dims.pop(), element_type(column_type), encoding,
                             collections=collection_column is not None)
-    reader = _CopyTuples(fields=len(key) + 2, chunk_rows=chunk_rows, on_chunk=search.add_chunk)
     group = sql.Identifier(collection_column) if collection_column else sql.SQL("NULL")
-    selected = [*(sql.SQL("{}::text").format(sql.Identifier(name)) for name in key),
-                sql.SQL("{}::text").format(group), sql.Identifier(column)]
+    selected = [*identity.fields(cursor, table), sql.SQL("{}::text").format(group), sql.Identifier(column)]
+    reader = _CopyTuples(fields=len(selected), chunk_rows=chunk_rows, on_chunk=search.add_chunk)
     statement = sql.SQL(
-        "COPY (SELECT {selected} FROM {table} WHERE {column} IS NOT NULL) TO STDOUT (FORMAT binary)"
+        "COPY (SELECT {selected} FROM {table} AS t WHERE {column} IS NOT NULL) TO STDOUT (FORMAT binary)"
     ).format(
         selected=sql.SQL(", ").join(selected), table=table_identifier(table), column=sql.Identifier(column),
     )
@@ -210,8 +226,8 @@ class _CopyTuples:
 
 
 class _RunningSearch:
-    """Each query's nearest rows so far: distances (float64) and the rows' keys, per group of
-    queries that share a collection."""
+    """Each query's nearest rows so far: distances (float64) and the rows' identities, per group
+    of queries that share a collection."""
 
     def __init__(
         self, queries: Sequence[ExactQuery], k: int, operator: str, dims: int, element: np.dtype, encoding: str,
@@ -235,7 +251,7 @@ class _RunningSearch:
         self.other_dimension = False
 
     def add_chunk(self, rows: list[list]) -> None:
-        """One chunk of (key fields..., collection, vector) rows, as bytes."""
+        """One chunk of (identity fields..., collection, vector) rows, as bytes."""
         self.rows += len(rows)
         self.chunks += 1
         self.largest_chunk = max(self.largest_chunk, len(rows))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import psycopg2.extensions
 from psycopg2 import sql
 
-from vector_assets.core.pg.catalog import regclass_literal, table_identifier
+from vector_assets.core.pg.catalog import column_names, read_columns, regclass_literal, table_identifier
 from vector_assets.core.pg.connection import database_errors
 from vector_assets.core.pg.copy import COPY_CHUNK_BYTES, Sink
 
@@ -88,6 +88,12 @@ def _row_digest(
     if within_transaction and _has_bytea_hash(cursor):
         return sql.SQL("hashbyteaextended({}, 0)").format(row)
     return sql.SQL("md5({})").format(row)
+
+
+def whole_row_digest(cursor: psycopg2.extensions.cursor, table: str) -> sql.Composable:
+    """The md5 of a row of ``table`` (aliased ``t``), every stored column in order: what names a
+    row of a table without a primary key, alike in any database whose table has these columns."""
+    return _row_digest(cursor, table, column_names(read_columns(cursor, table)))
 
 
 def _has_bytea_hash(cursor: psycopg2.extensions.cursor) -> bool:

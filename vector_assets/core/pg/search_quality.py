@@ -2,8 +2,10 @@
 exact search, the index queries' latency, and how many came back short.
 
 Query vectors are sampled from the table itself, in an order fixed by a seed, so a drill
-repeats. Each query runs through the index (sequential scans off, so the index is what is
-measured even on a small table), one query at a time, timed. The exact answers of all of them
+repeats. Answers name rows by their primary key, or in a table without one by a digest of the
+whole row (``RowIdentity``), which the seeded order hashes too. Each query runs through the
+index (sequential scans off, so the index is what is measured even on a small table), one
+query at a time, timed. The exact answers of all of them
 come from one streamed pass over the table (``exact_search``) where numpy covers the column's
 type and the operator; otherwise each query also runs exactly (index scans off). Collections,
 where the layout has them, filter both, as the store's own queries do; pgvector's iterative
@@ -24,7 +26,7 @@ from psycopg2 import sql
 
 from vector_assets.core.pg.catalog import primary_key, regclass_literal, table_identifier
 from vector_assets.core.pg.exact_search import (
-    CHUNK_ROWS, ExactQuery, exact_answers, float4_rounding, one_pass_supported, query_vector,
+    CHUNK_ROWS, ExactQuery, RowIdentity, exact_answers, float4_rounding, one_pass_supported, query_vector,
 )
 
 VECTOR_INDEX_METHODS = ("hnsw", "ivfflat")
@@ -59,7 +61,7 @@ class RecallRequest:
 
 @dataclass(frozen=True)
 class ExactAnswers:
-    """Each query's exact top k, (key as text..., distance) nearest first, and how far an index
+    """Each query's exact top k, (identity as text..., distance) nearest first, and how far an index
     answer's distance may lie beyond the k-th and still be as near (the two were computed apart)."""
 
     answers: list[list[tuple]]
@@ -126,26 +128,26 @@ def measure_recall(
     With ``live`` (a cursor on the database the set was taken from), the exact answers are read
     there too, and the ones that differ are counted."""
     results = []
-    key = primary_key(cursor, request.table)
+    identity = RowIdentity(tuple(primary_key(cursor, request.table)))
     searched: dict[tuple[str, str], tuple[list, ExactAnswers, ExactAnswers | None]] = {}
     for index in vector_indexes(cursor, request.table):
         if (index.column, index.operator) not in searched:  # indexes of one column and distance share the exact answers
-            samples = _sample(cursor, request, index, key)
-            exact = exact_search(cursor, request, index, key, samples)
-            live_exact = exact_search(live, request, index, key, samples) if live is not None else None
+            samples = _sample(cursor, request, index, identity)
+            exact = exact_search(cursor, request, index, identity, samples)
+            live_exact = exact_search(live, request, index, identity, samples) if live is not None else None
             searched[index.column, index.operator] = samples, exact, live_exact
         samples, exact, live_exact = searched[index.column, index.operator]
-        results.append(_index_recall(cursor, request, index, key, samples, exact, live_exact))
+        results.append(_index_recall(cursor, request, index, identity, samples, exact, live_exact))
     return results
 
 
 def _index_recall(
-    cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, key: list[str],
+    cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, identity: RowIdentity,
     samples: list[tuple[str, object]], exact: ExactAnswers, live_exact: ExactAnswers | None,
 ) -> IndexRecall:
     result = IndexRecall(request.table, index.name, index.method, request.k)
     found = expected = 0
-    query = _top_k_query(request, index, key, exact=False)
+    query = _top_k_query(cursor, request, index, identity, exact=False)
     with _scans(cursor, request, index, exact=False):
         for position, (vector, group) in enumerate(samples):
             by_index, seconds = _top_k(cursor, request, query, vector, group)
@@ -163,7 +165,7 @@ def _index_recall(
 
 
 def exact_search(
-    cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, key: list[str],
+    cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, identity: RowIdentity,
     samples: list[tuple[str, object]], one_pass: bool = True,
 ) -> ExactAnswers:
     """Every sample's exact top k: in one pass over the table where numpy covers the column's
@@ -172,7 +174,7 @@ def exact_search(
     if one_pass and one_pass_supported(index.column_type, index.operator):
         queries = [ExactQuery(query_vector(vector), group) for vector, group in samples]
         passed = exact_answers(
-            cursor, request.table, index.column, index.column_type, index.operator, key, queries, request.k,
+            cursor, request.table, index.column, index.column_type, index.operator, identity, queries, request.k,
             request.collection_column, request.chunk_rows,
         )
         if passed is not None:
@@ -182,7 +184,7 @@ def exact_search(
                 for query, answer in zip(queries, passed.answers)
             ]
             return ExactAnswers(passed.answers, tolerances)
-    query = _top_k_query(request, index, key, exact=True)
+    query = _top_k_query(cursor, request, index, identity, exact=True)
     with _scans(cursor, request, index, exact=True):
         answers = [_top_k(cursor, request, query, vector, group)[0] for vector, group in samples]
     return ExactAnswers(answers, [TIE_TOLERANCE * max(abs(answer[-1][-1]), 1.0) if answer else 0.0 for answer in answers])
@@ -219,17 +221,17 @@ def _same_distance(first: float, second: float) -> bool:
 
 
 def _sample(
-    cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, key: list[str]
+    cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, identity: RowIdentity
 ) -> list[tuple[str, object]]:
     """(query vector as text, its collection as text or None), ``queries`` per collection, in seeded order."""
     group = sql.SQL("NULL")
     if request.collection_column:
         group = sql.SQL("{}::text").format(sql.Identifier(request.collection_column))
-    order = sql.SQL("md5(concat_ws('|', {}, %s))").format(sql.SQL(", ").join(map(sql.Identifier, key)))
+    order = sql.SQL("md5(concat_ws('|', {}, %s))").format(sql.SQL(", ").join(identity.fields(cursor, request.table)))
     cursor.execute(
         sql.SQL(
             "SELECT v, g FROM (SELECT {column}::text AS v, {group} AS g, "
-            "row_number() OVER (PARTITION BY {group} ORDER BY {order}) AS n FROM {table} WHERE {column} IS NOT NULL) s "
+            "row_number() OVER (PARTITION BY {group} ORDER BY {order}) AS n FROM {table} AS t WHERE {column} IS NOT NULL) s "
             "WHERE n <= %s ORDER BY g, n"
         ).format(column=sql.Identifier(index.column), group=group, order=order, table=table_identifier(request.table)),
         (request.seed, request.queries),
@@ -251,7 +253,9 @@ def _scans(cursor: psycopg2.extensions.cursor, request: RecallRequest, index: Ve
     cursor.execute("ROLLBACK TO SAVEPOINT vector_assets_recall")
 
 
-def _top_k_query(request: RecallRequest, index: VectorIndex, key: list[str], exact: bool) -> sql.Composable:
+def _top_k_query(
+    cursor: psycopg2.extensions.cursor, request: RecallRequest, index: VectorIndex, identity: RowIdentity, exact: bool
+) -> sql.Composable:
     conditions = []
     if exact:  # as the one pass: rows without a vector are no answer (an index holds none)
         conditions.append(sql.SQL("{} IS NOT NULL").format(sql.Identifier(index.column)))
@@ -259,10 +263,10 @@ def _top_k_query(request: RecallRequest, index: VectorIndex, key: list[str], exa
         conditions.append(sql.SQL("{} = %(group)s").format(sql.Identifier(request.collection_column)))
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
     return sql.SQL(
-        "SELECT {key}, {column} {op} %(vector)s::{type} FROM {table}{where} "
+        "SELECT {identity}, {column} {op} %(vector)s::{type} FROM {table} AS t{where} "
         "ORDER BY {column} {op} %(vector)s::{type} LIMIT %(k)s"
     ).format(
-        key=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(name)) for name in key),
+        identity=sql.SQL(", ").join(identity.fields(cursor, request.table)),
         table=table_identifier(request.table), where=where,
         column=sql.Identifier(index.column), op=sql.SQL(index.operator), type=sql.SQL(index.column_type),
     )
