@@ -165,7 +165,7 @@ def our_error(dsn: str, doing: str, error: psycopg2.Error, connection_lost: bool
         return LockTimeoutError(f"a concurrent transaction got in the way {where}: {reason}")
     if isinstance(error, psycopg2.errors.QueryCanceled) and not connection_lost:
         return StatementCancelledError(f"the database cancelled a statement {where}, the connection is still open: {reason}")
-    if connection_lost or (isinstance(error, psycopg2.OperationalError) and _session_gone(error)):
+    if connection_lost or server_gone(error):
         return DatabaseUnreachableError(f"lost the database connection {where}: {reason}")
     return DatabaseError(f"the database refused a statement {where}: {reason}")
 
@@ -176,9 +176,21 @@ def our_error(dsn: str, doing: str, error: psycopg2.Error, connection_lost: bool
 SESSION_GONE_STATES = ("57P01", "57P02", "57P03")
 
 
-def _session_gone(error: psycopg2.OperationalError) -> bool:
+def server_gone(error: psycopg2.Error) -> bool:
+    """The error says the server is no longer there, whatever the connection's flags say yet.
+
+    The server's own errors carry a SQLSTATE, and mean this only in ``SESSION_GONE_STATES`` and
+    class 08. libpq's carry none: psycopg2 raises them as an OperationalError, or as a plain
+    DatabaseError where libpq hands back a failed result of its own. A COPY whose write found
+    the server gone is reported that way, as soon as libpq has nothing better, and libpq may
+    or may not have read the end of the connection by then (and flagged it bad): which one
+    depends on what the machine ran first, as a server stopping under load showed."""
     code = error.pgcode
-    return code is None or code.startswith("08") or code in SESSION_GONE_STATES
+    if type(error) is psycopg2.DatabaseError:
+        return code is None
+    return isinstance(error, psycopg2.OperationalError) and (
+        code is None or code.startswith("08") or code in SESSION_GONE_STATES
+    )
 
 
 LIBPQ_CONNECTION_OK = 0  # PQstatus(); libpq sets CONNECTION_BAD as soon as it reads the server's EOF

@@ -19,7 +19,7 @@ from vector_assets.core.errors import (
 from vector_assets.core.hashing import HashingReader
 from vector_assets.core.ops.restore.plan import PlannedFile, PlannedTable
 from vector_assets.core.ops.restore.request import RestoreRequest, RestoreResult, TableRestore
-from vector_assets.core.pg.connection import connection_lost
+from vector_assets.core.pg.connection import connection_lost, server_gone
 from vector_assets.core.pg.copy import copy_in
 from vector_assets.core.pg.ddl import create_table
 from vector_assets.core.pg.index_builds import BuildWatch, IndexBuild
@@ -190,7 +190,7 @@ def _copy_one_file(
                 with CollectionFilter(file.format, decoded, name, only) as filtered:
                     rows = copy_in(cursor, table, plan.header, filtered, freeze=freeze, options=file.format.copy_options)
     except psycopg2.Error as error:  # a damaged file's own error is raised by copy_in, not caught here
-        if connection_lost(cursor.connection):
+        if connection_lost(cursor.connection) or server_gone(error):
             raise  # the connection died: the caller's database_errors says so, retryable
         raise _load_error(name, plan.table, error) from None
     if file.sha256 is not None and reader.hexdigest() != file.sha256:
@@ -214,8 +214,9 @@ def _require_filtered(name: str, file: PlannedFile, walked: CollectionFilter, ro
 
 
 def _load_error(name: str, table: str, error: psycopg2.Error) -> Exception:
+    reason = " ".join(str(error).split())  # the server's DETAIL and CONTEXT lines, on the one line
     if isinstance(error, psycopg2.DataError):
-        return BackupFileError(f"loading {name} into {table} failed: {str(error).strip()}")
+        return BackupFileError(f"loading {name} into {table} failed: {reason}")
     if isinstance(error, psycopg2.OperationalError):
         return error
-    return RestoreLoadError(f"loading {name} into {table} failed: {str(error).strip()}")
+    return RestoreLoadError(f"loading {name} into {table} failed: {reason}")
