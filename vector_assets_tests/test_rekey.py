@@ -23,7 +23,7 @@ from vector_assets_tests.support.age import AgeKey, make_key
 from vector_assets_tests.support.dagster import run_job
 from vector_assets_tests.support.database import execute, fill_store, tables_now
 from vector_assets_tests.support.files import folder_snapshot
-from vector_assets_tests.support.http_proxy import CuttingProxy, Trap
+from vector_assets_tests.support.http_proxy import CuttingProxy
 from vector_assets_tests.support.object_store import RootFiles
 from vector_assets_tests.test_cli import CLI, cli_environment
 

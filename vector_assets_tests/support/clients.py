@@ -1,19 +1,23 @@
 """The RAG clients' own steps (``vector_assets_tests/clients/run.py``), run by their own python in
 ``.venv/clients``, which ``make test`` makes: llama-index pins SQLAlchemy below 2.1, Dagster needs
-2.1, so the clients cannot share the test venv."""
+2.1, so the clients cannot share the test venv.
+
+The clients' venv is found inside the venv running the tests, where the Makefile makes it beside
+Azurite, not under the checkout: a git worktree tested with the main checkout's venv finds it too."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENTS_FOLDER = REPO / "vector_assets_tests" / "clients"
-CLIENTS_PYTHON = REPO / ".venv" / "clients" / "bin" / "python"
+CLIENTS_PYTHON = Path(sys.prefix) / "clients" / "bin" / "python"
 STAMP = CLIENTS_PYTHON.parent.parent / ".installed"
 CLIENT_TIMEOUT_SECONDS = 300
 
