@@ -202,6 +202,28 @@ def test_a_backup_killed_before_its_manifest_stays_hidden_behind_its_marker(
     assert ticker.partitions == []
 
 
+def test_a_failed_backup_killed_during_its_cleanup_leaves_its_files_hidden_behind_the_marker(
+    s3_root, store_db, trapping_proxy, monkeypatch, capsys
+):
+    """The cleanup deletes the marker last: cut short, it leaves data files hidden, never a CSV
+    pair that passes for a complete legacy set."""
+    monkeypatch.setenv("VECTOR_ASSETS_ROOT", s3_root.url)
+    key_id, secret = s3_root.s3.user_denied(s3_root.bucket, "rag-backups/vector_bak/vector_backup_*.json")
+    environment = {**cli_environment(store_db, s3_root.url), **s3_root.s3.environment(),
+                   "AWS_ENDPOINT_URL": trapping_proxy.endpoint, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
+    process = subprocess.Popen([CLI, "backup"], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    trap = trapping_proxy.trap_delete(".csv", forward=False, spring=lambda: os.kill(process.pid, signal.SIGKILL))
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGKILL and trap.sprung == 1, err
+
+    (marker,) = [name for name in s3_root.names() if name.endswith(".json.tmp")]
+    killed = marker.removeprefix("vector_backup_").removesuffix(".json.tmp")
+    assert {f"langchain_pg_collection_{killed}.csv", f"langchain_pg_embedding_{killed}.csv"} & s3_root.names()
+    assert f"vector_backup_{killed}.json" not in s3_root.names()
+    assert scan_root(s3_root.url) == []
+    assert main(["list", "--json"]) == 0 and killed not in capsys.readouterr().out
+
+
 def test_a_backup_killed_after_its_manifest_is_listed_found_restored_and_pruned_whole(
     s3_root, store_db, second_db, trapping_proxy, dagster_instance, monkeypatch, capsys
 ):

@@ -205,7 +205,9 @@ def write_set(
             manifest = _write_and_publish(cursor, target, ordered, truncate_plan, started, written)
             folder.remove(marker)
     except BaseException:
-        for name in written:
+        # Newest first: the manifest goes before the data, the marker last, so a cleanup cut
+        # short leaves a hidden set, never a listed one with files missing.
+        for name in reversed(written):
             remove_quietly(folder, name)
         raise
     paths = {table: folder.locator(entry.file) for table, entry in manifest.tables.items()}
