@@ -139,7 +139,7 @@ def load_collection(
         collection_stage, found = _find_in_set(cursor, plans[COLLECTION_TABLE], request, result.backup_set)
         lock_against_writers(cursor, request.store.table_names)
         result.collection = _find_in_target(cursor, request, found)
-        outcomes = {plan.table: _outcome(cursor, plan) for plan in planned}
+        outcomes = {plan.table: _outcome(cursor, plan, result.collection) for plan in planned}
         absent = () if result.collection.existed_before else (result.collection.restored_as,)
         result.safety_set = back_up_what_is_replaced(cursor, request, result.backup_set, outcomes, absent)
         if comparison is not None:
@@ -203,8 +203,7 @@ def _remove(cursor: psycopg2.extensions.cursor, collection: CollectionRestore, o
     """Put back a collection the set records as absent: its embeddings, then its row, go."""
     started = time.monotonic()
     if collection.existed_before:
-        deleted = delete_embeddings_of(cursor, collection.replaced_uuid)
-        collection.embeddings_deleted = outcomes[EMBEDDING_TABLE].rows_truncated = deleted
+        _delete_embeddings(cursor, collection, outcomes[EMBEDDING_TABLE])
         outcomes[COLLECTION_TABLE].rows_truncated = delete_collection_row(cursor, collection.replaced_uuid)
     for outcome in outcomes.values():
         outcome.duration_seconds = time.monotonic() - started
@@ -260,9 +259,25 @@ def _the_one_named(cursor: psycopg2.extensions.cursor, name: str, verb: str) -> 
     return existing[0] if existing else None
 
 
-def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable) -> TableRestore:
-    """Rows before are the whole table's; rows in the set are the collection's, once staged."""
+def _outcome(cursor: psycopg2.extensions.cursor, plan: PlannedTable, collection: CollectionRestore) -> TableRestore:
+    """Rows before are the whole table's; rows in the set are the collection's, once staged.
+
+    Where the restore deletes the target collection's embeddings, the delete's own scan counts
+    the embedding table (``_delete_embeddings``), which has no index to find them by. Until then
+    the collection table holds that collection's row, so the safety set is still taken."""
+    if plan.table == EMBEDDING_TABLE and _deletes_embeddings(collection):
+        return TableRestore(plan.table, plan.label, plan.bytes, 0)
     return TableRestore(plan.table, plan.label, plan.bytes, 0, rows_before=count_rows(cursor, plan.table))
+
+
+def _deletes_embeddings(collection: CollectionRestore) -> bool:
+    """A replace or a removal of a collection the target holds."""
+    return collection.mode == REPLACE and collection.existed_before
+
+
+def _delete_embeddings(cursor: psycopg2.extensions.cursor, collection: CollectionRestore, embeddings: TableRestore) -> None:
+    embeddings.rows_before, deleted = delete_embeddings_of(cursor, collection.replaced_uuid)
+    collection.embeddings_deleted = embeddings.rows_truncated = deleted
 
 
 def _load(
@@ -327,9 +342,8 @@ def _write_collection_row(
     Otherwise the row is appended like any staged row."""
     outcome = outcomes[COLLECTION_TABLE]
     outcome.rows_in_set = 1
-    if collection.mode == REPLACE and collection.existed_before:
-        deleted = delete_embeddings_of(cursor, collection.replaced_uuid)
-        collection.embeddings_deleted = outcomes[EMBEDDING_TABLE].rows_truncated = deleted
+    if _deletes_embeddings(collection):
+        _delete_embeddings(cursor, collection, outcomes[EMBEDDING_TABLE])
         outcome.rows_truncated = outcome.rows_loaded = overwrite_collection_row(
             cursor, stage, plan.header, collection.replaced_uuid
         )
