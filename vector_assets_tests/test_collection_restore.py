@@ -18,7 +18,7 @@ from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.sets.catalog import scan_root
 from vector_assets.core.sets.disk_store import DiskFolder
 from vector_assets.core.sets.manifest import INCREMENTAL
-from vector_assets.core.tables import COLLECTION_TABLE
+from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets.dev.demo import write_legacy_set
 from vector_assets_tests.support.dagster import definitions, output_metadata, run_job
 from vector_assets_tests.support.database import execute, fill_store, tables_now
@@ -147,6 +147,8 @@ def test_replace_puts_one_collection_back_exactly_and_leaves_the_others_byte_ide
     assert result.safety_set.manifest.kind == "pre_restore" and not result.truncated
     counts = {t.table: (t.rows_before, t.rows_truncated, t.rows_loaded) for t in result.tables}
     assert counts[COLLECTION_TABLE] == (3, 1, 1)
+    embeddings_before = sum(others["embeddings"].values()) + sum(sql_now["embeddings"].values())
+    assert counts[EMBEDDING_TABLE] == (embeddings_before, restored.embeddings_deleted, 100)
 
 
 def test_a_renamed_copy_gets_the_documented_ids_beside_the_original_which_stays_untouched(store, backup_root):
@@ -435,3 +437,11 @@ def test_a_set_that_records_a_collection_absent_removes_it_only_in_replace_mode(
         run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=safety.timestamp,
                                    collection="sql_v2"))
     assert tables_now(store_db) == before and folder_snapshot(backup_root) == files
+
+    removed = run_restore(RestoreRequest(target_dsn=store_db, root=backup_root, timestamp=safety.timestamp,
+                                         collection="sql_v2", truncate_before_restore=True, safety_backup=False))
+    counts = {t.table: (t.rows_before, t.rows_truncated, t.rows_loaded) for t in removed.tables}
+    embeddings_before = sum(before["langchain_pg_embedding"].values())
+    assert counts == {COLLECTION_TABLE: (sum(before["langchain_pg_collection"].values()), 1, 0),
+                      EMBEDDING_TABLE: (embeddings_before, 100, 0)}
+    assert sum(tables_now(store_db)["langchain_pg_embedding"].values()) == embeddings_before - 100
