@@ -120,13 +120,13 @@ def delete_embeddings_of(cursor: psycopg2.extensions.cursor, uuid: str) -> tuple
     LangChain's tables have no index on ``collection_id``, so finding the collection's rows
     scans the whole table; that one scan also counts the table's rows and gathers the
     collection's row addresses (``ctid``, 6 bytes a row, held by the server), which the delete
-    then visits directly instead of scanning the table again. The delete repeats the filter, so
-    a row at the same address in another partition or child table is never taken.
+    then visits directly instead of scanning the table again. The delete repeats the filter: in
+    a partitioned or inherited table an address is not unique, and only the collection's rows go.
     """
     cursor.execute(
         sql.SQL(
-            "WITH scanned AS (SELECT count(*) AS rows_before, array_agg(ctid) FILTER (WHERE {reference} = %(uuid)s::uuid) "
-            "AS addresses FROM {table}), "
+            "WITH scanned AS (SELECT count(*) AS rows_before, "
+            "array_agg(ctid) FILTER (WHERE {reference} = %(uuid)s::uuid) AS addresses FROM {table}), "
             "deleted AS (DELETE FROM {table} WHERE ctid = ANY ((SELECT addresses FROM scanned)::tid[]) "
             "AND {reference} = %(uuid)s::uuid RETURNING 1) "
             "SELECT (SELECT rows_before FROM scanned), (SELECT count(*) FROM deleted)"
