@@ -8,8 +8,9 @@ import pytest
 
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.sets.naming import new_timestamp
+from vector_assets.defs import freshness
 from vector_assets.defs.freshness import set_time
-from vector_assets_tests.support.dagster import Ticker, backup_asset_key, definitions
+from vector_assets_tests.support.dagster import DEFAULT_KEYS, Ticker, backup_asset_key, definitions
 
 EMBEDDINGS = backup_asset_key("langchain_pg_embedding")
 CHECK = dg.AssetCheckKey(EMBEDDINGS, "freshness_check")
@@ -131,3 +132,20 @@ def test_the_sensor_records_a_set_going_stale_when_only_the_clock_moves(dagster_
         assert not evaluation.passed and evaluation.description.startswith(f"stale: the newest set {key} is 26h00m old")
     assert recorded_freshness(dagster_instance) == {e.asset_key: e for e in passed_the_limit.asset_events}
     assert next_tick.asset_events == [] and next_tick.run_requests == []
+
+
+@pytest.mark.parametrize("asked_first", [1, 100])
+def test_the_newest_set_is_the_newest_registered_one_that_is_materialized(dagster_instance, monkeypatch, asked_first):
+    """Storage is asked about the newest partitions first and about every partition only when
+    none of those is materialized; either way the answer is the same."""
+    monkeypatch.setattr(freshness, "NEWEST_PARTITIONS_ASKED_FIRST", asked_first)
+    keys = DEFAULT_KEYS
+    registered = ["20250101_020000", "20250102_020000__incremental", "20250103_020000"]
+    dagster_instance.add_dynamic_partitions(keys.partitions.name, registered)
+    for key in registered[:2]:
+        dagster_instance.report_runless_asset_event(dg.AssetMaterialization(EMBEDDINGS, partition=key))
+    dagster_instance.report_runless_asset_event(dg.AssetMaterialization(COLLECTIONS, partition=registered[0]))
+
+    assert freshness.newest_sets(dagster_instance, keys) == {COLLECTIONS: registered[0], EMBEDDINGS: registered[1]}
+    assert freshness.newest_sets(dagster_instance, keys, removed=[registered[1]])[EMBEDDINGS] == registered[0]
+    assert freshness.newest_sets(dagster_instance, keys, reported={COLLECTIONS: [registered[2]]})[COLLECTIONS] == registered[2]

@@ -11,7 +11,7 @@ only when the answer differs from the one recorded last, so the Runs page holds 
 """
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 import dagster as dg
 
@@ -21,7 +21,7 @@ from vector_assets.core.stores import Store
 from vector_assets.core.sets.naming import timestamp_time
 from vector_assets.core.units import human_duration
 from vector_assets.defs.alerts import NO_SET, alert_failed_check, alert_failed_check_without_run
-from vector_assets.defs.partitions import newest_key
+from vector_assets.defs.partitions import age_order, newest_key
 from vector_assets.defs.store_keys import StoreKeys
 
 FRESHNESS_CHECK = "freshness_check"
@@ -30,6 +30,8 @@ LAST_UPDATED = "dagster/last_updated_timestamp"
 FRESH_UNTIL = "dagster/fresh_until_timestamp"
 OVERDUE_SECONDS = "dagster/overdue_seconds"
 LOWER_BOUND = "dagster/freshness_lower_bound_timestamp"
+# How many of the newest registered sets the freshness asks storage about before it asks about all.
+NEWEST_PARTITIONS_ASKED_FIRST = 100
 
 
 def max_age_for_display(environment: Mapping[str, str]) -> float:
@@ -47,16 +49,33 @@ def set_time(key: str) -> float:
 
 def newest_sets(
     instance: dg.DagsterInstance, keys: StoreKeys, reported: Mapping[dg.AssetKey, Iterable[str]] | None = None,
-    removed: Iterable[str] = (),
+    removed: Iterable[str] = (), registered: Collection[str] | None = None,
 ) -> dict[dg.AssetKey, str | None]:
     """Per backup asset, its newest registered set; ``reported`` and ``removed`` are what a
-    sensor tick is about to add and delete."""
-    registered = set(instance.get_dynamic_partitions(keys.partitions.name)) - set(removed)
+    sensor tick is about to add and delete, ``registered`` the partitions it has just read."""
+    if registered is None:
+        registered = instance.get_dynamic_partitions(keys.partitions.name)
+    newest_first = sorted(set(registered) - set(removed), key=age_order, reverse=True)
     newest = {}
     for asset_key in keys.backup_keys:
-        keys = set(instance.get_materialized_partitions(asset_key)) & registered
-        newest[asset_key] = newest_key(list(keys | set((reported or {}).get(asset_key, ()))))
+        candidates = [*(reported or {}).get(asset_key, ()), newest_materialized(instance, asset_key, newest_first)]
+        newest[asset_key] = newest_key([key for key in candidates if key is not None])
     return newest
+
+
+def newest_materialized(instance: dg.DagsterInstance, asset_key: dg.AssetKey, newest_first: list[str]) -> str | None:
+    """The newest of these partitions that the asset has a materialization of.
+
+    Storage is asked about the newest few first, which nearly always hold it (whoever registers
+    a set materializes it), and about every partition only when none of those has one.
+    """
+    newest = newest_first[:NEWEST_PARTITIONS_ASKED_FIRST]
+    materialized = set(instance.event_log_storage.get_latest_storage_id_by_partition(
+        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(newest)
+    ))
+    if not materialized and len(newest_first) > len(newest):
+        materialized = instance.get_materialized_partitions(asset_key)
+    return next((key for key in newest_first if key in materialized), None)
 
 
 def is_stale(key: str | None, max_age: float, now: float) -> bool:

@@ -31,9 +31,14 @@ def set_chosen_for_checks(context: dg.AssetCheckExecutionContext, job: str) -> s
     return None
 
 
+def age_order(key: str) -> tuple[str, str]:
+    """Sorts keys oldest first: keys start with the set's timestamp."""
+    return key.split("__")[0], key
+
+
 def newest_key(keys: list[str]) -> str | None:
-    """The newest set's key: keys start with the set's timestamp."""
-    return max(keys, key=lambda key: (key.split("__")[0], key), default=None)
+    """The newest set's key."""
+    return max(keys, key=age_order, default=None)
 
 
 def set_checks(name: str, specs: Sequence[dg.AssetCheckSpec]) -> Callable[[Callable], dg.AssetChecksDefinition]:
