@@ -183,7 +183,12 @@ def newest_backup_in(folder: SetFolder, names: list[str] | None = None) -> Newes
 
 
 def backup_locations(root: Root, skipped: list[SkippedLocation] | None = None) -> list[Location]:
-    """The global location first, then task locations sorted by name; only those that exist.
+    """The global location first, then task locations sorted by name; only those that exist."""
+    return list(backup_folders(root, skipped))
+
+
+def backup_folders(root: Root, skipped: list[SkippedLocation] | None = None) -> dict[Location, SetFolder]:
+    """Each location (as ``backup_locations`` orders them) with its folder.
 
     A location that resolves outside the root (a symlink) is never read through. It is left
     out, so it cannot stop the others, and added to ``skipped`` for the caller to report.
@@ -191,15 +196,13 @@ def backup_locations(root: Root, skipped: list[SkippedLocation] | None = None) -
     names = root.location_names()
     candidates: list[Location] = [Location()] if BACKUP_FOLDER_NAME in names else []
     candidates += [Location(name) for name in names if TASK_ID_PATTERN.fullmatch(name)]
-    found = []
+    found = {}
     for location in candidates:
         try:
-            location.folder(root)
+            found[location] = location.folder(root)
         except PathOutsideRootError as error:
             if skipped is not None:
                 skipped.append(SkippedLocation(location.label, str(error)))
-            continue
-        found.append(location)
     return found
 
 

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
@@ -297,7 +298,12 @@ class DiskRoot:
         return sorted(names + [child.name for child in self.path.iterdir() if (child / BACKUP_FOLDER_NAME).is_dir()])
 
     def folder_at(self, relative: str | Path) -> DiskFolder:
-        return DiskFolder(resolve_inside_root(self.path, relative))
+        return DiskFolder(resolve_inside_root(self.path, relative, self.real_path))
+
+    @cached_property
+    def real_path(self) -> Path:
+        """The root with its symlinks resolved, once: a sensor tick resolves every location under it."""
+        return self.path.resolve()
 
 
 def path_of_file_url(url: str) -> Path:

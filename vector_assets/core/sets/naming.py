@@ -213,15 +213,29 @@ class Location:
         return root.folder_at(self.label)
 
 
-def resolve_inside_root(root: Path, relative: str | Path) -> Path:
-    """Resolve a path under the root, refusing absolute paths, ``..`` and symlink escapes."""
+def _has_symlink_below(real_root: Path, parts: tuple[str, ...]) -> bool:
+    """Whether a symlink is on the way from the (resolved) root down ``parts``: without one, the
+    path is already resolved, and one ``lstat`` a part costs less than resolving it whole."""
+    path = real_root
+    for part in parts:
+        path = path / part
+        if path.is_symlink():
+            return True
+    return False
+
+
+def resolve_inside_root(root: Path, relative: str | Path, real_root: Path | None = None) -> Path:
+    """Resolve a path under the root, refusing absolute paths, ``..`` and symlink escapes;
+    ``real_root``: the root already resolved, by a caller that resolves many paths under it."""
     relative_path = Path(relative)
     if relative_path.is_absolute():
         raise PathOutsideRootError(f"path {str(relative)!r} is absolute; give it relative to the root {root}")
     if ".." in relative_path.parts:
         raise PathOutsideRootError(f"path {str(relative)!r} contains '..'; it must stay inside the root {root}")
-    real_root = Path(root).resolve()
-    candidate = (real_root / relative_path).resolve()
+    real_root = Path(root).resolve() if real_root is None else real_root
+    candidate = real_root / relative_path
+    if _has_symlink_below(real_root, relative_path.parts):
+        candidate = candidate.resolve()
     if candidate != real_root and real_root not in candidate.parents:
         raise PathOutsideRootError(
             f"path {str(relative)!r} resolves to {candidate}, outside the root {real_root} (a symlink?)"
