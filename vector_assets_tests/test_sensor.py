@@ -14,6 +14,8 @@ from vector_assets.core.errors import BackupSetNotFoundError
 from vector_assets.core.hashing import sha256_of_file
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
+from vector_assets.core.sets.inventory import InventoryRequest, build_inventory
+from vector_assets.core.sets.inventory_state import NEWEST_SETS_SHOWN, InventorySummary
 from vector_assets.core.sets.naming import csv_file_name, manifest_file_name, new_timestamp
 from vector_assets.core.tables import COLLECTION_TABLE, EMBEDDING_TABLE
 from vector_assets_tests.support.dagster import INVENTORY_KEY
@@ -26,6 +28,7 @@ from vector_assets_tests.support.dagster import (
 )
 from vector_assets_tests.support.files import (
     files_opened_under,
+    folders_opened_under,
     psql_legacy_set,
     write_tiny_legacy_set,
     write_tiny_set,
@@ -242,21 +245,21 @@ def write_sets_in_task_folders(root: Path, first: int, last: int) -> None:
         write_tiny_set(root / task / "vector_bak", timestamp, manifest=number % 5 != 0)
 
 
-def files_a_tick_opens_for_one_new_set(ticker: Ticker, root: Path, timestamp: str, manifest: bool) -> list[str]:
-    """The files under the root a tick opens that finds one new set in the global folder,
-    its timestamp written as <new>."""
-    write_tiny_set(root / "vector_bak", timestamp, manifest=manifest)
+def files_a_tick_opens_for_one_new_set(ticker: Ticker, root: Path, task: str, timestamp: str, manifest: bool) -> list[str]:
+    """The files under the root a tick opens that finds one new set in ``task``'s folder, its
+    timestamp written as <new> and the folder as <task>."""
+    write_tiny_set(root / task / "vector_bak", timestamp, manifest=manifest)
     with files_opened_under(root) as opened:
         result = ticker.tick()
     assert added_keys(result) == [timestamp]
-    return sorted(name.replace(timestamp, "<new>") for name in opened)
+    return sorted(name.replace(task, "<task>").replace(timestamp, "<new>") for name in opened)
 
 
 def test_a_tick_with_one_new_set_among_2000_opens_no_more_files_than_among_20(ticker, backup_root):
     """What a tick opens grows with the sets that changed, not with the history: the new set's
-    manifest and data files once each, the remembered set summaries and legacy row counts, and
-    no file of any other set (the inventory of every set is built from the summaries and the
-    folders' listings)."""
+    manifest and data files once each, the remembered set summaries, inventory lines and legacy
+    row counts, and no file of any other set (the inventory is the remembered lines of the other
+    locations and the new set's folder listed again)."""
     write_tiny_set(backup_root / "vector_bak", "20230101_020000", manifest=True)
     new_sets = {20: ("20230201_020000", "20230202_020000"), 2000: ("20230301_020000", "20230302_020000")}
     opened: dict[int, dict[bool, list[str]]] = {}
@@ -267,17 +270,50 @@ def test_a_tick_with_one_new_set_among_2000_opens_no_more_files_than_among_20(ti
         while ticker.tick(store_events=False).dynamic_partitions_requests:
             pass  # the first ticks over many sets share them out within the sensor's time budget
         assert len(ticker.partitions) == among + (2 if among == 2000 else 0)  # and the new sets among 20
+        task = f"task_{with_manifest}"  # both new sets in a folder of their own, at either size
         opened[among] = {
-            True: files_a_tick_opens_for_one_new_set(ticker, backup_root, with_manifest, manifest=True),
-            False: files_a_tick_opens_for_one_new_set(ticker, backup_root, legacy, manifest=False),
+            True: files_a_tick_opens_for_one_new_set(ticker, backup_root, task, with_manifest, manifest=True),
+            False: files_a_tick_opens_for_one_new_set(ticker, backup_root, task, legacy, manifest=False),
         }
 
     assert opened[2000] == opened[20], opened
     for files in opened[2000].values():
         assert len(files) <= 10, files
         assert all("<new>" in name or name.startswith(".vector_assets/") for name in files), files
-    assert "vector_bak/vector_backup_<new>.json" in opened[2000][True]
-    assert opened[2000][True].count("vector_bak/vector_backup_<new>.json") == 1, "the manifest is read once"
+    assert "<task>/vector_bak/vector_backup_<new>.json" in opened[2000][True]
+    assert opened[2000][True].count("<task>/vector_bak/vector_backup_<new>.json") == 1, "the manifest is read once"
+
+
+def test_a_tick_with_one_new_set_among_2000_lists_only_its_folder_again_and_totals_as_a_full_rebuild(
+    ticker, backup_root
+):
+    """The inventory is not rebuilt from every set: each other folder is opened once, for the
+    fingerprint discovery takes of it every tick (a full rebuild lists each once more), and the
+    totals and the table of the newest sets are those of `build_inventory` over every set."""
+    write_sets_in_task_folders(backup_root, 0, 2000)
+    while ticker.tick(store_events=False).dynamic_partitions_requests:
+        pass
+    task = "task_20300101_000000"
+    write_tiny_set(backup_root / task / "vector_bak", "20300101_020000", manifest=True)
+
+    with folders_opened_under(backup_root) as opened:
+        result = ticker.tick()
+
+    assert added_keys(result) == ["20300101_020000"]
+    other_folders = {folder: count for folder, count in opened.items() if folder.endswith("/vector_bak")
+                     and not folder.startswith(task)}
+    assert len(other_folders) == 200 and set(other_folders.values()) == {1}, other_folders
+    (inventory,) = [e for e in result.asset_events if getattr(e, "asset_key", None) == INVENTORY_KEY]
+    full = InventorySummary.of(build_inventory(InventoryRequest(root=backup_root)))
+    metadata = {name: value.value for name, value in inventory.metadata.items()}
+    assert (metadata["total_backup_sets"], metadata["global_backups"], metadata["task_backups"]) == (
+        full.total_backup_sets, full.global_backups, full.task_backups
+    ) == (2001, 0, 2001)
+    assert (metadata["total_locations"], metadata["total_bytes"]) == (full.total_locations, full.total_bytes)
+    shown = [record.data for record in metadata["backup_sets"].records]
+    assert len(shown) == NEWEST_SETS_SHOWN < 2001
+    assert shown == [{name: record[name] for name in shown[0]} for record in full.newest]
+    assert shown[0]["key"] == "20300101_020000"
 
 
 def test_unreadable_manifest_is_skipped_until_fixed(ticker, store_db, backup_root):

@@ -26,11 +26,11 @@ from vector_assets.core.sets.discovery import (
     FoundSet,
     discover,
 )
-from vector_assets.core.sets.inventory import (
-    Inventory,
-    InventoryRequest,
-    build_inventory,
-    inventory_table_records,
+from vector_assets.core.sets.inventory_state import (
+    NEWEST_SETS_SHOWN,
+    InventorySummary,
+    InventoryUpdateRequest,
+    update_inventory,
 )
 from vector_assets.core.sets.legacy_rows import remember_rows
 from vector_assets.core.sets.manifest import ManifestReads
@@ -60,7 +60,8 @@ def inventory_spec(keys: StoreKeys) -> dg.AssetSpec:
         keys.inventory_key,
         deps=keys.backup_keys,
         group_name=keys.group(BACKUP_GROUP),
-        description="Every backup set under the root, by location, newest first (what `vector-assets list` prints). "
+        description=f"The backup sets under the root: totals over every set, and a table of the newest "
+        f"{NEWEST_SETS_SHOWN} over all locations (`vector-assets list` prints every set). "
         "Reported by vector_bak_sensor whenever the sets on disk change.",
         kinds={"csv"},
     )
@@ -73,20 +74,22 @@ INVENTORY_COLUMNS = [
 ]
 
 
-def inventory_materialization(keys: StoreKeys, inventory: Inventory) -> dg.AssetMaterialization:
-    names = [name for name, _ in INVENTORY_COLUMNS]
-    records = [dg.TableRecord({name: record[name] for name in names}) for record in inventory_table_records(inventory)]
+def inventory_materialization(keys: StoreKeys, inventory: InventorySummary) -> dg.AssetMaterialization:
+    records = [dg.TableRecord({name: record[name] for name, _ in INVENTORY_COLUMNS}) for record in inventory.newest]
     schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in INVENTORY_COLUMNS])
+    shown = f"the newest {len(records)} of {count_of(inventory.total_backup_sets, 'set')}"
     return dg.AssetMaterialization(
         asset_key=keys.inventory_key,
-        description=inventory.response,
+        description=f"{inventory.response}; the table shows {shown}",
         metadata={
             "backup_sets": dg.MetadataValue.table(records, schema=schema),
             "total_backup_sets": dg.MetadataValue.int(inventory.total_backup_sets),
             "global_backups": dg.MetadataValue.int(inventory.global_backups),
             "task_backups": dg.MetadataValue.int(inventory.task_backups),
-            "total_locations": dg.MetadataValue.int(len(inventory.locations)),
-            "total_size": human_size(sum(entry.total_bytes for loc in inventory.locations for entry in loc.backups)),
+            "total_locations": dg.MetadataValue.int(inventory.total_locations),
+            "total_size": human_size(inventory.total_bytes),
+            "total_bytes": dg.MetadataValue.int(inventory.total_bytes),
+            "sets_shown": shown,
             "root": inventory.root,
             "warnings": dg.MetadataValue.json(list(inventory.warnings)),
         },
@@ -144,11 +147,13 @@ def discover_and_report(
     events: list = [event for report in reversed(reports) for event in report.materializations + report.checks]
     alert_failed_file_checks(context, keys, reports)
     if reports or removed or context.cursor is None:
-        events += freshness_events(context, keys, reports, removed)
+        events += freshness_events(context, keys, reports, removed, registered)
     if context.cursor is None or next_cursor.reported != cursor.reported or removed:
-        inventory = build_inventory(InventoryRequest(
-            root=root, configured_root=backup_root.configured(store), offsite_root=backup_root.open_offsite(store),
-            current_recipients=settings.current_recipients(store.environment()), manifests=manifests,
+        inventory = update_inventory(InventoryUpdateRequest(
+            root=root, locations=discovery.fingerprints(),
+            list_again=frozenset(report.found.location.label for report in reports), skipped=tuple(discovery.skipped),
+            configured_root=backup_root.configured(store), offsite_root=backup_root.open_offsite(store),
+            manifests=manifests,
         ))
         events.append(inventory_materialization(keys, inventory))
     run_requests = check_run_requests(reports, check_job)
@@ -173,7 +178,8 @@ def tick_summary(reports: list["SetReport"], removed: list[str]) -> str | None:
 
 
 def freshness_events(
-    context: dg.SensorEvaluationContext, keys: StoreKeys, reports: list["SetReport"], removed: list[str]
+    context: dg.SensorEvaluationContext, keys: StoreKeys, reports: list["SetReport"], removed: list[str],
+    registered: set[str],
 ) -> list[dg.AssetCheckEvaluation]:
     """The backups' freshness as this tick leaves it, where it changed; a malformed limit is
     left to vector_freshness_sensor, which says so."""
@@ -185,7 +191,7 @@ def freshness_events(
     for report in reports:
         for event in report.materializations:
             reported.setdefault(event.asset_key, set()).add(event.partition)
-    newest = freshness.newest_sets(context.instance, keys, reported, removed)
+    newest = freshness.newest_sets(context.instance, keys, reported, removed, registered)
     evaluations = freshness.freshness_evaluations(context.instance, newest, max_age, time.time())
     freshness.alert_stale(context.log, keys.name(SENSOR_NAME), evaluations, keys.store)
     return evaluations

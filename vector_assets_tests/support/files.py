@@ -7,6 +7,7 @@ import hashlib
 import os
 import struct
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,11 +36,30 @@ def files_opened_under(root: Path) -> Iterator[list[str]]:
     """The files (not folders) opened under ``root`` while the block runs, as the kernel's
     inotify saw them; filled in when the block ends. Every folder under the root is watched, so
     a read of any set file shows, and a listing or a stat does not."""
+    with _opened_under(root) as opened:
+        files: list[str] = []
+        yield files
+    files += [name for name, is_folder in opened if not is_folder]
+
+
+@contextmanager
+def folders_opened_under(root: Path) -> Iterator[Counter[str]]:
+    """How many times each folder under ``root`` (the root as ".") was opened while the block
+    runs, as the kernel's inotify saw it: each listing of a folder opens it once."""
+    with _opened_under(root) as opened:
+        folders: Counter[str] = Counter()
+        yield folders
+    folders.update(name for name, is_folder in opened if is_folder)
+
+
+@contextmanager
+def _opened_under(root: Path) -> Iterator[list[tuple[str, bool]]]:
+    """(path relative to the root, is a folder) of each open under ``root``, filled in when the block ends."""
     libc = ctypes.CDLL(None, use_errno=True)
     fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
     if fd < 0:
         raise OSError(ctypes.get_errno(), "inotify_init1 failed")
-    opened: list[str] = []
+    opened: list[tuple[str, bool]] = []
     try:
         folders = {}
         for folder in [root, *(path for path in root.rglob("*") if path.is_dir())]:
@@ -59,7 +79,9 @@ def files_opened_under(root: Path) -> Iterator[list[str]]:
                 name = events[offset + INOTIFY_EVENT.size:offset + INOTIFY_EVENT.size + length].rstrip(b"\0")
                 offset += INOTIFY_EVENT.size + length
                 if not mask & IN_ISDIR:
-                    opened.append(str((folders[watch] / os.fsdecode(name)).relative_to(root)))
+                    opened.append((str((folders[watch] / os.fsdecode(name)).relative_to(root)), False))
+                elif not name:  # a watched folder opened itself (its parent reports it too, by name)
+                    opened.append((str(folders[watch].relative_to(root)), True))
     finally:
         os.close(fd)
 

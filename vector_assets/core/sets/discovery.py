@@ -16,7 +16,7 @@ from pathlib import Path
 from vector_assets.core.errors import ManifestError
 from vector_assets.core.sets.catalog import (
     SkippedLocation,
-    backup_locations,
+    backup_folders,
     complete_timestamps_in,
     key_label,
     partition_keys,
@@ -92,6 +92,11 @@ class Discovery:
     folders: dict[str, FolderState]
     rescanned: list[str]
     skipped: list[SkippedLocation] = field(default_factory=list)
+    locations: list[Location] = field(default_factory=list)  # in scan order
+
+    def fingerprints(self) -> tuple[tuple[Location, str | None], ...]:
+        """Each location with the fingerprint its folder had when it was looked at."""
+        return tuple((location, self.folders[location.label].fingerprint) for location in self.locations)
 
     def unreported(self, cursor: DiscoveryCursor) -> list[FoundSet]:
         """Sets not yet reported under their current key, newest first."""
@@ -105,11 +110,10 @@ def discover(root: Root | Path | str, cursor: DiscoveryCursor, manifests: Manife
     root = open_root(root)
     manifests = ManifestReads() if manifests is None else manifests
     skipped: list[SkippedLocation] = []
-    locations = backup_locations(root, skipped)
+    located = backup_folders(root, skipped)
     folders: dict[str, FolderState] = {}
     rescanned = []
-    for location in locations:
-        folder = location.folder(root)
+    for location, folder in located.items():
         fingerprint = folder.fingerprint()  # taken before listing: a later change shows next tick
         known = cursor.folders.get(location.label)
         if known is not None and known.fingerprint == fingerprint and known.labels is not None:
@@ -117,8 +121,9 @@ def discover(root: Root | Path | str, cursor: DiscoveryCursor, manifests: Manife
             continue
         folders[location.label] = _listed_again(folder, fingerprint, known, manifests)
         rescanned.append(location.label)
-    keyed = partition_keys([(location, folders[location.label].sets()) for location in locations])
-    return Discovery([FoundSet(key, location, ts) for key, location, ts in keyed], folders, rescanned, skipped)
+    keyed = partition_keys([(location, folders[location.label].sets()) for location in located])
+    found = [FoundSet(key, location, ts) for key, location, ts in keyed]
+    return Discovery(found, folders, rescanned, skipped, list(located))
 
 
 def _listed_again(

@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from vector_assets.core.errors import InvalidTaskIdError
-from vector_assets.core.sets.catalog import SkippedLocation, bytes_of
+from vector_assets.core.sets.catalog import KEY_LABELS, SkippedLocation, bytes_of
 from vector_assets.core.sets.copies import where_copies_are
 from vector_assets.core.sets.legacy_rows import read_remembered, remembered_rows
 from vector_assets.core.sets.manifest import ManifestReads
@@ -322,31 +322,55 @@ def short_key(recipient: str) -> str:
     return f"{recipient[:10]}…{recipient[-6:]}"
 
 
+class InventoryLine(NamedTuple):
+    """What the inventory asset shows of a set and adds to its totals, without its key (which
+    depends on every location); the sensor keeps one per set between ticks (``inventory_state``)."""
+
+    timestamp: str
+    kind: str
+    parent: str | None
+    rows: dict[str, int] | None
+    total_bytes: int
+    has_log: bool
+
+    @classmethod
+    def of(cls, entry: InventoryEntry) -> InventoryLine:
+        rows = dict(entry.rows) if entry.rows is not None else None
+        return cls(entry.timestamp, entry.kind, entry.parent, rows, entry.total_bytes, entry.has_log)
+
+    @property
+    def key_label(self) -> str | None:
+        return KEY_LABELS.get(self.kind)
+
+
+def table_record(
+    key: str, location: Location, line: InventoryLine, copies: tuple[str, ...] = ()
+) -> dict[str, str | int | bool | None]:
+    """One flat row for ``dg.MetadataValue.table``."""
+    rows = line.rows or {}
+    return {
+        "key": key,
+        "location": location.task_id or "global",
+        "timestamp": line.timestamp,
+        "backup_date": datetime.strptime(line.timestamp, TIMESTAMP_FORMAT).strftime(BACKUP_DATE_FORMAT),
+        "legacy": line.kind == "legacy",
+        "kind": line.kind,
+        "parent": line.parent,
+        "collection_rows": rows.get(COLLECTION_TABLE),
+        "embedding_rows": rows.get(EMBEDDING_TABLE),
+        "total_size": human_size(line.total_bytes),
+        "total_bytes": line.total_bytes,
+        "has_log": line.has_log,
+        "copies": ", ".join(copies) or "local",
+    }
+
+
 def inventory_table_records(inventory: Inventory) -> list[dict[str, str | int | bool | None]]:
-    """One flat row per set, in the inventory's order, for ``dg.MetadataValue.table``."""
-    records = []
-    for location in inventory.locations:
-        for entry in location.backups:
-            rows = entry.rows or {}
-            records.append(
-                {
-                    "key": entry.key,
-                    "location": location.location.task_id or "global",
-                    "timestamp": entry.timestamp,
-                    "backup_date": entry.backup_date,
-                    "legacy": entry.legacy,
-                    "kind": entry.kind,
-                    "parent": entry.parent,
-                    "collection_rows": rows.get(COLLECTION_TABLE),
-                    "embedding_rows": rows.get(EMBEDDING_TABLE),
-                    "total_size": human_size(entry.total_bytes),
-                    "total_bytes": entry.total_bytes,
-                    "has_log": entry.has_log,
-                    "copies": ", ".join(entry.copies) or "local",
-                    "encrypted_to": ", ".join(entry.encrypted_to) or None,
-                }
-            )
-    return records
+    """One flat row per set, in the inventory's order."""
+    return [
+        table_record(entry.key, location.location, InventoryLine.of(entry), entry.copies)
+        for location in inventory.locations for entry in location.backups
+    ]
 
 
 def displayed_root(root: Root | Path, configured_root: str | None) -> str:

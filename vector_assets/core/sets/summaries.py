@@ -8,14 +8,16 @@ manifest, a tick that found one new set among n opened n files (on an object sto
 So each set's summary is remembered in one file under the root's state folder, with the
 identity of the manifest it was read from as the folder's listing shows it (size, time and, in
 an object store, ETag). A manifest listed as it was is not read again; one listed otherwise (a
-rekey rewrites it) is. The file is a cache: lost, stale, unreadable or not writable, it costs
-reads, never a wrong answer. It holds the sets under the root now, not the history.
+rekey rewrites it) is. Each location's records are one JSON text in the file, parsed only when
+that location is listed: the sensor lists only the folders that changed. The file is a cache:
+lost, stale, unreadable or not writable, it costs reads, never a wrong answer. It holds the
+sets under the root now, not the history.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from vector_assets.core.sets.storage import FileEntry, Root, SetFolder
 from vector_assets.core.tables import LEGACY_TABLES
 
 SUMMARIES_FILE = "set_summaries.json"
-SUMMARIES_VERSION = 1
+SUMMARIES_VERSION = 2  # version 1 kept every set's record in one object, read whole
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,24 @@ class ListedSet:
         return bytes_of(names, self.listing)
 
 
+@dataclass(frozen=True)
+class ListedLocation:
+    """One location's complete sets as one listing of its folder shows them: each timestamp's
+    summary, oldest first (None for a legacy set; a set whose manifest does not read is left out)."""
+
+    location: Location
+    folder: SetFolder
+    listing: Mapping[str, FileEntry] = field(repr=False)
+    summaries: dict[str, SetSummary | None]
+
+    def key_labels(self) -> list[tuple[str, str | None]]:
+        """(timestamp, the label its partition key carries), as ``partition_keys`` takes them."""
+        return [(ts, KEY_LABELS.get(s.kind) if s else None) for ts, s in self.summaries.items()]
+
+    def listed_set(self, key: str, timestamp: str) -> ListedSet:
+        return ListedSet(key, timestamp, self.location, self.folder, self.summaries[timestamp], self.listing)
+
+
 def list_sets(
     root: Root | Path | str, skipped: list[SkippedLocation] | None = None, manifests: ManifestReads | None = None
 ) -> list[ListedSet]:
@@ -148,35 +168,45 @@ def list_sets(
     a manifest read only when the remembered summaries do not hold it as it is listed now (and
     ``manifests``, what the caller read already, does not either)."""
     root = open_root(root)
+    listed = {location.location: location for location in list_locations(root, backup_locations(root, skipped), manifests)}
+    keyed = partition_keys([(location, listed_location.key_labels()) for location, listed_location in listed.items()])
+    sets = [listed[location].listed_set(key, ts) for key, location, ts in keyed]
+    return sorted(sets, key=lambda s: (s.timestamp, s.key))
+
+
+def list_locations(
+    root: Root | Path | str, locations: list[Location], manifests: ManifestReads | None = None,
+    present: Collection[str] | None = None,
+) -> list[ListedLocation]:
+    """The complete sets of ``locations``, one listing each, reading a manifest only when the
+    remembered summaries do not hold it as it is listed now. The remembered summaries of the
+    other locations named in ``present`` (labels; by default none) are kept as they are, unread;
+    those of any other location are dropped, so the file holds the sets under the root now."""
+    root = open_root(root)
     manifests = ManifestReads() if manifests is None else manifests
-    remembered = _read(root)
-    kept: dict[str, Any] = {}
-    per_location = []
-    for location in backup_locations(root, skipped):
+    stored = _read(root)
+    kept_labels = set(present or ()) - {location.label for location in locations}
+    kept = {label: text for label, text in stored.items() if label in kept_labels}
+    listed = []
+    for location in locations:
         folder = location.folder(root)
         listing = folder.entries()
-        summaries = {}
+        remembered, records = _records(stored.get(location.label)), {}
+        summaries: dict[str, SetSummary | None] = {}
         for timestamp, has_manifest in complete_timestamps_in(folder, list(listing)):
             if not has_manifest:
                 summaries[timestamp] = None
                 continue
-            place = f"{location.label}/{timestamp}"
-            kept[place], summary = _record(
-                folder, manifest_file_name(timestamp), listing, remembered.get(place), manifests
+            records[timestamp], summary = _record(
+                folder, manifest_file_name(timestamp), listing, remembered.get(timestamp), manifests
             )
             if summary is not None:
                 summaries[timestamp] = summary
-        per_location.append((location, folder, listing, summaries))
-    if kept != remembered:
+        kept[location.label] = json.dumps(records, separators=(",", ":"))
+        listed.append(ListedLocation(location, folder, listing, summaries))
+    if kept != stored:
         _write(root, kept)
-    keyed = partition_keys([
-        (location, [(ts, KEY_LABELS.get(s.kind) if s else None) for ts, s in summaries.items()])
-        for location, _, _, summaries in per_location
-    ])
-    found = {(location, ts): (folder, summaries[ts], listing) for location, folder, listing, summaries in per_location
-             for ts in summaries}
-    listed = [ListedSet(key, ts, location, *found[(location, ts)]) for key, location, ts in keyed]
-    return sorted(listed, key=lambda s: (s.timestamp, s.key))
+    return listed
 
 
 def _record(
@@ -199,22 +229,32 @@ def _record(
     return {"manifest": identity, "summary": summary.to_json() if summary else None}, summary
 
 
-def _read(root: Root) -> dict[str, Any]:
+def _read(root: Root) -> dict[str, str]:
+    """Per location label, its records as one JSON text, read only when it is listed."""
     try:
         data = json.loads(state_folder(root).read_bytes(SUMMARIES_FILE) or b"{}")
     except (OSError, ValueError, VectorAssetsError):
         return {}
-    if not isinstance(data, dict) or data.get("version") != SUMMARIES_VERSION or not isinstance(data.get("sets"), dict):
+    if not isinstance(data, dict) or data.get("version") != SUMMARIES_VERSION or not isinstance(data.get("locations"), dict):
         return {}
-    return data["sets"]
+    return {str(label): text for label, text in data["locations"].items() if isinstance(text, str)}
 
 
-def _write(root: Root, sets: dict[str, Any]) -> None:
+def _records(text: str | None) -> dict[str, Any]:
+    """One location's records by timestamp; none when they do not read."""
+    try:
+        records = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return records if isinstance(records, dict) else {}
+
+
+def _write(root: Root, locations: dict[str, str]) -> None:
     """Remember the summaries; a root that cannot be written to reads the manifests next time."""
     try:
         folder = state_folder(root)
         folder.prepare()
-        folder.write_bytes(SUMMARIES_FILE, json.dumps({"version": SUMMARIES_VERSION, "sets": sets},
+        folder.write_bytes(SUMMARIES_FILE, json.dumps({"version": SUMMARIES_VERSION, "locations": locations},
                                                       separators=(",", ":")).encode())
     except (OSError, BackupWriteError, VectorAssetsError):
         pass
