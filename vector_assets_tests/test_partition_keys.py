@@ -10,7 +10,7 @@ from vector_assets.cli import main
 from vector_assets.core.ops.backup import BackupRequest, run_backup
 from vector_assets.core.ops.restore import RestoreRequest, run_restore
 from vector_assets.core.ops.truncate import TruncateRequest, run_guarded_truncate
-from vector_assets.core.sets.discovery import DiscoveryCursor, discover
+from vector_assets.core.sets.discovery import CURSOR_VERSION, DiscoveryCursor, FolderState, discover
 from vector_assets.core.sets.manifest import INCREMENTAL
 from vector_assets_tests.support.dagster import PARTITIONS, Ticker, output_metadata, run_job
 from vector_assets_tests.support.database import tables_now
@@ -71,7 +71,7 @@ def test_a_cursor_of_the_earlier_version_keeps_what_was_reported_and_re_keys_onc
 
     relabelled = {f"{made[kind]}__{kind}" for kind in ("pre_restore", "incremental", "pre_truncate")}
     assert set(dagster_instance.get_dynamic_partitions(PARTITIONS)) == {made["full"]} | relabelled
-    assert json.loads(ticker.cursor)["version"] == 2
+    assert json.loads(ticker.cursor)["version"] == CURSOR_VERSION
     again = ticker.tick()
     assert not again.dynamic_partitions_requests
 
@@ -91,3 +91,24 @@ def test_only_a_real_duplicate_timestamp_is_logged_and_only_when_first_reported(
 
     assert len(first) == 1 and "20250101_020000__manual_20250101_000000" in first[0]
     assert second == []
+
+
+def test_the_cursor_names_only_the_sets_not_reported_under_their_folders_key_and_reads_back_whole():
+    folders = {
+        "vector_bak": FolderState("1:2:9", ["20250101_020000", "20250102_020000", "20250103_020000"],
+                                  {"20250102_020000": "incremental"}),
+        "task_20250101_000000/vector_bak": FolderState("3:2:4", ["20250101_020000", "20250104_020000"], {}),
+    }
+    reported = {
+        "vector_bak/20250101_020000": "20250101_020000",
+        "vector_bak/20250102_020000": "20250102_020000__incremental",
+        "task_20250101_000000/vector_bak/20250101_020000": "20250101_020000__task_20250101_000000",
+        "task_20250101_000000/vector_bak/20250104_020000": "20250104_020000",
+    }  # vector_bak/20250103_020000 not reported yet
+    text = DiscoveryCursor(folders, reported).to_json()
+
+    assert json.loads(text)["not_reported"] == ["vector_bak/20250103_020000"]
+    assert json.loads(text)["reported_otherwise"] == {
+        "task_20250101_000000/vector_bak/20250101_020000": "20250101_020000__task_20250101_000000",
+    }
+    assert DiscoveryCursor.from_json(text) == DiscoveryCursor(folders, reported)
