@@ -8,11 +8,11 @@ its result as the daemon would. An audit hook lists the files under the root eac
 new set (with a manifest, then a legacy one) at most ``TARGET_FILES`` at any number of sets.
 
 The first ticks (as many as the sensor's time budget needs) register every set; the instance
-stores their partitions and materializations (the freshness check reads every materialized
-partition on each change) but not their seven file and data checks a set: the sqlite test
+stores their partitions and materializations (the freshness asks storage which of the newest
+partitions are materialized) but not their seven file and data checks a set: the sqlite test
 instance takes 5 to 25 ms an event, and the ticks after them look check results up only for
 the partitions they report. Storing the materializations is most of this section's time at
-10,000 sets.
+10,000 sets. Each result's cursor size is given too: Dagster keeps the cursor with every tick.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class TickTiming:
     opened_unchanged: list[str] = field(default_factory=list)
     opened_one_new: list[str] = field(default_factory=list)
     opened_new_legacy: list[str] = field(default_factory=list)
+    cursor_bytes: int = 0
 
 
 class _OpenCounter:
@@ -155,7 +156,7 @@ def _measure_one(count: int, counter: _OpenCounter) -> TickTiming:
         if registered != count + 2:
             raise RuntimeError(f"the sensor registered {registered} partitions for {count + 2} sets")
     return TickTiming(count, write_seconds, first_ticks, first, unchanged, one_new, elapsed[-1],
-                      opened_unchanged, opened_one_new, opened_new_legacy)
+                      opened_unchanged, opened_one_new, opened_new_legacy, len(cursor[0] or ""))
 
 
 def _apply(instance, result, store_checks: bool) -> None:
@@ -185,8 +186,8 @@ def format_sensor_ticks(timings: list[TickTiming], load: tuple[float, float] | N
     lines += [
         "",
         "| sets | sets written s | first ticks s (ticks) | unchanged tick s | files | 1 new set s | files "
-        "| 1 new legacy set s | files | target |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| 1 new legacy set s | files | cursor kB | target |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for t in timings:
         met = (max(len(t.opened_one_new), len(t.opened_new_legacy)) <= TARGET_FILES
@@ -194,7 +195,8 @@ def format_sensor_ticks(timings: list[TickTiming], load: tuple[float, float] | N
         lines.append(
             f"| {t.sets:,} | {t.write_seconds:.1f} | {t.first_seconds:.2f} ({t.first_ticks}) | {t.unchanged_seconds:.3f} "
             f"| {len(t.opened_unchanged)} | {t.one_new_seconds:.3f} | {len(t.opened_one_new)} "
-            f"| {t.new_legacy_seconds:.3f} | {len(t.opened_new_legacy)} | {'met' if met else 'missed'} |"
+            f"| {t.new_legacy_seconds:.3f} | {len(t.opened_new_legacy)} | {t.cursor_bytes / 1000:.0f} "
+            f"| {'met' if met else 'missed'} |"
         )
     largest = timings[-1]
     lines += ["", f"Opened at {largest.sets:,} sets by the tick with one new set: {', '.join(largest.opened_one_new)}; "

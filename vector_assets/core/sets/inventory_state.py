@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, NamedTuple
 
 from vector_assets.core.errors import BackupWriteError, VectorAssetsError
@@ -62,6 +61,8 @@ class InventoryUpdateRequest:
 
 
 class PlacedLine(NamedTuple):
+    """A set's line with its key and location (``where_copies_are`` takes it as a placed set)."""
+
     key: str
     location: Location
     line: InventoryLine
@@ -127,7 +128,7 @@ def update_inventory(request: InventoryUpdateRequest) -> InventorySummary:
          else [(ts, line.key_label) for ts, line in remembered[location.label][1].items()])
         for location, _ in request.locations
     ])
-    lines = {label: lines for label, (_, lines) in remembered.items()} | _lines_of(root, listed, keyed)
+    lines = {label: kept for label, (_, kept) in remembered.items()} | _lines_of(root, listed, keyed)
     placed = [PlacedLine(key, location, lines[location.label][ts]) for key, location, ts in keyed]
     if listed or remembered.keys() != set(present):
         _write(root, {
