@@ -274,5 +274,9 @@ def test_the_remembered_summaries_are_a_cache_never_the_answer(backup_root):
     assert "vector_bak/vector_backup_20250102_020000.json" in opened
     assert "vector_bak/vector_backup_20250101_020000.json" not in opened
 
-    (backup_root / ".vector_assets" / "set_summaries.json").write_text('{"version": 1, "sets": {"x": [1]}}')
+    summaries = backup_root / ".vector_assets" / "set_summaries.json"
+    for damaged in ('{"20250102_020000": [1]}', "{not json"):
+        summaries.write_text(json.dumps({"version": 2, "locations": {"vector_bak": damaged}}))
+        assert rows_listed() == {"20250101_020000": 1, "20250102_020000": 7}
+    summaries.write_text('{"version": 1, "sets": {"x": [1]}}')  # an earlier version's file
     assert rows_listed() == {"20250101_020000": 1, "20250102_020000": 7}
