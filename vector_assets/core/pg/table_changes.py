@@ -13,8 +13,10 @@ from vector_assets.core.pg.catalog import column_list, regclass_literal, table_i
 
 LOCK_TIMEOUT = "60s"
 # TRUNCATE needs ACCESS EXCLUSIVE, and while it waits every new reader queues behind it. So it
-# waits at most this long per attempt, and pauses between attempts to let the readers through.
-EXCLUSIVE_LOCK_TIMEOUT = "1s"
+# waits at most about a second per attempt, and pauses between attempts to let the readers through.
+# An autovacuum worker holding the table is cancelled by the server only once a waiter has waited
+# deadlock_timeout, so each attempt waits that long and this much more.
+EXCLUSIVE_LOCK_MARGIN_MS = 1000
 EXCLUSIVE_LOCK_ATTEMPTS = 5
 EXCLUSIVE_LOCK_PAUSE_SECONDS = 1.0
 
@@ -34,29 +36,40 @@ def truncate_tables(cursor: psycopg2.extensions.cursor, tables: list[str] | tupl
 
 def truncate_with_brief_waits(cursor: psycopg2.extensions.cursor, tables: list[str] | tuple[str, ...]) -> None:
     """TRUNCATE, taking its exclusive lock in short tries inside a savepoint, so readers are
-    never held up for more than a second at a time; the rest of the transaction survives a miss.
+    never held up for more than a try (about two seconds) at a time; the rest of the transaction
+    survives a miss.
     """
+    timeout_ms = exclusive_lock_timeout_ms(cursor)
     for attempt in range(1, EXCLUSIVE_LOCK_ATTEMPTS + 1):
         cursor.execute("SAVEPOINT vector_assets_truncate")
-        cursor.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(EXCLUSIVE_LOCK_TIMEOUT)))
+        cursor.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{timeout_ms}ms")))
         try:
             truncate_tables(cursor, tables)
         except psycopg2.errors.LockNotAvailable:
             cursor.execute("ROLLBACK TO SAVEPOINT vector_assets_truncate")
             if attempt == EXCLUSIVE_LOCK_ATTEMPTS:
-                raise LockTimeoutError(_lock_timeout_message(cursor, tables)) from None
+                raise LockTimeoutError(_lock_timeout_message(cursor, tables, timeout_ms)) from None
             time.sleep(EXCLUSIVE_LOCK_PAUSE_SECONDS)
             continue
         cursor.execute("RELEASE SAVEPOINT vector_assets_truncate")
         return
 
 
-def _lock_timeout_message(cursor: psycopg2.extensions.cursor, tables: list[str] | tuple[str, ...]) -> str:
+def exclusive_lock_timeout_ms(cursor: psycopg2.extensions.cursor) -> int:
+    """How long one attempt waits: past the server's deadlock_timeout, when it cancels an
+    autovacuum worker in the way (one preventing wraparound it never cancels)."""
+    cursor.execute("SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout'")  # always in ms
+    return cursor.fetchone()[0] + EXCLUSIVE_LOCK_MARGIN_MS
+
+
+def _lock_timeout_message(
+    cursor: psycopg2.extensions.cursor, tables: list[str] | tuple[str, ...], timeout_ms: int
+) -> str:
     holders = lock_holders(cursor, tables)
     who = "; ".join(holders) if holders else "the holder had gone by the time we looked"
     return (
         f"could not take the exclusive lock to truncate {', '.join(tables)} in {EXCLUSIVE_LOCK_ATTEMPTS} tries "
-        f"of {EXCLUSIVE_LOCK_TIMEOUT} (readers were let through between tries); held by: {who}"
+        f"of {timeout_ms / 1000:g}s (readers were let through between tries); held by: {who}"
     )
 
 
@@ -65,7 +78,7 @@ def lock_holders(cursor: psycopg2.extensions.cursor, tables: list[str] | tuple[s
     (no query text: it may hold data)."""
     cursor.execute(
         """
-        SELECT DISTINCT a.pid, a.usename, a.application_name, a.state, a.xact_start
+        SELECT DISTINCT a.pid, coalesce('user ' || a.usename, a.backend_type), a.application_name, a.state, a.xact_start
         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
         WHERE l.granted AND l.pid <> pg_backend_pid()
           AND l.relation = ANY (SELECT to_regclass(t) FROM unnest(%s::text[]) AS t)
@@ -74,9 +87,9 @@ def lock_holders(cursor: psycopg2.extensions.cursor, tables: list[str] | tuple[s
         ([regclass_literal(cursor, table) for table in tables],),
     )
     return [
-        f"pid {pid} (user {user}, application {application or '-'}, {state}, transaction since {started:%Y-%m-%d %H:%M:%S%z})"
-        if started else f"pid {pid} (user {user}, application {application or '-'}, {state})"
-        for pid, user, application, state, started in cursor.fetchall()
+        f"pid {pid} ({who}, application {application or '-'}, {state}, transaction since {started:%Y-%m-%d %H:%M:%S%z})"
+        if started else f"pid {pid} ({who}, application {application or '-'}, {state})"
+        for pid, who, application, state, started in cursor.fetchall()
     ]
 
 
