@@ -10,6 +10,9 @@ For each size (50,000 to 800,000 rows x 384 by default; ``--scaling-sizes`` for 
 - an increment after 1% of the rows changed, and the restore of that chain;
 - the drill of a set whose table has an HNSW index, with the index's rebuild.
 
+Autovacuum is held off each size's tables (they start vacuumed and analyzed), so no worker
+shares the cores with a timed step, ours or the anchor's.
+
 Every step is measured with the CPU meter (``benchmarks.cpu_floor``): CPU seconds of ours,
 PostgreSQL's and the longest thread, and the step's CPU floor on this machine's cores.
 
@@ -126,6 +129,7 @@ def measure_scaling(
     for rows in sorted(sizes):
         dsn = server.dsn(f"scale_{rows}")
         build_database(server.dsn("postgres"), dsn, rows, dims)
+        _hold_autovacuum_off(dsn)
         measurements += measure_backups(server.bin_dir, dsn, rows, work, meter, repeats)
         measurements += measure_restores(server.bin_dir, dsn, rows, dims, work, meter, repeats)
         measurements += measure_increment(server, dsn, rows, work, meter)
@@ -260,6 +264,21 @@ def counter_changes(before: dict[str, float], after: dict[str, float]) -> dict[s
 
 def median_counters(readings: list[dict[str, float]]) -> dict[str, float]:
     return {name: statistics.median(reading[name] for reading in readings) for name in readings[0]} if readings else {}
+
+
+def _hold_autovacuum_off(dsn: str) -> None:
+    """No autovacuum worker on the size's tables while their steps are timed: one started by the
+    build, or by the reload before, took two cores' CPU from whichever step it overlapped (the
+    anchor's backups at 100,000 rows in one run). The tables start vacuumed and analyzed instead."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            for table in (COLLECTION_TABLE, EMBEDDING_TABLE):
+                cursor.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false, toast.autovacuum_enabled = false)")
+    finally:
+        conn.close()
+    _vacuum(dsn)
 
 
 def _vacuum(dsn: str) -> None:
