@@ -214,12 +214,7 @@ class Inventory:
 
     @property
     def response(self) -> str:
-        if not self.locations:
-            return f"no backup sets found under {self.root}"
-        return (
-            f"found {count_of(self.total_backup_sets, 'backup set')} "
-            f"in {count_of(len(self.locations), 'location')}"
-        )
+        return inventory_response(self.root, self.total_backup_sets, len(self.locations))
 
     def to_json(self) -> dict[str, Any]:
         scan_time = self.scanned_at.isoformat(timespec="seconds")
@@ -399,3 +394,9 @@ def _task_time(task_id: str) -> tuple[str, str]:
     _, _, when = task_id.partition("_")
     return when, task_id
 
+
+def inventory_response(root: str, sets: int, locations: int) -> str:
+    """The inventory's one-line description, for the whole inventory and the sensor's summary alike."""
+    if not locations:
+        return f"no backup sets found under {root}"
+    return f"found {count_of(sets, 'backup set')} in {count_of(locations, 'location')}"

@@ -29,6 +29,7 @@ from vector_assets.core.sets.inventory import (
     InventoryLine,
     displayed_root,
     entry_for,
+    inventory_response,
     inventory_table_records,
     table_record,
 )
@@ -37,7 +38,6 @@ from vector_assets.core.sets.manifest import ManifestReads
 from vector_assets.core.sets.naming import Location
 from vector_assets.core.sets.storage import Root
 from vector_assets.core.sets.summaries import ListedLocation, list_locations, list_sets
-from vector_assets.core.units import count_of
 
 STATE_FILE = "inventory_lines.json"
 STATE_VERSION = 1
@@ -92,9 +92,7 @@ class InventorySummary:
 
     @property
     def response(self) -> str:
-        if not self.total_locations:
-            return f"no backup sets found under {self.root}"
-        return f"found {count_of(self.total_backup_sets, 'backup set')} in {count_of(self.total_locations, 'location')}"
+        return inventory_response(self.root, self.total_backup_sets, self.total_locations)
 
     @classmethod
     def of(cls, inventory: Inventory, newest_shown: int = NEWEST_SETS_SHOWN) -> InventorySummary:
